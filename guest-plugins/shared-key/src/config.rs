@@ -1,0 +1,94 @@
+//! The component's configuration, parsed once in `init`.
+
+use crate::deny;
+use crate::portcullis::auth::types::Verdict;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    secret: Option<String>,
+    header: Option<String>,
+    scheme: Option<String>,
+    grace: Option<serde_json::Value>,
+    // Handled by the gateway at start-up; accepted here so the table validates.
+    #[allow(dead_code)]
+    key: Option<String>,
+}
+
+pub struct Config {
+    pub workload: String,
+    pub secret: String,
+    /// Lower-case header name.
+    pub header: String,
+    pub scheme: Option<String>,
+    pub grace_seconds: u64,
+}
+
+const DEFAULT_GRACE_SECONDS: u64 = 600;
+
+impl Config {
+    pub fn parse(json: &str, workload: &str) -> Result<Config, String> {
+        let file: File = serde_json::from_str(json).map_err(|e| format!("invalid shared-key config: {e}"))?;
+        if let Some(key) = &file.key {
+            if key != "auto" {
+                return Err(format!("`key` may only be \"auto\" (got {key:?}); keys are never written in the policy"));
+            }
+        }
+        let header = file.header.unwrap_or_else(|| "x-portcullis-key".to_string()).to_ascii_lowercase();
+        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(format!("`header` {header:?} is not a valid header name"));
+        }
+        let grace_seconds = match file.grace {
+            None => DEFAULT_GRACE_SECONDS,
+            Some(value) => parse_duration(&value)?,
+        };
+        Ok(Config {
+            workload: workload.to_string(),
+            secret: file.secret.unwrap_or_else(|| format!("workload:{workload}:shared-key")),
+            header,
+            scheme: file.scheme.filter(|s| !s.is_empty()),
+            grace_seconds,
+        })
+    }
+
+    pub fn previous_secret(&self) -> String {
+        format!("{}:previous", self.secret)
+    }
+
+    /// 401 that tells a person what to send and where to find the key. It
+    /// deliberately carries no `WWW-Authenticate: Bearer resource_metadata=…`
+    /// challenge: that would start an OAuth discovery MCP clients cannot finish.
+    pub fn unauthorized(&self, error: &str, what: &str) -> Verdict {
+        let how = match &self.scheme {
+            Some(scheme) => format!("`{}: {scheme} <key>`", self.header),
+            None => format!("`{}: <key>`", self.header),
+        };
+        let message = format!(
+            "{what} Send the workload's key as {how}; `portcullis keys show {}` prints it, and `portcullis bridge {}` adds it for stdio clients.",
+            self.workload, self.workload
+        );
+        deny(401, error, &message, Some(&self.header))
+    }
+}
+
+/// Seconds as a number, or a string with an `s`, `m` or `h` suffix.
+fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
+    let bad = || format!("`grace` must be seconds or a duration like \"10m\" (got {value})");
+    match value {
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(bad),
+        serde_json::Value::String(s) => {
+            let s = s.trim();
+            let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = digits.parse().map_err(|_| bad())?;
+            let factor = match unit {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                _ => return Err(bad()),
+            };
+            n.checked_mul(factor).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}

@@ -1,0 +1,128 @@
+//! Prometheus metrics. Every label value comes from the policy (workload and
+//! component names) or from a fixed set in this code — never from request data,
+//! so a client cannot create series or smuggle text into the metrics.
+
+use crate::runtime::plugin::FaultKind;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    workload: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    workload: String,
+    component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    workload: String,
+    component: String,
+    kind: &'static str,
+    blame: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    call_seconds: Family<PluginLabels, Histogram>,
+    faults: Family<FaultLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        // 1 µs .. ~1 s: component calls range from a pooled check to a JWKS fetch.
+        let call_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-6, 4.0, 11)));
+        let faults = Family::<FaultLabels, Counter>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("requests", "Requests by workload and outcome", requests.clone());
+        registry.register("component_call_seconds", "Duration of component calls", call_seconds.clone());
+        registry.register("component_faults", "Component calls that failed (trap, deadline, memory limit, ...)", faults.clone());
+        registry.register("reloads", "Policy reloads by result", reloads.clone());
+        Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads }
+    }
+
+    /// Counts one finished request; `outcome` is a fixed label such as `allowed` or `denied`.
+    pub fn request(&self, workload: &str, outcome: &'static str) {
+        self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).inc();
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads.get_or_create(&ReloadLabels { result: if ok { "success" } else { "failure" } }).inc();
+    }
+
+    /// Handles for one chain position, resolved once at policy load.
+    pub fn plugin(&self, workload: &str, component: &str) -> PluginMetrics {
+        let labels = PluginLabels { workload: workload.to_owned(), component: component.to_owned() };
+        let fault = |kind: FaultKind| {
+            self.faults
+                .get_or_create(&FaultLabels {
+                    workload: workload.to_owned(),
+                    component: component.to_owned(),
+                    kind: kind.label(),
+                    blame: kind.blame(),
+                })
+                .clone()
+        };
+        PluginMetrics {
+            latency: self.call_seconds.get_or_create(&labels).clone(),
+            faults: [
+                fault(FaultKind::Trap),
+                fault(FaultKind::Deadline),
+                fault(FaultKind::MemoryLimit),
+                fault(FaultKind::BadVerdict),
+                fault(FaultKind::Instantiate),
+            ],
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String does not fail");
+        out
+    }
+}
+
+/// One chain position's metric handles.
+#[derive(Clone)]
+pub struct PluginMetrics {
+    pub latency: Histogram,
+    faults: [Counter; 5],
+}
+
+impl PluginMetrics {
+    pub fn fault(&self, kind: FaultKind) -> &Counter {
+        let index = match kind {
+            FaultKind::Trap => 0,
+            FaultKind::Deadline => 1,
+            FaultKind::MemoryLimit => 2,
+            FaultKind::BadVerdict => 3,
+            FaultKind::Instantiate => 4,
+        };
+        &self.faults[index]
+    }
+}

@@ -1,0 +1,202 @@
+//! The running gateway: the current [`Snapshot`], the listeners that serve it,
+//! reloads (SIGHUP and file changes) and graceful shutdown.
+//!
+//! A reload builds a complete new snapshot beside the old one and swaps it in
+//! atomically; requests in flight finish on the snapshot they started with. A
+//! policy that does not load or compile leaves the old snapshot serving.
+
+mod sites;
+mod watch;
+
+use crate::admin::metrics::Metrics;
+use crate::policy::{self, error::PolicyErrors};
+use crate::proxy::server::{self, ListenerHandle};
+use crate::proxy::workload::Workload;
+use crate::runtime::Runtime;
+use crate::runtime::capabilities::Services;
+use crate::secrets::SecretStore;
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use sites::{AdminSite, WorkloadSite};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Mutex;
+
+/// The compiled, immutable form of one policy.
+pub struct Snapshot {
+    pub workloads: HashMap<Arc<str>, Arc<Workload>>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// What the listeners share.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    pub metrics: Arc<Metrics>,
+    ready: AtomicBool,
+}
+
+impl Shared {
+    pub fn workload(&self, name: &str) -> Option<Arc<Workload>> {
+        self.snapshot.load().workloads.get(name).cloned()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
+
+/// How to start a gateway.
+pub struct Options {
+    pub policy: PathBuf,
+    /// Data directory (secret store, component cache).
+    pub home: PathBuf,
+}
+
+pub struct Gateway {
+    shared: Arc<Shared>,
+    runtime: Arc<Runtime>,
+    services: Services,
+    policy_path: PathBuf,
+    listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
+    admin: Mutex<Option<ListenerHandle>>,
+}
+
+impl Gateway {
+    /// Loads and compiles the policy, then binds every listener.
+    pub async fn start(options: Options) -> anyhow::Result<Arc<Gateway>> {
+        crate::proxy::tls::install_crypto_provider();
+        let runtime = Runtime::new(Some(options.home.join("cache/components")))?;
+        let services = Services::new(Arc::new(SecretStore::in_home(&options.home)));
+        let metrics = Arc::new(Metrics::new());
+        let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
+        let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(snapshot), metrics, ready: AtomicBool::new(false) });
+        let gateway = Arc::new(Gateway {
+            shared,
+            runtime,
+            services,
+            policy_path: options.policy,
+            listeners: Mutex::new(HashMap::new()),
+            admin: Mutex::new(None),
+        });
+        gateway.reconcile_listeners().await?;
+        gateway.shared.ready.store(true, Ordering::Relaxed);
+        Ok(gateway)
+    }
+
+    /// The address a workload's listener is bound to (useful with port 0).
+    pub async fn local_addr(&self, workload: &str) -> Option<SocketAddr> {
+        self.listeners.lock().await.get(workload).map(|l| l.addr)
+    }
+
+    pub async fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.lock().await.as_ref().map(|l| l.addr)
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Re-reads the policy file. On success the new snapshot serves new requests;
+    /// on failure the old one keeps serving and the error says why.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let result = async {
+            let snapshot = build(&self.policy_path, &self.runtime, &self.services, &self.shared.metrics).await?;
+            self.shared.snapshot.store(Arc::new(snapshot));
+            self.reconcile_listeners().await
+        }
+        .await;
+        self.shared.metrics.reload(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!(policy = %self.policy_path.display(), "policy reloaded"),
+            Err(error) => tracing::error!(policy = %self.policy_path.display(), error = %format!("{error:#}"),
+                "policy reload failed; the previous policy keeps serving"),
+        }
+        result
+    }
+
+    /// Stops accepting, drains in-flight requests, and returns.
+    pub async fn shutdown(&self) {
+        self.shared.ready.store(false, Ordering::Relaxed);
+        let listeners: Vec<_> = self.listeners.lock().await.drain().map(|(_, l)| l).collect();
+        // Tell every listener first, then wait: they drain in parallel.
+        let mut draining = tokio::task::JoinSet::new();
+        for listener in listeners {
+            draining.spawn(listener.stop());
+        }
+        draining.join_all().await;
+        if let Some(admin) = self.admin.lock().await.take() {
+            admin.stop().await;
+        }
+    }
+
+    /// Binds listeners for new workloads (or moved ones) and stops those of removed ones.
+    async fn reconcile_listeners(&self) -> anyhow::Result<()> {
+        let snapshot = self.shared.snapshot.load_full();
+        let mut listeners = self.listeners.lock().await;
+        let mut stopping = Vec::new();
+        listeners.retain(|name, handle| {
+            let keep = snapshot.workloads.get(name).is_some_and(|w| same_listen(w.listen, handle.addr));
+            if !keep {
+                stopping.push(name.clone());
+            }
+            keep
+        });
+        let stopped: Vec<ListenerHandle> = stopping.iter().filter_map(|n| listeners.remove(n)).collect();
+        for handle in stopped {
+            tokio::spawn(handle.stop());
+        }
+        for (name, workload) in &snapshot.workloads {
+            if listeners.contains_key(name) {
+                continue;
+            }
+            let listener = tokio::net::TcpListener::bind(workload.listen)
+                .await
+                .with_context(|| format!("workload `{name}`: cannot listen on {}", workload.listen))?;
+            let site = Arc::new(WorkloadSite { name: name.clone(), shared: self.shared.clone() });
+            let handle = server::spawn(listener, site)?;
+            tracing::info!(workload = %name, addr = %handle.addr, upstream = %workload.upstream.base(), "listening");
+            if workload.inbound.is_empty() {
+                tracing::warn!(workload = %name, "serving WITHOUT authentication (anonymous = true)");
+            }
+            listeners.insert(name.clone(), handle);
+        }
+        let mut admin = self.admin.lock().await;
+        let wanted = snapshot.admin;
+        let current = admin.as_ref().map(|a| a.addr);
+        if current.is_some() && !wanted.is_some_and(|w| same_listen(w, current.unwrap())) {
+            if let Some(old) = admin.take() {
+                tokio::spawn(old.stop());
+            }
+        }
+        if let (Some(addr), None) = (wanted, admin.as_ref()) {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin: cannot listen on {addr}"))?;
+            let handle = server::spawn(listener, Arc::new(AdminSite { shared: self.shared.clone() }))?;
+            tracing::info!(addr = %handle.addr, "admin listener");
+            *admin = Some(handle);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a listener bound at `bound` serves the policy's `wanted` address
+/// (port 0 in the policy means "any port", as tests use).
+fn same_listen(wanted: SocketAddr, bound: SocketAddr) -> bool {
+    wanted.ip() == bound.ip() && (wanted.port() == 0 || wanted.port() == bound.port())
+}
+
+async fn build(path: &std::path::Path, runtime: &Runtime, services: &Services, metrics: &Metrics) -> anyhow::Result<Snapshot> {
+    let loaded = policy::load_file(path).map_err(anyhow::Error::new)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    policy::compile::compile(&loaded, runtime, services, metrics).await.map_err(|e: PolicyErrors| anyhow::Error::new(e))
+}
+
+pub use watch::run;

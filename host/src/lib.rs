@@ -1,0 +1,33 @@
+//! Portcullis: a WebAssembly-extensible auth gateway.
+//!
+//! A request arrives on a workload's listener, passes the request guard (Host and
+//! Origin checks, size limits), then the workload's inbound chain of Wasm
+//! authenticators, then its outbound chain of credential injectors, and is
+//! forwarded to the upstream with the response streamed back unbuffered.
+//!
+//! # A map of the modules, in reading order
+//! - [`policy`]: the policy file — its serde form ([`policy::file`]), the errors
+//!   that name file, line and key, and the compile step into a runtime
+//!   [`gateway::Snapshot`].
+//! - [`runtime`]: the Wasm plugin runtime — one wasmtime engine, the on-disk
+//!   compile cache, the WIT bindings, instance strategies (pooled or per-request)
+//!   with deadlines and memory caps, and the host capabilities each component is
+//!   granted ([`runtime::capabilities`]).
+//! - [`proxy`]: the data plane — listeners (plain and TLS), the request guard,
+//!   the pipeline ([`proxy::pipeline`], read it top to bottom), the chain rule,
+//!   the upstream forwarder and the one place errors become responses.
+//! - [`gateway`]: the running gateway — the current snapshot, reload on SIGHUP
+//!   and file change, graceful shutdown.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`secrets`]: the encrypted secret store (AES-256-GCM; key from the OS
+//!   keychain or Argon2id from a password).
+//! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
+
+pub mod admin;
+pub mod cli;
+pub mod gateway;
+pub mod home;
+pub mod policy;
+pub mod proxy;
+pub mod runtime;
+pub mod secrets;

@@ -1,0 +1,196 @@
+//! Compiling a validated policy into the runtime [`Snapshot`]: components
+//! loaded (sha256 checked first), compiled or taken from the cache, linked with
+//! exactly their grants, and initialised with their configuration.
+
+use super::error::{PolicyError, PolicyErrors};
+use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
+use super::load::LoadedPolicy;
+use super::location::KeyPath;
+use crate::admin::metrics::Metrics;
+use crate::gateway::Snapshot;
+use crate::proxy::chain::InboundChain;
+use crate::proxy::guard::RequestGuard;
+use crate::proxy::upstream::Upstream;
+use crate::proxy::workload::Workload;
+use crate::runtime::Runtime;
+use crate::runtime::builtins;
+use crate::runtime::capabilities::{Capabilities, PluginLabel, Services};
+use crate::runtime::plugin::{Limits, Plugin, PluginSpec, Role};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::Component;
+
+const DEFAULT_MAX_BODY_KIB: u64 = 4096;
+const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
+const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+
+/// Builds a snapshot. All components are compiled before any is instantiated,
+/// and each distinct component is compiled once however often it is used.
+pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Services, metrics: &Metrics) -> Result<Snapshot, PolicyErrors> {
+    let mut errors = Vec::new();
+    let mut components: HashMap<String, Component> = HashMap::new();
+    let mut workloads = HashMap::new();
+    for (n, file) in policy.file.workloads.iter().enumerate() {
+        let key = KeyPath::root().key("workloads").index(n);
+        match compile_workload(policy, file, &key, runtime, services, metrics, &mut components).await {
+            Ok(workload) => {
+                workloads.insert(workload.name.clone(), Arc::new(workload));
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PolicyErrors(errors));
+    }
+    Ok(Snapshot { workloads, admin: policy.file.admin.as_ref().map(|a| a.listen) })
+}
+
+async fn compile_workload(
+    policy: &LoadedPolicy,
+    file: &WorkloadFile,
+    key: &KeyPath,
+    runtime: &Runtime,
+    services: &Services,
+    metrics: &Metrics,
+    components: &mut HashMap<String, Component>,
+) -> Result<Workload, Vec<PolicyError>> {
+    let mut errors = Vec::new();
+    let name: Arc<str> = file.name.as_str().into();
+    let public_url = url::Url::parse(&file.public_url).expect("validated at load");
+    let upstream_url = url::Url::parse(&file.upstream).expect("validated at load");
+
+    let tls = match &file.tls {
+        Some(tls) => match crate::proxy::tls::server_config(&policy.resolve(&tls.cert), &policy.resolve(&tls.key)) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                errors.push(policy.error_at(&key.key("tls"), format!("{e:#}"), Some("`cert` and `key` are PEM files, relative to the policy file".into())));
+                None
+            }
+        },
+        None => None,
+    };
+    let upstream_timeout = Duration::from_millis(file.limits.upstream_timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS));
+    let upstream = match crate::proxy::tls::client_config(file.upstream_ca.as_deref().map(|p| policy.resolve(p)).as_deref())
+        .and_then(|tls| Upstream::new(&upstream_url, tls, upstream_timeout))
+    {
+        Ok(upstream) => Some(upstream),
+        Err(e) => {
+            errors.push(policy.error_at(&key.key("upstream_ca"), format!("{e:#}"), None));
+            None
+        }
+    };
+
+    let mut chains: [Vec<Arc<Plugin>>; 2] = [Vec::new(), Vec::new()];
+    for (chain, role, entries) in [(0, Role::Authenticator, &file.inbound), (1, Role::Injector, &file.outbound)] {
+        let chain_key = key.key(if role == Role::Authenticator { "inbound" } else { "outbound" });
+        for (position, entry) in entries.iter().enumerate() {
+            let entry_key = chain_key.index(position);
+            match compile_entry(policy, file, entry, &entry_key, role, position, &public_url, runtime, services, metrics, components).await {
+                Ok(plugin) => chains[chain].push(plugin),
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let [inbound, outbound] = chains;
+    Ok(Workload {
+        guard: RequestGuard::new(&public_url, &file.allowed_hosts, &file.allowed_origins),
+        inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
+        outbound,
+        upstream: upstream.expect("no errors"),
+        tls,
+        listen: file.listen,
+        public_url,
+        max_body_bytes: file.limits.max_request_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB) * 1024,
+        header_timeout: Duration::from_millis(file.limits.header_timeout_ms.unwrap_or(DEFAULT_HEADER_TIMEOUT_MS)),
+        name,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn compile_entry(
+    policy: &LoadedPolicy,
+    workload: &WorkloadFile,
+    entry: &ChainEntryFile,
+    key: &KeyPath,
+    role: Role,
+    position: usize,
+    public_url: &url::Url,
+    runtime: &Runtime,
+    services: &Services,
+    metrics: &Metrics,
+    components: &mut HashMap<String, Component>,
+) -> Result<Arc<Plugin>, PolicyError> {
+    let component = match components.get(&entry.component) {
+        Some(c) => c.clone(),
+        None => {
+            let c = load_component(policy, &entry.component, key, runtime)?;
+            components.insert(entry.component.clone(), c.clone());
+            c
+        }
+    };
+    let declared = policy.file.components.get(&entry.component);
+    let base_limits = declared.map(|c| &c.limits);
+    let limits = merge_limits(entry.limits.as_ref(), base_limits);
+    let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
+    let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
+    let chain = if role == Role::Authenticator { "inbound" } else { "outbound" };
+    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]")));
+    let spec = PluginSpec {
+        metrics: metrics.plugin(&workload.name, &entry.component),
+        label,
+        role,
+        component,
+        config_json: serde_json::Value::Object(entry.config.clone()).to_string(),
+        public_url: public_url.to_string(),
+        limits,
+        isolation,
+        caps,
+    };
+    Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
+}
+
+fn setup_hint(component: &str) -> String {
+    format!("check the `config` and `grants` of `{component}` against its documentation")
+}
+
+fn merge_limits(entry: Option<&LimitsFile>, component: Option<&LimitsFile>) -> Limits {
+    let pick = |f: fn(&LimitsFile) -> Option<u64>| entry.and_then(f).or(component.and_then(f));
+    let defaults = Limits::default();
+    Limits {
+        deadline: pick(|l| l.deadline_ms).map(Duration::from_millis).unwrap_or(defaults.deadline),
+        memory_bytes: pick(|l| l.memory_mib.map(u64::from)).map(|mib| mib as usize * 1024 * 1024).unwrap_or(defaults.memory_bytes),
+        max_uses: pick(|l| l.max_uses.map(u64::from)).map(|n| n as u32).unwrap_or(defaults.max_uses),
+    }
+}
+
+/// Reads a component, checks its pin, and compiles it (or takes it from the cache).
+fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Runtime) -> Result<Component, PolicyError> {
+    let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
+    if let Some(builtin) = name.strip_prefix("builtin:") {
+        let builtin = builtins::lookup(builtin).expect("validated at load");
+        return runtime.component(builtin.sha256(), builtin.wasm).map_err(|e| err(format!("the built-in component failed to compile: {e:#}"), None));
+    }
+    let declared = &policy.file.components[name];
+    let path = policy.resolve(&declared.path);
+    let component_key = KeyPath::root().key("components").key(name);
+    let wasm = std::fs::read(&path).map_err(|e| {
+        policy.error_at(&component_key.key("path"), format!("cannot read {}: {e}", path.display()), Some("the path is relative to the policy file".into()))
+    })?;
+    // The pin is checked before the bytes go anywhere near the compiler.
+    let actual = hex::encode(Sha256::digest(&wasm));
+    if !actual.eq_ignore_ascii_case(&declared.sha256) {
+        return Err(policy.error_at(
+            &component_key.key("sha256"),
+            format!("{} does not match its pinned sha256 (the file's is {actual})", path.display()),
+            Some("if you rebuilt the component on purpose, update `sha256`; otherwise the file was changed".into()),
+        ));
+    }
+    runtime.component(&actual, &wasm).map_err(|e| {
+        policy.error_at(&component_key.key("path"), format!("{} is not a usable component: {e:#}", path.display()), None)
+    })
+}

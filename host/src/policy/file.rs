@@ -1,0 +1,172 @@
+//! The policy file's serde form. Field docs become the JSON Schema's descriptions.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A Portcullis policy (`portcullis check FILE` validates one).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The policy format version; only `1` exists.
+    pub version: u32,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`); none when absent.
+    pub admin: Option<AdminFile>,
+    /// Third-party components by name, referenced from chains as `component = "<name>"`.
+    /// Built-in components (`builtin:...`) need no entry.
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentFile>,
+    /// The workloads: one listener each, in front of one upstream.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadFile>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Address to listen on, e.g. `127.0.0.1:9901`. Keep it on loopback: metrics are not authenticated.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentFile {
+    /// Path to the `.wasm` component, relative to the policy file.
+    pub path: PathBuf,
+    /// The component's SHA-256 (hex). Checked before the component is compiled or run.
+    pub sha256: String,
+    /// Resource limits for every use of this component.
+    #[serde(default)]
+    pub limits: LimitsFile,
+    /// How instances are reused; see `Isolation`.
+    pub isolation: Option<Isolation>,
+}
+
+/// Per-component resource limits. A call that exceeds one fails closed.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// Wall-clock deadline for one call, in milliseconds (default 100, at most 10000).
+    pub deadline_ms: Option<u64>,
+    /// Linear-memory cap per instance, in MiB (default 16, at most 64).
+    pub memory_mib: Option<u32>,
+    /// Calls a pooled instance serves before it is replaced (default 10000).
+    pub max_uses: Option<u32>,
+}
+
+/// How component instances are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Instances are reused (about 1 µs per call); recycled after `max_uses` calls and after any trap.
+    Pooled,
+    /// A fresh instance for every request (tens of µs per call): nothing survives between requests.
+    PerRequest,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// A unique name: used in logs, metrics, secret names and the CLI.
+    pub name: String,
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The upstream's base URL (`http://` or `https://`).
+    pub upstream: String,
+    /// The URL clients use to reach this workload: the resource identifier. Never taken from request headers.
+    pub public_url: String,
+    /// Extra `Host` values accepted besides `public_url`'s host and the loopback names (`host` or `host:port`).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Extra browser origins accepted (e.g. `https://app.example.com`); requests without `Origin` are fine.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Serve without any authenticator. Required for an empty inbound chain; logged as a warning at start.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// How the inbound chain's verdicts combine.
+    #[serde(default)]
+    pub chain_rule: ChainRule,
+    /// Authenticators, in order.
+    #[serde(default)]
+    pub inbound: Vec<ChainEntryFile>,
+    /// Credential injectors toward the upstream, in order.
+    #[serde(default)]
+    pub outbound: Vec<ChainEntryFile>,
+    /// Serve TLS with these PEM files instead of plain HTTP.
+    pub tls: Option<TlsFile>,
+    /// Extra CA certificates (PEM) trusted for an `https` upstream, besides the system and bundled roots.
+    pub upstream_ca: Option<PathBuf>,
+    /// Request size and time limits.
+    #[serde(default)]
+    pub limits: WorkloadLimitsFile,
+}
+
+/// How an inbound chain combines verdicts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainRule {
+    /// The first `allow` wins; a `deny` stops the chain; if every component abstains, 401.
+    #[default]
+    FirstAllow,
+    /// Every component must allow; a `deny` or an `abstain` refuses the request.
+    AllAllow,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChainEntryFile {
+    /// `builtin:<name>` or the name of an entry in `[components]`.
+    pub component: String,
+    /// The component's own settings, handed to it as JSON once per instance.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// What this component may use. Everything not granted is refused.
+    #[serde(default)]
+    pub grants: GrantsFile,
+    /// Overrides the component's limits for this use.
+    pub limits: Option<LimitsFile>,
+    /// Overrides the component's isolation for this use.
+    pub isolation: Option<Isolation>,
+}
+
+/// Capabilities granted to one component in one workload.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsFile {
+    /// Secret names it may read; a trailing `*` matches any suffix (`workload:demo:*`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Secret names it may write (e.g. refresh tokens); same pattern syntax.
+    #[serde(default)]
+    pub secrets_write: Vec<String>,
+    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port).
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Allow those origins to resolve to loopback or private addresses (refused by default).
+    #[serde(default)]
+    pub http_private: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain, relative to the policy file.
+    pub cert: PathBuf,
+    /// PEM private key, relative to the policy file.
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadLimitsFile {
+    /// Largest request body accepted, in KiB (default 4096).
+    pub max_request_body_kib: Option<u64>,
+    /// Time allowed for the upstream to start its response, in milliseconds (default 30000).
+    pub upstream_timeout_ms: Option<u64>,
+    /// Time allowed for a client to send its request headers, in milliseconds (default 10000).
+    pub header_timeout_ms: Option<u64>,
+}

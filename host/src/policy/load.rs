@@ -1,0 +1,319 @@
+//! Reading and validating a policy file, before anything is compiled or bound.
+
+use super::error::{PolicyError, PolicyErrors, Problems};
+use super::file::{ChainEntryFile, GrantsFile, LimitsFile, PolicyFile, WorkloadFile};
+use super::location::KeyPath;
+use crate::runtime::builtins;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A parsed policy whose values are all checked; compile it with [`super::compile`].
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    /// The file it came from (for relative paths and error messages).
+    pub path: PathBuf,
+    pub source: String,
+    pub file: PolicyFile,
+    /// Things that work but deserve attention (`anonymous = true`, ...).
+    pub warnings: Vec<PolicyError>,
+}
+
+impl LoadedPolicy {
+    /// Resolves a path from the policy relative to the policy file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_owned(),
+        }
+    }
+
+    /// An error about `key`, located in this file.
+    pub fn error_at(&self, key: &KeyPath, message: impl Into<String>, hint: Option<String>) -> PolicyError {
+        Problems::new(self.path.clone(), &self.source).make(key, message, hint)
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            file: path.to_owned(),
+            line: None,
+            key: KeyPath::root(),
+            message: format!("cannot read the policy file: {e}"),
+            hint: Some("check the path given with --policy".into()),
+        }])
+    })?;
+    load_str(path, source)
+}
+
+pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyErrors> {
+    let file = parse(path, &source)?;
+    let mut problems = Problems::new(path.to_owned(), &source);
+    validate(&file, &mut problems);
+    if !problems.errors.is_empty() {
+        return Err(PolicyErrors(problems.errors));
+    }
+    let warnings = problems.warnings;
+    Ok(LoadedPolicy { path: path.to_owned(), source, file, warnings })
+}
+
+fn parse(path: &Path, source: &str) -> Result<PolicyFile, PolicyErrors> {
+    let deserializer = toml::de::Deserializer::parse(source).map_err(|e| PolicyErrors(vec![toml_error(path, source, &e, KeyPath::root())]))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = KeyPath::from(e.path());
+        PolicyErrors(vec![toml_error(path, source, e.inner(), key)])
+    })
+}
+
+fn toml_error(path: &Path, source: &str, error: &toml::de::Error, key: KeyPath) -> PolicyError {
+    let line = error
+        .span()
+        .map(|span| source[..span.start.min(source.len())].matches('\n').count() + 1)
+        .or_else(|| key.line_in(source));
+    PolicyError {
+        file: path.to_owned(),
+        line,
+        key,
+        message: error.message().trim().to_owned(),
+        hint: Some("`portcullis schema` prints every key the policy accepts".into()),
+    }
+}
+
+fn validate(file: &PolicyFile, p: &mut Problems<'_>) {
+    let root = KeyPath::root();
+    if file.version != 1 {
+        p.error(&root.key("version"), format!("unsupported policy version {}", file.version), "write `version = 1`".to_string());
+    }
+    let mut listens = HashSet::new();
+    if let Some(admin) = &file.admin {
+        listens.insert(admin.listen);
+        if !admin.listen.ip().is_loopback() {
+            p.warn(&root.key("admin").key("listen"), "the admin listener is not on loopback; /metrics is not authenticated", None);
+        }
+    }
+    for (name, component) in &file.components {
+        let key = root.key("components").key(name);
+        if name.starts_with("builtin:") {
+            p.error(&key, "component names starting with `builtin:` are reserved", "rename the entry".to_string());
+        }
+        if !is_sha256_hex(&component.sha256) {
+            p.error(
+                &key.key("sha256"),
+                "`sha256` must be 64 hex digits",
+                "`sha256sum FILE.wasm` or `portcullis plugin inspect FILE.wasm` prints it".to_string(),
+            );
+        }
+        check_limits(&component.limits, &key.key("limits"), p);
+    }
+    if file.workloads.is_empty() {
+        p.error(&root.key("workloads"), "the policy has no workloads", "add a `[[workloads]]` table".to_string());
+    }
+    let mut names = HashSet::new();
+    for (n, workload) in file.workloads.iter().enumerate() {
+        let key = root.key("workloads").index(n);
+        if !names.insert(workload.name.as_str()) {
+            p.error(&key.key("name"), format!("a workload named {:?} already exists", workload.name), "names must be unique".to_string());
+        }
+        if !listens.insert(workload.listen) {
+            p.error(&key.key("listen"), format!("{} is already used by another listener", workload.listen), "give each workload its own port".to_string());
+        }
+        validate_workload(file, workload, &key, p);
+    }
+}
+
+fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) {
+    let name_ok = !w.name.is_empty()
+        && w.name.len() <= 64
+        && w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        p.error(&key.key("name"), format!("invalid workload name {:?}", w.name), "use 1-64 lower-case letters, digits, `-` or `_`".to_string());
+    }
+    match url::Url::parse(&w.upstream) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                p.error(&key.key("upstream"), "the upstream URL must not have a query or fragment", None);
+            }
+        }
+        _ => p.error(&key.key("upstream"), format!("{:?} is not an http:// or https:// URL", w.upstream), "e.g. `upstream = \"http://127.0.0.1:3001\"`".to_string()),
+    }
+    match url::Url::parse(&w.public_url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                p.error(&key.key("public_url"), "`public_url` must not have a query or fragment", None);
+            }
+        }
+        _ => p.error(
+            &key.key("public_url"),
+            format!("{:?} is not an http:// or https:// URL", w.public_url),
+            "the URL clients use, e.g. `public_url = \"http://127.0.0.1:8080\"`".to_string(),
+        ),
+    }
+    for (n, origin) in w.allowed_origins.iter().enumerate() {
+        if crate::proxy::guard::parse_origin(origin).is_none() {
+            p.error(&key.key("allowed_origins").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://app.example.com`".to_string());
+        }
+    }
+    for (n, host) in w.allowed_hosts.iter().enumerate() {
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            p.error(&key.key("allowed_hosts").index(n), format!("{host:?} is not a host name"), "write `host` or `host:port`".to_string());
+        }
+    }
+    if w.inbound.is_empty() && !w.anonymous {
+        p.error(
+            &key.key("inbound"),
+            format!("workload {:?} has no authenticator", w.name),
+            "add an `[[workloads.inbound]]` component, or set `anonymous = true` to serve it unauthenticated on purpose".to_string(),
+        );
+    } else if w.inbound.is_empty() {
+        p.warn(&key.key("anonymous"), format!("workload {:?} is served without authentication", w.name), None);
+    } else if w.anonymous {
+        p.warn(&key.key("anonymous"), "`anonymous = true` has no effect on a workload with authenticators", None);
+    }
+    if let Some(kib) = w.limits.max_request_body_kib {
+        if kib == 0 || kib > 1024 * 1024 {
+            p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
+        }
+    }
+    for (field, value) in [("upstream_timeout_ms", w.limits.upstream_timeout_ms), ("header_timeout_ms", w.limits.header_timeout_ms)] {
+        if let Some(ms) = value {
+            if ms == 0 || ms > 3_600_000 {
+                p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
+            }
+        }
+    }
+    for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound)] {
+        for (n, entry) in entries.iter().enumerate() {
+            validate_entry(file, entry, &key.key(chain).index(n), p);
+        }
+    }
+}
+
+fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &mut Problems<'_>) {
+    let name = entry.component.as_str();
+    let known = match name.strip_prefix("builtin:") {
+        Some(builtin) => builtins::lookup(builtin).is_some(),
+        None => file.components.contains_key(name),
+    };
+    if !known {
+        let hint = if name.starts_with("builtin:") {
+            format!("the built-in components are: {}", builtins::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", "))
+        } else {
+            format!("add a `[components.{name}]` table with `path` and `sha256`")
+        };
+        p.error(&key.key("component"), format!("unknown component {name:?}"), hint);
+    }
+    if let Some(limits) = &entry.limits {
+        check_limits(limits, &key.key("limits"), p);
+    }
+    check_grants(&entry.grants, &key.key("grants"), p);
+}
+
+fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
+    if let Some(ms) = limits.deadline_ms {
+        if ms == 0 || ms > 10_000 {
+            p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), "use 1 to 10000".to_string());
+        }
+    }
+    if let Some(mib) = limits.memory_mib {
+        if mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB {
+            p.error(&key.key("memory_mib"), format!("memory cap {mib} MiB is out of range"), format!("use 1 to {}", crate::runtime::MAX_MEMORY_MIB));
+        }
+    }
+    if limits.max_uses == Some(0) {
+        p.error(&key.key("max_uses"), "`max_uses` must be at least 1", None);
+    }
+}
+
+fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
+    for (field, patterns) in [("secrets", &grants.secrets), ("secrets_write", &grants.secrets_write)] {
+        for (n, pattern) in patterns.iter().enumerate() {
+            let body = pattern.strip_suffix('*').unwrap_or(pattern);
+            if body.contains('*') || (body.is_empty() && pattern != "*") {
+                p.error(&key.key(field).index(n), format!("bad secret pattern {pattern:?}"), "a name, or a prefix followed by one `*` at the end".to_string());
+            } else if pattern == "*" {
+                p.warn(&key.key(field).index(n), "`*` grants every secret in the store", "grant only the names the component needs".to_string());
+            }
+        }
+    }
+    for (n, origin) in grants.http.iter().enumerate() {
+        if crate::runtime::capabilities::http::GrantedOrigin::parse(origin).is_none() {
+            p.error(&key.key("http").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".to_string());
+        }
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str) -> Result<LoadedPolicy, PolicyErrors> {
+        load_str(Path::new("policy.toml"), src.to_owned())
+    }
+
+    const GOOD: &str = r#"
+version = 1
+[[workloads]]
+name = "demo"
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:3001"
+public_url = "http://127.0.0.1:8080"
+  [[workloads.inbound]]
+  component = "builtin:shared-key"
+  grants = { secrets = ["workload:demo:shared-key*"] }
+"#;
+
+    #[test]
+    fn a_good_policy_loads() {
+        let policy = load(GOOD).unwrap();
+        assert_eq!(policy.file.workloads[0].name, "demo");
+        assert!(policy.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_key() {
+        let src = GOOD.replace("upstream =", "upstrem =");
+        let err = load(&src).unwrap_err().to_string();
+        assert!(err.starts_with("policy.toml:"), "{err}");
+        assert!(err.contains("upstrem"), "{err}");
+        assert!(err.contains("workloads[0]"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_line_and_key() {
+        let src = GOOD.replace("http://127.0.0.1:3001", "ftp://x");
+        let err = load(&src).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].line, Some(6));
+        assert_eq!(err.0[0].key.to_string(), "workloads[0].upstream");
+    }
+
+    #[test]
+    fn empty_inbound_needs_anonymous() {
+        let src = GOOD.split("  [[workloads.inbound]]").next().unwrap().to_owned();
+        let err = load(&src).unwrap_err().to_string();
+        assert!(err.contains("anonymous = true"), "{err}");
+        let ok = load(&format!("{src}anonymous = true\n")).unwrap();
+        assert_eq!(ok.warnings.len(), 1);
+    }
+
+    #[test]
+    fn unknown_component_and_bad_grant() {
+        let src = GOOD.replace("builtin:shared-key", "builtin:nope").replace("shared-key*\"]", "a*b\"], http = [\"nota url\"]");
+        let errors = load(&src).unwrap_err().0;
+        let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
+        assert!(keys.contains(&"workloads[0].inbound[0].component".to_string()), "{keys:?}");
+        assert!(keys.contains(&"workloads[0].inbound[0].grants.secrets[0]".to_string()), "{keys:?}");
+        assert!(keys.contains(&"workloads[0].inbound[0].grants.http[0]".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn duplicate_names_and_ports() {
+        let src = format!("{GOOD}{}", GOOD.replace("version = 1", ""));
+        let errors = load(&src).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+}

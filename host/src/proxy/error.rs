@@ -1,0 +1,100 @@
+//! Every way the gateway refuses or fails a request, and the response for each.
+//!
+//! One exhaustive match turns an error into a response, and `reason` gives the
+//! metric label. Clients get a short, safe message; details (a component's trap
+//! message, an upstream's socket error) go to the log only.
+
+use super::body::{ProxyBody, full, json};
+use crate::runtime::bindings::types::Deny;
+use crate::runtime::plugin::FaultKind;
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The `Host` is not one of the workload's (DNS-rebinding protection).
+    HostNotAllowed,
+    /// A browser `Origin` that is not allowed for this workload.
+    OriginNotAllowed,
+    /// The request body is over the workload's limit.
+    BodyTooLarge,
+    /// No component of the inbound chain admitted the request.
+    Unauthenticated,
+    /// A component refused the request with its own response.
+    Denied(Deny),
+    /// A component failed; the request is refused, never allowed.
+    ComponentFailed { component: Arc<str>, kind: FaultKind },
+    /// The upstream could not be reached or broke the connection.
+    UpstreamUnavailable,
+    /// The upstream did not start its response in time.
+    UpstreamTimeout,
+    /// The workload was removed by a reload while this listener drains.
+    WorkloadGone,
+}
+
+impl GatewayError {
+    /// A fixed label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::HostNotAllowed => "host_not_allowed",
+            GatewayError::OriginNotAllowed => "origin_not_allowed",
+            GatewayError::BodyTooLarge => "body_too_large",
+            GatewayError::Unauthenticated => "unauthenticated",
+            GatewayError::Denied(_) => "denied",
+            GatewayError::ComponentFailed { .. } => "component_failed",
+            GatewayError::UpstreamUnavailable => "upstream_unavailable",
+            GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::WorkloadGone => "workload_gone",
+        }
+    }
+
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let code = self.reason();
+        let (status, message) = match self {
+            GatewayError::HostNotAllowed => (StatusCode::FORBIDDEN, "The Host header does not name this server.".to_owned()),
+            GatewayError::OriginNotAllowed => (StatusCode::FORBIDDEN, "Requests from this Origin are not allowed.".to_owned()),
+            GatewayError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.".to_owned()),
+            GatewayError::Unauthenticated => (StatusCode::UNAUTHORIZED, "No credential this server accepts was presented.".to_owned()),
+            GatewayError::Denied(deny) => return denied(deny),
+            GatewayError::ComponentFailed { component, kind } => {
+                let status = match kind {
+                    FaultKind::Deadline | FaultKind::MemoryLimit | FaultKind::Instantiate => StatusCode::SERVICE_UNAVAILABLE,
+                    FaultKind::Trap | FaultKind::BadVerdict => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let body = json!({
+                    "error": "component_failed",
+                    "component": &*component,
+                    "reason": kind.label(),
+                    "message": format!("The auth component `{component}` failed ({}); the request was refused.", kind.label()),
+                });
+                return respond(status, json(&body));
+            }
+            GatewayError::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "The upstream server could not be reached.".to_owned()),
+            GatewayError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server did not answer in time.".to_owned()),
+            GatewayError::WorkloadGone => (StatusCode::SERVICE_UNAVAILABLE, "This workload is no longer served.".to_owned()),
+        };
+        respond(status, json(&json!({ "error": code, "message": message })))
+    }
+}
+
+fn respond(status: StatusCode, body: ProxyBody) -> Response<ProxyBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A component's deny, already checked by the runtime (status 400-599, valid headers).
+fn denied(deny: Deny) -> Response<ProxyBody> {
+    let mut response = Response::new(full(deny.body));
+    *response.status_mut() = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for h in deny.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_str(&h.value)) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

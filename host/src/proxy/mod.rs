@@ -1,0 +1,22 @@
+//! The data plane.
+//!
+//! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
+//!   graceful drain on shutdown.
+//! - [`pipeline`]: what happens to a request, in order — read this first.
+//! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
+//! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
+//! - [`view`]: the request as components see it, and applying their header edits.
+//! - [`upstream`]: the forwarder (pooled client, hop-by-hop removal, `X-Forwarded-*`).
+//! - [`error`]: every refusal and failure, mapped to a response in one place.
+//! - [`workload`]: a workload's compiled runtime form.
+
+pub mod body;
+pub mod chain;
+pub mod error;
+pub mod guard;
+pub mod pipeline;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+pub mod view;
+pub mod workload;

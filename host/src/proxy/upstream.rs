@@ -1,0 +1,165 @@
+//! Forwarding to the upstream: a pooled client (HTTP/1.1 and HTTP/2, http and
+//! https through rustls), hop-by-hop headers removed both ways, `X-Forwarded-*`
+//! set by the gateway, and the response body streamed back as it arrives.
+
+use super::body::{BoxError, ProxyBody};
+use super::chain::Allowed;
+use super::error::GatewayError;
+use super::view::ConnectionInfo;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+pub struct Upstream {
+    client: Client<Connector, ProxyBody>,
+    /// The upstream's scheme and authority.
+    base: Uri,
+    /// The upstream URL's path without a trailing `/` (empty for the root).
+    base_path: String,
+    /// How long the upstream may take to start its response.
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(url: &url::Url, tls: rustls::ClientConfig, timeout: Duration) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        let base: Uri = format!("{}://{}", url.scheme(), url_authority(url)).parse()?;
+        Ok(Upstream { client, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
+    }
+
+    /// The upstream's scheme and authority, for logs.
+    pub fn base(&self) -> &Uri {
+        &self.base
+    }
+
+    /// Sends the admitted request upstream and returns the response with its body streaming.
+    pub async fn forward(
+        &self,
+        mut request: Request<ProxyBody>,
+        _allowed: Allowed,
+        conn: &ConnectionInfo,
+        client_authority: &str,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let path_and_query = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        let target = format!("{}{}{}", self.base, self.base_path, path_and_query);
+        *request.uri_mut() = target.parse().map_err(|_| GatewayError::UpstreamUnavailable)?;
+        // Let the client pick HTTP/1.1 or HTTP/2 toward the upstream.
+        *request.version_mut() = http::Version::HTTP_11;
+        let headers = request.headers_mut();
+        remove_hop_by_hop(headers);
+        // The upstream sees its own name; the client's is in X-Forwarded-Host.
+        if let Some(authority) = self.base.authority() {
+            headers.insert(header::HOST, HeaderValue::from_str(authority.as_str()).expect("a URI authority is a valid header"));
+        }
+        set_forwarded(headers, conn, client_authority);
+
+        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                if body_too_large(&error) {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                tracing::warn!(upstream = %self.base, error = %error_chain(&error), "upstream request failed");
+                return Err(GatewayError::UpstreamUnavailable);
+            }
+            Err(_) => {
+                tracing::warn!(upstream = %self.base, timeout = ?self.timeout, "upstream did not answer in time");
+                return Err(GatewayError::UpstreamTimeout);
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        // Frames pass through as they arrive: an SSE event reaches the client
+        // while the upstream is still sending.
+        Ok(Response::from_parts(parts, body.map_err(|e| -> BoxError { Box::new(e) }).boxed()))
+    }
+}
+
+fn url_authority(url: &url::Url) -> String {
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(host) => host.to_string(),
+        None => String::new(),
+    };
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and those named in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// `X-Forwarded-For/Proto/Host` from the connection, replacing whatever the
+/// client sent: this gateway is the edge, so client-supplied values are untrusted.
+fn set_forwarded(headers: &mut HeaderMap, conn: &ConnectionInfo, client_authority: &str) {
+    headers.insert("x-forwarded-for", HeaderValue::from_str(&conn.remote.ip().to_string()).expect("an IP is a valid header"));
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(conn.scheme));
+    match HeaderValue::from_str(client_authority) {
+        Ok(value) => headers.insert("x-forwarded-host", value),
+        Err(_) => headers.remove("x-forwarded-host"),
+    };
+    headers.remove(header::FORWARDED);
+}
+
+fn body_too_large(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

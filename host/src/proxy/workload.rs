@@ -1,0 +1,23 @@
+//! A workload's runtime form: everything the pipeline needs, built at policy load.
+
+use super::chain::InboundChain;
+use super::guard::RequestGuard;
+use super::upstream::Upstream;
+use crate::runtime::plugin::Plugin;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Workload {
+    pub name: Arc<str>,
+    pub listen: SocketAddr,
+    pub public_url: url::Url,
+    /// TLS for the listener; `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub guard: RequestGuard,
+    pub inbound: InboundChain,
+    pub outbound: Vec<Arc<Plugin>>,
+    pub upstream: Upstream,
+    pub max_body_bytes: u64,
+    pub header_timeout: Duration,
+}

@@ -1,0 +1,65 @@
+//! Host capabilities: what a component may reach beyond its own memory.
+//!
+//! Each capability is a small module with the same shape: a grant type built
+//! from the policy entry (validated at load, so `portcullis check` sees the same
+//! errors), and the WIT host trait implemented on [`HostState`] that enforces the
+//! grant on every call. Everything not granted is refused, and the refusal is
+//! logged with the component's and workload's names.
+//!
+//! [`Services`] are the process-wide parts behind the grants (the secret store,
+//! the outbound HTTP client, the cache); they outlive policy reloads.
+
+pub mod cache;
+pub mod http;
+pub mod log;
+pub mod secrets;
+
+use crate::policy::file::GrantsFile;
+use crate::secrets::SecretStore;
+use std::sync::Arc;
+
+pub use super::state::HostState;
+
+/// The process-wide services that grants give access to.
+pub struct Services {
+    pub secret_store: Arc<SecretStore>,
+    pub http: Arc<http::OutboundHttp>,
+    pub cache: Arc<cache::SharedCache>,
+}
+
+impl Services {
+    pub fn new(secret_store: Arc<SecretStore>) -> Self {
+        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()) }
+    }
+}
+
+/// Who a component instance is, for logs, metrics and cache namespaces.
+#[derive(Clone, Debug)]
+pub struct PluginLabel {
+    pub workload: Arc<str>,
+    /// The component as named in the policy (`builtin:shared-key`, `api-key-db`).
+    pub component: Arc<str>,
+}
+
+/// Everything one component in one workload was granted.
+pub struct Capabilities {
+    pub label: PluginLabel,
+    pub secrets: secrets::SecretGrants,
+    pub http: http::HttpGrants,
+    pub cache: cache::CacheSpace,
+}
+
+impl Capabilities {
+    /// Builds the grants of one chain entry. The grants were validated at load.
+    /// `position` (`inbound[0]`) keeps the cache of two uses of one component apart.
+    pub fn new(label: PluginLabel, grants: &GrantsFile, services: &Services, position: &str) -> Self {
+        Capabilities {
+            secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone()),
+            http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone()),
+            cache: cache::CacheSpace::new(format!("{}/{position}/{}", label.workload, label.component), services.cache.clone()),
+            label,
+        }
+    }
+}
+
+impl crate::runtime::bindings::types::Host for HostState {}

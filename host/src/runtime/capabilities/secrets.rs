@@ -1,0 +1,100 @@
+//! The `secrets` import: named secrets, only those the policy grants.
+
+use super::HostState;
+use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretError};
+use crate::secrets::{ExposeSecret, SecretStore, SecretString};
+use std::sync::Arc;
+
+/// A granted name, or a prefix when the pattern ends in `*`.
+#[derive(Debug, Clone)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pattern {
+    fn parse(s: &str) -> Self {
+        match s.strip_suffix('*') {
+            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
+            None => Pattern::Exact(s.to_owned()),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Exact(n) => n == name,
+            Pattern::Prefix(p) => name.starts_with(p.as_str()),
+        }
+    }
+}
+
+pub struct SecretGrants {
+    read: Vec<Pattern>,
+    write: Vec<Pattern>,
+    store: Arc<SecretStore>,
+}
+
+impl SecretGrants {
+    pub fn new(read: &[String], write: &[String], store: Arc<SecretStore>) -> Self {
+        SecretGrants {
+            read: read.iter().map(|s| Pattern::parse(s)).collect(),
+            write: write.iter().map(|s| Pattern::parse(s)).collect(),
+            store,
+        }
+    }
+
+    fn may_read(&self, name: &str) -> bool {
+        self.read.iter().any(|p| p.matches(name))
+    }
+
+    fn may_write(&self, name: &str) -> bool {
+        self.write.iter().any(|p| p.matches(name))
+    }
+}
+
+impl Host for HostState {
+    fn get(&mut self, name: String) -> Result<String, SecretError> {
+        let caps = &self.caps;
+        if !caps.secrets.may_read(&name) {
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                "refused a secret read: the policy does not grant this name to this component");
+            return Err(SecretError::NotGranted);
+        }
+        match caps.secrets.store.get(&name) {
+            Ok(Some(value)) => Ok(value.expose_secret().to_owned()),
+            Ok(None) => Err(SecretError::NotFound),
+            Err(error) => {
+                tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                    %error, "the secret store is unavailable");
+                Err(SecretError::Unavailable)
+            }
+        }
+    }
+
+    fn set(&mut self, name: String, value: String) -> Result<(), SecretError> {
+        let caps = &self.caps;
+        if !caps.secrets.may_write(&name) {
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                "refused a secret write: the policy does not grant writing this name (grants.secrets_write)");
+            return Err(SecretError::NotGranted);
+        }
+        caps.secrets.store.set(&name, SecretString::from(value)).map_err(|error| {
+            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                %error, "could not write to the secret store");
+            SecretError::Unavailable
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn patterns() {
+        assert!(Pattern::parse("a:b").matches("a:b"));
+        assert!(!Pattern::parse("a:b").matches("a:bc"));
+        assert!(Pattern::parse("a:*").matches("a:bc"));
+        assert!(!Pattern::parse("a:*").matches("b:a"));
+    }
+}

@@ -1,0 +1,71 @@
+//! The one wasmtime engine: component model, pooling allocator where the address
+//! space allows, epoch interruption for deadlines.
+
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. A deadline is met to within about one tick.
+pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// The largest memory cap a component may be given, in MiB.
+pub const MAX_MEMORY_MIB: u32 = 64;
+
+/// Builds the engine; `pooled` says whether the pooling allocator was available.
+pub fn build() -> anyhow::Result<(Engine, bool)> {
+    match Engine::new(&config(true)) {
+        Ok(engine) => Ok((engine, true)),
+        Err(error) => {
+            // A small or restricted address space (ulimit -v, some containers)
+            // cannot reserve the pool; on-demand allocation still works.
+            tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
+            Ok((Engine::new(&config(false))?, false))
+        }
+    }
+}
+
+fn config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // Fuel would bound CPU exactly but costs ~20-30% of guest speed; epochs suffice.
+    config.consume_fuel(false);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(1000)
+            .total_core_instances(2000)
+            .total_memories(2000)
+            .total_tables(2000)
+            .total_stacks(1000)
+            .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024)
+            .max_component_instance_size(1 << 20)
+            .max_core_instance_size(1 << 20)
+            .max_core_instances_per_component(50)
+            .max_memories_per_component(50)
+            .max_tables_per_component(50);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Reserve only what the largest cap needs, so 2000 memories fit in the address space.
+        config.memory_reservation(MAX_MEMORY_MIB as u64 * 1024 * 1024);
+        config.memory_guard_size(64 * 1024);
+    }
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("portcullis-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Epoch ticks that cover `deadline` (at least two, so a call never starts already expired).
+pub fn ticks_for(deadline: Duration) -> u64 {
+    (deadline.as_micros() / EPOCH_TICK.as_micros()) as u64 + 2
+}

@@ -1,0 +1,35 @@
+//! What a component file is: its world, imports and exports (`portcullis plugin inspect`).
+
+use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub sha256: String,
+    pub size_bytes: usize,
+    /// `authenticator`, `credential-injector`, `interactive-injector`, or `unknown`.
+    pub world: &'static str,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
+    let component = Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e:#}"))?;
+    let ty = component.component_type();
+    let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let has = |n: &str| exports.iter().any(|e| e == n);
+    let world = if has(AUTHENTICATE_EXPORT) {
+        "authenticator"
+    } else if has(INJECT_EXPORT) && has("portcullis:auth/login@0.1.0") {
+        "interactive-injector"
+    } else if has(INJECT_EXPORT) {
+        "credential-injector"
+    } else {
+        "unknown"
+    };
+    Ok(Inspection { sha256: hex::encode(Sha256::digest(wasm)), size_bytes: wasm.len(), world, imports, exports })
+}

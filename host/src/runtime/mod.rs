@@ -1,0 +1,78 @@
+//! The Wasm plugin runtime.
+//!
+//! - [`engine`]: the one wasmtime engine (pooling allocator, epochs).
+//! - [`component_cache`]: compiled components on disk, by content hash.
+//! - [`builtins`]: the components embedded in the binary.
+//! - [`bindings`]: the WIT contract as Rust types and traits.
+//! - [`capabilities`]: the host imports and the grants that gate them.
+//! - [`plugin`]: one component in one chain position, with its instance strategy,
+//!   deadline and memory cap; this is what the proxy calls.
+//! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
+
+pub mod bindings;
+pub mod builtins;
+pub mod capabilities;
+pub mod component_cache;
+pub mod engine;
+pub mod inspect;
+pub mod plugin;
+mod state;
+
+pub use engine::MAX_MEMORY_MIB;
+
+use component_cache::ComponentCache;
+use state::HostState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+/// The engine, the linker with every host import, and the compile cache.
+/// One per process; policy reloads reuse it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    pooling: bool,
+    compilations: AtomicU64,
+}
+
+impl Runtime {
+    /// `cache_dir`: where compiled components are kept (`None`: compile every time).
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = engine::build()?;
+        engine::start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::host::HostCapabilities::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let cache = ComponentCache::new(&engine, cache_dir);
+        Ok(Arc::new(Runtime { engine, linker, cache, pooling, compilations: AtomicU64::new(0) }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// How many components this runtime compiled (rather than loaded from the cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Compiles (or loads from the cache) a component whose SHA-256 the caller checked.
+    pub fn component(&self, sha256: &str, wasm: &[u8]) -> anyhow::Result<Component> {
+        let (component, compiled) = self.cache.load(&self.engine, sha256, wasm)?;
+        if compiled {
+            self.compilations.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(component)
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}

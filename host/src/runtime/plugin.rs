@@ -1,0 +1,387 @@
+//! One component in one chain position: its pre-linked instance, its instance
+//! strategy, its deadline and memory cap, and the metrics of its calls.
+//!
+//! Failure handling is the point of this module. A trap, a deadline hit, a
+//! memory-cap hit or a malformed verdict becomes a [`PluginFault`] — never an
+//! allow — and the instance involved is thrown away, so the next call starts
+//! from a clean instance. Nothing a component does can take the process down.
+
+use super::Runtime;
+use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
+use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
+use super::bindings::types::{Deny, Injection, RequestView, Verdict};
+use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
+use super::capabilities::{Capabilities, PluginLabel};
+use super::engine::ticks_for;
+use super::state::HostState;
+use crate::admin::metrics::PluginMetrics;
+use crate::policy::file::Isolation;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, Trap};
+
+/// Which world a chain position needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Authenticator,
+    Injector,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub deadline: Duration,
+    pub memory_bytes: usize,
+    pub max_uses: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { deadline: Duration::from_millis(100), memory_bytes: 16 * 1024 * 1024, max_uses: 10_000 }
+    }
+}
+
+/// Why a call produced no verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The component trapped (a panic, an unreachable, a failed `init`).
+    Trap,
+    /// The call ran past its deadline.
+    Deadline,
+    /// The component tried to grow past its memory cap.
+    MemoryLimit,
+    /// The component returned something the gateway cannot use (e.g. status 200 in a deny).
+    BadVerdict,
+    /// The gateway could not create an instance (e.g. the instance pool is exhausted).
+    Instantiate,
+}
+
+impl FaultKind {
+    /// Metric and log label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Deadline => "deadline",
+            FaultKind::MemoryLimit => "memory_limit",
+            FaultKind::BadVerdict => "bad_verdict",
+            FaultKind::Instantiate => "instantiate",
+        }
+    }
+
+    /// Whose fault it is: the component's (`guest`) or the gateway's (`host`).
+    pub fn blame(self) -> &'static str {
+        match self {
+            FaultKind::Instantiate => "host",
+            FaultKind::Trap | FaultKind::Deadline | FaultKind::MemoryLimit | FaultKind::BadVerdict => "guest",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginFault {
+    pub kind: FaultKind,
+    /// For the log only: may contain the component's panic message, never sent to clients.
+    pub detail: String,
+}
+
+enum Pre {
+    Authenticator(AuthenticatorPre<HostState>),
+    Injector(CredentialInjectorPre<HostState>),
+}
+
+enum Exports {
+    Authenticator(Authenticator),
+    Injector(CredentialInjector),
+}
+
+struct Instance {
+    store: Store<HostState>,
+    exports: Exports,
+    uses: u32,
+}
+
+/// What `init` receives, kept as strings to build either world's record.
+struct InitSettings {
+    config_json: String,
+    workload: String,
+    public_url: String,
+}
+
+pub struct Plugin {
+    pub label: PluginLabel,
+    role: Role,
+    engine: Engine,
+    pre: Pre,
+    settings: InitSettings,
+    limits: Limits,
+    isolation: Isolation,
+    caps: Arc<Capabilities>,
+    idle: Mutex<Vec<Instance>>,
+    max_idle: usize,
+    metrics: PluginMetrics,
+}
+
+/// Everything needed to set up one chain position.
+pub struct PluginSpec {
+    pub label: PluginLabel,
+    pub role: Role,
+    pub component: Component,
+    pub config_json: String,
+    pub public_url: String,
+    pub limits: Limits,
+    pub isolation: Isolation,
+    pub caps: Arc<Capabilities>,
+    pub metrics: PluginMetrics,
+}
+
+/// Why a component could not be set up; shown against its policy entry.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("this component does not export `{expected}`; it cannot be used as {role}")]
+    WrongWorld { expected: &'static str, role: &'static str },
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+    #[error("the component refused its configuration: {0}")]
+    Config(String),
+    #[error("the component failed while starting ({kind}): {detail}", kind = .0.kind.label(), detail = .0.detail)]
+    Fault(PluginFault),
+}
+
+impl Plugin {
+    /// Links the component, and creates and initialises one instance to check
+    /// its configuration now rather than on the first request.
+    pub async fn new(runtime: &Runtime, spec: PluginSpec) -> Result<Arc<Plugin>, SetupError> {
+        let engine = runtime.engine();
+        let exports = spec.component.component_type();
+        let has = |name: &str| exports.exports(engine).any(|(n, _)| n == name);
+        let (expected, role_name) = match spec.role {
+            Role::Authenticator => (AUTHENTICATE_EXPORT, "an inbound authenticator"),
+            Role::Injector => (INJECT_EXPORT, "an outbound credential injector"),
+        };
+        if !has(expected) {
+            return Err(SetupError::WrongWorld { expected, role: role_name });
+        }
+        let instance_pre = runtime.linker().instantiate_pre(&spec.component).map_err(|e| SetupError::Link(format!("{e:#}")))?;
+        let pre = match spec.role {
+            Role::Authenticator => Pre::Authenticator(AuthenticatorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
+            Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
+        };
+        let plugin = Arc::new(Plugin {
+            settings: InitSettings { config_json: spec.config_json, workload: spec.label.workload.to_string(), public_url: spec.public_url },
+            label: spec.label,
+            role: spec.role,
+            engine: engine.clone(),
+            pre,
+            limits: spec.limits,
+            isolation: spec.isolation,
+            caps: spec.caps,
+            idle: Mutex::new(Vec::new()),
+            max_idle: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
+            metrics: spec.metrics,
+        });
+        match plugin.instantiate().await {
+            Ok(instance) => {
+                if plugin.isolation == Isolation::Pooled {
+                    plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+                }
+                Ok(plugin)
+            }
+            Err(Setup::Refused(message)) => Err(SetupError::Config(message)),
+            Err(Setup::Fault(fault)) => Err(SetupError::Fault(fault)),
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Asks an authenticator for its verdict on `request`.
+    pub async fn authenticate(&self, request: &RequestView) -> Result<Verdict, PluginFault> {
+        let verdict = self
+            .call(async |instance: &mut Instance| match &instance.exports {
+                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, request).await,
+                Exports::Injector(_) => unreachable!("roles are checked at load"),
+            })
+            .await?;
+        let checked = match &verdict {
+            Verdict::Deny(deny) => check_deny(deny),
+            Verdict::Allow(allow) => check_edits(&allow.edits),
+            Verdict::Abstain => Ok(()),
+        };
+        self.recorded(checked).map(|()| verdict)
+    }
+
+    /// Asks an injector for its header edits on `request`.
+    pub async fn inject(&self, request: &RequestView) -> Result<Injection, PluginFault> {
+        let injection = self
+            .call(async |instance: &mut Instance| match &instance.exports {
+                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, request).await,
+                Exports::Authenticator(_) => unreachable!("roles are checked at load"),
+            })
+            .await?;
+        let checked = match &injection {
+            Injection::Deny(deny) => check_deny(deny),
+            Injection::Forward(edits) => check_edits(edits),
+        };
+        self.recorded(checked).map(|()| injection)
+    }
+
+    /// Runs `f` on an instance within the deadline, recording latency and faults.
+    async fn call<R>(&self, f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>) -> Result<R, PluginFault> {
+        let started = Instant::now();
+        let result = self.call_inner(f).await;
+        self.metrics.latency.observe(started.elapsed().as_secs_f64());
+        if let Err(fault) = &result {
+            self.record(fault);
+        }
+        result
+    }
+
+    async fn call_inner<R>(&self, f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>) -> Result<R, PluginFault> {
+        let mut instance = match self.checkout() {
+            Some(instance) => instance,
+            None => self.instantiate().await.map_err(|e| match e {
+                Setup::Fault(fault) => fault,
+                // The configuration was accepted at load; refusing it now is the component's bug.
+                Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
+            })?,
+        };
+        instance.store.data_mut().memory.hit = false;
+        instance.store.set_epoch_deadline(ticks_for(self.limits.deadline));
+        // The epoch interrupts guest code; the timer also covers time spent in
+        // host imports (an HTTP request the guest is waiting for).
+        match tokio::time::timeout(self.limits.deadline, f(&mut instance)).await {
+            Ok(Ok(value)) => {
+                instance.uses += 1;
+                self.checkin(instance);
+                Ok(value)
+            }
+            Ok(Err(error)) => Err(classify(&error, &instance.store)),
+            Err(_elapsed) => Err(PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) }),
+        }
+        // A failed instance is dropped here: after a trap its state cannot be trusted.
+    }
+
+    fn checkout(&self) -> Option<Instance> {
+        match self.isolation {
+            Isolation::Pooled => self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop(),
+            Isolation::PerRequest => None,
+        }
+    }
+
+    fn checkin(&self, instance: Instance) {
+        if self.isolation == Isolation::PerRequest || instance.uses >= self.limits.max_uses {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+    }
+
+    async fn instantiate(&self) -> Result<Instance, Setup> {
+        let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(ticks_for(self.limits.deadline));
+        let work = async {
+            let init = match &self.pre {
+                Pre::Authenticator(pre) => {
+                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
+                    let settings = super::bindings::authenticator::exports::portcullis::auth::lifecycle::Settings {
+                        config_json: self.settings.config_json.clone(),
+                        workload: self.settings.workload.clone(),
+                        public_url: self.settings.public_url.clone(),
+                    };
+                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
+                    (Exports::Authenticator(bindings), result)
+                }
+                Pre::Injector(pre) => {
+                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
+                    let settings = super::bindings::injector::exports::portcullis::auth::lifecycle::Settings {
+                        config_json: self.settings.config_json.clone(),
+                        workload: self.settings.workload.clone(),
+                        public_url: self.settings.public_url.clone(),
+                    };
+                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
+                    (Exports::Injector(bindings), result)
+                }
+            };
+            match init {
+                (exports, Ok(Ok(()))) => Ok(exports),
+                (_, Ok(Err(message))) => Err(Setup::Refused(message)),
+                (_, Err(error)) => Err(Setup::Fault(classify(&error, &store))),
+            }
+        };
+        let exports = match tokio::time::timeout(self.limits.deadline, work).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(Setup::Fault(PluginFault {
+                    kind: FaultKind::Deadline,
+                    detail: format!("instantiation and init took longer than {:?}", self.limits.deadline),
+                }));
+            }
+        };
+        Ok(Instance { store, exports, uses: 0 })
+    }
+
+    fn recorded(&self, checked: Result<(), PluginFault>) -> Result<(), PluginFault> {
+        if let Err(fault) = &checked {
+            self.record(fault);
+        }
+        checked
+    }
+
+    fn record(&self, fault: &PluginFault) {
+        self.metrics.fault(fault.kind).inc();
+        tracing::error!(workload = %self.label.workload, component = %self.label.component, fault = fault.kind.label(),
+            blame = fault.kind.blame(), detail = %fault.detail, "component call failed; request refused");
+    }
+}
+
+fn check_deny(deny: &Deny) -> Result<(), PluginFault> {
+    let bad = |detail: String| Err(PluginFault { kind: FaultKind::BadVerdict, detail });
+    if !(400..=599).contains(&deny.status) {
+        return bad(format!("deny with status {} (must be 400-599)", deny.status));
+    }
+    if deny.body.len() > 16 * 1024 {
+        return bad(format!("deny body of {} bytes (at most 16 KiB)", deny.body.len()));
+    }
+    for h in &deny.headers {
+        if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || http::HeaderValue::from_str(&h.value).is_err() {
+            return bad(format!("deny with an invalid header {:?}", h.name));
+        }
+    }
+    Ok(())
+}
+
+fn check_edits(edits: &[super::bindings::types::HeaderEdit]) -> Result<(), PluginFault> {
+    crate::proxy::view::check_edits(edits).map_err(|bad| PluginFault { kind: FaultKind::BadVerdict, detail: bad.0 })
+}
+
+/// The outcome of creating an instance when it does not succeed.
+enum Setup {
+    /// `init` returned an error: the configuration is not acceptable.
+    Refused(String),
+    Fault(PluginFault),
+}
+
+fn instantiate_fault(error: &wasmtime::Error, store: &Store<HostState>) -> Setup {
+    let fault = classify(error, store);
+    // Pool exhaustion and similar resource errors are the host's, not a trap.
+    if fault.kind == FaultKind::Trap && error.downcast_ref::<Trap>().is_none() {
+        return Setup::Fault(PluginFault { kind: FaultKind::Instantiate, detail: fault.detail });
+    }
+    Setup::Fault(fault)
+}
+
+fn classify(error: &wasmtime::Error, store: &Store<HostState>) -> PluginFault {
+    let detail = format!("{error:#}");
+    let kind = if store.data().memory.hit {
+        FaultKind::MemoryLimit
+    } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        FaultKind::Deadline
+    } else {
+        FaultKind::Trap
+    };
+    PluginFault { kind, detail }
+}

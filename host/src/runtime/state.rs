@@ -1,0 +1,66 @@
+//! What a component's store holds: its WASI context (clocks and randomness only),
+//! its memory cap, and the capabilities its policy entry granted.
+
+use super::capabilities::Capabilities;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) memory: MemoryCap,
+    pub(crate) caps: Arc<Capabilities>,
+}
+
+impl HostState {
+    pub fn new(caps: Arc<Capabilities>, memory_bytes: usize) -> Self {
+        // WASI without files, sockets, environment or arguments: std's runtime
+        // imports these interfaces, so they are linked, but every use is refused.
+        // Standard output and error go nowhere.
+        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory and tables, and remembers that a cap was hit so the
+/// resulting trap is reported as a limit rather than a bug in the component.
+pub struct MemoryCap {
+    max_bytes: usize,
+    pub(crate) hit: bool,
+}
+
+/// Table elements per instance; generous for any real component.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl MemoryCap {
+    fn new(max_bytes: usize) -> Self {
+        MemoryCap { max_bytes, hit: false }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            // An error (rather than `Ok(false)`) traps at once: a component that
+            // ignores a failed `memory.grow` cannot go on with a corrupt heap.
+            return Err(wasmtime::format_err!("memory cap of {} bytes reached", self.max_bytes));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.hit = true;
+            return Err(wasmtime::format_err!("table cap of {MAX_TABLE_ELEMENTS} elements reached"));
+        }
+        Ok(true)
+    }
+}

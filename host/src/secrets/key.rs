@@ -1,0 +1,105 @@
+//! The store's encryption key: from the OS keychain, or derived from a password.
+
+use super::store::SecretStoreError;
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use secrecy::zeroize::Zeroizing;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub type Key = Zeroizing<[u8; 32]>;
+
+/// How a store file's key is obtained; written in the file's clear header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "protection", rename_all = "kebab-case")]
+pub enum Protection {
+    /// A random key kept in the OS keychain under an entry named after the file.
+    Keychain,
+    /// Argon2id over `PORTCULLIS_SECRETS_PASSWORD`.
+    Password(KdfParams),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Base64 salt, 16 random bytes.
+    pub salt: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    /// OWASP's recommended Argon2id settings (19 MiB, 2 passes, 1 lane).
+    pub fn new_random() -> Self {
+        let salt: [u8; 16] = rand::random();
+        KdfParams { salt: B64.encode(salt), memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// The protection a new store gets: a password when one is set in the
+/// environment, else the keychain.
+pub fn protection_for_new_store(password: Option<&str>) -> Protection {
+    match password {
+        Some(_) => Protection::Password(KdfParams::new_random()),
+        None => Protection::Keychain,
+    }
+}
+
+/// The key for a store at `path` with `protection`. `create` allows making a new
+/// keychain entry (only for a store that does not exist yet).
+pub fn obtain(path: &Path, protection: &Protection, password: Option<&str>, create: bool) -> Result<Key, SecretStoreError> {
+    match protection {
+        Protection::Password(params) => {
+            let password = password.ok_or_else(|| SecretStoreError::PasswordNeeded { path: path.to_owned() })?;
+            derive(password, params, path)
+        }
+        Protection::Keychain => keychain_key(path, create),
+    }
+}
+
+fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, SecretStoreError> {
+    if password.is_empty() {
+        return Err(SecretStoreError::PasswordNeeded { path: path.to_owned() });
+    }
+    let corrupt = |why: String| SecretStoreError::Corrupt { path: path.to_owned(), why };
+    let salt = B64.decode(&params.salt).map_err(|_| corrupt("the salt is not base64".into()))?;
+    let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+        .map_err(|e| corrupt(format!("bad key-derivation parameters: {e}")))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
+        .hash_password_into(password.as_bytes(), &salt, key.as_mut())
+        .map_err(|e| corrupt(format!("key derivation failed: {e}")))?;
+    Ok(key)
+}
+
+fn keychain_entry(path: &Path) -> Result<keyring::Entry, SecretStoreError> {
+    // One entry per store file, so several PORTCULLIS_HOMEs do not share a key.
+    let user = format!("secrets-key:{}", path.display());
+    keyring::Entry::new("portcullis", &user).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })
+}
+
+fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
+    let entry = keychain_entry(path)?;
+    match entry.get_password() {
+        Ok(encoded) => {
+            let bytes = Zeroizing::new(B64.decode(encoded.trim()).map_err(|_| SecretStoreError::NoKeychain {
+                reason: "the keychain entry does not hold a valid key".into(),
+            })?);
+            let mut key = Zeroizing::new([0u8; 32]);
+            if bytes.len() != 32 {
+                return Err(SecretStoreError::NoKeychain { reason: "the keychain entry does not hold a 32-byte key".into() });
+            }
+            key.copy_from_slice(&bytes);
+            Ok(key)
+        }
+        Err(keyring::Error::NoEntry) if create => {
+            let key: Key = Zeroizing::new(rand::random());
+            let encoded = Zeroizing::new(B64.encode(key.as_ref()));
+            entry.set_password(&encoded).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })?;
+            Ok(key)
+        }
+        Err(keyring::Error::NoEntry) => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),
+        Err(e) => Err(SecretStoreError::NoKeychain { reason: e.to_string() }),
+    }
+}

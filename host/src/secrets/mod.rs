@@ -1,0 +1,17 @@
+//! The secret store: named secrets in one encrypted file.
+//!
+//! - [`store`]: reading and atomic, locked writing of the file.
+//! - [`key`]: where the file's AES-256 key comes from — a random key held in the
+//!   OS keychain, or Argon2id over `PORTCULLIS_SECRETS_PASSWORD` for headless machines.
+//!
+//! Values are [`SecretString`]s: their `Debug` prints nothing, and they are only
+//! exposed where a component asked for a granted name or the CLI was asked to print one.
+
+mod key;
+mod store;
+
+pub use secrecy::{ExposeSecret, SecretString};
+pub use store::{SecretStore, SecretStoreError};
+
+/// The environment variable that selects password protection.
+pub const PASSWORD_ENV: &str = "PORTCULLIS_SECRETS_PASSWORD";

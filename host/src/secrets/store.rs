@@ -1,0 +1,364 @@
+//! The encrypted store file: `<home>/secrets.json`.
+//!
+//! The file is JSON with a clear header (format, version, how the key is
+//! obtained) and one AES-256-GCM ciphertext of all entries; the header is bound
+//! to the ciphertext as associated data, so it cannot be swapped undetected.
+//! Writers take an exclusive lock on `secrets.lock`, re-read the file under the
+//! lock, and replace it atomically (temp file, fsync, rename, fsync of the
+//! directory) with mode 0600. Readers need no lock: they see the old file or
+//! the new one, never a mix. A wrong password fails before anything is written.
+
+use super::PASSWORD_ENV;
+use super::key::{self, Key, Protection};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const FORMAT: &str = "portcullis-secrets";
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretStoreError {
+    #[error(
+        "the secret store {path} is protected by a password: set {PASSWORD_ENV} (it was empty or unset)",
+        path = .path.display()
+    )]
+    PasswordNeeded { path: PathBuf },
+    #[error("wrong password for the secret store {path} (or the file is damaged); nothing was changed", path = .path.display())]
+    WrongPassword { path: PathBuf },
+    #[error("no OS keychain is available ({reason}); set {PASSWORD_ENV} to protect the secret store with a password instead")]
+    NoKeychain { reason: String },
+    #[error(
+        "the key of the secret store {path} is not in the OS keychain (a kernel keyring does not survive a reboot); \
+         restore the key or move the file away and set the secrets again",
+        path = .path.display()
+    )]
+    KeychainKeyMissing { path: PathBuf },
+    #[error("{path} is not a valid secret store: {why}", path = .path.display())]
+    Corrupt { path: PathBuf, why: String },
+    #[error("cannot {action} {path}: {source}", path = .path.display())]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("invalid secret name {0:?}: use letters, digits and `:._-/`, at most 200 characters")]
+    InvalidName(String),
+}
+
+/// The file's JSON form.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreFile {
+    format: String,
+    version: u32,
+    #[serde(flatten)]
+    protection: Protection,
+    nonce: String,
+    ciphertext: String,
+}
+
+impl StoreFile {
+    fn associated_data(&self) -> Vec<u8> {
+        // The header, in a fixed serialisation, authenticated with the ciphertext.
+        serde_json::to_vec(&(&self.format, self.version, &self.protection)).expect("header serialises")
+    }
+}
+
+/// Identifies a version of the file, to notice changes made by other processes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+struct Loaded {
+    stamp: Option<Stamp>,
+    protection: Protection,
+    key: Key,
+    entries: BTreeMap<String, SecretString>,
+}
+
+/// A handle on the store file. Cheap to create; reads are cached in memory and
+/// refreshed when the file changes on disk (a rotation by the CLI is seen by a
+/// running gateway at the next read).
+pub struct SecretStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+    password: Option<SecretString>,
+    cache: Mutex<Option<Loaded>>,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SecretStore {
+    /// The store in `home`, with the password (if any) from the environment.
+    pub fn in_home(home: &Path) -> Self {
+        let password = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()).map(SecretString::from);
+        Self::new(home, password)
+    }
+
+    pub fn new(home: &Path, password: Option<SecretString>) -> Self {
+        SecretStore {
+            path: home.join("secrets.json"),
+            lock_path: home.join("secrets.lock"),
+            password,
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The secret `name`, or `None` when the store has no such entry (or no file yet).
+    pub fn get(&self, name: &str) -> Result<Option<SecretString>, SecretStoreError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = self.stamp()?;
+        let fresh = matches!(&*cache, Some(loaded) if loaded.stamp == stamp);
+        if !fresh {
+            if stamp.is_none() {
+                return Ok(None);
+            }
+            *cache = Some(self.load(cache.take())?);
+        }
+        let loaded = cache.as_ref().expect("loaded above");
+        Ok(loaded.entries.get(name).map(|v| SecretString::from(v.expose_secret().to_owned())))
+    }
+
+    /// The names in the store, sorted.
+    pub fn list(&self) -> Result<Vec<String>, SecretStoreError> {
+        if self.stamp()?.is_none() {
+            return Ok(Vec::new());
+        }
+        let loaded = self.load(None)?;
+        Ok(loaded.entries.keys().cloned().collect())
+    }
+
+    /// Sets `name` to `value`.
+    pub fn set(&self, name: &str, value: SecretString) -> Result<(), SecretStoreError> {
+        check_name(name)?;
+        self.update(|entries| {
+            entries.insert(name.to_owned(), value);
+            true
+        })
+        .map(|_| ())
+    }
+
+    /// Removes `name`; `false` if there was no such entry.
+    pub fn delete(&self, name: &str) -> Result<bool, SecretStoreError> {
+        self.update(|entries| entries.remove(name).is_some())
+    }
+
+    /// Runs `change` on the entries under the writers' lock and writes the result
+    /// if `change` returns true. The file is re-read under the lock so concurrent
+    /// writers never lose each other's changes.
+    pub fn update(&self, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
+        let home = self.path.parent().expect("store path has a parent");
+        crate::home::create_private_dir(home).map_err(|source| io("create", home, source))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&self.lock_path)
+            .map_err(|source| io("open", &self.lock_path, source))?;
+        fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
+
+        let mut loaded = match self.stamp()? {
+            Some(_) => self.load(None)?,
+            None => self.new_store()?,
+        };
+        let changed = change(&mut loaded.entries);
+        if changed {
+            self.write(&loaded)?;
+        }
+        // Dropping `lock` releases it.
+        drop(lock);
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(changed)
+    }
+
+    fn new_store(&self) -> Result<Loaded, SecretStoreError> {
+        let password = self.password.as_ref().map(|p| p.expose_secret());
+        let protection = key::protection_for_new_store(password);
+        let key = key::obtain(&self.path, &protection, password, true)?;
+        Ok(Loaded { stamp: None, protection, key, entries: BTreeMap::new() })
+    }
+
+    fn stamp(&self) -> Result<Option<Stamp>, SecretStoreError> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) => Ok(Some(Stamp {
+                inode: meta.ino(),
+                len: meta.len(),
+                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(io("read", &self.path, source)),
+        }
+    }
+
+    /// Reads and decrypts the file. `previous` lets a reload reuse a derived key
+    /// when the key-derivation parameters did not change (Argon2id is slow on purpose).
+    fn load(&self, previous: Option<Loaded>) -> Result<Loaded, SecretStoreError> {
+        let stamp = self.stamp()?;
+        let text = std::fs::read(&self.path).map_err(|source| io("read", &self.path, source))?;
+        let corrupt = |why: String| SecretStoreError::Corrupt { path: self.path.clone(), why };
+        let file: StoreFile = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        if file.format != FORMAT || file.version != VERSION {
+            return Err(corrupt(format!("unsupported format {:?} version {}", file.format, file.version)));
+        }
+        let key = match previous {
+            Some(prev) if prev.protection == file.protection => prev.key,
+            _ => key::obtain(&self.path, &file.protection, self.password.as_ref().map(|p| p.expose_secret()), false)?,
+        };
+        let nonce = B64.decode(&file.nonce).map_err(|_| corrupt("the nonce is not base64".into()))?;
+        let ciphertext = B64.decode(&file.ciphertext).map_err(|_| corrupt("the ciphertext is not base64".into()))?;
+        if nonce.len() != 12 {
+            return Err(corrupt("the nonce is not 12 bytes".into()));
+        }
+        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).expect("32-byte key");
+        let aad = file.associated_data();
+        let plaintext = Zeroizing::new(
+            cipher
+                .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad })
+                .map_err(|_| SecretStoreError::WrongPassword { path: self.path.clone() })?,
+        );
+        let entries: BTreeMap<String, String> =
+            serde_json::from_slice(&plaintext).map_err(|_| corrupt("the decrypted entries are not valid".into()))?;
+        let entries = entries.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
+        Ok(Loaded { stamp, protection: file.protection, key, entries })
+    }
+
+    fn write(&self, loaded: &Loaded) -> Result<(), SecretStoreError> {
+        let plain: BTreeMap<&str, &str> = loaded.entries.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+        let plaintext = Zeroizing::new(serde_json::to_vec(&plain).expect("entries serialise"));
+        let nonce: [u8; 12] = rand::random();
+        let mut file = StoreFile {
+            format: FORMAT.into(),
+            version: VERSION,
+            protection: loaded.protection.clone(),
+            nonce: B64.encode(nonce),
+            ciphertext: String::new(),
+        };
+        let aad = file.associated_data();
+        let cipher = Aes256Gcm::new_from_slice(loaded.key.as_ref()).expect("32-byte key");
+        let ciphertext = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+            .expect("AES-GCM encryption of an in-memory buffer does not fail");
+        file.ciphertext = B64.encode(ciphertext);
+        let bytes = serde_json::to_vec_pretty(&file).expect("store file serialises");
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// Temp file in the same directory, fsync, rename over the target, fsync the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SecretStoreError> {
+    let dir = path.parent().expect("store path has a parent");
+    let tmp = dir.join(format!(".secrets.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|source| io("create", &tmp, source))?;
+        f.write_all(bytes).map_err(|source| io("write", &tmp, source))?;
+        f.sync_all().map_err(|source| io("sync", &tmp, source))?;
+        std::fs::rename(&tmp, path).map_err(|source| io("replace", path, source))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| io("sync", dir, source))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn check_name(name: &str) -> Result<(), SecretStoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-/".contains(&b));
+    if ok { Ok(()) } else { Err(SecretStoreError::InvalidName(name.to_owned())) }
+}
+
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> SecretStoreError {
+    SecretStoreError::Io { action, path: path.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, password: &str) -> SecretStore {
+        SecretStore::new(dir, Some(SecretString::from(password.to_owned())))
+    }
+
+    #[test]
+    fn round_trip_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "correct horse");
+        assert!(s.get("a").unwrap().is_none());
+        s.set("a", SecretString::from("one".to_owned())).unwrap();
+        s.set("b", SecretString::from("two".to_owned())).unwrap();
+        assert_eq!(s.get("a").unwrap().unwrap().expose_secret(), "one");
+        let again = store(dir.path(), "correct horse");
+        assert_eq!(again.list().unwrap(), vec!["a", "b"]);
+        assert!(again.delete("a").unwrap());
+        assert!(!again.delete("a").unwrap());
+        // The first handle sees the other's change.
+        assert!(s.get("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_file_does_not_contain_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        s.set("token", SecretString::from("very-secret-value".to_owned())).unwrap();
+        let text = std::fs::read_to_string(s.path()).unwrap();
+        assert!(!text.contains("very-secret-value"));
+        assert!(!text.contains("token"), "names are encrypted too");
+    }
+
+    #[test]
+    fn wrong_password_is_clear_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), "right").set("a", SecretString::from("1".to_owned())).unwrap();
+        let before = std::fs::read(dir.path().join("secrets.json")).unwrap();
+        let wrong = store(dir.path(), "wrong");
+        let err = wrong.set("b", SecretString::from("2".to_owned())).unwrap_err();
+        assert!(matches!(err, SecretStoreError::WrongPassword { .. }), "{err}");
+        assert!(err.to_string().contains("wrong password"));
+        assert!(matches!(wrong.get("a"), Err(SecretStoreError::WrongPassword { .. })));
+        assert_eq!(before, std::fs::read(dir.path().join("secrets.json")).unwrap());
+    }
+
+    #[test]
+    fn tampered_header_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        s.set("a", SecretString::from("1".to_owned())).unwrap();
+        let path = dir.path().join("secrets.json");
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"iterations\": 2", "\"iterations\": 3");
+        std::fs::write(&path, text).unwrap();
+        assert!(store(dir.path(), "pw").get("a").is_err());
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        assert!(matches!(s.set("", SecretString::from("x".to_owned())), Err(SecretStoreError::InvalidName(_))));
+        assert!(matches!(s.set("a b", SecretString::from("x".to_owned())), Err(SecretStoreError::InvalidName(_))));
+    }
+}
