@@ -1,1 +1,36 @@
+//! The end-to-end test harness: fixture components, a real upstream HTTP server,
+//! and a gateway started in-process on ephemeral loopback ports.
 
+pub mod gateway;
+pub mod upstream;
+
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// A fixture component built by this crate's build script.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("FIXTURES_DIR")).join(format!("{name}.wasm"))
+}
+
+/// The sha256 pin of a file.
+pub fn sha256_of(path: &std::path::Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).expect("reading a fixture")))
+}
+
+/// `[components]` entries for every fixture, to prepend to test policies.
+pub fn fixture_components() -> String {
+    let mut out = String::new();
+    for (name, file) in [("behaviours", "behaviours"), ("inject-header", "inject_header")] {
+        let path = fixture(file);
+        out.push_str(&format!("[components.{name}]\npath = {:?}\nsha256 = \"{}\"\n\n", path.display().to_string(), sha256_of(&path)));
+    }
+    out
+}
+
+/// Logs for failing tests: `RUST_LOG=debug cargo test` shows them.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}

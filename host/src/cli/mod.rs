@@ -63,7 +63,7 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { policy } => {
-            let options = crate::gateway::Options { policy, home: crate::home::dir()? };
+            let options = crate::gateway::Options::new(policy, crate::home::dir()?);
             runtime()?.block_on(crate::gateway::run(options))?;
             Ok(ExitCode::SUCCESS)
         }

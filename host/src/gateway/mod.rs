@@ -53,6 +53,17 @@ pub struct Options {
     pub policy: PathBuf,
     /// Data directory (secret store, component cache).
     pub home: PathBuf,
+    /// Where compiled components are cached; `None` for `<home>/cache/components`.
+    pub cache_dir: Option<PathBuf>,
+    /// The secret store's password; `None` reads `PORTCULLIS_SECRETS_PASSWORD`.
+    pub secrets_password: Option<crate::secrets::SecretString>,
+}
+
+impl Options {
+    /// The defaults for a policy file and data directory.
+    pub fn new(policy: PathBuf, home: PathBuf) -> Self {
+        Options { policy, home, cache_dir: None, secrets_password: None }
+    }
 }
 
 pub struct Gateway {
@@ -68,8 +79,12 @@ impl Gateway {
     /// Loads and compiles the policy, then binds every listener.
     pub async fn start(options: Options) -> anyhow::Result<Arc<Gateway>> {
         crate::proxy::tls::install_crypto_provider();
-        let runtime = Runtime::new(Some(options.home.join("cache/components")))?;
-        let services = Services::new(Arc::new(SecretStore::in_home(&options.home)));
+        let runtime = Runtime::new(Some(options.cache_dir.unwrap_or_else(|| options.home.join("cache/components"))))?;
+        let store = match options.secrets_password {
+            Some(password) => SecretStore::new(&options.home, Some(password)),
+            None => SecretStore::in_home(&options.home),
+        };
+        let services = Services::new(Arc::new(store));
         let metrics = Arc::new(Metrics::new());
         let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
         let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(snapshot), metrics, ready: AtomicBool::new(false) });

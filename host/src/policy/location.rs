@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(path.line_in(src), Some(8));
         let path = KeyPath::root().key("workloads").index(1).key("inbound").index(0).key("component");
         assert_eq!(path.line_in(src), Some(10));
-        // A missing key points at its table.
-        assert_eq!(KeyPath::root().key("workloads").index(0).key("listen").line_in(src), Some(4));
+        // A missing key points at its table's header.
+        assert_eq!(KeyPath::root().key("workloads").index(0).key("listen").line_in(src), Some(3));
     }
 }

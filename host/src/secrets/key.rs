@@ -12,7 +12,7 @@ pub type Key = Zeroizing<[u8; 32]>;
 
 /// How a store file's key is obtained; written in the file's clear header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "protection", rename_all = "kebab-case")]
+#[serde(tag = "source", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Protection {
     /// A random key kept in the OS keychain under an entry named after the file.
     Keychain,

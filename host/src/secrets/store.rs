@@ -57,8 +57,8 @@ pub enum SecretStoreError {
 struct StoreFile {
     format: String,
     version: u32,
-    #[serde(flatten)]
-    protection: Protection,
+    /// Where the key comes from (and, for a password, how it is derived).
+    key: Protection,
     nonce: String,
     ciphertext: String,
 }
@@ -66,7 +66,7 @@ struct StoreFile {
 impl StoreFile {
     fn associated_data(&self) -> Vec<u8> {
         // The header, in a fixed serialisation, authenticated with the ciphertext.
-        serde_json::to_vec(&(&self.format, self.version, &self.protection)).expect("header serialises")
+        serde_json::to_vec(&(&self.format, self.version, &self.key)).expect("header serialises")
     }
 }
 
@@ -219,8 +219,8 @@ impl SecretStore {
             return Err(corrupt(format!("unsupported format {:?} version {}", file.format, file.version)));
         }
         let key = match previous {
-            Some(prev) if prev.protection == file.protection => prev.key,
-            _ => key::obtain(&self.path, &file.protection, self.password.as_ref().map(|p| p.expose_secret()), false)?,
+            Some(prev) if prev.protection == file.key => prev.key,
+            _ => key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?,
         };
         let nonce = B64.decode(&file.nonce).map_err(|_| corrupt("the nonce is not base64".into()))?;
         let ciphertext = B64.decode(&file.ciphertext).map_err(|_| corrupt("the ciphertext is not base64".into()))?;
@@ -237,7 +237,7 @@ impl SecretStore {
         let entries: BTreeMap<String, String> =
             serde_json::from_slice(&plaintext).map_err(|_| corrupt("the decrypted entries are not valid".into()))?;
         let entries = entries.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
-        Ok(Loaded { stamp, protection: file.protection, key, entries })
+        Ok(Loaded { stamp, protection: file.key, key, entries })
     }
 
     fn write(&self, loaded: &Loaded) -> Result<(), SecretStoreError> {
@@ -247,7 +247,7 @@ impl SecretStore {
         let mut file = StoreFile {
             format: FORMAT.into(),
             version: VERSION,
-            protection: loaded.protection.clone(),
+            key: loaded.protection.clone(),
             nonce: B64.encode(nonce),
             ciphertext: String::new(),
         };

@@ -1,0 +1,117 @@
+//! A test authenticator whose behaviour is chosen by its `config.mode`:
+//!
+//! - `allow`, `deny`, `abstain`: the three verdicts (`tag` names the component
+//!   in the header `x-fixture-allowed-by` it sets, or in the deny body).
+//! - `trap`: panics. `loop`: never returns. `grow`: allocates without bound.
+//! - `http`: calls `config.url` and reports the outcome in a 418 deny body.
+//! - `secret`: reads `config.secret` and reports the outcome (never the value).
+//! - `bad-status`: denies with status 200, which the gateway must refuse.
+//! - `bad-edit`: allows with an edit of the `host` header, which the gateway must refuse.
+//!
+//! `only_if_header`: abstain unless the request carries this header.
+
+use serde::Deserialize;
+use std::cell::RefCell;
+
+wit_bindgen::generate!({ path: "../../../wit", world: "portcullis:auth/authenticator" });
+
+use exports::portcullis::auth::authenticate::Guest as Authenticate;
+use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
+use portcullis::auth::http_client::{self, OutgoingRequest};
+use portcullis::auth::secrets;
+use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, RequestView, Verdict};
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    mode: String,
+    #[serde(default)]
+    tag: String,
+    only_if_header: Option<String>,
+    url: Option<String>,
+    secret: Option<String>,
+}
+
+thread_local! {
+    static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+}
+
+struct Fixture;
+
+impl Lifecycle for Fixture {
+    fn init(settings: Settings) -> Result<(), String> {
+        let config: Config = serde_json::from_str(&settings.config_json).map_err(|e| format!("bad fixture config: {e}"))?;
+        if config.mode == "refuse-config" {
+            return Err("this configuration is refused on purpose".into());
+        }
+        CONFIG.with(|c| *c.borrow_mut() = config);
+        Ok(())
+    }
+}
+
+fn deny(status: u16, body: String) -> Verdict {
+    Verdict::Deny(Deny { status, headers: vec![Header { name: "content-type".into(), value: "application/json".into() }], body })
+}
+
+impl Authenticate for Fixture {
+    fn authenticate(request: RequestView) -> Verdict {
+        let config = CONFIG.with(|c| c.borrow().clone());
+        if let Some(name) = &config.only_if_header {
+            if !request.headers.iter().any(|h| &h.name == name) {
+                return Verdict::Abstain;
+            }
+        }
+        match config.mode.as_str() {
+            "allow" => Verdict::Allow(Allow {
+                identity: Identity { subject: format!("fixture:{}", config.tag), issuer: None, claims_json: None },
+                edits: vec![
+                    HeaderEdit::Append(Header { name: "x-fixture-allowed-by".into(), value: config.tag.clone() }),
+                    HeaderEdit::Remove("x-fixture-credential".into()),
+                ],
+            }),
+            "deny" => deny(403, serde_json::json!({ "denied_by": config.tag }).to_string()),
+            "abstain" => Verdict::Abstain,
+            "trap" => panic!("fixture trap"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1024 * 1024]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "http" => {
+                let url = config.url.clone().unwrap_or_default();
+                let outcome = match http_client::send(&OutgoingRequest { method: "GET".into(), url, headers: vec![], body: vec![], timeout_ms: Some(2000) }) {
+                    Ok(response) => format!("status:{}", response.status),
+                    Err(http_client::HttpError::NotGranted(origin)) => format!("not-granted:{origin}"),
+                    Err(http_client::HttpError::AddressRefused(why)) => format!("address-refused:{why}"),
+                    Err(other) => format!("error:{other:?}"),
+                };
+                deny(418, serde_json::json!({ "outcome": outcome }).to_string())
+            }
+            "secret" => {
+                let outcome = match secrets::get(config.secret.as_deref().unwrap_or("")) {
+                    Ok(value) => format!("found:{}-bytes", value.len()),
+                    Err(secrets::SecretError::NotGranted) => "not-granted".into(),
+                    Err(secrets::SecretError::NotFound) => "not-found".into(),
+                    Err(secrets::SecretError::Unavailable) => "unavailable".into(),
+                };
+                deny(418, serde_json::json!({ "outcome": outcome }).to_string())
+            }
+            "bad-status" => deny(200, "{}".into()),
+            "bad-edit" => Verdict::Allow(Allow {
+                identity: Identity { subject: "x".into(), issuer: None, claims_json: None },
+                edits: vec![HeaderEdit::Set(Header { name: "host".into(), value: "evil.example".into() })],
+            }),
+            other => deny(500, format!("{{\"error\":\"unknown fixture mode {other}\"}}")),
+        }
+    }
+}
+
+export!(Fixture);

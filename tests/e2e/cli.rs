@@ -1,0 +1,176 @@
+//! The `portcullis` binary: secrets, check, schema, plugin inspect, run + SIGTERM drain.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary built alongside this test (`cargo test --workspace` builds it).
+pub fn portcullis() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("portcullis");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(portcullis())
+        .args(args)
+        .env("PORTCULLIS_HOME", home)
+        .env("PORTCULLIS_SECRETS_PASSWORD", password)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn secrets_round_trip_through_the_cli() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let set = cli(h, "pw", &["secrets", "set", "api:token"], Some("tok-123\n"));
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    assert!(!text(&set.stderr).contains("tok-123"), "the value is never echoed");
+    let get = cli(h, "pw", &["secrets", "get", "api:token"], None);
+    assert_eq!(text(&get.stdout), "tok-123\n");
+    let mode = std::fs::metadata(h.join("secrets.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!std::fs::read_to_string(h.join("secrets.json")).unwrap().contains("tok-123"));
+
+    let wrong = cli(h, "not-the-password", &["secrets", "set", "other", "--"], Some("x"));
+    assert!(!wrong.status.success());
+    assert!(text(&wrong.stderr).contains("wrong password"), "{}", text(&wrong.stderr));
+    let list = cli(h, "pw", &["secrets", "list"], None);
+    assert_eq!(text(&list.stdout), "api:token\n", "the failed write changed nothing");
+
+    let delete = cli(h, "pw", &["secrets", "delete", "api:token"], None);
+    assert!(delete.status.success());
+    let get = cli(h, "pw", &["secrets", "get", "api:token"], None);
+    assert!(!get.status.success());
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let mut child = Command::new(portcullis())
+                .args(["secrets", "set", &format!("key{i}")])
+                .env("PORTCULLIS_HOME", home.path())
+                .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(format!("value{i}").as_bytes()).unwrap();
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let list = cli(home.path(), "pw", &["secrets", "list"], None);
+    let names: Vec<String> = text(&list.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(names, (0..8).map(|i| format!("key{i}")).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_example_policy_checks() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let home = tempfile::tempdir().unwrap();
+            let out = cli(home.path(), "pw", &["check", path.to_str().unwrap()], None);
+            assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0);
+}
+
+#[test]
+fn check_reports_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.toml");
+    std::fs::write(&policy, "version = 1\n\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:0\"\nupstream = \"ftp://x\"\npublic_url = \"http://127.0.0.1\"\nanonymous = true\n").unwrap();
+    let out = cli(dir.path(), "pw", &["check", policy.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.toml:6: `workloads[0].upstream`"), "{err}");
+}
+
+#[test]
+fn schema_and_inspect() {
+    let home = tempfile::tempdir().unwrap();
+    let schema = cli(home.path(), "pw", &["schema"], None);
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert!(schema["properties"]["workloads"].is_object());
+
+    let fixture = portcullis_tests::fixture("behaviours");
+    let out = cli(home.path(), "pw", &["plugin", "inspect", "--json", fixture.to_str().unwrap()], None);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["world"], "authenticator");
+    assert_eq!(info["sha256"], portcullis_tests::sha256_of(&fixture));
+    assert!(info["imports"].as_array().unwrap().iter().any(|i| i == "portcullis:auth/secrets@0.1.0"));
+    let out = cli(home.path(), "pw", &["plugin", "inspect", portcullis_tests::fixture("inject_header").to_str().unwrap()], None);
+    assert!(text(&out.stdout).contains("world:   credential-injector"));
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = portcullis_tests::upstream::closed_port().await.port();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\nanonymous = true\n",
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(portcullis())
+        .args(["run", "--policy", policy.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let c = crate::client();
+    let mut ready = false;
+    for _ in 0..100 {
+        if c.get(&url).send().await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the gateway did not start");
+    // A request that takes 5 s upstream is in flight when SIGTERM arrives.
+    let slow = tokio::spawn({
+        let c = c.clone();
+        let url = format!("{url}/slow");
+        async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = child.id().unwrap() as i32;
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    assert_eq!(slow.await.unwrap().unwrap(), 200, "the in-flight request completed");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}

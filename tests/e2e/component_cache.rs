@@ -1,0 +1,57 @@
+//! Compiled components are cached on disk by content hash; pins are checked first.
+
+use portcullis::runtime::Runtime;
+use portcullis_tests::gateway::{TestGateway, behaviour, workload};
+use portcullis_tests::{fixture, sha256_of};
+
+#[test]
+fn a_warm_cache_does_not_recompile() {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = std::fs::read(fixture("behaviours")).unwrap();
+    let sha = sha256_of(&fixture("behaviours"));
+    let cold = Runtime::new(Some(cache.path().to_owned())).unwrap();
+    cold.component(&sha, &wasm).unwrap();
+    assert_eq!(cold.compilations(), 1);
+    let warm = Runtime::new(Some(cache.path().to_owned())).unwrap();
+    warm.component(&sha, &wasm).unwrap();
+    assert_eq!(warm.compilations(), 0, "loaded from the cache");
+
+    // A cache file that others could write is not trusted.
+    let file = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let wary = Runtime::new(Some(cache.path().to_owned())).unwrap();
+    wary.component(&sha, &wasm).unwrap();
+    assert_eq!(wary.compilations(), 1);
+}
+
+#[tokio::test]
+async fn a_wrong_pin_is_refused_before_compiling() {
+    let policy = format!("version = 1\n{}", workload("w", "http://127.0.0.1:9", &behaviour(r#"mode = "allow""#)));
+    let gw = TestGateway::start(&policy).await.unwrap();
+    let text = std::fs::read_to_string(&gw.policy_path).unwrap();
+    let pinned = portcullis_tests::sha256_of(&fixture("behaviours"));
+    let tampered = text.replace(&pinned, &"0".repeat(64));
+    std::fs::write(&gw.policy_path, &tampered).unwrap();
+    let err = format!("{:#}", gw.gateway.reload().await.unwrap_err());
+    assert!(err.contains("does not match its pinned sha256"), "{err}");
+    assert!(err.contains("components.behaviours.sha256"), "{err}");
+}
+
+#[tokio::test]
+async fn a_refused_configuration_names_the_policy_entry() {
+    let policy = format!("version = 1\n{}", workload("w", "http://127.0.0.1:9", &behaviour(r#"mode = "refuse-config""#)));
+    let err = format!("{:#}", TestGateway::start(&policy).await.err().unwrap());
+    assert!(err.contains("workloads[0].inbound[0]"), "{err}");
+    assert!(err.contains("refused on purpose"), "{err}");
+}
+
+#[tokio::test]
+async fn an_injector_in_the_inbound_chain_is_refused() {
+    let policy = format!(
+        "version = 1\n{}",
+        workload("w", "http://127.0.0.1:9", "  [[workloads.inbound]]\n  component = \"inject-header\"\n  config = { header = \"a\", value = \"b\" }\n")
+    );
+    let err = format!("{:#}", TestGateway::start(&policy).await.err().unwrap());
+    assert!(err.contains("does not export `portcullis:auth/authenticate@0.1.0`"), "{err}");
+}

@@ -1,0 +1,74 @@
+//! Traps, deadlines, memory caps and malformed verdicts fail closed, are
+//! counted, and leave the rest of the gateway serving.
+
+use crate::{client, json};
+use portcullis_tests::gateway::{TestGateway, behaviour, workload};
+use portcullis_tests::upstream::TestUpstream;
+use std::time::{Duration, Instant};
+
+async fn gateway(upstream: &TestUpstream) -> TestGateway {
+    let mut policy = String::from("version = 1\n");
+    for (name, mode) in [("trap", "trap"), ("loop", "loop"), ("grow", "grow"), ("badstatus", "bad-status"), ("badedit", "bad-edit")] {
+        let body = format!("{}  limits = {{ deadline_ms = 100, memory_mib = 8 }}\n", behaviour(&format!(r#"mode = "{mode}""#)));
+        policy.push_str(&workload(name, &upstream.url(), &body));
+    }
+    policy.push_str(&workload("healthy", &upstream.url(), &behaviour(r#"mode = "allow", tag = "ok""#)));
+    TestGateway::start(&policy).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_fails_closed_with_a_json_body_naming_the_component() {
+    let upstream = TestUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let c = client();
+    for (workload, status, reason) in [
+        ("trap", 500, "trap"),
+        ("loop", 503, "deadline"),
+        ("grow", 503, "memory_limit"),
+        ("badstatus", 500, "bad_verdict"),
+        ("badedit", 500, "bad_verdict"),
+    ] {
+        // Twice: the instance that failed is replaced, and the next call fails the same way.
+        for _ in 0..2 {
+            let started = Instant::now();
+            let r = c.get(gw.url(workload).await).send().await.unwrap();
+            assert_eq!(r.status(), status, "{workload}");
+            let body = json(r).await;
+            assert_eq!(body["error"], "component_failed", "{workload}");
+            assert_eq!(body["component"], "behaviours", "{workload}");
+            assert_eq!(body["reason"], reason, "{workload}");
+            // Correctness bound, not a benchmark: the deadline is 100 ms.
+            assert!(started.elapsed() < Duration::from_secs(2), "{workload} took {:?}", started.elapsed());
+        }
+    }
+    let metrics = gw.metrics().await;
+    for (workload, kind) in [("trap", "trap"), ("loop", "deadline"), ("grow", "memory_limit"), ("badstatus", "bad_verdict")] {
+        let line = format!("portcullis_component_faults_total{{workload=\"{workload}\",component=\"behaviours\",kind=\"{kind}\",blame=\"guest\"}} 2");
+        assert!(metrics.contains(&line), "missing {line} in\n{metrics}");
+    }
+    assert!(metrics.contains("portcullis_requests_total{workload=\"trap\",outcome=\"component_failed\"} 2"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_workloads_keep_serving_while_a_component_spins() {
+    let upstream = TestUpstream::start().await;
+    let gw = gateway(&upstream).await;
+    let c = client();
+    let looping = gw.url("loop").await;
+    let healthy = gw.url("healthy").await;
+    // Keep several spinning calls in flight while the healthy workload serves.
+    let spinners: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            let url = looping.clone();
+            tokio::spawn(async move { c.get(url).send().await.unwrap().status() })
+        })
+        .collect();
+    for _ in 0..20 {
+        let r = c.get(&healthy).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for s in spinners {
+        assert_eq!(s.await.unwrap(), 503);
+    }
+}

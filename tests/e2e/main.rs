@@ -1,0 +1,24 @@
+//! End-to-end tests: real servers on loopback (ephemeral ports), real clients.
+
+mod capabilities;
+mod chain;
+mod cli;
+mod component_cache;
+mod faults;
+mod proxy;
+mod reload;
+
+/// A client that never uses an environment proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// The values of `name` the upstream echo saw.
+pub fn seen(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo["headers"][name].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+}
