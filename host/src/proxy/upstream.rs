@@ -18,8 +18,8 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct Upstream {
     client: Client<Connector, ProxyBody>,
-    /// The upstream's scheme and authority.
-    base: Uri,
+    /// The upstream's `scheme://authority`, without a trailing `/`.
+    base: String,
     /// The upstream URL's path without a trailing `/` (empty for the root).
     base_path: String,
     /// How long the upstream may take to start its response.
@@ -39,12 +39,13 @@ impl Upstream {
             .enable_http2()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-        let base: Uri = format!("{}://{}", url.scheme(), url_authority(url)).parse()?;
+        let base = format!("{}://{}", url.scheme(), url_authority(url));
+        base.parse::<Uri>()?;
         Ok(Upstream { client, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
     }
 
     /// The upstream's scheme and authority, for logs.
-    pub fn base(&self) -> &Uri {
+    pub fn base(&self) -> &str {
         &self.base
     }
 
@@ -61,13 +62,12 @@ impl Upstream {
         *request.uri_mut() = target.parse().map_err(|_| GatewayError::UpstreamUnavailable)?;
         // Let the client pick HTTP/1.1 or HTTP/2 toward the upstream.
         *request.version_mut() = http::Version::HTTP_11;
-        let headers = request.headers_mut();
-        remove_hop_by_hop(headers);
+        // (Hop-by-hop headers were removed by the pipeline before the chain ran.)
         // The upstream sees its own name; the client's is in X-Forwarded-Host.
-        if let Some(authority) = self.base.authority() {
-            headers.insert(header::HOST, HeaderValue::from_str(authority.as_str()).expect("a URI authority is a valid header"));
+        if let Some(authority) = request.uri().authority().cloned() {
+            request.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str()).expect("a URI authority is a valid header"));
         }
-        set_forwarded(headers, conn, client_authority);
+        set_forwarded(request.headers_mut(), conn, client_authority);
 
         let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Ok(Ok(response)) => response,
