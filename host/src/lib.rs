@@ -21,12 +21,18 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`secrets`]: the encrypted secret store (AES-256-GCM; key from the OS
 //!   keychain or Argon2id from a password).
+//! - [`keys`]: shared keys for `builtin:shared-key` (create, rotate, delete).
+//! - [`bridge`]: `portcullis bridge`, MCP stdio ↔ Streamable HTTP with the key added.
+//! - [`client_config`]: MCP client configuration entries for a workload.
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
 
 pub mod admin;
+pub mod bridge;
 pub mod cli;
+pub mod client_config;
 pub mod gateway;
 pub mod home;
+pub mod keys;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! The `portcullis` command line. Each subcommand is a small function over the
 //! library; output meant for people goes to stdout, logs go to stderr.
 
+mod keys;
 mod plugin;
 mod secrets;
 
@@ -46,6 +47,13 @@ enum Command {
     /// Work with component files.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Manage shared keys of `builtin:shared-key` workloads.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Speak MCP over stdio and forward to a workload over HTTP, adding its key.
+    Bridge(keys::BridgeArgs),
+    /// Print (or write) an MCP client's configuration for a workload.
+    ClientConfig(keys::ClientConfigArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +83,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Secrets(command) => secrets::run(command),
         Command::Plugin(command) => plugin::run(command),
+        Command::Keys(command) => keys::run(command),
+        Command::Bridge(args) => keys::bridge(args),
+        Command::ClientConfig(args) => keys::client_config(args),
     }
 }
 

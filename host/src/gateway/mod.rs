@@ -185,11 +185,10 @@ impl Gateway {
         let mut admin = self.admin.lock().await;
         let wanted = snapshot.admin;
         let current = admin.as_ref().map(|a| a.addr);
-        if current.is_some() && !wanted.is_some_and(|w| same_listen(w, current.unwrap())) {
-            if let Some(old) = admin.take() {
+        if current.is_some() && !wanted.is_some_and(|w| same_listen(w, current.unwrap()))
+            && let Some(old) = admin.take() {
                 tokio::spawn(old.stop());
             }
-        }
         if let (Some(addr), None) = (wanted, admin.as_ref()) {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin: cannot listen on {addr}"))?;
             let handle = server::spawn(listener, Arc::new(AdminSite { shared: self.shared.clone() }))?;
@@ -211,6 +210,8 @@ async fn build(path: &std::path::Path, runtime: &Runtime, services: &Services, m
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    // Only a running gateway creates keys; `portcullis check` has no side effects.
+    crate::keys::ensure_auto(&services.secret_store, &loaded).context("creating the shared keys the policy asks for (`key = \"auto\"`)")?;
     policy::compile::compile(&loaded, runtime, services, metrics).await.map_err(|e: PolicyErrors| anyhow::Error::new(e))
 }
 

@@ -170,17 +170,15 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     } else if w.anonymous {
         p.warn(&key.key("anonymous"), "`anonymous = true` has no effect on a workload with authenticators", None);
     }
-    if let Some(kib) = w.limits.max_request_body_kib {
-        if kib == 0 || kib > 1024 * 1024 {
+    if let Some(kib) = w.limits.max_request_body_kib
+        && (kib == 0 || kib > 1024 * 1024) {
             p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
         }
-    }
     for (field, value) in [("upstream_timeout_ms", w.limits.upstream_timeout_ms), ("header_timeout_ms", w.limits.header_timeout_ms)] {
-        if let Some(ms) = value {
-            if ms == 0 || ms > 3_600_000 {
+        if let Some(ms) = value
+            && (ms == 0 || ms > 3_600_000) {
                 p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
             }
-        }
     }
     for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound)] {
         for (n, entry) in entries.iter().enumerate() {
@@ -210,16 +208,14 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
 }
 
 fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
-    if let Some(ms) = limits.deadline_ms {
-        if ms == 0 || ms > 10_000 {
+    if let Some(ms) = limits.deadline_ms
+        && (ms == 0 || ms > 10_000) {
             p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), "use 1 to 10000".to_string());
         }
-    }
-    if let Some(mib) = limits.memory_mib {
-        if mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB {
+    if let Some(mib) = limits.memory_mib
+        && (mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB) {
             p.error(&key.key("memory_mib"), format!("memory cap {mib} MiB is out of range"), format!("use 1 to {}", crate::runtime::MAX_MEMORY_MIB));
         }
-    }
     if limits.max_uses == Some(0) {
         p.error(&key.key("max_uses"), "`max_uses` must be at least 1", None);
     }

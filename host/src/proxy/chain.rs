@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 /// A request the inbound chain admitted, with the header edits to apply.
 #[derive(Debug)]
+// Not `#[non_exhaustive]`: that would still let the rest of this crate build one.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Allowed {
     /// `None` for an anonymous workload.
     pub identity: Option<Identity>,

@@ -46,7 +46,7 @@ impl RequestGuard {
         let Some((host, _port)) = split_host_port(&authority) else {
             return false;
         };
-        self.any_port.iter().any(|h| h == host) || self.exact.iter().any(|e| *e == authority)
+        self.any_port.iter().any(|h| h == host) || self.exact.contains(&authority)
     }
 
     /// Whether the request's `Origin` (if any) is acceptable.

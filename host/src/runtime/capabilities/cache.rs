@@ -12,9 +12,12 @@ const MAX_VALUE_BYTES: usize = 1024 * 1024;
 const MAX_ENTRIES: usize = 100_000;
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// (namespace, key) → (value, expiry).
+type Entries = HashMap<(Arc<str>, String), (Arc<[u8]>, Instant)>;
+
 #[derive(Default)]
 pub struct SharedCache {
-    entries: Mutex<HashMap<(Arc<str>, String), (Arc<[u8]>, Instant)>>,
+    entries: Mutex<Entries>,
 }
 
 impl SharedCache {
