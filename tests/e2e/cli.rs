@@ -4,12 +4,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The binary built alongside this test (`cargo test --workspace` builds it).
+/// The `portcullis` binary, rebuilt by cargo for this test run.
 pub fn portcullis() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("portcullis");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_portcullis-under-test"))
 }
 
 fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Output {

@@ -7,6 +7,7 @@ mod component_cache;
 mod faults;
 mod proxy;
 mod reload;
+mod shared_key;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {

@@ -2,6 +2,7 @@
 //! and a gateway started in-process on ephemeral loopback ports.
 
 pub mod gateway;
+pub mod node;
 pub mod upstream;
 
 use sha2::{Digest, Sha256};

@@ -112,6 +112,9 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
     if outcome.is_ok() {
         // Requests already sent get their answers before the session ends.
         while posts.join_next().await.is_some() {}
+    } else {
+        posts.abort_all();
+        while posts.join_next().await.is_some() {}
     }
     if let Some(stream) = get_stream {
         stream.abort();

@@ -109,7 +109,10 @@ pub fn bridge(args: BridgeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("workload `{}` has no key; create one with `portcullis keys create {}`", args.workload, args.workload);
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    match runtime.block_on(crate::bridge::run(crate::bridge::BridgeOptions { url, key, settings })) {
+    let result = runtime.block_on(crate::bridge::run(crate::bridge::BridgeOptions { url, key, settings }));
+    // A read of stdin may still be pending on a blocking thread: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => {
             eprintln!("portcullis bridge: {error}");

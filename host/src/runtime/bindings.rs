@@ -8,7 +8,7 @@ pub mod host {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "portcullis:auth/host-capabilities",
-        imports: { "portcullis:auth/http-client.send": async, default: tracing },
+        imports: { "portcullis:auth/http-client.send": async },
     });
 }
 

@@ -1,0 +1,209 @@
+//! Shared-key workloads end to end: the real reference MCP server behind the
+//! gateway binary, the official MCP SDK client over HTTP and over
+//! `portcullis bridge`, key rotation with grace, and no key in any log.
+
+use crate::cli::portcullis;
+use portcullis_tests::node::{EverythingServer, free_port, mcp_client};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+const PASSWORD: &str = "shared-key-test";
+
+/// The gateway binary on a shared-key policy, logging at trace level to a file.
+struct RunningGateway {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl RunningGateway {
+    async fn start(upstream: &str, grace: &str) -> RunningGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let policy = format!(
+            r#"version = 1
+[[workloads]]
+name = "everything"
+listen = "127.0.0.1:{port}"
+upstream = "{upstream}"
+public_url = "http://127.0.0.1:{port}/mcp"
+  [[workloads.inbound]]
+  component = "builtin:shared-key"
+  config = {{ key = "auto", grace = "{grace}" }}
+  grants = {{ secrets = ["workload:everything:shared-key*"] }}
+"#
+        );
+        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = tokio::process::Command::new(portcullis())
+            .args(["--log-format", "json", "run", "--policy"])
+            .arg(dir.path().join("policy.toml"))
+            .env("PORTCULLIS_HOME", dir.path().join("home"))
+            .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "trace,wasmtime=info,cranelift_codegen=info,cranelift_frontend=info,mio=info")
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let gateway = RunningGateway { dir, port, child };
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return gateway;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the gateway did not start: {}", gateway.log());
+    }
+
+    fn policy(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Runs a `portcullis` subcommand against this gateway's home.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(portcullis())
+            .args(args)
+            .env("PORTCULLIS_HOME", self.home())
+            .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    }
+
+    fn key(&self) -> String {
+        let out = self.cli(&["keys", "show", "everything"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+async fn http_client(url: &str, key: Option<&str>) -> serde_json::Value {
+    let header = key.map(|k| format!("X-Portcullis-Key: {k}"));
+    let mut args = vec!["http", url];
+    if let Some(h) = &header {
+        args.extend(["--header", h]);
+    }
+    mcp_client(&args, &[]).await
+}
+
+fn assert_mcp_ok(report: &serde_json::Value) {
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["tools"].as_array().unwrap().iter().any(|t| t == "echo"), "{report}");
+    assert!(report["echo"].as_str().unwrap().contains("hello portcullis"), "{report}");
+}
+
+#[tokio::test]
+async fn the_mcp_sdk_client_needs_the_key() {
+    let server = EverythingServer::start().await;
+    let mut gw = RunningGateway::start(&server.url(), "10m").await;
+    let key = gw.key();
+    assert_eq!(key.len(), 43, "32 bytes in base64url without padding");
+
+    assert_mcp_ok(&http_client(&gw.url(), Some(&key)).await);
+
+    let refused = http_client(&gw.url(), None).await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["status"], 401, "{refused}");
+    let wrong = http_client(&gw.url(), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).await;
+    assert_eq!(wrong["status"], 401, "{wrong}");
+
+    // The refusal tells a person what to do, without starting an OAuth discovery.
+    let r = crate::client().post(gw.url()).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_none());
+    let body = crate::json(r).await;
+    assert_eq!(body["header"], "x-portcullis-key");
+    assert!(body["message"].as_str().unwrap().contains("portcullis keys show everything"), "{body}");
+
+    gw.child.start_kill().unwrap();
+    let _ = gw.child.wait().await;
+    assert_no_key_in(&gw.log(), &[&key]);
+}
+
+#[tokio::test]
+async fn stdio_clients_reach_it_through_the_bridge() {
+    let server = EverythingServer::start().await;
+    let gw = RunningGateway::start(&server.url(), "10m").await;
+    let key = gw.key();
+    let bin = portcullis();
+    let policy = gw.policy();
+    let home = gw.home();
+    let envs = [("PORTCULLIS_HOME", home.to_str().unwrap()), ("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)];
+    let report = mcp_client(&["stdio", bin.to_str().unwrap(), "bridge", "everything", "--policy", policy.to_str().unwrap()], &envs).await;
+    assert_mcp_ok(&report);
+
+    // With another store's key the bridge says so on stderr, once, and exits non-zero.
+    let other = tempfile::tempdir().unwrap();
+    let create = std::process::Command::new(portcullis())
+        .args(["keys", "create", "everything"])
+        .env("PORTCULLIS_HOME", other.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(create.status.success());
+    let out = bridge_once(other.path(), &gw.url());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let refusals: Vec<&str> = stderr.lines().filter(|l| l.contains("refused the key")).collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing but protocol messages on stdout");
+    assert_no_key_in(&stderr, &[&key]);
+    assert_no_key_in(&gw.log(), &[&key]);
+}
+
+/// Sends one initialize request through a bridge using the store at `home`.
+fn bridge_once(home: &Path, url: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(portcullis())
+        .args(["bridge", "everything", "--url", url])
+        .env("PORTCULLIS_HOME", home)
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{init}").unwrap();
+    // Keep stdin open: the bridge must stop on the refusal, not on end of input.
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    out
+}
+
+#[tokio::test]
+async fn a_rotated_key_keeps_working_for_the_grace_period() {
+    let server = EverythingServer::start().await;
+    let gw = RunningGateway::start(&server.url(), "3s").await;
+    let old = gw.key();
+    let out = gw.cli(&["keys", "rotate", "everything", "--policy", gw.policy().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = gw.key();
+    assert_ne!(old, new);
+    assert_mcp_ok(&http_client(&gw.url(), Some(&new)).await);
+    assert_mcp_ok(&http_client(&gw.url(), Some(&old)).await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(http_client(&gw.url(), Some(&old)).await["status"], 401, "the grace period is over");
+    assert_mcp_ok(&http_client(&gw.url(), Some(&new)).await);
+    assert_no_key_in(&gw.log(), &[&old, &new]);
+}
+
+fn assert_no_key_in(text: &str, keys: &[&str]) {
+    assert!(!text.is_empty(), "no log was captured");
+    for key in keys {
+        assert!(!text.contains(key), "a key appears in the log");
+    }
+}

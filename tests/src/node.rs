@@ -1,0 +1,89 @@
+//! The Node.js side of the end-to-end tests (`tests/node/`, installed by
+//! `npm ci` from its lock file): the reference MCP server, the official MCP SDK
+//! client, and a real OpenID Provider.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node")
+}
+
+fn script(name: &str) -> PathBuf {
+    let dir = node_dir();
+    assert!(dir.join("node_modules").exists(), "run `npm ci` in {} (scripts/test does)", dir.display());
+    dir.join(name)
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Spawns a Node script and waits for its `READY ...` line; returns the child and that line.
+async fn start(name: &str, args: &[String]) -> (Child, String) {
+    let mut child = Command::new("node")
+        .arg(script(name))
+        .args(args)
+        .current_dir(node_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node is installed");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("READY") {
+                return line;
+            }
+        }
+        panic!("{name} exited before it was ready");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} did not start within 30 s"));
+    // Keep draining stdout so the script never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, ready)
+}
+
+/// `@modelcontextprotocol/server-everything` in Streamable HTTP mode.
+pub struct EverythingServer {
+    pub port: u16,
+    _child: Child,
+}
+
+impl EverythingServer {
+    pub async fn start() -> EverythingServer {
+        let port = free_port();
+        let (child, _) = start("everything-server.mjs", &[port.to_string()]).await;
+        EverythingServer { port, _child: child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Runs the official MCP SDK client; returns its one-line JSON report.
+pub async fn mcp_client(args: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
+    let output = Command::new("node")
+        .arg(script("mcp-client.mjs"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(node_dir())
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!("mcp-client printed no JSON report: stdout={stdout:?} stderr={:?}", String::from_utf8_lossy(&output.stderr))
+    })
+}
