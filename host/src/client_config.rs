@@ -90,8 +90,7 @@ pub fn write(client: Client, target: &Target<'_>, path: &Path) -> anyhow::Result
     let backup = match existing {
         Some(text) => {
             let backup = path.with_extension("json.bak");
-            std::fs::write(&backup, text)?;
-            restrict(&backup)?;
+            write_private(&backup, text.as_bytes())?;
             Some(backup)
         }
         None => None,
@@ -100,16 +99,20 @@ pub fn write(client: Client, target: &Target<'_>, path: &Path) -> anyhow::Result
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.portcullis-tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&config)? + "\n")?;
-    // The file may now hold a key: readable by this user only.
-    restrict(&tmp)?;
+    // The file may now hold a key: readable by this user only, from the start.
+    write_private(&tmp, (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     std::fs::rename(&tmp, path)?;
     Ok(backup)
 }
 
-fn restrict(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    // `mode` applies only when the file is created; tighten an existing one too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]

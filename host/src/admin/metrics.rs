@@ -64,7 +64,7 @@ impl Metrics {
         Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads }
     }
 
-    /// Counts one finished request; `outcome` is a fixed label such as `allowed` or `denied`.
+    /// Counts one finished request; `outcome` is a fixed label such as `forwarded` or `denied`.
     pub fn request(&self, workload: &str, outcome: &'static str) {
         self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).inc();
     }

@@ -60,7 +60,7 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
             let settings = settings(&workload, &policy)?;
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             keys::rotate(&store()?, &settings, now)?;
-            eprintln!("rotated the key for `{workload}`; the previous key stays valid for the grace period (default 10 minutes)");
+            eprintln!("rotated the key for `{workload}`; the previous key stays valid for the component's `grace` period");
         }
         KeysCommand::Delete { workload, policy } => {
             let settings = settings(&workload, &policy)?;

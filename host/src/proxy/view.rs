@@ -40,7 +40,7 @@ pub struct BadEdit(pub String);
 
 /// Headers a component may not touch: they decide how the request is framed
 /// and routed, and are the gateway's alone (request smuggling otherwise).
-fn protected(name: &HeaderName) -> bool {
+pub fn protected(name: &HeaderName) -> bool {
     name == header::HOST
         || name == header::CONTENT_LENGTH
         || name == header::TRANSFER_ENCODING

@@ -23,6 +23,7 @@ pub mod authenticator {
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
             "portcullis:auth/log": super::host::portcullis::auth::log,
+            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
         },
     });
 }
@@ -38,6 +39,7 @@ pub mod injector {
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
             "portcullis:auth/log": super::host::portcullis::auth::log,
+            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
         },
     });
 }

@@ -347,8 +347,14 @@ fn check_deny(deny: &Deny) -> Result<(), PluginFault> {
         return bad(format!("deny body of {} bytes (at most 16 KiB)", deny.body.len()));
     }
     for h in &deny.headers {
-        if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() || http::HeaderValue::from_str(&h.value).is_err() {
-            return bad(format!("deny with an invalid header {:?}", h.name));
+        let Ok(name) = http::HeaderName::from_bytes(h.name.as_bytes()) else {
+            return bad(format!("deny with an invalid header name {:?}", h.name));
+        };
+        if http::HeaderValue::from_str(&h.value).is_err() {
+            return bad(format!("deny with an invalid value for header {name}"));
+        }
+        if crate::proxy::view::protected(&name) {
+            return bad(format!("deny sets the header `{name}`, which the gateway manages"));
         }
     }
     Ok(())

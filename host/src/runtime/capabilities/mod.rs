@@ -10,6 +10,7 @@
 //! the outbound HTTP client, the cache); they outlive policy reloads.
 
 pub mod cache;
+pub mod crypto;
 pub mod http;
 pub mod log;
 pub mod secrets;
