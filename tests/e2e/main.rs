@@ -5,6 +5,7 @@ mod chain;
 mod cli;
 mod component_cache;
 mod faults;
+mod oidc;
 mod proxy;
 mod reload;
 mod shared_key;

@@ -23,8 +23,9 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Spawns a Node script and waits for its `READY ...` line; returns the child and that line.
-async fn start(name: &str, args: &[String]) -> (Child, String) {
+/// Spawns a Node script and waits for its `READY ...` line; returns the child,
+/// that line, and the lines it prints afterwards.
+async fn start(name: &str, args: &[String]) -> (Child, String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new("node")
         .arg(script(name))
         .args(args)
@@ -48,8 +49,13 @@ async fn start(name: &str, args: &[String]) -> (Child, String) {
     .await
     .unwrap_or_else(|_| panic!("{name} did not start within 30 s"));
     // Keep draining stdout so the script never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, ready)
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send(line);
+        }
+    });
+    (child, ready, rx)
 }
 
 /// `@modelcontextprotocol/server-everything` in Streamable HTTP mode.
@@ -61,7 +67,7 @@ pub struct EverythingServer {
 impl EverythingServer {
     pub async fn start() -> EverythingServer {
         let port = free_port();
-        let (child, _) = start("everything-server.mjs", &[port.to_string()]).await;
+        let (child, _, _) = start("everything-server.mjs", &[port.to_string()]).await;
         EverythingServer { port, _child: child }
     }
 
@@ -86,4 +92,72 @@ pub async fn mcp_client(args: &[&str], envs: &[(&str, &str)]) -> serde_json::Val
     serde_json::from_str(line).unwrap_or_else(|_| {
         panic!("mcp-client printed no JSON report: stdout={stdout:?} stderr={:?}", String::from_utf8_lossy(&output.stderr))
     })
+}
+
+/// A real OpenID Provider (`oidc-provider`) issuing JWT access tokens for
+/// resource indicators through the client-credentials grant.
+pub struct OpenIdProvider {
+    pub issuer: String,
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl OpenIdProvider {
+    pub async fn start() -> OpenIdProvider {
+        let (child, ready, lines) = start("oidc-provider.mjs", &[free_port().to_string()]).await;
+        let issuer = ready.trim_start_matches("READY").trim().to_owned();
+        OpenIdProvider { issuer, child, lines }
+    }
+
+    /// An access token for `resource` from `client` (`test-client`: RS256, `test-client-es256`: ES256).
+    pub async fn token(&self, client: &str, resource: &str, scope: &str) -> String {
+        let body = format!(
+            "grant_type=client_credentials&resource={}&scope={}",
+            urlencode(resource),
+            urlencode(scope)
+        );
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}/token", self.issuer))
+            .basic_auth(client, Some("test-secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let json: serde_json::Value = response.json().await.unwrap();
+        assert!(status.is_success(), "token request failed: {json}");
+        json["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Replaces the provider's signing keys; returns the new RS256 `kid`.
+    pub async fn rotate(&mut self) -> String {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"rotate\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await.expect("rotation").expect("provider alive");
+            if let Some(kid) = line.strip_prefix("ROTATED ") {
+                return kid.trim().to_owned();
+            }
+        }
+    }
+
+    /// Stops the provider (its port then refuses connections).
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

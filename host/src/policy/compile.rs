@@ -10,6 +10,7 @@ use crate::admin::metrics::Metrics;
 use crate::gateway::Snapshot;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::guard::RequestGuard;
+use crate::proxy::resource_metadata::{self, ProtectedResource};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
@@ -87,7 +88,7 @@ async fn compile_workload(
         let chain_key = key.key(if role == Role::Authenticator { "inbound" } else { "outbound" });
         for (position, entry) in entries.iter().enumerate() {
             let entry_key = chain_key.index(position);
-            match compile_entry(policy, file, entry, &entry_key, role, position, &public_url, runtime, services, metrics, components).await {
+            match compile_entry(policy, file, entry, &entry_key, role, position, runtime, services, metrics, components).await {
                 Ok(plugin) => chains[chain].push(plugin),
                 Err(e) => errors.push(e),
             }
@@ -99,6 +100,7 @@ async fn compile_workload(
     let [inbound, outbound] = chains;
     Ok(Workload {
         guard: RequestGuard::new(&public_url, &file.allowed_hosts, &file.allowed_origins),
+        protected_resource: ProtectedResource::from_policy(&file.public_url, &file.inbound),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         upstream: upstream.expect("no errors"),
@@ -119,7 +121,6 @@ async fn compile_entry(
     key: &KeyPath,
     role: Role,
     position: usize,
-    public_url: &url::Url,
     runtime: &Runtime,
     services: &Services,
     metrics: &Metrics,
@@ -145,13 +146,45 @@ async fn compile_entry(
         label,
         role,
         component,
-        config_json: serde_json::Value::Object(entry.config.clone()).to_string(),
-        public_url: public_url.to_string(),
+        config_json: component_config(policy, entry, key)?,
+        // As written in the policy: it is the resource identifier tokens are issued for.
+        public_url: workload.public_url.clone(),
         limits,
         isolation,
         caps,
     };
     Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
+}
+
+/// The component's config as JSON. For the OIDC verifier, `jwks_file` entries
+/// are read here (components have no file access) and passed inline as `jwks`.
+fn component_config(policy: &LoadedPolicy, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
+    let mut config = entry.config.clone();
+    if entry.component == resource_metadata::COMPONENT {
+        inline_jwks_file(policy, &mut config, &key.key("config"))?;
+        if let Some(serde_json::Value::Array(providers)) = config.get_mut("providers") {
+            for (n, provider) in providers.iter_mut().enumerate() {
+                if let serde_json::Value::Object(provider) = provider {
+                    inline_jwks_file(policy, provider, &key.key("config").key("providers").index(n))?;
+                }
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(config).to_string())
+}
+
+fn inline_jwks_file(policy: &LoadedPolicy, config: &mut serde_json::Map<String, serde_json::Value>, key: &KeyPath) -> Result<(), PolicyError> {
+    let Some(file) = config.remove("jwks_file") else {
+        return Ok(());
+    };
+    let key = key.key("jwks_file");
+    let path = policy.resolve(std::path::Path::new(file.as_str().unwrap_or_default()));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| policy.error_at(&key, format!("cannot read {}: {e}", path.display()), Some("the path is relative to the policy file".into())))?;
+    let jwks: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| policy.error_at(&key, format!("{} is not a JSON key set: {e}", path.display()), None))?;
+    config.insert("jwks".into(), jwks);
+    Ok(())
 }
 
 fn setup_hint(component: &str) -> String {

@@ -6,6 +6,7 @@
 //! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
 //! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
 //! - [`view`]: the request as components see it, and applying their header edits.
+//! - [`resource_metadata`]: RFC 9728 metadata for OIDC-guarded workloads.
 //! - [`upstream`]: the forwarder (pooled client, hop-by-hop removal, `X-Forwarded-*`).
 //! - [`error`]: every refusal and failure, mapped to a response in one place.
 //! - [`workload`]: a workload's compiled runtime form.
@@ -15,6 +16,7 @@ pub mod chain;
 pub mod error;
 pub mod guard;
 pub mod pipeline;
+pub mod resource_metadata;
 pub mod server;
 pub mod tls;
 pub mod upstream;

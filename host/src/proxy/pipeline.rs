@@ -45,15 +45,20 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
-    // 3. A declared oversize body is refused before any component runs; an
+    // 3. The protected-resource metadata is public (clients read it to learn
+    //    where to get a token), so it is served before the chain.
+    if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
+        return Ok(resource.response(&parts.method));
+    }
+    // 4. A declared oversize body is refused before any component runs; an
     //    undeclared one is cut off by the `Limited` body below.
     if declared_length(&parts).is_some_and(|n| n > workload.max_body_bytes) {
         return Err(GatewayError::BodyTooLarge);
     }
-    // 4. Hop-by-hop headers go now, so components see what the upstream will.
+    // 5. Hop-by-hop headers go now, so components see what the upstream will.
     remove_hop_by_hop(&mut parts.headers);
 
-    // 5. The inbound chain decides. Its header edits (typically removing the
+    // 6. The inbound chain decides. Its header edits (typically removing the
     //    credential the client presented) apply before anything else sees the request.
     let allowed = workload.inbound.decide(|| request_view(&workload.name, &parts, &authority, conn)).await?;
     apply_edits(&mut parts.headers, &allowed.edits).map_err(|_| bad_verdict(workload.inbound.plugins.first()))?;
@@ -61,7 +66,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         tracing::debug!(workload = %workload.name, subject = %identity.subject, "request admitted");
     }
 
-    // 6. Credential injectors, in order; each sees the edits of those before it.
+    // 7. Credential injectors, in order; each sees the edits of those before it.
     for plugin in &workload.outbound {
         let view = request_view(&workload.name, &parts, &authority, conn);
         let injection = plugin
@@ -74,7 +79,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         }
     }
 
-    // 7. Forward, with the body streamed and capped.
+    // 8. Forward, with the body streamed and capped.
     let body = Limited::new(body, workload.max_body_bytes as usize).map_err(|e| -> BoxError { e }).boxed();
     workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &authority).await
 }

@@ -2,6 +2,7 @@
 
 use super::chain::InboundChain;
 use super::guard::RequestGuard;
+use super::resource_metadata::ProtectedResource;
 use super::upstream::Upstream;
 use crate::runtime::plugin::Plugin;
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ pub struct Workload {
     /// TLS for the listener; `None` serves plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub guard: RequestGuard,
+    /// RFC 9728 metadata, for workloads with an OIDC verifier.
+    pub protected_resource: Option<ProtectedResource>,
     pub inbound: InboundChain,
     pub outbound: Vec<Arc<Plugin>>,
     pub upstream: Upstream,

@@ -9,10 +9,10 @@ pub struct Builtin {
     pub wasm: &'static [u8],
 }
 
-static BUILTINS: &[Builtin] = &[Builtin {
-    name: "shared-key",
-    wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/shared_key.wasm")),
-}];
+static BUILTINS: &[Builtin] = &[
+    Builtin { name: "shared-key", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/shared_key.wasm")) },
+    Builtin { name: "oidc-verifier", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/oidc_verifier.wasm")) },
+];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)

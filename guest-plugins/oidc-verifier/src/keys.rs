@@ -1,0 +1,179 @@
+//! Finding the key that may verify a token: static keys from the policy, or the
+//! provider's JWKS (from discovery), cached through the host cache.
+//!
+//! Caching: the key set is kept fresh for the provider's `Cache-Control:
+//! max-age` (between 1 minute and 1 day; 5 minutes if absent), and a last-good
+//! copy for 7 days. When the provider is down or answers nonsense, the
+//! last-good keys keep verifying and the log says so. An unknown `kid` triggers
+//! one refetch, at most every 30 seconds per provider.
+
+use crate::config::Provider;
+use crate::portcullis::auth::cache;
+use crate::portcullis::auth::http_client::{self, OutgoingRequest};
+use crate::portcullis::auth::log::{Level, log};
+use crate::portcullis::auth::secrets;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+const STALE_TTL: u32 = 7 * 24 * 3600;
+const REFETCH_INTERVAL: u32 = 30;
+
+/// Why no key could be found.
+pub enum KeyError {
+    /// No key of the set matches (unknown `kid`, wrong type, ...).
+    NoMatchingKey,
+    /// The key set could not be obtained and none is cached.
+    Unavailable(String),
+}
+
+/// The JWK (as JSON text) that must verify a token signed with `alg` and `kid`.
+pub fn select(provider: &Provider, alg: &str, kid: Option<&str>) -> Result<String, KeyError> {
+    if alg.starts_with("HS") {
+        return hmac_key(provider);
+    }
+    if let Some(keys) = &provider.static_keys {
+        return find(keys, alg, kid).ok_or(KeyError::NoMatchingKey);
+    }
+    let keys = key_set(provider, false)?;
+    if let Some(key) = find(&keys, alg, kid) {
+        return Ok(key);
+    }
+    // A new `kid` usually means the provider rotated its keys: refetch, but not
+    // more than once per interval, so random kids cannot make us hammer it.
+    let marker = format!("jwks-refetch:{}", provider.issuer);
+    if kid.is_some() && cache::get(&marker).is_none() {
+        cache::set(&marker, b"1", REFETCH_INTERVAL);
+        let keys = key_set(provider, true)?;
+        return find(&keys, alg, kid).ok_or(KeyError::NoMatchingKey);
+    }
+    Err(KeyError::NoMatchingKey)
+}
+
+fn hmac_key(provider: &Provider) -> Result<String, KeyError> {
+    let name = provider.hs_secret.as_deref().ok_or(KeyError::NoMatchingKey)?;
+    let secret = secrets::get(name).map_err(|e| KeyError::Unavailable(format!("the HMAC secret `{name}` cannot be read: {e:?}")))?;
+    Ok(serde_json::json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret.as_bytes()) }).to_string())
+}
+
+/// Whether `key` may verify `alg`: its type and curve fit, and its `use`,
+/// `key_ops` and `alg` (when present) allow it. `oct` keys never qualify here.
+fn usable(key: &Value, alg: &str) -> bool {
+    let field = |name: &str| key.get(name).and_then(Value::as_str);
+    let type_fits = match (field("kty"), alg) {
+        (Some("RSA"), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512") => true,
+        (Some("EC"), "ES256") => field("crv") == Some("P-256"),
+        (Some("EC"), "ES384") => field("crv") == Some("P-384"),
+        (Some("OKP"), "EdDSA") => field("crv") == Some("Ed25519"),
+        _ => false,
+    };
+    let use_fits = field("use").is_none_or(|u| u == "sig");
+    let ops_fit = match key.get("key_ops") {
+        None => true,
+        Some(Value::Array(ops)) => ops.iter().any(|op| op == "verify"),
+        Some(_) => false,
+    };
+    let alg_fits = field("alg").is_none_or(|a| a == alg);
+    type_fits && use_fits && ops_fit && alg_fits
+}
+
+/// The key for `kid`; without a `kid`, the only usable key (several is ambiguous).
+fn find(keys: &[Value], alg: &str, kid: Option<&str>) -> Option<String> {
+    let mut usable_keys = keys.iter().filter(|k| usable(k, alg));
+    let found = match kid {
+        Some(kid) => usable_keys.find(|k| k.get("kid").and_then(Value::as_str) == Some(kid)),
+        None => {
+            let first = usable_keys.next();
+            if usable_keys.next().is_some() { None } else { first }
+        }
+    };
+    found.map(Value::to_string)
+}
+
+/// The provider's key set: cached, or fetched (`force` skips the fresh cache).
+fn key_set(provider: &Provider, force: bool) -> Result<Vec<Value>, KeyError> {
+    let fresh_key = format!("jwks:{}", provider.issuer);
+    let stale_key = format!("jwks-stale:{}", provider.issuer);
+    if !force {
+        if let Some(keys) = cache::get(&fresh_key).and_then(|b| parse_keys(&b).ok()) {
+            return Ok(keys);
+        }
+    }
+    match fetch_key_set(provider) {
+        Ok((body, keys, ttl)) => {
+            cache::set(&fresh_key, &body, ttl);
+            cache::set(&stale_key, &body, STALE_TTL);
+            Ok(keys)
+        }
+        Err(why) => match cache::get(&stale_key).and_then(|b| parse_keys(&b).ok()) {
+            Some(keys) => {
+                log(Level::Warn, &format!("cannot refresh the signing keys of {}: {why}; still using the cached keys", provider.issuer));
+                Ok(keys)
+            }
+            None => {
+                log(Level::Error, &format!("cannot get the signing keys of {}: {why}", provider.issuer));
+                Err(KeyError::Unavailable(why))
+            }
+        },
+    }
+}
+
+fn parse_keys(body: &[u8]) -> Result<Vec<Value>, String> {
+    let set: Value = serde_json::from_slice(body).map_err(|_| "the key set is not JSON".to_string())?;
+    match set.get("keys") {
+        Some(Value::Array(keys)) => Ok(keys.clone()),
+        _ => Err("the key set has no `keys` array".into()),
+    }
+}
+
+fn fetch_key_set(provider: &Provider) -> Result<(Vec<u8>, Vec<Value>, u32), String> {
+    let uri = match &provider.jwks_uri {
+        Some(uri) => uri.clone(),
+        None => discover_jwks_uri(provider)?,
+    };
+    let (body, ttl) = get(&uri)?;
+    let keys = parse_keys(&body)?;
+    Ok((body, keys, ttl))
+}
+
+/// OpenID Connect discovery (RFC 8414 metadata as a fallback). The document's
+/// `issuer` must equal the configured one exactly (OpenID Connect Discovery §4.3).
+fn discover_jwks_uri(provider: &Provider) -> Result<String, String> {
+    let cache_key = format!("discovery:{}", provider.issuer);
+    if let Some(uri) = cache::get(&cache_key) {
+        return String::from_utf8(uri).map_err(|_| "bad cached discovery".to_string());
+    }
+    let base = provider.issuer.trim_end_matches('/');
+    let (body, ttl) = get(&format!("{base}/.well-known/openid-configuration"))
+        .or_else(|_| get(&format!("{base}/.well-known/oauth-authorization-server")))?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|_| "the discovery document is not JSON".to_string())?;
+    if doc.get("issuer").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
+        return Err(format!("the discovery document names another issuer ({:?})", doc.get("issuer")));
+    }
+    let uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or("the discovery document has no jwks_uri")?.to_owned();
+    crate::config::require_https("jwks_uri", &uri)?;
+    cache::set(&cache_key, uri.as_bytes(), ttl);
+    Ok(uri)
+}
+
+/// GETs `url`; returns the body and a cache lifetime from `Cache-Control`.
+fn get(url: &str) -> Result<(Vec<u8>, u32), String> {
+    let request = OutgoingRequest {
+        method: "GET".into(),
+        url: url.to_owned(),
+        headers: vec![crate::portcullis::auth::types::Header { name: "accept".into(), value: "application/json".into() }],
+        body: Vec::new(),
+        timeout_ms: Some(3000),
+    };
+    let response = http_client::send(&request).map_err(|e| format!("{url}: {e:?}"))?;
+    if response.status != 200 {
+        return Err(format!("{url} answered HTTP {}", response.status));
+    }
+    let max_age = response
+        .headers
+        .iter()
+        .filter(|h| h.name == "cache-control")
+        .flat_map(|h| h.value.split(','))
+        .find_map(|d| d.trim().strip_prefix("max-age=").and_then(|v| v.parse::<u32>().ok()));
+    Ok((response.body, max_age.unwrap_or(300).clamp(60, 86_400)))
+}

@@ -1,0 +1,270 @@
+//! `builtin:oidc-verifier`: makes a workload an OAuth 2.0 protected resource
+//! that accepts bearer JWT access tokens (RFC 6750, RFC 9068) from configured
+//! issuers.
+//!
+//! The order of checks follows RFC 8725: parse strictly; pick the provider by
+//! exact `iss`; allow only that provider's algorithms (never `none`, HMAC only
+//! with a configured secret); pick the key by `kid` from the provider's key set
+//! (never from `jku`, `x5u`, `jwk` or `x5c` in the token); refuse unknown
+//! `crit`; verify the signature (natively, through the `crypto` import); then
+//! check time, audience, required claims and scopes. Every refusal is a 401
+//! with `WWW-Authenticate: Bearer resource_metadata="…"` (403 for missing
+//! scopes), as the MCP authorization specification asks. Verified tokens are
+//! cached by their SHA-256 until they expire.
+
+mod claims;
+mod config;
+mod jwt;
+mod keys;
+mod strict_json;
+
+use config::Config;
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "portcullis:auth/authenticator",
+});
+
+use exports::portcullis::auth::authenticate::Guest as Authenticate;
+use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
+use portcullis::auth::log::{Level, log};
+use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, RequestView, Verdict};
+use portcullis::auth::{cache, crypto};
+
+thread_local! {
+    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+}
+
+struct OidcVerifier;
+
+impl Lifecycle for OidcVerifier {
+    fn init(settings: Settings) -> Result<(), String> {
+        let config = Config::parse(&settings.config_json, &settings.public_url)?;
+        CONFIG.with(|c| *c.borrow_mut() = Some(config));
+        Ok(())
+    }
+}
+
+impl Authenticate for OidcVerifier {
+    fn authenticate(request: RequestView) -> Verdict {
+        CONFIG.with(|c| match c.borrow().as_ref() {
+            Some(config) => verify_request(config, &request),
+            // The host always calls `init` first; refuse rather than guess.
+            None => not_configured(),
+        })
+    }
+}
+
+/// A refusal: what the client is told (and the status).
+struct Refusal {
+    status: u16,
+    error: Option<&'static str>,
+    description: String,
+    scope: Option<String>,
+}
+
+impl Refusal {
+    fn invalid(description: impl Into<String>) -> Self {
+        Refusal { status: 401, error: Some("invalid_token"), description: description.into(), scope: None }
+    }
+}
+
+fn verify_request(config: &Config, request: &RequestView) -> Verdict {
+    match admit(config, request) {
+        Ok(verdict) => verdict,
+        Err(refusal) => {
+            if let Some(error) = refusal.error {
+                log(Level::Debug, &format!("bearer token refused ({error}): {}", refusal.description));
+            }
+            deny(config, refusal)
+        }
+    }
+}
+
+fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
+    let mut fields = request.headers.iter().filter(|h| h.name == "authorization");
+    let no_token = Refusal { status: 401, error: None, description: "a bearer token is required".into(), scope: None };
+    let Some(field) = fields.next() else {
+        return Err(no_token);
+    };
+    if fields.next().is_some() {
+        return Err(Refusal { status: 400, error: Some("invalid_request"), description: "several Authorization headers".into(), scope: None });
+    }
+    let Some((scheme, token)) = field.value.split_once(' ') else {
+        return Err(no_token);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(no_token);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(no_token);
+    }
+    if token.len() > config.max_token_bytes {
+        return Err(Refusal::invalid(format!("the token is larger than {} bytes", config.max_token_bytes)));
+    }
+
+    let now = now();
+    let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
+    if let Some(allow) = cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
+        return Ok(Verdict::Allow(finish(config, allow)));
+    }
+    let (allow, expires) = verify_token(config, token, now)?;
+    let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
+    if ttl > 0 {
+        cache::set(&cache_key, &cache_entry(&allow, expires), ttl);
+    }
+    Ok(Verdict::Allow(finish(config, allow)))
+}
+
+/// What a verified token yields, before the request-specific edits.
+struct Verified {
+    subject: String,
+    issuer: String,
+    claims_json: String,
+    /// (header, value) from `claims_to_headers`.
+    headers: Vec<(String, String)>,
+}
+
+fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Option<u64>), Refusal> {
+    let parsed = jwt::parse(token).map_err(Refusal::invalid)?;
+    let alg = parsed.header.get("alg").and_then(|v| v.as_str()).ok_or_else(|| Refusal::invalid("the token has no `alg`"))?;
+    if alg.eq_ignore_ascii_case("none") {
+        return Err(Refusal::invalid("unsigned tokens are not accepted"));
+    }
+    if parsed.header.contains_key("crit") {
+        // We understand no critical extension, so any `crit` is a refusal (RFC 7515 §4.1.11).
+        return Err(Refusal::invalid("the token uses a critical header extension this server does not support"));
+    }
+    let issuer = parsed.claims.get("iss").and_then(|v| v.as_str()).ok_or_else(|| Refusal::invalid("the token has no issuer"))?;
+    let provider = config.providers.iter().find(|p| p.issuer == issuer).ok_or_else(|| Refusal::invalid("the token's issuer is not trusted"))?;
+    if !provider.algorithms.iter().any(|a| a == alg) {
+        return Err(Refusal::invalid(format!("the algorithm {alg} is not accepted")));
+    }
+    let kid = match parsed.header.get("kid") {
+        None => None,
+        Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(Refusal::invalid("`kid` is not a string")),
+    };
+    let jwk = keys::select(provider, alg, kid).map_err(|e| match e {
+        keys::KeyError::NoMatchingKey => Refusal::invalid("no trusted key matches the token"),
+        keys::KeyError::Unavailable(why) => {
+            log(Level::Error, &why);
+            Refusal::invalid("the issuer's signing keys are unavailable")
+        }
+    })?;
+    match crypto::verify_jws(alg, &jwk, parsed.signing_input, parsed.signature) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return Err(Refusal::invalid("the signature is not valid")),
+    }
+    claims::check(config, provider, &parsed.claims, now).map_err(|e| match e {
+        claims::ClaimError::Invalid(description) => Refusal::invalid(description),
+        claims::ClaimError::InsufficientScope(scopes) => Refusal {
+            status: 403,
+            error: Some("insufficient_scope"),
+            description: "the token lacks a required scope".into(),
+            scope: Some(scopes.join(" ")),
+        },
+    })?;
+    let text = |name: &str| parsed.claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    let subject = text("sub").or_else(|| text("client_id").map(|c| format!("client:{c}"))).unwrap_or_else(|| "unknown".into());
+    let headers = config
+        .claims_to_headers
+        .iter()
+        .filter_map(|(claim, header)| Some((header.clone(), parsed.claims.get(claim).and_then(claims::header_value)?)))
+        .collect();
+    let expires = parsed.claims.get("exp").and_then(|v| v.as_u64());
+    let claims_json = serde_json::Value::Object(parsed.claims.clone()).to_string();
+    Ok((Verified { subject, issuer: issuer.to_owned(), claims_json, headers }, expires))
+}
+
+/// The allow verdict: remove the client's token (unless forwarding is on),
+/// remove any client-sent claim headers, then set the verified ones.
+fn finish(config: &Config, verified: Verified) -> Allow {
+    let mut edits = Vec::new();
+    if !config.forward_token {
+        edits.push(HeaderEdit::Remove("authorization".into()));
+    }
+    for (_, header) in &config.claims_to_headers {
+        edits.push(HeaderEdit::Remove(header.clone()));
+    }
+    for (name, value) in verified.headers {
+        edits.push(HeaderEdit::Append(Header { name, value }));
+    }
+    Allow {
+        identity: Identity { subject: verified.subject, issuer: Some(verified.issuer), claims_json: Some(verified.claims_json) },
+        edits,
+    }
+}
+
+fn cache_entry(v: &Verified, expires: Option<u64>) -> Vec<u8> {
+    serde_json::json!({ "sub": v.subject, "iss": v.issuer, "claims": v.claims_json, "headers": v.headers, "exp": expires })
+        .to_string()
+        .into_bytes()
+}
+
+fn cached_allow(bytes: &[u8], now: u64) -> Option<Verified> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    // The cache entry's lifetime ends at `exp`; check again in case the clock moved.
+    if v["exp"].as_u64().is_some_and(|exp| now >= exp) {
+        return None;
+    }
+    let headers = v["headers"]
+        .as_array()?
+        .iter()
+        .filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_str()?.to_owned())))
+        .collect();
+    Some(Verified {
+        subject: v["sub"].as_str()?.to_owned(),
+        issuer: v["iss"].as_str()?.to_owned(),
+        claims_json: v["claims"].as_str()?.to_owned(),
+        headers,
+    })
+}
+
+fn deny(config: &Config, refusal: Refusal) -> Verdict {
+    let mut challenge = format!("Bearer resource_metadata=\"{}\"", config.resource_metadata);
+    if let Some(error) = refusal.error {
+        challenge.push_str(&format!(", error=\"{error}\", error_description=\"{}\"", quoted_safe(&refusal.description)));
+    }
+    if let Some(scope) = &refusal.scope {
+        challenge.push_str(&format!(", scope=\"{}\"", quoted_safe(scope)));
+    }
+    let body = serde_json::json!({
+        "error": refusal.error.unwrap_or("unauthorized"),
+        "error_description": refusal.description,
+    });
+    Verdict::Deny(Deny {
+        status: refusal.status,
+        headers: vec![
+            Header { name: "www-authenticate".into(), value: challenge },
+            Header { name: "content-type".into(), value: "application/json".into() },
+        ],
+        body: body.to_string(),
+    })
+}
+
+fn not_configured() -> Verdict {
+    Verdict::Deny(Deny {
+        status: 500,
+        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
+        body: r#"{"error":"server_error","error_description":"the verifier is not configured"}"#.into(),
+    })
+}
+
+/// RFC 6750 §3: error descriptions are limited to printable ASCII without `"` and `\`.
+fn quoted_safe(s: &str) -> String {
+    s.chars().filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\').collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+export!(OidcVerifier);

@@ -1,0 +1,288 @@
+//! `builtin:oidc-verifier` end to end: tokens from a real OpenID Provider, and
+//! tokens the tests mint for each attack class RFC 8725 warns about.
+
+use crate::{client, json, seen};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use portcullis_tests::gateway::{TestGateway, workload};
+use portcullis_tests::node::{EverythingServer, OpenIdProvider, mcp_client};
+use portcullis_tests::upstream::TestUpstream;
+use serde_json::{Value, json};
+
+const PUBLIC_URL: &str = "http://127.0.0.1:8080/mcp";
+const ISSUER: &str = "https://issuer.test";
+const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-32b";
+
+/// A P-256 signing key and its public JWK.
+struct EcKey {
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn ec_key(kid: &str, extra: Value) -> EcKey {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = pair.public_key_raw();
+    let mut jwk = json!({ "kty": "EC", "crv": "P-256", "kid": kid, "x": B64.encode(&raw[1..33]), "y": B64.encode(&raw[33..65]) });
+    for (k, v) in extra.as_object().unwrap() {
+        jwk[k] = v.clone();
+    }
+    EcKey { encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(), jwk }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn good_claims() -> Value {
+    json!({ "iss": ISSUER, "sub": "alice", "aud": PUBLIC_URL, "exp": now() + 600, "iat": now(), "scope": "mcp:read mcp:write", "groups": ["dev", "ops"] })
+}
+
+/// Encodes header and claims as given (however malformed) and signs them.
+fn mint(header: &Value, claims: &[u8], key: &EncodingKey, alg: Algorithm) -> String {
+    let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims));
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
+    format!("{input}.{signature}")
+}
+
+fn es256(kid: &str, claims: &Value, key: &EcKey) -> String {
+    mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }), claims.to_string().as_bytes(), &key.encoding, Algorithm::ES256)
+}
+
+struct Keys {
+    good: EcKey,
+    enc: EcKey,
+    rs_only: EcKey,
+    attacker: EcKey,
+}
+
+fn keys() -> Keys {
+    Keys {
+        good: ec_key("k1", json!({ "use": "sig", "alg": "ES256" })),
+        enc: ec_key("enc-key", json!({ "use": "enc" })),
+        rs_only: ec_key("rs-only", json!({ "alg": "RS256" })),
+        attacker: ec_key("attacker", json!({})),
+    }
+}
+
+fn verifier(keys: &Keys, extra: &str) -> String {
+    let jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
+    let jwks_toml = toml::to_string(&json!({ "jwks": jwks })).unwrap();
+    // Inline tables cannot span lines: write the key set as a sub-table of config.
+    format!(
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:hs\"] }}\n  [workloads.inbound.config]\n  issuer = \"{ISSUER}\"\n  algorithms = [\"ES256\", \"HS256\"]\n  hs_secret = \"oidc:hs\"\n  claims_to_headers = {{ sub = \"x-user\", groups = \"x-groups\" }}\n{extra}\n  [workloads.inbound.config.jwks]\n{}",
+        jwks_toml.lines().skip(1).map(|l| format!("  {l}\n")).collect::<String>()
+    )
+}
+
+fn oidc_workload(name: &str, upstream: &str, body: &str) -> String {
+    workload(name, upstream, body).replace("public_url = \"http://127.0.0.1:8080\"", &format!("public_url = \"{PUBLIC_URL}\""))
+}
+
+async fn gateway(upstream: &TestUpstream, keys: &Keys) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let store = portcullis::secrets::SecretStore::new(
+        &dir.path().join("home"),
+        Some(portcullis::secrets::SecretString::from(portcullis_tests::gateway::PASSWORD.to_owned())),
+    );
+    store.set("oidc:hs", portcullis::secrets::SecretString::from(HS_SECRET.to_owned())).unwrap();
+    let policy = format!(
+        "version = 1\n{}{}",
+        oidc_workload("api", &upstream.url(), &verifier(keys, "")),
+        oidc_workload("scoped", &upstream.url(), &verifier(keys, "  required_scopes = [\"mcp:admin\"]\n")),
+    );
+    TestGateway::start_in(dir, &policy).await.unwrap()
+}
+
+async fn call(gw: &TestGateway, workload: &str, token: &str) -> reqwest::Response {
+    client().get(format!("{}/mcp", gw.url(workload).await)).header("authorization", format!("Bearer {token}")).send().await.unwrap()
+}
+
+/// Asserts a 401 `invalid_token` challenge pointing at the metadata.
+async fn assert_invalid(gw: &TestGateway, token: &str, case: &str) {
+    let r = call(gw, "api", token).await;
+    assert_eq!(r.status(), 401, "{case}");
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""),
+        "{case}: {challenge}"
+    );
+    assert!(challenge.contains("error=\"invalid_token\""), "{case}: {challenge}");
+}
+
+#[tokio::test]
+async fn valid_tokens_pass_and_attacks_fail() {
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let gw = gateway(&upstream, &keys).await;
+
+    // A good token: allowed, its claims go upstream as headers, the token does not.
+    let r = call(&gw, "api", &es256("k1", &good_claims(), &keys.good)).await;
+    assert_eq!(r.status(), 200);
+    let echo = json(r).await;
+    assert!(seen(&echo, "authorization").is_empty(), "no token passthrough");
+    assert_eq!(seen(&echo, "x-user"), ["alice"]);
+    assert_eq!(seen(&echo, "x-groups"), ["dev,ops"]);
+    // A client cannot smuggle claim headers of its own.
+    let r = client()
+        .get(format!("{}/mcp", gw.url("api").await))
+        .header("authorization", format!("Bearer {}", es256("k1", &good_claims(), &keys.good)))
+        .header("x-user", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen(&json(r).await, "x-user"), ["alice"]);
+
+    // No token: a challenge without an error code.
+    let r = client().get(format!("{}/mcp", gw.url("api").await)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer resource_metadata=") && !challenge.contains("error="), "{challenge}");
+
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut claims = good_claims();
+        edit(&mut claims);
+        es256("k1", &claims, &keys.good)
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("expired", with(&|c| c["exp"] = json!(now() - 120))),
+        ("no exp", with(&|c| { c.as_object_mut().unwrap().remove("exp"); })),
+        ("not yet valid", with(&|c| c["nbf"] = json!(now() + 3600))),
+        ("wrong audience", with(&|c| c["aud"] = json!("http://127.0.0.1:9999/other"))),
+        ("wrong issuer", with(&|c| c["iss"] = json!("https://evil.test"))),
+        ("issuer with a trailing slash", with(&|c| c["iss"] = json!("https://issuer.test/"))),
+        ("unknown kid", es256("nope", &good_claims(), &keys.good)),
+        ("signed by another key", es256("k1", &good_claims(), &keys.attacker)),
+        ("key meant for encryption", es256("enc-key", &good_claims(), &keys.enc)),
+        ("key restricted to another algorithm", es256("rs-only", &good_claims(), &keys.rs_only)),
+        ("duplicate claims", {
+            let claims = format!(r#"{{"iss":"{ISSUER}","sub":"alice","sub":"admin","aud":"{PUBLIC_URL}","exp":{}}}"#, now() + 600);
+            mint(&json!({ "alg": "ES256", "kid": "k1" }), claims.as_bytes(), &keys.good.encoding, Algorithm::ES256)
+        }),
+        ("unknown crit", mint(&json!({ "alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": 1 }), good_claims().to_string().as_bytes(), &keys.good.encoding, Algorithm::ES256)),
+        ("embedded jwk", mint(&json!({ "alg": "ES256", "kid": "attacker", "jwk": keys.attacker.jwk }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
+        ("jku and x5u", mint(&json!({ "alg": "ES256", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
+        ("HS256 keyed with the public key", mint(&json!({ "alg": "HS256", "kid": "k1" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()), Algorithm::HS256)),
+        ("RS256 not allowed", {
+            let input = format!("{}.{}", B64.encode(json!({ "alg": "RS256", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
+            format!("{input}.{}", B64.encode([7u8; 256]))
+        }),
+        ("ECDSA r = n", ecdsa_out_of_range(&keys, true)),
+        ("ECDSA r = s = 0", ecdsa_out_of_range(&keys, false)),
+        ("too large", with(&|c| c["pad"] = json!("x".repeat(9000)))),
+        ("not a JWT", "abc.def".to_owned()),
+    ];
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let input = format!("{}.{}", B64.encode(json!({ "alg": alg }).to_string()), B64.encode(good_claims().to_string()));
+        assert_invalid(&gw, &format!("{input}."), &format!("alg {alg}")).await;
+    }
+    for (case, token) in &cases {
+        assert_invalid(&gw, token, case).await;
+    }
+    // Tampering with a good token's payload breaks its signature.
+    let good = es256("k1", &good_claims(), &keys.good);
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let mut claims = good_claims();
+    claims["sub"] = json!("admin");
+    parts[1] = B64.encode(claims.to_string());
+    assert_invalid(&gw, &parts.join("."), "tampered payload").await;
+
+    // HMAC works with the configured secret (and only with it).
+    let hs = mint(&json!({ "alg": "HS256" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(HS_SECRET.as_bytes()), Algorithm::HS256);
+    assert_eq!(call(&gw, "api", &hs).await.status(), 200);
+
+    // A valid token without the required scope: 403 insufficient_scope.
+    let r = call(&gw, "scoped", &es256("k1", &good_claims(), &keys.good)).await;
+    assert_eq!(r.status(), 403);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp:admin\""), "{challenge}");
+}
+
+/// An ES256 signature whose `r` is the curve order `n` (or zero): outside the valid range.
+fn ecdsa_out_of_range(keys: &Keys, r_is_n: bool) -> String {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
+        0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+    ];
+    let _ = &keys.good;
+    let mut sig = [0u8; 64];
+    if r_is_n {
+        sig[..32].copy_from_slice(&N);
+        sig[63] = 1;
+    }
+    let input = format!("{}.{}", B64.encode(json!({ "alg": "ES256", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
+    format!("{input}.{}", B64.encode(sig))
+}
+
+#[tokio::test]
+async fn metadata_comes_from_the_policy_not_the_request() {
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let gw = gateway(&upstream, &keys).await;
+    let port = gw.addr("api").await.port();
+    for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
+        let r = client()
+            .get(format!("{}{path}", gw.url("api").await))
+            .header("host", format!("localhost:{port}"))
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let doc = json(r).await;
+        assert_eq!(doc["resource"], PUBLIC_URL);
+        assert_eq!(doc["authorization_servers"], json!([ISSUER]));
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+}
+
+fn provider_workload(name: &str, upstream: &str, issuer: &str, public_url: &str) -> String {
+    workload(
+        name,
+        upstream,
+        &format!(
+            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{issuer}\" }}\n  grants = {{ http = [\"{issuer}\"], http_private = true }}\n"
+        ),
+    )
+    .replace("public_url = \"http://127.0.0.1:8080\"", &format!("public_url = \"{public_url}\""))
+}
+
+#[tokio::test]
+async fn tokens_from_a_real_provider_reach_a_real_mcp_server() {
+    let server = EverythingServer::start().await;
+    let mut op = OpenIdProvider::start().await;
+    let public_url = "http://127.0.0.1:8080/mcp";
+    let gw = TestGateway::start(&format!("version = 1\n{}", provider_workload("mcp", &server.url(), &op.issuer, public_url))).await.unwrap();
+    let url = format!("{}/mcp", gw.url("mcp").await);
+
+    let token = op.token("test-client", public_url, "mcp:read").await;
+    let header = format!("Authorization: Bearer {token}");
+    let report = mcp_client(&["http", &url, "--header", &header], &[]).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["echo"].as_str().unwrap().contains("hello portcullis"), "{report}");
+
+    // ES256 tokens from the same provider work too.
+    let es = op.token("test-client-es256", public_url, "mcp:read").await;
+    assert_eq!(call_url(&url, &es).await, 200);
+
+    // A token for another resource is refused.
+    let other = op.token("test-client", "http://127.0.0.1:9/other", "mcp:read").await;
+    assert_eq!(call_url(&url, &other).await, 401);
+
+    // Key rotation at the provider: a token with the new kid verifies without a restart.
+    let new_kid = op.rotate().await;
+    let rotated = op.token("test-client", public_url, "mcp:read").await;
+    let header: Value = serde_json::from_slice(&B64.decode(rotated.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["kid"], new_kid);
+    assert_eq!(call_url(&url, &rotated).await, 200);
+
+    // The provider goes away: tokens signed with the cached keys still verify.
+    let unseen = op.token("test-client", public_url, "mcp:write").await;
+    op.stop().await;
+    assert_eq!(call_url(&url, &unseen).await, 200);
+}
+
+async fn call_url(url: &str, token: &str) -> u16 {
+    client().post(url).header("authorization", format!("Bearer {token}")).header("accept", "application/json, text/event-stream").header("content-type", "application/json").body("{}").send().await.unwrap().status().as_u16()
+}
