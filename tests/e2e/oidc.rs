@@ -65,13 +65,10 @@ fn keys() -> Keys {
     }
 }
 
-fn verifier(keys: &Keys, extra: &str) -> String {
-    let jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
-    let jwks_toml = toml::to_string(&json!({ "jwks": jwks })).unwrap();
-    // Inline tables cannot span lines: write the key set as a sub-table of config.
+/// The verifier entry; its key set is read from `jwks.json` beside the policy.
+fn verifier(extra: &str) -> String {
     format!(
-        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:hs\"] }}\n  [workloads.inbound.config]\n  issuer = \"{ISSUER}\"\n  algorithms = [\"ES256\", \"HS256\"]\n  hs_secret = \"oidc:hs\"\n  claims_to_headers = {{ sub = \"x-user\", groups = \"x-groups\" }}\n{extra}\n  [workloads.inbound.config.jwks]\n{}",
-        jwks_toml.lines().skip(1).map(|l| format!("  {l}\n")).collect::<String>()
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:hs\"] }}\n  [workloads.inbound.config]\n  issuer = \"{ISSUER}\"\n  jwks_file = \"jwks.json\"\n  algorithms = [\"ES256\", \"HS256\"]\n  hs_secret = \"oidc:hs\"\n  claims_to_headers = {{ sub = \"x-user\", groups = \"x-groups\" }}\n{extra}\n"
     )
 }
 
@@ -86,10 +83,12 @@ async fn gateway(upstream: &TestUpstream, keys: &Keys) -> TestGateway {
         Some(portcullis::secrets::SecretString::from(portcullis_tests::gateway::PASSWORD.to_owned())),
     );
     store.set("oidc:hs", portcullis::secrets::SecretString::from(HS_SECRET.to_owned())).unwrap();
+    let jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
+    std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
     let policy = format!(
         "version = 1\n{}{}",
-        oidc_workload("api", &upstream.url(), &verifier(keys, "")),
-        oidc_workload("scoped", &upstream.url(), &verifier(keys, "  required_scopes = [\"mcp:admin\"]\n")),
+        oidc_workload("api", &upstream.url(), &verifier("")),
+        oidc_workload("scoped", &upstream.url(), &verifier("  required_scopes = [\"mcp:admin\"]\n")),
     );
     TestGateway::start_in(dir, &policy).await.unwrap()
 }
@@ -283,6 +282,21 @@ async fn tokens_from_a_real_provider_reach_a_real_mcp_server() {
     assert_eq!(call_url(&url, &unseen).await, 200);
 }
 
+/// Sends an MCP `initialize` with `token`; returns the status.
 async fn call_url(url: &str, token: &str) -> u16 {
-    client().post(url).header("authorization", format!("Bearer {token}")).header("accept", "application/json, text/event-stream").header("content-type", "application/json").body("{}").send().await.unwrap().status().as_u16()
+    let initialize = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": { "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "test", "version": "1" } }
+    });
+    client()
+        .post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(initialize.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
