@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod node;
+pub mod plugin;
 pub mod upstream;
 
 use sha2::{Digest, Sha256};

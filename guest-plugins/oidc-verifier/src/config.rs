@@ -37,6 +37,7 @@ struct File {
     #[serde(default)]
     forward_token: bool,
     max_token_bytes: Option<usize>,
+    token_cache: Option<bool>,
 }
 
 /// One trusted issuer.
@@ -62,6 +63,8 @@ pub struct Config {
     pub claims_to_headers: Vec<(String, String)>,
     pub forward_token: bool,
     pub max_token_bytes: usize,
+    /// Remember verified tokens (by SHA-256) until they expire (default true).
+    pub token_cache: bool,
     /// The RFC 9728 metadata URL named in every challenge.
     pub resource_metadata: String,
 }
@@ -110,6 +113,7 @@ impl Config {
             claims_to_headers,
             forward_token: file.forward_token,
             max_token_bytes: file.max_token_bytes.unwrap_or(8192),
+            token_cache: file.token_cache.unwrap_or(true),
             resource_metadata: metadata_url(public_url)?,
         })
     }
