@@ -16,6 +16,10 @@ fn build_guests(workspace: &std::path::Path, target_dir: &std::path::Path, out: 
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
+        // `cargo clippy` runs build scripts with clippy as the compiler wrapper;
+        // the guests are linted on their own, not as a side effect of the host's lint.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env_remove("CARGO_MAKEFLAGS")
         .env_remove("MAKEFLAGS");
     let status = command.status().expect("running cargo for the guest components");

@@ -300,3 +300,35 @@ async fn call_url(url: &str, token: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+#[tokio::test]
+async fn a_provider_serving_html_or_500_does_not_break_verification() {
+    use portcullis_tests::key_server::{KeyServer, Mode};
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
+    let public_url = PUBLIC_URL;
+    let gw = TestGateway::start(&format!("version = 1\n{}", provider_workload("w", &upstream.url(), &server.issuer, public_url))).await.unwrap();
+    let claims = || {
+        let mut c = good_claims();
+        c["iss"] = json!(server.issuer);
+        c["jti"] = json!(now().to_string() + &rand_suffix());
+        c
+    };
+    assert_eq!(call(&gw, "w", &es256("k1", &claims(), &keys.good)).await.status(), 200);
+    for mode in [Mode::Html, Mode::ServerError] {
+        server.set_mode(mode);
+        // An unknown kid makes the verifier refetch; the refetch fails, the
+        // request is refused cleanly, and known keys keep verifying.
+        assert_eq!(call(&gw, "w", &es256("k-new", &claims(), &keys.attacker)).await.status(), 401, "{mode:?}");
+        assert_eq!(call(&gw, "w", &es256("k1", &claims(), &keys.good)).await.status(), 200, "{mode:?}");
+    }
+    let metrics = gw.metrics().await;
+    assert!(metrics.contains("component=\"builtin:oidc-verifier\",kind=\"trap\",blame=\"guest\"} 0"), "no component failure: {metrics}");
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed).to_string()
+}

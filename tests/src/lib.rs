@@ -2,6 +2,7 @@
 //! and a gateway started in-process on ephemeral loopback ports.
 
 pub mod gateway;
+pub mod key_server;
 pub mod node;
 pub mod plugin;
 pub mod upstream;

@@ -28,11 +28,10 @@ pub fn check(config: &Config, provider: &Provider, claims: &Map<String, Value>, 
         None if config.require_exp => return invalid("the token has no expiry (`exp`)"),
         _ => {}
     }
-    if let Some(nbf) = number("nbf")? {
-        if now.saturating_add(config.leeway) < nbf {
+    if let Some(nbf) = number("nbf")?
+        && now.saturating_add(config.leeway) < nbf {
             return invalid("the token is not valid yet (`nbf`)");
         }
-    }
     if !provider.audiences.is_empty() {
         let matches = |a: &str| provider.audiences.iter().any(|want| want == a);
         let ok = match claims.get("aud") {

@@ -94,11 +94,10 @@ fn find(keys: &[Value], alg: &str, kid: Option<&str>) -> Option<String> {
 fn key_set(provider: &Provider, force: bool) -> Result<Vec<Value>, KeyError> {
     let fresh_key = format!("jwks:{}", provider.issuer);
     let stale_key = format!("jwks-stale:{}", provider.issuer);
-    if !force {
-        if let Some(keys) = cache::get(&fresh_key).and_then(|b| parse_keys(&b).ok()) {
+    if !force
+        && let Some(keys) = cache::get(&fresh_key).and_then(|b| parse_keys(&b).ok()) {
             return Ok(keys);
         }
-    }
     match fetch_key_set(provider) {
         Ok((body, keys, ttl)) => {
             cache::set(&fresh_key, &body, ttl);

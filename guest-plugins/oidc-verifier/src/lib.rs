@@ -108,11 +108,10 @@ fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
 
     let now = now();
     let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
-    if config.token_cache {
-        if let Some(allow) = cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
+    if config.token_cache
+        && let Some(allow) = cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
             return Ok(Verdict::Allow(finish(config, allow)));
         }
-    }
     let (allow, expires) = verify_token(config, token, now)?;
     let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
     if config.token_cache && ttl > 0 {

@@ -87,7 +87,8 @@ impl Gateway {
         let services = Services::new(Arc::new(store));
         let metrics = Arc::new(Metrics::new());
         let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
-        let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(snapshot), metrics, ready: AtomicBool::new(false) });
+        let empty = Snapshot { workloads: HashMap::new(), admin: None };
+        let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics, ready: AtomicBool::new(false) });
         let gateway = Arc::new(Gateway {
             shared,
             runtime,
@@ -96,7 +97,7 @@ impl Gateway {
             listeners: Mutex::new(HashMap::new()),
             admin: Mutex::new(None),
         });
-        gateway.reconcile_listeners().await?;
+        gateway.install(snapshot).await?;
         gateway.shared.ready.store(true, Ordering::Relaxed);
         Ok(gateway)
     }
@@ -123,8 +124,7 @@ impl Gateway {
     pub async fn reload(&self) -> anyhow::Result<()> {
         let result = async {
             let snapshot = build(&self.policy_path, &self.runtime, &self.services, &self.shared.metrics).await?;
-            self.shared.snapshot.store(Arc::new(snapshot));
-            self.reconcile_listeners().await
+            self.install(snapshot).await
         }
         .await;
         self.shared.metrics.reload(result.is_ok());
@@ -151,46 +151,55 @@ impl Gateway {
         }
     }
 
-    /// Binds listeners for new workloads (or moved ones) and stops those of removed ones.
-    async fn reconcile_listeners(&self) -> anyhow::Result<()> {
-        let snapshot = self.shared.snapshot.load_full();
+    /// Installs `snapshot`: binds the listeners it needs first (so a port that
+    /// cannot be bound fails the reload before anything changes), then swaps the
+    /// snapshot in, then stops the listeners of removed or moved workloads.
+    async fn install(&self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let snapshot = Arc::new(snapshot);
         let mut listeners = self.listeners.lock().await;
-        let mut stopping = Vec::new();
-        listeners.retain(|name, handle| {
-            let keep = snapshot.workloads.get(name).is_some_and(|w| same_listen(w.listen, handle.addr));
-            if !keep {
-                stopping.push(name.clone());
-            }
-            keep
-        });
-        let stopped: Vec<ListenerHandle> = stopping.iter().filter_map(|n| listeners.remove(n)).collect();
-        for handle in stopped {
-            tokio::spawn(handle.stop());
-        }
+        let mut admin = self.admin.lock().await;
+        let keeps = |name: &Arc<str>, handle: &ListenerHandle| snapshot.workloads.get(name).is_some_and(|w| same_listen(w.listen, handle.addr));
+
+        let mut bound = Vec::new();
         for (name, workload) in &snapshot.workloads {
-            if listeners.contains_key(name) {
+            if listeners.get(name).is_some_and(|h| keeps(name, h)) {
                 continue;
             }
             let listener = tokio::net::TcpListener::bind(workload.listen)
                 .await
                 .with_context(|| format!("workload `{name}`: cannot listen on {}", workload.listen))?;
+            bound.push((name.clone(), listener));
+        }
+        let admin_keeps = |handle: &ListenerHandle| snapshot.admin.is_some_and(|w| same_listen(w, handle.addr));
+        let new_admin = match (snapshot.admin, admin.as_ref().filter(|h| admin_keeps(h))) {
+            (Some(addr), None) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin: cannot listen on {addr}"))?),
+            _ => None,
+        };
+
+        // Everything is bound: the new policy takes over from here.
+        self.shared.snapshot.store(snapshot.clone());
+        let stale: Vec<Arc<str>> = listeners.iter().filter(|(n, h)| !keeps(n, h)).map(|(n, _)| n.clone()).collect();
+        for name in stale {
+            if let Some(handle) = listeners.remove(&name) {
+                tokio::spawn(handle.stop());
+            }
+        }
+        for (name, listener) in bound {
             let site = Arc::new(WorkloadSite { name: name.clone(), shared: self.shared.clone() });
             let handle = server::spawn(listener, site)?;
+            let workload = &snapshot.workloads[&name];
             tracing::info!(workload = %name, addr = %handle.addr, upstream = %workload.upstream.base(), "listening");
             if workload.inbound.is_empty() {
                 tracing::warn!(workload = %name, "serving WITHOUT authentication (anonymous = true)");
             }
-            listeners.insert(name.clone(), handle);
+            listeners.insert(name, handle);
         }
-        let mut admin = self.admin.lock().await;
-        let wanted = snapshot.admin;
-        let current = admin.as_ref().map(|a| a.addr);
-        if current.is_some() && !wanted.is_some_and(|w| same_listen(w, current.unwrap()))
-            && let Some(old) = admin.take() {
+        if admin.as_ref().is_some_and(|h| !admin_keeps(h)) {
+            if let Some(old) = admin.take() {
                 tokio::spawn(old.stop());
             }
-        if let (Some(addr), None) = (wanted, admin.as_ref()) {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin: cannot listen on {addr}"))?;
+        }
+        if let Some(listener) = new_admin {
             let handle = server::spawn(listener, Arc::new(AdminSite { shared: self.shared.clone() }))?;
             tracing::info!(addr = %handle.addr, "admin listener");
             *admin = Some(handle);

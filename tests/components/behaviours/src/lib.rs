@@ -56,11 +56,10 @@ fn deny(status: u16, body: String) -> Verdict {
 impl Authenticate for Fixture {
     fn authenticate(request: RequestView) -> Verdict {
         let config = CONFIG.with(|c| c.borrow().clone());
-        if let Some(name) = &config.only_if_header {
-            if !request.headers.iter().any(|h| &h.name == name) {
+        if let Some(name) = &config.only_if_header
+            && !request.headers.iter().any(|h| &h.name == name) {
                 return Verdict::Abstain;
             }
-        }
         match config.mode.as_str() {
             "allow" => Verdict::Allow(Allow {
                 identity: Identity { subject: format!("fixture:{}", config.tag), issuer: None, claims_json: None },

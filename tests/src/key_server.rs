@@ -1,0 +1,70 @@
+//! A stand-in OpenID Provider whose key-set endpoint can be made to fail:
+//! serves discovery and `/jwks`, and on request HTML or a 500 instead.
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Keys,
+    Html,
+    ServerError,
+}
+
+pub struct KeyServer {
+    pub issuer: String,
+    mode: Arc<Mutex<Mode>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KeyServer {
+    pub async fn start(jwks: serde_json::Value) -> KeyServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let mode = Arc::new(Mutex::new(Mode::Keys));
+        let (state, iss) = (mode.clone(), issuer.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let (state, iss, jwks) = (state.clone(), iss.clone(), jwks.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let mode = *state.lock().unwrap();
+                        let response = match (req.uri().path(), mode) {
+                            ("/.well-known/openid-configuration", _) => json(200, serde_json::json!({ "issuer": iss, "jwks_uri": format!("{iss}/jwks") })),
+                            ("/jwks", Mode::Keys) => json(200, jwks.clone()),
+                            ("/jwks", Mode::Html) => Response::builder()
+                                .header("content-type", "text/html")
+                                .body(Full::new(Bytes::from_static(b"<html><body>Maintenance</body></html>")))
+                                .unwrap(),
+                            ("/jwks", Mode::ServerError) => json(500, serde_json::json!({ "error": "boom" })),
+                            _ => json(404, serde_json::json!({})),
+                        };
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        KeyServer { issuer, mode, task }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+impl Drop for KeyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn json(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder().status(status).header("content-type", "application/json").body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
