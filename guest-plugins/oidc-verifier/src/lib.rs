@@ -21,6 +21,7 @@ mod strict_json;
 use config::Config;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -35,7 +36,14 @@ use portcullis::auth::{cache, crypto};
 
 thread_local! {
     static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+    /// Tokens this instance verified, by the token itself: the fast path for a
+    /// client that sends the same token on every request. The host cache
+    /// (shared by all instances) is the second level.
+    static RECENT: RefCell<HashMap<String, (Verified, Option<u64>)>> = RefCell::new(HashMap::new());
 }
+
+/// Entries kept per instance; when full, the map starts over.
+const RECENT_MAX: usize = 256;
 
 struct OidcVerifier;
 
@@ -107,20 +115,42 @@ fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
     }
 
     let now = now();
-    let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
-    if config.token_cache
-        && let Some(allow) = cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
-            return Ok(Verdict::Allow(finish(config, allow)));
-        }
-    let (allow, expires) = verify_token(config, token, now)?;
-    let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
-    if config.token_cache && ttl > 0 {
-        cache::set(&cache_key, &cache_entry(&allow, expires), ttl);
+    if !config.token_cache {
+        let (verified, _) = verify_token(config, token, now)?;
+        return Ok(Verdict::Allow(finish(config, &verified)));
     }
-    Ok(Verdict::Allow(finish(config, allow)))
+    let recent = RECENT.with(|r| match r.borrow().get(token) {
+        Some((verified, exp)) if exp.is_none_or(|exp| now < exp) => Some(finish(config, verified)),
+        _ => None,
+    });
+    if let Some(allow) = recent {
+        return Ok(Verdict::Allow(allow));
+    }
+    let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
+    let (verified, expires) = match cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
+        Some(hit) => hit,
+        None => {
+            let (verified, expires) = verify_token(config, token, now)?;
+            let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
+            if ttl > 0 {
+                cache::set(&cache_key, &cache_entry(&verified, expires), ttl);
+            }
+            (verified, expires.or(Some(now + u64::from(ttl))))
+        }
+    };
+    let allow = finish(config, &verified);
+    RECENT.with(|r| {
+        let mut recent = r.borrow_mut();
+        if recent.len() >= RECENT_MAX {
+            recent.clear();
+        }
+        recent.insert(token.to_owned(), (verified, expires));
+    });
+    Ok(Verdict::Allow(allow))
 }
 
 /// What a verified token yields, before the request-specific edits.
+#[derive(Clone)]
 struct Verified {
     subject: String,
     issuer: String,
@@ -183,7 +213,7 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
 
 /// The allow verdict: remove the client's token (unless forwarding is on),
 /// remove any client-sent claim headers, then set the verified ones.
-fn finish(config: &Config, verified: Verified) -> Allow {
+fn finish(config: &Config, verified: &Verified) -> Allow {
     let mut edits = Vec::new();
     if !config.forward_token {
         edits.push(HeaderEdit::Remove("authorization".into()));
@@ -191,11 +221,15 @@ fn finish(config: &Config, verified: Verified) -> Allow {
     for (_, header) in &config.claims_to_headers {
         edits.push(HeaderEdit::Remove(header.clone()));
     }
-    for (name, value) in verified.headers {
-        edits.push(HeaderEdit::Append(Header { name, value }));
+    for (name, value) in &verified.headers {
+        edits.push(HeaderEdit::Append(Header { name: name.clone(), value: value.clone() }));
     }
     Allow {
-        identity: Identity { subject: verified.subject, issuer: Some(verified.issuer), claims_json: Some(verified.claims_json) },
+        identity: Identity {
+            subject: verified.subject.clone(),
+            issuer: Some(verified.issuer.clone()),
+            claims_json: Some(verified.claims_json.clone()),
+        },
         edits,
     }
 }
@@ -206,7 +240,7 @@ fn cache_entry(v: &Verified, expires: Option<u64>) -> Vec<u8> {
         .into_bytes()
 }
 
-fn cached_allow(bytes: &[u8], now: u64) -> Option<Verified> {
+fn cached_allow(bytes: &[u8], now: u64) -> Option<(Verified, Option<u64>)> {
     let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     // The cache entry's lifetime ends at `exp`; check again in case the clock moved.
     if v["exp"].as_u64().is_some_and(|exp| now >= exp) {
@@ -217,12 +251,13 @@ fn cached_allow(bytes: &[u8], now: u64) -> Option<Verified> {
         .iter()
         .filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_str()?.to_owned())))
         .collect();
-    Some(Verified {
+    let verified = Verified {
         subject: v["sub"].as_str()?.to_owned(),
         issuer: v["iss"].as_str()?.to_owned(),
         claims_json: v["claims"].as_str()?.to_owned(),
         headers,
-    })
+    };
+    Some((verified, v["exp"].as_u64()))
 }
 
 fn deny(config: &Config, refusal: Refusal) -> Verdict {
