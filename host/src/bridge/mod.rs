@@ -161,11 +161,10 @@ impl Bridge {
             let _ = self.fatal.send(BridgeError::Refused { workload: self.workload.clone(), status });
             return;
         }
-        if is_initialize {
-            if let Some(session) = response.headers().get("mcp-session-id") {
+        if is_initialize
+            && let Some(session) = response.headers().get("mcp-session-id") {
                 *self.session.lock().unwrap() = Some(session.clone());
             }
-        }
         if !response.status().is_success() {
             // The server answered with an HTTP error instead of a JSON-RPC one:
             // turn it into a JSON-RPC error so the client's request does not hang.

@@ -194,11 +194,10 @@ impl Gateway {
             }
             listeners.insert(name, handle);
         }
-        if admin.as_ref().is_some_and(|h| !admin_keeps(h)) {
-            if let Some(old) = admin.take() {
+        if admin.as_ref().is_some_and(|h| !admin_keeps(h))
+            && let Some(old) = admin.take() {
                 tokio::spawn(old.stop());
             }
-        }
         if let Some(listener) = new_admin {
             let handle = server::spawn(listener, Arc::new(AdminSite { shared: self.shared.clone() }))?;
             tracing::info!(addr = %handle.addr, "admin listener");

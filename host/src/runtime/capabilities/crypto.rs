@@ -17,9 +17,12 @@ use std::sync::{Arc, LazyLock, Mutex};
 /// Parsed keys kept; when full, the cache starts over (keys are cheap to re-parse once).
 const MAX_KEYS: usize = 1024;
 
-static KEYS: LazyLock<Mutex<HashMap<String, Arc<(Jwk, DecodingKey)>>>> = LazyLock::new(Default::default);
+/// A parsed JWK and the verification key made from it.
+type ParsedKey = Arc<(Jwk, DecodingKey)>;
 
-fn key(jwk_text: &str) -> Result<Arc<(Jwk, DecodingKey)>, CryptoError> {
+static KEYS: LazyLock<Mutex<HashMap<String, ParsedKey>>> = LazyLock::new(Default::default);
+
+fn key(jwk_text: &str) -> Result<ParsedKey, CryptoError> {
     if let Some(found) = KEYS.lock().unwrap_or_else(|p| p.into_inner()).get(jwk_text) {
         return Ok(found.clone());
     }
