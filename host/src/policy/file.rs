@@ -60,9 +60,9 @@ pub struct LimitsFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Isolation {
-    /// Instances are reused (about 1 µs per call); recycled after `max_uses` calls and after any trap.
+    /// Instances are reused (a few µs per call, see docs/benchmarks.md); recycled after `max_uses` calls and after any fault.
     Pooled,
-    /// A fresh instance for every request (tens of µs per call): nothing survives between requests.
+    /// A fresh instance for every request (about 35 µs per call): nothing survives between requests.
     PerRequest,
 }
 

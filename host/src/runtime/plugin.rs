@@ -197,39 +197,46 @@ impl Plugin {
 
     /// Asks an authenticator for its verdict on `request`.
     pub async fn authenticate(&self, request: &RequestView) -> Result<Verdict, PluginFault> {
-        let verdict = self
-            .call(async |instance: &mut Instance| match &instance.exports {
-                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, request).await,
-                Exports::Injector(_) => unreachable!("roles are checked at load"),
-            })
-            .await?;
-        let checked = match &verdict {
+        let check = |verdict: &Verdict| match verdict {
             Verdict::Deny(deny) => check_deny(deny),
             Verdict::Allow(allow) => check_edits(&allow.edits),
             Verdict::Abstain => Ok(()),
         };
-        self.recorded(checked).map(|()| verdict)
+        self.call(
+            async |instance: &mut Instance| match &instance.exports {
+                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, request).await,
+                Exports::Injector(_) => unreachable!("roles are checked at load"),
+            },
+            check,
+        )
+        .await
     }
 
     /// Asks an injector for its header edits on `request`.
     pub async fn inject(&self, request: &RequestView) -> Result<Injection, PluginFault> {
-        let injection = self
-            .call(async |instance: &mut Instance| match &instance.exports {
-                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, request).await,
-                Exports::Authenticator(_) => unreachable!("roles are checked at load"),
-            })
-            .await?;
-        let checked = match &injection {
+        let check = |injection: &Injection| match injection {
             Injection::Deny(deny) => check_deny(deny),
             Injection::Forward(edits) => check_edits(edits),
         };
-        self.recorded(checked).map(|()| injection)
+        self.call(
+            async |instance: &mut Instance| match &instance.exports {
+                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, request).await,
+                Exports::Authenticator(_) => unreachable!("roles are checked at load"),
+            },
+            check,
+        )
+        .await
     }
 
-    /// Runs `f` on an instance within the deadline, recording latency and faults.
-    async fn call<R>(&self, f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>) -> Result<R, PluginFault> {
+    /// Runs `f` on an instance within the deadline and checks its result with
+    /// `check`, recording latency and faults.
+    async fn call<R>(
+        &self,
+        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>,
+        check: impl Fn(&R) -> Result<(), PluginFault>,
+    ) -> Result<R, PluginFault> {
         let started = Instant::now();
-        let result = self.call_inner(f).await;
+        let result = self.call_inner(f, check).await;
         self.metrics.latency.observe(started.elapsed().as_secs_f64());
         if let Err(fault) = &result {
             self.record(fault);
@@ -237,7 +244,11 @@ impl Plugin {
         result
     }
 
-    async fn call_inner<R>(&self, f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>) -> Result<R, PluginFault> {
+    async fn call_inner<R>(
+        &self,
+        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>,
+        check: impl Fn(&R) -> Result<(), PluginFault>,
+    ) -> Result<R, PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
             None => self.instantiate().await.map_err(|e| match e {
@@ -252,6 +263,8 @@ impl Plugin {
         // host imports (an HTTP request the guest is waiting for).
         match tokio::time::timeout(self.limits.deadline, f(&mut instance)).await {
             Ok(Ok(value)) => {
+                // A malformed verdict is a bug in the component: its instance goes too.
+                check(&value)?;
                 instance.uses += 1;
                 self.checkin(instance);
                 Ok(value)
@@ -322,13 +335,6 @@ impl Plugin {
             }
         };
         Ok(Instance { store, exports, uses: 0 })
-    }
-
-    fn recorded(&self, checked: Result<(), PluginFault>) -> Result<(), PluginFault> {
-        if let Err(fault) = &checked {
-            self.record(fault);
-        }
-        checked
     }
 
     fn record(&self, fault: &PluginFault) {
