@@ -187,15 +187,18 @@ fn bridge_once(home: &Path, url: &str) -> std::process::Output {
 #[tokio::test]
 async fn a_rotated_key_keeps_working_for_the_grace_period() {
     let server = EverythingServer::start().await;
-    let gw = RunningGateway::start(&server.url(), "3s").await;
+    let gw = RunningGateway::start(&server.url(), "6s").await;
     let old = gw.key();
+    let rotated_at = std::time::Instant::now();
     let out = gw.cli(&["keys", "rotate", "everything", "--policy", gw.policy().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let new = gw.key();
     assert_ne!(old, new);
-    assert_mcp_ok(&http_client(&gw.url(), Some(&new)).await);
+    // Within the grace period (the old key is checked first, while it surely lasts).
     assert_mcp_ok(&http_client(&gw.url(), Some(&old)).await);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(rotated_at.elapsed() < Duration::from_secs(6), "the grace check ran too late to mean anything");
+    assert_mcp_ok(&http_client(&gw.url(), Some(&new)).await);
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(rotated_at.elapsed())).await;
     assert_eq!(http_client(&gw.url(), Some(&old)).await["status"], 401, "the grace period is over");
     assert_mcp_ok(&http_client(&gw.url(), Some(&new)).await);
     assert_no_key_in(&gw.log(), &[&old, &new]);

@@ -220,6 +220,10 @@ async fn build(path: &std::path::Path, runtime: &Runtime, services: &Services, m
     }
     // Only a running gateway creates keys; `portcullis check` has no side effects.
     crate::keys::ensure_auto(&services.secret_store, &loaded).context("creating the shared keys the policy asks for (`key = \"auto\"`)")?;
+    // Derive the store's key now, not inside a component's deadline.
+    if let Err(error) = services.secret_store.warm() {
+        tracing::error!(%error, "the secret store cannot be opened; components that read secrets will be refused");
+    }
     policy::compile::compile(&loaded, runtime, services, metrics).await.map_err(|e: PolicyErrors| anyhow::Error::new(e))
 }
 

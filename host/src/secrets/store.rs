@@ -136,6 +136,12 @@ impl SecretStore {
         Ok(loaded.entries.get(name).map(|v| SecretString::from(v.expose_secret().to_owned())))
     }
 
+    /// Opens the store now (deriving its key), so that the first component
+    /// call that reads a secret does not pay for it. A store that does not exist yet is fine.
+    pub fn warm(&self) -> Result<(), SecretStoreError> {
+        self.get("").map(|_| ())
+    }
+
     /// The names in the store, sorted.
     pub fn list(&self) -> Result<Vec<String>, SecretStoreError> {
         if self.stamp()?.is_none() {
@@ -183,9 +189,12 @@ impl SecretStore {
         if changed {
             self.write(&loaded)?;
         }
+        // Keep what we wrote (and its key): the next read must not pay for the
+        // key derivation again, which can take tens of milliseconds.
+        loaded.stamp = self.stamp()?;
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
         // Dropping `lock` releases it.
         drop(lock);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(changed)
     }
 
