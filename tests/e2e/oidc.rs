@@ -332,3 +332,56 @@ fn rand_suffix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed).to_string()
 }
+
+#[tokio::test]
+async fn several_providers_are_chosen_by_issuer_and_required_claims_apply() {
+    let upstream = TestUpstream::start().await;
+    let (a, b) = (ec_key("a1", json!({})), ec_key("b1", json!({})));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json"), json!({ "keys": [a.jwk] }).to_string()).unwrap();
+    std::fs::write(dir.path().join("b.json"), json!({ "keys": [b.jwk] }).to_string()).unwrap();
+    let body = r#"  [[workloads.inbound]]
+  component = "builtin:oidc-verifier"
+  [workloads.inbound.config]
+  required_claims = ["email"]
+  providers = [
+    { issuer = "https://a.test", jwks_file = "a.json", algorithms = ["ES256"] },
+    { issuer = "https://b.test", jwks_file = "b.json", algorithms = ["ES256"] },
+  ]
+"#;
+    let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", oidc_workload("w", &upstream.url(), body))).await.unwrap();
+    let claims = |iss: &str, email: bool| {
+        let mut c = good_claims();
+        c["iss"] = json!(iss);
+        if email {
+            c["email"] = json!("alice@example.com");
+        }
+        c
+    };
+    assert_eq!(call(&gw, "w", &es256("a1", &claims("https://a.test", true), &a)).await.status(), 200);
+    assert_eq!(call(&gw, "w", &es256("b1", &claims("https://b.test", true), &b)).await.status(), 200);
+    // Each issuer's keys verify only that issuer's tokens.
+    assert_eq!(call(&gw, "w", &es256("b1", &claims("https://a.test", true), &b)).await.status(), 401);
+    // A required claim that is missing.
+    assert_eq!(call(&gw, "w", &es256("a1", &claims("https://a.test", false), &a)).await.status(), 401);
+}
+
+#[test]
+fn check_warns_when_the_audience_check_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\npublic_url = \"http://127.0.0.1:8080/mcp\"\n  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = { issuer = \"https://idp.example.com\", audiences = [] }\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::cli::portcullis())
+        .args(["check", policy.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning:") && stderr.contains("audiences"), "{stderr}");
+}
