@@ -8,7 +8,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis::policy::file::Isolation;
 use portcullis::runtime::Runtime;
-use portcullis::runtime::bindings::types::Verdict;
+use portcullis::runtime::verdict::Verdict;
 use portcullis_tests::plugin::{authenticator, mcp_request};
 
 fn bench(c: &mut Criterion) {
@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("authenticate/{name}"), |b| {
             b.to_async(&rt).iter(|| async {
                 let verdict = plugin.authenticate(&view).await.unwrap();
-                assert!(matches!(verdict, Verdict::Allow(_)));
+                assert!(matches!(verdict, Verdict::Allow { .. }));
             })
         });
     }

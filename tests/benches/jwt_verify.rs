@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use portcullis::policy::file::Isolation;
 use portcullis::runtime::Runtime;
-use portcullis::runtime::bindings::types::Verdict;
+use portcullis::runtime::verdict::Verdict;
 use portcullis::runtime::builtins;
 use portcullis_tests::plugin::{authenticator, mcp_request};
 use rsa::pkcs8::EncodePrivateKey;
@@ -86,10 +86,10 @@ fn bench(c: &mut Criterion) {
         });
         let view = mcp_request(&[("authorization", &format!("Bearer {token}"))]);
         c.bench_function(&format!("jwt/{name}/component"), |b| {
-            b.to_async(&rt).iter(|| async { assert!(matches!(uncached.authenticate(&view).await.unwrap(), Verdict::Allow(_))) })
+            b.to_async(&rt).iter(|| async { assert!(matches!(uncached.authenticate(&view).await.unwrap(), Verdict::Allow { .. })) })
         });
         c.bench_function(&format!("jwt/{name}/component-cached"), |b| {
-            b.to_async(&rt).iter(|| async { assert!(matches!(cached.authenticate(&view).await.unwrap(), Verdict::Allow(_))) })
+            b.to_async(&rt).iter(|| async { assert!(matches!(cached.authenticate(&view).await.unwrap(), Verdict::Allow { .. })) })
         });
     }
 }

@@ -122,7 +122,7 @@ fn schema_and_inspect() {
     let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["world"], "authenticator");
     assert_eq!(info["sha256"], portcullis_tests::sha256_of(&fixture));
-    assert!(info["imports"].as_array().unwrap().iter().any(|i| i == "portcullis:auth/secrets@0.1.0"));
+    assert!(info["imports"].as_array().unwrap().iter().any(|i| i == "portcullis:auth/secrets@0.2.0"));
     let out = cli(home.path(), "pw", &["plugin", "inspect", portcullis_tests::fixture("inject_header").to_str().unwrap()], None);
     assert!(text(&out.stdout).contains("world:   credential-injector"));
 }

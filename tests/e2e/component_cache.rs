@@ -53,5 +53,5 @@ async fn an_injector_in_the_inbound_chain_is_refused() {
         workload("w", "http://127.0.0.1:9", "  [[workloads.inbound]]\n  component = \"inject-header\"\n  config = { header = \"a\", value = \"b\" }\n")
     );
     let err = format!("{:#}", TestGateway::start(&policy).await.err().unwrap());
-    assert!(err.contains("does not export `portcullis:auth/authenticate@0.1.0`"), "{err}");
+    assert!(err.contains("does not export `portcullis:auth/authenticate@0.2.0`"), "{err}");
 }

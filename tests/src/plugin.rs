@@ -3,7 +3,7 @@
 use portcullis::admin::metrics::Metrics;
 use portcullis::policy::file::{GrantsFile, Isolation};
 use portcullis::runtime::Runtime;
-use portcullis::runtime::bindings::types::{Header, Peer, RequestView};
+use portcullis::runtime::request::RequestData;
 use portcullis::runtime::capabilities::{Capabilities, PluginLabel, Services};
 use portcullis::runtime::plugin::{Limits, Plugin, PluginSpec, Role};
 use portcullis::secrets::SecretStore;
@@ -31,27 +31,28 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
 }
 
 /// A typical MCP `POST /mcp` with eight headers, plus `extra`.
-pub fn mcp_request(extra: &[(&str, &str)]) -> RequestView {
-    let h = |n: &str, v: &str| Header { name: n.into(), value: v.into() };
-    let mut headers = vec![
-        h("host", "127.0.0.1:8080"),
-        h("content-type", "application/json"),
-        h("accept", "application/json, text/event-stream"),
-        h("mcp-session-id", "0f8e4c52-2c1b-4c55-9d2a-5b8f1f0c6a11"),
-        h("mcp-protocol-version", "2025-11-25"),
-        h("x-portcullis-key", "kW3x0Q4bq0m1pS0uS6oXgk7l0tJc9yQ2p3bTn1VnE8A"),
-        h("user-agent", "node"),
-        h("content-length", "153"),
+pub fn mcp_request(extra: &[(&str, &str)]) -> Arc<RequestData> {
+    let mut headers = http::HeaderMap::new();
+    let pairs = [
+        ("host", "127.0.0.1:8080"),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-session-id", "0f8e4c52-2c1b-4c55-9d2a-5b8f1f0c6a11"),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("x-portcullis-key", "kW3x0Q4bq0m1pS0uS6oXgk7l0tJc9yQ2p3bTn1VnE8A"),
+        ("user-agent", "node"),
+        ("content-length", "153"),
     ];
-    headers.extend(extra.iter().map(|(n, v)| h(n, v)));
-    RequestView {
-        workload: "bench".into(),
-        method: "POST".into(),
-        scheme: "http".into(),
-        authority: "127.0.0.1:8080".into(),
-        path: "/mcp".into(),
-        query: None,
-        headers,
-        peer: Peer { remote_addr: "127.0.0.1:53122".into(), tls_client_identity: None },
+    for (name, value) in pairs.iter().chain(extra) {
+        headers.append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), http::HeaderValue::from_str(value).unwrap());
     }
+    Arc::new(RequestData {
+        method: http::Method::POST,
+        scheme: "http",
+        authority: "127.0.0.1:8080".into(),
+        uri: "/mcp".parse().unwrap(),
+        headers,
+        remote: "127.0.0.1:53122".parse().unwrap(),
+        tls_client_identity: None,
+    })
 }

@@ -99,7 +99,9 @@ impl Config {
             if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 return Err(format!("`claims_to_headers.{claim}`: {header:?} is not a header name"));
             }
-            if matches!(header.as_str(), "authorization" | "host" | "content-length" | "transfer-encoding" | "connection" | "cookie") {
+            // The gateway refuses headers it manages (framing, `x-forwarded-for`, ...);
+            // these two would be mistaken for credentials.
+            if matches!(header.as_str(), "authorization" | "cookie") {
                 return Err(format!("`claims_to_headers.{claim}`: the header {header:?} cannot carry claims"));
             }
             claims_to_headers.push((claim, header));

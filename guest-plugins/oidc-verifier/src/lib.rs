@@ -31,7 +31,7 @@ wit_bindgen::generate!({
 use exports::portcullis::auth::authenticate::Guest as Authenticate;
 use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
 use portcullis::auth::log::{Level, log};
-use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, RequestView, Verdict};
+use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, Manifest, Request, Verdict};
 use portcullis::auth::{cache, crypto};
 
 thread_local! {
@@ -48,17 +48,24 @@ const RECENT_MAX: usize = 256;
 struct OidcVerifier;
 
 impl Lifecycle for OidcVerifier {
-    fn init(settings: Settings) -> Result<(), String> {
+    fn init(settings: Settings) -> Result<Manifest, String> {
         let config = Config::parse(&settings.config_json, &settings.public_url)?;
+        // The gateway strips client-sent claim headers before the chain and
+        // removes the bearer token after it (unless `forward_token`).
+        let manifest = Manifest {
+            consumes: vec!["authorization".into()],
+            forwards: if config.forward_token { vec!["authorization".into()] } else { Vec::new() },
+            produces: config.claims_to_headers.iter().map(|(_, header)| header.clone()).collect(),
+        };
         CONFIG.with(|c| *c.borrow_mut() = Some(config));
-        Ok(())
+        Ok(manifest)
     }
 }
 
 impl Authenticate for OidcVerifier {
-    fn authenticate(request: RequestView) -> Verdict {
+    fn authenticate(request: &Request) -> Verdict {
         CONFIG.with(|c| match c.borrow().as_ref() {
-            Some(config) => verify_request(config, &request),
+            Some(config) => verify_request(config, request),
             // The host always calls `init` first; refuse rather than guess.
             None => not_configured(),
         })
@@ -79,7 +86,7 @@ impl Refusal {
     }
 }
 
-fn verify_request(config: &Config, request: &RequestView) -> Verdict {
+fn verify_request(config: &Config, request: &Request) -> Verdict {
     match admit(config, request) {
         Ok(verdict) => verdict,
         Err(refusal) => {
@@ -91,16 +98,15 @@ fn verify_request(config: &Config, request: &RequestView) -> Verdict {
     }
 }
 
-fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
-    let mut fields = request.headers.iter().filter(|h| h.name == "authorization");
+fn admit(config: &Config, request: &Request) -> Result<Verdict, Refusal> {
+    let fields = request.header("authorization");
     let no_token = Refusal { status: 401, error: None, description: "a bearer token is required".into(), scope: None };
-    let Some(field) = fields.next() else {
-        return Err(no_token);
+    let field = match fields.as_slice() {
+        [] => return Err(no_token),
+        [one] => one,
+        _ => return Err(Refusal { status: 400, error: Some("invalid_request"), description: "several Authorization headers".into(), scope: None }),
     };
-    if fields.next().is_some() {
-        return Err(Refusal { status: 400, error: Some("invalid_request"), description: "several Authorization headers".into(), scope: None });
-    }
-    let Some((scheme, token)) = field.value.split_once(' ') else {
+    let Some((scheme, token)) = field.split_once(' ') else {
         return Err(no_token);
     };
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -117,10 +123,10 @@ fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
     let now = now();
     if !config.token_cache {
         let (verified, _) = verify_token(config, token, now)?;
-        return Ok(Verdict::Allow(finish(config, &verified)));
+        return Ok(Verdict::Allow(finish(&verified)));
     }
     let recent = RECENT.with(|r| match r.borrow().get(token) {
-        Some((verified, exp)) if exp.is_none_or(|exp| now < exp) => Some(finish(config, verified)),
+        Some((verified, exp)) if exp.is_none_or(|exp| now < exp) => Some(finish(verified)),
         _ => None,
     });
     if let Some(allow) = recent {
@@ -138,7 +144,7 @@ fn admit(config: &Config, request: &RequestView) -> Result<Verdict, Refusal> {
             (verified, expires.or(Some(now + u64::from(ttl))))
         }
     };
-    let allow = finish(config, &verified);
+    let allow = finish(&verified);
     RECENT.with(|r| {
         let mut recent = r.borrow_mut();
         if recent.len() >= RECENT_MAX {
@@ -211,16 +217,10 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
     Ok((Verified { subject, issuer: issuer.to_owned(), claims_json, headers }, expires))
 }
 
-/// The allow verdict: remove the client's token (unless forwarding is on),
-/// remove any client-sent claim headers, then set the verified ones.
-fn finish(config: &Config, verified: &Verified) -> Allow {
-    let mut edits = Vec::new();
-    if !config.forward_token {
-        edits.push(HeaderEdit::Remove("authorization".into()));
-    }
-    for (_, header) in &config.claims_to_headers {
-        edits.push(HeaderEdit::Remove(header.clone()));
-    }
+/// The allow verdict with the verified claim headers. The gateway already
+/// removed client-sent copies of them, and removes the token (see `init`).
+fn finish(verified: &Verified) -> Allow {
+    let mut edits = Vec::with_capacity(verified.headers.len());
     for (name, value) in &verified.headers {
         edits.push(HeaderEdit::Append(Header { name: name.clone(), value: value.clone() }));
     }

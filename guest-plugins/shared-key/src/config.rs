@@ -23,6 +23,8 @@ pub struct Config {
     pub header: String,
     pub scheme: Option<String>,
     pub grace_seconds: u64,
+    /// Whether the policy grants reading `<secret>:previous` (learnt at `init`).
+    pub grace_granted: bool,
 }
 
 const DEFAULT_GRACE_SECONDS: u64 = 600;
@@ -48,6 +50,7 @@ impl Config {
             header,
             scheme: file.scheme.filter(|s| !s.is_empty()),
             grace_seconds,
+            grace_granted: false,
         })
     }
 

@@ -5,7 +5,7 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::error::GatewayError;
 use crate::proxy::pipeline;
 use crate::proxy::server::Site;
-use crate::proxy::view::ConnectionInfo;
+use crate::proxy::server::ConnectionInfo;
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ use crate::admin::metrics::Metrics;
 use crate::gateway::Snapshot;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::guard::RequestGuard;
+use crate::proxy::headers::HeaderRules;
 use crate::proxy::resource_metadata::{self, ProtectedResource};
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::Workload;
@@ -98,8 +99,10 @@ async fn compile_workload(
         return Err(errors);
     }
     let [inbound, outbound] = chains;
+    let strip: Vec<http::HeaderName> = file.strip_request_headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
     Ok(Workload {
         guard: RequestGuard::new(&public_url, &file.allowed_hosts, &file.allowed_origins),
+        headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), &strip),
         protected_resource: ProtectedResource::from_policy(&file.public_url, &file.inbound),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,

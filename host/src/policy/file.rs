@@ -83,6 +83,12 @@ pub struct WorkloadFile {
     /// Extra browser origins accepted (e.g. `https://app.example.com`); requests without `Origin` are fine.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Headers removed from every client request before the chain runs, besides
+    /// the defaults (`Forwarded`, every `X-Forwarded-*`, `X-Real-IP`, `X-Client-IP`,
+    /// `True-Client-IP`, `X-Original-URL`, `X-Original-URI`, `X-Rewrite-URL`, and
+    /// every header an inbound component produces). For headers your upstream trusts.
+    #[serde(default)]
+    pub strip_request_headers: Vec<String>,
     /// Serve without any authenticator. Required for an empty inbound chain; logged as a warning at start.
     #[serde(default)]
     pub anonymous: bool,

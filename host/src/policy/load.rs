@@ -154,6 +154,17 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             p.error(&key.key("allowed_origins").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://app.example.com`".to_string());
         }
     }
+    for (n, name) in w.strip_request_headers.iter().enumerate() {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(header) if crate::runtime::verdict::gateway_managed(&header) => p.error(
+                &key.key("strip_request_headers").index(n),
+                format!("`{header}` is managed by the gateway"),
+                "list only headers your upstream reads as identity".to_string(),
+            ),
+            Ok(_) => {}
+            Err(_) => p.error(&key.key("strip_request_headers").index(n), format!("{name:?} is not a header name"), None),
+        }
+    }
     for (n, host) in w.allowed_hosts.iter().enumerate() {
         if host.is_empty() || host.contains(['/', ' ', '@']) {
             p.error(&key.key("allowed_hosts").index(n), format!("{host:?} is not a host name"), "write `host` or `host:port`".to_string());

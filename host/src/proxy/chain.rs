@@ -4,18 +4,20 @@
 
 use super::error::GatewayError;
 use crate::policy::file::ChainRule;
-use crate::runtime::bindings::types::{HeaderEdit, Identity, RequestView, Verdict};
+use crate::runtime::bindings::types::Identity;
 use crate::runtime::plugin::Plugin;
+use crate::runtime::request::RequestData;
+use crate::runtime::verdict::{HeaderEdits, Verdict};
 use std::sync::Arc;
 
-/// A request the inbound chain admitted, with the header edits to apply.
+/// A request the inbound chain admitted, with the (checked) header edits to apply.
 #[derive(Debug)]
 // Not `#[non_exhaustive]`: that would still let the rest of this crate build one.
 #[allow(clippy::manual_non_exhaustive)]
 pub struct Allowed {
     /// `None` for an anonymous workload.
     pub identity: Option<Identity>,
-    pub edits: Vec<HeaderEdit>,
+    pub edits: HeaderEdits,
     _proof: (),
 }
 
@@ -31,32 +33,31 @@ impl InboundChain {
         self.plugins.is_empty()
     }
 
-    /// Runs the chain. `view` is built lazily: an anonymous workload never needs it.
-    pub async fn decide(&self, view: impl FnOnce() -> RequestView) -> Result<Allowed, GatewayError> {
+    /// Runs the chain on `request`.
+    pub async fn decide(&self, request: &Arc<RequestData>) -> Result<Allowed, GatewayError> {
         if self.plugins.is_empty() {
             // The policy loader refuses an empty chain unless `anonymous = true`;
             // check again so a future refactor cannot turn "empty" into "open".
             return match self.anonymous {
-                true => Ok(Allowed { identity: None, edits: Vec::new(), _proof: () }),
+                true => Ok(Allowed { identity: None, edits: HeaderEdits::default(), _proof: () }),
                 false => Err(GatewayError::Unauthenticated),
             };
         }
-        let view = view();
         let mut admitted: Option<Allowed> = None;
         for plugin in &self.plugins {
             let verdict = plugin
-                .authenticate(&view)
+                .authenticate(request)
                 .await
                 .map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })?;
             match (verdict, self.rule) {
                 (Verdict::Deny(deny), _) => return Err(GatewayError::Denied(deny)),
-                (Verdict::Allow(allow), ChainRule::FirstAllow) => {
-                    return Ok(Allowed { identity: Some(allow.identity), edits: allow.edits, _proof: () });
+                (Verdict::Allow { identity, edits }, ChainRule::FirstAllow) => {
+                    return Ok(Allowed { identity: Some(identity), edits, _proof: () });
                 }
-                (Verdict::Allow(allow), ChainRule::AllAllow) => {
+                (Verdict::Allow { identity, edits }, ChainRule::AllAllow) => {
                     // Every component must allow: keep the first identity, gather all edits.
-                    let entry = admitted.get_or_insert(Allowed { identity: Some(allow.identity), edits: Vec::new(), _proof: () });
-                    entry.edits.extend(allow.edits);
+                    let entry = admitted.get_or_insert(Allowed { identity: Some(identity), edits: HeaderEdits::default(), _proof: () });
+                    entry.edits.extend(edits);
                 }
                 (Verdict::Abstain, ChainRule::FirstAllow) => continue,
                 (Verdict::Abstain, ChainRule::AllAllow) => return Err(GatewayError::Unauthenticated),

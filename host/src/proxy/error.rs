@@ -5,9 +5,9 @@
 //! message, an upstream's socket error) go to the log only.
 
 use super::body::{ProxyBody, full, json};
-use crate::runtime::bindings::types::Deny;
 use crate::runtime::plugin::FaultKind;
-use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use crate::runtime::verdict::Denial;
+use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -17,12 +17,18 @@ pub enum GatewayError {
     HostNotAllowed,
     /// A browser `Origin` that is not allowed for this workload.
     OriginNotAllowed,
+    /// `TRACE` or `CONNECT`.
+    MethodNotAllowed,
+    /// A request target that could leave the upstream's base path, or is not a path.
+    BadTarget(&'static str),
+    /// Malformed framing or credential headers.
+    BadRequest(&'static str),
     /// The request body is over the workload's limit.
     BodyTooLarge,
     /// No component of the inbound chain admitted the request.
     Unauthenticated,
-    /// A component refused the request with its own response.
-    Denied(Deny),
+    /// A component refused the request with its own (checked) response.
+    Denied(Denial),
     /// A component failed; the request is refused, never allowed.
     ComponentFailed { component: Arc<str>, kind: FaultKind },
     /// The upstream could not be reached or broke the connection.
@@ -39,6 +45,9 @@ impl GatewayError {
         match self {
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
+            GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::BadTarget(_) => "bad_target",
+            GatewayError::BadRequest(_) => "bad_request",
             GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::Unauthenticated => "unauthenticated",
             GatewayError::Denied(_) => "denied",
@@ -54,6 +63,9 @@ impl GatewayError {
         let (status, message) = match self {
             GatewayError::HostNotAllowed => (StatusCode::FORBIDDEN, "The Host header does not name this server.".to_owned()),
             GatewayError::OriginNotAllowed => (StatusCode::FORBIDDEN, "Requests from this Origin are not allowed.".to_owned()),
+            GatewayError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "This method is not served.".to_owned()),
+            GatewayError::BadTarget(why) => (StatusCode::BAD_REQUEST, format!("The request path is not accepted: {why}.")),
+            GatewayError::BadRequest(why) => (StatusCode::BAD_REQUEST, format!("The request is malformed: {why}.")),
             GatewayError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.".to_owned()),
             GatewayError::Unauthenticated => (StatusCode::UNAUTHORIZED, "No credential this server accepts was presented.".to_owned()),
             GatewayError::Denied(deny) => return denied(deny),
@@ -87,14 +99,10 @@ fn respond(status: StatusCode, body: ProxyBody) -> Response<ProxyBody> {
 }
 
 /// A component's deny, already checked by the runtime (status 400-599, valid headers).
-fn denied(deny: Deny) -> Response<ProxyBody> {
+fn denied(deny: Denial) -> Response<ProxyBody> {
     let mut response = Response::new(full(deny.body));
-    *response.status_mut() = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for h in deny.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(h.name.as_bytes()), HeaderValue::from_str(&h.value)) {
-            response.headers_mut().append(name, value);
-        }
-    }
+    *response.status_mut() = deny.status;
+    *response.headers_mut() = deny.headers;
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

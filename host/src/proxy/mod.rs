@@ -1,11 +1,13 @@
 //! The data plane.
 //!
 //! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
-//!   graceful drain on shutdown.
+//!   connection limits, graceful drain on shutdown.
 //! - [`pipeline`]: what happens to a request, in order — read this first.
 //! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
 //! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
-//! - [`view`]: the request as components see it, and applying their header edits.
+//! - [`target`]: which methods and paths are accepted (nothing escapes the upstream's base path).
+//! - [`headers`]: the gateway's header rules — framing, hop-by-hop, the identity
+//!   namespace stripped before the chain, consumed credentials removed after it.
 //! - [`resource_metadata`]: RFC 9728 metadata for OIDC-guarded workloads.
 //! - [`upstream`]: the forwarder (pooled client, hop-by-hop removal, `X-Forwarded-*`).
 //! - [`error`]: every refusal and failure, mapped to a response in one place.
@@ -15,10 +17,11 @@ pub mod body;
 pub mod chain;
 pub mod error;
 pub mod guard;
+pub mod headers;
 pub mod pipeline;
 pub mod resource_metadata;
 pub mod server;
 pub mod tls;
+pub mod target;
 pub mod upstream;
-pub mod view;
 pub mod workload;

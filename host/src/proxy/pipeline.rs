@@ -6,16 +6,18 @@
 
 use super::body::{BoxError, ProxyBody};
 use super::error::GatewayError;
-use super::upstream::remove_hop_by_hop;
-use super::view::{ConnectionInfo, apply_edits, request_view};
+use super::headers::{normalise_framing, remove_hop_by_hop};
+use super::server::ConnectionInfo;
+use super::target;
 use super::workload::Workload;
 use crate::admin::metrics::Metrics;
-use crate::runtime::bindings::types::Injection;
-use crate::runtime::plugin::FaultKind;
+use crate::runtime::request::RequestData;
+use crate::runtime::verdict::Injection;
 use http::request::Parts;
-use http::{Request, Response, header};
+use http::{HeaderMap, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use std::sync::Arc;
 
 /// Handles one request on `workload` and counts its outcome.
 pub async fn handle(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo, metrics: &Metrics) -> Response<ProxyBody> {
@@ -45,67 +47,83 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
-    // 3. The protected-resource metadata is public (clients read it to learn
+    // 3. The target must be a path that cannot leave the upstream's base path,
+    //    checked before anything reads it (components, the metadata route).
+    target::check(&parts)?;
+    // 4. The protected-resource metadata is public (clients read it to learn
     //    where to get a token), so it is served before the chain.
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
         return Ok(resource.response(&parts.method));
     }
-    // 4. A declared oversize body is refused before any component runs; an
-    //    undeclared one is cut off by the `Limited` body below.
-    if declared_length(&parts).is_some_and(|n| n > workload.max_body_bytes) {
+    // 5. One reading of the body's framing for everyone; a declared oversize
+    //    body is refused before any component runs, an undeclared one is cut
+    //    off by the `Limited` body below.
+    if normalise_framing(&mut parts.headers)?.is_some_and(|n| n > workload.max_body_bytes) {
         return Err(GatewayError::BodyTooLarge);
     }
-    // 5. Hop-by-hop headers go now, so components see what the upstream will.
+    // 6. Headers the client may not set: hop-by-hop ones, and the identity
+    //    namespace (proxy headers, whatever an inbound component produces).
+    //    Components then see exactly what the upstream will.
     remove_hop_by_hop(&mut parts.headers);
+    workload.headers.strip_untrusted(&mut parts.headers);
+    workload.headers.check_credentials(&parts.headers)?;
 
-    // 6. The inbound chain decides. Its header edits (typically removing the
-    //    credential the client presented) apply before anything else sees the request.
-    let allowed = workload.inbound.decide(|| request_view(&workload.name, &parts, &authority, conn)).await?;
-    apply_edits(&mut parts.headers, &allowed.edits).map_err(|_| bad_verdict(workload.inbound.plugins.first()))?;
+    // 7. The inbound chain decides on a read-only view that holds the headers
+    //    (moved, not copied) for the length of the chain.
+    let view = Arc::new(RequestData {
+        method: parts.method.clone(),
+        scheme: conn.scheme,
+        authority,
+        uri: parts.uri.clone(),
+        headers: std::mem::take(&mut parts.headers),
+        remote: conn.remote,
+        tls_client_identity: conn.tls_client_identity.clone(),
+    });
+    let allowed = workload.inbound.decide(&view).await;
+    let mut view = take_back(view);
+    let allowed = allowed?;
+    // 8. Consumed credentials go, whichever component allowed; then the allow's edits.
+    workload.headers.remove_consumed(&mut view.headers);
+    allowed.edits.apply(&mut view.headers);
     if let Some(identity) = &allowed.identity {
-        tracing::debug!(workload = %workload.name, subject = %identity.subject, "request admitted");
+        tracing::debug!(workload = %workload.name, subject = ?identity.subject, "request admitted");
     }
 
-    // 7. Credential injectors, in order; each sees the edits of those before it.
+    // 9. Credential injectors, in order; each sees the edits of those before it.
     for plugin in &workload.outbound {
-        let view = request_view(&workload.name, &parts, &authority, conn);
-        let injection = plugin
-            .inject(&view)
-            .await
-            .map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })?;
-        match injection {
-            Injection::Forward(edits) => apply_edits(&mut parts.headers, &edits).map_err(|_| bad_verdict(Some(plugin)))?,
+        let shared = Arc::new(view);
+        let injection = plugin.inject(&shared).await;
+        view = take_back(shared);
+        match injection.map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })? {
+            Injection::Forward(edits) => edits.apply(&mut view.headers),
             Injection::Deny(deny) => return Err(GatewayError::Denied(deny)),
         }
     }
 
-    // 8. Forward, with the body streamed and capped.
+    // 10. Forward, with the body streamed and capped.
+    parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
     let body = Limited::new(body, workload.max_body_bytes as usize).map_err(|e| -> BoxError { e }).boxed();
-    workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &authority).await
+    workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await
+}
+
+/// The view back from the components. Each call drops its reference before it
+/// returns, so this does not copy; should one ever linger, the headers are cloned.
+fn take_back(view: Arc<RequestData>) -> RequestData {
+    Arc::unwrap_or_clone(view)
 }
 
 /// The request's authority: HTTP/2 `:authority` or HTTP/1.1 `Host`. Both present
 /// and different is ambiguous and refused.
 fn authority(parts: &Parts) -> Option<String> {
-    let host = match parts.headers.get_all(header::HOST).iter().collect::<Vec<_>>().as_slice() {
-        [] => None,
-        [one] => Some(one.to_str().ok()?.to_owned()),
-        _ => return None,
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(one.to_str().ok()?),
+        (Some(_), Some(_)) => return None,
     };
-    match (parts.uri.authority().map(|a| a.as_str().to_owned()), host) {
-        (Some(uri), Some(host)) if !uri.eq_ignore_ascii_case(&host) => None,
-        (Some(uri), _) => Some(uri),
-        (None, host) => host,
+    match (parts.uri.authority().map(|a| a.as_str()), host) {
+        (Some(uri), Some(host)) if !uri.eq_ignore_ascii_case(host) => None,
+        (Some(uri), _) => Some(uri.to_owned()),
+        (None, host) => host.map(str::to_owned),
     }
-}
-
-fn declared_length(parts: &Parts) -> Option<u64> {
-    parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
-/// The runtime checks every edit before returning a verdict, so this is only
-/// reached if that check and `apply_edits` ever disagree: fail closed.
-fn bad_verdict(plugin: Option<&std::sync::Arc<crate::runtime::plugin::Plugin>>) -> GatewayError {
-    let component = plugin.map(|p| p.label.component.clone()).unwrap_or_else(|| "unknown".into());
-    GatewayError::ComponentFailed { component, kind: FaultKind::BadVerdict }
 }

@@ -2,7 +2,6 @@
 //! and drain in-flight requests when told to stop.
 
 use super::body::ProxyBody;
-use super::view::ConnectionInfo;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -20,6 +19,15 @@ use tokio::task::JoinHandle;
 /// How long a stopping listener waits for in-flight requests (SSE streams included).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who is connected, recorded once per connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub remote: SocketAddr,
+    /// `https` on TLS listeners.
+    pub scheme: &'static str,
+    pub tls_client_identity: Option<String>,
+}
 
 /// What a listener serves. Looked up per connection, so a policy reload
 /// applies to new connections (and new requests) without rebinding.

@@ -5,8 +5,10 @@
 use super::body::{BoxError, ProxyBody};
 use super::chain::Allowed;
 use super::error::GatewayError;
-use super::view::ConnectionInfo;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use super::headers::remove_hop_by_hop;
+use super::server::ConnectionInfo;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
@@ -18,7 +20,11 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct Upstream {
     client: Client<Connector, ProxyBody>,
-    /// The upstream's `scheme://authority`, without a trailing `/`.
+    scheme: Scheme,
+    authority: Authority,
+    /// The `Host` the upstream sees: its own name.
+    host: HeaderValue,
+    /// The upstream's `scheme://authority`, for logs.
     base: String,
     /// The upstream URL's path without a trailing `/` (empty for the root).
     base_path: String,
@@ -39,9 +45,11 @@ impl Upstream {
             .enable_http2()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-        let base = format!("{}://{}", url.scheme(), url_authority(url));
-        base.parse::<Uri>()?;
-        Ok(Upstream { client, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
+        let scheme: Scheme = url.scheme().parse()?;
+        let authority: Authority = url_authority(url).parse()?;
+        let host = HeaderValue::from_str(authority.as_str())?;
+        let base = format!("{scheme}://{authority}");
+        Ok(Upstream { client, scheme, authority, host, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
     }
 
     /// The upstream's scheme and authority, for logs.
@@ -57,16 +65,12 @@ impl Upstream {
         conn: &ConnectionInfo,
         client_authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let path_and_query = request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let target = format!("{}{}{}", self.base, self.base_path, path_and_query);
-        *request.uri_mut() = target.parse().map_err(|_| GatewayError::UpstreamUnavailable)?;
+        *request.uri_mut() = self.target(request.uri())?;
         // Let the client pick HTTP/1.1 or HTTP/2 toward the upstream.
         *request.version_mut() = http::Version::HTTP_11;
         // (Hop-by-hop headers were removed by the pipeline before the chain ran.)
         // The upstream sees its own name; the client's is in X-Forwarded-Host.
-        if let Some(authority) = request.uri().authority().cloned() {
-            request.headers_mut().insert(header::HOST, HeaderValue::from_str(authority.as_str()).expect("a URI authority is a valid header"));
-        }
+        request.headers_mut().insert(header::HOST, self.host.clone());
         set_forwarded(request.headers_mut(), conn, client_authority);
 
         let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
@@ -91,6 +95,25 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// The upstream URI: its scheme and authority from the policy, the client's
+    /// path (checked by `target::check`: no dot segments, no encoded slashes)
+    /// below the base path. Built from parts, so nothing in the client's path
+    /// can change where the request goes.
+    fn target(&self, client: &Uri) -> Result<Uri, GatewayError> {
+        let client = client.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
+        let mut path = String::with_capacity(self.base_path.len() + client.len());
+        path.push_str(&self.base_path);
+        path.push_str(client);
+        let path = PathAndQuery::try_from(path).map_err(|_| GatewayError::BadTarget("the path is not a valid URI path"))?;
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path);
+        Uri::from_parts(parts).map_err(|_| GatewayError::BadTarget("the path is not a valid URI path"))
+    }
+}
+
 fn url_authority(url: &url::Url) -> String {
     let host = match url.host() {
         Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
@@ -103,35 +126,9 @@ fn url_authority(url: &url::Url) -> String {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and those named in `Connection`.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
-/// `X-Forwarded-For/Proto/Host` from the connection, replacing whatever the
-/// client sent: this gateway is the edge, so client-supplied values are untrusted.
+/// `X-Forwarded-For/Proto/Host` from the connection. The pipeline removed
+/// every client-sent `X-Forwarded-*` and `Forwarded`: this gateway is the edge,
+/// so client-supplied values are untrusted.
 fn set_forwarded(headers: &mut HeaderMap, conn: &ConnectionInfo, client_authority: &str) {
     headers.insert("x-forwarded-for", HeaderValue::from_str(&conn.remote.ip().to_string()).expect("an IP is a valid header"));
     headers.insert("x-forwarded-proto", HeaderValue::from_static(conn.scheme));
@@ -139,7 +136,6 @@ fn set_forwarded(headers: &mut HeaderMap, conn: &ConnectionInfo, client_authorit
         Ok(value) => headers.insert("x-forwarded-host", value),
         Err(_) => headers.remove("x-forwarded-host"),
     };
-    headers.remove(header::FORWARDED);
 }
 
 fn body_too_large(error: &hyper_util::client::legacy::Error) -> bool {

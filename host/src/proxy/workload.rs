@@ -2,6 +2,7 @@
 
 use super::chain::InboundChain;
 use super::guard::RequestGuard;
+use super::headers::HeaderRules;
 use super::resource_metadata::ProtectedResource;
 use super::upstream::Upstream;
 use crate::runtime::plugin::Plugin;
@@ -16,6 +17,8 @@ pub struct Workload {
     /// TLS for the listener; `None` serves plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub guard: RequestGuard,
+    /// Which headers are stripped before the chain and removed after it.
+    pub headers: HeaderRules,
     /// RFC 9728 metadata, for workloads with an OIDC verifier.
     pub protected_resource: Option<ProtectedResource>,
     pub inbound: InboundChain,

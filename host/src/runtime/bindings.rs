@@ -8,7 +8,12 @@ pub mod host {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "portcullis:auth/host-capabilities",
-        imports: { "portcullis:auth/http-client.send": async },
+        imports: {
+            "portcullis:auth/http-client.send": async,
+            // Reading the request can fail only on a gateway bug: trap, never guess.
+            "portcullis:auth/types": trappable,
+        },
+        with: { "portcullis:auth/types.request": crate::runtime::request::RequestHandle },
     });
 }
 
@@ -46,6 +51,10 @@ pub mod injector {
 
 pub use host::portcullis::auth::types;
 
+/// The contract version this gateway speaks.
+pub const CONTRACT: &str = "portcullis:auth@0.2.0";
+
 /// The fully-qualified names of the exports that tell the worlds apart.
-pub const AUTHENTICATE_EXPORT: &str = "portcullis:auth/authenticate@0.1.0";
-pub const INJECT_EXPORT: &str = "portcullis:auth/inject@0.1.0";
+pub const AUTHENTICATE_EXPORT: &str = "portcullis:auth/authenticate@0.2.0";
+pub const INJECT_EXPORT: &str = "portcullis:auth/inject@0.2.0";
+pub const LOGIN_EXPORT: &str = "portcullis:auth/login@0.2.0";

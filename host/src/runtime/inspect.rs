@@ -1,6 +1,6 @@
 //! What a component file is: its world, imports and exports (`portcullis plugin inspect`).
 
-use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT, LOGIN_EXPORT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -24,7 +24,7 @@ pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
     let has = |n: &str| exports.iter().any(|e| e == n);
     let world = if has(AUTHENTICATE_EXPORT) {
         "authenticator"
-    } else if has(INJECT_EXPORT) && has("portcullis:auth/login@0.1.0") {
+    } else if has(INJECT_EXPORT) && has(LOGIN_EXPORT) {
         "interactive-injector"
     } else if has(INJECT_EXPORT) {
         "credential-injector"

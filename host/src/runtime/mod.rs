@@ -5,6 +5,9 @@
 //! - [`builtins`]: the components embedded in the binary.
 //! - [`bindings`]: the WIT contract as Rust types and traits.
 //! - [`capabilities`]: the host imports and the grants that gate them.
+//! - [`request`]: the `request` resource components query (the lazy request view).
+//! - [`verdict`]: manifests and verdicts, checked once into forms the proxy
+//!   applies without further checks.
 //! - [`plugin`]: one component in one chain position, with its instance strategy,
 //!   deadline and memory cap; this is what the proxy calls.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
@@ -16,7 +19,9 @@ pub mod component_cache;
 pub mod engine;
 pub mod inspect;
 pub mod plugin;
+pub mod request;
 mod state;
+pub mod verdict;
 
 pub use engine::MAX_MEMORY_MIB;
 

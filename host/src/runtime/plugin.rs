@@ -9,11 +9,13 @@
 use super::Runtime;
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
-use super::bindings::types::{Deny, Injection, RequestView, Verdict};
+use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
 use super::capabilities::{Capabilities, PluginLabel};
 use super::engine::ticks_for;
+use super::request::{RequestData, handle};
 use super::state::HostState;
+use super::verdict::{Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
 use crate::policy::file::Isolation;
 use std::sync::{Arc, Mutex};
@@ -113,6 +115,8 @@ pub struct Plugin {
     engine: Engine,
     pre: Pre,
     settings: InitSettings,
+    /// What the component declared at `init` (from its first instance, at load).
+    manifest: Manifest,
     limits: Limits,
     isolation: Isolation,
     caps: Arc<Capabilities>,
@@ -143,6 +147,8 @@ pub enum SetupError {
     Link(String),
     #[error("the component refused its configuration: {0}")]
     Config(String),
+    #[error("the component is not usable: {0}")]
+    Manifest(String),
     #[error("the component failed while starting ({kind}): {detail}", kind = .0.kind.label(), detail = .0.detail)]
     Fault(PluginFault),
 }
@@ -166,29 +172,35 @@ impl Plugin {
             Role::Authenticator => Pre::Authenticator(AuthenticatorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
         };
-        let plugin = Arc::new(Plugin {
+        let mut plugin = Plugin {
             settings: InitSettings { config_json: spec.config_json, workload: spec.label.workload.to_string(), public_url: spec.public_url },
             label: spec.label,
             role: spec.role,
             engine: engine.clone(),
             pre,
+            manifest: Manifest::default(),
             limits: spec.limits,
             isolation: spec.isolation,
             caps: spec.caps,
             idle: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
             metrics: spec.metrics,
-        });
-        match plugin.instantiate().await {
-            Ok(instance) => {
-                if plugin.isolation == Isolation::Pooled {
-                    plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
-                }
-                Ok(plugin)
-            }
-            Err(Setup::Refused(message)) => Err(SetupError::Config(message)),
-            Err(Setup::Fault(fault)) => Err(SetupError::Fault(fault)),
+        };
+        let (instance, manifest) = match plugin.instantiate().await {
+            Ok(started) => started,
+            Err(Setup::Refused(message)) => return Err(SetupError::Config(message)),
+            Err(Setup::Fault(fault)) => return Err(SetupError::Fault(fault)),
+        };
+        plugin.manifest = Manifest::parse(manifest).map_err(SetupError::Manifest)?;
+        if plugin.isolation == Isolation::Pooled {
+            plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
         }
+        Ok(Arc::new(plugin))
+    }
+
+    /// The headers this component consumes and produces.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
     pub fn role(&self) -> Role {
@@ -196,47 +208,41 @@ impl Plugin {
     }
 
     /// Asks an authenticator for its verdict on `request`.
-    pub async fn authenticate(&self, request: &RequestView) -> Result<Verdict, PluginFault> {
-        let check = |verdict: &Verdict| match verdict {
-            Verdict::Deny(deny) => check_deny(deny),
-            Verdict::Allow(allow) => check_edits(&allow.edits),
-            Verdict::Abstain => Ok(()),
-        };
+    pub async fn authenticate(&self, request: &Arc<RequestData>) -> Result<Verdict, PluginFault> {
         self.call(
+            request,
             async |instance: &mut Instance| match &instance.exports {
-                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, request).await,
+                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, handle()).await,
                 Exports::Injector(_) => unreachable!("roles are checked at load"),
             },
-            check,
+            |verdict| Verdict::check(verdict, &self.manifest),
         )
         .await
     }
 
     /// Asks an injector for its header edits on `request`.
-    pub async fn inject(&self, request: &RequestView) -> Result<Injection, PluginFault> {
-        let check = |injection: &Injection| match injection {
-            Injection::Deny(deny) => check_deny(deny),
-            Injection::Forward(edits) => check_edits(edits),
-        };
+    pub async fn inject(&self, request: &Arc<RequestData>) -> Result<Injection, PluginFault> {
         self.call(
+            request,
             async |instance: &mut Instance| match &instance.exports {
-                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, request).await,
+                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await,
                 Exports::Authenticator(_) => unreachable!("roles are checked at load"),
             },
-            check,
+            |injection| Injection::check(injection, &self.manifest),
         )
         .await
     }
 
     /// Runs `f` on an instance within the deadline and checks its result with
     /// `check`, recording latency and faults.
-    async fn call<R>(
+    async fn call<W, R>(
         &self,
-        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>,
-        check: impl Fn(&R) -> Result<(), PluginFault>,
+        request: &Arc<RequestData>,
+        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<W>,
+        check: impl FnOnce(W) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
         let started = Instant::now();
-        let result = self.call_inner(f, check).await;
+        let result = self.call_inner(request, f, check).await;
         self.metrics.latency.observe(started.elapsed().as_secs_f64());
         if let Err(fault) = &result {
             self.record(fault);
@@ -244,30 +250,38 @@ impl Plugin {
         result
     }
 
-    async fn call_inner<R>(
+    async fn call_inner<W, R>(
         &self,
-        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<R>,
-        check: impl Fn(&R) -> Result<(), PluginFault>,
+        request: &Arc<RequestData>,
+        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<W>,
+        check: impl FnOnce(W) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self.instantiate().await.map_err(|e| match e {
+            None => self.instantiate().await.map(|(instance, _manifest)| instance).map_err(|e| match e {
                 Setup::Fault(fault) => fault,
                 // The configuration was accepted at load; refusing it now is the component's bug.
                 Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
             })?,
         };
-        instance.store.data_mut().memory.hit = false;
+        let state = instance.store.data_mut();
+        state.memory.hit = false;
+        state.request = Some(request.clone());
+        state.deadline = Some(Instant::now() + self.limits.deadline);
         instance.store.set_epoch_deadline(ticks_for(self.limits.deadline));
         // The epoch interrupts guest code; the timer also covers time spent in
         // host imports (an HTTP request the guest is waiting for).
-        match tokio::time::timeout(self.limits.deadline, f(&mut instance)).await {
+        let outcome = tokio::time::timeout(self.limits.deadline, f(&mut instance)).await;
+        let state = instance.store.data_mut();
+        state.request = None;
+        state.deadline = None;
+        match outcome {
             Ok(Ok(value)) => {
                 // A malformed verdict is a bug in the component: its instance goes too.
-                check(&value)?;
+                let checked = check(value).map_err(|detail| PluginFault { kind: FaultKind::BadVerdict, detail })?;
                 instance.uses += 1;
                 self.checkin(instance);
-                Ok(value)
+                Ok(checked)
             }
             Ok(Err(error)) => Err(classify(&error, &instance.store)),
             Err(_elapsed) => Err(PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) }),
@@ -292,7 +306,8 @@ impl Plugin {
         }
     }
 
-    async fn instantiate(&self) -> Result<Instance, Setup> {
+    /// A new instance, initialised, and the manifest its `init` returned.
+    async fn instantiate(&self) -> Result<(Instance, wit::Manifest), Setup> {
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(ticks_for(self.limits.deadline));
@@ -320,12 +335,12 @@ impl Plugin {
                 }
             };
             match init {
-                (exports, Ok(Ok(()))) => Ok(exports),
+                (exports, Ok(Ok(manifest))) => Ok((exports, manifest)),
                 (_, Ok(Err(message))) => Err(Setup::Refused(message)),
                 (_, Err(error)) => Err(Setup::Fault(classify(&error, &store))),
             }
         };
-        let exports = match tokio::time::timeout(self.limits.deadline, work).await {
+        let (exports, manifest) = match tokio::time::timeout(self.limits.deadline, work).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(Setup::Fault(PluginFault {
@@ -334,7 +349,7 @@ impl Plugin {
                 }));
             }
         };
-        Ok(Instance { store, exports, uses: 0 })
+        Ok((Instance { store, exports, uses: 0 }, manifest))
     }
 
     fn record(&self, fault: &PluginFault) {
@@ -342,32 +357,6 @@ impl Plugin {
         tracing::error!(workload = %self.label.workload, component = %self.label.component, fault = fault.kind.label(),
             blame = fault.kind.blame(), detail = %fault.detail, "component call failed; request refused");
     }
-}
-
-fn check_deny(deny: &Deny) -> Result<(), PluginFault> {
-    let bad = |detail: String| Err(PluginFault { kind: FaultKind::BadVerdict, detail });
-    if !(400..=599).contains(&deny.status) {
-        return bad(format!("deny with status {} (must be 400-599)", deny.status));
-    }
-    if deny.body.len() > 16 * 1024 {
-        return bad(format!("deny body of {} bytes (at most 16 KiB)", deny.body.len()));
-    }
-    for h in &deny.headers {
-        let Ok(name) = http::HeaderName::from_bytes(h.name.as_bytes()) else {
-            return bad(format!("deny with an invalid header name {:?}", h.name));
-        };
-        if http::HeaderValue::from_str(&h.value).is_err() {
-            return bad(format!("deny with an invalid value for header {name}"));
-        }
-        if crate::proxy::view::protected(&name) {
-            return bad(format!("deny sets the header `{name}`, which the gateway manages"));
-        }
-    }
-    Ok(())
-}
-
-fn check_edits(edits: &[super::bindings::types::HeaderEdit]) -> Result<(), PluginFault> {
-    crate::proxy::view::check_edits(edits).map_err(|bad| PluginFault { kind: FaultKind::BadVerdict, detail: bad.0 })
 }
 
 /// The outcome of creating an instance when it does not succeed.

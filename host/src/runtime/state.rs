@@ -1,8 +1,11 @@
 //! What a component's store holds: its WASI context (clocks and randomness only),
-//! its memory cap, and the capabilities its policy entry granted.
+//! its memory cap, the capabilities its policy entry granted, and, during a
+//! call, the request it is deciding on and the call's deadline.
 
 use super::capabilities::Capabilities;
+use super::request::RequestData;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -11,6 +14,10 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
     pub(crate) caps: Arc<Capabilities>,
+    /// The request of the call in flight (`None` between calls and during `init`).
+    pub(crate) request: Option<Arc<RequestData>>,
+    /// When the call in flight must end: host imports that wait (HTTP) stop before it.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl HostState {
@@ -19,7 +26,7 @@ impl HostState {
         // imports these interfaces, so they are linked, but every use is refused.
         // Standard output and error go nowhere.
         let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps }
+        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps, request: None, deadline: None }
     }
 }
 

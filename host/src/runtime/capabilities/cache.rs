@@ -65,16 +65,18 @@ impl Host for HostState {
         space.cache.get(&space.namespace, &key).map(|v| v.to_vec())
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) -> bool {
         let caps = &self.caps;
         if value.len() > MAX_VALUE_BYTES {
             tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, bytes = value.len(),
                 "cache value over 1 MiB not stored");
-            return;
+            return false;
         }
-        if !caps.cache.cache.set(&caps.cache.namespace, key, value, Duration::from_secs(ttl_seconds.into())) {
+        let stored = caps.cache.cache.set(&caps.cache.namespace, key, value, Duration::from_secs(ttl_seconds.into()));
+        if !stored {
             tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, "cache full; value not stored");
         }
+        stored
     }
 
     fn delete(&mut self, key: String) {

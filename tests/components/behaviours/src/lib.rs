@@ -7,6 +7,11 @@
 //! - `secret`: reads `config.secret` and reports the outcome (never the value).
 //! - `bad-status`: denies with status 200, which the gateway must refuse.
 //! - `bad-edit`: allows with an edit of the `host` header, which the gateway must refuse.
+//! - `undeclared-edit`: allows with a `set` of a header its manifest does not produce.
+//! - `echo`: denies with 418 and a body describing the request as read through the view.
+//!
+//! Manifest: consumes `x-fixture-credential` (or `config.consumes`), produces
+//! `x-fixture-allowed-by` and `config.claim_header` (set from `x-fixture-claim`).
 //!
 //! `only_if_header`: abstain unless the request carries this header.
 
@@ -19,7 +24,7 @@ use exports::portcullis::auth::authenticate::Guest as Authenticate;
 use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
 use portcullis::auth::http_client::{self, OutgoingRequest};
 use portcullis::auth::secrets;
-use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, RequestView, Verdict};
+use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, Manifest, Request, Verdict};
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +35,10 @@ struct Config {
     only_if_header: Option<String>,
     url: Option<String>,
     secret: Option<String>,
+    /// `allow` mode: also set this header to the request's `x-fixture-claim` (declared in `produces`).
+    claim_header: Option<String>,
+    /// Manifest override: consumed headers (default `x-fixture-credential`).
+    consumes: Option<Vec<String>>,
 }
 
 thread_local! {
@@ -39,13 +48,20 @@ thread_local! {
 struct Fixture;
 
 impl Lifecycle for Fixture {
-    fn init(settings: Settings) -> Result<(), String> {
+    fn init(settings: Settings) -> Result<Manifest, String> {
         let config: Config = serde_json::from_str(&settings.config_json).map_err(|e| format!("bad fixture config: {e}"))?;
         if config.mode == "refuse-config" {
             return Err("this configuration is refused on purpose".into());
         }
+        let mut produces = vec!["x-fixture-allowed-by".to_string()];
+        produces.extend(config.claim_header.clone());
+        let manifest = Manifest {
+            consumes: config.consumes.clone().unwrap_or_else(|| vec!["x-fixture-credential".into()]),
+            forwards: Vec::new(),
+            produces,
+        };
         CONFIG.with(|c| *c.borrow_mut() = config);
-        Ok(())
+        Ok(manifest)
     }
 }
 
@@ -54,20 +70,42 @@ fn deny(status: u16, body: String) -> Verdict {
 }
 
 impl Authenticate for Fixture {
-    fn authenticate(request: RequestView) -> Verdict {
+    fn authenticate(request: &Request) -> Verdict {
         let config = CONFIG.with(|c| c.borrow().clone());
         if let Some(name) = &config.only_if_header
-            && !request.headers.iter().any(|h| &h.name == name) {
+            && request.header(name).is_empty() {
                 return Verdict::Abstain;
             }
         match config.mode.as_str() {
-            "allow" => Verdict::Allow(Allow {
-                identity: Identity { subject: format!("fixture:{}", config.tag), issuer: None, claims_json: None },
-                edits: vec![
-                    HeaderEdit::Append(Header { name: "x-fixture-allowed-by".into(), value: config.tag.clone() }),
-                    HeaderEdit::Remove("x-fixture-credential".into()),
-                ],
+            "allow" => {
+                let mut edits = vec![HeaderEdit::Append(Header { name: "x-fixture-allowed-by".into(), value: config.tag.clone() })];
+                if let Some(name) = &config.claim_header {
+                    for value in request.header("x-fixture-claim") {
+                        edits.push(HeaderEdit::Set(Header { name: name.clone(), value }));
+                    }
+                }
+                Verdict::Allow(Allow { identity: Identity { subject: format!("fixture:{}", config.tag), issuer: None, claims_json: None }, edits })
+            }
+            // Allows with an edit its manifest does not declare: the gateway must refuse it.
+            "undeclared-edit" => Verdict::Allow(Allow {
+                identity: Identity { subject: "x".into(), issuer: None, claims_json: None },
+                edits: vec![HeaderEdit::Set(Header { name: "x-undeclared".into(), value: "1".into() })],
             }),
+            // Reports what it saw of the request through the lazy view.
+            "echo" => deny(
+                418,
+                serde_json::json!({
+                    "method": request.method(),
+                    "scheme": request.scheme(),
+                    "authority": request.authority(),
+                    "path": request.path(),
+                    "query": request.query(),
+                    "peer": request.peer().remote_addr,
+                    "header": request.header("X-Echo"),
+                    "headers": request.headers().into_iter().map(|h| h.name).collect::<Vec<_>>(),
+                })
+                .to_string(),
+            ),
             "deny" => deny(403, serde_json::json!({ "denied_by": config.tag }).to_string()),
             "abstain" => Verdict::Abstain,
             "trap" => panic!("fixture trap"),

@@ -8,7 +8,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "portcullis:auth/credentia
 
 use exports::portcullis::auth::inject::Guest as Inject;
 use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
-use portcullis::auth::types::{Deny, Header, HeaderEdit, Injection, RequestView};
+use portcullis::auth::types::{Deny, Header, HeaderEdit, Injection, Manifest, Request};
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
@@ -26,21 +26,22 @@ thread_local! {
 struct Injector;
 
 impl Lifecycle for Injector {
-    fn init(settings: Settings) -> Result<(), String> {
+    fn init(settings: Settings) -> Result<Manifest, String> {
         let config: Config = serde_json::from_str(&settings.config_json).map_err(|e| format!("bad injector config: {e}"))?;
+        let manifest = Manifest { consumes: Vec::new(), forwards: Vec::new(), produces: vec![config.header.clone(), "x-injector-saw-credential".into()] };
         CONFIG.with(|c| *c.borrow_mut() = config);
-        Ok(())
+        Ok(manifest)
     }
 }
 
 impl Inject for Injector {
-    fn inject(request: RequestView) -> Injection {
+    fn inject(request: &Request) -> Injection {
         let config = CONFIG.with(|c| c.borrow().clone());
         if config.deny {
             return Injection::Deny(Deny { status: 401, headers: vec![], body: "{\"error\":\"login_required\"}".into() });
         }
         // Report what the injector saw, so tests can check the inbound edits came first.
-        let saw_credential = request.headers.iter().any(|h| h.name == "x-fixture-credential");
+        let saw_credential = !request.header("x-fixture-credential").is_empty();
         Injection::Forward(vec![
             HeaderEdit::Set(Header { name: config.header, value: config.value }),
             HeaderEdit::Set(Header { name: "x-injector-saw-credential".into(), value: saw_credential.to_string() }),
