@@ -143,13 +143,25 @@ async fn compile_entry(
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
     let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
     let chain = if role == Role::Authenticator { "inbound" } else { "outbound" };
-    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]")));
+    let config_json = component_config(policy, entry, key)?;
+    // The cache scope names the chain position and fingerprints what the
+    // component is and may do: after a reload that changes any of it, nothing
+    // the old configuration cached (verified tokens, key sets) is visible.
+    let fingerprint = {
+        let mut hash = Sha256::new();
+        for part in [component_sha256(policy, &entry.component).as_bytes(), config_json.as_bytes(), format!("{:?}", entry.grants).as_bytes()] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        hex::encode(&hash.finalize()[..8])
+    };
+    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]@{fingerprint}")));
     let spec = PluginSpec {
         metrics: metrics.plugin(&workload.name, &entry.component),
         label,
         role,
         component,
-        config_json: component_config(policy, entry, key)?,
+        config_json,
         // As written in the policy: it is the resource identifier tokens are issued for.
         public_url: workload.public_url.clone(),
         limits,
@@ -201,6 +213,14 @@ fn merge_limits(entry: Option<&LimitsFile>, component: Option<&LimitsFile>) -> L
         deadline: pick(|l| l.deadline_ms).map(Duration::from_millis).unwrap_or(defaults.deadline),
         memory_bytes: pick(|l| l.memory_mib.map(u64::from)).map(|mib| mib as usize * 1024 * 1024).unwrap_or(defaults.memory_bytes),
         max_uses: pick(|l| l.max_uses.map(u64::from)).map(|n| n as u32).unwrap_or(defaults.max_uses),
+    }
+}
+
+/// The pinned SHA-256 of a component named in the policy.
+fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
+    match name.strip_prefix("builtin:").and_then(builtins::lookup) {
+        Some(builtin) => builtin.sha256(),
+        None => policy.file.components.get(name).map(|c| c.sha256.as_str()).unwrap_or_default(),
     }
 }
 
