@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -20,6 +21,7 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 pub struct TestUpstream {
     pub addr: SocketAddr,
     sse_release: Arc<Notify>,
+    hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,19 +31,29 @@ impl TestUpstream {
         let addr = listener.local_addr().unwrap();
         let sse_release = Arc::new(Notify::new());
         let release = sse_release.clone();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let release = release.clone();
+                let (release, counter) = (release.clone(), counter.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(req, release.clone()));
+                    let service = service_fn(move |req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        handle(req, release.clone())
+                    });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        TestUpstream { addr, sse_release, task }
+        TestUpstream { addr, sse_release, hits, task }
+    }
+
+    /// How many requests reached this upstream.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {

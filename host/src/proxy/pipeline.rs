@@ -37,19 +37,19 @@ pub async fn handle(workload: &Workload, request: Request<Incoming>, conn: &Conn
 async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {
     let (mut parts, body) = request.into_parts();
 
-    // 1. The name the client used must be ours: this defeats DNS rebinding,
+    // 1. The method and target: a path that cannot leave the upstream's base
+    //    path, checked before anything reads it (components, the metadata route).
+    target::check(&parts)?;
+    // 2. The name the client used must be ours: this defeats DNS rebinding,
     //    where a hostile page reaches a loopback port under its own name.
     let authority = authority(&parts).ok_or(GatewayError::HostNotAllowed)?;
     if !workload.guard.host_allowed(&authority) {
         return Err(GatewayError::HostNotAllowed);
     }
-    // 2. A browser's Origin, when present, must be one we accept.
+    // 3. A browser's Origin, when present, must be one we accept.
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
-    // 3. The target must be a path that cannot leave the upstream's base path,
-    //    checked before anything reads it (components, the metadata route).
-    target::check(&parts)?;
     // 4. The protected-resource metadata is public (clients read it to learn
     //    where to get a token), so it is served before the chain.
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
