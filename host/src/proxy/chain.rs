@@ -50,7 +50,7 @@ impl InboundChain {
                 .await
                 .map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })?;
             match (verdict, self.rule) {
-                (Verdict::Deny(deny), _) => return Err(GatewayError::Denied(deny)),
+                (Verdict::Deny(deny), _) => return Err(GatewayError::Denied(Box::new(deny))),
                 (Verdict::Allow { identity, edits }, ChainRule::FirstAllow) => {
                     return Ok(Allowed { identity: Some(identity), edits, _proof: () });
                 }

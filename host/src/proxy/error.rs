@@ -28,7 +28,7 @@ pub enum GatewayError {
     /// No component of the inbound chain admitted the request.
     Unauthenticated,
     /// A component refused the request with its own (checked) response.
-    Denied(Denial),
+    Denied(Box<Denial>),
     /// A component failed; the request is refused, never allowed.
     ComponentFailed { component: Arc<str>, kind: FaultKind },
     /// The upstream could not be reached or broke the connection.
@@ -68,7 +68,7 @@ impl GatewayError {
             GatewayError::BadRequest(why) => (StatusCode::BAD_REQUEST, format!("The request is malformed: {why}.")),
             GatewayError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.".to_owned()),
             GatewayError::Unauthenticated => (StatusCode::UNAUTHORIZED, "No credential this server accepts was presented.".to_owned()),
-            GatewayError::Denied(deny) => return denied(deny),
+            GatewayError::Denied(deny) => return denied(*deny),
             GatewayError::ComponentFailed { component, kind } => {
                 let status = match kind {
                     FaultKind::Deadline | FaultKind::MemoryLimit | FaultKind::Instantiate => StatusCode::SERVICE_UNAVAILABLE,

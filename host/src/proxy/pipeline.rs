@@ -96,7 +96,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         view = take_back(shared);
         match injection.map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })? {
             Injection::Forward(edits) => edits.apply(&mut view.headers),
-            Injection::Deny(deny) => return Err(GatewayError::Denied(deny)),
+            Injection::Deny(deny) => return Err(GatewayError::Denied(Box::new(deny))),
         }
     }
 
