@@ -8,7 +8,7 @@
 //! # A map of the modules, in reading order
 //! - [`policy`]: the policy file — its serde form ([`policy::file`]), the errors
 //!   that name file, line and key, and the compile step into a runtime
-//!   [`gateway::Snapshot`].
+//!   [`policy::snapshot::Snapshot`].
 //! - [`runtime`]: the Wasm plugin runtime — one wasmtime engine, the on-disk
 //!   compile cache, the WIT bindings, instance strategies (pooled or per-request)
 //!   with deadlines and memory caps, and the host capabilities each component is

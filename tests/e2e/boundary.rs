@@ -211,3 +211,26 @@ async fn components_read_the_request_through_the_lazy_view() {
     let names: Vec<&str> = seen_by_component["headers"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(!names.contains(&"x-forwarded-user"), "components see what the upstream would: {names:?}");
 }
+
+#[tokio::test]
+async fn the_admin_listener_checks_host_and_origin() {
+    let upstream = TestUpstream::start().await;
+    let policy = format!(
+        "version = 1\n[admin]\nlisten = \"127.0.0.1:0\"\nallowed_hosts = [\"metrics.internal\"]\n{}",
+        workload("w", &upstream.url(), "anonymous = true\n")
+    );
+    let gw = TestGateway::start(&policy).await.unwrap();
+    let admin = gw.gateway.admin_addr().await.unwrap();
+    let status = |host: &str, origin: Option<&str>| {
+        let mut request = client().get(format!("http://{admin}/metrics")).header("host", host);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(&admin.to_string(), None).await, 200);
+    assert_eq!(status(&format!("localhost:{}", admin.port()), None).await, 200);
+    assert_eq!(status("metrics.internal", None).await, 200);
+    assert_eq!(status(&format!("evil.example:{}", admin.port()), None).await, 403, "DNS rebinding");
+    assert_eq!(status(&admin.to_string(), Some("https://evil.example")).await, 403, "a foreign page");
+}

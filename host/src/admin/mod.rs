@@ -2,16 +2,17 @@
 
 pub mod metrics;
 
-use crate::gateway::Shared;
 use crate::proxy::body::{ProxyBody, full};
 use http::{Response, StatusCode, header};
+use metrics::Metrics;
 
-pub fn respond(path: &str, shared: &Shared) -> Response<ProxyBody> {
+/// The admin route for `path` (the listener checked `Host` and `Origin`).
+pub fn respond(path: &str, ready: bool, metrics: &Metrics) -> Response<ProxyBody> {
     let (status, content_type, body) = match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" if shared.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        "/readyz" if ready => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
         "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".to_owned()),
-        "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", shared.metrics.encode()),
+        "/metrics" => (StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", metrics.encode()),
         _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".to_owned()),
     };
     let mut response = Response::new(full(body));

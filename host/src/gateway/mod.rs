@@ -9,6 +9,7 @@ mod sites;
 mod watch;
 
 use crate::admin::metrics::Metrics;
+use crate::policy::snapshot::Snapshot;
 use crate::policy::{self, error::PolicyErrors};
 use crate::proxy::server::{self, ListenerHandle};
 use crate::proxy::workload::Workload;
@@ -25,12 +26,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Mutex;
 
-/// The compiled, immutable form of one policy.
-pub struct Snapshot {
-    pub workloads: HashMap<Arc<str>, Arc<Workload>>,
-    pub admin: Option<SocketAddr>,
-}
-
 /// What the listeners share.
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
@@ -45,6 +40,11 @@ impl Shared {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
     }
 }
 
@@ -170,8 +170,8 @@ impl Gateway {
                 .with_context(|| format!("workload `{name}`: cannot listen on {}", workload.listen))?;
             bound.push((name.clone(), listener));
         }
-        let admin_keeps = |handle: &ListenerHandle| snapshot.admin.is_some_and(|w| same_listen(w, handle.addr));
-        let new_admin = match (snapshot.admin, admin.as_ref().filter(|h| admin_keeps(h))) {
+        let admin_keeps = |handle: &ListenerHandle| snapshot.admin.as_ref().is_some_and(|a| same_listen(a.listen, handle.addr));
+        let new_admin = match (snapshot.admin.as_ref().map(|a| a.listen), admin.as_ref().filter(|h| admin_keeps(h))) {
             (Some(addr), None) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("admin: cannot listen on {addr}"))?),
             _ => None,
         };

@@ -3,6 +3,7 @@
 use super::Shared;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::GatewayError;
+use crate::proxy::guard;
 use crate::proxy::pipeline;
 use crate::proxy::server::Site;
 use crate::proxy::server::ConnectionInfo;
@@ -48,6 +49,15 @@ impl Site for AdminSite {
     }
 
     async fn handle(&self, request: hyper::Request<Incoming>, _conn: Arc<ConnectionInfo>) -> hyper::Response<ProxyBody> {
-        crate::admin::respond(request.uri().path(), &self.shared)
+        // The same Host/Origin guard as workloads: a DNS-rebinding page must not read /metrics.
+        let (parts, _) = request.into_parts();
+        let snapshot = self.shared.snapshot();
+        let allowed = snapshot.admin.as_ref().is_some_and(|admin| {
+            guard::authority(&parts).is_some_and(|host| admin.guard.host_allowed(&host)) && admin.guard.origin_allowed(&parts.headers)
+        });
+        if !allowed {
+            return GatewayError::HostNotAllowed.into_response();
+        }
+        crate::admin::respond(parts.uri.path(), self.shared.is_ready(), &self.shared.metrics)
     }
 }

@@ -7,7 +7,7 @@ use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
 use super::load::LoadedPolicy;
 use super::location::KeyPath;
 use crate::admin::metrics::Metrics;
-use crate::gateway::Snapshot;
+use super::snapshot::{Admin, Snapshot};
 use crate::proxy::chain::InboundChain;
 use crate::proxy::guard::RequestGuard;
 use crate::proxy::headers::HeaderRules;
@@ -46,7 +46,8 @@ pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Servic
     if !errors.is_empty() {
         return Err(PolicyErrors(errors));
     }
-    Ok(Snapshot { workloads, admin: policy.file.admin.as_ref().map(|a| a.listen) })
+    let admin = policy.file.admin.as_ref().map(|a| Admin { listen: a.listen, guard: RequestGuard::new(None, &a.allowed_hosts, &[]) });
+    Ok(Snapshot { workloads, admin })
 }
 
 async fn compile_workload(
@@ -101,7 +102,7 @@ async fn compile_workload(
     let [inbound, outbound] = chains;
     let strip: Vec<http::HeaderName> = file.strip_request_headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
     Ok(Workload {
-        guard: RequestGuard::new(&public_url, &file.allowed_hosts, &file.allowed_origins),
+        guard: RequestGuard::new(Some(&public_url), &file.allowed_hosts, &file.allowed_origins),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), &strip),
         protected_resource: ProtectedResource::from_policy(&file.public_url, &file.inbound),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },

@@ -28,6 +28,10 @@ pub struct PolicyFile {
 pub struct AdminFile {
     /// Address to listen on, e.g. `127.0.0.1:9901`. Keep it on loopback: metrics are not authenticated.
     pub listen: SocketAddr,
+    /// `Host` values accepted besides the loopback names (`host` or `host:port`),
+    /// e.g. the address a metrics scraper uses. Others get 403 (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -87,6 +87,7 @@ fn validate(file: &PolicyFile, p: &mut Problems<'_>) {
     let mut listens = HashSet::new();
     if let Some(admin) = &file.admin {
         listens.insert(admin.listen);
+        check_hosts(&admin.allowed_hosts, &root.key("admin").key("allowed_hosts"), p);
         if !admin.listen.ip().is_loopback() {
             p.warn(&root.key("admin").key("listen"), "the admin listener is not on loopback; /metrics is not authenticated", None);
         }
@@ -165,11 +166,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             Err(_) => p.error(&key.key("strip_request_headers").index(n), format!("{name:?} is not a header name"), None),
         }
     }
-    for (n, host) in w.allowed_hosts.iter().enumerate() {
-        if host.is_empty() || host.contains(['/', ' ', '@']) {
-            p.error(&key.key("allowed_hosts").index(n), format!("{host:?} is not a host name"), "write `host` or `host:port`".to_string());
-        }
-    }
+    check_hosts(&w.allowed_hosts, &key.key("allowed_hosts"), p);
     if w.inbound.is_empty() && !w.anonymous {
         p.error(
             &key.key("inbound"),
@@ -194,6 +191,14 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound)] {
         for (n, entry) in entries.iter().enumerate() {
             validate_entry(file, entry, &key.key(chain).index(n), p);
+        }
+    }
+}
+
+fn check_hosts(hosts: &[String], key: &KeyPath, p: &mut Problems<'_>) {
+    for (n, host) in hosts.iter().enumerate() {
+        if host.is_empty() || host.contains(['/', ' ', '@']) {
+            p.error(&key.index(n), format!("{host:?} is not a host name"), "write `host` or `host:port`".to_string());
         }
     }
 }

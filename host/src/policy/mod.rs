@@ -2,7 +2,7 @@
 //!
 //! Two forms, as in every config we compile: [`file`] is the serde form of the
 //! TOML (unknown keys refused, a JSON Schema for editors), and [`compile`] turns a
-//! validated file into the runtime [`crate::gateway::Snapshot`] with components
+//! validated file into the runtime [`snapshot::Snapshot`] with components
 //! compiled, configured and linked with exactly their grants. [`load`] reads and
 //! validates; every error it returns is a [`PolicyError`] naming the file, the
 //! line and the key, with a hint on how to fix it.
@@ -12,6 +12,7 @@ pub mod error;
 pub mod file;
 pub mod load;
 mod location;
+pub mod snapshot;
 
 pub use error::PolicyError;
 pub use file::PolicyFile;

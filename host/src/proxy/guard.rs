@@ -7,7 +7,8 @@
 //! accepted (on any port); the policy's `allowed_hosts` and `allowed_origins`
 //! extend that. A request without `Origin` (a non-browser client) is fine.
 
-use http::HeaderMap;
+use http::request::Parts;
+use http::{HeaderMap, header};
 
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
@@ -23,9 +24,10 @@ pub struct RequestGuard {
 }
 
 impl RequestGuard {
-    pub fn new(public_url: &url::Url, allowed_hosts: &[String], allowed_origins: &[String]) -> Self {
+    /// `public_url`: the workload's (its host is accepted on any port); `None` for the admin listener.
+    pub fn new(public_url: Option<&url::Url>, allowed_hosts: &[String], allowed_origins: &[String]) -> Self {
         let mut any_port: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
-        if let Some(host) = public_url.host() {
+        if let Some(host) = public_url.and_then(|u| u.host()) {
             any_port.push(host_string(&host));
         }
         let mut exact = Vec::new();
@@ -67,6 +69,22 @@ impl RequestGuard {
         }
         let host_port = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
         matches!(split_host_port(host_port), Some((host, _)) if self.any_port.iter().any(|h| h == host))
+    }
+}
+
+/// The request's authority: HTTP/2 `:authority` or HTTP/1.1 `Host`. Both present
+/// and different is ambiguous and refused.
+pub fn authority(parts: &Parts) -> Option<String> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(one.to_str().ok()?),
+        (Some(_), Some(_)) => return None,
+    };
+    match (parts.uri.authority().map(|a| a.as_str()), host) {
+        (Some(uri), Some(host)) if !uri.eq_ignore_ascii_case(host) => None,
+        (Some(uri), _) => Some(uri.to_owned()),
+        (None, host) => host.map(str::to_owned),
     }
 }
 
@@ -119,7 +137,7 @@ mod tests {
 
     fn guard() -> RequestGuard {
         let public = url::Url::parse("https://mcp.example.com/mcp").unwrap();
-        RequestGuard::new(&public, &["alias.example.com".into(), "other.example:8443".into()], &["https://app.example.org".into()])
+        RequestGuard::new(Some(&public), &["alias.example.com".into(), "other.example:8443".into()], &["https://app.example.org".into()])
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::body::{BoxError, ProxyBody};
 use super::error::GatewayError;
+use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
 use super::server::ConnectionInfo;
 use super::target;
@@ -13,8 +14,7 @@ use super::workload::Workload;
 use crate::admin::metrics::Metrics;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
-use http::request::Parts;
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     target::check(&parts)?;
     // 2. The name the client used must be ours: this defeats DNS rebinding,
     //    where a hostile page reaches a loopback port under its own name.
-    let authority = authority(&parts).ok_or(GatewayError::HostNotAllowed)?;
+    let authority = guard::authority(&parts).ok_or(GatewayError::HostNotAllowed)?;
     if !workload.guard.host_allowed(&authority) {
         return Err(GatewayError::HostNotAllowed);
     }
@@ -110,20 +110,4 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
 /// returns, so this does not copy; should one ever linger, the headers are cloned.
 fn take_back(view: Arc<RequestData>) -> RequestData {
     Arc::unwrap_or_clone(view)
-}
-
-/// The request's authority: HTTP/2 `:authority` or HTTP/1.1 `Host`. Both present
-/// and different is ambiguous and refused.
-fn authority(parts: &Parts) -> Option<String> {
-    let mut hosts = parts.headers.get_all(header::HOST).iter();
-    let host = match (hosts.next(), hosts.next()) {
-        (None, _) => None,
-        (Some(one), None) => Some(one.to_str().ok()?),
-        (Some(_), Some(_)) => return None,
-    };
-    match (parts.uri.authority().map(|a| a.as_str()), host) {
-        (Some(uri), Some(host)) if !uri.eq_ignore_ascii_case(host) => None,
-        (Some(uri), _) => Some(uri.to_owned()),
-        (None, host) => host.map(str::to_owned),
-    }
 }
