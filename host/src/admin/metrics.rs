@@ -2,7 +2,6 @@
 //! component names) or from a fixed set in this code — never from request data,
 //! so a client cannot create series or smuggle text into the metrics.
 
-use crate::runtime::plugin::FaultKind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,26 +75,7 @@ impl Metrics {
     /// Handles for one chain position, resolved once at policy load.
     pub fn plugin(&self, workload: &str, component: &str) -> PluginMetrics {
         let labels = PluginLabels { workload: workload.to_owned(), component: component.to_owned() };
-        let fault = |kind: FaultKind| {
-            self.faults
-                .get_or_create(&FaultLabels {
-                    workload: workload.to_owned(),
-                    component: component.to_owned(),
-                    kind: kind.label(),
-                    blame: kind.blame(),
-                })
-                .clone()
-        };
-        PluginMetrics {
-            latency: self.call_seconds.get_or_create(&labels).clone(),
-            faults: [
-                fault(FaultKind::Trap),
-                fault(FaultKind::Deadline),
-                fault(FaultKind::MemoryLimit),
-                fault(FaultKind::BadVerdict),
-                fault(FaultKind::Instantiate),
-            ],
-        }
+        PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults: self.faults.clone(), labels }
     }
 
     /// The Prometheus text exposition.
@@ -111,18 +91,15 @@ impl Metrics {
 #[derive(Clone)]
 pub struct PluginMetrics {
     pub latency: Histogram,
-    faults: [Counter; 5],
+    faults: Family<FaultLabels, Counter>,
+    labels: PluginLabels,
 }
 
 impl PluginMetrics {
-    pub fn fault(&self, kind: FaultKind) -> &Counter {
-        let index = match kind {
-            FaultKind::Trap => 0,
-            FaultKind::Deadline => 1,
-            FaultKind::MemoryLimit => 2,
-            FaultKind::BadVerdict => 3,
-            FaultKind::Instantiate => 4,
-        };
-        &self.faults[index]
+    /// Counts a failed call; `kind` and `blame` are fixed labels from the runtime.
+    /// (Faults are rare: the label lookup is not on the hot path.)
+    pub fn fault(&self, kind: &'static str, blame: &'static str) {
+        let labels = FaultLabels { workload: self.labels.workload.clone(), component: self.labels.component.clone(), kind, blame };
+        self.faults.get_or_create(&labels).inc();
     }
 }

@@ -13,7 +13,7 @@ pub mod host {
             // Reading the request can fail only on a gateway bug: trap, never guess.
             "portcullis:auth/types": trappable,
         },
-        with: { "portcullis:auth/types.request": crate::runtime::request::RequestHandle },
+        with: { "portcullis:auth/types.request": super::RequestHandle },
     });
 }
 
@@ -50,6 +50,10 @@ pub mod injector {
 }
 
 pub use host::portcullis::auth::types;
+
+/// The type the bindings use for `Resource<request>`: a marker, since the
+/// request itself is in the store's slot for the call in flight (see `runtime::request`).
+pub struct RequestHandle;
 
 /// The contract version this gateway speaks.
 pub const CONTRACT: &str = "portcullis:auth@0.2.0";

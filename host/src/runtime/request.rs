@@ -8,6 +8,7 @@
 //! ([`super::state::HostState`]), and the handle the component gets is a
 //! borrow that ends with the call.
 
+use super::bindings::RequestHandle;
 use super::bindings::types::{Header, HostRequest, Peer};
 use super::state::HostState;
 use http::{HeaderMap, HeaderName, Method, Uri};
@@ -27,10 +28,6 @@ pub struct RequestData {
     pub remote: SocketAddr,
     pub tls_client_identity: Option<String>,
 }
-
-/// The type the bindings use for `Resource<request>`; the data itself is in
-/// the store's request slot.
-pub struct RequestHandle;
 
 /// The handle passed to a component: a borrow of the one request in flight.
 pub(crate) fn handle() -> Resource<RequestHandle> {
