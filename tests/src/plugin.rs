@@ -5,7 +5,7 @@ use portcullis::policy::file::{GrantsFile, Isolation};
 use portcullis::runtime::Runtime;
 use portcullis::runtime::request::RequestData;
 use portcullis::runtime::capabilities::{Capabilities, PluginLabel, Services};
-use portcullis::runtime::plugin::{Limits, Plugin, PluginSpec, Role};
+use portcullis::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
 use portcullis::secrets::SecretStore;
 use std::sync::Arc;
 use wasmtime::component::Component;
@@ -17,7 +17,7 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
     let label = PluginLabel { workload: "bench".into(), component: name.into() };
     let caps = Arc::new(Capabilities::new(label.clone(), &GrantsFile::default(), &services, "inbound[0]"));
     let spec = PluginSpec {
-        metrics: Metrics::new().plugin("bench", name),
+        metrics: Metrics::new().plugin("bench", name, &FaultKind::labels()),
         label,
         role: Role::Authenticator,
         component,

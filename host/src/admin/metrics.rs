@@ -73,9 +73,18 @@ impl Metrics {
     }
 
     /// Handles for one chain position, resolved once at policy load.
-    pub fn plugin(&self, workload: &str, component: &str) -> PluginMetrics {
+    /// `faults`: every (kind, blame) pair the runtime reports, so each series
+    /// exists (at 0) from the start.
+    pub fn plugin(&self, workload: &str, component: &str, faults: &[(&'static str, &'static str)]) -> PluginMetrics {
         let labels = PluginLabels { workload: workload.to_owned(), component: component.to_owned() };
-        PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults: self.faults.clone(), labels }
+        let faults = faults
+            .iter()
+            .map(|&(kind, blame)| {
+                let labels = FaultLabels { workload: workload.to_owned(), component: component.to_owned(), kind, blame };
+                (kind, self.faults.get_or_create(&labels).clone())
+            })
+            .collect();
+        PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults }
     }
 
     /// The Prometheus text exposition.
@@ -91,15 +100,15 @@ impl Metrics {
 #[derive(Clone)]
 pub struct PluginMetrics {
     pub latency: Histogram,
-    faults: Family<FaultLabels, Counter>,
-    labels: PluginLabels,
+    /// By fault kind label.
+    faults: Vec<(&'static str, Counter)>,
 }
 
 impl PluginMetrics {
-    /// Counts a failed call; `kind` and `blame` are fixed labels from the runtime.
-    /// (Faults are rare: the label lookup is not on the hot path.)
-    pub fn fault(&self, kind: &'static str, blame: &'static str) {
-        let labels = FaultLabels { workload: self.labels.workload.clone(), component: self.labels.component.clone(), kind, blame };
-        self.faults.get_or_create(&labels).inc();
+    /// Counts a failed call of `kind` (one of the labels given to [`Metrics::plugin`]).
+    pub fn fault(&self, kind: &str) {
+        if let Some((_, counter)) = self.faults.iter().find(|(k, _)| *k == kind) {
+            counter.inc();
+        }
     }
 }

@@ -11,13 +11,14 @@ use super::snapshot::{Admin, Snapshot};
 use crate::proxy::chain::InboundChain;
 use crate::proxy::guard::RequestGuard;
 use crate::proxy::headers::HeaderRules;
-use crate::proxy::resource_metadata::{self, ProtectedResource};
+use super::builtins as builtins_config;
+use crate::proxy::resource_metadata::ProtectedResource;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
 use crate::runtime::builtins;
 use crate::runtime::capabilities::{Capabilities, PluginLabel, Services};
-use crate::runtime::plugin::{Limits, Plugin, PluginSpec, Role};
+use crate::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -104,7 +105,8 @@ async fn compile_workload(
     Ok(Workload {
         guard: RequestGuard::new(Some(&public_url), &file.allowed_hosts, &file.allowed_origins),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), &strip),
-        protected_resource: ProtectedResource::from_policy(&file.public_url, &file.inbound),
+        protected_resource: builtins_config::oidc_metadata(&file.inbound)
+            .map(|(issuers, scopes)| ProtectedResource::new(&public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         upstream: upstream.expect("no errors"),
@@ -158,7 +160,7 @@ async fn compile_entry(
     };
     let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]@{fingerprint}")));
     let spec = PluginSpec {
-        metrics: metrics.plugin(&workload.name, &entry.component),
+        metrics: metrics.plugin(&workload.name, &entry.component, &FaultKind::labels()),
         label,
         role,
         component,
@@ -176,7 +178,7 @@ async fn compile_entry(
 /// are read here (components have no file access) and passed inline as `jwks`.
 fn component_config(policy: &LoadedPolicy, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
-    if entry.component == resource_metadata::COMPONENT {
+    if entry.component == builtins_config::OIDC_VERIFIER {
         inline_jwks_file(policy, &mut config, &key.key("config"))?;
         if let Some(serde_json::Value::Array(providers)) = config.get_mut("providers") {
             for (n, provider) in providers.iter_mut().enumerate() {

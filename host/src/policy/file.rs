@@ -1,5 +1,8 @@
 //! The policy file's serde form. Field docs become the JSON Schema's descriptions.
 
+// The runtime and the proxy own these types; the file names them.
+pub use crate::proxy::chain::ChainRule;
+pub use crate::runtime::plugin::Isolation;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,16 +63,6 @@ pub struct LimitsFile {
     pub max_uses: Option<u32>,
 }
 
-/// How component instances are used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Isolation {
-    /// Instances are reused (a few µs per call, see docs/benchmarks.md); recycled after `max_uses` calls and after any fault.
-    Pooled,
-    /// A fresh instance for every request (about 35 µs per call): nothing survives between requests.
-    PerRequest,
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadFile {
@@ -112,17 +105,6 @@ pub struct WorkloadFile {
     /// Request size and time limits.
     #[serde(default)]
     pub limits: WorkloadLimitsFile,
-}
-
-/// How an inbound chain combines verdicts.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChainRule {
-    /// The first `allow` wins; a `deny` stops the chain; if every component abstains, 401.
-    #[default]
-    FirstAllow,
-    /// Every component must allow; a `deny` or an `abstain` refuses the request.
-    AllAllow,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -220,9 +220,7 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
     if let Some(limits) = &entry.limits {
         check_limits(limits, &key.key("limits"), p);
     }
-    if name == crate::proxy::resource_metadata::COMPONENT
-        && entry.config.get("audiences").and_then(|a| a.as_array()).is_some_and(|a| a.is_empty())
-    {
+    if super::builtins::audience_check_off(entry) {
         p.warn(
             &key.key("config").key("audiences"),
             "`audiences = []` turns the audience check off: tokens issued for any other service are accepted",

@@ -7,6 +7,7 @@
 //! validates; every error it returns is a [`PolicyError`] naming the file, the
 //! line and the key, with a hint on how to fix it.
 
+pub mod builtins;
 pub mod compile;
 pub mod error;
 pub mod file;

@@ -3,12 +3,22 @@
 //! does not compile.
 
 use super::error::GatewayError;
-use crate::policy::file::ChainRule;
 use crate::runtime::bindings::types::Identity;
 use crate::runtime::plugin::Plugin;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::{HeaderEdits, Verdict};
 use std::sync::Arc;
+
+/// How an inbound chain combines verdicts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainRule {
+    /// The first `allow` wins; a `deny` stops the chain; if every component abstains, 401.
+    #[default]
+    FirstAllow,
+    /// Every component must allow; a `deny` or an `abstain` refuses the request.
+    AllAllow,
+}
 
 /// A request the inbound chain admitted, with the (checked) header edits to apply.
 #[derive(Debug)]

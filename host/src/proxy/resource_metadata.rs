@@ -4,11 +4,9 @@
 //! request's `Host` or `X-Forwarded-*` headers, which a client controls.
 
 use super::body::{ProxyBody, full};
-use crate::policy::file::ChainEntryFile;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 
-pub const COMPONENT: &str = "builtin:oidc-verifier";
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 pub struct ProtectedResource {
@@ -18,41 +16,23 @@ pub struct ProtectedResource {
 }
 
 impl ProtectedResource {
-    /// The metadata for a workload, if an OIDC verifier guards it.
-    pub fn from_policy(public_url: &str, inbound: &[ChainEntryFile]) -> Option<Self> {
-        let verifiers: Vec<&ChainEntryFile> = inbound.iter().filter(|e| e.component == COMPONENT).collect();
-        if verifiers.is_empty() {
-            return None;
-        }
-        let mut issuers: Vec<String> = Vec::new();
-        let mut scopes: Vec<String> = Vec::new();
-        for entry in verifiers {
-            let config = &entry.config;
-            let providers = config.get("providers").and_then(|p| p.as_array()).cloned().unwrap_or_default();
-            let all = std::iter::once(serde_json::Value::Object(config.clone())).chain(providers);
-            issuers.extend(all.filter_map(|p| p.get("issuer").and_then(|i| i.as_str()).map(str::to_owned)));
-            for key in ["scopes_supported", "required_scopes"] {
-                let listed = config.get(key).and_then(|s| s.as_array()).into_iter().flatten();
-                scopes.extend(listed.filter_map(|s| s.as_str().map(str::to_owned)));
-            }
-        }
-        issuers.dedup();
-        scopes.sort();
-        scopes.dedup();
+    /// The metadata for `public_url` (as written in the policy: it is the
+    /// resource identifier), naming `issuers` and (if any) `scopes`.
+    pub fn new(public_url: &url::Url, written: &str, issuers: &[String], scopes: &[String]) -> Self {
         let mut document = serde_json::json!({
-            "resource": public_url,
+            "resource": written,
             "authorization_servers": issuers,
             "bearer_methods_supported": ["header"],
         });
         if !scopes.is_empty() {
             document["scopes_supported"] = serde_json::json!(scopes);
         }
-        let path = url::Url::parse(public_url).map(|u| u.path().trim_end_matches('/').to_owned()).unwrap_or_default();
+        let path = public_url.path().trim_end_matches('/');
         let mut paths = vec![WELL_KNOWN.to_owned()];
         if !path.is_empty() {
             paths.push(format!("{WELL_KNOWN}{path}"));
         }
-        Some(ProtectedResource { paths, document: Bytes::from(document.to_string()) })
+        ProtectedResource { paths, document: Bytes::from(document.to_string()) }
     }
 
     pub fn serves(&self, path: &str) -> bool {

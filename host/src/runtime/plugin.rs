@@ -13,15 +13,25 @@ use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
 use super::capabilities::{Capabilities, PluginLabel};
 use super::engine::ticks_for;
-use super::request::{RequestData, handle};
+use super::capabilities::request::handle;
+use super::request::RequestData;
 use super::state::HostState;
 use super::verdict::{Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
-use crate::policy::file::Isolation;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, Trap};
+
+/// How component instances are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// Instances are reused (a few µs per call, see docs/benchmarks.md); recycled after `max_uses` calls and after any fault.
+    Pooled,
+    /// A fresh instance for every request (about 35 µs per call): nothing survives between requests.
+    PerRequest,
+}
 
 /// Which world a chain position needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +69,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    pub const ALL: [FaultKind; 5] = [FaultKind::Trap, FaultKind::Deadline, FaultKind::MemoryLimit, FaultKind::BadVerdict, FaultKind::Instantiate];
+
+    /// (label, blame) of every kind, for the metrics.
+    pub fn labels() -> [(&'static str, &'static str); 5] {
+        FaultKind::ALL.map(|k| (k.label(), k.blame()))
+    }
+
     /// Metric and log label.
     pub fn label(self) -> &'static str {
         match self {
@@ -353,7 +370,7 @@ impl Plugin {
     }
 
     fn record(&self, fault: &PluginFault) {
-        self.metrics.fault(fault.kind.label(), fault.kind.blame());
+        self.metrics.fault(fault.kind.label());
         tracing::error!(workload = %self.label.workload, component = %self.label.component, fault = fault.kind.label(),
             blame = fault.kind.blame(), detail = %fault.detail, "component call failed; request refused");
     }

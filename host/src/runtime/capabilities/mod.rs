@@ -13,6 +13,7 @@ pub mod cache;
 pub mod crypto;
 pub mod http;
 pub mod log;
+pub mod request;
 pub mod secrets;
 
 use crate::policy::file::GrantsFile;
