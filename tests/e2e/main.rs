@@ -6,6 +6,7 @@ mod chain;
 mod cli;
 mod component_cache;
 mod faults;
+mod limits;
 mod oidc;
 mod proxy;
 mod reload;

@@ -28,12 +28,18 @@ impl TestGateway {
 
     /// Like [`TestGateway::start`], in a prepared home (e.g. with secrets set).
     pub async fn start_in(dir: tempfile::TempDir, policy: &str) -> anyhow::Result<TestGateway> {
+        Self::start_with(dir, policy, |_| {}).await
+    }
+
+    /// Like [`TestGateway::start_in`], with the options adjusted by `adjust` (e.g. a small instance pool).
+    pub async fn start_with(dir: tempfile::TempDir, policy: &str, adjust: impl FnOnce(&mut Options)) -> anyhow::Result<TestGateway> {
         crate::init_logging();
         let policy_path = dir.path().join("policy.toml");
         std::fs::write(&policy_path, with_fixtures(policy))?;
         let mut options = Options::new(policy_path.clone(), dir.path().join("home"));
         options.cache_dir = Some(shared_cache_dir());
         options.secrets_password = Some(SecretString::from(PASSWORD.to_owned()));
+        adjust(&mut options);
         let gateway = Gateway::start(options).await?;
         Ok(TestGateway { gateway, dir, policy_path })
     }

@@ -26,6 +26,8 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
         limits: Limits::default(),
         isolation,
         caps,
+        instances: Arc::new(tokio::sync::Semaphore::new(64)),
+        max_idle: 8,
     };
     Plugin::new(runtime, spec).await.map_err(|e| e.to_string()).unwrap()
 }

@@ -57,12 +57,14 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     /// The secret store's password; `None` reads `PORTCULLIS_SECRETS_PASSWORD`.
     pub secrets_password: Option<crate::secrets::SecretString>,
+    /// Component instances in the process-wide pool (default 1000).
+    pub instance_pool: u32,
 }
 
 impl Options {
     /// The defaults for a policy file and data directory.
     pub fn new(policy: PathBuf, home: PathBuf) -> Self {
-        Options { policy, home, cache_dir: None, secrets_password: None }
+        Options { policy, home, cache_dir: None, secrets_password: None, instance_pool: crate::runtime::engine::POOL_INSTANCES }
     }
 }
 
@@ -79,7 +81,7 @@ impl Gateway {
     /// Loads and compiles the policy, then binds every listener.
     pub async fn start(options: Options) -> anyhow::Result<Arc<Gateway>> {
         crate::proxy::tls::install_crypto_provider();
-        let runtime = Runtime::new(Some(options.cache_dir.unwrap_or_else(|| options.home.join("cache/components"))))?;
+        let runtime = Runtime::with_pool(Some(options.cache_dir.unwrap_or_else(|| options.home.join("cache/components"))), options.instance_pool)?;
         let store = match options.secrets_password {
             Some(password) => SecretStore::new(&options.home, Some(password)),
             None => SecretStore::in_home(&options.home),

@@ -5,11 +5,15 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard;
 use crate::proxy::pipeline;
-use crate::proxy::server::Site;
+use crate::proxy::server::{ConnectionLimits, Site};
 use crate::proxy::server::ConnectionInfo;
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The admin listener serves a scraper and a few probes.
+const ADMIN_LIMITS: ConnectionLimits =
+    ConnectionLimits { max_connections: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
 
 pub struct WorkloadSite {
     pub name: Arc<str>,
@@ -21,8 +25,8 @@ impl Site for WorkloadSite {
         self.shared.workload(&self.name).and_then(|w| w.tls.clone())
     }
 
-    fn header_timeout(&self) -> Duration {
-        self.shared.workload(&self.name).map(|w| w.header_timeout).unwrap_or(Duration::from_secs(10))
+    fn limits(&self) -> ConnectionLimits {
+        self.shared.workload(&self.name).map(|w| w.connections).unwrap_or(ADMIN_LIMITS)
     }
 
     async fn handle(&self, request: hyper::Request<Incoming>, conn: Arc<ConnectionInfo>) -> hyper::Response<ProxyBody> {
@@ -44,8 +48,8 @@ impl Site for AdminSite {
         None
     }
 
-    fn header_timeout(&self) -> Duration {
-        Duration::from_secs(10)
+    fn limits(&self) -> ConnectionLimits {
+        ADMIN_LIMITS
     }
 
     async fn handle(&self, request: hyper::Request<Incoming>, _conn: Arc<ConnectionInfo>) -> hyper::Response<ProxyBody> {

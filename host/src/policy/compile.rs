@@ -13,6 +13,7 @@ use crate::proxy::guard::RequestGuard;
 use crate::proxy::headers::HeaderRules;
 use super::builtins as builtins_config;
 use crate::proxy::resource_metadata::ProtectedResource;
+use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
@@ -28,6 +29,9 @@ use wasmtime::component::Component;
 const DEFAULT_MAX_BODY_KIB: u64 = 4096;
 const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+const DEFAULT_MAX_INSTANCES: u32 = 64;
 
 /// Builds a snapshot. All components are compiled before any is instantiated,
 /// and each distinct component is compiled once however often it is used.
@@ -86,12 +90,19 @@ async fn compile_workload(
         }
     };
 
+    // One bound on the instances of all this workload's components; each
+    // position keeps at most its share idle (the loader checked there is one each).
+    let max_instances = file.limits.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES) as usize;
+    let instances = Arc::new(tokio::sync::Semaphore::new(max_instances));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let max_idle = (max_instances / (file.inbound.len() + file.outbound.len()).max(1)).clamp(1, cores * 4);
     let mut chains: [Vec<Arc<Plugin>>; 2] = [Vec::new(), Vec::new()];
     for (chain, role, entries) in [(0, Role::Authenticator, &file.inbound), (1, Role::Injector, &file.outbound)] {
         let chain_key = key.key(if role == Role::Authenticator { "inbound" } else { "outbound" });
         for (position, entry) in entries.iter().enumerate() {
             let entry_key = chain_key.index(position);
-            match compile_entry(policy, file, entry, &entry_key, role, position, runtime, services, metrics, components).await {
+            let place = Place { key: &entry_key, role, position, instances: instances.clone(), max_idle };
+            match compile_entry(policy, file, entry, place, runtime, services, metrics, components).await {
                 Ok(plugin) => chains[chain].push(plugin),
                 Err(e) => errors.push(e),
             }
@@ -114,9 +125,22 @@ async fn compile_workload(
         listen: file.listen,
         public_url,
         max_body_bytes: file.limits.max_request_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB) * 1024,
-        header_timeout: Duration::from_millis(file.limits.header_timeout_ms.unwrap_or(DEFAULT_HEADER_TIMEOUT_MS)),
+        connections: ConnectionLimits {
+            max_connections: file.limits.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS) as usize,
+            header_timeout: Duration::from_millis(file.limits.header_timeout_ms.unwrap_or(DEFAULT_HEADER_TIMEOUT_MS)),
+            idle_timeout: Duration::from_millis(file.limits.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS)),
+        },
         name,
     })
+}
+
+/// Where a chain entry sits: its policy key, role and position, and its workload's instance bound.
+struct Place<'a> {
+    key: &'a KeyPath,
+    role: Role,
+    position: usize,
+    instances: Arc<tokio::sync::Semaphore>,
+    max_idle: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -124,14 +148,13 @@ async fn compile_entry(
     policy: &LoadedPolicy,
     workload: &WorkloadFile,
     entry: &ChainEntryFile,
-    key: &KeyPath,
-    role: Role,
-    position: usize,
+    place: Place<'_>,
     runtime: &Runtime,
     services: &Services,
     metrics: &Metrics,
     components: &mut HashMap<String, Component>,
 ) -> Result<Arc<Plugin>, PolicyError> {
+    let Place { key, role, position, instances, max_idle } = place;
     let component = match components.get(&entry.component) {
         Some(c) => c.clone(),
         None => {
@@ -170,6 +193,8 @@ async fn compile_entry(
         limits,
         isolation,
         caps,
+        instances,
+        max_idle,
     };
     Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
 }

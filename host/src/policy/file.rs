@@ -159,6 +159,15 @@ pub struct WorkloadLimitsFile {
     pub max_request_body_kib: Option<u64>,
     /// Time allowed for the upstream to start its response, in milliseconds (default 30000).
     pub upstream_timeout_ms: Option<u64>,
-    /// Time allowed for a client to send its request headers, in milliseconds (default 10000).
+    /// Time allowed for a client to send its request headers, in milliseconds (default 10000);
+    /// also the time a new connection has to send its first request.
     pub header_timeout_ms: Option<u64>,
+    /// A connection without a request in flight for this long is closed, in milliseconds (default 60000).
+    pub idle_timeout_ms: Option<u64>,
+    /// Open connections at most on this workload's listener (default 1024); more wait in the kernel's queue.
+    pub max_connections: Option<u32>,
+    /// Component instances this workload may hold at once, idle or busy, across its
+    /// chains (default 64, at most 1000). A burst waits for an instance within the
+    /// call's deadline instead of taking every instance of the process from its neighbours.
+    pub max_instances: Option<u32>,
 }

@@ -182,7 +182,24 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         && (kib == 0 || kib > 1024 * 1024) {
             p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
         }
-    for (field, value) in [("upstream_timeout_ms", w.limits.upstream_timeout_ms), ("header_timeout_ms", w.limits.header_timeout_ms)] {
+    for (field, value, max) in [("max_connections", w.limits.max_connections, 65_536), ("max_instances", w.limits.max_instances, crate::runtime::engine::POOL_INSTANCES)] {
+        if let Some(n) = value
+            && (n == 0 || n > max)
+        {
+            p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
+        }
+    }
+    let positions = w.inbound.len() + w.outbound.len();
+    if let Some(n) = w.limits.max_instances
+        && (n as usize) < positions
+    {
+        p.error(&key.key("limits").key("max_instances"), format!("{n} instances cannot serve {positions} chain positions"), format!("use at least {positions}"));
+    }
+    for (field, value) in [
+        ("upstream_timeout_ms", w.limits.upstream_timeout_ms),
+        ("header_timeout_ms", w.limits.header_timeout_ms),
+        ("idle_timeout_ms", w.limits.idle_timeout_ms),
+    ] {
         if let Some(ms) = value
             && (ms == 0 || ms > 3_600_000) {
                 p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);

@@ -4,11 +4,11 @@ use super::chain::InboundChain;
 use super::guard::RequestGuard;
 use super::headers::HeaderRules;
 use super::resource_metadata::ProtectedResource;
+use super::server::ConnectionLimits;
 use super::upstream::Upstream;
 use crate::runtime::plugin::Plugin;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct Workload {
     pub name: Arc<str>,
@@ -25,5 +25,5 @@ pub struct Workload {
     pub outbound: Vec<Arc<Plugin>>,
     pub upstream: Upstream,
     pub max_body_bytes: u64,
-    pub header_timeout: Duration,
+    pub connections: ConnectionLimits,
 }

@@ -10,32 +10,37 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// The largest memory cap a component may be given, in MiB.
 pub const MAX_MEMORY_MIB: u32 = 64;
 
-/// Builds the engine; `pooled` says whether the pooling allocator was available.
-pub fn build() -> anyhow::Result<(Engine, bool)> {
-    match Engine::new(&config(true)) {
+/// Component instances in the process-wide pool (each workload is bounded by
+/// its `limits.max_instances`, so one workload cannot take them all).
+pub const POOL_INSTANCES: u32 = 1000;
+
+/// Builds the engine with a pool of `instances` component instances;
+/// `pooled` says whether the pooling allocator was available.
+pub fn build(instances: u32) -> anyhow::Result<(Engine, bool)> {
+    match Engine::new(&config(Some(instances))) {
         Ok(engine) => Ok((engine, true)),
         Err(error) => {
             // A small or restricted address space (ulimit -v, some containers)
             // cannot reserve the pool; on-demand allocation still works.
             tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
-            Ok((Engine::new(&config(false))?, false))
+            Ok((Engine::new(&config(None))?, false))
         }
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pool: Option<u32>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     // Fuel would bound CPU exactly but costs ~20-30% of guest speed; epochs suffice.
     config.consume_fuel(false);
-    if pooling {
+    if let Some(instances) = pool {
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(1000)
-            .total_core_instances(2000)
-            .total_memories(2000)
-            .total_tables(2000)
-            .total_stacks(1000)
+        pool.total_component_instances(instances)
+            .total_core_instances(2 * instances)
+            .total_memories(2 * instances)
+            .total_tables(2 * instances)
+            .total_stacks(instances)
             .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024)
             .max_component_instance_size(1 << 20)
             .max_core_instance_size(1 << 20)

@@ -45,7 +45,12 @@ pub struct Runtime {
 impl Runtime {
     /// `cache_dir`: where compiled components are kept (`None`: compile every time).
     pub fn new(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Arc<Self>> {
-        let (engine, pooling) = engine::build()?;
+        Self::with_pool(cache_dir, engine::POOL_INSTANCES)
+    }
+
+    /// Like [`Runtime::new`] with a pool of `instances` component instances (tests use small pools).
+    pub fn with_pool(cache_dir: Option<std::path::PathBuf>, instances: u32) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = engine::build(instances)?;
         engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -19,6 +19,7 @@ use super::state::HostState;
 use super::verdict::{Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
 use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, Trap};
@@ -117,6 +118,8 @@ struct Instance {
     store: Store<HostState>,
     exports: Exports,
     uses: u32,
+    /// Its place in the workload's instance bound, given back when it is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// What `init` receives, kept as strings to build either world's record.
@@ -137,6 +140,8 @@ pub struct Plugin {
     limits: Limits,
     isolation: Isolation,
     caps: Arc<Capabilities>,
+    /// The workload's bound on live instances (idle or busy), shared by its chain positions.
+    instances: Arc<Semaphore>,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
     metrics: PluginMetrics,
@@ -153,6 +158,11 @@ pub struct PluginSpec {
     pub isolation: Isolation,
     pub caps: Arc<Capabilities>,
     pub metrics: PluginMetrics,
+    /// The workload's bound on live instances.
+    pub instances: Arc<Semaphore>,
+    /// Idle instances kept (pooled isolation): this position's share of the
+    /// bound, so idle instances of one position never starve another.
+    pub max_idle: usize,
 }
 
 /// Why a component could not be set up; shown against its policy entry.
@@ -199,8 +209,9 @@ impl Plugin {
             limits: spec.limits,
             isolation: spec.isolation,
             caps: spec.caps,
+            instances: spec.instances,
             idle: Mutex::new(Vec::new()),
-            max_idle: std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8),
+            max_idle: spec.max_idle,
             metrics: spec.metrics,
         };
         let (instance, manifest) = match plugin.instantiate().await {
@@ -325,6 +336,17 @@ impl Plugin {
 
     /// A new instance, initialised, and the manifest its `init` returned.
     async fn instantiate(&self) -> Result<(Instance, wit::Manifest), Setup> {
+        // A burst on this workload waits here for one of its own instances
+        // (within the deadline) rather than taking the whole process's pool.
+        let slot = match tokio::time::timeout(self.limits.deadline, self.instances.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) | Err(_) => {
+                return Err(Setup::Fault(PluginFault {
+                    kind: FaultKind::Instantiate,
+                    detail: format!("every instance this workload may hold is busy (limits.max_instances); waited {:?}", self.limits.deadline),
+                }));
+            }
+        };
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(ticks_for(self.limits.deadline));
@@ -366,7 +388,7 @@ impl Plugin {
                 }));
             }
         };
-        Ok((Instance { store, exports, uses: 0 }, manifest))
+        Ok((Instance { store, exports, uses: 0, _slot: slot }, manifest))
     }
 
     fn record(&self, fault: &PluginFault) {

@@ -37,6 +37,8 @@ struct Config {
     secret: Option<String>,
     /// `allow` mode: also set this header to the request's `x-fixture-claim` (declared in `produces`).
     claim_header: Option<String>,
+    /// `allow` mode: sleep this long first (a slow component that waits, not spins).
+    sleep_ms: Option<u64>,
     /// Manifest override: consumed headers (default `x-fixture-credential`).
     consumes: Option<Vec<String>>,
 }
@@ -78,6 +80,9 @@ impl Authenticate for Fixture {
             }
         match config.mode.as_str() {
             "allow" => {
+                if let Some(ms) = config.sleep_ms {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                }
                 let mut edits = vec![HeaderEdit::Append(Header { name: "x-fixture-allowed-by".into(), value: config.tag.clone() })];
                 if let Some(name) = &config.claim_header {
                     for value in request.header("x-fixture-claim") {
