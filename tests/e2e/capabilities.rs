@@ -54,3 +54,180 @@ async fn secrets_are_limited_to_granted_names() {
     assert_eq!(outcome(&gw, "none").await, "not-granted");
     assert_eq!(outcome(&gw, "missing").await, "not-found");
 }
+
+/// A loopback server that counts its connections and answers each with an
+/// empty 200: a target that shows whether anything reached it, or a "proxy".
+struct CountingServer {
+    addr: std::net::SocketAddr,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingServer {
+    async fn start() -> CountingServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                });
+            }
+        });
+        CountingServer { addr, connections, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A component's host state with `grants`, built as the gateway builds it
+/// (`check` chooses `Services::for_check`, as `portcullis check` does).
+fn host_state(store: std::sync::Arc<SecretStore>, grants: &str, check: bool) -> portcullis::runtime::capabilities::HostState {
+    use portcullis::runtime::capabilities::{Capabilities, HostState, PluginLabel, Services};
+    let services = if check { Services::for_check(store) } else { Services::new(store) };
+    let grants: portcullis::policy::file::GrantsFile = toml::from_str(grants).unwrap();
+    let label = PluginLabel { workload: "w".into(), component: "c".into() };
+    let caps = Capabilities::new(label, &grants, &services, "inbound[0]", Default::default());
+    HostState::new(std::sync::Arc::new(caps), 16 * 1024 * 1024)
+}
+
+fn get_request(url: &str, headers: &[(&str, &str)]) -> portcullis::runtime::bindings::host::portcullis::auth::http_client::OutgoingRequest {
+    use portcullis::runtime::bindings::types::Header;
+    portcullis::runtime::bindings::host::portcullis::auth::http_client::OutgoingRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: headers.iter().map(|(n, v)| Header { name: (*n).into(), value: (*v).into() }).collect(),
+        body: Vec::new(),
+        timeout_ms: Some(2000),
+    }
+}
+
+/// `portcullis check` initialises components with their grants; it must not
+/// let them reach the network or change the secret store. The same calls in a
+/// serving gateway do both, which shows the servers and grants are right.
+#[tokio::test]
+async fn check_mode_refuses_outbound_http_and_secret_writes() {
+    use portcullis::runtime::bindings::host::portcullis::auth::http_client::{self, HttpError};
+    use portcullis::runtime::bindings::host::portcullis::auth::secrets::{self, SecretError};
+    let target = CountingServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = std::sync::Arc::new(SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned()))));
+    let grants = format!(r#"http = ["{}"]
+http_private = true
+secrets_write = ["team:*"]"#, target.url());
+
+    let mut checking = host_state(store.clone(), &grants, true);
+    match http_client::Host::send(&mut checking, get_request(&format!("{}/token", target.url()), &[])).await {
+        Err(HttpError::InvalidRequest(why)) => assert_eq!(why, "not available during portcullis check"),
+        other => panic!("expected invalid-request, got {other:?}"),
+    }
+    assert!(matches!(secrets::Host::set(&mut checking, "team:refresh".into(), "v1".into()), Err(SecretError::Unavailable)));
+    // Refusals that do not depend on the mode are unchanged.
+    match http_client::Host::send(&mut checking, get_request("https://idp.example.com/", &[])).await {
+        Err(HttpError::NotGranted(origin)) => assert_eq!(origin, "https://idp.example.com:443"),
+        other => panic!("expected not-granted, got {other:?}"),
+    }
+    assert!(matches!(secrets::Host::set(&mut checking, "other:x".into(), "v".into()), Err(SecretError::NotGranted)));
+    assert_eq!(target.connections(), 0, "nothing reached the granted origin during check");
+    assert_eq!(store.get("team:refresh").unwrap().map(|_| ()), None);
+    assert!(!home.join("secrets.json").exists(), "the secret store was not created");
+
+    let mut serving = host_state(store.clone(), &grants, false);
+    let response = http_client::Host::send(&mut serving, get_request(&format!("{}/token", target.url()), &[])).await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(target.connections(), 1);
+    secrets::Host::set(&mut serving, "team:refresh".into(), "v1".into()).unwrap();
+    assert!(store.get("team:refresh").unwrap().is_some());
+}
+
+/// A `Host` header (or any header that routes or frames the request) would
+/// reach another virtual host on a granted address: refused, nothing sent.
+#[tokio::test]
+async fn routing_headers_in_outbound_requests_are_refused_before_connecting() {
+    use portcullis::runtime::bindings::host::portcullis::auth::http_client::{self, HttpError};
+    let target = CountingServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SecretStore::new(dir.path(), Some(SecretString::from(PASSWORD.to_owned()))));
+    let mut state = host_state(store, &format!("http = [\"{}\"]\nhttp_private = true", target.url()), false);
+    for (name, value) in [("Host", "internal-admin.example"), ("x-forwarded-host", "internal-admin.example"), ("transfer-encoding", "chunked"), ("bad name", "v")] {
+        match http_client::Host::send(&mut state, get_request(&target.url(), &[(name, value)])).await {
+            Err(HttpError::InvalidRequest(why)) => assert!(why.contains(&name.to_ascii_lowercase()), "{name}: {why}"),
+            other => panic!("{name}: expected invalid-request, got {other:?}"),
+        }
+    }
+    assert_eq!(target.connections(), 0);
+    let ok = http_client::Host::send(&mut state, get_request(&target.url(), &[("authorization", "Bearer t")])).await.unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(target.connections(), 1);
+}
+
+/// With `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` pointing at a "proxy", a
+/// component's request to a granted origin still goes straight to it: through a
+/// proxy, the gateway would check only the proxy's address. The gateway runs as
+/// its own process, so these variables do not leak into the other tests.
+#[tokio::test]
+async fn outbound_http_ignores_proxy_environment_variables() {
+    let upstream = TestUpstream::start().await;
+    let proxy = CountingServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = portcullis_tests::upstream::closed_port().await.port();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = 1\n{components}\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{up}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{entry}  grants = {{ http = [\"{up}\"], http_private = true }}\n  limits = {{ deadline_ms = 5000 }}\n",
+            components = portcullis_tests::fixture_components(),
+            up = upstream.url(),
+            entry = behaviour(&format!(r#"mode = "http", url = "{}/from-component""#, upstream.url())),
+        ),
+    )
+    .unwrap();
+    let mut command = tokio::process::Command::new(crate::cli::portcullis());
+    command.args(["run", "--policy", policy.to_str().unwrap()]).env("PORTCULLIS_HOME", dir.path()).env("RUST_LOG", "warn").kill_on_drop(true);
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        command.env(var, proxy.url());
+    }
+    for var in ["NO_PROXY", "no_proxy", "REQUEST_METHOD"] {
+        command.env_remove(var);
+    }
+    let mut child = command.spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut response = None;
+    for _ in 0..300 {
+        if let Ok(r) = client().get(&url).send().await {
+            response = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = response.expect("the gateway did not start within 30 s");
+    assert_eq!(response.status(), 418, "the fixture reports through a 418");
+    assert_eq!(json(response).await["outcome"], "status:200");
+    assert_eq!(proxy.connections(), 0, "the proxy from the environment was not used");
+    child.kill().await.unwrap();
+}

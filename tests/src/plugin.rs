@@ -15,7 +15,7 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
     let home = tempfile::tempdir().unwrap();
     let services = Services::new(Arc::new(SecretStore::new(home.path(), None)));
     let label = PluginLabel { workload: "bench".into(), component: name.into() };
-    let caps = Arc::new(Capabilities::new(label.clone(), &GrantsFile::default(), &services, "inbound[0]"));
+    let caps = Arc::new(Capabilities::new(label.clone(), &GrantsFile::default(), &services, "inbound[0]", Default::default()));
     let spec = PluginSpec {
         metrics: Metrics::new().plugin("bench", name, &FaultKind::labels()),
         label,

@@ -103,7 +103,8 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let home = crate::home::dir()?;
     let compiled = runtime()?.block_on(async {
         let runtime = crate::runtime::Runtime::new(Some(home.join("cache/components")))?;
-        let services = crate::runtime::capabilities::Services::new(std::sync::Arc::new(crate::secrets::SecretStore::in_home(&home)));
+        // `check` changes nothing: components may not send requests or write secrets.
+        let services = crate::runtime::capabilities::Services::for_check(std::sync::Arc::new(crate::secrets::SecretStore::in_home(&home)));
         let metrics = crate::admin::metrics::Metrics::new();
         anyhow::Ok(crate::policy::compile::compile(&loaded, &runtime, &services, &metrics).await)
     })?;

@@ -18,7 +18,7 @@ use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
 use crate::runtime::builtins;
-use crate::runtime::capabilities::{Capabilities, PluginLabel, Services};
+use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
 use crate::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -165,7 +165,7 @@ async fn compile_entry(
     };
     let declared = policy.file.components.get(&entry.component);
     let base_limits = declared.map(|c| &c.limits);
-    let limits = merge_limits(entry.limits.as_ref(), base_limits);
+    let (limits, cache_quota) = merge_limits(entry.limits.as_ref(), base_limits);
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
     let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
     let chain = if role == Role::Authenticator { "inbound" } else { "outbound" };
@@ -181,7 +181,7 @@ async fn compile_entry(
         }
         hex::encode(&hash.finalize()[..8])
     };
-    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]@{fingerprint}")));
+    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]@{fingerprint}"), cache_quota));
     let spec = PluginSpec {
         metrics: metrics.plugin(&workload.name, &entry.component, &FaultKind::labels()),
         label,
@@ -234,14 +234,19 @@ fn setup_hint(component: &str) -> String {
     format!("check the `config` and `grants` of `{component}` against its documentation")
 }
 
-fn merge_limits(entry: Option<&LimitsFile>, component: Option<&LimitsFile>) -> Limits {
+/// A chain entry's limits, each taken from the entry, else the component, else
+/// the default: those of its calls, and its host cache quota.
+fn merge_limits(entry: Option<&LimitsFile>, component: Option<&LimitsFile>) -> (Limits, cache::Quota) {
     let pick = |f: fn(&LimitsFile) -> Option<u64>| entry.and_then(f).or(component.and_then(f));
     let defaults = Limits::default();
-    Limits {
+    let limits = Limits {
         deadline: pick(|l| l.deadline_ms).map(Duration::from_millis).unwrap_or(defaults.deadline),
         memory_bytes: pick(|l| l.memory_mib.map(u64::from)).map(|mib| mib as usize * 1024 * 1024).unwrap_or(defaults.memory_bytes),
         max_uses: pick(|l| l.max_uses.map(u64::from)).map(|n| n as u32).unwrap_or(defaults.max_uses),
-    }
+    };
+    let pick = |f: fn(&LimitsFile) -> Option<u32>, default: u32| entry.and_then(f).or(component.and_then(f)).unwrap_or(default);
+    let quota = cache::Quota::new(pick(|l| l.cache_mib, cache::DEFAULT_CACHE_MIB), pick(|l| l.cache_entries, cache::DEFAULT_CACHE_ENTRIES));
+    (limits, quota)
 }
 
 /// The pinned SHA-256 of a component named in the policy.
@@ -277,4 +282,21 @@ fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Ru
     runtime.component(&actual, &wasm).map_err(|e| {
         policy.error_at(&component_key.key("path"), format!("{} is not a usable component: {e:#}", path.display()), None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_merge_entry_over_component_over_default() {
+        let (limits, quota) = merge_limits(None, None);
+        assert_eq!(limits.max_uses, Limits::default().max_uses);
+        assert_eq!(quota, cache::Quota { bytes: 8 * 1024 * 1024, entries: 10_000 });
+        let component = LimitsFile { cache_mib: Some(2), cache_entries: Some(50), max_uses: Some(7), ..LimitsFile::default() };
+        let entry = LimitsFile { cache_entries: Some(5), ..LimitsFile::default() };
+        let (limits, quota) = merge_limits(Some(&entry), Some(&component));
+        assert_eq!(limits.max_uses, 7);
+        assert_eq!(quota, cache::Quota { bytes: 2 * 1024 * 1024, entries: 5 });
+    }
 }

@@ -61,6 +61,12 @@ pub struct LimitsFile {
     pub memory_mib: Option<u32>,
     /// Calls a pooled instance serves before it is replaced (default 10000).
     pub max_uses: Option<u32>,
+    /// Host cache quota of each use of the component, in MiB of keys and values (default 8, 1 to 1024).
+    /// Over it, the component's own least recently used entries are dropped (expired ones first).
+    pub cache_mib: Option<u32>,
+    /// Host cache entries each use of the component may keep (default 10000, 1 to 1000000).
+    /// Over it, the component's own least recently used entries are dropped (expired ones first).
+    pub cache_entries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -259,6 +259,15 @@ fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
     if limits.max_uses == Some(0) {
         p.error(&key.key("max_uses"), "`max_uses` must be at least 1", None);
     }
+    use crate::runtime::capabilities::cache::{MAX_CACHE_ENTRIES, MAX_CACHE_MIB};
+    if let Some(mib) = limits.cache_mib
+        && !(1..=MAX_CACHE_MIB).contains(&mib) {
+            p.error(&key.key("cache_mib"), format!("cache quota {mib} MiB is out of range"), format!("use 1 to {MAX_CACHE_MIB}"));
+        }
+    if let Some(entries) = limits.cache_entries
+        && !(1..=MAX_CACHE_ENTRIES).contains(&entries) {
+            p.error(&key.key("cache_entries"), format!("cache quota of {entries} entries is out of range"), format!("use 1 to {MAX_CACHE_ENTRIES}"));
+        }
 }
 
 fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
@@ -345,6 +354,27 @@ public_url = "http://127.0.0.1:8080"
         assert!(keys.contains(&"workloads[0].inbound[0].component".to_string()), "{keys:?}");
         assert!(keys.contains(&"workloads[0].inbound[0].grants.secrets[0]".to_string()), "{keys:?}");
         assert!(keys.contains(&"workloads[0].inbound[0].grants.http[0]".to_string()), "{keys:?}");
+    }
+
+    #[test]
+    fn cache_quotas_are_checked_on_components_and_entries() {
+        let with = |component_limits: &str, entry_limits: &str| {
+            let declared = format!("[components.c]\npath = \"c.wasm\"\nsha256 = \"{}\"\nlimits = {{ {component_limits} }}\n", "a".repeat(64));
+            let src = GOOD
+                .replace("version = 1\n", &format!("version = 1\n{declared}"))
+                .replace("  grants = ", &format!("  limits = {{ {entry_limits} }}\n  grants = "));
+            load(&src).map(|_| ()).map_err(|e| e.0.iter().map(|e| e.key.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(with("cache_mib = 1, cache_entries = 1", ""), Ok(()));
+        assert_eq!(with("cache_mib = 1024, cache_entries = 1000000", "cache_mib = 8, cache_entries = 10000"), Ok(()));
+        assert_eq!(
+            with("cache_mib = 0, cache_entries = 1000001", ""),
+            Err(vec!["components.c.limits.cache_mib".to_owned(), "components.c.limits.cache_entries".to_owned()])
+        );
+        assert_eq!(
+            with("", "cache_mib = 1025, cache_entries = 0"),
+            Err(vec!["workloads[0].inbound[0].limits.cache_mib".to_owned(), "workloads[0].inbound[0].limits.cache_entries".to_owned()])
+        );
     }
 
     #[test]

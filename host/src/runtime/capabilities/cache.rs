@@ -1,87 +1,233 @@
-//! The `cache` import: a key-value cache with expiry, one namespace per component use.
+//! The `cache` import: a key-value cache with expiry, one namespace per chain entry.
+//!
+//! Each namespace (one component in one chain position of one workload) has its
+//! own [`Quota`] of bytes and entries, set by the policy's `limits.cache_mib` and
+//! `limits.cache_entries`. A write that would go over the quota first drops the
+//! namespace's expired entries, then its least recently used ones — never
+//! another namespace's, so one component cannot exhaust the host's memory or
+//! push out everyone else's entries. Every operation is O(log n) in the
+//! namespace's entries: no call scans the cache.
+//!
+//! Namespaces outlive policy reloads (their entries stay warm);
+//! [`SharedCache::retain_namespaces`] drops those of entries that are gone.
 
 use super::HostState;
 use crate::runtime::bindings::host::portcullis::auth::cache::Host;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Largest value kept; bigger ones are not stored (and logged).
-const MAX_VALUE_BYTES: usize = 1024 * 1024;
-/// Entries across all namespaces; when full, expired entries are swept and then new keys are refused.
-const MAX_ENTRIES: usize = 100_000;
+/// Largest value kept; bigger ones are not stored (and logged). A value must
+/// also fit in its namespace's byte quota.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Longest key kept: keys name things (`jwks:<issuer>`), they are not data.
+pub const MAX_KEY_BYTES: usize = 1024;
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// (namespace, key) → (value, expiry).
-type Entries = HashMap<(Arc<str>, String), (Arc<[u8]>, Instant)>;
+/// `limits.cache_mib` when the policy does not set it, and its range.
+pub const DEFAULT_CACHE_MIB: u32 = 8;
+pub const MAX_CACHE_MIB: u32 = 1024;
+/// `limits.cache_entries` when the policy does not set it, and its range.
+pub const DEFAULT_CACHE_ENTRIES: u32 = 10_000;
+pub const MAX_CACHE_ENTRIES: u32 = 1_000_000;
 
+/// What one namespace may hold. Bytes count keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: usize,
+    pub entries: usize,
+}
+
+impl Quota {
+    pub fn new(mib: u32, entries: u32) -> Self {
+        Quota { bytes: mib as usize * 1024 * 1024, entries: entries as usize }
+    }
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota::new(DEFAULT_CACHE_MIB, DEFAULT_CACHE_ENTRIES)
+    }
+}
+
+/// Why a value was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotStored {
+    #[error("the key is longer than {MAX_KEY_BYTES} bytes")]
+    KeyTooLong,
+    #[error("the value is larger than {MAX_VALUE_BYTES} bytes or than this component's cache quota")]
+    TooLarge,
+}
+
+/// Every namespace's entries. The map is locked only to find or drop a
+/// namespace; each namespace has its own lock, so components do not contend.
 #[derive(Default)]
 pub struct SharedCache {
-    entries: Mutex<Entries>,
+    spaces: Mutex<HashMap<Arc<str>, Arc<Mutex<Space>>>>,
 }
 
 impl SharedCache {
-    fn get(&self, namespace: &Arc<str>, key: &str) -> Option<Arc<[u8]>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        // A tuple key cannot be borrowed from (&str, &str); the String allocation is small.
-        let (value, expires) = entries.get(&(namespace.clone(), key.to_owned()))?;
-        (Instant::now() < *expires).then(|| value.clone())
+    /// The namespace `name`, created empty the first time.
+    fn space(&self, name: &str) -> Arc<Mutex<Space>> {
+        let mut spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(space) = spaces.get(name) {
+            return space.clone();
+        }
+        let space = Arc::new(Mutex::new(Space::default()));
+        spaces.insert(name.into(), space.clone());
+        space
     }
 
-    fn set(&self, namespace: &Arc<str>, key: String, value: Vec<u8>, ttl: Duration) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (_, expires)| *expires > now);
-        }
-        let id = (namespace.clone(), key);
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&id) {
-            return false;
-        }
-        entries.insert(id, (value.into(), now + ttl.min(MAX_TTL)));
-        true
+    /// Drops every namespace for which `keep` is false, with its entries. A
+    /// component instance still holding a dropped namespace keeps using it
+    /// (within its quota) until the instance goes; new instances start empty.
+    pub fn retain_namespaces(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.spaces.lock().unwrap_or_else(|p| p.into_inner()).retain(|name, _| keep(name));
     }
 
-    fn delete(&self, namespace: &Arc<str>, key: String) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&(namespace.clone(), key));
+    /// The names of the namespaces in the cache, in no order.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.spaces.lock().unwrap_or_else(|p| p.into_inner()).keys().map(|n| n.to_string()).collect()
     }
 }
 
-/// One component use's view of the cache.
+/// One namespace: the entries, and two orders over them (by expiry, and by
+/// last use) so that eviction finds its victim without a scan.
+#[derive(Default)]
+struct Space {
+    entries: HashMap<Arc<str>, Entry>,
+    /// (expiry, key) of every entry: the first ones are the next to expire.
+    by_expiry: BTreeSet<(Instant, Arc<str>)>,
+    /// Last-use stamp → key: the first one is the least recently used.
+    by_use: BTreeMap<u64, Arc<str>>,
+    next_stamp: u64,
+    /// Keys and values of every entry.
+    bytes: usize,
+}
+
+struct Entry {
+    value: Arc<[u8]>,
+    expires: Instant,
+    stamp: u64,
+}
+
+impl Space {
+    fn stamp(&mut self) -> u64 {
+        self.next_stamp += 1;
+        self.next_stamp
+    }
+
+    fn get(&mut self, key: &str, now: Instant) -> Option<Arc<[u8]>> {
+        let entry = self.entries.get(key)?;
+        if entry.expires <= now {
+            self.remove(key);
+            return None;
+        }
+        let (old, value) = (entry.stamp, entry.value.clone());
+        let stamp = self.stamp();
+        let key = self.by_use.remove(&old).expect("every entry has a use stamp");
+        self.by_use.insert(stamp, key.clone());
+        self.entries.get_mut(&*key).expect("looked up above").stamp = stamp;
+        Some(value)
+    }
+
+    fn set(&mut self, key: &str, value: Vec<u8>, ttl: Duration, quota: Quota, now: Instant) -> Result<(), NotStored> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(NotStored::KeyTooLong);
+        }
+        // The old value goes even if the new one is not kept (too large, `ttl`
+        // 0): the component no longer wants it.
+        self.remove(key);
+        let size = key.len() + value.len();
+        if value.len() > MAX_VALUE_BYTES || size > quota.bytes {
+            return Err(NotStored::TooLarge);
+        }
+        let ttl = ttl.min(MAX_TTL);
+        if ttl.is_zero() || quota.entries == 0 {
+            return Ok(());
+        }
+        self.drop_expired(now);
+        while self.entries.len() >= quota.entries || self.bytes + size > quota.bytes {
+            let Some((_, lru)) = self.by_use.pop_first() else { break };
+            self.remove(&lru);
+        }
+        let key: Arc<str> = key.into();
+        let stamp = self.stamp();
+        let expires = now + ttl;
+        self.by_expiry.insert((expires, key.clone()));
+        self.by_use.insert(stamp, key.clone());
+        self.entries.insert(key, Entry { value: value.into(), expires, stamp });
+        self.bytes += size;
+        Ok(())
+    }
+
+    /// Removes the entries that expired by `now`.
+    fn drop_expired(&mut self, now: Instant) {
+        while let Some((expires, key)) = self.by_expiry.first().cloned() {
+            if expires > now {
+                break;
+            }
+            self.remove(&key);
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some((key, entry)) = self.entries.remove_entry(key) {
+            self.by_expiry.remove(&(entry.expires, key.clone()));
+            self.by_use.remove(&entry.stamp);
+            self.bytes -= key.len() + entry.value.len();
+        }
+    }
+}
+
+/// One chain entry's view of the cache: its namespace and its quota.
 pub struct CacheSpace {
-    namespace: Arc<str>,
-    cache: Arc<SharedCache>,
+    space: Arc<Mutex<Space>>,
+    quota: Quota,
 }
 
 impl CacheSpace {
-    pub fn new(namespace: String, cache: Arc<SharedCache>) -> Self {
-        CacheSpace { namespace: namespace.into(), cache }
+    pub fn new(namespace: &str, quota: Quota, cache: &SharedCache) -> Self {
+        CacheSpace { space: cache.space(namespace), quota }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Space> {
+        self.space.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.lock().get(key, Instant::now())
+    }
+
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> Result<(), NotStored> {
+        self.lock().set(key, value, ttl, self.quota, Instant::now())
+    }
+
+    fn delete(&self, key: &str) {
+        self.lock().remove(key);
     }
 }
 
 impl Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        let space = &self.caps.cache;
-        space.cache.get(&space.namespace, &key).map(|v| v.to_vec())
+        self.caps.cache.get(&key).map(|v| v.to_vec())
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) -> bool {
         let caps = &self.caps;
-        if value.len() > MAX_VALUE_BYTES {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, bytes = value.len(),
-                "cache value over 1 MiB not stored");
-            return false;
+        let bytes = value.len();
+        match caps.cache.set(&key, value, Duration::from_secs(ttl_seconds.into())) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, bytes, key_bytes = key.len(),
+                    reason = %why, "cache value not stored");
+                false
+            }
         }
-        let stored = caps.cache.cache.set(&caps.cache.namespace, key, value, Duration::from_secs(ttl_seconds.into()));
-        if !stored {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, "cache full; value not stored");
-        }
-        stored
     }
 
     fn delete(&mut self, key: String) {
-        let space = &self.caps.cache;
-        space.cache.delete(&space.namespace, key);
+        self.caps.cache.delete(&key);
     }
 }
 
@@ -89,17 +235,124 @@ impl Host for HostState {
 mod tests {
     use super::*;
 
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn space(cache: &SharedCache, name: &str, bytes: usize, entries: usize) -> CacheSpace {
+        CacheSpace::new(name, Quota { bytes, entries }, cache)
+    }
+
+    fn usage(space: &CacheSpace) -> (usize, usize) {
+        let s = space.lock();
+        (s.entries.len(), s.bytes)
+    }
+
     #[test]
     fn namespaces_and_expiry() {
         let cache = SharedCache::default();
-        let a: Arc<str> = "a".into();
-        let b: Arc<str> = "b".into();
-        cache.set(&a, "k".into(), b"1".to_vec(), Duration::from_secs(60));
-        assert_eq!(cache.get(&a, "k").as_deref(), Some(&b"1"[..]));
-        assert!(cache.get(&b, "k").is_none());
-        cache.set(&a, "gone".into(), b"x".to_vec(), Duration::ZERO);
-        assert!(cache.get(&a, "gone").is_none());
-        cache.delete(&a, "k".into());
-        assert!(cache.get(&a, "k").is_none());
+        let a = CacheSpace::new("a", Quota::default(), &cache);
+        let b = CacheSpace::new("b", Quota::default(), &cache);
+        a.set("k", b"1".to_vec(), MINUTE).unwrap();
+        assert_eq!(a.get("k").as_deref(), Some(&b"1"[..]));
+        assert!(b.get("k").is_none());
+        a.set("gone", b"x".to_vec(), Duration::ZERO).unwrap();
+        assert!(a.get("gone").is_none());
+        a.delete("k");
+        assert!(a.get("k").is_none());
+        assert_eq!(usage(&a), (0, 0));
+    }
+
+    #[test]
+    fn a_namespace_over_its_entry_quota_evicts_its_own_lru_entries() {
+        let cache = SharedCache::default();
+        let other = space(&cache, "other", 1 << 20, 3);
+        for k in ["x", "y", "z"] {
+            other.set(k, b"kept".to_vec(), MINUTE).unwrap();
+        }
+        let noisy = space(&cache, "noisy", 1 << 20, 3);
+        for k in ["a", "b", "c"] {
+            noisy.set(k, b"v".to_vec(), MINUTE).unwrap();
+        }
+        assert!(noisy.get("a").is_some(), "`a` is now the most recently used");
+        for n in 0..100 {
+            noisy.set(&format!("flood{n}"), b"v".to_vec(), MINUTE).unwrap();
+            assert!(usage(&noisy).0 <= 3);
+        }
+        assert!(noisy.get("flood99").is_some() && noisy.get("flood98").is_some() && noisy.get("flood97").is_some());
+        assert!(noisy.get("a").is_none() && noisy.get("b").is_none());
+        for k in ["x", "y", "z"] {
+            assert_eq!(other.get(k).as_deref(), Some(&b"kept"[..]), "another namespace's `{k}` survives");
+        }
+    }
+
+    #[test]
+    fn a_namespace_over_its_byte_quota_evicts_least_recently_used_first() {
+        let cache = SharedCache::default();
+        let other = space(&cache, "other", 1000, 100);
+        other.set("x", vec![1; 900], MINUTE).unwrap();
+        let s = space(&cache, "s", 1000, 100);
+        s.set("a", vec![0; 299], MINUTE).unwrap();
+        s.set("b", vec![0; 299], MINUTE).unwrap();
+        s.set("c", vec![0; 299], MINUTE).unwrap();
+        assert_eq!(usage(&s), (3, 900));
+        s.get("a");
+        s.set("d", vec![0; 299], MINUTE).unwrap();
+        assert!(s.get("b").is_none(), "`b` was the least recently used");
+        assert!(s.get("a").is_some() && s.get("c").is_some() && s.get("d").is_some());
+        s.set("big", vec![0; 997], MINUTE).unwrap();
+        assert_eq!(usage(&s), (1, 1000), "a value that fills the quota pushes everything else out");
+        assert_eq!(s.set("huge", vec![0; 997], MINUTE), Err(NotStored::TooLarge), "over the quota on its own");
+        assert!(s.get("big").is_some(), "a refused value evicts nothing");
+        assert_eq!(other.get("x").map(|v| v.len()), Some(900));
+    }
+
+    #[test]
+    fn expired_entries_go_before_live_ones() {
+        let cache = SharedCache::default();
+        let s = space(&cache, "s", 1 << 20, 3);
+        let now = Instant::now();
+        let mut space = s.lock();
+        space.set("oldest", b"v".to_vec(), MINUTE, s.quota, now).unwrap();
+        space.set("short", b"v".to_vec(), Duration::from_secs(1), s.quota, now).unwrap();
+        space.set("recent", b"v".to_vec(), MINUTE, s.quota, now).unwrap();
+        // `oldest` is the least recently used; `short` has expired by then.
+        let later = now + Duration::from_secs(2);
+        space.set("new", b"v".to_vec(), MINUTE, s.quota, later).unwrap();
+        assert!(space.get("oldest", later).is_some(), "the expired entry went instead");
+        assert!(space.get("short", later).is_none());
+        assert!(space.get("recent", later).is_some() && space.get("new", later).is_some());
+        // An expired entry is not returned, and reading it frees it.
+        let much_later = now + 2 * MINUTE;
+        assert!(space.get("new", much_later).is_none());
+        assert!(!space.entries.contains_key("new"));
+        assert_eq!(space.bytes, ["oldest", "recent"].iter().map(|k| k.len() + 1).sum::<usize>());
+    }
+
+    #[test]
+    fn keys_values_and_overwrites_are_bounded() {
+        let cache = SharedCache::default();
+        let s = CacheSpace::new("s", Quota::new(8, 10), &cache);
+        assert_eq!(s.set(&"k".repeat(MAX_KEY_BYTES + 1), b"v".to_vec(), MINUTE), Err(NotStored::KeyTooLong));
+        assert_eq!(s.set("k", vec![0; MAX_VALUE_BYTES + 1], MINUTE), Err(NotStored::TooLarge));
+        s.set("k", vec![0; 100], MINUTE).unwrap();
+        s.set("k", vec![0; 10], MINUTE).unwrap();
+        assert_eq!(usage(&s), (1, 11), "an overwrite replaces the old size");
+        s.set("k", vec![0; 10], Duration::ZERO).unwrap();
+        assert_eq!(usage(&s), (0, 0), "a zero TTL removes the old value");
+        s.set("k", vec![0; 10], MINUTE).unwrap();
+        assert_eq!(s.set("k", vec![0; MAX_VALUE_BYTES + 1], MINUTE), Err(NotStored::TooLarge));
+        assert_eq!(usage(&s), (0, 0), "so does a value too large to keep");
+    }
+
+    #[test]
+    fn namespaces_survive_reuse_and_can_be_dropped() {
+        let cache = SharedCache::default();
+        CacheSpace::new("w/inbound[0]/a", Quota::default(), &cache).set("k", b"1".to_vec(), MINUTE).unwrap();
+        CacheSpace::new("w/inbound[1]/b", Quota::default(), &cache).set("k", b"2".to_vec(), MINUTE).unwrap();
+        // A reload builds new capabilities on the same namespace: the entry is still there.
+        assert!(CacheSpace::new("w/inbound[0]/a", Quota::default(), &cache).get("k").is_some());
+        cache.retain_namespaces(|ns| ns == "w/inbound[0]/a");
+        assert_eq!(cache.namespaces(), ["w/inbound[0]/a"]);
+        assert!(CacheSpace::new("w/inbound[1]/b", Quota::default(), &cache).get("k").is_none());
+        assert!(CacheSpace::new("w/inbound[0]/a", Quota::default(), &cache).get("k").is_some());
     }
 }

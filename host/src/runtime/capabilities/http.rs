@@ -7,10 +7,18 @@
 //! so a DNS answer that changes between the check and the connection (DNS
 //! rebinding) is refused too. Redirects are not followed: a component that
 //! wants to follow one sends a new request, which is checked again.
+//!
+//! Two ways around the origin check are closed as well. Proxy environment
+//! variables (`HTTPS_PROXY`, `ALL_PROXY`, ...) are ignored: through a proxy only
+//! the proxy's address would be checked and the target resolved elsewhere. And a
+//! component may not set headers that route or frame the request (`Host`,
+//! `Content-Length`, `Forwarded`, `Proxy-*`, ...; see [`routing_header`]): a
+//! `Host` header would reach any virtual host on a granted address.
 
-use super::HostState;
+use super::{HostState, Mode};
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,12 +63,72 @@ pub struct HttpGrants {
     origins: Vec<GrantedOrigin>,
     private: bool,
     client: Arc<OutboundHttp>,
+    mode: Mode,
 }
 
 impl HttpGrants {
-    pub fn new(origins: &[String], private: bool, client: Arc<OutboundHttp>) -> Self {
-        HttpGrants { origins: origins.iter().filter_map(|o| GrantedOrigin::parse(o)).collect(), private, client }
+    pub fn new(origins: &[String], private: bool, client: Arc<OutboundHttp>, mode: Mode) -> Self {
+        HttpGrants { origins: origins.iter().filter_map(|o| GrantedOrigin::parse(o)).collect(), private, client, mode }
     }
+}
+
+/// What `send` answers during `portcullis check`, which must reach nothing.
+pub const NOT_DURING_CHECK: &str = "not available during portcullis check";
+
+/// An outgoing request whose URL, method and headers are usable and safe to
+/// send; only the grant and address checks are left.
+#[derive(Debug)]
+pub struct CheckedRequest {
+    url: url::Url,
+    origin: GrantedOrigin,
+    method: reqwest::Method,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+}
+
+/// Parses a component's request, refusing (with `invalid-request` naming the
+/// problem) a bad URL, method, header name or value, and any routing header.
+pub fn check_request(request: OutgoingRequest) -> Result<CheckedRequest, HttpError> {
+    let invalid = |message: String| HttpError::InvalidRequest(message);
+    let url = url::Url::parse(&request.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
+    let origin = GrantedOrigin::of(&url)
+        .filter(|_| matches!(url.scheme(), "http" | "https"))
+        .ok_or_else(|| invalid("only http:// and https:// URLs with a host are supported".into()))?;
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| invalid(format!("bad method {:?}", shorten(&request.method))))?;
+    // CONNECT asks the server to open a tunnel to somewhere else.
+    if method == reqwest::Method::CONNECT {
+        return Err(invalid("the method CONNECT is not allowed".into()));
+    }
+    let mut headers = HeaderMap::new();
+    for Header { name, value } in request.headers {
+        if name.starts_with(':') {
+            return Err(invalid(format!("the pseudo-header `{}` is not allowed", shorten(&name))));
+        }
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("invalid header name {:?}", shorten(&name))))?;
+        if routing_header(&name) {
+            return Err(invalid(format!("the header `{name}` is set by the gateway, not by components")));
+        }
+        // The value is not echoed: it may be a credential.
+        let value = HeaderValue::from_str(&value).map_err(|_| invalid(format!("invalid value for header `{name}`")))?;
+        headers.append(name, value);
+    }
+    let timeout = request.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
+    Ok(CheckedRequest { url, origin, method, headers, body: request.body, timeout })
+}
+
+/// Headers that decide where a request goes or how it is framed: the client
+/// sets them from the checked URL and body, never the component. (Names are
+/// lower-case once parsed.)
+pub fn routing_header(name: &HeaderName) -> bool {
+    const EXACT: [&str; 9] = ["host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive", "forwarded"];
+    let name = name.as_str();
+    EXACT.contains(&name) || name.starts_with("proxy-") || name.starts_with("x-forwarded-")
+}
+
+/// At most 64 characters of a component-supplied string, for an error message.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
 }
 
 /// The process-wide HTTP clients: one whose resolver refuses non-public
@@ -80,6 +148,9 @@ impl OutboundHttp {
     pub fn new() -> Self {
         let build = |public_only: bool| {
             let builder = reqwest::Client::builder()
+                // Never through a proxy from the environment: the address check
+                // would see the proxy, and the proxy would resolve the target.
+                .no_proxy()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(MAX_TIMEOUT)
                 .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")));
@@ -90,24 +161,20 @@ impl OutboundHttp {
     }
 
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
-        let url = url::Url::parse(&request.url).map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
-        let origin = GrantedOrigin::of(&url)
-            .filter(|_| matches!(url.scheme(), "http" | "https"))
-            .ok_or_else(|| HttpError::InvalidRequest("only http:// and https:// URLs with a host are supported".into()))?;
-        if !grants.origins.contains(&origin) {
-            return Err(HttpError::NotGranted(origin.to_string()));
+        let request = check_request(request)?;
+        if !grants.origins.contains(&request.origin) {
+            return Err(HttpError::NotGranted(request.origin.to_string()));
+        }
+        // After the grant check, so `check` reports an ungranted origin as a
+        // serving gateway would; before the DNS lookup, which already reaches out.
+        if grants.mode == Mode::Check {
+            return Err(HttpError::InvalidRequest(NOT_DURING_CHECK.into()));
         }
         if !grants.private {
-            check_public(&url).await?;
+            check_public(&request.url).await?;
         }
-        let method = reqwest::Method::from_bytes(request.method.as_bytes())
-            .map_err(|_| HttpError::InvalidRequest(format!("bad method {:?}", request.method)))?;
-        let timeout = request.timeout_ms.map(|ms| Duration::from_millis(ms.into())).unwrap_or(DEFAULT_TIMEOUT).min(MAX_TIMEOUT);
         let client = if grants.private { &self.any_address } else { &self.public_only };
-        let mut builder = client.request(method, url).timeout(timeout);
-        for Header { name, value } in request.headers {
-            builder = builder.header(name, value);
-        }
+        let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers);
         let mut response = builder.body(request.body).send().await.map_err(map_error)?;
         let status = response.status().as_u16();
         let headers = response
@@ -222,6 +289,8 @@ impl Host for HostState {
                 %origin, "refused an HTTP request: the policy does not grant this origin to this component"),
             Err(HttpError::AddressRefused(why)) => tracing::warn!(workload = %caps.label.workload, component = %caps.label.component,
                 why = %why, "refused an HTTP request to a non-public address (grant http_private to allow)"),
+            Err(HttpError::InvalidRequest(why)) if why == NOT_DURING_CHECK => tracing::warn!(workload = %caps.label.workload,
+                component = %caps.label.component, "refused an HTTP request: components reach nothing during `portcullis check`"),
             _ => {}
         }
         result
@@ -239,6 +308,70 @@ mod tests {
         assert!(GrantedOrigin::parse("https://idp.example.com/path").is_none());
         assert!(GrantedOrigin::parse("ftp://x").is_none());
         assert!(GrantedOrigin::parse("not a url").is_none());
+    }
+
+    fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> OutgoingRequest {
+        OutgoingRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: headers.iter().map(|(n, v)| Header { name: (*n).into(), value: (*v).into() }).collect(),
+            body: Vec::new(),
+            timeout_ms: None,
+        }
+    }
+
+    fn refusal(method: &str, url: &str, headers: &[(&str, &str)]) -> String {
+        match check_request(request(method, url, headers)) {
+            Err(HttpError::InvalidRequest(why)) => why,
+            other => panic!("{method} {url} {headers:?}: expected invalid-request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn routing_and_framing_headers_are_refused_by_name() {
+        for name in [
+            "host", "Host", "HOST", "content-length", "Transfer-Encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
+            "proxy-authorization", "Proxy-Connection", "forwarded", "x-forwarded-for", "X-Forwarded-Host",
+        ] {
+            let why = refusal("GET", "https://idp.example.com/", &[("accept", "*/*"), (name, "evil.example")]);
+            assert!(why.contains(&format!("`{}`", name.to_ascii_lowercase())), "{name}: {why}");
+        }
+        for pseudo in [":authority", ":path", ":scheme"] {
+            let why = refusal("GET", "https://idp.example.com/", &[(pseudo, "evil.example")]);
+            assert!(why.contains(pseudo), "{why}");
+        }
+    }
+
+    #[test]
+    fn malformed_requests_are_invalid_not_panics() {
+        let url = "https://idp.example.com/";
+        assert!(refusal("GET", url, &[("bad name", "v")]).contains("invalid header name"));
+        assert!(refusal("GET", url, &[("", "v")]).contains("invalid header name"));
+        assert!(refusal("GET", url, &[("x-a\r\nhost", "v")]).contains("invalid header name"));
+        let why = refusal("GET", url, &[("authorization", "Bearer secret-token\r\nhost: evil")]);
+        assert!(why.contains("`authorization`") && !why.contains("secret-token"), "the value is not echoed: {why}");
+        assert!(refusal("GET", url, &[("x-a", "\0")]).contains("`x-a`"));
+        assert!(refusal("GE T", url, &[]).contains("bad method"));
+        assert!(refusal("CONNECT", url, &[]).contains("CONNECT"));
+        assert!(refusal("GET", "ftp://idp.example.com/", &[]).contains("http://"));
+        assert!(refusal("GET", "not a url", &[]).contains("bad URL"));
+        let long = "x".repeat(10_000);
+        assert!(refusal("GET", url, &[(&format!("{long} "), "v")]).len() < 200, "component strings are cut short");
+    }
+
+    #[test]
+    fn ordinary_requests_pass_with_their_headers() {
+        let checked = check_request(request(
+            "POST",
+            "https://IdP.example.com/token",
+            &[("Authorization", "Basic abc"), ("content-type", "application/x-www-form-urlencoded"), ("x-a", "1"), ("x-a", "2")],
+        ))
+        .unwrap();
+        assert_eq!(checked.origin.to_string(), "https://idp.example.com:443");
+        assert_eq!(checked.method, reqwest::Method::POST);
+        assert_eq!(checked.headers["authorization"], "Basic abc");
+        assert_eq!(checked.headers.get_all("x-a").iter().count(), 2, "repeated headers are kept");
+        assert_eq!(checked.timeout, DEFAULT_TIMEOUT);
     }
 
     #[test]

@@ -22,16 +22,38 @@ use std::sync::Arc;
 
 pub use super::state::HostState;
 
+/// Whether grants may act on the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A running gateway: grants are used as written.
+    Serve,
+    /// `portcullis check`: components are initialised to validate their
+    /// configuration, and must leave no trace. Outbound HTTP and secret writes
+    /// are refused, even when granted; secret reads and the (in-memory) cache work.
+    Check,
+}
+
 /// The process-wide services that grants give access to.
 pub struct Services {
     pub secret_store: Arc<SecretStore>,
     pub http: Arc<http::OutboundHttp>,
     pub cache: Arc<cache::SharedCache>,
+    pub mode: Mode,
 }
 
 impl Services {
+    /// The services of a running gateway.
     pub fn new(secret_store: Arc<SecretStore>) -> Self {
-        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()) }
+        Self::with_mode(secret_store, Mode::Serve)
+    }
+
+    /// The services of `portcullis check`: see [`Mode::Check`].
+    pub fn for_check(secret_store: Arc<SecretStore>) -> Self {
+        Self::with_mode(secret_store, Mode::Check)
+    }
+
+    fn with_mode(secret_store: Arc<SecretStore>, mode: Mode) -> Self {
+        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()), mode }
     }
 }
 
@@ -53,15 +75,23 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Builds the grants of one chain entry. The grants were validated at load.
-    /// `position` (`inbound[0]`) keeps the cache of two uses of one component apart.
-    pub fn new(label: PluginLabel, grants: &GrantsFile, services: &Services, position: &str) -> Self {
+    /// `position` (`inbound[0]`) keeps the cache of two uses of one component
+    /// apart; each use has its own cache `quota`.
+    pub fn new(label: PluginLabel, grants: &GrantsFile, services: &Services, position: &str, quota: cache::Quota) -> Self {
         Capabilities {
-            secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone()),
-            http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone()),
-            cache: cache::CacheSpace::new(format!("{}/{position}/{}", label.workload, label.component), services.cache.clone()),
+            secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone(), services.mode),
+            http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone(), services.mode),
+            cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             label,
         }
     }
+}
+
+/// The cache namespace of one chain entry: `workload/inbound[0]/component`.
+/// After a reload, keep the namespaces of the entries that still exist with
+/// [`cache::SharedCache::retain_namespaces`].
+pub fn cache_namespace(workload: &str, position: &str, component: &str) -> String {
+    format!("{workload}/{position}/{component}")
 }
 
 impl crate::runtime::bindings::types::Host for HostState {}

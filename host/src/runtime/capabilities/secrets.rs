@@ -1,6 +1,6 @@
 //! The `secrets` import: named secrets, only those the policy grants.
 
-use super::HostState;
+use super::{HostState, Mode};
 use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretError};
 use crate::secrets::{ExposeSecret, SecretStore, SecretString};
 use std::sync::Arc;
@@ -32,14 +32,16 @@ pub struct SecretGrants {
     read: Vec<Pattern>,
     write: Vec<Pattern>,
     store: Arc<SecretStore>,
+    mode: Mode,
 }
 
 impl SecretGrants {
-    pub fn new(read: &[String], write: &[String], store: Arc<SecretStore>) -> Self {
+    pub fn new(read: &[String], write: &[String], store: Arc<SecretStore>, mode: Mode) -> Self {
         SecretGrants {
             read: read.iter().map(|s| Pattern::parse(s)).collect(),
             write: write.iter().map(|s| Pattern::parse(s)).collect(),
             store,
+            mode,
         }
     }
 
@@ -77,6 +79,11 @@ impl Host for HostState {
             tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
                 "refused a secret write: the policy does not grant writing this name (grants.secrets_write)");
             return Err(SecretError::NotGranted);
+        }
+        if caps.secrets.mode == Mode::Check {
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                "refused a secret write: not available during `portcullis check`, which changes nothing");
+            return Err(SecretError::Unavailable);
         }
         caps.secrets.store.set(&name, SecretString::from(value)).map_err(|error| {
             tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
