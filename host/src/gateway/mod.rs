@@ -180,6 +180,14 @@ impl Gateway {
 
         // Everything is bound: the new policy takes over from here.
         self.shared.snapshot.store(snapshot.clone());
+        // What the previous policy cached (verified tokens, key sets) goes with it.
+        let live: std::collections::HashSet<&str> = snapshot
+            .workloads
+            .values()
+            .flat_map(|w| w.inbound.plugins.iter().chain(&w.outbound))
+            .map(|p| p.cache_namespace())
+            .collect();
+        self.services.cache.retain_namespaces(|namespace| live.contains(namespace));
         let stale: Vec<Arc<str>> = listeners.iter().filter(|(n, h)| !keeps(n, h)).map(|(n, _)| n.clone()).collect();
         for name in stale {
             if let Some(handle) = listeners.remove(&name) {

@@ -226,6 +226,11 @@ impl Plugin {
         Ok(Arc::new(plugin))
     }
 
+    /// This chain position's cache namespace.
+    pub fn cache_namespace(&self) -> &str {
+        self.caps.cache.namespace()
+    }
+
     /// The headers this component consumes and produces.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

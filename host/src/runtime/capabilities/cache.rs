@@ -182,13 +182,18 @@ impl Space {
 
 /// One chain entry's view of the cache: its namespace and its quota.
 pub struct CacheSpace {
+    namespace: String,
     space: Arc<Mutex<Space>>,
     quota: Quota,
 }
 
 impl CacheSpace {
     pub fn new(namespace: &str, quota: Quota, cache: &SharedCache) -> Self {
-        CacheSpace { space: cache.space(namespace), quota }
+        CacheSpace { namespace: namespace.to_owned(), space: cache.space(namespace), quota }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Space> {
