@@ -7,6 +7,7 @@ mod cli;
 mod component_cache;
 mod faults;
 mod limits;
+mod logs;
 mod oidc;
 mod proxy;
 mod reload;

@@ -399,7 +399,7 @@ impl Plugin {
     fn record(&self, fault: &PluginFault) {
         self.metrics.fault(fault.kind.label());
         tracing::error!(workload = %self.label.workload, component = %self.label.component, fault = fault.kind.label(),
-            blame = fault.kind.blame(), detail = %fault.detail, "component call failed; request refused");
+            blame = fault.kind.blame(), detail = ?fault.detail, "component call failed; request refused");
     }
 }
 

@@ -3,7 +3,8 @@
 use super::{HostState, Mode};
 use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretError};
 use crate::secrets::{ExposeSecret, SecretStore, SecretString};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// A granted name, or a prefix when the pattern ends in `*`.
 #[derive(Debug, Clone)]
@@ -33,7 +34,13 @@ pub struct SecretGrants {
     write: Vec<Pattern>,
     store: Arc<SecretStore>,
     mode: Mode,
+    /// Names already reported as refused: a refusal is a policy fact, worth
+    /// one warning, not one per request (or per new instance).
+    refused: Mutex<HashSet<String>>,
 }
+
+/// Distinct refused names remembered per chain entry (later ones log at debug level).
+const MAX_REFUSED_NAMES: usize = 64;
 
 impl SecretGrants {
     pub fn new(read: &[String], write: &[String], store: Arc<SecretStore>, mode: Mode) -> Self {
@@ -42,7 +49,14 @@ impl SecretGrants {
             write: write.iter().map(|s| Pattern::parse(s)).collect(),
             store,
             mode,
+            refused: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Whether a refusal of `name` is news (and remembers it).
+    fn first_refusal(&self, name: &str) -> bool {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.len() < MAX_REFUSED_NAMES && refused.insert(name.to_owned())
     }
 
     fn may_read(&self, name: &str) -> bool {
@@ -58,15 +72,20 @@ impl Host for HostState {
     fn get(&mut self, name: String) -> Result<String, SecretError> {
         let caps = &self.caps;
         if !caps.secrets.may_read(&name) {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
-                "refused a secret read: the policy does not grant this name to this component");
+            // `?name`: the name comes from the component; Debug escapes control characters.
+            if caps.secrets.first_refusal(&name) {
+                tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                    "refused a secret read: the policy does not grant this name to this component (reported once)");
+            } else {
+                tracing::debug!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name, "refused a secret read");
+            }
             return Err(SecretError::NotGranted);
         }
         match caps.secrets.store.get(&name) {
             Ok(Some(value)) => Ok(value.expose_secret().to_owned()),
             Ok(None) => Err(SecretError::NotFound),
             Err(error) => {
-                tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+                tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                     %error, "the secret store is unavailable");
                 Err(SecretError::Unavailable)
             }
@@ -76,17 +95,17 @@ impl Host for HostState {
     fn set(&mut self, name: String, value: String) -> Result<(), SecretError> {
         let caps = &self.caps;
         if !caps.secrets.may_write(&name) {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 "refused a secret write: the policy does not grant writing this name (grants.secrets_write)");
             return Err(SecretError::NotGranted);
         }
         if caps.secrets.mode == Mode::Check {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 "refused a secret write: not available during `portcullis check`, which changes nothing");
             return Err(SecretError::Unavailable);
         }
         caps.secrets.store.set(&name, SecretString::from(value)).map_err(|error| {
-            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = %name,
+            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 %error, "could not write to the secret store");
             SecretError::Unavailable
         })

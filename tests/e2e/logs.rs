@@ -1,0 +1,76 @@
+//! What the real binary writes to its log under load and under attack
+//! (issue "Hardening", items 17 and 22): values that come from requests or
+//! components cannot forge a line, and a refused grant is reported once, not
+//! once per request.
+
+use crate::client;
+use portcullis::secrets::{ExposeSecret, SecretStore, SecretString};
+use portcullis_tests::gateway::behaviour;
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+
+const PASSWORD: &str = "log-test-password";
+
+#[tokio::test]
+async fn a_refused_grant_is_logged_once_and_component_text_cannot_forge_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = |_: u8| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (sk, secret) = (port(0), port(1));
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let workload = |name: &str, port: u16, body: &str| {
+        format!(
+            "[[workloads]]\nname = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{body}",
+            upstream.url()
+        )
+    };
+    // The shape of policy the foundation shipped: only the current key granted.
+    // Per-request isolation runs `init` (which asks for the grace key) on every request.
+    let shared_key = "  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  config = { key = \"auto\" }\n  grants = { secrets = [\"workload:sk:shared-key\"] }\n  isolation = \"per-request\"\n";
+    let policy = format!(
+        "version = 1\n{}\n{}{}",
+        portcullis_tests::fixture_components(),
+        workload("sk", sk, shared_key),
+        workload("secret", secret, &behaviour("mode = \"secret\", secret = \"nope\\nFORGED-LINE from a secret name\"")),
+    );
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut child = tokio::process::Command::new(crate::cli::portcullis())
+        .args(["run", "--policy", policy_path.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let sk_url = format!("http://127.0.0.1:{sk}/mcp");
+    let mut up = false;
+    for _ in 0..300 {
+        if client().get(&sk_url).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the gateway did not start within 30 s");
+    let store = SecretStore::new(dir.path(), Some(SecretString::from(PASSWORD.to_owned())));
+    let key = store.get("workload:sk:shared-key").unwrap().expect("key = auto created the key");
+    for _ in 0..50 {
+        let r = client().get(&sk_url).header("x-portcullis-key", key.expose_secret()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    for _ in 0..2 {
+        client().get(format!("http://127.0.0.1:{secret}/")).send().await.unwrap();
+    }
+    child.start_kill().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    let refusals = log.lines().filter(|l| l.contains("refused a secret read") && l.contains("workload:sk:shared-key:previous")).count();
+    assert!(refusals <= 1, "the missing grace grant is reported once, not per request ({refusals} times):\n{log}");
+    assert!(log.contains("FORGED-LINE"), "the component's text is logged (escaped): {log}");
+    for line in log.lines() {
+        assert!(!line.trim_start().starts_with("FORGED-LINE"), "a component forged a log line: {line:?}");
+    }
+    assert!(!log.contains(key.expose_secret()), "the key never reaches the log");
+}
