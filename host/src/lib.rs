@@ -25,6 +25,7 @@
 //! - [`bridge`]: `portcullis bridge`, MCP stdio ↔ Streamable HTTP with the key added.
 //! - [`client_config`]: MCP client configuration entries for a workload.
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
+//! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
 
 pub mod admin;
 pub mod bridge;
@@ -33,6 +34,7 @@ pub mod client_config;
 pub mod gateway;
 pub mod home;
 pub mod keys;
+pub mod origin;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

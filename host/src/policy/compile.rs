@@ -4,7 +4,7 @@
 
 use super::error::{PolicyError, PolicyErrors};
 use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
-use super::load::LoadedPolicy;
+use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use crate::admin::metrics::Metrics;
 use super::snapshot::{Admin, Snapshot};
@@ -39,9 +39,9 @@ pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Servic
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
-    for (n, file) in policy.file.workloads.iter().enumerate() {
+    for (n, (file, parsed)) in policy.file.workloads.iter().zip(&policy.workloads).enumerate() {
         let key = KeyPath::root().key("workloads").index(n);
-        match compile_workload(policy, file, &key, runtime, services, metrics, &mut components).await {
+        match compile_workload(policy, file, parsed, &key, runtime, services, metrics, &mut components).await {
             Ok(workload) => {
                 workloads.insert(workload.name.clone(), Arc::new(workload));
             }
@@ -58,6 +58,7 @@ pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Servic
 async fn compile_workload(
     policy: &LoadedPolicy,
     file: &WorkloadFile,
+    parsed: &ParsedWorkload,
     key: &KeyPath,
     runtime: &Runtime,
     services: &Services,
@@ -66,8 +67,7 @@ async fn compile_workload(
 ) -> Result<Workload, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let name: Arc<str> = file.name.as_str().into();
-    let public_url = url::Url::parse(&file.public_url).expect("validated at load");
-    let upstream_url = url::Url::parse(&file.upstream).expect("validated at load");
+    let ParsedWorkload { public_url, upstream: upstream_url, strip_request_headers } = parsed;
 
     let tls = match &file.tls {
         Some(tls) => match crate::proxy::tls::server_config(&policy.resolve(&tls.cert), &policy.resolve(&tls.key)) {
@@ -108,22 +108,22 @@ async fn compile_workload(
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    let upstream = match upstream {
+        Some(upstream) if errors.is_empty() => upstream,
+        _ => return Err(errors),
+    };
     let [inbound, outbound] = chains;
-    let strip: Vec<http::HeaderName> = file.strip_request_headers.iter().filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
     Ok(Workload {
         guard: RequestGuard::new(Some(&public_url), &file.allowed_hosts, &file.allowed_origins),
-        headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), &strip),
+        headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), strip_request_headers),
         protected_resource: builtins_config::oidc_metadata(&file.inbound)
             .map(|(issuers, scopes)| ProtectedResource::new(&public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
-        upstream: upstream.expect("no errors"),
+        upstream,
         tls,
         listen: file.listen,
-        public_url,
+        public_url: public_url.clone(),
         max_body_bytes: file.limits.max_request_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB) * 1024,
         connections: ConnectionLimits {
             max_connections: file.limits.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS) as usize,
@@ -261,10 +261,10 @@ fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
 fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Runtime) -> Result<Component, PolicyError> {
     let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
     if let Some(builtin) = name.strip_prefix("builtin:") {
-        let builtin = builtins::lookup(builtin).expect("validated at load");
+        let builtin = builtins::lookup(builtin).ok_or_else(|| err(format!("there is no built-in component `{builtin}`"), None))?;
         return runtime.component(builtin.sha256(), builtin.wasm).map_err(|e| err(format!("the built-in component failed to compile: {e:#}"), None));
     }
-    let declared = &policy.file.components[name];
+    let declared = policy.file.components.get(name).ok_or_else(|| err(format!("no `[components.{name}]` table"), None))?;
     let path = policy.resolve(&declared.path);
     let component_key = KeyPath::root().key("components").key(name);
     let wasm = std::fs::read(&path).map_err(|e| {

@@ -14,6 +14,8 @@ pub struct LoadedPolicy {
     pub path: PathBuf,
     pub source: String,
     pub file: PolicyFile,
+    /// The parsed values of `file.workloads`, in the same order.
+    pub workloads: Vec<ParsedWorkload>,
     /// Things that work but deserve attention (`anonymous = true`, ...).
     pub warnings: Vec<PolicyError>,
 }
@@ -33,6 +35,14 @@ impl LoadedPolicy {
     }
 }
 
+/// What loading parses out of a workload's table, so nothing after it parses again.
+#[derive(Debug, Clone)]
+pub struct ParsedWorkload {
+    pub upstream: url::Url,
+    pub public_url: url::Url,
+    pub strip_request_headers: Vec<http::HeaderName>,
+}
+
 pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         PolicyErrors(vec![PolicyError {
@@ -49,12 +59,14 @@ pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
 pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
-    validate(&file, &mut problems);
-    if !problems.errors.is_empty() {
-        return Err(PolicyErrors(problems.errors));
-    }
+    let parsed = validate(&file, &mut problems);
+    // Every workload parsed exactly when no error was found.
+    let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
+        Some(workloads) if problems.errors.is_empty() => workloads,
+        _ => return Err(PolicyErrors(problems.errors)),
+    };
     let warnings = problems.warnings;
-    Ok(LoadedPolicy { path: path.to_owned(), source, file, warnings })
+    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, warnings })
 }
 
 fn parse(path: &Path, source: &str) -> Result<PolicyFile, PolicyErrors> {
@@ -79,8 +91,10 @@ fn toml_error(path: &Path, source: &str, error: &toml::de::Error, key: KeyPath) 
     }
 }
 
-fn validate(file: &PolicyFile, p: &mut Problems<'_>) {
+/// Checks the whole file, and returns each workload's parsed values.
+fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> Vec<Option<ParsedWorkload>> {
     let root = KeyPath::root();
+    let mut parsed = Vec::with_capacity(file.workloads.len());
     if file.version != 1 {
         p.error(&root.key("version"), format!("unsupported policy version {}", file.version), "write `version = 1`".to_string());
     }
@@ -119,42 +133,44 @@ fn validate(file: &PolicyFile, p: &mut Problems<'_>) {
         if workload.listen.port() != 0 && !listens.insert(workload.listen) {
             p.error(&key.key("listen"), format!("{} is already used by another listener", workload.listen), "give each workload its own port".to_string());
         }
-        validate_workload(file, workload, &key, p);
+        parsed.push(validate_workload(file, workload, &key, p));
+    }
+    parsed
+}
+
+/// An `http`/`https` URL with a host and no query or fragment; `None` (and an error) otherwise.
+fn http_url(text: &str, key: &KeyPath, example: &str, p: &mut Problems<'_>) -> Option<url::Url> {
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                p.error(key, "the URL must not have a query or fragment", None);
+                return None;
+            }
+            Some(u)
+        }
+        _ => {
+            p.error(key, format!("{text:?} is not an http:// or https:// URL"), example.to_string());
+            None
+        }
     }
 }
 
-fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) {
+/// Validates a workload and returns its parsed values (`None` when something is wrong).
+fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) -> Option<ParsedWorkload> {
     let name_ok = !w.name.is_empty()
         && w.name.len() <= 64
         && w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !name_ok {
         p.error(&key.key("name"), format!("invalid workload name {:?}", w.name), "use 1-64 lower-case letters, digits, `-` or `_`".to_string());
     }
-    match url::Url::parse(&w.upstream) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            if u.query().is_some() || u.fragment().is_some() {
-                p.error(&key.key("upstream"), "the upstream URL must not have a query or fragment", None);
-            }
-        }
-        _ => p.error(&key.key("upstream"), format!("{:?} is not an http:// or https:// URL", w.upstream), "e.g. `upstream = \"http://127.0.0.1:3001\"`".to_string()),
-    }
-    match url::Url::parse(&w.public_url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            if u.query().is_some() || u.fragment().is_some() {
-                p.error(&key.key("public_url"), "`public_url` must not have a query or fragment", None);
-            }
-        }
-        _ => p.error(
-            &key.key("public_url"),
-            format!("{:?} is not an http:// or https:// URL", w.public_url),
-            "the URL clients use, e.g. `public_url = \"http://127.0.0.1:8080\"`".to_string(),
-        ),
-    }
+    let upstream = http_url(&w.upstream, &key.key("upstream"), "e.g. `upstream = \"http://127.0.0.1:3001\"`", p);
+    let public_url = http_url(&w.public_url, &key.key("public_url"), "the URL clients use, e.g. `public_url = \"http://127.0.0.1:8080\"`", p);
     for (n, origin) in w.allowed_origins.iter().enumerate() {
-        if crate::proxy::guard::parse_origin(origin).is_none() {
+        if crate::origin::Origin::parse(origin).is_none() {
             p.error(&key.key("allowed_origins").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://app.example.com`".to_string());
         }
     }
+    let mut strip_request_headers = Vec::new();
     for (n, name) in w.strip_request_headers.iter().enumerate() {
         match http::HeaderName::from_bytes(name.as_bytes()) {
             Ok(header) if crate::runtime::verdict::gateway_managed(&header) => p.error(
@@ -162,7 +178,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
                 format!("`{header}` is managed by the gateway"),
                 "list only headers your upstream reads as identity".to_string(),
             ),
-            Ok(_) => {}
+            Ok(header) => strip_request_headers.push(header),
             Err(_) => p.error(&key.key("strip_request_headers").index(n), format!("{name:?} is not a header name"), None),
         }
     }
@@ -210,6 +226,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             validate_entry(file, entry, &key.key(chain).index(n), p);
         }
     }
+    Some(ParsedWorkload { upstream: upstream?, public_url: public_url?, strip_request_headers })
 }
 
 fn check_hosts(hosts: &[String], key: &KeyPath, p: &mut Problems<'_>) {
@@ -282,7 +299,7 @@ fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
         }
     }
     for (n, origin) in grants.http.iter().enumerate() {
-        if crate::runtime::capabilities::http::GrantedOrigin::parse(origin).is_none() {
+        if crate::origin::Origin::parse(origin).is_none() {
             p.error(&key.key("http").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".to_string());
         }
     }

@@ -7,6 +7,7 @@
 //! accepted (on any port); the policy's `allowed_hosts` and `allowed_origins`
 //! extend that. A request without `Origin` (a non-browser client) is fine.
 
+use crate::origin::{Origin, host_of};
 use http::request::Parts;
 use http::{HeaderMap, header};
 
@@ -20,15 +21,15 @@ pub struct RequestGuard {
     /// `host:port` pairs accepted exactly.
     exact: Vec<String>,
     /// Origins accepted besides those whose host is in `any_port`.
-    origins: Vec<String>,
+    origins: Vec<Origin>,
 }
 
 impl RequestGuard {
     /// `public_url`: the workload's (its host is accepted on any port); `None` for the admin listener.
     pub fn new(public_url: Option<&url::Url>, allowed_hosts: &[String], allowed_origins: &[String]) -> Self {
         let mut any_port: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
-        if let Some(host) = public_url.and_then(|u| u.host()) {
-            any_port.push(host_string(&host));
+        if let Some(host) = public_url.and_then(host_of) {
+            any_port.push(host);
         }
         let mut exact = Vec::new();
         for entry in allowed_hosts {
@@ -38,7 +39,7 @@ impl RequestGuard {
                 _ => any_port.push(entry),
             }
         }
-        let origins = allowed_origins.iter().filter_map(|o| parse_origin(o)).collect();
+        let origins = allowed_origins.iter().filter_map(|o| Origin::parse(o)).collect();
         RequestGuard { any_port, exact, origins }
     }
 
@@ -60,15 +61,11 @@ impl RequestGuard {
         if values.next().is_some() {
             return false;
         }
-        let Some(origin) = value.to_str().ok().and_then(parse_origin) else {
+        let Some(origin) = value.to_str().ok().and_then(Origin::parse) else {
             // Includes `Origin: null` (sandboxed frames, file: pages): never trusted.
             return false;
         };
-        if self.origins.contains(&origin) {
-            return true;
-        }
-        let host_port = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
-        matches!(split_host_port(host_port), Some((host, _)) if self.any_port.iter().any(|h| h == host))
+        self.origins.contains(&origin) || self.any_port.iter().any(|h| h == origin.host())
     }
 }
 
@@ -85,24 +82,6 @@ pub fn authority(parts: &Parts) -> Option<String> {
         (Some(uri), Some(host)) if !uri.eq_ignore_ascii_case(host) => None,
         (Some(uri), _) => Some(uri.to_owned()),
         (None, host) => host.map(str::to_owned),
-    }
-}
-
-/// Normalises `scheme://host[:port]` (default port dropped, lower case); `None` if it is not an origin.
-pub fn parse_origin(origin: &str) -> Option<String> {
-    let url = url::Url::parse(origin).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-        return None;
-    }
-    let serialized = url.origin().ascii_serialization();
-    (serialized != "null").then_some(serialized)
-}
-
-fn host_string(host: &url::Host<&str>) -> String {
-    match host {
-        url::Host::Domain(d) => d.to_ascii_lowercase(),
-        url::Host::Ipv4(ip) => ip.to_string(),
-        url::Host::Ipv6(ip) => format!("[{ip}]"),
     }
 }
 

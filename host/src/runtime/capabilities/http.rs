@@ -16,6 +16,7 @@
 //! `Host` header would reach any virtual host on a granted address.
 
 use super::{HostState, Mode};
+use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -27,40 +28,8 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `scheme://host:port`, lower-cased, with the default port filled in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantedOrigin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl GrantedOrigin {
-    pub fn parse(origin: &str) -> Option<Self> {
-        let url = url::Url::parse(origin).ok()?;
-        if !matches!(url.scheme(), "http" | "https") || url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-            return None;
-        }
-        Self::of(&url)
-    }
-
-    fn of(url: &url::Url) -> Option<Self> {
-        Some(GrantedOrigin {
-            scheme: url.scheme().to_owned(),
-            host: url.host_str()?.to_ascii_lowercase(),
-            port: url.port_or_known_default()?,
-        })
-    }
-}
-
-impl std::fmt::Display for GrantedOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
 pub struct HttpGrants {
-    origins: Vec<GrantedOrigin>,
+    origins: Vec<Origin>,
     private: bool,
     client: Arc<OutboundHttp>,
     mode: Mode,
@@ -68,7 +37,7 @@ pub struct HttpGrants {
 
 impl HttpGrants {
     pub fn new(origins: &[String], private: bool, client: Arc<OutboundHttp>, mode: Mode) -> Self {
-        HttpGrants { origins: origins.iter().filter_map(|o| GrantedOrigin::parse(o)).collect(), private, client, mode }
+        HttpGrants { origins: origins.iter().filter_map(|o| Origin::parse(o)).collect(), private, client, mode }
     }
 }
 
@@ -80,7 +49,7 @@ pub const NOT_DURING_CHECK: &str = "not available during portcullis check";
 #[derive(Debug)]
 pub struct CheckedRequest {
     url: url::Url,
-    origin: GrantedOrigin,
+    origin: Origin,
     method: reqwest::Method,
     headers: HeaderMap,
     body: Vec<u8>,
@@ -92,8 +61,7 @@ pub struct CheckedRequest {
 pub fn check_request(request: OutgoingRequest) -> Result<CheckedRequest, HttpError> {
     let invalid = |message: String| HttpError::InvalidRequest(message);
     let url = url::Url::parse(&request.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
-    let origin = GrantedOrigin::of(&url)
-        .filter(|_| matches!(url.scheme(), "http" | "https"))
+    let origin = Origin::of(&url)
         .ok_or_else(|| invalid("only http:// and https:// URLs with a host are supported".into()))?;
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| invalid(format!("bad method {:?}", shorten(&request.method))))?;
     // CONNECT asks the server to open a tunnel to somewhere else.
@@ -300,15 +268,6 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origins_normalise() {
-        let a = GrantedOrigin::parse("https://IdP.example.com").unwrap();
-        assert_eq!(a.to_string(), "https://idp.example.com:443");
-        assert!(GrantedOrigin::parse("https://idp.example.com/path").is_none());
-        assert!(GrantedOrigin::parse("ftp://x").is_none());
-        assert!(GrantedOrigin::parse("not a url").is_none());
-    }
 
     fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> OutgoingRequest {
         OutgoingRequest {
