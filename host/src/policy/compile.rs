@@ -55,6 +55,7 @@ pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Servic
     Ok(Snapshot { workloads, admin })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn compile_workload(
     policy: &LoadedPolicy,
     file: &WorkloadFile,
@@ -81,7 +82,7 @@ async fn compile_workload(
     };
     let upstream_timeout = Duration::from_millis(file.limits.upstream_timeout_ms.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT_MS));
     let upstream = match crate::proxy::tls::client_config(file.upstream_ca.as_deref().map(|p| policy.resolve(p)).as_deref())
-        .and_then(|tls| Upstream::new(&upstream_url, tls, upstream_timeout))
+        .and_then(|tls| Upstream::new(upstream_url, tls, upstream_timeout))
     {
         Ok(upstream) => Some(upstream),
         Err(e) => {
