@@ -115,10 +115,10 @@ async fn compile_workload(
     };
     let [inbound, outbound] = chains;
     Ok(Workload {
-        guard: RequestGuard::new(Some(&public_url), &file.allowed_hosts, &file.allowed_origins),
+        guard: RequestGuard::new(Some(public_url), &file.allowed_hosts, &file.allowed_origins),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), strip_request_headers),
         protected_resource: builtins_config::oidc_metadata(&file.inbound)
-            .map(|(issuers, scopes)| ProtectedResource::new(&public_url, &file.public_url, &issuers, &scopes)),
+            .map(|(issuers, scopes)| ProtectedResource::new(public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         upstream,
