@@ -210,3 +210,22 @@ fn assert_no_key_in(text: &str, keys: &[&str]) {
         assert!(!text.contains(key), "a key appears in the log");
     }
 }
+
+/// An empty stored key never matches, not even an empty presentation (issue "Hardening", item 16).
+#[tokio::test]
+async fn an_empty_key_admits_nothing() {
+    use portcullis::secrets::{SecretStore, SecretString};
+    use portcullis_tests::gateway::{PASSWORD as GATEWAY_PASSWORD, TestGateway, workload};
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(GATEWAY_PASSWORD.to_owned())));
+    store.set("workload:w:shared-key", SecretString::from(String::new())).unwrap();
+    let entry = "  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  grants = { secrets = [\"workload:w:shared-key*\"] }\n";
+    let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", workload("w", &upstream.url(), entry))).await.unwrap();
+    let c = crate::client();
+    let url = gw.url("w").await;
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 401, "no header");
+    assert_eq!(c.get(&url).header("x-portcullis-key", "").send().await.unwrap().status(), 401, "an empty header");
+    assert_eq!(c.get(&url).header("x-portcullis-key", "guess").send().await.unwrap().status(), 503, "the stored key is unusable");
+    assert_eq!(upstream.hits(), 0);
+}
