@@ -63,9 +63,14 @@ impl Metrics {
         Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads }
     }
 
-    /// Counts one finished request; `outcome` is a fixed label such as `forwarded` or `denied`.
-    pub fn request(&self, workload: &str, outcome: &'static str) {
-        self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).inc();
+    /// Request counters for one workload, one per outcome (a fixed label such
+    /// as `forwarded` or `denied`), resolved once at policy load.
+    pub fn workload(&self, workload: &str, outcomes: &[&'static str]) -> WorkloadMetrics {
+        let requests = outcomes
+            .iter()
+            .map(|&outcome| (outcome, self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).clone()))
+            .collect();
+        WorkloadMetrics { requests }
     }
 
     pub fn reload(&self, ok: bool) {
@@ -93,6 +98,21 @@ impl Metrics {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String does not fail");
         out
+    }
+}
+
+/// One workload's request counters.
+#[derive(Clone, Default)]
+pub struct WorkloadMetrics {
+    requests: Vec<(&'static str, Counter)>,
+}
+
+impl WorkloadMetrics {
+    /// Counts one finished request with `outcome` (one of those given to [`Metrics::workload`]).
+    pub fn request(&self, outcome: &str) {
+        if let Some((_, counter)) = self.requests.iter().find(|(o, _)| *o == outcome) {
+            counter.inc();
+        }
     }
 }
 

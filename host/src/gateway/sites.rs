@@ -33,7 +33,7 @@ impl Site for WorkloadSite {
         // The workload is looked up per request: after a reload, new requests
         // use the new snapshot while this one finishes on the old.
         match self.shared.workload(&self.name) {
-            Some(workload) => pipeline::handle(&workload, request, &conn, &self.shared.metrics).await,
+            Some(workload) => pipeline::handle(&workload, request, &conn).await,
             None => GatewayError::WorkloadGone.into_response(),
         }
     }

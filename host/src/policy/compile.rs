@@ -9,6 +9,7 @@ use super::location::KeyPath;
 use crate::admin::metrics::Metrics;
 use super::snapshot::{Admin, Snapshot};
 use crate::proxy::chain::InboundChain;
+use crate::proxy::error::GatewayError;
 use crate::proxy::guard::RequestGuard;
 use crate::proxy::headers::HeaderRules;
 use super::builtins as builtins_config;
@@ -115,6 +116,7 @@ async fn compile_workload(
     };
     let [inbound, outbound] = chains;
     Ok(Workload {
+        metrics: metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: RequestGuard::new(Some(public_url), &file.allowed_hosts, &file.allowed_origins),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), strip_request_headers),
         protected_resource: builtins_config::oidc_metadata(&file.inbound)

@@ -40,6 +40,23 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Every label [`GatewayError::reason`] gives, and `forwarded`: the request outcomes.
+    pub const OUTCOMES: [&'static str; 13] = [
+        "forwarded",
+        "host_not_allowed",
+        "origin_not_allowed",
+        "method_not_allowed",
+        "bad_target",
+        "bad_request",
+        "body_too_large",
+        "unauthenticated",
+        "denied",
+        "component_failed",
+        "upstream_unavailable",
+        "upstream_timeout",
+        "workload_gone",
+    ];
+
     /// A fixed label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -105,4 +122,30 @@ fn denied(deny: Denial) -> Response<ProxyBody> {
     *response.headers_mut() = deny.headers;
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_a_counted_outcome() {
+        let all = [
+            GatewayError::HostNotAllowed,
+            GatewayError::OriginNotAllowed,
+            GatewayError::MethodNotAllowed,
+            GatewayError::BadTarget(""),
+            GatewayError::BadRequest(""),
+            GatewayError::BodyTooLarge,
+            GatewayError::Unauthenticated,
+            GatewayError::ComponentFailed { component: "c".into(), kind: FaultKind::Trap },
+            GatewayError::UpstreamUnavailable,
+            GatewayError::UpstreamTimeout,
+            GatewayError::WorkloadGone,
+        ];
+        for error in &all {
+            assert!(GatewayError::OUTCOMES.contains(&error.reason()), "{}", error.reason());
+        }
+        assert!(GatewayError::OUTCOMES.contains(&"denied"));
+    }
 }

@@ -45,11 +45,11 @@ impl RequestGuard {
 
     /// Whether `authority` (the `Host` header or HTTP/2 `:authority`) names this server.
     pub fn host_allowed(&self, authority: &str) -> bool {
-        let authority = authority.to_ascii_lowercase();
-        let Some((host, _port)) = split_host_port(&authority) else {
+        // Compared without case and without allocating: this runs on every request.
+        let Some((host, _port)) = split_host_port(authority) else {
             return false;
         };
-        self.any_port.iter().any(|h| h == host) || self.exact.contains(&authority)
+        self.any_port.iter().any(|h| h.eq_ignore_ascii_case(host)) || self.exact.iter().any(|e| e.eq_ignore_ascii_case(authority))
     }
 
     /// Whether the request's `Origin` (if any) is acceptable.

@@ -11,7 +11,6 @@ use super::headers::{normalise_framing, remove_hop_by_hop};
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
-use crate::admin::metrics::Metrics;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
 use http::{HeaderMap, Request, Response};
@@ -20,14 +19,14 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 
 /// Handles one request on `workload` and counts its outcome.
-pub async fn handle(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo, metrics: &Metrics) -> Response<ProxyBody> {
+pub async fn handle(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
     match run(workload, request, conn).await {
         Ok(response) => {
-            metrics.request(&workload.name, "forwarded");
+            workload.metrics.request("forwarded");
             response
         }
         Err(error) => {
-            metrics.request(&workload.name, error.reason());
+            workload.metrics.request(error.reason());
             tracing::debug!(workload = %workload.name, reason = error.reason(), "request refused");
             error.into_response()
         }

@@ -1,6 +1,7 @@
 //! A workload's runtime form: everything the pipeline needs, built at policy load.
 
 use super::chain::InboundChain;
+use crate::admin::metrics::WorkloadMetrics;
 use super::guard::RequestGuard;
 use super::headers::HeaderRules;
 use super::resource_metadata::ProtectedResource;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 
 pub struct Workload {
     pub name: Arc<str>,
+    /// Request counters by outcome, resolved at load.
+    pub metrics: WorkloadMetrics,
     pub listen: SocketAddr,
     pub public_url: url::Url,
     /// TLS for the listener; `None` serves plain HTTP.
