@@ -176,6 +176,15 @@ async fn manifests_and_edits_that_touch_gateway_headers_are_refused() {
         let err = format!("{:#}", TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &entry))).await.err().unwrap());
         assert!(err.contains("workloads[0].inbound[0]") && err.contains("only the gateway manages"), "{err}");
     }
+    // A header produced by one authenticator cannot be another's credential:
+    // it is stripped from the client's request before either runs.
+    let clash = format!(
+        "{}{}",
+        behaviour(r#"mode = "allow", tag = "a", consumes = ["x-team-token"]"#),
+        behaviour(r#"mode = "allow", tag = "b", claim_header = "x-team-token""#)
+    );
+    let err = format!("{:#}", TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &clash))).await.err().unwrap());
+    assert!(err.contains("workloads[0].inbound") && err.contains("consumes as a credential"), "{err}");
     // At run time: an edit the manifest does not declare fails closed.
     let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "undeclared-edit""#))))
         .await

@@ -115,6 +115,17 @@ async fn compile_workload(
         _ => return Err(errors),
     };
     let [inbound, outbound] = chains;
+    // Produced headers are stripped from the client's request before the chain:
+    // a header one authenticator produces cannot be another's credential.
+    for plugin in &inbound {
+        if let Some(clash) = plugin.manifest().produces.iter().find(|h| inbound.iter().any(|p| p.manifest().consumes.contains(h))) {
+            return Err(vec![policy.error_at(
+                &key.key("inbound"),
+                format!("`{}` produces the header `{clash}`, which an authenticator of this workload consumes as a credential", plugin.label.component),
+                Some("give the produced identity header another name in the component's config".into()),
+            )]);
+        }
+    }
     Ok(Workload {
         metrics: metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: RequestGuard::new(Some(public_url), &file.allowed_hosts, &file.allowed_origins),
