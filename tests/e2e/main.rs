@@ -6,6 +6,7 @@ mod chain;
 mod cli;
 mod component_cache;
 mod faults;
+mod first_run;
 mod limits;
 mod logs;
 mod oidc;

@@ -1,12 +1,14 @@
 //! The `portcullis` command line. Each subcommand is a small function over the
 //! library; output meant for people goes to stdout, logs go to stderr.
 
+mod init;
 mod keys;
 mod plugin;
 mod secrets;
+mod status;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use std::io::Write;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +30,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write a commented starter policy for one workload, and check it.
+    Init(init::InitArgs),
     /// Run the gateway.
     Run {
         /// The policy file.
@@ -54,10 +58,22 @@ enum Command {
     Bridge(keys::BridgeArgs),
     /// Print (or write) an MCP client's configuration for a workload.
     ClientConfig(keys::ClientConfigArgs),
+    /// What a policy serves (listeners, upstreams, chains) and whether a gateway runs it.
+    Status(status::StatusArgs),
+    /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
+    Completions {
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `portcullis man > portcullis.1`.
+    Man,
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = cli_command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     init_logging(cli.log_format);
     match run(cli.command) {
         Ok(code) => code,
@@ -68,8 +84,36 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The command line, with a `--version` that also names the contract and the
+/// built-in components' pins (what a bug report or a policy needs).
+fn cli_command() -> clap::Command {
+    Cli::command().long_version(long_version())
+}
+
+pub fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = format!("{}\ncontract {}", env!("CARGO_PKG_VERSION"), crate::runtime::bindings::CONTRACT);
+        for name in crate::runtime::builtins::names() {
+            let builtin = crate::runtime::builtins::lookup(name).expect("a listed built-in");
+            text.push_str(&format!("\nbuiltin:{name} sha256:{}", builtin.sha256()));
+        }
+        text
+    })
+}
+
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Init(args) => init::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut cli_command(), "portcullis", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(cli_command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run { policy } => {
             let options = crate::gateway::Options::new(policy, crate::home::dir()?);
             runtime()?.block_on(crate::gateway::run(options))?;
@@ -89,7 +133,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let loaded = match crate::policy::load_file(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -126,7 +170,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: never in a file or a pipe, never with NO_COLOR (no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
