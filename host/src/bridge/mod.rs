@@ -13,16 +13,24 @@
 //!   request, and a GET stream is opened for server-initiated messages.
 //! - At end of input the bridge waits for open requests, DELETEs the session
 //!   and exits 0. A 401 or 403 ends it with one line on stderr and exit code 1.
+//! - The key goes to the URL given and nowhere else: no redirects are followed
+//!   (a 3xx ends the bridge with exit code 1) and no proxy from the environment is used.
+//! - Every message is bounded ([`MAX_MESSAGE_BYTES`]) in both directions: an
+//!   input line, a JSON response, an SSE event. A larger one is refused with a
+//!   JSON-RPC error for its request (or a line on stderr), never buffered whole.
 
 mod sse;
 
 use crate::keys::KeySettings;
 use crate::secrets::ExposeSecret;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sse::SseParser;
+use sse::{SseParser, TooLarge};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
+
+/// The largest MCP message the bridge passes, either way.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct BridgeOptions {
     /// The workload's MCP endpoint, e.g. `http://127.0.0.1:8080/mcp`.
@@ -38,6 +46,8 @@ pub enum BridgeError {
     Refused { workload: String, status: u16 },
     #[error("cannot reach the gateway at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    #[error("the gateway at {url} answered with a redirect (HTTP {status}); the bridge does not follow redirects, so the key never goes elsewhere: give the workload's endpoint itself with --url")]
+    Redirected { url: String, status: u16 },
 }
 
 struct Bridge {
@@ -65,7 +75,8 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<BridgeError>();
     let bridge = Arc::new(Bridge {
-        client: reqwest::Client::builder().no_proxy().build().expect("HTTP client"),
+        // The key is for this URL only: no proxy from the environment, no redirects.
+        client: reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("HTTP client"),
         url: options.url,
         auth,
         session: Mutex::new(None),
@@ -86,16 +97,19 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
         }
     });
 
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut posts = tokio::task::JoinSet::new();
     let mut get_stream: Option<tokio::task::JoinHandle<()>> = None;
     let outcome = loop {
         tokio::select! {
-            line = lines.next_line() => match line {
-                Ok(Some(line)) if line.trim().is_empty() => continue,
-                Ok(Some(line)) => {
+            line = read_line(&mut stdin, MAX_MESSAGE_BYTES) => match line {
+                Ok(Some(Line::Text(line))) if line.trim().is_empty() => continue,
+                Ok(Some(Line::Text(line))) => {
                     let bridge = bridge.clone();
                     posts.spawn(async move { bridge.post(line).await });
+                }
+                Ok(Some(Line::TooLong)) => {
+                    eprintln!("portcullis bridge: an input message over {MAX_MESSAGE_BYTES} bytes was dropped");
                 }
                 // End of input (or a closed stdin): finish up.
                 Ok(None) | Err(_) => break Ok(()),
@@ -161,6 +175,11 @@ impl Bridge {
             let _ = self.fatal.send(BridgeError::Refused { workload: self.workload.clone(), status });
             return;
         }
+        if response.status().is_redirection() {
+            let _ = self.fatal.send(BridgeError::Redirected { url: self.url.clone(), status });
+            return;
+        }
+        let id = message.as_ref().and_then(|m| m.get("id")).filter(|id| !id.is_null()).cloned();
         if is_initialize
             && let Some(session) = response.headers().get("mcp-session-id") {
                 *self.session.lock().unwrap() = Some(session.clone());
@@ -168,41 +187,48 @@ impl Bridge {
         if !response.status().is_success() {
             // The server answered with an HTTP error instead of a JSON-RPC one:
             // turn it into a JSON-RPC error so the client's request does not hang.
-            let body = response.text().await.unwrap_or_default();
-            if let Some(id) = message.as_ref().and_then(|m| m.get("id")).filter(|id| !id.is_null()) {
-                let error = serde_json::json!({
-                    "jsonrpc": "2.0", "id": id,
-                    "error": { "code": -32000, "message": format!("HTTP {status} from the gateway: {}", body.chars().take(300).collect::<String>()) }
-                });
-                let _ = self.out.send(error.to_string());
-            }
+            let body = read_body(response, 4096).await.unwrap_or_default();
+            self.reply_error(id.as_ref(), &format!("HTTP {status} from the gateway: {}", String::from_utf8_lossy(&body).chars().take(300).collect::<String>()));
             return;
         }
-        self.relay(response, is_initialize).await;
+        if let Err(TooLarge) = self.relay(response, is_initialize).await {
+            eprintln!("portcullis bridge: a response message over {MAX_MESSAGE_BYTES} bytes was dropped");
+            self.reply_error(id.as_ref(), &format!("the gateway's answer is larger than the bridge's limit of {MAX_MESSAGE_BYTES} bytes"));
+        }
     }
 
-    /// Writes the messages of a response (JSON or SSE) to stdout.
-    async fn relay(&self, mut response: reqwest::Response, is_initialize: bool) {
+    /// A JSON-RPC error for request `id` (if it has one), so the client does not wait forever.
+    fn reply_error(&self, id: Option<&serde_json::Value>, message: &str) {
+        if let Some(id) = id {
+            let error = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32000, "message": message } });
+            let _ = self.out.send(error.to_string());
+        }
+    }
+
+    /// Writes the messages of a response (JSON or SSE) to stdout; stops at a
+    /// message over [`MAX_MESSAGE_BYTES`].
+    async fn relay(&self, mut response: reqwest::Response, is_initialize: bool) -> Result<(), TooLarge> {
         let is_sse = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
-            if let Ok(body) = response.text().await {
-                let body = body.trim();
-                if !body.is_empty() {
-                    self.emit(body.to_owned(), is_initialize);
-                }
+            let body = read_body(response, MAX_MESSAGE_BYTES).await?;
+            let body = String::from_utf8_lossy(&body);
+            let body = body.trim();
+            if !body.is_empty() {
+                self.emit(body.to_owned(), is_initialize);
             }
-            return;
+            return Ok(());
         }
-        let mut parser = SseParser::default();
+        let mut parser = SseParser::new(MAX_MESSAGE_BYTES);
         while let Ok(Some(chunk)) = response.chunk().await {
-            for data in parser.feed(&chunk) {
+            for data in parser.feed(&chunk)? {
                 self.emit(data, is_initialize);
             }
         }
+        Ok(())
     }
 
     fn emit(&self, message: String, is_initialize: bool) {
@@ -227,7 +253,11 @@ impl Bridge {
         for attempt in 0..5u32 {
             let response = self.client.get(&self.url).headers(self.headers("text/event-stream")).send().await;
             match response {
-                Ok(r) if r.status().is_success() => self.relay(r, false).await,
+                Ok(r) if r.status().is_success() => {
+                    if let Err(TooLarge) = self.relay(r, false).await {
+                        eprintln!("portcullis bridge: a server message over {MAX_MESSAGE_BYTES} bytes was dropped; reopening the stream");
+                    }
+                }
                 Ok(r) if r.status() == 401 || r.status() == 403 => {
                     let _ = self.fatal.send(BridgeError::Refused { workload: self.workload.clone(), status: r.status().as_u16() });
                     return;
@@ -244,5 +274,70 @@ impl Bridge {
             return;
         }
         let _ = self.client.delete(&self.url).headers(self.headers("application/json")).send().await;
+    }
+}
+
+/// A line of input, or the news that it was too long (and was skipped).
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// Reads one line of at most `max` bytes without ever holding more; a longer
+/// line is consumed and dropped. `None` at end of input.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Option<Line>> {
+    let mut line = Vec::new();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(match (line.is_empty(), too_long) {
+                (true, false) => None,
+                (_, true) => Some(Line::TooLong),
+                (false, false) => Some(Line::Text(String::from_utf8_lossy(&line).into_owned())),
+            });
+        }
+        let (part, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], end + 1),
+            None => (available, available.len()),
+        };
+        let ended = done > part.len();
+        if !too_long && line.len() + part.len() <= max {
+            line.extend_from_slice(part);
+        } else {
+            too_long = true;
+            line = Vec::new();
+        }
+        reader.consume(done);
+        if ended {
+            return Ok(Some(if too_long { Line::TooLong } else { Line::Text(String::from_utf8_lossy(&line).into_owned()) }));
+        }
+    }
+}
+
+/// A whole response body, refused past `max` bytes without reading further.
+async fn read_body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, TooLarge> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if body.len() + chunk.len() > max {
+            return Err(TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_input_lines_are_dropped_not_buffered() {
+        let input = format!("{}\n{{\"ok\":1}}\n{}", "x".repeat(100), "y".repeat(5));
+        let mut reader = tokio::io::BufReader::with_capacity(16, input.as_bytes());
+        assert!(matches!(read_line(&mut reader, 50).await.unwrap(), Some(Line::TooLong)));
+        assert!(matches!(read_line(&mut reader, 50).await.unwrap(), Some(Line::Text(t)) if t == "{\"ok\":1}"));
+        assert!(matches!(read_line(&mut reader, 50).await.unwrap(), Some(Line::Text(t)) if t == "yyyyy"));
+        assert!(read_line(&mut reader, 50).await.unwrap().is_none());
     }
 }
