@@ -87,10 +87,12 @@ pub fn write(client: Client, target: &Target<'_>, path: &Path) -> anyhow::Result
     };
     servers.insert(target.workload.to_owned(), entry);
 
+    // Both files may hold a key: written private from the start, never through
+    // a symlink planted at their (predictable) names.
     let backup = match existing {
         Some(text) => {
             let backup = path.with_extension("json.bak");
-            write_private(&backup, text.as_bytes())?;
+            crate::home::write_private_atomically(&backup, text.as_bytes())?;
             Some(backup)
         }
         None => None,
@@ -98,21 +100,8 @@ pub fn write(client: Client, target: &Target<'_>, path: &Path) -> anyhow::Result
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("json.portcullis-tmp");
-    // The file may now hold a key: readable by this user only, from the start.
-    write_private(&tmp, (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
-    std::fs::rename(&tmp, path)?;
+    crate::home::write_private_atomically(path, (serde_json::to_string_pretty(&config)? + "\n").as_bytes())?;
     Ok(backup)
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
-    // `mode` applies only when the file is created; tighten an existing one too.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

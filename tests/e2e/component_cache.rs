@@ -23,6 +23,21 @@ fn a_warm_cache_does_not_recompile() {
     let wary = Runtime::new(Some(cache.path().to_owned())).unwrap();
     wary.component(&sha, &wasm).unwrap();
     assert_eq!(wary.compilations(), 1);
+
+    // A cache file that is a symlink (to a file that looks right) is not followed.
+    let good = cache.path().join("elsewhere.cwasm");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&file, &good).unwrap();
+    std::os::unix::fs::symlink(&good, &file).unwrap();
+    let linked = Runtime::new(Some(cache.path().to_owned())).unwrap();
+    linked.component(&sha, &wasm).unwrap();
+    assert_eq!(linked.compilations(), 1, "a symlinked cache file is recompiled, not loaded");
+
+    // A cache directory others can write is not used at all (checked at load, not only on write).
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open_dir = Runtime::new(Some(cache.path().to_owned())).unwrap();
+    open_dir.component(&sha, &wasm).unwrap();
+    assert_eq!(open_dir.compilations(), 1);
 }
 
 #[tokio::test]

@@ -3,13 +3,15 @@
 //!
 //! Loading native code from disk is `unsafe` in wasmtime: whoever can write the
 //! cache can run code in the gateway. The cache directory is therefore created
-//! 0700 inside the Portcullis home, files are written atomically with mode 0600,
-//! and a file not owned by this user, or writable by others, is ignored and
-//! recompiled.
+//! 0700 inside the Portcullis home and checked before every use (ours, not a
+//! symlink, writable by nobody else); files are written atomically with mode
+//! 0600 (`home::write_private_atomically`), and read through one descriptor
+//! opened without following symlinks and checked with `fstat`
+//! (`home::open_private`), so the file checked is the file loaded. Anything
+//! else is ignored and recompiled.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -34,11 +36,17 @@ impl ComponentCache {
             return Ok((Component::new(engine, wasm)?, true));
         };
         let path = dir.join(format!("{sha256}-{}-{}.cwasm", self.engine_hash, env!("CARGO_PKG_VERSION")));
-        if trusted_file(&path) {
-            match deserialize(engine, &path) {
+        if dir.exists() && !crate::home::is_private_dir(dir) {
+            tracing::warn!(dir = %dir.display(), "the component cache directory is not private to this user; not using it");
+            return Ok((Component::new(engine, wasm)?, true));
+        }
+        match cached_bytes(&path) {
+            Ok(Some(bytes)) => match deserialize(engine, &bytes) {
                 Ok(component) => return Ok((component, false)),
                 Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached component"),
-            }
+            },
+            Ok(None) => {}
+            Err(error) => tracing::warn!(path = %path.display(), %error, "ignoring an untrusted cached component"),
         }
         let component = Component::new(engine, wasm)?;
         if let Err(error) = store(dir, &path, &component) {
@@ -49,31 +57,28 @@ impl ComponentCache {
     }
 }
 
-#[allow(unsafe_code)]
-fn deserialize(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
-    // SAFETY: the file is in our private cache directory, owned by this user and
-    // not writable by anyone else (`trusted_file`); it was written by `store`
-    // from `Component::serialize` of an engine with the same compatibility hash.
-    Ok(unsafe { Component::deserialize_file(engine, path)? })
+/// The cached file's bytes, read from a descriptor checked with `fstat`.
+fn cached_bytes(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let Some(mut file) = crate::home::open_private(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some(bytes))
 }
 
-fn trusted_file(path: &Path) -> bool {
-    match std::fs::symlink_metadata(path) {
-        // SAFETY-relevant: a regular file, ours, with no group/other write bit.
-        Ok(meta) => {
-            meta.file_type().is_file() && meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0
-        }
-        Err(_) => false,
-    }
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    // SAFETY: the bytes were read through a descriptor on a regular file in our
+    // private cache directory, owned by this user and writable by nobody else
+    // (`home::open_private` checks the descriptor, not the path); it was written
+    // by `store` from `Component::serialize` of an engine with the same
+    // compatibility hash.
+    Ok(unsafe { Component::deserialize(engine, bytes)? })
 }
 
 fn store(dir: &Path, path: &Path, component: &Component) -> anyhow::Result<()> {
     crate::home::create_private_dir(dir)?;
-    let bytes = component.serialize()?;
-    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), rand::random::<u32>()));
-    let mut file = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    crate::home::write_private_atomically(path, &component.serialize()?)?;
     Ok(())
 }

@@ -58,11 +58,26 @@ pub fn obtain(path: &Path, protection: &Protection, password: Option<&str>, crea
     }
 }
 
+/// The most a store file's header may ask of Argon2id. The parameters are read
+/// before the file is authenticated (they are needed to derive the key that
+/// authenticates it), so a hostile file must not be able to ask for terabytes
+/// of memory or hours of work: 256 MiB, 10 passes, 8 lanes (what we write is
+/// 19 MiB, 2 passes, 1 lane).
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ITERATIONS: u32 = 10;
+const MAX_PARALLELISM: u32 = 8;
+
 fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, SecretStoreError> {
     if password.is_empty() {
         return Err(SecretStoreError::PasswordNeeded { path: path.to_owned() });
     }
     let corrupt = |why: String| SecretStoreError::Corrupt { path: path.to_owned(), why };
+    if params.memory_kib > MAX_MEMORY_KIB || params.iterations > MAX_ITERATIONS || params.parallelism > MAX_PARALLELISM {
+        return Err(corrupt(format!(
+            "its key-derivation parameters ({} KiB, {} passes, {} lanes) exceed what Portcullis accepts ({MAX_MEMORY_KIB} KiB, {MAX_ITERATIONS}, {MAX_PARALLELISM}); the file was not written by Portcullis",
+            params.memory_kib, params.iterations, params.parallelism
+        )));
+    }
     let salt = B64.decode(&params.salt).map_err(|_| corrupt("the salt is not base64".into()))?;
     let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
         .map_err(|e| corrupt(format!("bad key-derivation parameters: {e}")))?;

@@ -18,10 +18,10 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const FORMAT: &str = "portcullis-secrets";
 const VERSION: u32 = 1;
@@ -80,14 +80,22 @@ struct Stamp {
 
 struct Loaded {
     stamp: Option<Stamp>,
+    /// When `stamp` was last compared with the file.
+    checked: Instant,
     protection: Protection,
     key: Key,
     entries: BTreeMap<String, SecretString>,
 }
 
+/// How often a read looks at the file for changes made by other processes.
+/// Reads in between are served from memory: the hot path (a shared-key check
+/// on every request) does not `stat` the file per call, and a rotation by the
+/// CLI is seen within this interval. Writes through this handle update the
+/// memory copy at once.
+const RECHECK: Duration = Duration::from_millis(250);
+
 /// A handle on the store file. Cheap to create; reads are cached in memory and
-/// refreshed when the file changes on disk (a rotation by the CLI is seen by a
-/// running gateway at the next read).
+/// refreshed when the file changes on disk (see [`RECHECK`]).
 pub struct SecretStore {
     path: PathBuf,
     lock_path: PathBuf,
@@ -124,15 +132,21 @@ impl SecretStore {
     /// The secret `name`, or `None` when the store has no such entry (or no file yet).
     pub fn get(&self, name: &str) -> Result<Option<SecretString>, SecretStoreError> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let stamp = self.stamp()?;
-        let fresh = matches!(&*cache, Some(loaded) if loaded.stamp == stamp);
-        if !fresh {
-            if stamp.is_none() {
-                return Ok(None);
+        let recent = matches!(&*cache, Some(loaded) if loaded.checked.elapsed() < RECHECK);
+        if !recent {
+            let stamp = self.stamp()?;
+            match cache.as_mut() {
+                Some(loaded) if loaded.stamp == stamp => loaded.checked = Instant::now(),
+                _ if stamp.is_none() => {
+                    *cache = None;
+                    return Ok(None);
+                }
+                _ => *cache = Some(self.load(cache.take())?),
             }
-            *cache = Some(self.load(cache.take())?);
         }
-        let loaded = cache.as_ref().expect("loaded above");
+        let Some(loaded) = cache.as_ref() else {
+            return Ok(None);
+        };
         Ok(loaded.entries.get(name).map(|v| SecretString::from(v.expose_secret().to_owned())))
     }
 
@@ -177,6 +191,7 @@ impl SecretStore {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
             .open(&self.lock_path)
             .map_err(|source| io("open", &self.lock_path, source))?;
         fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
@@ -192,6 +207,7 @@ impl SecretStore {
         // Keep what we wrote (and its key): the next read must not pay for the
         // key derivation again, which can take tens of milliseconds.
         loaded.stamp = self.stamp()?;
+        loaded.checked = Instant::now();
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded);
         // Dropping `lock` releases it.
         drop(lock);
@@ -202,7 +218,7 @@ impl SecretStore {
         let password = self.password.as_ref().map(|p| p.expose_secret());
         let protection = key::protection_for_new_store(password);
         let key = key::obtain(&self.path, &protection, password, true)?;
-        Ok(Loaded { stamp: None, protection, key, entries: BTreeMap::new() })
+        Ok(Loaded { stamp: None, checked: Instant::now(), protection, key, entries: BTreeMap::new() })
     }
 
     fn stamp(&self) -> Result<Option<Stamp>, SecretStoreError> {
@@ -246,7 +262,7 @@ impl SecretStore {
         let entries: BTreeMap<String, String> =
             serde_json::from_slice(&plaintext).map_err(|_| corrupt("the decrypted entries are not valid".into()))?;
         let entries = entries.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
-        Ok(Loaded { stamp, protection: file.key, key, entries })
+        Ok(Loaded { stamp, checked: Instant::now(), protection: file.key, key, entries })
     }
 
     fn write(&self, loaded: &Loaded) -> Result<(), SecretStoreError> {
@@ -271,27 +287,8 @@ impl SecretStore {
     }
 }
 
-/// Temp file in the same directory, fsync, rename over the target, fsync the directory.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SecretStoreError> {
-    let dir = path.parent().expect("store path has a parent");
-    let tmp = dir.join(format!(".secrets.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|source| io("create", &tmp, source))?;
-        f.write_all(bytes).map_err(|source| io("write", &tmp, source))?;
-        f.sync_all().map_err(|source| io("sync", &tmp, source))?;
-        std::fs::rename(&tmp, path).map_err(|source| io("replace", path, source))?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| io("sync", dir, source))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::home::write_private_atomically(path, bytes).map_err(|source| io("write", path, source))
 }
 
 fn check_name(name: &str) -> Result<(), SecretStoreError> {
@@ -325,7 +322,8 @@ mod tests {
         assert_eq!(again.list().unwrap(), vec!["a", "b"]);
         assert!(again.delete("a").unwrap());
         assert!(!again.delete("a").unwrap());
-        // The first handle sees the other's change.
+        // The first handle sees the other's change (at its next look at the file).
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
         assert!(s.get("a").unwrap().is_none());
     }
 
@@ -361,6 +359,40 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap().replace("\"iterations\": 2", "\"iterations\": 3");
         std::fs::write(&path, text).unwrap();
         assert!(store(dir.path(), "pw").get("a").is_err());
+    }
+
+    #[test]
+    fn another_process_change_is_seen_within_the_recheck_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = store(dir.path(), "pw");
+        let cli = store(dir.path(), "pw");
+        cli.set("k", SecretString::from("old".to_owned())).unwrap();
+        assert_eq!(gateway.get("k").unwrap().unwrap().expose_secret(), "old");
+        cli.set("k", SecretString::from("new".to_owned())).unwrap();
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert_eq!(gateway.get("k").unwrap().unwrap().expose_secret(), "new");
+        // Reads in between are served from memory, with no look at the file:
+        // even a removed file is not noticed until the next check.
+        std::fs::remove_file(dir.path().join("secrets.json")).unwrap();
+        assert_eq!(gateway.get("k").unwrap().unwrap().expose_secret(), "new");
+        std::thread::sleep(RECHECK + Duration::from_millis(50));
+        assert!(gateway.get("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_hostile_header_cannot_ask_for_terabytes() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), "pw").set("a", SecretString::from("1".to_owned())).unwrap();
+        let path = dir.path().join("secrets.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let hostile = text.replace("\"memory_kib\": 19456", "\"memory_kib\": 4294967295");
+        assert_ne!(text, hostile);
+        std::fs::write(&path, hostile).unwrap();
+        let started = std::time::Instant::now();
+        let err = store(dir.path(), "pw").get("a").unwrap_err();
+        assert!(matches!(err, SecretStoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("exceed"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "refused before any derivation");
     }
 
     #[test]
