@@ -156,14 +156,14 @@ async fn valid_tokens_pass_and_attacks_fail() {
         ("key restricted to another algorithm", es256("rs-only", &good_claims(), &keys.rs_only)),
         ("duplicate claims", {
             let claims = format!(r#"{{"iss":"{ISSUER}","sub":"alice","sub":"admin","aud":"{PUBLIC_URL}","exp":{}}}"#, now() + 600);
-            mint(&json!({ "alg": "ES256", "kid": "k1" }), claims.as_bytes(), &keys.good.encoding, Algorithm::ES256)
+            mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1" }), claims.as_bytes(), &keys.good.encoding, Algorithm::ES256)
         }),
-        ("unknown crit", mint(&json!({ "alg": "ES256", "kid": "k1", "crit": ["exp"], "exp": 1 }), good_claims().to_string().as_bytes(), &keys.good.encoding, Algorithm::ES256)),
-        ("embedded jwk", mint(&json!({ "alg": "ES256", "kid": "attacker", "jwk": keys.attacker.jwk }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
-        ("jku and x5u", mint(&json!({ "alg": "ES256", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
-        ("HS256 keyed with the public key", mint(&json!({ "alg": "HS256", "kid": "k1" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()), Algorithm::HS256)),
+        ("unknown crit", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"], "exp": 1 }), good_claims().to_string().as_bytes(), &keys.good.encoding, Algorithm::ES256)),
+        ("embedded jwk", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jwk": keys.attacker.jwk }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
+        ("jku and x5u", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
+        ("HS256 keyed with the public key", mint(&json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()), Algorithm::HS256)),
         ("RS256 not allowed", {
-            let input = format!("{}.{}", B64.encode(json!({ "alg": "RS256", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
+            let input = format!("{}.{}", B64.encode(json!({ "alg": "RS256", "typ": "at+jwt", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
             format!("{input}.{}", B64.encode([7u8; 256]))
         }),
         ("ECDSA r = n", ecdsa_out_of_range(&keys, true)),
@@ -187,7 +187,7 @@ async fn valid_tokens_pass_and_attacks_fail() {
     assert_invalid(&gw, &parts.join("."), "tampered payload").await;
 
     // HMAC works with the configured secret (and only with it).
-    let hs = mint(&json!({ "alg": "HS256" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(HS_SECRET.as_bytes()), Algorithm::HS256);
+    let hs = mint(&json!({ "alg": "HS256", "typ": "at+jwt" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(HS_SECRET.as_bytes()), Algorithm::HS256);
     assert_eq!(call(&gw, "api", &hs).await.status(), 200);
 
     // A valid token without the required scope: 403 insufficient_scope.
@@ -209,7 +209,7 @@ fn ecdsa_out_of_range(keys: &Keys, r_is_n: bool) -> String {
         sig[..32].copy_from_slice(&N);
         sig[63] = 1;
     }
-    let input = format!("{}.{}", B64.encode(json!({ "alg": "ES256", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
+    let input = format!("{}.{}", B64.encode(json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
     format!("{input}.{}", B64.encode(sig))
 }
 
@@ -384,4 +384,164 @@ fn check_warns_when_the_audience_check_is_off() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning:") && stderr.contains("audiences"), "{stderr}");
+}
+
+/// An ID token for a client whose id is an accepted audience is not an access
+/// token (issue "Hardening", item 4; RFC 9068 §4, RFC 8725 §3.11).
+#[tokio::test]
+async fn id_tokens_are_not_access_tokens() {
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jwks.json"), json!({ "keys": [keys.good.jwk] }).to_string()).unwrap();
+    let entry = |extra: &str| {
+        format!(
+            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  [workloads.inbound.config]\n  issuer = \"{ISSUER}\"\n  jwks_file = \"jwks.json\"\n  algorithms = [\"ES256\"]\n{extra}"
+        )
+    };
+    let policy = format!(
+        "version = 1\n{}{}",
+        oidc_workload("strict", &upstream.url(), &entry("")),
+        oidc_workload("relaxed", &upstream.url(), &entry("  require_at_jwt = false\n")),
+    );
+    let gw = TestGateway::start_in(dir, &policy).await.unwrap();
+    let token = |typ: Option<&str>, extra: Value| {
+        let mut claims = good_claims();
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let mut header = json!({ "alg": "ES256", "kid": "k1" });
+        if let Some(typ) = typ {
+            header["typ"] = json!(typ);
+        }
+        mint(&header, claims.to_string().as_bytes(), &keys.good.encoding, Algorithm::ES256)
+    };
+    let id_token = token(Some("JWT"), json!({ "nonce": "n-0S6_WzA2Mj", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "azp": "client" }));
+    let keycloak_id = token(Some("JWT"), json!({ "typ": "ID" }));
+    let untyped_access = token(None, json!({}));
+    for (workload, token, expected, case) in [
+        ("strict", token(Some("at+jwt"), json!({})), 200, "a typed access token"),
+        ("strict", token(Some("application/at+jwt"), json!({})), 200, "the media-type form"),
+        ("strict", untyped_access.clone(), 401, "an untyped token, by default"),
+        ("strict", id_token.clone(), 401, "an ID token"),
+        ("relaxed", untyped_access, 200, "an untyped access token, with require_at_jwt = false"),
+        ("relaxed", id_token, 401, "an ID token (nonce, at_hash), even relaxed"),
+        ("relaxed", keycloak_id, 401, "Keycloak's typ: ID, even relaxed"),
+        ("relaxed", token(Some("JWT"), json!({ "c_hash": "x" })), 401, "c_hash"),
+    ] {
+        assert_eq!(call(&gw, workload, &token).await.status(), expected, "{case}");
+    }
+}
+
+/// A reload takes effect on the very next request: nothing verified under the
+/// old configuration is admitted under the new one (item 5).
+#[tokio::test]
+async fn a_reload_takes_effect_on_the_next_request() {
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({ "keys": [keys.good.jwk] }).to_string()).unwrap();
+    let body = |extra: &str| {
+        format!(
+            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  [workloads.inbound.config]\n  issuer = \"{ISSUER}\"\n  jwks_file = \"jwks.json\"\n  algorithms = [\"ES256\"]\n{extra}"
+        )
+    };
+    let policy = |extra: &str| format!("version = 1\n{}", oidc_workload("api", &upstream.url(), &body(extra)));
+    let gw = TestGateway::start_in(dir, &policy("")).await.unwrap();
+    let good = es256("k1", &good_claims(), &keys.good);
+    assert_eq!(call(&gw, "api", &good).await.status(), 200);
+    assert_eq!(call(&gw, "api", &good).await.status(), 200, "now cached");
+
+    // A scope requirement added: the cached token is not enough.
+    gw.reload_with(&policy("  required_scopes = [\"mcp:admin\"]\n")).await.unwrap();
+    assert_eq!(call(&gw, "api", &good).await.status(), 403);
+    // Another audience: refused.
+    gw.reload_with(&policy("  audiences = [\"https://other.example/mcp\"]\n")).await.unwrap();
+    assert_eq!(call(&gw, "api", &good).await.status(), 401);
+    // Back, then the key removed from the file: refused at once.
+    gw.reload_with(&policy("")).await.unwrap();
+    assert_eq!(call(&gw, "api", &good).await.status(), 200);
+    std::fs::write(&jwks, json!({ "keys": [keys.attacker.jwk] }).to_string()).unwrap();
+    gw.reload_with(&policy("")).await.unwrap();
+    assert_eq!(call(&gw, "api", &good).await.status(), 401);
+}
+
+/// A provider that accepts connections and never answers: known keys keep
+/// verifying, an unknown `kid` is a 401 (not a 503), and the provider is not
+/// asked again during the backoff (item 6).
+#[tokio::test]
+async fn a_black_holed_provider_costs_no_failures() {
+    use portcullis_tests::key_server::{KeyServer, Mode};
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
+    let body = format!(
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{iss}\" }}\n  grants = {{ http = [\"{iss}\"], http_private = true }}\n  limits = {{ deadline_ms = 400 }}\n",
+        iss = server.issuer
+    );
+    let gw = TestGateway::start(&format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.unwrap();
+    let claims = |n: u32| {
+        let mut c = good_claims();
+        c["iss"] = json!(server.issuer);
+        c["jti"] = json!(n);
+        c
+    };
+    assert_eq!(call(&gw, "w", &es256("k1", &claims(0), &keys.good)).await.status(), 200);
+    server.set_mode(Mode::BlackHole);
+    let r = call(&gw, "w", &es256("k-new", &claims(1), &keys.attacker)).await;
+    assert_eq!(r.status(), 401, "an unknown kid during an outage: {}", r.text().await.unwrap());
+    for n in 2..6 {
+        assert_eq!(call(&gw, "w", &es256("k1", &claims(n), &keys.good)).await.status(), 200, "known keys keep verifying");
+    }
+    assert_eq!(call(&gw, "w", &es256("k-other", &claims(9), &keys.attacker)).await.status(), 401);
+    let metrics = gw.metrics().await;
+    assert!(metrics.contains("component=\"builtin:oidc-verifier\",kind=\"deadline\",blame=\"guest\"} 0"), "no call ran out of time: {metrics}");
+}
+
+/// RFC 8414 §3: for an issuer with a path, the metadata lives at
+/// `/.well-known/oauth-authorization-server/<path>` (item 19).
+#[tokio::test]
+async fn rfc8414_metadata_is_found_for_an_issuer_with_a_path() {
+    use portcullis_tests::key_server::KeyServer;
+    let upstream = TestUpstream::start().await;
+    let keys = keys();
+    let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
+    let issuer = format!("{}/tenant", server.issuer);
+    let body = format!(
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{issuer}\" }}\n  grants = {{ http = [\"{}\"], http_private = true }}\n  limits = {{ deadline_ms = 2000 }}\n",
+        server.issuer
+    );
+    let gw = TestGateway::start(&format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.unwrap();
+    let mut claims = good_claims();
+    claims["iss"] = json!(issuer);
+    assert_eq!(call(&gw, "w", &es256("k1", &claims, &keys.good)).await.status(), 200);
+}
+
+/// Key strength and algorithms the gateway cannot verify (items 16 and 19).
+#[tokio::test]
+async fn short_hmac_secrets_and_unverifiable_algorithms_are_refused() {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = portcullis::secrets::SecretStore::new(
+        &dir.path().join("home"),
+        Some(portcullis::secrets::SecretString::from(portcullis_tests::gateway::PASSWORD.to_owned())),
+    );
+    let short = "sixteen-byte-key";
+    store.set("oidc:short", portcullis::secrets::SecretString::from(short.to_owned())).unwrap();
+    let body = format!(
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:short\"] }}\n  config = {{ issuer = \"{ISSUER}\", algorithms = [\"HS256\"], hs_secret = \"oidc:short\", jwks = {{ keys = [] }} }}\n"
+    );
+    let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.unwrap();
+    let hs = mint(&json!({ "alg": "HS256", "typ": "at+jwt" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(short.as_bytes()), Algorithm::HS256);
+    assert_eq!(call(&gw, "w", &hs).await.status(), 401, "a 16-byte HS256 key verifies nothing");
+    assert_eq!(upstream.hits(), 0);
+
+    for alg in ["ES512", "Ed25519"] {
+        let body = format!(
+            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{ISSUER}\", algorithms = [\"{alg}\"], jwks = {{ keys = [] }} }}\n"
+        );
+        let err = format!("{:#}", TestGateway::start(&format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.err().unwrap());
+        assert!(err.contains("not supported"), "{alg}: {err}");
+    }
 }

@@ -1,5 +1,8 @@
 //! A stand-in OpenID Provider whose key-set endpoint can be made to fail:
-//! serves discovery and `/jwks`, and on request HTML or a 500 instead.
+//! serves discovery and `/jwks`, and on request HTML, a 500, or nothing at all
+//! (a black hole: the connection is accepted and never answered). It also
+//! serves RFC 8414 metadata for the issuer `<issuer>/tenant` at
+//! `/.well-known/oauth-authorization-server/tenant` (and no OpenID discovery for it).
 
 use bytes::Bytes;
 use http::Response;
@@ -14,6 +17,7 @@ pub enum Mode {
     Keys,
     Html,
     ServerError,
+    BlackHole,
 }
 
 pub struct KeyServer {
@@ -35,8 +39,12 @@ impl KeyServer {
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let mode = *state.lock().unwrap();
+                        let black_hole = mode == Mode::BlackHole && req.uri().path() == "/jwks";
                         let response = match (req.uri().path(), mode) {
                             ("/.well-known/openid-configuration", _) => json(200, serde_json::json!({ "issuer": iss, "jwks_uri": format!("{iss}/jwks") })),
+                            ("/.well-known/oauth-authorization-server/tenant", _) => {
+                                json(200, serde_json::json!({ "issuer": format!("{iss}/tenant"), "jwks_uri": format!("{iss}/jwks") }))
+                            }
                             ("/jwks", Mode::Keys) => json(200, jwks.clone()),
                             ("/jwks", Mode::Html) => Response::builder()
                                 .header("content-type", "text/html")
@@ -45,7 +53,12 @@ impl KeyServer {
                             ("/jwks", Mode::ServerError) => json(500, serde_json::json!({ "error": "boom" })),
                             _ => json(404, serde_json::json!({})),
                         };
-                        async move { Ok::<_, Infallible>(response) }
+                        async move {
+                            if black_hole {
+                                std::future::pending::<()>().await;
+                            }
+                            Ok::<_, Infallible>(response)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
                 });

@@ -3,6 +3,30 @@
 use crate::config::{Config, Provider};
 use serde_json::{Map, Value};
 
+/// Whether the token is an access token rather than, say, an ID token issued
+/// to a client whose id is also an accepted audience (RFC 9068 §4, RFC 8725 §3.11).
+/// With `require_at_jwt`, the JOSE `typ` must be `at+jwt`; without it (for
+/// providers that do not set `typ`), a token is still refused when it carries
+/// what only ID tokens carry.
+pub fn check_token_type(provider: &Provider, header: &Map<String, Value>, claims: &Map<String, Value>) -> Result<(), String> {
+    let typed = header
+        .get("typ")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    if typed {
+        return Ok(());
+    }
+    if provider.require_at_jwt {
+        return Err("the token is not an access token (its `typ` is not at+jwt)".into());
+    }
+    let id_token_marker = ["nonce", "at_hash", "c_hash"].iter().any(|c| claims.contains_key(*c))
+        || claims.get("typ").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("ID"));
+    if id_token_marker {
+        return Err("the token is an ID token, not an access token".into());
+    }
+    Ok(())
+}
+
 /// Why verified claims are not acceptable.
 pub enum ClaimError {
     /// 401 `invalid_token` with this description.

@@ -13,6 +13,7 @@ struct ProviderFile {
     audiences: Option<Vec<String>>,
     algorithms: Option<Vec<String>>,
     hs_secret: Option<String>,
+    require_at_jwt: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +52,9 @@ pub struct Provider {
     pub algorithms: Vec<String>,
     /// Secret name of the HMAC key; HS* algorithms need it.
     pub hs_secret: Option<String>,
+    /// Require the JOSE header `typ: at+jwt` (RFC 9068); `false` for providers
+    /// that do not set it, which still refuses tokens shaped like ID tokens.
+    pub require_at_jwt: bool,
 }
 
 pub struct Config {
@@ -69,8 +73,9 @@ pub struct Config {
     pub resource_metadata: String,
 }
 
-const KNOWN_ALGORITHMS: [&str; 14] =
-    ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512", "ES512", "Ed25519"];
+/// What the gateway's `crypto` import verifies (jsonwebtoken's algorithms);
+/// anything else is refused at `init`, not discovered failing on a request.
+const KNOWN_ALGORITHMS: [&str; 12] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512"];
 const MAX_LEEWAY: u64 = 300;
 
 impl Config {
@@ -141,7 +146,7 @@ fn provider(file: ProviderFile, public_url: &str) -> Result<Provider, String> {
             return Err("`none` is never an allowed algorithm".into());
         }
         if !KNOWN_ALGORITHMS.contains(&alg.as_str()) {
-            return Err(format!("unknown algorithm {alg:?}"));
+            return Err(format!("the algorithm {alg:?} is not supported; use one of {}", KNOWN_ALGORITHMS.join(", ")));
         }
         if alg.starts_with("HS") && file.hs_secret.is_none() {
             return Err(format!("{alg} needs `hs_secret`: HMAC keys are never taken from a JWKS"));
@@ -154,6 +159,7 @@ fn provider(file: ProviderFile, public_url: &str) -> Result<Provider, String> {
         audiences: file.audiences.unwrap_or_else(|| vec![public_url.to_owned()]),
         algorithms,
         hs_secret: file.hs_secret,
+        require_at_jwt: file.require_at_jwt.unwrap_or(true),
     })
 }
 

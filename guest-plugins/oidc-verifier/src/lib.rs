@@ -180,6 +180,7 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
     if !provider.algorithms.iter().any(|a| a == alg) {
         return Err(Refusal::invalid(format!("the algorithm {alg} is not accepted")));
     }
+    claims::check_token_type(provider, &parsed.header, &parsed.claims).map_err(Refusal::invalid)?;
     let kid = match parsed.header.get("kid") {
         None => None,
         Some(serde_json::Value::String(kid)) => Some(kid.as_str()),
@@ -187,8 +188,9 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
     };
     let jwk = keys::select(provider, alg, kid).map_err(|e| match e {
         keys::KeyError::NoMatchingKey => Refusal::invalid("no trusted key matches the token"),
+        // Logged where it happened (once per failed fetch); an outage must not flood the log.
         keys::KeyError::Unavailable(why) => {
-            log(Level::Error, &why);
+            log(Level::Debug, &why);
             Refusal::invalid("the issuer's signing keys are unavailable")
         }
     })?;
@@ -299,7 +301,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

@@ -248,10 +248,23 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// The time an outbound request may take inside a call that must end by
+/// `deadline`: what remains, less a margin (a tenth, at least 5 ms) so the
+/// component gets `timeout` back with time to fall back (e.g. to cached keys)
+/// instead of being cut off by the call's deadline.
+fn within(deadline: Option<std::time::Instant>) -> Option<Duration> {
+    let remaining = deadline?.saturating_duration_since(std::time::Instant::now());
+    Some(remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5))))
+}
+
 impl Host for HostState {
     async fn send(&mut self, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let caps = self.caps.clone();
-        let result = caps.http.client.send(&caps.http, request).await;
+        let result = match within(self.deadline) {
+            Some(limit) if limit.is_zero() => Err(HttpError::Timeout),
+            Some(limit) => tokio::time::timeout(limit, caps.http.client.send(&caps.http, request)).await.unwrap_or(Err(HttpError::Timeout)),
+            None => caps.http.client.send(&caps.http, request).await,
+        };
         match &result {
             Err(HttpError::NotGranted(origin)) => tracing::warn!(workload = %caps.label.workload, component = %caps.label.component,
                 %origin, "refused an HTTP request: the policy does not grant this origin to this component"),
@@ -284,6 +297,14 @@ mod tests {
             Err(HttpError::InvalidRequest(why)) => why,
             other => panic!("{method} {url} {headers:?}: expected invalid-request, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn requests_end_before_the_calls_deadline() {
+        assert_eq!(within(None), None);
+        let soon = within(Some(std::time::Instant::now() + Duration::from_millis(100))).unwrap();
+        assert!(soon <= Duration::from_millis(90) && soon >= Duration::from_millis(80), "{soon:?}");
+        assert_eq!(within(Some(std::time::Instant::now())), Some(Duration::ZERO));
     }
 
     #[test]
