@@ -74,8 +74,9 @@ pub fn write(client: Client, target: &Target<'_>, path: &Path) -> anyhow::Result
     };
     let mut config = match &existing {
         Some(text) if text.trim().is_empty() => json!({}),
-        Some(text) => serde_json::from_str::<Value>(text)
-            .map_err(|e| anyhow::anyhow!("{} is not valid JSON ({e}); fix it or add the entry by hand", path.display()))?,
+        Some(text) => {
+            serde_json::from_str::<Value>(text).map_err(|e| anyhow::anyhow!("{} is not valid JSON ({e}); fix it or add the entry by hand", path.display()))?
+        }
         None => json!({}),
     };
     let Some(root) = config.as_object_mut() else {

@@ -88,8 +88,7 @@ pub fn open_private(path: &Path) -> std::io::Result<Option<File>> {
 
 /// Whether `dir` is a directory (not a symlink) owned by this user and writable by nobody else.
 pub fn is_private_dir(dir: &Path) -> bool {
-    std::fs::symlink_metadata(dir)
-        .is_ok_and(|meta| meta.file_type().is_dir() && meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0)
+    std::fs::symlink_metadata(dir).is_ok_and(|meta| meta.file_type().is_dir() && meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0)
 }
 
 #[cfg(test)]

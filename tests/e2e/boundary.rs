@@ -26,10 +26,7 @@ fn get(path: &str, extra: &str) -> Vec<u8> {
 #[tokio::test]
 async fn client_sent_identity_and_proxy_headers_never_reach_the_upstream() {
     let upstream = TestUpstream::start().await;
-    let body = format!(
-        "strip_request_headers = [\"x-tenant\"]\n{}",
-        behaviour(r#"mode = "allow", tag = "a", claim_header = "x-forwarded-email""#)
-    );
+    let body = format!("strip_request_headers = [\"x-tenant\"]\n{}", behaviour(r#"mode = "allow", tag = "a", claim_header = "x-forwarded-email""#));
     let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &body))).await.unwrap();
     let r = client()
         .get(gw.url("w").await)
@@ -142,9 +139,7 @@ async fn paths_cannot_escape_the_upstream_base_path() {
 #[tokio::test]
 async fn credential_headers_must_be_text_and_framing_is_normalised() {
     let upstream = TestUpstream::start().await;
-    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#))))
-        .await
-        .unwrap();
+    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#)))).await.unwrap();
     let addr = gw.addr("w").await;
     let mut bad = get("/", "x-fixture-credential: ");
     bad.truncate(bad.len() - 2);
@@ -186,9 +181,7 @@ async fn manifests_and_edits_that_touch_gateway_headers_are_refused() {
     let err = format!("{:#}", TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &clash))).await.err().unwrap());
     assert!(err.contains("workloads[0].inbound") && err.contains("consumes as a credential"), "{err}");
     // At run time: an edit the manifest does not declare fails closed.
-    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "undeclared-edit""#))))
-        .await
-        .unwrap();
+    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "undeclared-edit""#)))).await.unwrap();
     let r = client().get(gw.url("w").await).send().await.unwrap();
     assert_eq!(r.status(), 500);
     assert_eq!(json(r).await["reason"], "bad_verdict");

@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 const PASSWORD: &str = "bridge-test";
 const KEY: &str = "bridge-test-key-0123456789abcdefghijklmnopqrstu";
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+const INITIALIZE: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 /// A server on loopback answering every request with `respond`; counts hits and
 /// how many carried the key.
@@ -85,10 +86,8 @@ async fn bridge(url: &str, input: &[u8]) -> (bool, String, String) {
 async fn the_bridge_never_follows_a_redirect_with_the_key() {
     let elsewhere = Server::start(|| http::Response::new(Full::new(Bytes::from_static(b"{}")))).await;
     let target = format!("{}/stolen", elsewhere.url);
-    let redirecting = Server::start(move || {
-        http::Response::builder().status(307).header("location", target.as_str()).body(Full::new(Bytes::new())).unwrap()
-    })
-    .await;
+    let redirecting =
+        Server::start(move || http::Response::builder().status(307).header("location", target.as_str()).body(Full::new(Bytes::new())).unwrap()).await;
     let (ok, _, stderr) = bridge(&format!("{}/mcp", redirecting.url), format!("{INITIALIZE}\n").as_bytes()).await;
     assert!(!ok, "a redirect ends the bridge");
     assert!(stderr.contains("redirect"), "{stderr}");
@@ -111,7 +110,13 @@ async fn oversize_messages_are_refused_not_buffered() {
         assert!(reply["error"]["message"].as_str().unwrap().contains("limit"), "{kind}: {reply}");
     }
     // An input line over the limit is dropped; the next one still goes out.
-    let server = Server::start(|| http::Response::builder().header("content-type", "application/json").body(Full::new(Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"))).unwrap()).await;
+    let server = Server::start(|| {
+        http::Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}")))
+            .unwrap()
+    })
+    .await;
     let mut input = vec![b'z'; 17 * 1024 * 1024];
     input.extend_from_slice(format!("\n{INITIALIZE}\n").as_bytes());
     let (ok, stdout, stderr) = bridge(&format!("{}/mcp", server.url), &input).await;

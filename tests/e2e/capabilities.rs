@@ -137,9 +137,12 @@ async fn check_mode_refuses_outbound_http_and_secret_writes() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let store = std::sync::Arc::new(SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned()))));
-    let grants = format!(r#"http = ["{}"]
+    let grants = format!(
+        r#"http = ["{}"]
 http_private = true
-secrets_write = ["team:*"]"#, target.url());
+secrets_write = ["team:*"]"#,
+        target.url()
+    );
 
     let mut checking = host_state(store.clone(), &grants, true);
     match http_client::Host::send(&mut checking, get_request(&format!("{}/token", target.url()), &[])).await {
@@ -174,7 +177,9 @@ async fn routing_headers_in_outbound_requests_are_refused_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SecretStore::new(dir.path(), Some(SecretString::from(PASSWORD.to_owned()))));
     let mut state = host_state(store, &format!("http = [\"{}\"]\nhttp_private = true", target.url()), false);
-    for (name, value) in [("Host", "internal-admin.example"), ("x-forwarded-host", "internal-admin.example"), ("transfer-encoding", "chunked"), ("bad name", "v")] {
+    for (name, value) in
+        [("Host", "internal-admin.example"), ("x-forwarded-host", "internal-admin.example"), ("transfer-encoding", "chunked"), ("bad name", "v")]
+    {
         match http_client::Host::send(&mut state, get_request(&target.url(), &[(name, value)])).await {
             Err(HttpError::InvalidRequest(why)) => assert!(why.contains(&name.to_ascii_lowercase()), "{name}: {why}"),
             other => panic!("{name}: expected invalid-request, got {other:?}"),

@@ -103,7 +103,11 @@ fn every_example_policy_checks() {
 fn check_reports_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("bad.toml");
-    std::fs::write(&policy, "version = 1\n\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:0\"\nupstream = \"ftp://x\"\npublic_url = \"http://127.0.0.1\"\nanonymous = true\n").unwrap();
+    std::fs::write(
+        &policy,
+        "version = 1\n\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:0\"\nupstream = \"ftp://x\"\npublic_url = \"http://127.0.0.1\"\nanonymous = true\n",
+    )
+    .unwrap();
     let out = cli(dir.path(), "pw", &["check", policy.to_str().unwrap()], None);
     assert!(!out.status.success());
     let err = text(&out.stderr);

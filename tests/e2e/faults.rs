@@ -21,13 +21,9 @@ async fn each_fault_fails_closed_with_a_json_body_naming_the_component() {
     let upstream = TestUpstream::start().await;
     let gw = gateway(&upstream).await;
     let c = client();
-    for (workload, status, reason) in [
-        ("trap", 500, "trap"),
-        ("loop", 503, "deadline"),
-        ("grow", 503, "memory_limit"),
-        ("badstatus", 500, "bad_verdict"),
-        ("badedit", 500, "bad_verdict"),
-    ] {
+    for (workload, status, reason) in
+        [("trap", 500, "trap"), ("loop", 503, "deadline"), ("grow", 503, "memory_limit"), ("badstatus", 500, "bad_verdict"), ("badedit", 500, "bad_verdict")]
+    {
         // Twice: the instance that failed is replaced, and the next call fails the same way.
         for _ in 0..2 {
             let started = Instant::now();

@@ -9,13 +9,7 @@ use portcullis_tests::upstream::TestUpstream;
 use std::process::{Command, Output};
 
 fn run(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(portcullis())
-        .args(args)
-        .env("PORTCULLIS_HOME", home)
-        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    Command::new(portcullis()).args(args).env("PORTCULLIS_HOME", home).env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD).env("NO_COLOR", "1").output().unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -127,7 +121,13 @@ fn logs_to_a_pipe_have_no_colour() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("bad.toml");
     std::fs::write(&policy, "version = 1\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\nanonymous = true\n").unwrap();
-    let out = Command::new(portcullis()).args(["check", policy.to_str().unwrap()]).env("PORTCULLIS_HOME", dir.path()).env("RUST_LOG", "debug").env_remove("NO_COLOR").output().unwrap();
+    let out = Command::new(portcullis())
+        .args(["check", policy.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
     let log = text(&out.stderr);
     assert!(log.contains("DEBUG") || log.contains("INFO"), "the check logged something: {log:?}");
     assert!(!log.contains('\u{1b}'), "no escape sequences when stderr is not a terminal: {log:?}");

@@ -10,10 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[tokio::test]
 async fn a_flood_on_one_workload_does_not_starve_its_neighbour() {
     let upstream = TestUpstream::start().await;
-    let slow = format!(
-        "limits = {{ max_instances = 8 }}\n{}  limits = {{ deadline_ms = 1000 }}\n",
-        behaviour(r#"mode = "allow", tag = "slow", sleep_ms = 200"#)
-    );
+    let slow =
+        format!("limits = {{ max_instances = 8 }}\n{}  limits = {{ deadline_ms = 1000 }}\n", behaviour(r#"mode = "allow", tag = "slow", sleep_ms = 200"#));
     // Per-request isolation: every request of the neighbour needs a fresh instance from the pool.
     let quiet = format!("limits = {{ max_instances = 8 }}\n{}  isolation = \"per-request\"\n", behaviour(r#"mode = "allow", tag = "quiet""#));
     let policy = format!("version = 1\n{}{}", workload("busy", &upstream.url(), &slow), workload("quiet", &upstream.url(), &quiet));
@@ -106,9 +104,7 @@ async fn silent_and_idle_connections_are_closed() {
 #[tokio::test]
 async fn plain_listeners_do_not_speak_cleartext_http2() {
     let upstream = TestUpstream::start().await;
-    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#))))
-        .await
-        .unwrap();
+    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#)))).await.unwrap();
     let h2c = reqwest::Client::builder().no_proxy().http2_prior_knowledge().timeout(Duration::from_secs(5)).build().unwrap();
     assert!(h2c.get(gw.url("w").await).send().await.is_err(), "h2c with prior knowledge is refused");
     let r = client().get(gw.url("w").await).send().await.unwrap();

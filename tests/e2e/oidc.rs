@@ -102,10 +102,7 @@ async fn assert_invalid(gw: &TestGateway, token: &str, case: &str) {
     let r = call(gw, "api", token).await;
     assert_eq!(r.status(), 401, "{case}");
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(
-        challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""),
-        "{case}: {challenge}"
-    );
+    assert!(challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""), "{case}: {challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{case}: {challenge}");
 }
 
@@ -145,7 +142,12 @@ async fn valid_tokens_pass_and_attacks_fail() {
     };
     let cases: Vec<(&str, String)> = vec![
         ("expired", with(&|c| c["exp"] = json!(now() - 120))),
-        ("no exp", with(&|c| { c.as_object_mut().unwrap().remove("exp"); })),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
         ("not yet valid", with(&|c| c["nbf"] = json!(now() + 3600))),
         ("wrong audience", with(&|c| c["aud"] = json!("http://127.0.0.1:9999/other"))),
         ("wrong issuer", with(&|c| c["iss"] = json!("https://evil.test"))),
@@ -158,12 +160,45 @@ async fn valid_tokens_pass_and_attacks_fail() {
             let claims = format!(r#"{{"iss":"{ISSUER}","sub":"alice","sub":"admin","aud":"{PUBLIC_URL}","exp":{}}}"#, now() + 600);
             mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1" }), claims.as_bytes(), &keys.good.encoding, Algorithm::ES256)
         }),
-        ("unknown crit", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"], "exp": 1 }), good_claims().to_string().as_bytes(), &keys.good.encoding, Algorithm::ES256)),
-        ("embedded jwk", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jwk": keys.attacker.jwk }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
-        ("jku and x5u", mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }), good_claims().to_string().as_bytes(), &keys.attacker.encoding, Algorithm::ES256)),
-        ("HS256 keyed with the public key", mint(&json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()), Algorithm::HS256)),
+        (
+            "unknown crit",
+            mint(
+                &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "crit": ["exp"], "exp": 1 }),
+                good_claims().to_string().as_bytes(),
+                &keys.good.encoding,
+                Algorithm::ES256,
+            ),
+        ),
+        (
+            "embedded jwk",
+            mint(
+                &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jwk": keys.attacker.jwk }),
+                good_claims().to_string().as_bytes(),
+                &keys.attacker.encoding,
+                Algorithm::ES256,
+            ),
+        ),
+        (
+            "jku and x5u",
+            mint(
+                &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }),
+                good_claims().to_string().as_bytes(),
+                &keys.attacker.encoding,
+                Algorithm::ES256,
+            ),
+        ),
+        (
+            "HS256 keyed with the public key",
+            mint(
+                &json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" }),
+                good_claims().to_string().as_bytes(),
+                &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()),
+                Algorithm::HS256,
+            ),
+        ),
         ("RS256 not allowed", {
-            let input = format!("{}.{}", B64.encode(json!({ "alg": "RS256", "typ": "at+jwt", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
+            let input =
+                format!("{}.{}", B64.encode(json!({ "alg": "RS256", "typ": "at+jwt", "kid": "k1" }).to_string()), B64.encode(good_claims().to_string()));
             format!("{input}.{}", B64.encode([7u8; 256]))
         }),
         ("ECDSA r = n", ecdsa_out_of_range(&keys, true)),
@@ -187,7 +222,12 @@ async fn valid_tokens_pass_and_attacks_fail() {
     assert_invalid(&gw, &parts.join("."), "tampered payload").await;
 
     // HMAC works with the configured secret (and only with it).
-    let hs = mint(&json!({ "alg": "HS256", "typ": "at+jwt" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(HS_SECRET.as_bytes()), Algorithm::HS256);
+    let hs = mint(
+        &json!({ "alg": "HS256", "typ": "at+jwt" }),
+        good_claims().to_string().as_bytes(),
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        Algorithm::HS256,
+    );
     assert_eq!(call(&gw, "api", &hs).await.status(), 200);
 
     // A valid token without the required scope: 403 insufficient_scope.
@@ -200,8 +240,8 @@ async fn valid_tokens_pass_and_attacks_fail() {
 /// An ES256 signature whose `r` is the curve order `n` (or zero): outside the valid range.
 fn ecdsa_out_of_range(keys: &Keys, r_is_n: bool) -> String {
     const N: [u8; 32] = [
-        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17,
-        0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3,
+        0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
     ];
     let _ = &keys.good;
     let mut sig = [0u8; 64];
@@ -533,7 +573,8 @@ async fn short_hmac_secrets_and_unverifiable_algorithms_are_refused() {
         "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:short\"] }}\n  config = {{ issuer = \"{ISSUER}\", algorithms = [\"HS256\"], hs_secret = \"oidc:short\", jwks = {{ keys = [] }} }}\n"
     );
     let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.unwrap();
-    let hs = mint(&json!({ "alg": "HS256", "typ": "at+jwt" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(short.as_bytes()), Algorithm::HS256);
+    let hs =
+        mint(&json!({ "alg": "HS256", "typ": "at+jwt" }), good_claims().to_string().as_bytes(), &EncodingKey::from_secret(short.as_bytes()), Algorithm::HS256);
     assert_eq!(call(&gw, "w", &hs).await.status(), 401, "a 16-byte HS256 key verifies nothing");
     assert_eq!(upstream.hits(), 0);
 

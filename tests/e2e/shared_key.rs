@@ -74,12 +74,7 @@ public_url = "http://127.0.0.1:{port}/mcp"
 
     /// Runs a `portcullis` subcommand against this gateway's home.
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new(portcullis())
-            .args(args)
-            .env("PORTCULLIS_HOME", self.home())
-            .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
-            .output()
-            .unwrap()
+        std::process::Command::new(portcullis()).args(args).env("PORTCULLIS_HOME", self.home()).env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD).output().unwrap()
     }
 
     fn key(&self) -> String {
@@ -175,7 +170,8 @@ fn bridge_once(home: &Path, url: &str) -> std::process::Output {
         .spawn()
         .unwrap();
     use std::io::Write;
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let init =
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "{init}").unwrap();
     // Keep stdin open: the bridge must stop on the refusal, not on end of input.

@@ -78,9 +78,7 @@ fn with_fixtures(policy: &str) -> String {
 
 /// A TOML workload with `listen` on an ephemeral loopback port.
 pub fn workload(name: &str, upstream: &str, body: &str) -> String {
-    format!(
-        "[[workloads]]\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\npublic_url = \"http://127.0.0.1:8080\"\n{body}\n"
-    )
+    format!("[[workloads]]\nname = \"{name}\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{upstream}\"\npublic_url = \"http://127.0.0.1:8080\"\n{body}\n")
 }
 
 /// An inbound entry using the behaviours fixture.

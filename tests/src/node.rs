@@ -89,9 +89,8 @@ pub async fn mcp_client(args: &[&str], envs: &[(&str, &str)]) -> serde_json::Val
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!("mcp-client printed no JSON report: stdout={stdout:?} stderr={:?}", String::from_utf8_lossy(&output.stderr))
-    })
+    serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("mcp-client printed no JSON report: stdout={stdout:?} stderr={:?}", String::from_utf8_lossy(&output.stderr)))
 }
 
 /// A real OpenID Provider (`oidc-provider`) issuing JWT access tokens for
@@ -111,11 +110,7 @@ impl OpenIdProvider {
 
     /// An access token for `resource` from `client` (`test-client`: RS256, `test-client-es256`: ES256).
     pub async fn token(&self, client: &str, resource: &str, scope: &str) -> String {
-        let body = format!(
-            "grant_type=client_credentials&resource={}&scope={}",
-            urlencode(resource),
-            urlencode(scope)
-        );
+        let body = format!("grant_type=client_credentials&resource={}&scope={}", urlencode(resource), urlencode(scope));
         let response = reqwest::Client::builder()
             .no_proxy()
             .build()

@@ -3,9 +3,9 @@
 use portcullis::admin::metrics::Metrics;
 use portcullis::policy::file::{GrantsFile, Isolation};
 use portcullis::runtime::Runtime;
-use portcullis::runtime::request::RequestData;
 use portcullis::runtime::capabilities::{Capabilities, PluginLabel, Services};
 use portcullis::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
+use portcullis::runtime::request::RequestData;
 use portcullis::secrets::SecretStore;
 use std::sync::Arc;
 use wasmtime::component::Component;

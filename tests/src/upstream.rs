@@ -42,9 +42,7 @@ impl TestUpstream {
                         counter.fetch_add(1, Ordering::SeqCst);
                         handle(req, release.clone())
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });

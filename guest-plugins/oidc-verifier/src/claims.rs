@@ -9,10 +9,7 @@ use serde_json::{Map, Value};
 /// providers that do not set `typ`), a token is still refused when it carries
 /// what only ID tokens carry.
 pub fn check_token_type(provider: &Provider, header: &Map<String, Value>, claims: &Map<String, Value>) -> Result<(), String> {
-    let typed = header
-        .get("typ")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    let typed = header.get("typ").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
     if typed {
         return Ok(());
     }
@@ -53,9 +50,10 @@ pub fn check(config: &Config, provider: &Provider, claims: &Map<String, Value>, 
         _ => {}
     }
     if let Some(nbf) = number("nbf")?
-        && now.saturating_add(config.leeway) < nbf {
-            return invalid("the token is not valid yet (`nbf`)");
-        }
+        && now.saturating_add(config.leeway) < nbf
+    {
+        return invalid("the token is not valid yet (`nbf`)");
+    }
     if !provider.audiences.is_empty() {
         let matches = |a: &str| provider.audiences.iter().any(|want| want == a);
         let ok = match claims.get("aud") {

@@ -129,9 +129,7 @@ fn key_set(uri: &str, force: bool) -> Result<Vec<Value>, KeyError> {
     let fresh_key = format!("jwks:{uri}");
     let stale_key = format!("jwks-stale:{uri}");
     let backoff_key = format!("jwks-backoff:{uri}");
-    if !force
-        && let Some(keys) = cache::get(&fresh_key).and_then(|b| parse_keys(&b).ok())
-    {
+    if !force && let Some(keys) = cache::get(&fresh_key).and_then(|b| parse_keys(&b).ok()) {
         return Ok(keys);
     }
     let stale = || cache::get(&stale_key).and_then(|b| parse_keys(&b).ok());
@@ -236,4 +234,3 @@ fn get(url: &str) -> Result<(Vec<u8>, u32), String> {
         .find_map(|d| d.trim().strip_prefix("max-age=").and_then(|v| v.parse::<u32>().ok()));
     Ok((response.body, max_age.unwrap_or(300).clamp(60, 86_400)))
 }
-

@@ -200,12 +200,9 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
     }
     claims::check(config, provider, &parsed.claims, now).map_err(|e| match e {
         claims::ClaimError::Invalid(description) => Refusal::invalid(description),
-        claims::ClaimError::InsufficientScope(scopes) => Refusal {
-            status: 403,
-            error: Some("insufficient_scope"),
-            description: "the token lacks a required scope".into(),
-            scope: Some(scopes.join(" ")),
-        },
+        claims::ClaimError::InsufficientScope(scopes) => {
+            Refusal { status: 403, error: Some("insufficient_scope"), description: "the token lacks a required scope".into(), scope: Some(scopes.join(" ")) }
+        }
     })?;
     let text = |name: &str| parsed.claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     let subject = text("sub").or_else(|| text("client_id").map(|c| format!("client:{c}"))).unwrap_or_else(|| "unknown".into());
@@ -227,19 +224,13 @@ fn finish(verified: &Verified) -> Allow {
         edits.push(HeaderEdit::Append(Header { name: name.clone(), value: value.clone() }));
     }
     Allow {
-        identity: Identity {
-            subject: verified.subject.clone(),
-            issuer: Some(verified.issuer.clone()),
-            claims_json: Some(verified.claims_json.clone()),
-        },
+        identity: Identity { subject: verified.subject.clone(), issuer: Some(verified.issuer.clone()), claims_json: Some(verified.claims_json.clone()) },
         edits,
     }
 }
 
 fn cache_entry(v: &Verified, expires: Option<u64>) -> Vec<u8> {
-    serde_json::json!({ "sub": v.subject, "iss": v.issuer, "claims": v.claims_json, "headers": v.headers, "exp": expires })
-        .to_string()
-        .into_bytes()
+    serde_json::json!({ "sub": v.subject, "iss": v.issuer, "claims": v.claims_json, "headers": v.headers, "exp": expires }).to_string().into_bytes()
 }
 
 fn cached_allow(bytes: &[u8], now: u64) -> Option<(Verified, Option<u64>)> {
@@ -248,17 +239,9 @@ fn cached_allow(bytes: &[u8], now: u64) -> Option<(Verified, Option<u64>)> {
     if v["exp"].as_u64().is_some_and(|exp| now >= exp) {
         return None;
     }
-    let headers = v["headers"]
-        .as_array()?
-        .iter()
-        .filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_str()?.to_owned())))
-        .collect();
-    let verified = Verified {
-        subject: v["sub"].as_str()?.to_owned(),
-        issuer: v["iss"].as_str()?.to_owned(),
-        claims_json: v["claims"].as_str()?.to_owned(),
-        headers,
-    };
+    let headers = v["headers"].as_array()?.iter().filter_map(|pair| Some((pair[0].as_str()?.to_owned(), pair[1].as_str()?.to_owned()))).collect();
+    let verified =
+        Verified { subject: v["sub"].as_str()?.to_owned(), issuer: v["iss"].as_str()?.to_owned(), claims_json: v["claims"].as_str()?.to_owned(), headers };
     Some((verified, v["exp"].as_u64()))
 }
 
@@ -276,10 +259,7 @@ fn deny(config: &Config, refusal: Refusal) -> Verdict {
     });
     Verdict::Deny(Deny {
         status: refusal.status,
-        headers: vec![
-            Header { name: "www-authenticate".into(), value: challenge },
-            Header { name: "content-type".into(), value: "application/json".into() },
-        ],
+        headers: vec![Header { name: "www-authenticate".into(), value: challenge }, Header { name: "content-type".into(), value: "application/json".into() }],
         body: body.to_string(),
     })
 }

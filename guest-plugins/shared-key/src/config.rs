@@ -33,9 +33,10 @@ impl Config {
     pub fn parse(json: &str, workload: &str) -> Result<Config, String> {
         let file: File = serde_json::from_str(json).map_err(|e| format!("invalid shared-key config: {e}"))?;
         if let Some(key) = &file.key
-            && key != "auto" {
-                return Err(format!("`key` may only be \"auto\" (got {key:?}); keys are never written in the policy"));
-            }
+            && key != "auto"
+        {
+            return Err(format!("`key` may only be \"auto\" (got {key:?}); keys are never written in the policy"));
+        }
         let header = file.header.unwrap_or_else(|| "x-portcullis-key".to_string()).to_ascii_lowercase();
         if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(format!("`header` {header:?} is not a valid header name"));

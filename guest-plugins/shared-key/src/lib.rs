@@ -86,11 +86,7 @@ fn check(config: &Config, request: &Request) -> Verdict {
         return config.unauthorized("invalid_key", "The key presented is not this workload's key.");
     }
     Verdict::Allow(Allow {
-        identity: Identity {
-            subject: format!("shared-key:{}", config.workload),
-            issuer: None,
-            claims_json: None,
-        },
+        identity: Identity { subject: format!("shared-key:{}", config.workload), issuer: None, claims_json: None },
         // The gateway removes the key itself (the manifest says it is consumed).
         edits: Vec::new(),
     })
@@ -161,19 +157,12 @@ pub(crate) fn deny(status: u16, error: &str, message: &str, header_hint: Option<
     if let Some(header) = header_hint {
         body["header"] = serde_json::Value::String(header.to_string());
     }
-    Verdict::Deny(Deny {
-        status,
-        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
-        body: body.to_string(),
-    })
+    Verdict::Deny(Deny { status, headers: vec![Header { name: "content-type".into(), value: "application/json".into() }], body: body.to_string() })
 }
 
 /// Seconds since the Unix epoch, from WASI's wall clock.
 fn now_unix_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 export!(SharedKey);

@@ -66,10 +66,8 @@ impl Metrics {
     /// Request counters for one workload, one per outcome (a fixed label such
     /// as `forwarded` or `denied`), resolved once at policy load.
     pub fn workload(&self, workload: &str, outcomes: &[&'static str]) -> WorkloadMetrics {
-        let requests = outcomes
-            .iter()
-            .map(|&outcome| (outcome, self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).clone()))
-            .collect();
+        let requests =
+            outcomes.iter().map(|&outcome| (outcome, self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).clone())).collect();
         WorkloadMetrics { requests }
     }
 

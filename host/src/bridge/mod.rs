@@ -46,7 +46,9 @@ pub enum BridgeError {
     Refused { workload: String, status: u16 },
     #[error("cannot reach the gateway at {url}: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error("the gateway at {url} answered with a redirect (HTTP {status}); the bridge does not follow redirects, so the key never goes elsewhere: give the workload's endpoint itself with --url")]
+    #[error(
+        "the gateway at {url} answered with a redirect (HTTP {status}); the bridge does not follow redirects, so the key never goes elsewhere: give the workload's endpoint itself with --url"
+    )]
     Redirected { url: String, status: u16 },
 }
 
@@ -62,10 +64,8 @@ struct Bridge {
 }
 
 pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
-    let header = HeaderName::from_bytes(options.settings.header.as_bytes()).map_err(|_| BridgeError::Unreachable {
-        url: options.url.clone(),
-        reason: format!("invalid header name {:?}", options.settings.header),
-    })?;
+    let header = HeaderName::from_bytes(options.settings.header.as_bytes())
+        .map_err(|_| BridgeError::Unreachable { url: options.url.clone(), reason: format!("invalid header name {:?}", options.settings.header) })?;
     let mut value = HeaderValue::from_str(&options.settings.header_value(options.key.expose_secret()))
         .map_err(|_| BridgeError::Unreachable { url: options.url.clone(), reason: "the key is not a valid header value".into() })?;
     value.set_sensitive(true);
@@ -180,10 +180,9 @@ impl Bridge {
             return;
         }
         let id = message.as_ref().and_then(|m| m.get("id")).filter(|id| !id.is_null()).cloned();
-        if is_initialize
-            && let Some(session) = response.headers().get("mcp-session-id") {
-                *self.session.lock().unwrap() = Some(session.clone());
-            }
+        if is_initialize && let Some(session) = response.headers().get("mcp-session-id") {
+            *self.session.lock().unwrap() = Some(session.clone());
+        }
         if !response.status().is_success() {
             // The server answered with an HTTP error instead of a JSON-RPC one:
             // turn it into a JSON-RPC error so the client's request does not hang.
@@ -208,11 +207,7 @@ impl Bridge {
     /// Writes the messages of a response (JSON or SSE) to stdout; stops at a
     /// message over [`MAX_MESSAGE_BYTES`].
     async fn relay(&self, mut response: reqwest::Response, is_initialize: bool) -> Result<(), TooLarge> {
-        let is_sse = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let is_sse = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
             let body = read_body(response, MAX_MESSAGE_BYTES).await?;
             let body = String::from_utf8_lossy(&body);

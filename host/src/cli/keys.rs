@@ -19,13 +19,29 @@ pub struct PolicyArg {
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create the workload's key (fails if it exists).
-    Create { workload: String, #[command(flatten)] policy: PolicyArg },
+    Create {
+        workload: String,
+        #[command(flatten)]
+        policy: PolicyArg,
+    },
     /// Print the workload's key, for pasting into a client.
-    Show { workload: String, #[command(flatten)] policy: PolicyArg },
+    Show {
+        workload: String,
+        #[command(flatten)]
+        policy: PolicyArg,
+    },
     /// Replace the key; the previous one stays valid for the component's `grace` period.
-    Rotate { workload: String, #[command(flatten)] policy: PolicyArg },
+    Rotate {
+        workload: String,
+        #[command(flatten)]
+        policy: PolicyArg,
+    },
     /// Delete the key (and the previous key).
-    Delete { workload: String, #[command(flatten)] policy: PolicyArg },
+    Delete {
+        workload: String,
+        #[command(flatten)]
+        policy: PolicyArg,
+    },
 }
 
 fn settings(workload: &str, policy: &PolicyArg) -> anyhow::Result<KeySettings> {

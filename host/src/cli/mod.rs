@@ -61,9 +61,7 @@ enum Command {
     /// What a policy serves (listeners, upstreams, chains) and whether a gateway runs it.
     Status(status::StatusArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `portcullis man > portcullis.1`.
     Man,
 }

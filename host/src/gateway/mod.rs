@@ -91,14 +91,8 @@ impl Gateway {
         let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
         let empty = Snapshot { workloads: HashMap::new(), admin: None };
         let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics, ready: AtomicBool::new(false) });
-        let gateway = Arc::new(Gateway {
-            shared,
-            runtime,
-            services,
-            policy_path: options.policy,
-            listeners: Mutex::new(HashMap::new()),
-            admin: Mutex::new(None),
-        });
+        let gateway =
+            Arc::new(Gateway { shared, runtime, services, policy_path: options.policy, listeners: Mutex::new(HashMap::new()), admin: Mutex::new(None) });
         gateway.install(snapshot).await?;
         gateway.shared.ready.store(true, Ordering::Relaxed);
         Ok(gateway)
@@ -167,9 +161,8 @@ impl Gateway {
             if listeners.get(name).is_some_and(|h| keeps(name, h)) {
                 continue;
             }
-            let listener = tokio::net::TcpListener::bind(workload.listen)
-                .await
-                .with_context(|| format!("workload `{name}`: cannot listen on {}", workload.listen))?;
+            let listener =
+                tokio::net::TcpListener::bind(workload.listen).await.with_context(|| format!("workload `{name}`: cannot listen on {}", workload.listen))?;
             bound.push((name.clone(), listener));
         }
         let admin_keeps = |handle: &ListenerHandle| snapshot.admin.as_ref().is_some_and(|a| same_listen(a.listen, handle.addr));
@@ -181,12 +174,8 @@ impl Gateway {
         // Everything is bound: the new policy takes over from here.
         self.shared.snapshot.store(snapshot.clone());
         // What the previous policy cached (verified tokens, key sets) goes with it.
-        let live: std::collections::HashSet<&str> = snapshot
-            .workloads
-            .values()
-            .flat_map(|w| w.inbound.plugins.iter().chain(&w.outbound))
-            .map(|p| p.cache_namespace())
-            .collect();
+        let live: std::collections::HashSet<&str> =
+            snapshot.workloads.values().flat_map(|w| w.inbound.plugins.iter().chain(&w.outbound)).map(|p| p.cache_namespace()).collect();
         self.services.cache.retain_namespaces(|namespace| live.contains(namespace));
         let stale: Vec<Arc<str>> = listeners.iter().filter(|(n, h)| !keeps(n, h)).map(|(n, _)| n.clone()).collect();
         for name in stale {
@@ -205,9 +194,10 @@ impl Gateway {
             listeners.insert(name, handle);
         }
         if admin.as_ref().is_some_and(|h| !admin_keeps(h))
-            && let Some(old) = admin.take() {
-                tokio::spawn(old.stop());
-            }
+            && let Some(old) = admin.take()
+        {
+            tokio::spawn(old.stop());
+        }
         if let Some(listener) = new_admin {
             let handle = server::spawn(listener, Arc::new(AdminSite { shared: self.shared.clone() }))?;
             tracing::info!(addr = %handle.addr, "admin listener");

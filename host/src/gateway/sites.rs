@@ -5,15 +5,14 @@ use crate::proxy::body::ProxyBody;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard;
 use crate::proxy::pipeline;
-use crate::proxy::server::{ConnectionLimits, Site};
 use crate::proxy::server::ConnectionInfo;
+use crate::proxy::server::{ConnectionLimits, Site};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The admin listener serves a scraper and a few probes.
-const ADMIN_LIMITS: ConnectionLimits =
-    ConnectionLimits { max_connections: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
+const ADMIN_LIMITS: ConnectionLimits = ConnectionLimits { max_connections: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
 
 pub struct WorkloadSite {
     pub name: Arc<str>,
@@ -56,9 +55,10 @@ impl Site for AdminSite {
         // The same Host/Origin guard as workloads: a DNS-rebinding page must not read /metrics.
         let (parts, _) = request.into_parts();
         let snapshot = self.shared.snapshot();
-        let allowed = snapshot.admin.as_ref().is_some_and(|admin| {
-            guard::authority(&parts).is_some_and(|host| admin.guard.host_allowed(&host)) && admin.guard.origin_allowed(&parts.headers)
-        });
+        let allowed = snapshot
+            .admin
+            .as_ref()
+            .is_some_and(|admin| guard::authority(&parts).is_some_and(|host| admin.guard.host_allowed(&host)) && admin.guard.origin_allowed(&parts.headers));
         if !allowed {
             return GatewayError::HostNotAllowed.into_response();
         }

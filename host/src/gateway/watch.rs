@@ -53,9 +53,6 @@ fn watch_file(policy: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) 
     })
     .map_err(|error| tracing::warn!(%error, "cannot watch the policy file; reload with SIGHUP"))
     .ok()?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|error| tracing::warn!(%error, "cannot watch the policy file; reload with SIGHUP"))
-        .ok()?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|error| tracing::warn!(%error, "cannot watch the policy file; reload with SIGHUP")).ok()?;
     Some(watcher)
 }

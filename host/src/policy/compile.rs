@@ -2,17 +2,17 @@
 //! loaded (sha256 checked first), compiled or taken from the cache, linked with
 //! exactly their grants, and initialised with their configuration.
 
+use super::builtins as builtins_config;
 use super::error::{PolicyError, PolicyErrors};
 use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
 use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
-use crate::admin::metrics::Metrics;
 use super::snapshot::{Admin, Snapshot};
+use crate::admin::metrics::Metrics;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard::RequestGuard;
 use crate::proxy::headers::HeaderRules;
-use super::builtins as builtins_config;
 use crate::proxy::resource_metadata::ProtectedResource;
 use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
@@ -293,9 +293,9 @@ fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Ru
             Some("if you rebuilt the component on purpose, update `sha256`; otherwise the file was changed".into()),
         ));
     }
-    runtime.component(&actual, &wasm).map_err(|e| {
-        policy.error_at(&component_key.key("path"), format!("{} is not a usable component: {e:#}", path.display()), None)
-    })
+    runtime
+        .component(&actual, &wasm)
+        .map_err(|e| policy.error_at(&component_key.key("path"), format!("{} is not a usable component: {e:#}", path.display()), None))
 }
 
 #[cfg(test)]

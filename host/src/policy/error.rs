@@ -61,13 +61,7 @@ impl<'a> Problems<'a> {
     }
 
     pub fn make(&self, key: &KeyPath, message: impl Into<String>, hint: Option<String>) -> PolicyError {
-        PolicyError {
-            file: self.file.clone(),
-            line: key.line_in(self.source),
-            key: key.clone(),
-            message: message.into(),
-            hint,
-        }
+        PolicyError { file: self.file.clone(), line: key.line_in(self.source), key: key.clone(), message: message.into(), hint }
     }
 
     pub fn error(&mut self, key: &KeyPath, message: impl Into<String>, hint: impl Into<Option<String>>) {

@@ -78,10 +78,7 @@ fn parse(path: &Path, source: &str) -> Result<PolicyFile, PolicyErrors> {
 }
 
 fn toml_error(path: &Path, source: &str, error: &toml::de::Error, key: KeyPath) -> PolicyError {
-    let line = error
-        .span()
-        .map(|span| source[..span.start.min(source.len())].matches('\n').count() + 1)
-        .or_else(|| key.line_in(source));
+    let line = error.span().map(|span| source[..span.start.min(source.len())].matches('\n').count() + 1).or_else(|| key.line_in(source));
     PolicyError {
         file: path.to_owned(),
         line,
@@ -157,9 +154,7 @@ fn http_url(text: &str, key: &KeyPath, example: &str, p: &mut Problems<'_>) -> O
 
 /// Validates a workload and returns its parsed values (`None` when something is wrong).
 fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) -> Option<ParsedWorkload> {
-    let name_ok = !w.name.is_empty()
-        && w.name.len() <= 64
-        && w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let name_ok = !w.name.is_empty() && w.name.len() <= 64 && w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !name_ok {
         p.error(&key.key("name"), format!("invalid workload name {:?}", w.name), "use 1-64 lower-case letters, digits, `-` or `_`".to_string());
     }
@@ -167,7 +162,11 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     let public_url = http_url(&w.public_url, &key.key("public_url"), "the URL clients use, e.g. `public_url = \"http://127.0.0.1:8080\"`", p);
     for (n, origin) in w.allowed_origins.iter().enumerate() {
         if crate::origin::Origin::parse(origin).is_none() {
-            p.error(&key.key("allowed_origins").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://app.example.com`".to_string());
+            p.error(
+                &key.key("allowed_origins").index(n),
+                format!("{origin:?} is not an origin"),
+                "write scheme://host[:port], e.g. `https://app.example.com`".to_string(),
+            );
         }
     }
     let mut strip_request_headers = Vec::new();
@@ -195,10 +194,13 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         p.warn(&key.key("anonymous"), "`anonymous = true` has no effect on a workload with authenticators", None);
     }
     if let Some(kib) = w.limits.max_request_body_kib
-        && (kib == 0 || kib > 1024 * 1024) {
-            p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
-        }
-    for (field, value, max) in [("max_connections", w.limits.max_connections, 65_536), ("max_instances", w.limits.max_instances, crate::runtime::engine::POOL_INSTANCES)] {
+        && (kib == 0 || kib > 1024 * 1024)
+    {
+        p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
+    }
+    for (field, value, max) in
+        [("max_connections", w.limits.max_connections, 65_536), ("max_instances", w.limits.max_instances, crate::runtime::engine::POOL_INSTANCES)]
+    {
         if let Some(n) = value
             && (n == 0 || n > max)
         {
@@ -209,7 +211,11 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
     {
-        p.error(&key.key("limits").key("max_instances"), format!("{n} instances cannot serve {positions} chain positions"), format!("use at least {positions}"));
+        p.error(
+            &key.key("limits").key("max_instances"),
+            format!("{n} instances cannot serve {positions} chain positions"),
+            format!("use at least {positions}"),
+        );
     }
     for (field, value) in [
         ("upstream_timeout_ms", w.limits.upstream_timeout_ms),
@@ -217,9 +223,10 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         ("idle_timeout_ms", w.limits.idle_timeout_ms),
     ] {
         if let Some(ms) = value
-            && (ms == 0 || ms > 3_600_000) {
-                p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
-            }
+            && (ms == 0 || ms > 3_600_000)
+        {
+            p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
+        }
     }
     for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound)] {
         for (n, entry) in entries.iter().enumerate() {
@@ -266,25 +273,29 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
 
 fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
     if let Some(ms) = limits.deadline_ms
-        && (ms == 0 || ms > 10_000) {
-            p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), "use 1 to 10000".to_string());
-        }
+        && (ms == 0 || ms > 10_000)
+    {
+        p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), "use 1 to 10000".to_string());
+    }
     if let Some(mib) = limits.memory_mib
-        && (mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB) {
-            p.error(&key.key("memory_mib"), format!("memory cap {mib} MiB is out of range"), format!("use 1 to {}", crate::runtime::MAX_MEMORY_MIB));
-        }
+        && (mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB)
+    {
+        p.error(&key.key("memory_mib"), format!("memory cap {mib} MiB is out of range"), format!("use 1 to {}", crate::runtime::MAX_MEMORY_MIB));
+    }
     if limits.max_uses == Some(0) {
         p.error(&key.key("max_uses"), "`max_uses` must be at least 1", None);
     }
     use crate::runtime::capabilities::cache::{MAX_CACHE_ENTRIES, MAX_CACHE_MIB};
     if let Some(mib) = limits.cache_mib
-        && !(1..=MAX_CACHE_MIB).contains(&mib) {
-            p.error(&key.key("cache_mib"), format!("cache quota {mib} MiB is out of range"), format!("use 1 to {MAX_CACHE_MIB}"));
-        }
+        && !(1..=MAX_CACHE_MIB).contains(&mib)
+    {
+        p.error(&key.key("cache_mib"), format!("cache quota {mib} MiB is out of range"), format!("use 1 to {MAX_CACHE_MIB}"));
+    }
     if let Some(entries) = limits.cache_entries
-        && !(1..=MAX_CACHE_ENTRIES).contains(&entries) {
-            p.error(&key.key("cache_entries"), format!("cache quota of {entries} entries is out of range"), format!("use 1 to {MAX_CACHE_ENTRIES}"));
-        }
+        && !(1..=MAX_CACHE_ENTRIES).contains(&entries)
+    {
+        p.error(&key.key("cache_entries"), format!("cache quota of {entries} entries is out of range"), format!("use 1 to {MAX_CACHE_ENTRIES}"));
+    }
 }
 
 fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
@@ -300,7 +311,11 @@ fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
     }
     for (n, origin) in grants.http.iter().enumerate() {
         if crate::origin::Origin::parse(origin).is_none() {
-            p.error(&key.key("http").index(n), format!("{origin:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".to_string());
+            p.error(
+                &key.key("http").index(n),
+                format!("{origin:?} is not an origin"),
+                "write scheme://host[:port], e.g. `https://idp.example.com`".to_string(),
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod headers;
 pub mod pipeline;
 pub mod resource_metadata;
 pub mod server;
-pub mod tls;
 pub mod target;
+pub mod tls;
 pub mod upstream;
 pub mod workload;

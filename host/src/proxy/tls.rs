@@ -24,10 +24,8 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
         anyhow::bail!("{} contains no certificate", cert.display());
     }
     let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read a PEM private key from {}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the certificate and key do not form a usable pair")?;
+    let mut config =
+        rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).context("the certificate and key do not form a usable pair")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -1,12 +1,12 @@
 //! A workload's runtime form: everything the pipeline needs, built at policy load.
 
 use super::chain::InboundChain;
-use crate::admin::metrics::WorkloadMetrics;
 use super::guard::RequestGuard;
 use super::headers::HeaderRules;
 use super::resource_metadata::ProtectedResource;
 use super::server::ConnectionLimits;
 use super::upstream::Upstream;
+use crate::admin::metrics::WorkloadMetrics;
 use crate::runtime::plugin::Plugin;
 use std::net::SocketAddr;
 use std::sync::Arc;

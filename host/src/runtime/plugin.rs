@@ -11,16 +11,16 @@ use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
 use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
+use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 use super::engine::ticks_for;
-use super::capabilities::request::handle;
 use super::request::RequestData;
 use super::state::HostState;
 use super::verdict::{Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, Trap};
 

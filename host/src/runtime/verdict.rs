@@ -250,7 +250,9 @@ mod tests {
         };
         let ok = Manifest::parse(wit(&["Authorization"], &["authorization"], &["x-user", "X-Forwarded-Email"])).unwrap();
         assert_eq!(ok.consumes, [header::AUTHORIZATION]);
-        for bad in [wit(&["host"], &[], &[]), wit(&[], &[], &["x-forwarded-for"]), wit(&[], &[], &["connection"]), wit(&[], &["x"], &[]), wit(&["a b"], &[], &[])] {
+        for bad in
+            [wit(&["host"], &[], &[]), wit(&[], &[], &["x-forwarded-for"]), wit(&[], &[], &["connection"]), wit(&[], &["x"], &[]), wit(&["a b"], &[], &[])]
+        {
             assert!(Manifest::parse(bad.clone()).is_err(), "{bad:?}");
         }
     }

@@ -79,8 +79,8 @@ fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, Secret
         )));
     }
     let salt = B64.decode(&params.salt).map_err(|_| corrupt("the salt is not base64".into()))?;
-    let argon_params = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
-        .map_err(|e| corrupt(format!("bad key-derivation parameters: {e}")))?;
+    let argon_params =
+        Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32)).map_err(|e| corrupt(format!("bad key-derivation parameters: {e}")))?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, argon_params)
         .hash_password_into(password.as_bytes(), &salt, key.as_mut())
@@ -98,9 +98,9 @@ fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
     let entry = keychain_entry(path)?;
     match entry.get_password() {
         Ok(encoded) => {
-            let bytes = Zeroizing::new(B64.decode(encoded.trim()).map_err(|_| SecretStoreError::NoKeychain {
-                reason: "the keychain entry does not hold a valid key".into(),
-            })?);
+            let bytes = Zeroizing::new(
+                B64.decode(encoded.trim()).map_err(|_| SecretStoreError::NoKeychain { reason: "the keychain entry does not hold a valid key".into() })?,
+            );
             let mut key = Zeroizing::new([0u8; 32]);
             if bytes.len() != 32 {
                 return Err(SecretStoreError::NoKeychain { reason: "the keychain entry does not hold a 32-byte key".into() });

@@ -117,12 +117,7 @@ impl SecretStore {
     }
 
     pub fn new(home: &Path, password: Option<SecretString>) -> Self {
-        SecretStore {
-            path: home.join("secrets.json"),
-            lock_path: home.join("secrets.lock"),
-            password,
-            cache: Mutex::new(None),
-        }
+        SecretStore { path: home.join("secrets.json"), lock_path: home.join("secrets.lock"), password, cache: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {
@@ -223,11 +218,9 @@ impl SecretStore {
 
     fn stamp(&self) -> Result<Option<Stamp>, SecretStoreError> {
         match std::fs::metadata(&self.path) {
-            Ok(meta) => Ok(Some(Stamp {
-                inode: meta.ino(),
-                len: meta.len(),
-                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            })),
+            Ok(meta) => {
+                Ok(Some(Stamp { inode: meta.ino(), len: meta.len(), mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()) }))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(io("read", &self.path, source)),
         }
@@ -259,8 +252,7 @@ impl SecretStore {
                 .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad })
                 .map_err(|_| SecretStoreError::WrongPassword { path: self.path.clone() })?,
         );
-        let entries: BTreeMap<String, String> =
-            serde_json::from_slice(&plaintext).map_err(|_| corrupt("the decrypted entries are not valid".into()))?;
+        let entries: BTreeMap<String, String> = serde_json::from_slice(&plaintext).map_err(|_| corrupt("the decrypted entries are not valid".into()))?;
         let entries = entries.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
         Ok(Loaded { stamp, checked: Instant::now(), protection: file.key, key, entries })
     }
@@ -269,18 +261,12 @@ impl SecretStore {
         let plain: BTreeMap<&str, &str> = loaded.entries.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
         let plaintext = Zeroizing::new(serde_json::to_vec(&plain).expect("entries serialise"));
         let nonce: [u8; 12] = rand::random();
-        let mut file = StoreFile {
-            format: FORMAT.into(),
-            version: VERSION,
-            key: loaded.protection.clone(),
-            nonce: B64.encode(nonce),
-            ciphertext: String::new(),
-        };
+        let mut file =
+            StoreFile { format: FORMAT.into(), version: VERSION, key: loaded.protection.clone(), nonce: B64.encode(nonce), ciphertext: String::new() };
         let aad = file.associated_data();
         let cipher = Aes256Gcm::new_from_slice(loaded.key.as_ref()).expect("32-byte key");
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
-            .expect("AES-GCM encryption of an in-memory buffer does not fail");
+        let ciphertext =
+            cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad }).expect("AES-GCM encryption of an in-memory buffer does not fail");
         file.ciphertext = B64.encode(ciphertext);
         let bytes = serde_json::to_vec_pretty(&file).expect("store file serialises");
         write_atomically(&self.path, &bytes)
@@ -292,9 +278,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SecretStoreError> {
 }
 
 fn check_name(name: &str) -> Result<(), SecretStoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-/".contains(&b));
+    let ok = !name.is_empty() && name.len() <= 200 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b":._-/".contains(&b));
     if ok { Ok(()) } else { Err(SecretStoreError::InvalidName(name.to_owned())) }
 }
 

@@ -78,7 +78,9 @@ mod tests {
 
     #[test]
     fn hmac_round_trip_and_strict_key_types() {
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &serde_json::json!({"a":1}), &EncodingKey::from_secret(b"secret-secret-secret-secret-secret")).unwrap();
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &serde_json::json!({"a":1}), &EncodingKey::from_secret(b"secret-secret-secret-secret-secret"))
+                .unwrap();
         let (input, sig) = token.rsplit_once('.').unwrap();
         assert_eq!(verify_jws("HS256", SECRET_JWK, input, sig), Ok(true));
         assert_eq!(verify_jws("HS256", SECRET_JWK, &format!("{input}x"), sig), Ok(false));

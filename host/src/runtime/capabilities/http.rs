@@ -61,8 +61,7 @@ pub struct CheckedRequest {
 pub fn check_request(request: OutgoingRequest) -> Result<CheckedRequest, HttpError> {
     let invalid = |message: String| HttpError::InvalidRequest(message);
     let url = url::Url::parse(&request.url).map_err(|e| invalid(format!("bad URL: {e}")))?;
-    let origin = Origin::of(&url)
-        .ok_or_else(|| invalid("only http:// and https:// URLs with a host are supported".into()))?;
+    let origin = Origin::of(&url).ok_or_else(|| invalid("only http:// and https:// URLs with a host are supported".into()))?;
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| invalid(format!("bad method {:?}", shorten(&request.method))))?;
     // CONNECT asks the server to open a tunnel to somewhere else.
     if method == reqwest::Method::CONNECT {
@@ -145,11 +144,7 @@ impl OutboundHttp {
         let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers);
         let mut response = builder.body(request.body).send().await.map_err(map_error)?;
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .filter_map(|(n, v)| Some(Header { name: n.as_str().to_owned(), value: v.to_str().ok()?.to_owned() }))
-            .collect();
+        let headers = response.headers().iter().filter_map(|(n, v)| Some(Header { name: n.as_str().to_owned(), value: v.to_str().ok()?.to_owned() })).collect();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -186,11 +181,9 @@ async fn check_public(url: &url::Url) -> Result<(), HttpError> {
     let addrs: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
         url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
-        url::Host::Domain(name) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|e| HttpError::Connection(format!("cannot resolve {name}: {e}")))?
-            .map(|a| a.ip())
-            .collect(),
+        url::Host::Domain(name) => {
+            tokio::net::lookup_host((name, port)).await.map_err(|e| HttpError::Connection(format!("cannot resolve {name}: {e}")))?.map(|a| a.ip()).collect()
+        }
     };
     match addrs.iter().find(|ip| !is_public(**ip)) {
         Some(ip) => Err(HttpError::AddressRefused(format!("{} resolves to the non-public address {ip}", url.host_str().unwrap_or("")))),
@@ -310,8 +303,21 @@ mod tests {
     #[test]
     fn routing_and_framing_headers_are_refused_by_name() {
         for name in [
-            "host", "Host", "HOST", "content-length", "Transfer-Encoding", "connection", "upgrade", "te", "trailer", "keep-alive",
-            "proxy-authorization", "Proxy-Connection", "forwarded", "x-forwarded-for", "X-Forwarded-Host",
+            "host",
+            "Host",
+            "HOST",
+            "content-length",
+            "Transfer-Encoding",
+            "connection",
+            "upgrade",
+            "te",
+            "trailer",
+            "keep-alive",
+            "proxy-authorization",
+            "Proxy-Connection",
+            "forwarded",
+            "x-forwarded-for",
+            "X-Forwarded-Host",
         ] {
             let why = refusal("GET", "https://idp.example.com/", &[("accept", "*/*"), (name, "evil.example")]);
             assert!(why.contains(&format!("`{}`", name.to_ascii_lowercase())), "{name}: {why}");
@@ -356,7 +362,20 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for private in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "64:ff9b::a00:1"] {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {

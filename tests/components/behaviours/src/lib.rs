@@ -57,11 +57,7 @@ impl Lifecycle for Fixture {
         }
         let mut produces = vec!["x-fixture-allowed-by".to_string()];
         produces.extend(config.claim_header.clone());
-        let manifest = Manifest {
-            consumes: config.consumes.clone().unwrap_or_else(|| vec!["x-fixture-credential".into()]),
-            forwards: Vec::new(),
-            produces,
-        };
+        let manifest = Manifest { consumes: config.consumes.clone().unwrap_or_else(|| vec!["x-fixture-credential".into()]), forwards: Vec::new(), produces };
         CONFIG.with(|c| *c.borrow_mut() = config);
         Ok(manifest)
     }
@@ -75,9 +71,10 @@ impl Authenticate for Fixture {
     fn authenticate(request: &Request) -> Verdict {
         let config = CONFIG.with(|c| c.borrow().clone());
         if let Some(name) = &config.only_if_header
-            && request.header(name).is_empty() {
-                return Verdict::Abstain;
-            }
+            && request.header(name).is_empty()
+        {
+            return Verdict::Abstain;
+        }
         match config.mode.as_str() {
             "allow" => {
                 if let Some(ms) = config.sleep_ms {
