@@ -56,6 +56,8 @@ fn ec_signer() -> Signer {
 fn token(signer: &Signer) -> String {
     let mut header = Header::new(signer.alg);
     header.kid = signer.jwk["kid"].as_str().map(str::to_owned);
+    // An access token as RFC 9068 types it (the verifier requires it by default).
+    header.typ = Some("at+jwt".to_owned());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let claims = json!({ "iss": ISSUER, "sub": "alice", "aud": AUD, "exp": now + 3600, "iat": now, "scope": "mcp:read" });
     jsonwebtoken::encode(&header, &claims, &signer.encoding).unwrap()
