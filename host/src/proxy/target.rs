@@ -43,6 +43,8 @@ fn path_problem(path: &str) -> Option<&'static str> {
         return Some("the path contains an encoded slash or backslash");
     }
     for segment in path.split('/') {
+        // `..;param` is `..` to servers that strip path parameters (Tomcat).
+        let segment = segment.split(';').next().unwrap_or(segment);
         if is_dot_segment(segment) {
             return Some("the path contains a `.` or `..` segment");
         }
@@ -76,7 +78,22 @@ mod tests {
         for ok in ["/", "/mcp", "/a/b.json", "/a/...", "/.well-known/x", "/a%2Eb", "/a/.hidden", "/%252e%252e/x", "//double"] {
             assert_eq!(path_problem(ok), None, "{ok}");
         }
-        for bad in ["/..", "/../admin", "/a/./b", "/%2e%2e/admin", "/%2E%2e/x", "/.%2e/x", "/%2e/x", "/a%2fb", "/a%2Fb", "/a%5cb", "/a\\b", "/a/.."] {
+        for bad in [
+            "/..",
+            "/../admin",
+            "/a/./b",
+            "/%2e%2e/admin",
+            "/%2E%2e/x",
+            "/.%2e/x",
+            "/%2e/x",
+            "/a%2fb",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a/..",
+            "/..;/admin",
+            "/.;x/a",
+        ] {
             assert!(path_problem(bad).is_some(), "{bad}");
         }
     }
