@@ -16,9 +16,10 @@ struct ProviderFile {
     require_at_jwt: Option<bool>,
 }
 
+/// The policy's `config` table as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub struct File {
     #[serde(flatten)]
     single: ProviderFile,
     #[serde(default)]
@@ -79,8 +80,7 @@ const KNOWN_ALGORITHMS: [&str; 12] = ["RS256", "RS384", "RS512", "PS256", "PS384
 const MAX_LEEWAY: u64 = 300;
 
 impl Config {
-    pub fn parse(json: &str, public_url: &str) -> Result<Config, String> {
-        let file: File = serde_json::from_str(json).map_err(|e| format!("invalid oidc-verifier config: {e}"))?;
+    pub fn new(file: File, public_url: &str) -> Result<Config, String> {
         let mut provider_files = file.providers;
         if file.single.issuer.is_some() || file.single.jwks_uri.is_some() || file.single.jwks.is_some() {
             provider_files.insert(0, file.single);

@@ -12,13 +12,11 @@
 //! provider costs one request a wait, never a failure of the call.
 
 use crate::config::Provider;
-use crate::portcullis::auth::cache;
-use crate::portcullis::auth::http_client::{self, OutgoingRequest};
-use crate::portcullis::auth::log::{Level, log};
-use crate::portcullis::auth::secrets;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_plugin::{cache, http, log, secrets};
 use serde_json::Value;
+use std::time::Duration;
 
 const STALE_TTL: u32 = 7 * 24 * 3600;
 const REFETCH_INTERVAL: u32 = 30;
@@ -50,7 +48,7 @@ pub fn select(provider: &Provider, alg: &str, kid: Option<&str>) -> Result<Strin
     let uri = match &provider.jwks_uri {
         Some(uri) => uri.clone(),
         None => discover_jwks_uri(provider).map_err(|why| {
-            log(Level::Error, &format!("cannot discover the signing keys of {}: {why}", provider.issuer));
+            log::error(&format!("cannot discover the signing keys of {}: {why}", provider.issuer));
             KeyError::Unavailable(why)
         })?,
     };
@@ -62,7 +60,7 @@ pub fn select(provider: &Provider, alg: &str, kid: Option<&str>) -> Result<Strin
     // more than once per interval, so random kids cannot make us hammer it. If
     // the marker cannot be stored, do not refetch: the limit must hold.
     let marker = format!("jwks-refetch:{uri}");
-    if kid.is_some() && cache::get(&marker).is_none() && cache::set(&marker, b"1", REFETCH_INTERVAL) {
+    if kid.is_some() && cache::get(&marker).is_none() && cache::set(&marker, b"1", seconds(REFETCH_INTERVAL)) {
         let keys = key_set(&uri, true)?;
         return find(&keys, alg, kid).ok_or(KeyError::NoMatchingKey);
     }
@@ -72,7 +70,7 @@ pub fn select(provider: &Provider, alg: &str, kid: Option<&str>) -> Result<Strin
 /// An HMAC key at least as long as the hash (RFC 7518 §3.2).
 fn hmac_key(provider: &Provider, alg: &str) -> Result<String, KeyError> {
     let name = provider.hs_secret.as_deref().ok_or(KeyError::NoMatchingKey)?;
-    let secret = secrets::get(name).map_err(|e| KeyError::Unavailable(format!("the HMAC secret `{name}` cannot be read: {e:?}")))?;
+    let secret = secrets::get(name).map_err(|e| KeyError::Unavailable(format!("the HMAC secret `{name}` cannot be read: {e}")))?;
     let minimum = match alg {
         "HS384" => 48,
         "HS512" => 64,
@@ -82,7 +80,7 @@ fn hmac_key(provider: &Provider, alg: &str) -> Result<String, KeyError> {
         let why = format!("the HMAC secret `{name}` is shorter than the {minimum} bytes {alg} needs; no token is accepted with it");
         // A configuration fact: said once per instance, not on every request.
         if !WARNED_SHORT_SECRET.with(|w| w.replace(true)) {
-            log(Level::Error, &why);
+            log::error(&why);
         }
         return Err(KeyError::Unavailable(why));
     }
@@ -138,21 +136,21 @@ fn key_set(uri: &str, force: bool) -> Result<Vec<Value>, KeyError> {
     }
     match fetch_key_set(uri) {
         Ok((body, keys, ttl)) => {
-            cache::set(&fresh_key, &body, ttl);
-            cache::set(&stale_key, &body, STALE_TTL);
+            cache::set(&fresh_key, &body, seconds(ttl));
+            cache::set(&stale_key, &body, seconds(STALE_TTL));
             FAILED_AT.with(|f| f.borrow_mut().remove(uri));
             Ok(keys)
         }
         Err(why) => {
-            cache::set(&backoff_key, b"1", BACKOFF);
+            cache::set(&backoff_key, b"1", seconds(BACKOFF));
             FAILED_AT.with(|f| f.borrow_mut().insert(uri.to_owned(), crate::now()));
             match stale() {
                 Some(keys) => {
-                    log(Level::Warn, &format!("cannot refresh the signing keys {uri}: {why}; still using the cached keys"));
+                    log::warn(&format!("cannot refresh the signing keys {uri}: {why}; still using the cached keys"));
                     Ok(keys)
                 }
                 None => {
-                    log(Level::Error, &format!("cannot get the signing keys {uri}: {why}"));
+                    log::error(&format!("cannot get the signing keys {uri}: {why}"));
                     Err(KeyError::Unavailable(why))
                 }
             }
@@ -192,7 +190,7 @@ fn discover_jwks_uri(provider: &Provider) -> Result<String, String> {
     }
     let uri = doc.get("jwks_uri").and_then(Value::as_str).ok_or("the discovery document has no jwks_uri")?.to_owned();
     crate::config::require_https("jwks_uri", &uri)?;
-    cache::set(&cache_key, uri.as_bytes(), ttl);
+    cache::set(&cache_key, uri.as_bytes(), seconds(ttl));
     Ok(uri)
 }
 
@@ -215,22 +213,19 @@ pub fn oauth_metadata_url(issuer: &str) -> String {
 
 /// GETs `url`; returns the body and a cache lifetime from `Cache-Control`.
 fn get(url: &str) -> Result<(Vec<u8>, u32), String> {
-    let request = OutgoingRequest {
-        method: "GET".into(),
-        url: url.to_owned(),
-        headers: vec![crate::portcullis::auth::types::Header { name: "accept".into(), value: "application/json".into() }],
-        body: Vec::new(),
-        timeout_ms: Some(3000),
-    };
-    let response = http_client::send(&request).map_err(|e| format!("{url}: {e:?}"))?;
+    let response = http::Request::get(url).header("accept", "application/json").timeout(Duration::from_secs(3)).send().map_err(|e| format!("{url}: {e}"))?;
     if response.status != 200 {
         return Err(format!("{url} answered HTTP {}", response.status));
     }
     let max_age = response
         .headers
         .iter()
-        .filter(|h| h.name == "cache-control")
-        .flat_map(|h| h.value.split(','))
+        .filter(|(name, _)| name == "cache-control")
+        .flat_map(|(_, value)| value.split(','))
         .find_map(|d| d.trim().strip_prefix("max-age=").and_then(|v| v.parse::<u32>().ok()));
     Ok((response.body, max_age.unwrap_or(300).clamp(60, 86_400)))
+}
+
+fn seconds(secs: u32) -> Duration {
+    Duration::from_secs(u64::from(secs))
 }

@@ -19,58 +19,54 @@ mod keys;
 mod strict_json;
 
 use config::Config;
+use portcullis_plugin::prelude::*;
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::Duration;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "portcullis:auth/authenticator",
-});
-
-use exports::portcullis::auth::authenticate::Guest as Authenticate;
-use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
-use portcullis::auth::log::{Level, log};
-use portcullis::auth::types::{Allow, Deny, Header, HeaderEdit, Identity, Manifest, Request, Verdict};
-use portcullis::auth::{cache, crypto};
-
-thread_local! {
-    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+struct OidcVerifier {
+    config: Config,
     /// Tokens this instance verified, by the token itself: the fast path for a
     /// client that sends the same token on every request. The host cache
     /// (shared by all instances) is the second level.
-    static RECENT: RefCell<HashMap<String, (Verified, Option<u64>)>> = RefCell::new(HashMap::new());
+    recent: RefCell<HashMap<String, (Verified, Option<u64>)>>,
 }
 
 /// Entries kept per instance; when full, the map starts over.
 const RECENT_MAX: usize = 256;
 
-struct OidcVerifier;
+impl Authenticator for OidcVerifier {
+    type Config = config::File;
 
-impl Lifecycle for OidcVerifier {
-    fn init(settings: Settings) -> Result<Manifest, String> {
-        let config = Config::parse(&settings.config_json, &settings.public_url)?;
-        // The gateway strips client-sent claim headers before the chain and
-        // removes the bearer token after it (unless `forward_token`).
-        let manifest = Manifest {
-            consumes: vec!["authorization".into()],
-            forwards: if config.forward_token { vec!["authorization".into()] } else { Vec::new() },
-            produces: config.claims_to_headers.iter().map(|(_, header)| header.clone()).collect(),
-        };
-        CONFIG.with(|c| *c.borrow_mut() = Some(config));
-        Ok(manifest)
+    fn init(file: config::File, context: &Context) -> Result<Self, String> {
+        Ok(OidcVerifier { config: Config::new(file, &context.public_url)?, recent: RefCell::new(HashMap::new()) })
+    }
+
+    /// The gateway strips client-sent claim headers before the chain and
+    /// removes the bearer token after it (unless `forward_token`).
+    fn manifest(&self) -> Manifest {
+        let mut manifest = Manifest::new().consumes("authorization");
+        if self.config.forward_token {
+            manifest = manifest.forwards("authorization");
+        }
+        self.config.claims_to_headers.iter().fold(manifest, |manifest, (_, header)| manifest.produces(header))
+    }
+
+    fn authenticate(&self, request: &Request) -> Verdict {
+        match self.admit(request) {
+            Ok(allow) => allow.into(),
+            Err(refusal) => {
+                if let Some(error) = refusal.error {
+                    log::debug(&format!("bearer token refused ({error}): {}", refusal.description));
+                }
+                deny_with(&self.config, refusal).into()
+            }
+        }
     }
 }
 
-impl Authenticate for OidcVerifier {
-    fn authenticate(request: &Request) -> Verdict {
-        CONFIG.with(|c| match c.borrow().as_ref() {
-            Some(config) => verify_request(config, request),
-            // The host always calls `init` first; refuse rather than guess.
-            None => not_configured(),
-        })
-    }
-}
+export_authenticator!(OidcVerifier);
 
 /// A refusal: what the client is told (and the status).
 struct Refusal {
@@ -86,73 +82,62 @@ impl Refusal {
     }
 }
 
-fn verify_request(config: &Config, request: &Request) -> Verdict {
-    match admit(config, request) {
-        Ok(verdict) => verdict,
-        Err(refusal) => {
-            if let Some(error) = refusal.error {
-                log(Level::Debug, &format!("bearer token refused ({error}): {}", refusal.description));
-            }
-            deny(config, refusal)
+impl OidcVerifier {
+    fn admit(&self, request: &Request) -> Result<Allow, Refusal> {
+        let config = &self.config;
+        let fields = request.header("authorization");
+        let no_token = Refusal { status: 401, error: None, description: "a bearer token is required".into(), scope: None };
+        let field = match fields.as_slice() {
+            [] => return Err(no_token),
+            [one] => one,
+            _ => return Err(Refusal { status: 400, error: Some("invalid_request"), description: "several Authorization headers".into(), scope: None }),
+        };
+        let Some((scheme, token)) = field.split_once(' ') else {
+            return Err(no_token);
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(no_token);
         }
-    }
-}
-
-fn admit(config: &Config, request: &Request) -> Result<Verdict, Refusal> {
-    let fields = request.header("authorization");
-    let no_token = Refusal { status: 401, error: None, description: "a bearer token is required".into(), scope: None };
-    let field = match fields.as_slice() {
-        [] => return Err(no_token),
-        [one] => one,
-        _ => return Err(Refusal { status: 400, error: Some("invalid_request"), description: "several Authorization headers".into(), scope: None }),
-    };
-    let Some((scheme, token)) = field.split_once(' ') else {
-        return Err(no_token);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(no_token);
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(no_token);
-    }
-    if token.len() > config.max_token_bytes {
-        return Err(Refusal::invalid(format!("the token is larger than {} bytes", config.max_token_bytes)));
-    }
-
-    let now = now();
-    if !config.token_cache {
-        let (verified, _) = verify_token(config, token, now)?;
-        return Ok(Verdict::Allow(finish(&verified)));
-    }
-    let recent = RECENT.with(|r| match r.borrow().get(token) {
-        Some((verified, exp)) if exp.is_none_or(|exp| now < exp) => Some(finish(verified)),
-        _ => None,
-    });
-    if let Some(allow) = recent {
-        return Ok(Verdict::Allow(allow));
-    }
-    let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
-    let (verified, expires) = match cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
-        Some(hit) => hit,
-        None => {
-            let (verified, expires) = verify_token(config, token, now)?;
-            let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
-            if ttl > 0 {
-                cache::set(&cache_key, &cache_entry(&verified, expires), ttl);
-            }
-            (verified, expires.or(Some(now + u64::from(ttl))))
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(no_token);
         }
-    };
-    let allow = finish(&verified);
-    RECENT.with(|r| {
-        let mut recent = r.borrow_mut();
+        if token.len() > config.max_token_bytes {
+            return Err(Refusal::invalid(format!("the token is larger than {} bytes", config.max_token_bytes)));
+        }
+
+        let now = now();
+        if !config.token_cache {
+            let (verified, _) = verify_token(config, token, now)?;
+            return Ok(finish(&verified));
+        }
+        let recent = match self.recent.borrow().get(token) {
+            Some((verified, exp)) if exp.is_none_or(|exp| now < exp) => Some(finish(verified)),
+            _ => None,
+        };
+        if let Some(allow) = recent {
+            return Ok(allow);
+        }
+        let cache_key = format!("token:{}", hex(&Sha256::digest(token.as_bytes())));
+        let (verified, expires) = match cache::get(&cache_key).and_then(|bytes| cached_allow(&bytes, now)) {
+            Some(hit) => hit,
+            None => {
+                let (verified, expires) = verify_token(config, token, now)?;
+                let ttl = expires.map(|exp| exp.saturating_sub(now)).unwrap_or(60).min(3600) as u32;
+                if ttl > 0 {
+                    cache::set(&cache_key, &cache_entry(&verified, expires), Duration::from_secs(u64::from(ttl)));
+                }
+                (verified, expires.or(Some(now + u64::from(ttl))))
+            }
+        };
+        let allow = finish(&verified);
+        let mut recent = self.recent.borrow_mut();
         if recent.len() >= RECENT_MAX {
             recent.clear();
         }
         recent.insert(token.to_owned(), (verified, expires));
-    });
-    Ok(Verdict::Allow(allow))
+        Ok(allow)
+    }
 }
 
 /// What a verified token yields, before the request-specific edits.
@@ -190,7 +175,7 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
         keys::KeyError::NoMatchingKey => Refusal::invalid("no trusted key matches the token"),
         // Logged where it happened (once per failed fetch); an outage must not flood the log.
         keys::KeyError::Unavailable(why) => {
-            log(Level::Debug, &why);
+            log::debug(&why);
             Refusal::invalid("the issuer's signing keys are unavailable")
         }
     })?;
@@ -219,14 +204,8 @@ fn verify_token(config: &Config, token: &str, now: u64) -> Result<(Verified, Opt
 /// The allow verdict with the verified claim headers. The gateway already
 /// removed client-sent copies of them, and removes the token (see `init`).
 fn finish(verified: &Verified) -> Allow {
-    let mut edits = Vec::with_capacity(verified.headers.len());
-    for (name, value) in &verified.headers {
-        edits.push(HeaderEdit::Append(Header { name: name.clone(), value: value.clone() }));
-    }
-    Allow {
-        identity: Identity { subject: verified.subject.clone(), issuer: Some(verified.issuer.clone()), claims_json: Some(verified.claims_json.clone()) },
-        edits,
-    }
+    let allow = allow(&verified.subject).issuer(&verified.issuer).claims_json(&verified.claims_json);
+    verified.headers.iter().fold(allow, |allow, (name, value)| allow.append_header(name, value))
 }
 
 fn cache_entry(v: &Verified, expires: Option<u64>) -> Vec<u8> {
@@ -245,7 +224,7 @@ fn cached_allow(bytes: &[u8], now: u64) -> Option<(Verified, Option<u64>)> {
     Some((verified, v["exp"].as_u64()))
 }
 
-fn deny(config: &Config, refusal: Refusal) -> Verdict {
+fn deny_with(config: &Config, refusal: Refusal) -> Deny {
     let mut challenge = format!("Bearer resource_metadata=\"{}\"", config.resource_metadata);
     if let Some(error) = refusal.error {
         challenge.push_str(&format!(", error=\"{error}\", error_description=\"{}\"", quoted_safe(&refusal.description)));
@@ -253,23 +232,10 @@ fn deny(config: &Config, refusal: Refusal) -> Verdict {
     if let Some(scope) = &refusal.scope {
         challenge.push_str(&format!(", scope=\"{}\"", quoted_safe(scope)));
     }
-    let body = serde_json::json!({
+    deny(refusal.status).challenge(challenge).json(&serde_json::json!({
         "error": refusal.error.unwrap_or("unauthorized"),
         "error_description": refusal.description,
-    });
-    Verdict::Deny(Deny {
-        status: refusal.status,
-        headers: vec![Header { name: "www-authenticate".into(), value: challenge }, Header { name: "content-type".into(), value: "application/json".into() }],
-        body: body.to_string(),
-    })
-}
-
-fn not_configured() -> Verdict {
-    Verdict::Deny(Deny {
-        status: 500,
-        headers: vec![Header { name: "content-type".into(), value: "application/json".into() }],
-        body: r#"{"error":"server_error","error_description":"the verifier is not configured"}"#.into(),
-    })
+    }))
 }
 
 /// RFC 6750 §3: error descriptions are limited to printable ASCII without `"` and `\`.
@@ -285,4 +251,3 @@ pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-export!(OidcVerifier);

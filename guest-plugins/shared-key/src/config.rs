@@ -1,12 +1,12 @@
 //! The component's configuration, parsed once in `init`.
 
-use crate::deny;
-use crate::portcullis::auth::types::Verdict;
+use portcullis_plugin::{Verdict, deny};
 use serde::Deserialize;
 
+/// The policy's `config` table as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct File {
+pub struct File {
     secret: Option<String>,
     header: Option<String>,
     scheme: Option<String>,
@@ -30,8 +30,7 @@ pub struct Config {
 const DEFAULT_GRACE_SECONDS: u64 = 600;
 
 impl Config {
-    pub fn parse(json: &str, workload: &str) -> Result<Config, String> {
-        let file: File = serde_json::from_str(json).map_err(|e| format!("invalid shared-key config: {e}"))?;
+    pub fn new(file: File, workload: &str) -> Result<Config, String> {
         if let Some(key) = &file.key
             && key != "auto"
         {
@@ -71,7 +70,7 @@ impl Config {
             "{what} Send the workload's key as {how}; `portcullis keys show {}` prints it, and `portcullis bridge {}` adds it for stdio clients.",
             self.workload, self.workload
         );
-        deny(401, error, &message, Some(&self.header))
+        deny(401).json(&serde_json::json!({ "error": error, "message": message, "header": self.header })).into()
     }
 }
 

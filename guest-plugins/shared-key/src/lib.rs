@@ -24,46 +24,33 @@
 mod config;
 
 use config::Config;
-use std::cell::RefCell;
-use subtle::ConstantTimeEq;
+use portcullis_plugin::prelude::*;
+use portcullis_plugin::secrets::SecretError;
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "portcullis:auth/authenticator",
-});
-
-use exports::portcullis::auth::authenticate::Guest as Authenticate;
-use exports::portcullis::auth::lifecycle::{Guest as Lifecycle, Settings};
-use portcullis::auth::log::{Level, log};
-use portcullis::auth::secrets::{self, SecretError};
-use portcullis::auth::types::{Allow, Deny, Header, Identity, Manifest, Request, Verdict};
-
-thread_local! {
-    static CONFIG: RefCell<Option<Config>> = const { RefCell::new(None) };
+struct SharedKey {
+    config: Config,
 }
 
-struct SharedKey;
+impl Authenticator for SharedKey {
+    type Config = config::File;
 
-impl Lifecycle for SharedKey {
-    fn init(settings: Settings) -> Result<Manifest, String> {
-        let mut config = Config::parse(&settings.config_json, &settings.workload)?;
+    fn init(file: config::File, context: &Context) -> Result<Self, String> {
+        let mut config = Config::new(file, &context.workload)?;
         // A refused grant is permanent for this configuration: ask once, not per request.
         config.grace_granted = !matches!(secrets::get(&config.previous_secret()), Err(SecretError::NotGranted));
-        let manifest = Manifest { consumes: vec![config.header.clone()], forwards: Vec::new(), produces: Vec::new() };
-        CONFIG.with(|c| *c.borrow_mut() = Some(config));
-        Ok(manifest)
+        Ok(SharedKey { config })
+    }
+
+    fn manifest(&self) -> Manifest {
+        Manifest::new().consumes(&self.config.header)
+    }
+
+    fn authenticate(&self, request: &Request) -> Verdict {
+        check(&self.config, request)
     }
 }
 
-impl Authenticate for SharedKey {
-    fn authenticate(request: &Request) -> Verdict {
-        CONFIG.with(|c| match c.borrow().as_ref() {
-            Some(config) => check(config, request),
-            // The host always calls `init` first; refuse rather than guess.
-            None => deny(500, "not_configured", "The shared-key component was not initialised.", None),
-        })
-    }
-}
+export_authenticator!(SharedKey);
 
 fn check(config: &Config, request: &Request) -> Verdict {
     let presented = match presented_key(config, request) {
@@ -74,28 +61,27 @@ fn check(config: &Config, request: &Request) -> Verdict {
         // An empty key would match an empty presentation: never a valid key.
         Ok(key) if key.is_empty() => return key_unavailable(config, "the stored key is empty"),
         Ok(key) => key,
-        Err(error) => return secret_unavailable(config, error),
+        Err(error) => return key_unavailable(config, &error.to_string()),
     };
-    let mut matched = ct_eq(&presented, &current);
+    // `constant_time_eq` on different lengths returns false at once; the length
+    // of a 32-byte key in base64url is public, so that leaks nothing secret.
+    let mut matched = constant_time_eq(presented.as_bytes(), current.as_bytes());
     // The previous key is checked even when the current one matched, so the time
     // taken does not tell an attacker which of the two a guess was close to.
     if let Some(previous) = previous_key(config) {
-        matched |= ct_eq(&presented, &previous);
+        matched |= constant_time_eq(presented.as_bytes(), previous.as_bytes());
     }
     if !matched {
         return config.unauthorized("invalid_key", "The key presented is not this workload's key.");
     }
-    Verdict::Allow(Allow {
-        identity: Identity { subject: format!("shared-key:{}", config.workload), issuer: None, claims_json: None },
-        // The gateway removes the key itself (the manifest says it is consumed).
-        edits: Vec::new(),
-    })
+    // The gateway removes the key itself (the manifest says it is consumed).
+    allow(format!("shared-key:{}", config.workload)).into()
 }
 
 /// The key from the configured header, with the scheme prefix stripped.
 /// Several fields with the header's name are refused: which one counts would be ambiguous.
 fn presented_key(config: &Config, request: &Request) -> Option<String> {
-    let [field] = request.header(&config.header).try_into().ok()?;
+    let field = request.single_header(&config.header).ok()??;
     let value = field.trim();
     let key = match &config.scheme {
         None => value,
@@ -122,47 +108,22 @@ fn previous_key(config: &Config) -> Option<String> {
     (!key.is_empty() && now < rotated_at.saturating_add(config.grace_seconds)).then(|| key.to_string())
 }
 
-fn ct_eq(presented: &str, expected: &str) -> bool {
-    // `ct_eq` on slices of different lengths returns false early; the length of a
-    // 32-byte key in base64url is public, so that leaks nothing secret.
-    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
-}
-
-fn secret_unavailable(config: &Config, error: SecretError) -> Verdict {
-    let why = match error {
-        SecretError::NotGranted => "the policy does not grant this component the key's secret",
-        SecretError::NotFound => "no key exists yet for this workload",
-        SecretError::Unavailable => "the secret store could not be opened",
-    };
-    key_unavailable(config, why)
-}
-
 fn key_unavailable(config: &Config, why: &str) -> Verdict {
-    log(Level::Error, &format!("cannot read the key `{}`: {why}", config.secret));
+    log::error(&format!("cannot read the key `{}`: {why}", config.secret));
     // Fail closed: without the key nothing is admitted. 503 says "the gateway is
     // not ready", which is the truth, and does not send clients into a retry with other keys.
-    deny(
-        503,
-        "key_unavailable",
-        &format!(
-            "The gateway cannot check keys for workload `{}` right now. An operator should run `portcullis keys create {}`.",
-            config.workload, config.workload
-        ),
-        None,
-    )
-}
-
-pub(crate) fn deny(status: u16, error: &str, message: &str, header_hint: Option<&str>) -> Verdict {
-    let mut body = serde_json::json!({ "error": error, "message": message });
-    if let Some(header) = header_hint {
-        body["header"] = serde_json::Value::String(header.to_string());
-    }
-    Verdict::Deny(Deny { status, headers: vec![Header { name: "content-type".into(), value: "application/json".into() }], body: body.to_string() })
+    deny(503)
+        .error(
+            "key_unavailable",
+            &format!(
+                "The gateway cannot check keys for workload `{}` right now. An operator should run `portcullis keys create {}`.",
+                config.workload, config.workload
+            ),
+        )
+        .into()
 }
 
 /// Seconds since the Unix epoch, from WASI's wall clock.
 fn now_unix_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
-
-export!(SharedKey);

@@ -1,0 +1,150 @@
+//! The two kinds of component, and the macros that export them.
+
+use crate::__private::wit;
+use crate::{Context, Injection, Manifest, Request, Verdict, deny, parse_config};
+use serde::de::DeserializeOwned;
+use std::cell::OnceCell;
+
+/// An inbound authenticator: decides about each request.
+///
+/// The gateway creates instances as it needs them; each gets `init` once and
+/// then any number of `authenticate` calls, one at a time.
+pub trait Authenticator: Sized + 'static {
+    /// The policy's `config` table. Use `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+
+    /// Checks the configuration and sets up. An `Err` refuses the policy
+    /// (`portcullis check` shows it against the policy entry). Do every check
+    /// here, so that `authenticate` cannot fail on configuration.
+    fn init(config: Self::Config, context: &Context) -> Result<Self, String>;
+
+    /// The headers this component consumes and produces: asked once, after `init`.
+    fn manifest(&self) -> Manifest;
+
+    /// Decides about one request.
+    fn authenticate(&self, request: &Request) -> Verdict;
+}
+
+/// An outbound credential injector: adds credentials to each request the
+/// inbound chain allowed, on its way upstream.
+pub trait Injector: Sized + 'static {
+    /// The policy's `config` table. Use `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+
+    /// Checks the configuration and sets up; see [`Authenticator::init`].
+    fn init(config: Self::Config, context: &Context) -> Result<Self, String>;
+
+    /// The headers this component consumes and produces (an injector `produces`
+    /// the credential header it sets): asked once, after `init`.
+    fn manifest(&self) -> Manifest;
+
+    /// The edits for one request, or a refusal.
+    fn inject(&self, request: &Request) -> Injection;
+}
+
+/// Exports `$type`, an [`Authenticator`], as this crate's component (world
+/// `portcullis:auth/authenticator`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_authenticator {
+    ($type:ty) => {
+        #[doc(hidden)]
+        mod __portcullis_bindings {
+            $crate::__bindings!("portcullis:auth/authenticator");
+        }
+        const _: () = {
+            use __portcullis_bindings::exports::portcullis::auth as exports;
+            ::std::thread_local! {
+                static INSTANCE: ::std::cell::OnceCell<$type> = const { ::std::cell::OnceCell::new() };
+            }
+            struct Component;
+            impl exports::lifecycle::Guest for Component {
+                fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::init_authenticator(instance, &settings.config_json, settings.workload, settings.public_url))
+                }
+            }
+            impl exports::authenticate::Guest for Component {
+                fn authenticate(request: &$crate::__private::wit::Request) -> $crate::__private::wit::Verdict {
+                    INSTANCE.with(|instance| $crate::__private::authenticate(instance, request))
+                }
+            }
+    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
+        };
+    };
+}
+
+/// Exports `$type`, an [`Injector`], as this crate's component (world
+/// `portcullis:auth/credential-injector`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_injector {
+    ($type:ty) => {
+        #[doc(hidden)]
+        mod __portcullis_bindings {
+            $crate::__bindings!("portcullis:auth/credential-injector");
+        }
+        const _: () = {
+            use __portcullis_bindings::exports::portcullis::auth as exports;
+            ::std::thread_local! {
+                static INSTANCE: ::std::cell::OnceCell<$type> = const { ::std::cell::OnceCell::new() };
+            }
+            struct Component;
+            impl exports::lifecycle::Guest for Component {
+                fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::init_injector(instance, &settings.config_json, settings.workload, settings.public_url))
+                }
+            }
+            impl exports::inject::Guest for Component {
+                fn inject(request: &$crate::__private::wit::Request) -> $crate::__private::wit::Injection {
+                    INSTANCE.with(|instance| $crate::__private::inject(instance, request))
+                }
+            }
+    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
+        };
+    };
+}
+
+pub fn init_authenticator<T: Authenticator>(slot: &OnceCell<T>, config_json: &str, workload: String, public_url: String) -> Result<wit::Manifest, String> {
+    init(slot, config_json, Context { workload, public_url }, T::init, T::manifest)
+}
+
+pub fn init_injector<T: Injector>(slot: &OnceCell<T>, config_json: &str, workload: String, public_url: String) -> Result<wit::Manifest, String> {
+    init(slot, config_json, Context { workload, public_url }, T::init, T::manifest)
+}
+
+/// `init` for either kind: parse the configuration, build the instance, keep
+/// it, and return its manifest.
+fn init<T, C: DeserializeOwned>(
+    slot: &OnceCell<T>,
+    config_json: &str,
+    context: Context,
+    construct: impl FnOnce(C, &Context) -> Result<T, String>,
+    manifest: impl FnOnce(&T) -> Manifest,
+) -> Result<wit::Manifest, String> {
+    let config: C = parse_config(config_json)?;
+    let instance = construct(config, &context)?;
+    let declared = manifest(&instance).into_wit();
+    slot.set(instance).map_err(|_| "init was called twice on one instance".to_string())?;
+    Ok(declared)
+}
+
+pub fn authenticate<T: Authenticator>(slot: &OnceCell<T>, request: &wit::Request) -> wit::Verdict {
+    match slot.get() {
+        Some(instance) => instance.authenticate(&Request::new(request)).into_wit(),
+        None => not_initialised().into_wit(),
+    }
+}
+
+pub fn inject<T: Injector>(slot: &OnceCell<T>, request: &wit::Request) -> wit::Injection {
+    match slot.get() {
+        Some(instance) => instance.inject(&Request::new(request)).into_wit(),
+        None => Injection::Deny(not_initialised_deny()).into_wit(),
+    }
+}
+
+/// The gateway always calls `init` first; refuse rather than guess.
+fn not_initialised() -> Verdict {
+    not_initialised_deny().into()
+}
+
+fn not_initialised_deny() -> crate::Deny {
+    deny(500).error("not_initialised", "The component was called before init.")
+}

@@ -1,0 +1,101 @@
+//! Write Portcullis auth components in Rust.
+//!
+//! A component is a type that implements [`Authenticator`] (inbound: decides
+//! about each request) or [`Injector`] (outbound: adds credentials toward the
+//! upstream), exported with [`export_authenticator!`] or [`export_injector!`]:
+//!
+//! ```ignore
+//! use portcullis_plugin::prelude::*;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { header: String }
+//!
+//! struct HeaderPresent { header: String }
+//!
+//! impl Authenticator for HeaderPresent {
+//!     type Config = Config;
+//!     fn init(config: Config, _context: &Context) -> Result<Self, String> {
+//!         Ok(HeaderPresent { header: config.header })
+//!     }
+//!     fn manifest(&self) -> Manifest {
+//!         Manifest::new().consumes(&self.header)
+//!     }
+//!     fn authenticate(&self, request: &Request) -> Verdict {
+//!         match request.single_header(&self.header) {
+//!             Ok(Some(_)) => allow("someone").into(),
+//!             _ => deny(401).error("missing_header", "Send the header.").into(),
+//!         }
+//!     }
+//! }
+//!
+//! export_authenticator!(HeaderPresent);
+//! ```
+//!
+//! What the SDK does for you: it parses the policy's `config` table into your
+//! `Config` type (errors name the key), keeps your instance between calls,
+//! declares your [`Manifest`] to the gateway once, turns the verdict builders
+//! into the contract's records, and wraps the host imports ([`secrets`],
+//! [`http`], [`cache`], [`log`], [`crypto`]) in functions that return `Result`s.
+//!
+//! The contract is `portcullis:auth@0.2.0`, in `wit/` beside this crate.
+
+// The generated bindings name this crate by path, from inside it too.
+extern crate self as portcullis_plugin;
+
+mod config;
+mod export;
+pub mod host;
+mod manifest;
+mod request;
+mod verdict;
+
+pub use config::{Context, parse_config};
+pub use export::{Authenticator, Injector};
+pub use host::{cache, crypto, http, log, secrets};
+pub use manifest::Manifest;
+pub use request::{RepeatedHeader, Request};
+pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny, forward};
+
+/// Everything a component usually needs, for `use portcullis_plugin::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        Allow, Authenticator, Context, Deny, Forward, Injection, Injector, Manifest, Request, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny,
+        export_authenticator, export_injector, forward, http, log, secrets,
+    };
+    pub use serde::Deserialize;
+}
+
+/// Compares two secrets in time that depends only on their lengths, never on
+/// where they first differ. Use it for every comparison with a secret value.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
+/// The generated bindings and what the export macros expand to. Not part of
+/// the SDK's API: it changes with the contract.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::{authenticate, init_authenticator, init_injector, inject};
+    pub use wit_bindgen;
+
+    // `__bindings!(world)`: the export side of one world, generated in the
+    // component's own crate (one world per crate) with the host imports and
+    // `types` taken from `capabilities` below. Written by build.rs, which knows
+    // where this crate's `wit/` is.
+    include!(concat!(env!("OUT_DIR"), "/bindings_macro.rs"));
+
+    /// The host imports and the shared `types` interface.
+    pub mod capabilities {
+        wit_bindgen::generate!({
+            path: "wit",
+            world: "portcullis:auth/host-capabilities",
+            runtime_path: "portcullis_plugin::__private::wit_bindgen::rt",
+            generate_all,
+        });
+    }
+
+    /// The contract's own types, for code that needs them.
+    pub use capabilities::portcullis::auth::types as wit;
+}
