@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod home;
 pub mod keys;
 pub mod origin;
+pub mod plugin_kit;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

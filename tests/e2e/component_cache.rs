@@ -49,7 +49,8 @@ async fn a_wrong_pin_is_refused_before_compiling() {
     let tampered = text.replace(&pinned, &"0".repeat(64));
     std::fs::write(&gw.policy_path, &tampered).unwrap();
     let err = format!("{:#}", gw.gateway.reload().await.unwrap_err());
-    assert!(err.contains("does not match its pinned sha256"), "{err}");
+    // Both values, so the operator sees which one to change.
+    assert!(err.contains(&format!("the policy pins sha256 {}, the file's is {pinned}", "0".repeat(64))), "{err}");
     assert!(err.contains("components.behaviours.sha256"), "{err}");
 }
 

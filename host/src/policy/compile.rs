@@ -289,8 +289,8 @@ fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Ru
     if !actual.eq_ignore_ascii_case(&declared.sha256) {
         return Err(policy.error_at(
             &component_key.key("sha256"),
-            format!("{} does not match its pinned sha256 (the file's is {actual})", path.display()),
-            Some("if you rebuilt the component on purpose, update `sha256`; otherwise the file was changed".into()),
+            format!("{} does not match its pin: the policy pins sha256 {}, the file's is {actual}", path.display(), declared.sha256),
+            Some("if you rebuilt the component on purpose, update `sha256` (`portcullis plugin hash FILE`); otherwise the file was changed".into()),
         ));
     }
     runtime

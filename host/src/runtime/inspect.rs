@@ -14,7 +14,16 @@ pub struct Inspection {
     pub world: &'static str,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// What the policy entry's `grants` must give for the imports to work.
+    pub grants: Vec<&'static str>,
 }
+
+/// The grant each capability import needs; the others (`types`, `cache`,
+/// `log`, `crypto`, WASI) need none.
+const GRANTS: [(&str, &str); 2] = [
+    ("portcullis:auth/secrets@", "secrets = [\"NAME\", ...]: the secret names it reads (and secrets_write for those it stores)"),
+    ("portcullis:auth/http-client@", "http = [\"https://ORIGIN\", ...]: the origins it calls (http_private = true for loopback or private addresses)"),
+];
 
 pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
     let component = Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e:#}"))?;
@@ -31,5 +40,6 @@ pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
     } else {
         "unknown"
     };
-    Ok(Inspection { sha256: hex::encode(Sha256::digest(wasm)), size_bytes: wasm.len(), world, imports, exports })
+    let grants = GRANTS.iter().filter(|(prefix, _)| imports.iter().any(|i| i.starts_with(prefix))).map(|(_, grant)| *grant).collect();
+    Ok(Inspection { sha256: hex::encode(Sha256::digest(wasm)), size_bytes: wasm.len(), world, imports, exports, grants })
 }

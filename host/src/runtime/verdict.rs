@@ -113,6 +113,19 @@ impl HeaderEdits {
         self.0.extend(other.0);
     }
 
+    /// The edits as (`set`/`append`/`remove`, name, value), for `plugin test`'s report.
+    pub fn describe(&self) -> Vec<(&'static str, &str, Option<String>)> {
+        let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+        self.0
+            .iter()
+            .map(|edit| match edit {
+                Edit::Set(name, value) => ("set", name.as_str(), Some(text(value))),
+                Edit::Append(name, value) => ("append", name.as_str(), Some(text(value))),
+                Edit::Remove(name) => ("remove", name.as_str(), None),
+            })
+            .collect()
+    }
+
     /// Applies the edits in order.
     pub fn apply(&self, headers: &mut HeaderMap) {
         for edit in &self.0 {

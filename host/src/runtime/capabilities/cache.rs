@@ -213,26 +213,39 @@ impl CacheSpace {
     }
 }
 
+use super::trial::HostCall;
+
 impl Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.caps.cache.get(&key).map(|v| v.to_vec())
+        let value = self.caps.cache.get(&key).map(|v| v.to_vec());
+        if let Some(trial) = &self.caps.trial {
+            trial.record(HostCall::CacheGet { key, hit: value.is_some() });
+        }
+        value
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) -> bool {
         let caps = &self.caps;
         let bytes = value.len();
-        match caps.cache.set(&key, value, Duration::from_secs(ttl_seconds.into())) {
+        let stored = match caps.cache.set(&key, value, Duration::from_secs(ttl_seconds.into())) {
             Ok(()) => true,
             Err(why) => {
                 tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, bytes, key_bytes = key.len(),
                     reason = %why, "cache value not stored");
                 false
             }
+        };
+        if let Some(trial) = &caps.trial {
+            trial.record(HostCall::CacheSet { key, bytes, ttl_seconds, stored });
         }
+        stored
     }
 
     fn delete(&mut self, key: String) {
         self.caps.cache.delete(&key);
+        if let Some(trial) = &self.caps.trial {
+            trial.record(HostCall::CacheDelete { key });
+        }
     }
 }
 

@@ -65,7 +65,15 @@ pub fn verify_jws(alg: &str, jwk: &str, signing_input: &str, signature: &str) ->
 
 impl Host for HostState {
     fn verify_jws(&mut self, alg: String, jwk: String, signing_input: String, signature: String) -> Result<bool, CryptoError> {
-        verify_jws(&alg, &jwk, &signing_input, &signature)
+        let result = verify_jws(&alg, &jwk, &signing_input, &signature);
+        if let Some(trial) = &self.caps.trial {
+            let outcome = match &result {
+                Ok(valid) => valid.to_string(),
+                Err(error) => format!("{error:?}"),
+            };
+            trial.record(super::trial::HostCall::VerifyJws { alg, result: outcome });
+        }
+        result
     }
 }
 

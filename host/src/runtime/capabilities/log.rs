@@ -17,6 +17,9 @@ impl Host for HostState {
             message.truncate(end);
             message.push('…');
         }
+        if let Some(trial) = &self.caps.trial {
+            trial.record(super::trial::HostCall::Log { level: format!("{level:?}").to_lowercase(), message: message.clone() });
+        }
         let workload = &*self.caps.label.workload;
         let component = &*self.caps.label.component;
         // `?message` escapes control characters, so a component cannot forge log lines.

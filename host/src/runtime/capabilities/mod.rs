@@ -15,6 +15,7 @@ pub mod http;
 pub mod log;
 pub mod request;
 pub mod secrets;
+pub mod trial;
 
 use crate::policy::file::GrantsFile;
 use crate::secrets::SecretStore;
@@ -39,6 +40,8 @@ pub struct Services {
     pub http: Arc<http::OutboundHttp>,
     pub cache: Arc<cache::SharedCache>,
     pub mode: Mode,
+    /// `plugin test`: stubs instead of the store and the network, and a record of calls.
+    pub trial: Option<Arc<trial::Trial>>,
 }
 
 impl Services {
@@ -53,7 +56,14 @@ impl Services {
     }
 
     fn with_mode(secret_store: Arc<SecretStore>, mode: Mode) -> Self {
-        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()), mode }
+        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()), mode, trial: None }
+    }
+
+    /// The services of `portcullis plugin test`: see [`trial`].
+    pub fn for_trial(trial: Arc<trial::Trial>) -> Self {
+        // The store is never opened: the trial answers every secret.
+        let store = Arc::new(SecretStore::new(std::path::Path::new("/nonexistent/portcullis-plugin-test"), None));
+        Services { trial: Some(trial), ..Self::with_mode(store, Mode::Serve) }
     }
 }
 
@@ -71,6 +81,7 @@ pub struct Capabilities {
     pub secrets: secrets::SecretGrants,
     pub http: http::HttpGrants,
     pub cache: cache::CacheSpace,
+    pub trial: Option<Arc<trial::Trial>>,
 }
 
 impl Capabilities {
@@ -82,6 +93,7 @@ impl Capabilities {
             secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone(), services.mode),
             http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone(), services.mode),
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
+            trial: services.trial.clone(),
             label,
         }
     }

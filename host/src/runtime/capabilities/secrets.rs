@@ -71,6 +71,9 @@ impl SecretGrants {
 impl Host for HostState {
     fn get(&mut self, name: String) -> Result<String, SecretError> {
         let caps = &self.caps;
+        if let Some(trial) = &caps.trial {
+            return trial.secret_get(&name);
+        }
         if !caps.secrets.may_read(&name) {
             // `?name`: the name comes from the component; Debug escapes control characters.
             if caps.secrets.first_refusal(&name) {
@@ -94,6 +97,9 @@ impl Host for HostState {
 
     fn set(&mut self, name: String, value: String) -> Result<(), SecretError> {
         let caps = &self.caps;
+        if let Some(trial) = &caps.trial {
+            return trial.secret_set(&name, value);
+        }
         if !caps.secrets.may_write(&name) {
             tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 "refused a secret write: the policy does not grant writing this name (grants.secrets_write)");

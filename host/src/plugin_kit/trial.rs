@@ -1,0 +1,207 @@
+//! `portcullis plugin test`: loads a component as the gateway does, runs `init`
+//! and one call on a request read from a file, and reports the verdict and
+//! every host call, with host responses stubbed (see
+//! [`crate::runtime::capabilities::trial`]).
+//!
+//! The call goes through the gateway's own code: the same linker, limits,
+//! manifest and verdict checks, so a verdict the gateway would refuse is
+//! reported as the same fault.
+
+use crate::admin::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::runtime::capabilities::trial::{HostCall, Stubs, Trial};
+use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
+use crate::runtime::plugin::{FaultKind, Isolation, Limits, Plugin, PluginSpec, Role, SetupError};
+use crate::runtime::request::RequestData;
+use crate::runtime::verdict::{Denial, HeaderEdits, Injection, Manifest, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// The request file (`--request REQUEST.json`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFile {
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Default `localhost`.
+    pub authority: Option<String>,
+    /// `[name, value]` pairs, in order.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Default `127.0.0.1:50000`.
+    pub remote_addr: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// Everything one trial needs.
+pub struct TrialSpec {
+    pub wasm: Vec<u8>,
+    pub config_json: String,
+    pub request: RequestFile,
+    pub stubs: Stubs,
+    pub workload: String,
+    pub public_url: String,
+    pub limits: Limits,
+}
+
+/// What `plugin test` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub sha256: String,
+    pub world: &'static str,
+    /// `ok`, or why the component could not be set up (then there is no call).
+    pub init: Value,
+    /// The manifest `init` returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+    pub init_host_calls: Vec<HostCall>,
+    /// The checked verdict (`allow`, `deny`, `abstain`, `forward`) or `fault`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Value>,
+    pub host_calls: Vec<HostCall>,
+}
+
+impl Report {
+    /// `allow`, `deny`, `abstain`, `forward`, `fault`, or `init-failed`.
+    pub fn outcome(&self) -> &str {
+        match &self.verdict {
+            Some(verdict) => verdict["verdict"].as_str().unwrap_or("fault"),
+            None => "init-failed",
+        }
+    }
+
+    /// The status of a deny.
+    pub fn status(&self) -> Option<u16> {
+        self.verdict.as_ref().and_then(|v| v["status"].as_u64()).and_then(|s| u16::try_from(s).ok())
+    }
+}
+
+pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
+    let sha256 = hex::encode(Sha256::digest(&spec.wasm));
+    let inspection = crate::runtime::inspect::inspect(runtime.engine(), &spec.wasm)?;
+    let role = match inspection.world {
+        "authenticator" => Role::Authenticator,
+        "credential-injector" | "interactive-injector" => Role::Injector,
+        _ => anyhow::bail!("the component exports neither `authenticate` nor `inject` of portcullis:auth@0.2.0 (see `portcullis plugin inspect`)"),
+    };
+    let request = request_data(spec.request)?;
+    let component = runtime.component(&sha256, &spec.wasm)?;
+    let trial = Arc::new(Trial::new(spec.stubs));
+    let services = Services::for_trial(trial.clone());
+    let label = PluginLabel { workload: spec.workload.as_str().into(), component: "plugin-test".into() };
+    let caps = Arc::new(Capabilities::new(label.clone(), &Default::default(), &services, "inbound[0]", cache::Quota::default()));
+    let metrics = Metrics::new();
+    let plugin = Plugin::new(
+        runtime,
+        PluginSpec {
+            metrics: metrics.plugin(&spec.workload, "plugin-test", &FaultKind::labels()),
+            label,
+            role,
+            component,
+            config_json: spec.config_json,
+            public_url: spec.public_url,
+            limits: spec.limits,
+            // The instance `init` ran on at load serves the call, as in a gateway.
+            isolation: Isolation::Pooled,
+            caps,
+            instances: Arc::new(tokio::sync::Semaphore::new(1)),
+            max_idle: 1,
+        },
+    )
+    .await;
+    let mut report =
+        Report { sha256, world: inspection.world, init: json!("ok"), manifest: None, init_host_calls: trial.take(), verdict: None, host_calls: Vec::new() };
+    let plugin = match plugin {
+        Ok(plugin) => plugin,
+        Err(error) => {
+            report.init = json!({ "error": setup_error(&error) });
+            return Ok(report);
+        }
+    };
+    report.manifest = Some(manifest_json(plugin.manifest()));
+    let request = Arc::new(request);
+    let verdict = match role {
+        Role::Authenticator => plugin.authenticate(&request).await.map(verdict_json),
+        Role::Injector => plugin.inject(&request).await.map(injection_json),
+    };
+    report.host_calls = trial.take();
+    report.verdict = Some(verdict.unwrap_or_else(|fault| json!({ "verdict": "fault", "kind": fault.kind.label(), "detail": fault.detail })));
+    Ok(report)
+}
+
+fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
+    let method = http::Method::from_bytes(file.method.as_bytes()).map_err(|_| anyhow::anyhow!("request: `method` {:?} is not an HTTP method", file.method))?;
+    anyhow::ensure!(file.path.starts_with('/'), "request: `path` must start with `/` (got {:?})", file.path);
+    let target = match &file.query {
+        Some(query) => format!("{}?{query}", file.path),
+        None => file.path.clone(),
+    };
+    let uri: http::Uri = target.parse().map_err(|e| anyhow::anyhow!("request: `path`/`query` do not form a request target: {e}"))?;
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &file.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| anyhow::anyhow!("request: {name:?} is not a header name"))?;
+        let value = http::HeaderValue::from_str(value).map_err(|_| anyhow::anyhow!("request: the value of `{name}` is not a valid header value"))?;
+        headers.append(name, value);
+    }
+    let remote = file.remote_addr.as_deref().unwrap_or("127.0.0.1:50000");
+    Ok(RequestData {
+        method,
+        scheme: "http",
+        authority: file.authority.unwrap_or_else(|| "localhost".into()),
+        uri,
+        headers,
+        remote: remote.parse().map_err(|_| anyhow::anyhow!("request: `remote_addr` {remote:?} is not a socket address"))?,
+        tls_client_identity: None,
+    })
+}
+
+fn setup_error(error: &SetupError) -> String {
+    error.to_string()
+}
+
+fn manifest_json(manifest: &Manifest) -> Value {
+    let names = |list: &[http::HeaderName]| list.iter().map(|n| n.as_str().to_owned()).collect::<Vec<_>>();
+    json!({ "consumes": names(&manifest.consumes), "forwards": names(&manifest.forwards), "produces": names(&manifest.produces) })
+}
+
+fn edits_json(edits: &HeaderEdits) -> Value {
+    edits
+        .describe()
+        .into_iter()
+        .map(|(op, name, value)| match value {
+            Some(value) => json!({ op: [name, value] }),
+            None => json!({ op: name }),
+        })
+        .collect()
+}
+
+fn denial_json(denial: &Denial) -> Value {
+    let headers: Vec<_> = denial.headers.iter().map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect();
+    json!({ "verdict": "deny", "status": denial.status.as_u16(), "headers": headers, "body": denial.body })
+}
+
+fn verdict_json(verdict: Verdict) -> Value {
+    match verdict {
+        Verdict::Abstain => json!({ "verdict": "abstain" }),
+        Verdict::Allow { identity, edits } => json!({
+            "verdict": "allow",
+            "identity": { "subject": identity.subject, "issuer": identity.issuer, "claims": identity.claims_json.and_then(|c| serde_json::from_str::<Value>(&c).ok()) },
+            "edits": edits_json(&edits),
+        }),
+        Verdict::Deny(denial) => denial_json(&denial),
+    }
+}
+
+fn injection_json(injection: Injection) -> Value {
+    match injection {
+        Injection::Forward(edits) => json!({ "verdict": "forward", "edits": edits_json(&edits) }),
+        Injection::Deny(denial) => denial_json(&denial),
+    }
+}
