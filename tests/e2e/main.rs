@@ -11,6 +11,7 @@ mod first_run;
 mod limits;
 mod logs;
 mod oidc;
+mod plugin_kit;
 mod proxy;
 mod reload;
 mod shared_key;

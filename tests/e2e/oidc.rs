@@ -10,17 +10,17 @@ use portcullis_tests::node::{EverythingServer, OpenIdProvider, mcp_client};
 use portcullis_tests::upstream::TestUpstream;
 use serde_json::{Value, json};
 
-const PUBLIC_URL: &str = "http://127.0.0.1:8080/mcp";
-const ISSUER: &str = "https://issuer.test";
+pub(crate) const PUBLIC_URL: &str = "http://127.0.0.1:8080/mcp";
+pub(crate) const ISSUER: &str = "https://issuer.test";
 const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-32b";
 
 /// A P-256 signing key and its public JWK.
-struct EcKey {
+pub(crate) struct EcKey {
     encoding: EncodingKey,
-    jwk: Value,
+    pub(crate) jwk: Value,
 }
 
-fn ec_key(kid: &str, extra: Value) -> EcKey {
+pub(crate) fn ec_key(kid: &str, extra: Value) -> EcKey {
     let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let raw = pair.public_key_raw();
     let mut jwk = json!({ "kty": "EC", "crv": "P-256", "kid": kid, "x": B64.encode(&raw[1..33]), "y": B64.encode(&raw[33..65]) });
@@ -34,7 +34,7 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
-fn good_claims() -> Value {
+pub(crate) fn good_claims() -> Value {
     json!({ "iss": ISSUER, "sub": "alice", "aud": PUBLIC_URL, "exp": now() + 600, "iat": now(), "scope": "mcp:read mcp:write", "groups": ["dev", "ops"] })
 }
 
@@ -45,7 +45,7 @@ fn mint(header: &Value, claims: &[u8], key: &EncodingKey, alg: Algorithm) -> Str
     format!("{input}.{signature}")
 }
 
-fn es256(kid: &str, claims: &Value, key: &EcKey) -> String {
+pub(crate) fn es256(kid: &str, claims: &Value, key: &EcKey) -> String {
     mint(&json!({ "alg": "ES256", "typ": "at+jwt", "kid": kid }), claims.to_string().as_bytes(), &key.encoding, Algorithm::ES256)
 }
 
