@@ -250,4 +250,3 @@ fn hex(bytes: &[u8]) -> String {
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
-

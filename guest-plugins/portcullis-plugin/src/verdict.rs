@@ -230,3 +230,39 @@ impl Injection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_make_the_contract_records() {
+        let wit::Verdict::Allow(a) = allow("alice").issuer("https://idp").set_header("X-User", "alice").remove_header("X-Old").into_wit_verdict() else {
+            panic!("not an allow")
+        };
+        assert_eq!(a.identity.subject, "alice");
+        assert_eq!(a.identity.issuer.as_deref(), Some("https://idp"));
+        assert!(matches!(&a.edits[..], [wit::HeaderEdit::Set(h), wit::HeaderEdit::Remove(r)] if h.name == "x-user" && r == "x-old"));
+
+        let wit::Verdict::Deny(d) = deny(401).challenge("Bearer").error("invalid_key", "Wrong.").into_wit_verdict() else { panic!("not a deny") };
+        assert_eq!(d.status, 401);
+        assert_eq!(d.body, r#"{"error":"invalid_key","message":"Wrong."}"#);
+        let names: Vec<_> = d.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+        assert_eq!(names, [("www-authenticate", "Bearer"), ("content-type", "application/json")]);
+
+        // A deny without a body still tells the client something, as JSON.
+        let wit::Verdict::Deny(d) = deny(403).into_wit_verdict() else { panic!("not a deny") };
+        assert_eq!(d.body, r#"{"error":"denied","status":403}"#);
+        assert!(matches!(abstain().into_wit(), wit::Verdict::Abstain));
+    }
+
+    trait IntoWitVerdict {
+        fn into_wit_verdict(self) -> wit::Verdict;
+    }
+
+    impl<T: Into<Verdict>> IntoWitVerdict for T {
+        fn into_wit_verdict(self) -> wit::Verdict {
+            self.into().into_wit()
+        }
+    }
+}
