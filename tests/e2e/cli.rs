@@ -27,7 +27,7 @@ fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Outpu
     child.wait_with_output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -2,7 +2,7 @@
 //! written, `plugin test` on the built-ins and on a committed 0.2.0 component,
 //! a scaffolded injector, and a component written in JavaScript in a gateway.
 
-use crate::cli::portcullis;
+use crate::cli::{portcullis, text};
 use crate::oidc::{ISSUER, PUBLIC_URL, ec_key, es256, good_claims};
 use crate::{client, json, seen};
 use portcullis::plugin_kit::trial::{self, Report, TrialSpec};
@@ -117,10 +117,6 @@ async fn the_built_ins_answer_plugin_test() {
 /// Runs the `portcullis` binary under test.
 fn run(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(portcullis()).args(args).current_dir(dir).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

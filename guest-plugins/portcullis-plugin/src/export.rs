@@ -47,28 +47,7 @@ pub trait Injector: Sized + 'static {
 #[macro_export]
 macro_rules! export_authenticator {
     ($type:ty) => {
-        #[doc(hidden)]
-        mod __portcullis_bindings {
-            $crate::__bindings!("portcullis:auth/authenticator");
-        }
-        const _: () = {
-            use __portcullis_bindings::exports::portcullis::auth as exports;
-            ::std::thread_local! {
-                static INSTANCE: ::std::cell::OnceCell<$type> = const { ::std::cell::OnceCell::new() };
-            }
-            struct Component;
-            impl exports::lifecycle::Guest for Component {
-                fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::init_authenticator(instance, &settings.config_json, settings.workload, settings.public_url))
-                }
-            }
-            impl exports::authenticate::Guest for Component {
-                fn authenticate(request: &$crate::__private::wit::Request) -> $crate::__private::wit::Verdict {
-                    INSTANCE.with(|instance| $crate::__private::authenticate(instance, request))
-                }
-            }
-    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
-        };
+        $crate::__export_component!($type, "portcullis:auth/authenticator", init_authenticator, authenticate: authenticate -> Verdict);
     };
 }
 
@@ -77,9 +56,19 @@ macro_rules! export_authenticator {
 #[macro_export]
 macro_rules! export_injector {
     ($type:ty) => {
+        $crate::__export_component!($type, "portcullis:auth/credential-injector", init_injector, inject: inject -> Injection);
+    };
+}
+
+/// Both export macros: the world's bindings (generated in the component's
+/// crate), an instance slot, and the two exports calling into the SDK.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_component {
+    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident) => {
         #[doc(hidden)]
         mod __portcullis_bindings {
-            $crate::__bindings!("portcullis:auth/credential-injector");
+            $crate::__bindings!($world);
         }
         const _: () = {
             use __portcullis_bindings::exports::portcullis::auth as exports;
@@ -89,12 +78,12 @@ macro_rules! export_injector {
             struct Component;
             impl exports::lifecycle::Guest for Component {
                 fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::init_injector(instance, &settings.config_json, settings.workload, settings.public_url))
+                    INSTANCE.with(|instance| $crate::__private::$init(instance, &settings.config_json, settings.workload, settings.public_url))
                 }
             }
-            impl exports::inject::Guest for Component {
-                fn inject(request: &$crate::__private::wit::Request) -> $crate::__private::wit::Injection {
-                    INSTANCE.with(|instance| $crate::__private::inject(instance, request))
+            impl exports::$interface::Guest for Component {
+                fn $call(request: &$crate::__private::wit::Request) -> $crate::__private::wit::$result {
+                    INSTANCE.with(|instance| $crate::__private::$call(instance, request))
                 }
             }
     __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);

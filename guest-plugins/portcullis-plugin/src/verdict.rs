@@ -47,16 +47,29 @@ pub fn forward() -> Forward {
 #[derive(Debug, Clone, Default)]
 struct Edits(Vec<wit::HeaderEdit>);
 
-impl Edits {
-    fn set(&mut self, name: &str, value: String) {
-        self.0.push(wit::HeaderEdit::Set(wit::Header { name: name.to_ascii_lowercase(), value }));
-    }
-    fn append(&mut self, name: &str, value: String) {
-        self.0.push(wit::HeaderEdit::Append(wit::Header { name: name.to_ascii_lowercase(), value }));
-    }
-    fn remove(&mut self, name: &str) {
-        self.0.push(wit::HeaderEdit::Remove(name.to_ascii_lowercase()));
-    }
+/// The header-edit methods of [`Allow`] and [`Forward`] (both have `edits`).
+macro_rules! edit_methods {
+    () => {
+        /// Replaces every field named `name` toward the upstream.
+        pub fn set_header(mut self, name: &str, value: impl Into<String>) -> Self {
+            let header = wit::Header { name: name.to_ascii_lowercase(), value: value.into() };
+            self.edits.0.push(wit::HeaderEdit::Set(header));
+            self
+        }
+
+        /// Adds a field, keeping existing ones.
+        pub fn append_header(mut self, name: &str, value: impl Into<String>) -> Self {
+            let header = wit::Header { name: name.to_ascii_lowercase(), value: value.into() };
+            self.edits.0.push(wit::HeaderEdit::Append(header));
+            self
+        }
+
+        /// Removes every field named `name` toward the upstream.
+        pub fn remove_header(mut self, name: &str) -> Self {
+            self.edits.0.push(wit::HeaderEdit::Remove(name.to_ascii_lowercase()));
+            self
+        }
+    };
 }
 
 /// An allow decision being built; see [`allow`].
@@ -87,23 +100,7 @@ impl Allow {
         self
     }
 
-    /// Replaces every field named `name` toward the upstream.
-    pub fn set_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.edits.set(name, value.into());
-        self
-    }
-
-    /// Adds a field, keeping existing ones.
-    pub fn append_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.edits.append(name, value.into());
-        self
-    }
-
-    /// Removes every field named `name` toward the upstream.
-    pub fn remove_header(mut self, name: &str) -> Self {
-        self.edits.remove(name);
-        self
-    }
+    edit_methods!();
 }
 
 /// A refusal being built; see [`deny`]. The body defaults to a JSON object
@@ -166,23 +163,7 @@ pub struct Forward {
 }
 
 impl Forward {
-    /// Replaces every field named `name` toward the upstream (e.g. `authorization`).
-    pub fn set_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.edits.set(name, value.into());
-        self
-    }
-
-    /// Adds a field, keeping existing ones.
-    pub fn append_header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.edits.append(name, value.into());
-        self
-    }
-
-    /// Removes every field named `name` toward the upstream.
-    pub fn remove_header(mut self, name: &str) -> Self {
-        self.edits.remove(name);
-        self
-    }
+    edit_methods!();
 }
 
 impl From<Allow> for Verdict {
