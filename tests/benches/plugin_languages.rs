@@ -64,10 +64,8 @@ fn bench(c: &mut Criterion) {
     store.set("workload:demo:api-key", SecretString::from(KEY.to_owned())).unwrap();
     let services = Services::new(store);
     let view = mcp_request(&[("x-api-key", KEY)]);
-    let components = [
-        ("rust", repo().join("tests/compat/authenticator-0.2.0.wasm"), 16),
-        ("javascript", repo().join("examples/js-header-check/header-check.wasm"), 10),
-    ];
+    let components =
+        [("rust", repo().join("tests/compat/authenticator-0.2.0.wasm"), 16), ("javascript", repo().join("examples/js-header-check/header-check.wasm"), 32)];
     for (language, path, memory_mib) in components {
         let wasm = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run examples/js-header-check/build.sh)", path.display()));
         let sha = portcullis_tests::sha256_of(&path);

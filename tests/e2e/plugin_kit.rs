@@ -55,7 +55,7 @@ async fn a_component_built_against_0_2_0_keeps_loading() {
     assert_eq!(allowed.world, "authenticator");
     assert_eq!(allowed.init, json!("ok"));
     assert_eq!(allowed.manifest, Some(json!({ "consumes": ["x-api-key"], "forwards": [], "produces": ["x-api-client"] })));
-    let verdict = allowed.verdict.as_ref().unwrap();
+    let verdict = serde_json::to_value(allowed.verdict.as_ref().unwrap()).unwrap();
     assert_eq!(verdict["verdict"], "allow", "{verdict}");
     assert_eq!(verdict["identity"]["subject"], "api-key:demo");
     assert_eq!(verdict["edits"], json!([{ "set": ["x-api-client", "demo"] }]));
@@ -78,7 +78,7 @@ async fn the_built_ins_answer_plugin_test() {
     let key = "k".repeat(43);
     let stubs = json!({ "secrets": { "workload:demo:shared-key": key, "workload:demo:shared-key:previous": null } });
     let allowed = trial(builtin("shared_key.wasm"), json!({}), stubs.clone(), json!({ "path": "/mcp", "headers": [["x-portcullis-key", key]] })).await;
-    assert_eq!(allowed.verdict.as_ref().unwrap()["identity"]["subject"], "shared-key:demo");
+    assert_eq!(allowed.verdict.as_ref().unwrap().identity.as_ref().unwrap()["subject"], "shared-key:demo");
     // `init` learnt that the previous key is not granted, so no request asks for it.
     assert_eq!(serde_json::to_value(&allowed.init_host_calls).unwrap()[0]["result"], "not-granted");
     assert_eq!(calls(&allowed), json!([{ "call": "secrets.get", "name": "workload:demo:shared-key", "result": "found" }]));
@@ -100,7 +100,7 @@ async fn the_built_ins_answer_plugin_test() {
         json!({ "path": "/mcp", "headers": [["authorization", format!("Bearer {token}")]] }),
     )
     .await;
-    let verdict = allowed.verdict.as_ref().unwrap();
+    let verdict = serde_json::to_value(allowed.verdict.as_ref().unwrap()).unwrap();
     assert_eq!(verdict["verdict"], "allow", "{verdict}");
     assert_eq!(verdict["identity"]["subject"], "alice");
     assert_eq!(verdict["edits"], json!([{ "append": ["x-user", "alice"] }]));
@@ -248,7 +248,7 @@ async fn a_component_written_in_javascript_runs_in_the_gateway() {
     store.set("workload:js:api-key", SecretString::from("js-key-0123456789".to_owned())).unwrap();
     let entry = "  [[workloads.inbound]]\n  component = \"js-check\"\n  grants = { secrets = [\"workload:js:api-key\"] }\n";
     let policy = format!(
-        "version = 1\n[components.js-check]\npath = {:?}\nsha256 = \"{}\"\nlimits = {{ memory_mib = 10 }}\n\n{}",
+        "version = 1\n[components.js-check]\npath = {:?}\nsha256 = \"{}\"\nlimits = {{ memory_mib = 32 }}\n\n{}",
         wasm.display().to_string(),
         portcullis_tests::sha256_of(&wasm),
         workload("js", &upstream.url(), entry)

@@ -62,24 +62,43 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Value>,
     pub init_host_calls: Vec<HostCall>,
-    /// The checked verdict (`allow`, `deny`, `abstain`, `forward`) or `fault`.
+    /// The checked verdict, or the fault the gateway would report.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<Value>,
+    pub verdict: Option<Decision>,
     pub host_calls: Vec<HostCall>,
+}
+
+/// A verdict as `plugin test` prints it; fields that do not apply are left out.
+#[derive(Debug, Default, Serialize)]
+pub struct Decision {
+    /// `allow`, `deny`, `abstain`, `forward`, or `fault`.
+    pub verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// Header edits toward the upstream: `{"set": [name, value]}`, `{"append": ...}`, `{"remove": name}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edits: Option<Value>,
+    /// A deny's response headers, `[name, value]` pairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// A fault's kind (`trap`, `deadline`, `memory_limit`, `bad_verdict`, `instantiate`) and detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Value>,
 }
 
 impl Report {
     /// `allow`, `deny`, `abstain`, `forward`, `fault`, or `init-failed`.
     pub fn outcome(&self) -> &str {
-        match &self.verdict {
-            Some(verdict) => verdict["verdict"].as_str().unwrap_or("fault"),
-            None => "init-failed",
-        }
+        self.verdict.as_ref().map_or("init-failed", |d| d.verdict)
     }
 
     /// The status of a deny.
     pub fn status(&self) -> Option<u16> {
-        self.verdict.as_ref().and_then(|v| v["status"].as_u64()).and_then(|s| u16::try_from(s).ok())
+        self.verdict.as_ref().and_then(|d| d.status)
     }
 }
 
@@ -132,7 +151,11 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
         Role::Injector => plugin.inject(&request).await.map(injection_json),
     };
     report.host_calls = trial.take();
-    report.verdict = Some(verdict.unwrap_or_else(|fault| json!({ "verdict": "fault", "kind": fault.kind.label(), "detail": fault.detail })));
+    report.verdict = Some(verdict.unwrap_or_else(|fault| Decision {
+        verdict: "fault",
+        fault: Some(json!({ "kind": fault.kind.label(), "detail": fault.detail })),
+        ..Decision::default()
+    }));
     Ok(report)
 }
 
@@ -182,26 +205,31 @@ fn edits_json(edits: &HeaderEdits) -> Value {
         .collect()
 }
 
-fn denial_json(denial: &Denial) -> Value {
+fn denial_json(denial: &Denial) -> Decision {
     let headers: Vec<_> = denial.headers.iter().map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect();
-    json!({ "verdict": "deny", "status": denial.status.as_u16(), "headers": headers, "body": denial.body })
+    Decision { verdict: "deny", status: Some(denial.status.as_u16()), headers: Some(headers.into()), body: Some(denial.body.clone()), ..Decision::default() }
 }
 
-fn verdict_json(verdict: Verdict) -> Value {
+fn verdict_json(verdict: Verdict) -> Decision {
     match verdict {
-        Verdict::Abstain => json!({ "verdict": "abstain" }),
-        Verdict::Allow { identity, edits } => json!({
-            "verdict": "allow",
-            "identity": { "subject": identity.subject, "issuer": identity.issuer, "claims": identity.claims_json.and_then(|c| serde_json::from_str::<Value>(&c).ok()) },
-            "edits": edits_json(&edits),
-        }),
+        Verdict::Abstain => Decision { verdict: "abstain", ..Decision::default() },
+        Verdict::Allow { identity, edits } => Decision {
+            verdict: "allow",
+            identity: Some(json!({
+                "subject": identity.subject,
+                "issuer": identity.issuer,
+                "claims": identity.claims_json.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+            })),
+            edits: Some(edits_json(&edits)),
+            ..Decision::default()
+        },
         Verdict::Deny(denial) => denial_json(&denial),
     }
 }
 
-fn injection_json(injection: Injection) -> Value {
+fn injection_json(injection: Injection) -> Decision {
     match injection {
-        Injection::Forward(edits) => json!({ "verdict": "forward", "edits": edits_json(&edits) }),
+        Injection::Forward(edits) => Decision { verdict: "forward", edits: Some(edits_json(&edits)), ..Decision::default() },
         Injection::Deny(denial) => denial_json(&denial),
     }
 }
