@@ -4,8 +4,9 @@
 #
 #   bash build.sh        # -> header-check.wasm
 #
-# The gateway links WASI 0.2 (cli, clocks, filesystem, io, random, sockets)
-# and portcullis:auth/*, but not wasi:http, so the engine's `fetch()` ("http")
+# The gateway links WASI 0.2 (cli, clocks, filesystem, io, random, sockets:
+# linked, but with no files, sockets or environment granted) and
+# portcullis:auth/*, but not wasi:http, so the engine's `fetch()` ("http")
 # and incoming-request ("fetch-event") features are disabled: with them the
 # component would import wasi:http and the gateway would refuse to link it.
 set -euo pipefail

@@ -28,5 +28,8 @@ macro_rules! __bindings {{
         wit = wit.display().to_string(),
     );
     std::fs::write(&out, source).expect("write the bindings macro");
+    // The macro names this directory: build again when it moves or the contract changes.
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=wit");
+    println!("cargo:rerun-if-env-changed=CARGO_MANIFEST_DIR");
 }

@@ -216,7 +216,7 @@ cd hello-inject
 CARGO_TARGET_DIR=../hello-auth/target cargo build --release
 wasm=../hello-auth/target/wasm32-wasip2/release/hello_inject.wasm
 portcullis plugin test $wasm --config tests/config.json --stub tests/stubs.json --request tests/request.json --expect forward
-portcullis plugin test $wasm --config tests/config.json --stub tests/no-token.json --request tests/request.json --expect deny:503
+portcullis plugin test $wasm --config tests/config.json --stub tests/stubs-empty.json --request tests/request.json --expect deny:503
 ";
     let out = run_to_end(shell(script, d, &home));
     assert!(out.status.success(), "the injector scaffold failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));

@@ -17,11 +17,22 @@ pub struct Context {
 /// error rather than a silently ignored setting.
 pub fn parse_config<T: DeserializeOwned>(json: &str) -> Result<T, String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
+        let inner = without_position(error.into_inner().to_string());
         if path == "." { format!("config: {inner}") } else { format!("config.{path}: {inner}") }
-    })
+    })?;
+    deserializer.end().map_err(|e| format!("config: {e}"))?;
+    Ok(value)
+}
+
+/// serde_json's " at line 1 column 17" points into JSON the author never wrote
+/// (the gateway made it from the policy's TOML); the key path says where.
+fn without_position(message: String) -> String {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains(" column ") => message[..at].to_owned(),
+        _ => message,
+    }
 }
 
 #[cfg(test)]
@@ -45,7 +56,7 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let error = parse_config::<Config>(r#"{"header": 3}"#).unwrap_err();
-        assert!(error.starts_with("config.header: invalid type: integer `3`"), "{error}");
+        assert_eq!(error, "config.header: invalid type: integer `3`, expected a string");
         let error = parse_config::<Config>(r#"{"header": "x", "limits": {"max": "a"}}"#).unwrap_err();
         assert!(error.starts_with("config.limits.max: "), "{error}");
         let error = parse_config::<Config>(r#"{"header": "x", "hedaer": 1}"#).unwrap_err();

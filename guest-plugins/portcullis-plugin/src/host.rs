@@ -7,16 +7,47 @@ use crate::__private::capabilities::portcullis::auth as wit;
 pub mod secrets {
     use super::wit::secrets as imp;
 
-    pub use imp::SecretError;
+    /// Why a secret could not be read or written.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SecretError {
+        /// The policy does not grant this name to this component.
+        NotGranted,
+        /// The name is granted but no such secret exists.
+        NotFound,
+        /// The secret store could not be opened.
+        Unavailable,
+    }
+
+    impl From<imp::SecretError> for SecretError {
+        fn from(error: imp::SecretError) -> Self {
+            match error {
+                imp::SecretError::NotGranted => SecretError::NotGranted,
+                imp::SecretError::NotFound => SecretError::NotFound,
+                imp::SecretError::Unavailable => SecretError::Unavailable,
+            }
+        }
+    }
+
+    impl std::fmt::Display for SecretError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                SecretError::NotGranted => "the policy does not grant this secret to the component",
+                SecretError::NotFound => "no such secret is stored",
+                SecretError::Unavailable => "the secret store could not be opened",
+            })
+        }
+    }
+
+    impl std::error::Error for SecretError {}
 
     /// Reads the secret `name`.
     pub fn get(name: &str) -> Result<String, SecretError> {
-        imp::get(name)
+        imp::get(name).map_err(Into::into)
     }
 
     /// Stores `value` under `name` (needs `grants.secrets_write`).
     pub fn set(name: &str, value: &str) -> Result<(), SecretError> {
-        imp::set(name, value)
+        imp::set(name, value).map_err(Into::into)
     }
 }
 
@@ -26,7 +57,50 @@ pub mod http {
     use super::wit::types::Header;
     use std::time::Duration;
 
-    pub use imp::HttpError;
+    /// Why a request was not completed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum HttpError {
+        /// The origin (given back) is not granted to this component.
+        NotGranted(String),
+        /// The name resolved to a private or loopback address that is not granted.
+        AddressRefused(String),
+        /// The URL or a header could not be used.
+        InvalidRequest(String),
+        /// No response within the time limit.
+        Timeout,
+        /// The connection or TLS handshake failed.
+        Connection(String),
+        /// The response body exceeded the gateway's size limit (1 MiB).
+        TooLarge,
+    }
+
+    impl From<imp::HttpError> for HttpError {
+        fn from(error: imp::HttpError) -> Self {
+            match error {
+                imp::HttpError::NotGranted(origin) => HttpError::NotGranted(origin),
+                imp::HttpError::AddressRefused(address) => HttpError::AddressRefused(address),
+                imp::HttpError::InvalidRequest(why) => HttpError::InvalidRequest(why),
+                imp::HttpError::Timeout => HttpError::Timeout,
+                imp::HttpError::Connection(why) => HttpError::Connection(why),
+                imp::HttpError::TooLarge => HttpError::TooLarge,
+            }
+        }
+    }
+
+    impl std::fmt::Display for HttpError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                HttpError::NotGranted(origin) => write!(f, "the policy does not grant the origin {origin} to the component"),
+                HttpError::AddressRefused(why) => write!(f, "a private or loopback address the policy does not grant: {why}"),
+                HttpError::InvalidRequest(why) => write!(f, "the request could not be sent: {why}"),
+                HttpError::Timeout => f.write_str("no response within the time limit"),
+                HttpError::Connection(why) => write!(f, "the connection failed: {why}"),
+                HttpError::TooLarge => f.write_str("the response body is over the size limit"),
+            }
+        }
+    }
+
+    impl std::error::Error for HttpError {}
 
     /// An outgoing request being built: `http::Request::get(url).header(..).send()`.
     #[derive(Debug, Clone)]
@@ -69,7 +143,11 @@ pub mod http {
         }
 
         pub fn send(self) -> Result<Response, HttpError> {
-            imp::send(&self.inner).map(|r| Response { status: r.status, headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(), body: r.body })
+            imp::send(&self.inner).map_err(HttpError::from).map(|r| Response {
+                status: r.status,
+                headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                body: r.body,
+            })
         }
     }
 
@@ -120,10 +198,12 @@ pub mod cache {
         imp::get(key)
     }
 
-    /// Stores `value` for `ttl` (capped by the gateway at one day). `false`
-    /// when the gateway refused it (over its size limits).
+    /// Stores `value` for `ttl`, in whole seconds rounded up (capped by the
+    /// gateway at one day). `false` when the gateway refused it (over its size
+    /// limits).
     pub fn set(key: &str, value: &[u8], ttl: Duration) -> bool {
-        imp::set(key, value, u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX))
+        let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        imp::set(key, value, u32::try_from(seconds).unwrap_or(u32::MAX))
     }
 
     pub fn delete(key: &str) {
@@ -157,13 +237,35 @@ pub mod log {
 pub mod crypto {
     use super::wit::crypto as imp;
 
-    pub use imp::CryptoError;
+    /// Why a signature could not be checked (a wrong signature is `Ok(false)`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CryptoError {
+        UnsupportedAlgorithm,
+        InvalidKey,
+        MalformedSignature,
+    }
+
+    impl std::fmt::Display for CryptoError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                CryptoError::UnsupportedAlgorithm => "the algorithm is not one the gateway verifies",
+                CryptoError::InvalidKey => "the key is not a valid JWK of the algorithm's type",
+                CryptoError::MalformedSignature => "the signature is not valid base64url",
+            })
+        }
+    }
+
+    impl std::error::Error for CryptoError {}
 
     /// Verifies a compact JWS signature: `alg` (`RS256`, `ES256`, `EdDSA`,
     /// `HS256`, ...), `jwk` the key as JWK JSON, `signing_input` the
     /// `header.payload` part, `signature` the third part (base64url).
     /// A wrong signature is `Ok(false)`.
     pub fn verify_jws(alg: &str, jwk: &str, signing_input: &str, signature: &str) -> Result<bool, CryptoError> {
-        imp::verify_jws(alg, jwk, signing_input, signature)
+        imp::verify_jws(alg, jwk, signing_input, signature).map_err(|error| match error {
+            imp::CryptoError::UnsupportedAlgorithm => CryptoError::UnsupportedAlgorithm,
+            imp::CryptoError::InvalidKey => CryptoError::InvalidKey,
+            imp::CryptoError::MalformedSignature => CryptoError::MalformedSignature,
+        })
     }
 }

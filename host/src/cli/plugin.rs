@@ -68,6 +68,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::Test { component, config, request, stub, workload, public_url, memory_mib, deadline_ms, expect } => {
             anyhow::ensure!(memory_mib > 0 && memory_mib <= crate::runtime::MAX_MEMORY_MIB, "--memory-mib must be 1..={}", crate::runtime::MAX_MEMORY_MIB);
+            anyhow::ensure!((1..=10_000).contains(&deadline_ms), "--deadline-ms must be 1..=10000, as `limits.deadline_ms` in a policy");
             let spec = trial::TrialSpec {
                 wasm: read(&component)?,
                 config_json: match &config {
@@ -111,7 +112,9 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 fn parse<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut deserializer = serde_json::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| anyhow::anyhow!("{}: {} at `{}`", path.display(), e.inner(), e.path()))
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| anyhow::anyhow!("{}: {} at `{}`", path.display(), e.inner(), e.path()))?;
+    deserializer.end().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(value)
 }
 
 fn json_object(path: &std::path::Path) -> anyhow::Result<String> {

@@ -79,6 +79,10 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     anyhow::ensure!(ok, "{name:?} is not a usable name: start with a lower-case letter, then lower-case letters, digits, `-` or `_`");
+    // A package cannot depend on a crate of its own name.
+    let crate_name = name.replace('-', "_");
+    let taken = ["portcullis_plugin", "serde", "serde_json", "serde_path_to_error", "subtle", "wit_bindgen"];
+    anyhow::ensure!(!taken.contains(&crate_name.as_str()), "{name:?} is the name of a crate the component depends on; choose another");
     Ok(())
 }
 
@@ -125,7 +129,7 @@ fn tests(world: World) -> Vec<(String, String)> {
         World::CredentialInjector => vec![
             file("tests/config.json", "{}\n"),
             file("tests/stubs.json", "{ \"secrets\": { \"workload:demo:upstream-token\": \"test-token\" } }\n"),
-            file("tests/no-token.json", "{ \"secrets\": {} }\n"),
+            file("tests/stubs-empty.json", "{ \"secrets\": {} }\n"),
             file("tests/request.json", "{\n  \"method\": \"GET\",\n  \"path\": \"/v0/servers\",\n  \"headers\": []\n}\n"),
         ],
     }
@@ -142,7 +146,7 @@ portcullis plugin test \"$wasm\" --config tests/config.json --stub tests/stubs.j
         World::CredentialInjector => {
             "\
 portcullis plugin test \"$wasm\" --config tests/config.json --stub tests/stubs.json --request tests/request.json --expect forward
-portcullis plugin test \"$wasm\" --config tests/config.json --stub tests/no-token.json --request tests/request.json --expect deny:503
+portcullis plugin test \"$wasm\" --config tests/config.json --stub tests/stubs-empty.json --request tests/request.json --expect deny:503
 "
         }
     };
@@ -205,7 +209,7 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert!(check_name("api-key_check2").is_ok());
-        for bad in ["", "Api", "2fa", "a b", "../x", "a/b"] {
+        for bad in ["", "Api", "2fa", "a b", "../x", "a/b", "portcullis-plugin", "serde"] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -11,7 +11,7 @@ use crate::admin::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::runtime::capabilities::trial::{HostCall, Stubs, Trial};
 use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
-use crate::runtime::plugin::{FaultKind, Isolation, Limits, Plugin, PluginSpec, Role, SetupError};
+use crate::runtime::plugin::{FaultKind, Isolation, Limits, Plugin, PluginSpec, Role};
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::{Denial, HeaderEdits, Injection, Manifest, Verdict};
 use serde::{Deserialize, Serialize};
@@ -115,7 +115,8 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
     let trial = Arc::new(Trial::new(spec.stubs));
     let services = Services::for_trial(trial.clone());
     let label = PluginLabel { workload: spec.workload.as_str().into(), component: "plugin-test".into() };
-    let caps = Arc::new(Capabilities::new(label.clone(), &Default::default(), &services, "inbound[0]", cache::Quota::default()));
+    let position = if role == Role::Authenticator { "inbound[0]" } else { "outbound[0]" };
+    let caps = Arc::new(Capabilities::new(label.clone(), &Default::default(), &services, position, cache::Quota::default()));
     let metrics = Metrics::new();
     let plugin = Plugin::new(
         runtime,
@@ -140,7 +141,7 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
     let plugin = match plugin {
         Ok(plugin) => plugin,
         Err(error) => {
-            report.init = json!({ "error": setup_error(&error) });
+            report.init = json!({ "error": error.to_string() });
             return Ok(report);
         }
     };
@@ -183,10 +184,6 @@ fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
         remote: remote.parse().map_err(|_| anyhow::anyhow!("request: `remote_addr` {remote:?} is not a socket address"))?,
         tls_client_identity: None,
     })
-}
-
-fn setup_error(error: &SetupError) -> String {
-    error.to_string()
 }
 
 fn manifest_json(manifest: &Manifest) -> Value {
