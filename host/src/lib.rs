@@ -36,6 +36,7 @@ pub mod home;
 pub mod keys;
 pub mod origin;
 pub mod plugin_kit;
+pub mod plugins;
 pub mod policy;
 pub mod proxy;
 pub mod runtime;

@@ -1,6 +1,7 @@
-//! `portcullis plugin new|test|hash|inspect`: the tools of a component's author.
+//! `portcullis plugin new|test|hash|inspect`: the tools of a component's author;
+//! `plugin add|update|remove|list|push`: installed modules (`plugin:NAME`).
 
-use crate::plugin_kit::{scaffold, trial};
+use crate::plugin_kit::{install, scaffold, trial};
 use crate::runtime::plugin::Limits;
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -57,6 +58,45 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install a module from a file, an https:// URL or oci://registry/repo:tag (or @sha256:...) and pin it in portcullis.lock.
+    Add {
+        source: String,
+        /// The name policies use (`plugin:NAME`); default: from the source.
+        #[arg(long)]
+        name: Option<String>,
+        /// The version policies may ask for (`plugin:NAME@VERSION`); default: the OCI tag.
+        #[arg(long)]
+        version: Option<String>,
+        /// The policy whose lock file (portcullis.lock beside it) records the pin.
+        #[arg(long, default_value = "policy.toml")]
+        policy: PathBuf,
+    },
+    /// Fetch a module again from its locked source and move its pin (a new tag's digest, say).
+    Update {
+        name: String,
+        #[arg(long, default_value = "policy.toml")]
+        policy: PathBuf,
+    },
+    /// Remove a module's pin from portcullis.lock.
+    Remove {
+        name: String,
+        #[arg(long, default_value = "policy.toml")]
+        policy: PathBuf,
+    },
+    /// List the modules portcullis.lock pins: name, version, world, digest, source, signature.
+    List {
+        #[arg(long, default_value = "policy.toml")]
+        policy: PathBuf,
+    },
+    /// Publish a component to an OCI registry (CNCF Wasm artifact layout), with FILE.minisig when present.
+    Push {
+        file: PathBuf,
+        /// oci://registry/repository:tag
+        reference: String,
+        /// The minisign signature to publish with it (default: FILE.minisig, when it exists).
+        #[arg(long)]
+        signature: Option<PathBuf>,
+    },
 }
 
 pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -102,6 +142,11 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { file, json } => inspect(&file, json),
+        PluginCommand::Add { source, name, version, policy } => super::runtime()?.block_on(install::add(&source, name, version, &policy)),
+        PluginCommand::Update { name, policy } => super::runtime()?.block_on(install::update(&name, &policy)),
+        PluginCommand::Remove { name, policy } => install::remove(&name, &policy),
+        PluginCommand::List { policy } => install::list(&policy),
+        PluginCommand::Push { file, reference, signature } => super::runtime()?.block_on(install::push(&file, &reference, signature)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Running the gateway until a signal: reload on SIGHUP and on changes to the
-//! policy file, drain and exit on SIGTERM or Ctrl-C.
+//! policy file or its lock file (`portcullis plugin add|update|remove`), drain
+//! and exit on SIGTERM or Ctrl-C.
 
 use super::{Gateway, Options};
 use notify::{RecursiveMode, Watcher};
@@ -25,7 +26,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             Some(()) = changed.recv() => {
                 tokio::time::sleep(DEBOUNCE).await;
                 while changed.try_recv().is_ok() {}
-                tracing::info!("the policy file changed: reloading");
+                tracing::info!("the policy or its lock file changed: reloading");
                 let _ = gateway.reload().await;
             }
             _ = terminate.recv() => break,
@@ -37,15 +38,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Watches the policy file's directory (editors replace files by renaming,
-/// which a watch on the file itself would miss).
+/// Watches the policy file's directory for the policy and `portcullis.lock`
+/// (editors and `plugin add` replace files by renaming, which a watch on the
+/// file itself would miss).
 fn watch_file(policy: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     let policy = std::path::absolute(policy).ok()?;
     let dir = policy.parent()?.to_owned();
     let file_name = policy.file_name()?.to_owned();
+    let lock_name = std::ffi::OsString::from(crate::plugins::lock::FILE_NAME);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            let ours = event.paths.iter().any(|p| p.file_name() == Some(&file_name));
+            let ours = event.paths.iter().any(|p| p.file_name() == Some(&file_name) || p.file_name() == Some(lock_name.as_os_str()));
             if ours && (event.kind.is_modify() || event.kind.is_create()) {
                 let _ = changed.try_send(());
             }

@@ -2,6 +2,9 @@
 //!
 //! - [`scaffold`]: `portcullis plugin new`, a ready-to-build component crate.
 //! - [`trial`]: `portcullis plugin test`, one call without a proxy.
+//! - [`install`]: `portcullis plugin add|update|remove|list|push`, installed
+//!   modules ([`crate::plugins`]).
 
+pub mod install;
 pub mod scaffold;
 pub mod trial;

@@ -172,7 +172,7 @@ async fn compile_entry(
     let component = match components.get(&entry.component) {
         Some(c) => c.clone(),
         None => {
-            let c = load_component(policy, &entry.component, key, runtime)?;
+            let c = load_component(policy, &entry.component, key, runtime, services)?;
             components.insert(entry.component.clone(), c.clone());
             c
         }
@@ -263,8 +263,38 @@ fn merge_limits(entry: Option<&LimitsFile>, component: Option<&LimitsFile>) -> (
     (limits, quota)
 }
 
+/// An installed module: the lock's digest, the store's bytes (checked against
+/// it), the signature when the policy requires one, then the compiler.
+fn load_plugin(policy: &LoadedPolicy, reference: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
+    let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
+    let locked = policy.lock.find(reference).ok_or_else(|| err(format!("the plugin `{reference}` is not in portcullis.lock"), None))?;
+    let update = Some(format!("`portcullis plugin update {} --policy {}` fetches it again from {}", locked.name, policy.path.display(), locked.source));
+    let module = match services.plugins.get(locked.sha256()) {
+        Ok(Some(module)) => module,
+        Ok(None) => {
+            return Err(err(
+                format!("the module the lock pins for `{}` ({}) is not in {}", locked.name, locked.digest, services.plugins.dir().display()),
+                update,
+            ));
+        }
+        Err(e) => return Err(err(format!("the module the lock pins for `{}` cannot be used: {e:#}", locked.name), update)),
+    };
+    if policy.file.plugins.as_ref().is_some_and(|p| p.require_signatures) {
+        policy.trusted_keys.verify(&module.wasm, module.signature.as_deref()).map_err(|why| {
+            err(
+                format!("the plugin `{}` is refused: {why}, and `[plugins] require_signatures = true`", locked.name),
+                Some("its author signs it with `minisign -S -s KEY -m FILE.wasm`; add their public key to `[plugins] trusted_keys`".into()),
+            )
+        })?;
+    }
+    runtime.component(locked.sha256(), &module.wasm).map_err(|e| err(format!("the plugin `{}` is not a usable component: {e:#}", locked.name), None))
+}
+
 /// The pinned SHA-256 of a component named in the policy.
 fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
+    if let Some(reference) = name.strip_prefix("plugin:") {
+        return policy.lock.find(reference).map(|p| p.sha256()).unwrap_or_default();
+    }
     match name.strip_prefix("builtin:").and_then(builtins::lookup) {
         Some(builtin) => builtin.sha256(),
         None => policy.file.components.get(name).map(|c| c.sha256.as_str()).unwrap_or_default(),
@@ -272,8 +302,11 @@ fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
 }
 
 /// Reads a component, checks its pin, and compiles it (or takes it from the cache).
-fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Runtime) -> Result<Component, PolicyError> {
+fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
     let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
+    if let Some(reference) = name.strip_prefix("plugin:") {
+        return load_plugin(policy, reference, key, runtime, services);
+    }
     if let Some(builtin) = name.strip_prefix("builtin:") {
         let builtin = builtins::lookup(builtin).ok_or_else(|| err(format!("there is no built-in component `{builtin}`"), None))?;
         return runtime.component(builtin.sha256(), builtin.wasm).map_err(|e| err(format!("the built-in component failed to compile: {e:#}"), None));

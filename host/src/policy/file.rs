@@ -24,6 +24,20 @@ pub struct PolicyFile {
     /// The workloads: one listener each, in front of one upstream.
     #[serde(default)]
     pub workloads: Vec<WorkloadFile>,
+    /// Installed plugin modules (`component = "plugin:NAME"`): signature requirements.
+    pub plugins: Option<PluginsFile>,
+}
+
+/// `[plugins]`: what an installed module (`plugin:NAME`, pinned in `portcullis.lock`) must satisfy.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsFile {
+    /// Refuse any `plugin:` module without a valid minisign signature from a trusted key.
+    #[serde(default)]
+    pub require_signatures: bool,
+    /// Minisign public keys (base64, the second line of `minisign.pub`) whose signatures are trusted.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

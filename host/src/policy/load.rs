@@ -3,6 +3,8 @@
 use super::error::{PolicyError, PolicyErrors, Problems};
 use super::file::{ChainEntryFile, GrantsFile, LimitsFile, PolicyFile, WorkloadFile};
 use super::location::KeyPath;
+use crate::plugins::lock::{self, Lockfile};
+use crate::plugins::signature::TrustedKeys;
 use crate::runtime::builtins;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,10 @@ pub struct LoadedPolicy {
     pub workloads: Vec<ParsedWorkload>,
     /// Things that work but deserve attention (`anonymous = true`, ...).
     pub warnings: Vec<PolicyError>,
+    /// `portcullis.lock` beside the policy: what each `plugin:NAME` is.
+    pub lock: Lockfile,
+    /// The keys `[plugins] trusted_keys` names, parsed.
+    pub trusted_keys: TrustedKeys,
 }
 
 impl LoadedPolicy {
@@ -60,13 +66,49 @@ pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyError
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
     let parsed = validate(&file, &mut problems);
+    let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
     // Every workload parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
         Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, warnings })
+    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, warnings, lock, trusted_keys })
+}
+
+/// Reads the lock file and the trusted keys, and checks that every
+/// `plugin:NAME` the chains use is pinned.
+fn check_plugins(path: &Path, file: &PolicyFile, p: &mut Problems<'_>) -> (Lockfile, TrustedKeys) {
+    let root = KeyPath::root();
+    let lock_path = lock::beside(path);
+    let lock = Lockfile::read(&lock_path).unwrap_or_else(|e| {
+        p.error(&root, format!("{e:#}"), "fix or delete the lock file, then `portcullis plugin add` again".to_string());
+        Lockfile::default()
+    });
+    let settings = file.plugins.as_ref();
+    let trusted_keys = TrustedKeys::parse(settings.map_or(&[][..], |s| &s.trusted_keys)).unwrap_or_else(|e| {
+        p.error(&root.key("plugins").key("trusted_keys"), e, "the second line of the key's `minisign.pub`".to_string());
+        TrustedKeys::default()
+    });
+    if settings.is_some_and(|s| s.require_signatures && s.trusted_keys.is_empty()) {
+        p.error(&root.key("plugins").key("trusted_keys"), "`require_signatures = true` needs at least one trusted key", None);
+    }
+    for (w, workload) in file.workloads.iter().enumerate() {
+        for (chain, entries) in [("inbound", &workload.inbound), ("outbound", &workload.outbound)] {
+            for (n, entry) in entries.iter().enumerate() {
+                let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
+                if lock.find(reference).is_none() {
+                    let name = reference.split('@').next().unwrap_or(reference);
+                    p.error(
+                        &root.key("workloads").index(w).key(chain).index(n).key("component"),
+                        format!("the plugin `{reference}` is not installed: {} does not pin it", lock_path.display()),
+                        format!("install it beside the policy: `portcullis plugin add SOURCE --name {name} --policy {}`", path.display()),
+                    );
+                }
+            }
+        }
+    }
+    (lock, trusted_keys)
 }
 
 fn parse(path: &Path, source: &str) -> Result<PolicyFile, PolicyErrors> {
@@ -105,8 +147,8 @@ fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> Vec<Option<ParsedWorkloa
     }
     for (name, component) in &file.components {
         let key = root.key("components").key(name);
-        if name.starts_with("builtin:") {
-            p.error(&key, "component names starting with `builtin:` are reserved", "rename the entry".to_string());
+        if name.starts_with("builtin:") || name.starts_with("plugin:") {
+            p.error(&key, "component names starting with `builtin:` or `plugin:` are reserved", "rename the entry".to_string());
         }
         if !is_sha256_hex(&component.sha256) {
             p.error(
@@ -248,6 +290,8 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
     let name = entry.component.as_str();
     let known = match name.strip_prefix("builtin:") {
         Some(builtin) => builtins::lookup(builtin).is_some(),
+        // Checked against the lock file by `check_plugins`.
+        None if name.starts_with("plugin:") => true,
         None => file.components.contains_key(name),
     };
     if !known {

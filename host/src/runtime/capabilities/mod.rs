@@ -42,6 +42,8 @@ pub struct Services {
     pub mode: Mode,
     /// `plugin test`: stubs instead of the store and the network, and a record of calls.
     pub trial: Option<Arc<trial::Trial>>,
+    /// Installed plugin modules (`plugin:NAME`), in the same home as the secret store.
+    pub plugins: Arc<crate::plugins::store::PluginStore>,
 }
 
 impl Services {
@@ -56,7 +58,15 @@ impl Services {
     }
 
     fn with_mode(secret_store: Arc<SecretStore>, mode: Mode) -> Self {
-        Services { secret_store, http: Arc::new(http::OutboundHttp::new()), cache: Arc::new(cache::SharedCache::default()), mode, trial: None }
+        let home = secret_store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        Services {
+            plugins: Arc::new(crate::plugins::store::PluginStore::in_home(&home)),
+            secret_store,
+            http: Arc::new(http::OutboundHttp::new()),
+            cache: Arc::new(cache::SharedCache::default()),
+            mode,
+            trial: None,
+        }
     }
 
     /// The services of `portcullis plugin test`: see [`trial`].

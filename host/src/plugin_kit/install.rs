@@ -1,0 +1,184 @@
+//! `portcullis plugin add|update|remove|list|push`: modules installed in the
+//! store (`PORTCULLIS_HOME/plugins`) and pinned in the lock file beside a
+//! policy. A running gateway watches the lock file, so `add` and `update`
+//! take effect with the same atomic reload as a policy change.
+
+use crate::plugins::lock::{self, LockedPlugin, Lockfile};
+use crate::plugins::signature::TrustedKeys;
+use crate::plugins::source::{Fetched, Source};
+use crate::plugins::store::PluginStore;
+use crate::policy::file::PluginsFile;
+use crate::secrets::SecretStore;
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub async fn add(source: &str, name: Option<String>, version: Option<String>, policy: &Path) -> anyhow::Result<ExitCode> {
+    let parsed = Source::parse(source)?;
+    let name = match name {
+        Some(name) => name,
+        None => default_name(&parsed)?,
+    };
+    check_name(&name)?;
+    let lock_path = lock::beside(policy);
+    let mut lock = Lockfile::read(&lock_path)?;
+    let fetched = fetch(&parsed).await?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&fetched.wasm)));
+    if let Some(pinned) = lock.plugins.iter().find(|p| p.name == name)
+        && pinned.digest != digest
+    {
+        anyhow::bail!(
+            "`{name}` is pinned to {} in {}, and {source} is now {digest}; `portcullis plugin update {name} --policy {}` moves the pin deliberately",
+            pinned.digest,
+            lock_path.display(),
+            policy.display()
+        );
+    }
+    let version = version.or_else(|| fetched.tag.clone());
+    let entry = install(&name, version, parsed.describe(), fetched, policy)?;
+    lock.version = 1;
+    lock.upsert(entry.clone());
+    lock.write(&lock_path)?;
+    report("installed", &entry, &lock_path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn update(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
+    let lock_path = lock::beside(policy);
+    let mut lock = Lockfile::read(&lock_path)?;
+    let pinned =
+        lock.plugins.iter().find(|p| p.name == name).cloned().ok_or_else(|| anyhow::anyhow!("{} pins no plugin named `{name}`", lock_path.display()))?;
+    let fetched = fetch(&Source::parse(&pinned.source)?).await?;
+    let version = fetched.tag.clone().or(pinned.version.clone());
+    let entry = install(name, version, pinned.source.clone(), fetched, policy)?;
+    if entry.digest == pinned.digest {
+        writeln!(std::io::stdout(), "{name}: unchanged ({})", entry.digest)?;
+    } else {
+        writeln!(std::io::stdout(), "{name}: {} -> {}", pinned.digest, entry.digest)?;
+    }
+    lock.version = 1;
+    lock.upsert(entry);
+    lock.write(&lock_path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn remove(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
+    let lock_path = lock::beside(policy);
+    let mut lock = Lockfile::read(&lock_path)?;
+    let before = lock.plugins.len();
+    lock.plugins.retain(|p| p.name != name);
+    anyhow::ensure!(lock.plugins.len() < before, "{} pins no plugin named `{name}`", lock_path.display());
+    lock.version = 1;
+    lock.write(&lock_path)?;
+    eprintln!("removed `{name}` from {} (its bytes stay in the store)", lock_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(policy: &Path) -> anyhow::Result<ExitCode> {
+    let lock = Lockfile::read(&lock::beside(policy))?;
+    let store = PluginStore::in_home(&crate::home::dir()?);
+    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{:<20} {:<10} {:<21} {:<19} {:<9} SOURCE", "NAME", "VERSION", "WORLD", "DIGEST", "SIGNED")?;
+    for plugin in &lock.plugins {
+        let world = match store.get(plugin.sha256()) {
+            Ok(Some(module)) => crate::runtime::inspect::inspect(&engine, &module.wasm).map(|i| i.world).unwrap_or("invalid"),
+            Ok(None) => "NOT IN STORE",
+            Err(_) => "DAMAGED",
+        };
+        let signed = if plugin.signed_by.is_some() { "yes" } else { "no" };
+        let digest = &plugin.digest[..plugin.digest.len().min(19)];
+        writeln!(out, "{:<20} {:<10} {:<21} {:<19} {:<9} {}", plugin.name, plugin.version.as_deref().unwrap_or("-"), world, digest, signed, plugin.source)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn push(file: &Path, reference: &str, signature: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    let parsed = crate::plugins::oci::parse(reference)?;
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let inspection = crate::runtime::inspect::inspect(&engine, &wasm)?;
+    anyhow::ensure!(inspection.world != "unknown", "{} is not a Portcullis component (see `portcullis plugin inspect`)", file.display());
+    let signature_path = signature.unwrap_or_else(|| {
+        let mut path = file.as_os_str().to_owned();
+        path.push(".minisig");
+        path.into()
+    });
+    let signature = std::fs::read_to_string(&signature_path).ok();
+    let description = serde_json::json!({ "world": inspection.world, "imports": inspection.imports, "exports": inspection.exports });
+    let secrets = SecretStore::in_home(&crate::home::dir()?);
+    let auth = crate::plugins::source::registry_auth(parsed.registry(), &secrets);
+    let url = crate::plugins::oci::push(&parsed, &auth, wasm, signature.clone(), description).await?;
+    writeln!(std::io::stdout(), "pushed {} ({}) to {url}{}", file.display(), inspection.sha256, if signature.is_some() { " with its signature" } else { "" })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(source: &Source) -> anyhow::Result<Fetched> {
+    let secrets = SecretStore::in_home(&crate::home::dir()?);
+    source.fetch(&secrets).await
+}
+
+/// Checks the module (a component of a known world, signed when the policy
+/// requires it) and stores it; returns its lock entry.
+fn install(name: &str, version: Option<String>, source: String, fetched: Fetched, policy: &Path) -> anyhow::Result<LockedPlugin> {
+    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let inspection = crate::runtime::inspect::inspect(&engine, &fetched.wasm).with_context(|| format!("{source} is not a component"))?;
+    anyhow::ensure!(inspection.world != "unknown", "{source} exports neither `authenticate` nor `inject` of portcullis:auth (see `portcullis plugin inspect`)");
+    let settings = plugin_settings(policy)?;
+    let trusted = TrustedKeys::parse(&settings.trusted_keys).map_err(|e| anyhow::anyhow!("{}: [plugins] trusted_keys: {e}", policy.display()))?;
+    let signed_by = match (trusted.is_empty(), trusted.verify(&fetched.wasm, fetched.signature.as_deref())) {
+        (false, Ok(key)) => Some(key),
+        (_, Err(why)) if settings.require_signatures => anyhow::bail!("{source} is refused: {why}, and {} requires signatures", policy.display()),
+        _ => None,
+    };
+    let store = PluginStore::in_home(&crate::home::dir()?);
+    let digest = store.put(&fetched.wasm, fetched.signature.as_deref())?;
+    Ok(LockedPlugin { name: name.to_owned(), version, source, digest: format!("sha256:{digest}"), signed_by })
+}
+
+/// The policy's `[plugins]` table, read on its own: the policy may not load
+/// yet (it may name the very plugin being added).
+fn plugin_settings(policy: &Path) -> anyhow::Result<PluginsFile> {
+    let Ok(text) = std::fs::read_to_string(policy) else { return Ok(PluginsFile::default()) };
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", policy.display()))?;
+    match table.get("plugins") {
+        Some(plugins) => plugins.clone().try_into().with_context(|| format!("{}: [plugins]", policy.display())),
+        None => Ok(PluginsFile::default()),
+    }
+}
+
+fn report(what: &str, entry: &LockedPlugin, lock_path: &Path) -> anyhow::Result<()> {
+    let signed = match &entry.signed_by {
+        Some(_) => ", signed by a trusted key",
+        None => "",
+    };
+    writeln!(
+        std::io::stdout(),
+        "{what} `{}` ({}{signed}); pinned in {}; use it as component = \"plugin:{}\"",
+        entry.name,
+        entry.digest,
+        lock_path.display(),
+        entry.name
+    )?;
+    Ok(())
+}
+
+/// The last path segment of the source, without extension or tag.
+fn default_name(source: &Source) -> anyhow::Result<String> {
+    let text = match source {
+        Source::File(path) => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        Source::Url(url) => url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().trim_end_matches(".wasm").to_owned(),
+        Source::Oci(reference) => reference.rsplit('/').next().unwrap_or_default().split([':', '@']).next().unwrap_or_default().to_owned(),
+    };
+    let name = text.to_ascii_lowercase().replace('_', "-");
+    check_name(&name).map_err(|_| anyhow::anyhow!("cannot make a plugin name from {}; pass --name", source.describe()))?;
+    Ok(name)
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    anyhow::ensure!(ok, "{name:?} is not a plugin name: lower-case letters, digits, `-` and `_`");
+    Ok(())
+}
