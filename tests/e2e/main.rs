@@ -12,6 +12,7 @@ mod limits;
 mod logs;
 mod oidc;
 mod plugin_kit;
+mod plugins;
 mod proxy;
 mod reload;
 mod shared_key;

@@ -5,6 +5,7 @@ pub mod gateway;
 pub mod key_server;
 pub mod node;
 pub mod plugin;
+pub mod registry;
 pub mod upstream;
 
 use sha2::{Digest, Sha256};

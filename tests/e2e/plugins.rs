@@ -1,0 +1,352 @@
+//! Drop-in plugin modules against a real OCI registry on loopback: push, add by
+//! tag and by digest, serve through `plugin:NAME`, pins, signatures, tampered
+//! blobs, oversize downloads, and a hot swap under load through the real binary.
+
+use crate::cli::{portcullis, text};
+use crate::{client, json, seen};
+use portcullis::secrets::{SecretStore, SecretString};
+use portcullis_tests::gateway::{PASSWORD, TestGateway};
+use portcullis_tests::node::free_port;
+use portcullis_tests::registry::Registry;
+use portcullis_tests::upstream::TestUpstream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const KEY: &str = "plugin-key-0123456789";
+
+/// The API-key authenticator built against contract 0.2.0.
+fn module() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("compat/authenticator-0.2.0.wasm")).unwrap()
+}
+
+/// The same module with a custom section appended: same behaviour, another digest (a "new version").
+fn variant(tag: &str) -> Vec<u8> {
+    let mut wasm = module();
+    let name = b"portcullis-test-version";
+    let payload_len = 1 + name.len() + tag.len();
+    wasm.push(0);
+    wasm.push(u8::try_from(payload_len).unwrap());
+    wasm.push(u8::try_from(name.len()).unwrap());
+    wasm.extend_from_slice(name);
+    wasm.extend_from_slice(tag.as_bytes());
+    wasm
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A prepared directory: `home/` with the workload's key, and the policy path.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+        store.set("workload:w:api-key", SecretString::from(KEY.to_owned())).unwrap();
+        Site { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        std::fs::write(self.path(name), bytes).unwrap();
+        self.path(name).display().to_string()
+    }
+
+    /// `portcullis ARGS` with this site's home; `--policy` is added for the plugin commands that take it.
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(portcullis());
+        command.args(args);
+        if matches!(args.get(1), Some(&("add" | "update" | "remove" | "list"))) {
+            command.arg("--policy").arg(self.path("policy.toml"));
+        }
+        command.env("PORTCULLIS_HOME", self.path("home")).env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "portcullis {args:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "portcullis {args:?} should have failed:\n{}", text(&out.stdout));
+        text(&out.stderr)
+    }
+}
+
+/// A workload whose inbound chain is the plugin `reference`, with `head` before it (e.g. `[plugins]`).
+fn policy(head: &str, upstream: &str, listen: &str, reference: &str) -> String {
+    format!(
+        "version = 1\n{head}\n[[workloads]]\nname = \"w\"\nlisten = \"{listen}\"\nupstream = \"{upstream}\"\npublic_url = \"http://127.0.0.1:8080/mcp\"\n\n  [[workloads.inbound]]\n  component = \"plugin:{reference}\"\n  grants = {{ secrets = [\"workload:w:api-key\"] }}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_module_from_a_registry_serves_by_tag_and_by_digest() {
+    let registry = Registry::start().await;
+    let site = Site::new();
+    let file = site.write("api.wasm", &module());
+    let pushed = site.ok(&["plugin", "push", &file, &registry.reference("auth/api-key:1.0.0")]);
+    let manifest = pushed.split("manifests/").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    assert!(manifest.starts_with("sha256:"), "{pushed}");
+
+    site.ok(&["plugin", "add", &registry.reference("auth/api-key:1.0.0")]);
+    site.ok(&["plugin", "add", &registry.reference(&format!("auth/api-key@{manifest}")), "--name", "api-key-pinned"]);
+    let lock = std::fs::read_to_string(site.path("portcullis.lock")).unwrap();
+    assert_eq!(lock.matches(&format!("digest = \"sha256:{}\"", sha256(&module()))).count(), 2, "{lock}");
+    assert!(lock.contains("version = \"1.0.0\""), "the tag is the version: {lock}");
+    let list = site.ok(&["plugin", "list"]);
+    assert!(list.contains("api-key ") && list.contains("api-key-pinned") && list.contains("authenticator"), "{list}");
+    let mode = std::fs::metadata(site.path("home/plugins")).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap();
+    assert_eq!(mode, 0o700);
+
+    let upstream = TestUpstream::start().await;
+    for reference in ["api-key@1.0.0", "api-key-pinned"] {
+        let site_dir = tempfile::tempdir().unwrap();
+        copy_site(&site, site_dir.path());
+        let gw = TestGateway::start_in(site_dir, &policy("", &upstream.url(), "127.0.0.1:0", reference)).await.unwrap();
+        let url = gw.url("w").await;
+        assert_eq!(client().get(&url).send().await.unwrap().status(), 401, "{reference}: no key");
+        assert_eq!(client().get(&url).header("x-api-key", "wrong").send().await.unwrap().status(), 401, "{reference}: wrong key");
+        let r = client().get(&url).header("x-api-key", KEY).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{reference}: the right key");
+        let echo = json(r).await;
+        assert_eq!(seen(&echo, "x-api-client"), ["w"]);
+        assert!(seen(&echo, "x-api-key").is_empty());
+    }
+}
+
+/// Copies the lock and the home (store and secrets) into `to`, for a gateway started there.
+fn copy_site(site: &Site, to: &Path) {
+    std::fs::copy(site.path("portcullis.lock"), to.join("portcullis.lock")).unwrap();
+    let status = Command::new("cp").arg("-a").arg(site.path("home")).arg(to.join("home")).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn pins_are_kept_until_an_update_moves_them() {
+    let site = Site::new();
+    let file = site.write("api.wasm", &module());
+    site.ok(&["plugin", "add", &file, "--name", "api-key"]);
+    let (v1, v2) = (sha256(&module()), sha256(&variant("2")));
+    site.write("api.wasm", &variant("2"));
+    let refused = site.fails(&["plugin", "add", &file, "--name", "api-key"]);
+    assert!(refused.contains(&v1) && refused.contains(&v2) && refused.contains("plugin update api-key"), "both digests and the way out: {refused}");
+    let moved = site.ok(&["plugin", "update", "api-key"]);
+    assert!(moved.contains(&format!("sha256:{v1} -> sha256:{v2}")), "{moved}");
+
+    // A policy naming a module the lock does not pin says how to install it.
+    std::fs::write(site.path("policy.toml"), policy("", "http://127.0.0.1:9", "127.0.0.1:0", "other")).unwrap();
+    let check = site.fails(&["check", site.path("policy.toml").to_str().unwrap()]);
+    assert!(check.contains("the plugin `other` is not installed") && check.contains("portcullis plugin add SOURCE --name other"), "{check}");
+
+    // Bytes changed in the store are refused, with both values.
+    std::fs::write(site.path("policy.toml"), policy("", "http://127.0.0.1:9", "127.0.0.1:0", "api-key")).unwrap();
+    site.ok(&["check", site.path("policy.toml").to_str().unwrap()]);
+    let stored = site.path(&format!("home/plugins/{v2}.wasm"));
+    std::fs::write(&stored, module()).unwrap();
+    let check = site.fails(&["check", site.path("policy.toml").to_str().unwrap()]);
+    assert!(check.contains(&format!("the stored module {v2} was changed on disk (its bytes hash to {v1})")), "{check}");
+}
+
+/// A minisign key pair made with the `minisign` command: (secret key path, public key base64).
+fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let (public, secret) = (dir.join(format!("{name}.pub")), dir.join(format!("{name}.key")));
+    let out = Command::new("minisign").args(["-G", "-W", "-p"]).arg(&public).arg("-s").arg(&secret).output().expect("minisign (scripts/test installs it)");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = std::fs::read_to_string(&public).unwrap().lines().nth(1).unwrap().to_owned();
+    (secret, key)
+}
+
+fn sign(secret: &Path, file: &str) {
+    let out = Command::new("minisign").arg("-S").arg("-s").arg(secret).args(["-m", file]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn signatures_are_required_when_the_policy_says_so() {
+    let registry = Registry::start().await;
+    let site = Site::new();
+    let (trusted_secret, trusted) = keypair(site.dir.path(), "trusted");
+    let (other_secret, _) = keypair(site.dir.path(), "other");
+    let signed = site.write("signed.wasm", &module());
+    sign(&trusted_secret, &signed);
+    let unsigned = site.write("unsigned.wasm", &variant("unsigned"));
+    let stranger = site.write("stranger.wasm", &variant("stranger"));
+    sign(&other_secret, &stranger);
+    // The signed module travels through the registry with its signature.
+    site.ok(&["plugin", "push", &signed, &registry.reference("auth/signed:1")]);
+    site.ok(&["plugin", "add", &registry.reference("auth/signed:1"), "--name", "signed"]);
+    site.ok(&["plugin", "add", &unsigned, "--name", "unsigned"]);
+    site.ok(&["plugin", "add", &stranger, "--name", "stranger"]);
+
+    let head = format!("[plugins]\nrequire_signatures = true\ntrusted_keys = [\"{trusted}\"]\n");
+    let upstream = TestUpstream::start().await;
+    for (name, why) in [("unsigned", "the module has no signature"), ("stranger", "no trusted key made its signature")] {
+        std::fs::write(site.path("policy.toml"), policy(&head, &upstream.url(), "127.0.0.1:0", name)).unwrap();
+        let check = site.fails(&["check", site.path("policy.toml").to_str().unwrap()]);
+        assert!(check.contains(&format!("the plugin `{name}` is refused: {why}")), "{check}");
+    }
+    std::fs::write(site.path("policy.toml"), policy(&head, &upstream.url(), "127.0.0.1:0", "signed")).unwrap();
+    site.ok(&["check", site.path("policy.toml").to_str().unwrap()]);
+    // With the policy in place, `plugin add` refuses an unsigned module at once.
+    let refused = site.fails(&["plugin", "add", &unsigned, "--name", "late"]);
+    assert!(refused.contains("requires signatures"), "{refused}");
+    // The signed one also serves.
+    let dir = tempfile::tempdir().unwrap();
+    copy_site(&site, dir.path());
+    let gw = TestGateway::start_in(dir, &policy(&head, &upstream.url(), "127.0.0.1:0", "signed")).await.unwrap();
+    let r = client().get(gw.url("w").await).header("x-api-key", KEY).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_registry_serving_other_bytes_is_refused() {
+    let registry = Registry::start().await;
+    let site = Site::new();
+    let file = site.write("api.wasm", &module());
+    site.ok(&["plugin", "push", &file, &registry.reference("auth/api-key:1")]);
+    // The registry's copy is swapped for other bytes of the same length.
+    let mut other = module();
+    let last = other.len() - 1;
+    other[last] ^= 0xff;
+    std::fs::write(registry.blob_path(&sha256(&module())), &other).unwrap();
+    let refused = site.fails(&["plugin", "add", &registry.reference("auth/api-key:1")]);
+    assert!(refused.to_lowercase().contains("digest"), "{refused}");
+    assert!(!site.path("portcullis.lock").exists(), "nothing was pinned");
+}
+
+/// Serves `GET /big.wasm` (65 MiB with a Content-Length) and `GET /chunked.wasm`
+/// (65 MiB, chunked, no length) on loopback.
+async fn oversize_server() -> String {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let n = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await.unwrap_or(0);
+                let chunked = String::from_utf8_lossy(&request[..n]).contains("/chunked.wasm");
+                let total = 65 * 1024 * 1024;
+                let block = vec![0u8; 1024 * 1024];
+                if chunked {
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                    for _ in 0..total / block.len() {
+                        if stream.write_all(format!("{:x}\r\n", block.len()).as_bytes()).await.is_err()
+                            || stream.write_all(&block).await.is_err()
+                            || stream.write_all(b"\r\n").await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    let _ = stream.write_all(b"0\r\n\r\n").await;
+                } else {
+                    let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\n\r\n").as_bytes()).await;
+                    for _ in 0..total / block.len() {
+                        if stream.write_all(&block).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+// Multi-threaded: the CLI runs (blocking) while the server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_download_is_refused() {
+    let server = oversize_server().await;
+    let site = Site::new();
+    for path in ["big.wasm", "chunked.wasm"] {
+        let refused = site.fails(&["plugin", "add", &format!("{server}/{path}"), "--name", "big"]);
+        assert!(refused.contains("over the limit"), "{path}: {refused}");
+    }
+    assert!(!site.path("portcullis.lock").exists());
+    let refused = site.fails(&["plugin", "add", "http://example.com/a.wasm"]);
+    assert!(refused.contains("only https://"), "{refused}");
+}
+
+// Multi-threaded: requests keep flowing while the CLI (blocking) updates the pin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_swaps_the_module_under_load_without_losing_a_request() {
+    let registry = Registry::start().await;
+    let site = Site::new();
+    let v1 = site.write("v1.wasm", &module());
+    let v2 = site.write("v2.wasm", &variant("2"));
+    site.ok(&["plugin", "push", &v1, &registry.reference("auth/api-key:stable")]);
+    site.ok(&["plugin", "add", &registry.reference("auth/api-key:stable")]);
+    let upstream = TestUpstream::start().await;
+    let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let head = format!("[admin]\nlisten = \"{admin}\"\n");
+    std::fs::write(site.path("policy.toml"), policy(&head, &upstream.url(), &listen, "api-key")).unwrap();
+    let mut gateway = Command::new(portcullis())
+        .args(["run", "--policy"])
+        .arg(site.path("policy.toml"))
+        .env("PORTCULLIS_HOME", site.path("home"))
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{listen}/");
+    let mut up = false;
+    for _ in 0..200 {
+        if client().get(&url).header("x-api-key", KEY).send().await.is_ok_and(|r| r.status() == 200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the gateway did not start");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), url.clone());
+        tokio::spawn(async move {
+            let (mut sent, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sent += 1;
+                match client().get(&url).header("x-api-key", KEY).send().await {
+                    Ok(r) if r.status() == 200 => {}
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (sent, failed)
+        })
+    };
+    // A new build under the same tag, and the deliberate move of the pin.
+    site.ok(&["plugin", "push", &v2, &registry.reference("auth/api-key:stable")]);
+    let moved = site.ok(&["plugin", "update", "api-key"]);
+    assert!(moved.contains(&format!("-> sha256:{}", sha256(&variant("2")))), "{moved}");
+    let metrics = format!("http://{admin}/metrics");
+    let mut reloaded = false;
+    for _ in 0..100 {
+        let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
+        if text.contains("portcullis_reloads_total{result=\"success\"} 1") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, failed) = load.await.unwrap();
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert!(reloaded, "the lock file change reloaded the gateway");
+    assert!(sent > 20, "requests flowed during the swap ({sent})");
+    assert!(failed.is_empty(), "{} of {sent} requests failed: {failed:?}", failed.len());
+}
