@@ -1,5 +1,5 @@
 //! The author's tools: the walkthrough of docs/plugin-authoring.md run as
-//! written, `plugin test` on the built-ins and on a committed 0.2.0 component,
+//! written (ending with a push to a real registry and an install from it), `plugin test` on the built-ins and on a committed 0.2.0 component,
 //! a scaffolded injector, and a component written in JavaScript in a gateway.
 
 use crate::cli::{portcullis, text};
@@ -11,6 +11,7 @@ use portcullis::runtime::plugin::Limits;
 use portcullis::secrets::{SecretStore, SecretString};
 use portcullis_tests::gateway::{PASSWORD, TestGateway, shared_cache_dir, workload};
 use portcullis_tests::node::free_port;
+use portcullis_tests::registry::Registry;
 use portcullis_tests::upstream::TestUpstream;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -203,8 +204,10 @@ fn the_walkthrough_runs_as_written_and_an_injector_scaffold_works() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let home = d.join("home");
+    // The last step publishes to a registry: a real one, on loopback.
+    let registry = tokio::runtime::Runtime::new().unwrap().block_on(Registry::start());
     let mut command = shell(&walkthrough(), d, &home);
-    command.env("GATEWAY_PORT", free_port().to_string()).env("UPSTREAM_PORT", free_port().to_string());
+    command.env("GATEWAY_PORT", free_port().to_string()).env("UPSTREAM_PORT", free_port().to_string()).env("REGISTRY", &registry.addr);
     let out = run_to_end(command);
     assert!(out.status.success(), "the walkthrough failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(text(&out.stdout).contains("\"verdict\": \"allow\""), "{}", text(&out.stdout));

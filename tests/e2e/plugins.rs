@@ -350,3 +350,31 @@ async fn an_update_swaps_the_module_under_load_without_losing_a_request() {
     assert!(sent > 20, "requests flowed during the swap ({sent})");
     assert!(failed.is_empty(), "{} of {sent} requests failed: {failed:?}", failed.len());
 }
+
+#[test]
+fn the_example_policy_installs_what_its_lock_pins_and_checks() {
+    // A copy laid out as in the repository, so the lock's relative source resolves.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["examples/plugins/policy.toml", "examples/plugins/portcullis.lock", "tests/compat/authenticator-0.2.0.wasm"] {
+        let to = dir.path().join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(file), &to).unwrap();
+    }
+    let site = Site { dir };
+    let policy = site.path("examples/plugins/policy.toml");
+    let run = |args: &[&str]| {
+        Command::new(portcullis()).args(args).env("PORTCULLIS_HOME", site.path("home")).env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD).output().unwrap()
+    };
+    let check = run(&["check", policy.to_str().unwrap()]);
+    assert!(!check.status.success() && text(&check.stderr).contains("plugin update api-key"), "not in the store yet: {}", text(&check.stderr));
+    let update = run(&["plugin", "update", "api-key", "--policy", policy.to_str().unwrap()]);
+    assert!(
+        text(&update.stdout).contains("api-key: unchanged"),
+        "the committed lock pins the committed module: {}{}",
+        text(&update.stdout),
+        text(&update.stderr)
+    );
+    let check = run(&["check", policy.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+}

@@ -50,7 +50,12 @@ pub async fn update(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
     let mut lock = Lockfile::read(&lock_path)?;
     let pinned =
         lock.plugins.iter().find(|p| p.name == name).cloned().ok_or_else(|| anyhow::anyhow!("{} pins no plugin named `{name}`", lock_path.display()))?;
-    let fetched = fetch(&Source::parse(&pinned.source)?).await?;
+    // A relative file source (a lock committed with its module) is relative to the lock's directory.
+    let source = match Source::parse(&pinned.source)? {
+        Source::File(path) if path.is_relative() => Source::File(lock_path.parent().unwrap_or(Path::new(".")).join(path)),
+        source => source,
+    };
+    let fetched = fetch(&source).await?;
     let version = fetched.tag.clone().or(pinned.version.clone());
     let entry = install(name, version, pinned.source.clone(), fetched, policy)?;
     if entry.digest == pinned.digest {
