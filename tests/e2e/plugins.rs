@@ -280,7 +280,7 @@ async fn an_oversize_download_is_refused() {
 
 // Multi-threaded: requests keep flowing while the CLI (blocking) updates the pin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_update_swaps_the_module_under_load_without_losing_a_request() {
+async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving() {
     let registry = Registry::start().await;
     let site = Site::new();
     let v1 = site.write("v1.wasm", &module());
@@ -341,12 +341,25 @@ async fn an_update_swaps_the_module_under_load_without_losing_a_request() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // A lock that pins something unusable: the reload fails and the running snapshot keeps serving.
+    let lock = std::fs::read_to_string(site.path("portcullis.lock")).unwrap().replace(&sha256(&variant("2")), &"0".repeat(64));
+    std::fs::write(site.path("portcullis.lock"), lock).unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
+        if text.contains("portcullis_reloads_total{result=\"failure\"} 1") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, failed) = load.await.unwrap();
     let _ = gateway.kill();
     let _ = gateway.wait();
     assert!(reloaded, "the lock file change reloaded the gateway");
+    assert!(refused, "a lock pinning a module that is not in the store is refused");
     assert!(sent > 20, "requests flowed during the swap ({sent})");
     assert!(failed.is_empty(), "{} of {sent} requests failed: {failed:?}", failed.len());
 }
