@@ -391,3 +391,35 @@ fn the_example_policy_installs_what_its_lock_pins_and_checks() {
     let check = run(&["check", policy.to_str().unwrap()]);
     assert!(check.status.success(), "{}", text(&check.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_credentials_come_from_the_secret_store_or_the_docker_config() {
+    let registry = Registry::with_login("alice", "s3cret-registry-password").await;
+    let site = Site::new();
+    let file = site.write("api.wasm", &module());
+    let reference = registry.reference("auth/api-key:1");
+    let refused = site.fails(&["plugin", "push", &file, &reference]);
+    assert!(refused.contains("cannot push"), "anonymous is refused: {refused}");
+    let store = SecretStore::new(&site.path("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    store.set(&format!("registry:{}", registry.addr), SecretString::from("alice:s3cret-registry-password".to_owned())).unwrap();
+    site.ok(&["plugin", "push", &file, &reference]);
+    site.ok(&["plugin", "add", &reference]);
+
+    // Without the secret, the usual ~/.docker/config.json serves.
+    let other = Site::new();
+    let docker = other.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret-registry-password");
+    std::fs::write(docker.join("config.json"), format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{auth}\"}}}}}}", registry.addr)).unwrap();
+    let out = Command::new(portcullis())
+        .args(["plugin", "add", &reference, "--policy"])
+        .arg(other.path("policy.toml"))
+        .env("PORTCULLIS_HOME", other.path("home"))
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .env("DOCKER_CONFIG", &docker)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("s3cret") && !text(&out.stderr).contains("s3cret"), "the password is never printed");
+}

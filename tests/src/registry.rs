@@ -13,16 +13,30 @@ pub struct Registry {
 
 impl Registry {
     pub async fn start() -> Registry {
+        Self::start_with(None).await
+    }
+
+    /// A registry that requires HTTP basic authentication as `user`/`password` (htpasswd, bcrypt).
+    pub async fn with_login(user: &str, password: &str) -> Registry {
+        Self::start_with(Some((user, password))).await
+    }
+
+    async fn start_with(login: Option<(&str, &str)>) -> Registry {
         let root = tempfile::tempdir().unwrap();
         let port = crate::node::free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = root.path().join("config.yml");
         let storage = root.path().join("data");
-        std::fs::write(
-            &config,
-            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n", storage.display()),
-        )
-        .unwrap();
+        let mut yaml =
+            format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n", storage.display());
+        if let Some((user, password)) = login {
+            let out =
+                Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (Debian package apache2-utils; scripts/test installs it)");
+            let htpasswd = root.path().join("htpasswd");
+            std::fs::write(&htpasswd, out.stdout).unwrap();
+            yaml.push_str(&format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", htpasswd.display()));
+        }
+        std::fs::write(&config, yaml).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
@@ -33,7 +47,8 @@ impl Registry {
         let registry = Registry { addr, root, child };
         let url = format!("http://{}/v2/", registry.addr);
         for _ in 0..100 {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            // Up when it answers (401 is an answer, for a registry that wants a login).
+            if reqwest::get(&url).await.is_ok() {
                 return registry;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
