@@ -235,4 +235,7 @@ async fn the_admin_listener_checks_host_and_origin() {
     assert_eq!(status("metrics.internal", None).await, 200);
     assert_eq!(status(&format!("evil.example:{}", admin.port()), None).await, 403, "DNS rebinding");
     assert_eq!(status(&admin.to_string(), Some("https://evil.example")).await, 403, "a foreign page");
+    let r = client().get(format!("http://{admin}/metrics")).header("host", format!("evil.example:{}", admin.port())).send().await.unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("host_not_allowed") && !body.contains("portcullis_"), "the refusal, and no metrics: {body}");
 }

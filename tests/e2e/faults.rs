@@ -48,23 +48,42 @@ async fn each_fault_fails_closed_with_a_json_body_naming_the_component() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_workloads_keep_serving_while_a_component_spins() {
     let upstream = TestUpstream::start().await;
-    let gw = gateway(&upstream).await;
+    // Spinning calls that last three seconds each, beside a healthy workload.
+    let spin = format!("{}  limits = {{ deadline_ms = 3000 }}\n", behaviour(r#"mode = "loop""#));
+    let policy = format!(
+        "version = 1\n{}{}",
+        workload("loop", &upstream.url(), &spin),
+        workload("healthy", &upstream.url(), &behaviour(r#"mode = "allow", tag = "ok""#))
+    );
+    let gw = TestGateway::start(&policy).await.unwrap();
     let c = client();
     let looping = gw.url("loop").await;
     let healthy = gw.url("healthy").await;
-    // Keep several spinning calls in flight while the healthy workload serves.
     let spinners: Vec<_> = (0..4)
         .map(|_| {
             let c = c.clone();
             let url = looping.clone();
-            tokio::spawn(async move { c.get(url).send().await.unwrap().status() })
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let status = c.get(url).send().await.unwrap().status();
+                (status, started.elapsed())
+            })
         })
         .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
     for _ in 0..20 {
         let r = c.get(&healthy).send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
+    let healthy_took = started.elapsed();
+    // Every healthy request was answered while all four spinners were still
+    // running (on a two-thread runtime: the spinning guests yield every tick).
+    assert!(spinners.iter().all(|s| !s.is_finished()), "the healthy workload waited for the spinning one ({healthy_took:?})");
     for s in spinners {
-        assert_eq!(s.await.unwrap(), 503);
+        let (status, took) = s.await.unwrap();
+        assert_eq!(status, 503);
+        assert!(took >= Duration::from_millis(2900), "the call spun until its deadline ({took:?})");
+        assert!(took < Duration::from_millis(4500), "and no longer: the spinners ran side by side ({took:?})");
     }
 }

@@ -97,13 +97,14 @@ async fn call(gw: &TestGateway, workload: &str, token: &str) -> reqwest::Respons
     client().get(format!("{}/mcp", gw.url(workload).await)).header("authorization", format!("Bearer {token}")).send().await.unwrap()
 }
 
-/// Asserts a 401 `invalid_token` challenge pointing at the metadata.
-async fn assert_invalid(gw: &TestGateway, token: &str, case: &str) {
+/// Asserts a 401 `invalid_token` challenge pointing at the metadata; returns the challenge.
+async fn assert_invalid(gw: &TestGateway, token: &str, case: &str) -> String {
     let r = call(gw, "api", token).await;
     assert_eq!(r.status(), 401, "{case}");
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(challenge.starts_with("Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""), "{case}: {challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{case}: {challenge}");
+    challenge
 }
 
 #[tokio::test]
@@ -210,9 +211,30 @@ async fn valid_tokens_pass_and_attacks_fail() {
         let input = format!("{}.{}", B64.encode(json!({ "alg": alg }).to_string()), B64.encode(good_claims().to_string()));
         assert_invalid(&gw, &format!("{input}."), &format!("alg {alg}")).await;
     }
+    // Cases whose refusal must come from one rule, not from an easier failure on the way.
+    let reasons = [
+        ("unknown kid", "no trusted key matches the token"),
+        ("signed by another key", "the signature is not valid"),
+        // `jku`/`x5u` are never followed: the trusted key checks the attacker's signature.
+        ("jku and x5u", "the signature is not valid"),
+        ("RS256 not allowed", "the algorithm RS256 is not accepted"),
+        ("wrong issuer", "the token's issuer is not trusted"),
+        ("unknown crit", "the token uses a critical header extension this server does not support"),
+    ];
     for (case, token) in &cases {
-        assert_invalid(&gw, token, case).await;
+        let challenge = assert_invalid(&gw, token, case).await;
+        if let Some((_, reason)) = reasons.iter().find(|(c, _)| c == case) {
+            assert!(challenge.contains(&format!("error_description=\"{reason}\"")), "{case}: {challenge}");
+        }
     }
+    // With a good signature, `jku` and `x5u` change nothing: they are ignored, not obeyed.
+    let with_jku = mint(
+        &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }),
+        good_claims().to_string().as_bytes(),
+        &keys.good.encoding,
+        Algorithm::ES256,
+    );
+    assert_eq!(call(&gw, "api", &with_jku).await.status(), 200);
     // Tampering with a good token's payload breaks its signature.
     let good = es256("k1", &good_claims(), &keys.good);
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
@@ -346,25 +368,31 @@ async fn a_provider_serving_html_or_500_does_not_break_verification() {
     use portcullis_tests::key_server::{KeyServer, Mode};
     let upstream = TestUpstream::start().await;
     let keys = keys();
-    let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
-    let public_url = PUBLIC_URL;
-    let gw = TestGateway::start(&format!("version = 1\n{}", provider_workload("w", &upstream.url(), &server.issuer, public_url))).await.unwrap();
-    let claims = || {
-        let mut c = good_claims();
-        c["iss"] = json!(server.issuer);
-        c["jti"] = json!(now().to_string() + &rand_suffix());
-        c
-    };
-    assert_eq!(call(&gw, "w", &es256("k1", &claims(), &keys.good)).await.status(), 200);
+    // One provider and one gateway per failure mode: the refetch limit (one per
+    // 30 s) would otherwise keep the second mode from ever being asked.
     for mode in [Mode::Html, Mode::ServerError] {
+        let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
+        let gw = TestGateway::start(&format!("version = 1\n{}", provider_workload("w", &upstream.url(), &server.issuer, PUBLIC_URL))).await.unwrap();
+        let claims = || {
+            let mut c = good_claims();
+            c["iss"] = json!(server.issuer);
+            c["jti"] = json!(now().to_string() + &rand_suffix());
+            c
+        };
+        assert_eq!(call(&gw, "w", &es256("k1", &claims(), &keys.good)).await.status(), 200);
+        assert_eq!(server.jwks_requests(), 1, "{mode:?}: the key set was fetched once");
         server.set_mode(mode);
-        // An unknown kid makes the verifier refetch; the refetch fails, the
-        // request is refused cleanly, and known keys keep verifying.
+        // An unknown kid makes the verifier refetch; the provider answers with
+        // HTML or a 500, the request is refused cleanly...
         assert_eq!(call(&gw, "w", &es256("k-new", &claims(), &keys.attacker)).await.status(), 401, "{mode:?}");
+        assert_eq!(server.jwks_requests(), 2, "{mode:?}: the refetch reached the failing provider");
+        // ...and the keys it had keep verifying, without asking again.
         assert_eq!(call(&gw, "w", &es256("k1", &claims(), &keys.good)).await.status(), 200, "{mode:?}");
+        assert_eq!(call(&gw, "w", &es256("k-other", &claims(), &keys.attacker)).await.status(), 401, "{mode:?}");
+        assert_eq!(server.jwks_requests(), 2, "{mode:?}: at most one refetch per interval, and none for known keys");
+        let metrics = gw.metrics().await;
+        assert!(metrics.contains("component=\"builtin:oidc-verifier\",kind=\"trap\",blame=\"guest\"} 0"), "no component failure: {metrics}");
     }
-    let metrics = gw.metrics().await;
-    assert!(metrics.contains("component=\"builtin:oidc-verifier\",kind=\"trap\",blame=\"guest\"} 0"), "no component failure: {metrics}");
 }
 
 fn rand_suffix() -> String {

@@ -70,6 +70,9 @@ async fn host_and_origin_are_checked() {
     assert_eq!(status(Some(format!("evil.example:{port}")), None).await, 403, "DNS rebinding: a foreign Host");
     let r = c.get(&url).header("origin", "https://evil.example").send().await.unwrap();
     assert_eq!(json(r).await["error"], "origin_not_allowed");
+    // The DNS-rebinding refusal says what it is (not some other 403 on the way).
+    let r = c.get(&url).header("host", format!("evil.example:{port}")).send().await.unwrap();
+    assert_eq!(json(r).await["error"], "host_not_allowed");
 }
 
 #[tokio::test]
@@ -105,11 +108,14 @@ async fn oversize_bodies_are_refused() {
     assert_eq!(json(r).await["body_bytes"], 1000);
     let r = c.post(gw.url("w").await).body(vec![b'x'; 4096]).send().await.unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await["error"], "body_too_large");
+    assert_eq!(upstream.hits(), 1, "only the small body reached the upstream");
     // Without a declared length (chunked), the cap applies while streaming.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..8).map(|_| Ok(vec![b'y'; 1024])).collect();
     let stream = reqwest::Body::wrap_stream(futures_util_stream(chunks));
     let r = c.post(gw.url("w").await).body(stream).send().await.unwrap();
     assert_eq!(r.status(), 413);
+    assert_eq!(json(r).await["error"], "body_too_large");
 }
 
 fn futures_util_stream(items: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {

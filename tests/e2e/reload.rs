@@ -3,6 +3,7 @@
 use crate::{client, json, seen};
 use portcullis_tests::gateway::{TestGateway, behaviour, workload};
 use portcullis_tests::upstream::TestUpstream;
+use std::time::Duration;
 
 #[tokio::test]
 async fn good_reload_swaps_and_bad_reload_keeps_the_old_policy() {
@@ -28,15 +29,34 @@ async fn good_reload_swaps_and_bad_reload_keeps_the_old_policy() {
 }
 
 #[tokio::test]
-async fn reload_adds_and_removes_workloads() {
+async fn reload_adds_and_removes_workloads_and_the_old_listener_drains() {
     let upstream = TestUpstream::start().await;
     let allow = behaviour(r#"mode = "allow", tag = "a""#);
     let gw = TestGateway::start(&format!("version = 1\n{}", workload("a", &upstream.url(), &allow))).await.unwrap();
-    let a = gw.url("a").await;
+    let a = gw.addr("a").await;
+    // A stream in flight on `a` when `a` is removed.
+    let mut stream = client().get(format!("http://{a}/sse")).send().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&first[..], b"event: message\ndata: first\n\n");
+
     gw.reload_with(&format!("version = 1\n{}", workload("b", &upstream.url(), &allow))).await.unwrap();
     let b = gw.url("b").await;
     assert_eq!(client().get(&b).send().await.unwrap().status(), 200);
-    // The removed workload's listener drains and closes.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(client().get(&a).send().await.is_err() || gw.gateway.local_addr("a").await.is_none());
+    assert!(gw.gateway.local_addr("a").await.is_none(), "`a` is no longer in the policy");
+
+    // The old listener accepts nothing new...
+    let mut refused = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(a).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the removed workload's listener still accepts connections");
+    // ...while the request that started before the reload finishes, on the old policy.
+    upstream.release_sse();
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&second[..], b"event: message\ndata: second\n\n");
+    assert!(stream.chunk().await.unwrap().is_none(), "the drained stream ends cleanly");
 }

@@ -154,8 +154,17 @@ async fn stdio_clients_reach_it_through_the_bridge() {
     let refusals: Vec<&str> = stderr.lines().filter(|l| l.contains("refused the key")).collect();
     assert_eq!(refusals.len(), 1, "{stderr}");
     assert!(out.stdout.is_empty(), "nothing but protocol messages on stdout");
-    assert_no_key_in(&stderr, &[&key]);
-    assert_no_key_in(&gw.log(), &[&key]);
+    // This bridge carried the other store's key: that is the one its stderr must not show.
+    let shown = std::process::Command::new(portcullis())
+        .args(["keys", "show", "everything"])
+        .env("PORTCULLIS_HOME", other.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    let other_key = String::from_utf8_lossy(&shown.stdout).trim().to_owned();
+    assert!(other_key.len() >= 32, "the other store's key: {other_key:?}");
+    assert_no_key_in(&stderr, &[&key, &other_key]);
+    assert_no_key_in(&gw.log(), &[&key, &other_key]);
 }
 
 /// Sends one initialize request through a bridge using the store at `home`.

@@ -23,6 +23,8 @@ pub enum Mode {
 pub struct KeyServer {
     pub issuer: String,
     mode: Arc<Mutex<Mode>>,
+    /// Requests for `/jwks`, whatever the answer.
+    jwks_requests: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,14 +33,18 @@ impl KeyServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(Mutex::new(Mode::Keys));
-        let (state, iss) = (mode.clone(), issuer.clone());
+        let jwks_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (state, iss, counter) = (mode.clone(), issuer.clone(), jwks_requests.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let (state, iss, jwks) = (state.clone(), iss.clone(), jwks.clone());
+                let (state, iss, jwks, counter) = (state.clone(), iss.clone(), jwks.clone(), counter.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let mode = *state.lock().unwrap();
+                        if req.uri().path() == "/jwks" {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         let black_hole = mode == Mode::BlackHole && req.uri().path() == "/jwks";
                         let response = match (req.uri().path(), mode) {
                             ("/.well-known/openid-configuration", _) => json(200, serde_json::json!({ "issuer": iss, "jwks_uri": format!("{iss}/jwks") })),
@@ -64,11 +70,16 @@ impl KeyServer {
                 });
             }
         });
-        KeyServer { issuer, mode, task }
+        KeyServer { issuer, mode, jwks_requests, task }
     }
 
     pub fn set_mode(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// How many times `/jwks` was asked for.
+    pub fn jwks_requests(&self) -> usize {
+        self.jwks_requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

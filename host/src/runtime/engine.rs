@@ -4,7 +4,8 @@
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances. A deadline is met to within about one tick.
+/// How often the epoch advances. Guest code that runs this long yields to the
+/// executor, and a deadline is met to within about one tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// The largest memory cap a component may be given, in MiB.
@@ -73,9 +74,4 @@ pub fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawning the epoch thread");
-}
-
-/// Epoch ticks that cover `deadline` (at least two, so a call never starts already expired).
-pub fn ticks_for(deadline: Duration) -> u64 {
-    (deadline.as_micros() / EPOCH_TICK.as_micros()) as u64 + 2
 }

@@ -13,7 +13,6 @@ use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
-use super::engine::ticks_for;
 use super::request::RequestData;
 use super::state::HostState;
 use super::verdict::{Injection, Manifest, Verdict};
@@ -301,9 +300,10 @@ impl Plugin {
         state.memory.hit = false;
         state.request = Some(request.clone());
         state.deadline = Some(Instant::now() + self.limits.deadline);
-        instance.store.set_epoch_deadline(ticks_for(self.limits.deadline));
-        // The epoch interrupts guest code; the timer also covers time spent in
-        // host imports (an HTTP request the guest is waiting for).
+        // From the next epoch tick on, guest code yields every tick and traps
+        // past the deadline (see `yield_then_interrupt`); the timer also
+        // covers time spent in host imports (an HTTP request the guest awaits).
+        instance.store.set_epoch_deadline(1);
         let outcome = tokio::time::timeout(self.limits.deadline, f(&mut instance)).await;
         let state = instance.store.data_mut();
         state.request = None;
@@ -354,7 +354,9 @@ impl Plugin {
         };
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(ticks_for(self.limits.deadline));
+        store.epoch_deadline_callback(yield_then_interrupt);
+        store.data_mut().deadline = Some(Instant::now() + self.limits.deadline);
+        store.set_epoch_deadline(1);
         let work = async {
             let init = match &self.pre {
                 Pre::Authenticator(pre) => {
@@ -393,6 +395,7 @@ impl Plugin {
                 }));
             }
         };
+        store.data_mut().deadline = None;
         Ok((Instance { store, exports, uses: 0, _slot: slot }, manifest))
     }
 
@@ -400,6 +403,18 @@ impl Plugin {
         self.metrics.fault(fault.kind.label());
         tracing::error!(workload = %self.label.workload, component = %self.label.component, fault = fault.kind.label(),
             blame = fault.kind.blame(), detail = ?fault.detail, "component call failed; request refused");
+    }
+}
+
+/// What guest code does at each epoch tick: give the executor back (so a
+/// component that computes for long cannot starve other requests, other
+/// workloads or the timers on this worker thread), then go on, until the
+/// call's deadline, when it traps. Without a deadline (between calls) it only yields.
+fn yield_then_interrupt(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    match store.data().deadline {
+        Some(deadline) if Instant::now() >= deadline => Ok(wasmtime::UpdateDeadline::Interrupt),
+        // tokio's own yield: a plain self-wake would be polled again at once, ahead of other tasks.
+        _ => Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))),
     }
 }
 
