@@ -16,6 +16,7 @@ pub struct File {
     key: Option<String>,
 }
 
+#[derive(Debug)]
 pub struct Config {
     pub workload: String,
     pub secret: String,
@@ -92,5 +93,41 @@ fn parse_duration(value: &serde_json::Value) -> Result<u64, String> {
             n.checked_mul(factor).ok_or_else(bad)
         }
         _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<Config, String> {
+        let file: File = portcullis_plugin::parse_config(json)?;
+        Config::new(file, "demo")
+    }
+
+    #[test]
+    fn defaults_follow_the_workload() {
+        let c = config("{}").unwrap();
+        assert_eq!(c.secret, "workload:demo:shared-key");
+        assert_eq!(c.previous_secret(), "workload:demo:shared-key:previous");
+        assert_eq!(c.header, "x-portcullis-key");
+        assert_eq!(c.grace_seconds, 600);
+        assert!(c.scheme.is_none() && !c.grace_granted);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let c = config(r#"{"header": "Authorization", "scheme": "Bearer", "grace": "2m", "key": "auto"}"#).unwrap();
+        assert_eq!((c.header.as_str(), c.scheme.as_deref(), c.grace_seconds), ("authorization", Some("Bearer"), 120));
+        assert_eq!(config(r#"{"grace": 30}"#).unwrap().grace_seconds, 30);
+        assert_eq!(config(r#"{"grace": "1h"}"#).unwrap().grace_seconds, 3600);
+        for bad in [r#"{"grace": "10d"}"#, r#"{"grace": -1}"#, r#"{"grace": "m"}"#, r#"{"grace": true}"#] {
+            assert!(config(bad).unwrap_err().contains("grace"), "{bad}");
+        }
+        assert!(config(r#"{"key": "s3cret"}"#).unwrap_err().contains("never written in the policy"));
+        assert!(config(r#"{"header": "x key"}"#).unwrap_err().contains("not a valid header name"));
+        assert!(config(r#"{"header": ""}"#).is_err());
+        assert!(config(r#"{"colour": "red"}"#).unwrap_err().contains("unknown field `colour`"));
+        assert!(config(r#"{"grace": "99999999999999999999h"}"#).is_err(), "overflow is an error, not a wrap");
     }
 }
