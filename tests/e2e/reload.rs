@@ -60,3 +60,114 @@ async fn reload_adds_and_removes_workloads_and_the_old_listener_drains() {
     assert_eq!(&second[..], b"event: message\ndata: second\n\n");
     assert!(stream.chunk().await.unwrap().is_none(), "the drained stream ends cleanly");
 }
+
+/// The real binary: SIGHUP and a changed file reload; a broken file and a
+/// port that cannot be bound leave the old policy serving; SIGTERM lets an
+/// in-flight stream finish while `/readyz` says 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reloads_on_sighup_and_file_change_and_drains_on_sigterm() {
+    use portcullis_tests::node::free_port;
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let policy = |tag: &str, listen_port: u16| {
+        format!(
+            "version = 1\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n{}\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:{listen_port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{listen_port}\"\n{}",
+            portcullis_tests::fixture_components(),
+            upstream.url(),
+            behaviour(&format!(r#"mode = "allow", tag = "{tag}""#))
+        )
+    };
+    let path = dir.path().join("policy.toml");
+    // Written aside and renamed in, as editors do.
+    let write = |text: String| {
+        let tmp = dir.path().join(".policy.toml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    write(policy("one", port));
+    let mut gateway = tokio::process::Command::new(crate::cli::portcullis())
+        .args(["run", "--policy"])
+        .arg(&path)
+        .env("PORTCULLIS_HOME", dir.path().join("home"))
+        .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut first = None;
+    for _ in 0..200 {
+        first = allowed_by(&url).await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first.expect("the gateway did not start"), ["one"]);
+    let reloads = |result: &'static str| async move {
+        let metrics = client().get(format!("http://127.0.0.1:{admin}/metrics")).send().await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("portcullis_reloads_total{{result=\"{result}\"}}")))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let wait_for = |result: &'static str, count: &'static str| async move {
+        for _ in 0..100 {
+            if reloads(result).await == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("reloads_total{{result={result}}} never reached {count}");
+    };
+    let pid = gateway.id().unwrap().to_string();
+    let signal = |name: &str| std::process::Command::new("kill").args([&format!("-{name}"), &pid]).status().unwrap();
+
+    assert!(signal("HUP").success());
+    wait_for("success", "1").await;
+    write(policy("two", port));
+    wait_for("success", "2").await;
+    assert_eq!(allowed_by(&url).await.unwrap(), ["two"], "the changed file took effect");
+    write(policy("three", port).replace("version = 1", "version = "));
+    wait_for("failure", "1").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    write(policy("four", taken.local_addr().unwrap().port()));
+    wait_for("failure", "2").await;
+    assert_eq!(allowed_by(&url).await.unwrap(), ["two"], "a broken file and an unbindable port leave the old policy serving");
+
+    // SIGTERM with a stream in flight: not ready any more, but the stream finishes.
+    let mut stream = client().get(format!("http://127.0.0.1:{port}/sse")).send().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&first[..], b"event: message\ndata: first\n\n");
+    assert!(signal("TERM").success());
+    let mut not_ready = false;
+    for _ in 0..100 {
+        match client().get(format!("http://127.0.0.1:{admin}/readyz")).send().await {
+            Ok(r) if r.status() == 503 => {
+                not_ready = true;
+                break;
+            }
+            // The admin listener may already be gone: that is not ready either.
+            Err(_) => {
+                not_ready = true;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(not_ready, "/readyz kept answering 200 after SIGTERM");
+    upstream.release_sse();
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&second[..], b"event: message\ndata: second\n\n");
+    let status = tokio::time::timeout(Duration::from_secs(10), gateway.wait()).await.expect("the gateway exits after draining").unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// Which policy version (the fixture's tag) admitted a request; `None` while nothing listens.
+async fn allowed_by(url: &str) -> Option<Vec<String>> {
+    let response = client().get(url).send().await.ok()?;
+    Some(seen(&json(response).await, "x-fixture-allowed-by"))
+}
