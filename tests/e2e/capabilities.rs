@@ -236,3 +236,47 @@ async fn outbound_http_ignores_proxy_environment_variables() {
     assert_eq!(proxy.connections(), 0, "the proxy from the environment was not used");
     child.kill().await.unwrap();
 }
+
+/// A loopback server answering `/redirect` with a 302 to `location` and `/big`
+/// with a 2 MiB body; counts its requests.
+async fn odd_server(location: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 2048];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..n]).into_owned();
+                if head.starts_with("GET /big") {
+                    let body = vec![b'x'; 2 * 1024 * 1024];
+                    let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes()).await;
+                    let _ = stream.write_all(&body).await;
+                } else {
+                    let _ = stream.write_all(format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n").as_bytes()).await;
+                }
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn outbound_redirects_are_not_followed_and_responses_are_capped() {
+    let upstream = TestUpstream::start().await;
+    let (elsewhere, elsewhere_hits) = odd_server("http://127.0.0.1:9/unused".into()).await;
+    let (odd, _) = odd_server(format!("{elsewhere}/stolen")).await;
+    let entry =
+        |path: &str| format!("{}  grants = {{ http = [\"{odd}\"], http_private = true }}\n", behaviour(&format!(r#"mode = "http", url = "{odd}/{path}""#)));
+    let policy = format!("version = 1\n{}{}", workload("redirect", &upstream.url(), &entry("redirect")), workload("big", &upstream.url(), &entry("big")));
+    let gw = TestGateway::start(&policy).await.unwrap();
+    assert_eq!(outcome(&gw, "redirect").await, "status:302", "the component sees the redirect itself");
+    assert_eq!(elsewhere_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the redirect target got nothing");
+    assert_eq!(outcome(&gw, "big").await, "error:HttpError::TooLarge", "a body over 1 MiB is refused");
+}

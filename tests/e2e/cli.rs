@@ -175,3 +175,39 @@ async fn sigterm_drains_in_flight_requests() {
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn files_holding_credentials_or_code_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // A client configuration carrying a key: written 0600, the old one kept (0600) beside it.
+    let keys = cli(h, "pw", &["keys", "create", "demo"], None);
+    assert!(keys.status.success(), "{}", text(&keys.stderr));
+    let config = h.join("mcp.json");
+    std::fs::write(&config, r#"{"mcpServers":{}}"#).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = ["client-config", "demo", "--client", "cursor", "--url", "http://127.0.0.1:8080/mcp", "--write", "--config-file", config.to_str().unwrap()];
+    let out = cli(h, "pw", &args, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for file in [config.clone(), h.join("mcp.json.bak")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    // The compile cache: a 0700 directory of 0600 files (it holds native code the gateway loads).
+    let policy = h.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[[workloads]]\nname = \"demo\"\nlisten = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\npublic_url = \"http://127.0.0.1:8080\"\n  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  grants = { secrets = [\"workload:demo:shared-key\"] }\n",
+    )
+    .unwrap();
+    let out = cli(h, "pw", &["check", policy.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cache = h.join("cache/components");
+    assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty(), "the check compiled into the cache");
+    for file in files {
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+    }
+}

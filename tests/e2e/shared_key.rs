@@ -234,3 +234,26 @@ async fn an_empty_key_admits_nothing() {
     assert_eq!(c.get(&url).header("x-portcullis-key", "guess").send().await.unwrap().status(), 503, "the stored key is unusable");
     assert_eq!(upstream.hits(), 0);
 }
+
+/// The key is consumed: it never reaches the upstream, whichever header and scheme carry it.
+#[tokio::test]
+async fn the_key_never_reaches_the_upstream() {
+    use crate::{client, json, seen};
+    use portcullis::secrets::{SecretStore, SecretString};
+    use portcullis_tests::gateway::{PASSWORD as GATEWAY_PASSWORD, TestGateway, workload};
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = "kW3x0Q4bq0m1pS0uS6oXgk7l0tJc9yQ2p3bTn1VnE8A";
+    let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(GATEWAY_PASSWORD.to_owned())));
+    store.set("workload:w:shared-key", SecretString::from(key.to_owned())).unwrap();
+    let entry = "  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  config = { header = \"authorization\", scheme = \"Bearer\" }\n  grants = { secrets = [\"workload:w:shared-key\"] }\n";
+    let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", workload("w", &upstream.url(), entry))).await.unwrap();
+    let r = client().get(gw.url("w").await).header("authorization", format!("Bearer {key}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let echo = json(r).await;
+    assert!(seen(&echo, "authorization").is_empty(), "the key was forwarded: {echo}");
+    assert!(!echo.to_string().contains(key));
+    let r = client().get(gw.url("w").await).header("authorization", "Bearer wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(upstream.hits(), 1, "the refused request never reached the upstream");
+}
