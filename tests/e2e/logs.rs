@@ -74,3 +74,48 @@ async fn a_refused_grant_is_logged_once_and_component_text_cannot_forge_lines() 
     }
     assert!(!log.contains(key.expose_secret()), "the key never reaches the log");
 }
+
+/// A component's log line carries the request's span: workload, method and the
+/// request id the client got back.
+#[tokio::test]
+async fn log_lines_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let policy = format!(
+        "version = 1\n{}\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}",
+        portcullis_tests::fixture_components(),
+        upstream.url(),
+        behaviour("mode = \"secret\", secret = \"not-granted-name\"")
+    );
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut child = tokio::process::Command::new(crate::cli::portcullis())
+        .args(["--log-format", "json", "run", "--policy", policy_path.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut id = None;
+    for _ in 0..200 {
+        if let Ok(r) = client().get(&url).send().await {
+            id = Some(r.headers()["x-request-id"].to_str().unwrap().to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the gateway did not start");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    child.start_kill().unwrap();
+    let mut log = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut log).await.unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    let line = log.lines().find(|l| l.contains("refused a secret read")).unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
+    assert_eq!(line["span"]["workload"], "w", "{line}");
+}

@@ -152,3 +152,27 @@ async fn tls_listener_speaks_http2_and_http1() {
         assert_eq!(seen(&echo, "x-forwarded-proto"), ["https"]);
     }
 }
+
+#[tokio::test]
+async fn every_request_carries_a_request_id_upstream_and_back() {
+    let upstream = TestUpstream::start().await;
+    let trusting = format!("trust_request_id = true\n{}", allow());
+    let policy = format!("version = 1\n{}{}", workload("w", &upstream.url(), &allow()), workload("behind-proxy", &upstream.url(), &trusting));
+    let gw = TestGateway::start(&policy).await.unwrap();
+    let c = client();
+    // Minted: the same id upstream and back, and a new one per request.
+    let r = c.get(gw.url("w").await).header("x-request-id", "client-chosen").send().await.unwrap();
+    let back = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(back.len(), 32, "{back}");
+    assert_eq!(seen(&json(r).await, "x-request-id"), [back.clone()], "a client's id is replaced by default");
+    let again = c.get(gw.url("w").await).send().await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(again, back);
+    // Refusals carry it too.
+    let r = c.get(gw.url("w").await).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["x-request-id"].len(), 32);
+    // Trusted: a printable client id is kept.
+    let r = c.get(gw.url("behind-proxy").await).header("x-request-id", "lb-7f3a").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "lb-7f3a");
+    assert_eq!(seen(&json(r).await, "x-request-id"), ["lb-7f3a"]);
+}

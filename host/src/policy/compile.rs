@@ -137,6 +137,7 @@ async fn compile_workload(
         upstream,
         tls,
         listen: file.listen,
+        trust_request_id: file.trust_request_id,
         public_url: public_url.clone(),
         max_body_bytes: file.limits.max_request_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB) * 1024,
         connections: ConnectionLimits {

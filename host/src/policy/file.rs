@@ -106,6 +106,10 @@ pub struct WorkloadFile {
     /// every header an inbound component produces). For headers your upstream trusts.
     #[serde(default)]
     pub strip_request_headers: Vec<String>,
+    /// Keep a client's `X-Request-Id` (when it is 1-128 visible ASCII characters) instead
+    /// of replacing it with the gateway's own. Only behind a proxy that sets it.
+    #[serde(default)]
+    pub trust_request_id: bool,
     /// Serve without any authenticator. Required for an empty inbound chain; logged as a warning at start.
     #[serde(default)]
     pub anonymous: bool,

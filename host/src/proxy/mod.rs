@@ -11,6 +11,7 @@
 //! - [`resource_metadata`]: RFC 9728 metadata for OIDC-guarded workloads.
 //! - [`upstream`]: the forwarder (pooled client, hop-by-hop removal, `X-Forwarded-*`).
 //! - [`error`]: every refusal and failure, mapped to a response in one place.
+//! - [`request_id`]: the `X-Request-Id` each request carries upstream, back, and in the logs.
 //! - [`workload`]: a workload's compiled runtime form.
 
 pub mod body;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod guard;
 pub mod headers;
 pub mod pipeline;
+pub mod request_id;
 pub mod resource_metadata;
 pub mod server;
 pub mod target;

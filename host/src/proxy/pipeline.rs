@@ -8,6 +8,7 @@ use super::body::{BoxError, ProxyBody};
 use super::error::GatewayError;
 use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
+use super::request_id;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
@@ -17,20 +18,28 @@ use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
+use tracing::Instrument;
 
-/// Handles one request on `workload` and counts its outcome.
-pub async fn handle(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
-    match run(workload, request, conn).await {
+/// Handles one request on `workload` and counts its outcome. Everything logged
+/// while it runs (by the gateway or by a component) carries its span: the
+/// workload, the method and the request id, which also goes upstream and back
+/// to the client as `X-Request-Id`.
+pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
+    let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
+    let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
+    let mut response = match run(workload, request, conn).instrument(span).await {
         Ok(response) => {
             workload.metrics.request("forwarded");
             response
         }
         Err(error) => {
             workload.metrics.request(error.reason());
-            tracing::debug!(workload = %workload.name, reason = error.reason(), "request refused");
+            tracing::debug!(workload = %workload.name, reason = error.reason(), request_id = %request_id::text(&id), "request refused");
             error.into_response()
         }
-    }
+    };
+    response.headers_mut().entry(request_id::HEADER).or_insert(id);
+    response
 }
 
 async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {

@@ -29,4 +29,6 @@ pub struct Workload {
     pub upstream: Upstream,
     pub max_body_bytes: u64,
     pub connections: ConnectionLimits,
+    /// Keep a client-sent `X-Request-Id` rather than minting one.
+    pub trust_request_id: bool,
 }
