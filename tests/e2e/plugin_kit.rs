@@ -269,3 +269,33 @@ async fn a_component_written_in_javascript_runs_in_the_gateway() {
     assert_eq!(seen(&echo, "x-api-client"), ["js"], "the component's header, not the client's");
     assert!(seen(&echo, "x-api-key").is_empty(), "the consumed key does not reach the upstream");
 }
+
+/// Documented OIDC refusals, driven through `plugin test`'s stubs: a provider
+/// with no keys at all, and a discovery document that names another issuer.
+#[tokio::test]
+async fn oidc_refuses_without_keys_and_when_discovery_names_another_issuer() {
+    let signing = ec_key("k1", json!({ "use": "sig", "alg": "ES256" }));
+    let token = es256("k1", &good_claims(), &signing);
+    let request = json!({ "path": "/mcp", "headers": [["authorization", format!("Bearer {token}")]] });
+    let description = |report: &Report| {
+        let verdict = serde_json::to_value(report.verdict.as_ref().unwrap()).unwrap();
+        let challenge = verdict["headers"].as_array().unwrap().iter().find(|h| h[0] == "www-authenticate").map(|h| h[1].as_str().unwrap().to_owned());
+        (report.status(), challenge.unwrap_or_default())
+    };
+
+    let jwks_uri = format!("{ISSUER}/jwks");
+    let empty = json!({ "http": [{ "url": jwks_uri, "body": { "keys": [] } }] });
+    let report = trial(builtin("oidc_verifier.wasm"), json!({ "issuer": ISSUER, "jwks_uri": jwks_uri, "algorithms": ["ES256"] }), empty, request.clone()).await;
+    let (status, challenge) = description(&report);
+    assert_eq!(status, Some(401));
+    assert!(challenge.contains("no trusted key matches the token"), "{challenge}");
+
+    let discovery = format!("{ISSUER}/.well-known/openid-configuration");
+    let other = json!({ "http": [{ "url": discovery, "body": { "issuer": "https://evil.test", "jwks_uri": jwks_uri } }, { "url": jwks_uri, "body": { "keys": [signing.jwk] } }] });
+    let report = trial(builtin("oidc_verifier.wasm"), json!({ "issuer": ISSUER, "algorithms": ["ES256"] }), other, request).await;
+    let (status, challenge) = description(&report);
+    assert_eq!(status, Some(401));
+    assert!(challenge.contains("the issuer's signing keys are unavailable"), "{challenge}");
+    let fetched: Vec<String> = report.host_calls.iter().filter_map(|c| serde_json::to_value(c).unwrap()["url"].as_str().map(str::to_owned)).collect();
+    assert!(!fetched.contains(&jwks_uri), "the key set of a discovery document for another issuer is never fetched: {fetched:?}");
+}
