@@ -168,10 +168,19 @@ async fn sigterm_drains_in_flight_requests() {
         let url = format!("{url}/slow");
         async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // In flight means: it reached the upstream (the readiness probes above were one hit).
+    let hits = upstream.hits();
+    for _ in 0..200 {
+        if upstream.hits() > hits {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(upstream.hits() > hits, "the slow request never reached the upstream");
     let pid = child.id().unwrap() as i32;
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    assert_eq!(slow.await.unwrap().unwrap(), 200, "the in-flight request completed");
+    let slow = tokio::time::timeout(std::time::Duration::from_secs(15), slow).await.expect("the drain hung");
+    assert_eq!(slow.unwrap().unwrap(), 200, "the in-flight request completed");
     let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
     assert!(status.success());
 }

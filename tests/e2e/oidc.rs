@@ -303,7 +303,8 @@ fn provider_workload(name: &str, upstream: &str, issuer: &str, public_url: &str)
         name,
         upstream,
         &format!(
-            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{issuer}\" }}\n  grants = {{ http = [\"{issuer}\"], http_private = true }}\n"
+            // Discovery and a key fetch on the first request: give them time on a loaded machine.
+            "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{issuer}\" }}\n  grants = {{ http = [\"{issuer}\"], http_private = true }}\n  limits = {{ deadline_ms = 3000 }}\n"
         ),
     )
     .replace("public_url = \"http://127.0.0.1:8080\"", &format!("public_url = \"{public_url}\""))
