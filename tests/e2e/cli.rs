@@ -220,3 +220,69 @@ fn files_holding_credentials_or_code_are_private() {
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
     }
 }
+
+#[test]
+fn a_damaged_store_is_reported_and_left_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    assert!(cli(h, "pw", &["secrets", "set", "a"], Some("v1")).status.success());
+    let store = h.join("secrets.json");
+    let whole = std::fs::read(&store).unwrap();
+    std::fs::write(&store, &whole[..whole.len() / 2]).unwrap();
+    for args in [&["secrets", "list"][..], &["secrets", "set", "b"][..], &["secrets", "get", "a"][..]] {
+        let out = cli(h, "pw", args, Some("v2"));
+        assert!(!out.status.success(), "{args:?} on a damaged store");
+        assert!(text(&out.stderr).contains("is not a valid secret store"), "{args:?}: {}", text(&out.stderr));
+    }
+    assert_eq!(std::fs::read(&store).unwrap(), &whole[..whole.len() / 2], "nothing was recreated or overwritten");
+}
+
+/// SIGKILL at random moments of `secrets set`: the store always opens, and
+/// holds either the value before the write or the one being written.
+#[test]
+fn a_killed_write_loses_neither_the_old_value_nor_the_new() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    assert!(cli(h, "pw", &["secrets", "set", "k"], Some("v0")).status.success());
+    let started = std::time::Instant::now();
+    assert!(cli(h, "pw", &["secrets", "set", "k"], Some("v1")).status.success());
+    let one_write = started.elapsed();
+    let mut committed = "v1".to_owned();
+    let mut killed = 0;
+    for n in 2..32 {
+        let value = format!("v{n}");
+        let mut child = Command::new(portcullis())
+            .args(["secrets", "set", "k"])
+            .env("PORTCULLIS_HOME", h)
+            .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(value.as_bytes()).unwrap();
+        }
+        // Anywhere in the span of one write, from start-up to rename.
+        let at = one_write.mul_f64(f64::from(rand_fraction(n)));
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if !status.success() {
+            killed += 1;
+        }
+        let get = cli(h, "pw", &["secrets", "get", "k"], None);
+        assert!(get.status.success(), "the store does not open after a kill at {at:?}: {}", text(&get.stderr));
+        let now = text(&get.stdout).trim().to_owned();
+        assert!(now == committed || now == value, "after a kill at {at:?}: {now:?}, expected {committed:?} or {value:?}");
+        committed = now;
+    }
+    assert!(killed > 0, "no write was interrupted");
+}
+
+/// A deterministic spread of fractions in [0, 1).
+fn rand_fraction(n: u32) -> f32 {
+    (n.wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0
+}
