@@ -38,7 +38,9 @@ async fn secrets_are_limited_to_granted_names() {
     let upstream = TestUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    portcullis_tests::leaks::register("s3cret-value");
     store.set("team:token", SecretString::from("s3cret-value".to_owned())).unwrap();
+    portcullis_tests::leaks::register("not-yours");
     store.set("other:token", SecretString::from("not-yours".to_owned())).unwrap();
     let secret = |name: &str, grants: &str| format!("{}  grants = {{ {grants} }}\n", behaviour(&format!(r#"mode = "secret", secret = "{name}""#)));
     let policy = format!(

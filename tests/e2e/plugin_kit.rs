@@ -248,6 +248,7 @@ async fn a_component_written_in_javascript_runs_in_the_gateway() {
     let upstream = TestUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    portcullis_tests::leaks::register("js-key-0123456789");
     store.set("workload:js:api-key", SecretString::from("js-key-0123456789".to_owned())).unwrap();
     let entry = "  [[workloads.inbound]]\n  component = \"js-check\"\n  grants = { secrets = [\"workload:js:api-key\"] }\n";
     let policy = format!(

@@ -46,6 +46,7 @@ impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
         let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+        portcullis_tests::leaks::register(&KEY);
         store.set("workload:w:api-key", SecretString::from(KEY.to_owned())).unwrap();
         Site { dir }
     }
@@ -401,6 +402,7 @@ async fn registry_credentials_come_from_the_secret_store_or_the_docker_config() 
     let refused = site.fails(&["plugin", "push", &file, &reference]);
     assert!(refused.contains("cannot push"), "anonymous is refused: {refused}");
     let store = SecretStore::new(&site.path("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    portcullis_tests::leaks::register("alice:s3cret-registry-password");
     store.set(&format!("registry:{}", registry.addr), SecretString::from("alice:s3cret-registry-password".to_owned())).unwrap();
     site.ok(&["plugin", "push", &file, &reference]);
     site.ok(&["plugin", "add", &reference]);

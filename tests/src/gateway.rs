@@ -68,6 +68,14 @@ impl TestGateway {
     }
 }
 
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            crate::leaks::assert_none();
+        }
+    }
+}
+
 fn with_fixtures(policy: &str) -> String {
     let (head, rest) = match policy.find("[[workloads]]") {
         Some(i) => policy.split_at(i),

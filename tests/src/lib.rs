@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod key_server;
+pub mod leaks;
 pub mod node;
 pub mod plugin;
 pub mod registry;
@@ -31,10 +32,13 @@ pub fn fixture_components() -> String {
     out
 }
 
-/// Logs for failing tests: `RUST_LOG=debug cargo test` shows them.
+/// Logs for failing tests (`cargo test -- --nocapture` shows them): the gateway
+/// at trace level, everything else at warn, unless `RUST_LOG` says otherwise;
+/// every line is checked for registered secrets ([`leaks`]).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,portcullis=trace".into()))
+        .with_writer(leaks::Writer)
+        .with_ansi(false)
         .try_init();
 }
