@@ -63,7 +63,7 @@ impl Drop for Server {
 async fn bridge(url: &str, input: &[u8]) -> (bool, String, String) {
     let home = tempfile::tempdir().unwrap();
     let store = SecretStore::new(home.path(), Some(SecretString::from(PASSWORD.to_owned())));
-    portcullis_tests::leaks::register(&KEY);
+    portcullis_tests::leaks::register(KEY);
     store.set("workload:w:shared-key", SecretString::from(KEY.to_owned())).unwrap();
     let mut child = tokio::process::Command::new(portcullis())
         .args(["bridge", "w", "--url", url])

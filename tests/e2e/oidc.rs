@@ -85,7 +85,7 @@ async fn gateway(upstream: &TestUpstream, keys: &Keys) -> TestGateway {
         &dir.path().join("home"),
         Some(portcullis::secrets::SecretString::from(portcullis_tests::gateway::PASSWORD.to_owned())),
     );
-    portcullis_tests::leaks::register(&HS_SECRET);
+    portcullis_tests::leaks::register(HS_SECRET);
     store.set("oidc:hs", portcullis::secrets::SecretString::from(HS_SECRET.to_owned())).unwrap();
     let jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
     std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
@@ -601,7 +601,7 @@ async fn short_hmac_secrets_and_unverifiable_algorithms_are_refused() {
         Some(portcullis::secrets::SecretString::from(portcullis_tests::gateway::PASSWORD.to_owned())),
     );
     let short = "sixteen-byte-key";
-    portcullis_tests::leaks::register(&short);
+    portcullis_tests::leaks::register(short);
     store.set("oidc:short", portcullis::secrets::SecretString::from(short.to_owned())).unwrap();
     let body = format!(
         "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  grants = {{ secrets = [\"oidc:short\"] }}\n  config = {{ issuer = \"{ISSUER}\", algorithms = [\"HS256\"], hs_secret = \"oidc:short\", jwks = {{ keys = [] }} }}\n"

@@ -46,7 +46,7 @@ impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
         let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
-        portcullis_tests::leaks::register(&KEY);
+        portcullis_tests::leaks::register(KEY);
         store.set("workload:w:api-key", SecretString::from(KEY.to_owned())).unwrap();
         Site { dir }
     }

@@ -276,7 +276,7 @@ async fn the_key_never_reaches_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let key = "kW3x0Q4bq0m1pS0uS6oXgk7l0tJc9yQ2p3bTn1VnE8A";
     let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(GATEWAY_PASSWORD.to_owned())));
-    portcullis_tests::leaks::register(&key);
+    portcullis_tests::leaks::register(key);
     store.set("workload:w:shared-key", SecretString::from(key.to_owned())).unwrap();
     let entry = "  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  config = { header = \"authorization\", scheme = \"Bearer\" }\n  grants = { secrets = [\"workload:w:shared-key\"] }\n";
     let gw = TestGateway::start_in(dir, &format!("version = 1\n{}", workload("w", &upstream.url(), entry))).await.unwrap();
