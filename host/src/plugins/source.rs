@@ -3,7 +3,7 @@
 //! reference. Downloads are capped at [`super::MAX_MODULE_BYTES`]; plain
 //! `http` is accepted only to a loopback address.
 
-use super::MAX_MODULE_BYTES;
+use super::{MAX_MODULE_BYTES, is_loopback_authority};
 use crate::secrets::{ExposeSecret, SecretStore};
 use anyhow::Context as _;
 use oci_client::secrets::RegistryAuth;
@@ -90,15 +90,6 @@ async fn download(client: &reqwest::Client, url: &str) -> anyhow::Result<Option<
         bytes.extend_from_slice(&chunk);
     }
     Ok(Some(bytes))
-}
-
-/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
-pub fn is_loopback_authority(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => authority.rsplit_once(':').map_or(authority, |(host, port)| if port.bytes().all(|b| b.is_ascii_digit()) { host } else { authority }),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Credentials for `registry`: the secret `registry:<registry>` (`user:password`),
