@@ -38,7 +38,6 @@ pub async fn add(source: &str, name: Option<String>, version: Option<String>, po
     }
     let version = version.or_else(|| fetched.tag.clone());
     let entry = install(&name, version, parsed.describe(), fetched, policy)?;
-    lock.version = 1;
     lock.upsert(entry.clone());
     lock.write(&lock_path)?;
     report("installed", &entry, &lock_path)?;
@@ -58,12 +57,16 @@ pub async fn update(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
     let fetched = fetch(&source).await?;
     let version = fetched.tag.clone().or(pinned.version.clone());
     let entry = install(name, version, pinned.source.clone(), fetched, policy)?;
-    if entry.digest == pinned.digest {
+    if entry == pinned {
+        // Nothing to write: a rewrite would reload a running gateway for nothing.
         writeln!(std::io::stdout(), "{name}: unchanged ({})", entry.digest)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entry.digest == pinned.digest {
+        writeln!(std::io::stdout(), "{name}: {} (version or signer updated)", entry.digest)?;
     } else {
         writeln!(std::io::stdout(), "{name}: {} -> {}", pinned.digest, entry.digest)?;
     }
-    lock.version = 1;
     lock.upsert(entry);
     lock.write(&lock_path)?;
     Ok(ExitCode::SUCCESS)
@@ -75,7 +78,6 @@ pub fn remove(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
     let before = lock.plugins.len();
     lock.plugins.retain(|p| p.name != name);
     anyhow::ensure!(lock.plugins.len() < before, "{} pins no plugin named `{name}`", lock_path.display());
-    lock.version = 1;
     lock.write(&lock_path)?;
     eprintln!("removed `{name}` from {} (its bytes stay in the store)", lock_path.display());
     Ok(ExitCode::SUCCESS)
