@@ -87,3 +87,21 @@ async fn other_workloads_keep_serving_while_a_component_spins() {
         assert!(took < Duration::from_millis(4500), "and no longer: the spinners ran side by side ({took:?})");
     }
 }
+
+#[tokio::test]
+async fn unbounded_recursion_fails_closed() {
+    let upstream = TestUpstream::start().await;
+    let policy = format!(
+        "version = 1\n{}{}",
+        workload("recurse", &upstream.url(), &behaviour(r#"mode = "recurse""#)),
+        workload("healthy", &upstream.url(), &behaviour(r#"mode = "allow", tag = "ok""#))
+    );
+    let gw = TestGateway::start(&policy).await.unwrap();
+    for _ in 0..2 {
+        let r = client().get(gw.url("recurse").await).send().await.unwrap();
+        assert_eq!(r.status(), 500);
+        assert_eq!(json(r).await["reason"], "trap");
+        assert_eq!(client().get(gw.url("healthy").await).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(upstream.hits(), 2, "only the healthy requests reached the upstream");
+}

@@ -119,3 +119,59 @@ async fn log_lines_carry_the_request_id() {
     assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
     assert_eq!(line["span"]["workload"], "w", "{line}");
 }
+
+/// A component writing 10 000 lines per request gets about 100 per second
+/// into the log, and the log says how many it dropped; its requests still pass.
+#[tokio::test]
+async fn a_log_flood_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let upstream = portcullis_tests::upstream::TestUpstream::start().await;
+    let policy = format!(
+        "version = 1\n{}\n[[workloads]]\nname = \"flood\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}  limits = {{ deadline_ms = 5000 }}\n",
+        portcullis_tests::fixture_components(),
+        upstream.url(),
+        behaviour("mode = \"log-flood\", tag = \"f\"")
+    );
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy).unwrap();
+    // To a file: a pipe nobody reads while the flood runs would block the gateway.
+    let log_path = dir.path().join("gateway.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = tokio::process::Command::new(crate::cli::portcullis())
+        .args(["--log-format", "json", "run", "--policy", policy_path.to_str().unwrap()])
+        .env("PORTCULLIS_HOME", dir.path())
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    for _ in 0..200 {
+        match client().get(&url).send().await {
+            Ok(r) => {
+                assert_eq!(r.status(), 200, "the flooding component still decides");
+                served += 1;
+                if served == 3 {
+                    break;
+                }
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(served, 3, "the gateway did not serve");
+    // One more line after a pause: it carries the count of what was dropped.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+    let elapsed = started.elapsed().as_secs_f64();
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let kept = log.lines().filter(|l| l.contains("flood line")).count();
+    assert!(kept >= 100, "the first lines are kept ({kept})");
+    assert!((kept as f64) <= 200.0 + 100.0 * elapsed + 1.0, "{kept} of 40 000 lines in {elapsed:.1} s");
+    assert!(log.contains("log lines from this component were dropped"), "the drop is reported");
+}

@@ -91,6 +91,8 @@ pub struct Capabilities {
     pub secrets: secrets::SecretGrants,
     pub http: http::HttpGrants,
     pub cache: cache::CacheSpace,
+    /// How many log lines it may still write (shared by its instances).
+    pub log_budget: log::Budget,
     pub trial: Option<Arc<trial::Trial>>,
 }
 
@@ -103,6 +105,7 @@ impl Capabilities {
             secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone(), services.mode),
             http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone(), services.mode),
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
+            log_budget: log::Budget::default(),
             trial: services.trial.clone(),
             label,
         }

@@ -3,6 +3,8 @@
 //! - `allow`, `deny`, `abstain`: the three verdicts (`tag` names the component
 //!   in the header `x-fixture-allowed-by` it sets, or in the deny body).
 //! - `trap`: panics. `loop`: never returns. `grow`: allocates without bound.
+//!   `recurse`: recurses without bound (a stack overflow).
+//! - `log-flood`: writes 10 000 log lines, then allows.
 //! - `http`: calls `config.url` and reports the outcome in a 418 deny body.
 //! - `secret`: reads `config.secret` and reports the outcome (never the value).
 //! - `bad-status`: denies with status 200, which the gateway must refuse.
@@ -116,6 +118,22 @@ impl Authenticate for Fixture {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            "recurse" => {
+                fn depth(n: u64) -> u64 {
+                    if n == 0 { 0 } else { 1 + std::hint::black_box(depth(std::hint::black_box(n - 1))) }
+                }
+                let n = depth(std::hint::black_box(u64::MAX));
+                deny(500, format!("{{\"depth\":{n}}}"))
+            }
+            "log-flood" => {
+                for n in 0..10_000 {
+                    portcullis::auth::log::log(portcullis::auth::log::Level::Info, &format!("flood line {n}"));
+                }
+                Verdict::Allow(Allow {
+                    identity: Identity { subject: "flood".into(), issuer: None, claims_json: None },
+                    edits: vec![HeaderEdit::Set(Header { name: "x-fixture-allowed-by".into(), value: config.tag.clone() })],
+                })
             }
             "grow" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
