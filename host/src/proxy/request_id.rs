@@ -15,11 +15,7 @@ const MAX_LEN: usize = 128;
 
 /// Sets the request's `X-Request-Id` (kept or minted) and returns it.
 pub fn assign(headers: &mut HeaderMap, trust_client: bool) -> HeaderValue {
-    let sent = headers.get_all(&HEADER).iter().collect::<Vec<_>>();
-    let kept = match sent.as_slice() {
-        [one] if trust_client && acceptable(one) => Some((*one).clone()),
-        _ => None,
-    };
+    let kept = trust_client.then(|| single(headers)).flatten().filter(|one| acceptable(one)).cloned();
     let id = kept.unwrap_or_else(mint);
     headers.insert(HEADER, id.clone());
     id
@@ -30,6 +26,13 @@ pub fn text(id: &HeaderValue) -> &str {
     id.to_str().unwrap_or("-")
 }
 
+/// The one `X-Request-Id` the client sent, if it sent exactly one.
+fn single(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let mut sent = headers.get_all(&HEADER).iter();
+    let first = sent.next()?;
+    sent.next().is_none().then_some(first)
+}
+
 fn acceptable(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty() && bytes.len() <= MAX_LEN && bytes.iter().all(|b| b.is_ascii_graphic())
@@ -37,8 +40,9 @@ fn acceptable(value: &HeaderValue) -> bool {
 
 /// 128 random bits in hex.
 fn mint() -> HeaderValue {
-    let id = format!("{:032x}", rand::random::<u128>());
-    HeaderValue::from_str(&id).expect("hex is a valid header value")
+    let mut id = [0u8; 32];
+    hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut id).expect("32 hex digits for 16 bytes");
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The store's encryption key: from the OS keychain, or derived from a password.
 
-use super::store::SecretStoreError;
+use super::error::SecretStoreError;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
