@@ -192,7 +192,7 @@ fn expectation(report: &trial::Report, expected: &str) -> anyhow::Result<ExitCod
 
 fn inspect(file: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
     let wasm = read(file)?;
-    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let engine = crate::runtime::inspect::engine()?;
     let inspection = crate::runtime::inspect::inspect(&engine, &wasm)?;
     let mut out = std::io::stdout();
     if json {

@@ -86,7 +86,7 @@ pub fn remove(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
 pub fn list(policy: &Path) -> anyhow::Result<ExitCode> {
     let lock = Lockfile::read(&lock::beside(policy))?;
     let store = PluginStore::in_home(&crate::home::dir()?);
-    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let engine = crate::runtime::inspect::engine()?;
     let mut out = std::io::stdout();
     writeln!(out, "{:<20} {:<10} {:<21} {:<19} {:<9} SOURCE", "NAME", "VERSION", "WORLD", "DIGEST", "SIGNED")?;
     for plugin in &lock.plugins {
@@ -105,7 +105,7 @@ pub fn list(policy: &Path) -> anyhow::Result<ExitCode> {
 pub async fn push(file: &Path, reference: &str, signature: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let parsed = crate::plugins::oci::parse(reference)?;
     let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let engine = crate::runtime::inspect::engine()?;
     let inspection = crate::runtime::inspect::inspect(&engine, &wasm)?;
     anyhow::ensure!(inspection.world != "unknown", "{} is not a Portcullis component (see `portcullis plugin inspect`)", file.display());
     let signature_path = signature.unwrap_or_else(|| {
@@ -130,7 +130,7 @@ async fn fetch(source: &Source) -> anyhow::Result<Fetched> {
 /// Checks the module (a component of a known world, signed when the policy
 /// requires it) and stores it; returns its lock entry.
 fn install(name: &str, version: Option<String>, source: String, fetched: Fetched, policy: &Path) -> anyhow::Result<LockedPlugin> {
-    let engine = wasmtime::Engine::new(wasmtime::Config::new().wasm_component_model(true))?;
+    let engine = crate::runtime::inspect::engine()?;
     let inspection = crate::runtime::inspect::inspect(&engine, &fetched.wasm).with_context(|| format!("{source} is not a component"))?;
     anyhow::ensure!(inspection.world != "unknown", "{source} exports neither `authenticate` nor `inject` of portcullis:auth (see `portcullis plugin inspect`)");
     let settings = plugin_settings(policy)?;

@@ -25,6 +25,11 @@ const GRANTS: [(&str, &str); 2] = [
     ("portcullis:auth/http-client@", "http = [\"https://ORIGIN\", ...]: the origins it calls (http_private = true for loopback or private addresses)"),
 ];
 
+/// An engine for reading what a component is (CLI commands; not the gateway's engine).
+pub fn engine() -> anyhow::Result<Engine> {
+    Ok(Engine::new(wasmtime::Config::new().wasm_component_model(true))?)
+}
+
 pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
     let component = Component::new(engine, wasm).map_err(|e| anyhow::anyhow!("not a valid WebAssembly component: {e:#}"))?;
     let ty = component.component_type();
