@@ -108,7 +108,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::Test { component, config, request, stub, workload, public_url, memory_mib, deadline_ms, expect } => {
             anyhow::ensure!(memory_mib > 0 && memory_mib <= crate::runtime::MAX_MEMORY_MIB, "--memory-mib must be 1..={}", crate::runtime::MAX_MEMORY_MIB);
-            anyhow::ensure!((1..=10_000).contains(&deadline_ms), "--deadline-ms must be 1..=10000, as `limits.deadline_ms` in a policy");
+            let max = crate::runtime::plugin::MAX_DEADLINE_MS;
+            anyhow::ensure!((1..=max).contains(&deadline_ms), "--deadline-ms must be 1..={max}, as `limits.deadline_ms` in a policy");
             let spec = trial::TrialSpec {
                 wasm: read(&component)?,
                 config_json: match &config {

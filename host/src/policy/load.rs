@@ -317,9 +317,9 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
 
 fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
     if let Some(ms) = limits.deadline_ms
-        && (ms == 0 || ms > 10_000)
+        && (ms == 0 || ms > crate::runtime::plugin::MAX_DEADLINE_MS)
     {
-        p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), "use 1 to 10000".to_string());
+        p.error(&key.key("deadline_ms"), format!("deadline {ms} ms is out of range"), format!("use 1 to {}", crate::runtime::plugin::MAX_DEADLINE_MS));
     }
     if let Some(mib) = limits.memory_mib
         && (mib == 0 || mib > crate::runtime::MAX_MEMORY_MIB)

@@ -40,6 +40,9 @@ pub enum Role {
     Injector,
 }
 
+/// The longest deadline a component call may be given (`limits.deadline_ms`), in milliseconds.
+pub const MAX_DEADLINE_MS: u64 = 10_000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub deadline: Duration,
