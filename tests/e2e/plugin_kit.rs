@@ -16,6 +16,7 @@ use portcullis_tests::upstream::TestUpstream;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -150,7 +151,9 @@ fn plugin_test_hash_and_inspect_on_the_command_line() {
 /// The ```bash walkthrough blocks of docs/plugin-authoring.md, in order.
 fn walkthrough() -> String {
     let doc = std::fs::read_to_string(repo().join("docs/plugin-authoring.md")).unwrap();
-    let mut script = String::from("set -euo pipefail\n");
+    // A failed step ends the script; the trap stops the servers it started,
+    // which would otherwise hold its output open.
+    let mut script = String::from("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n");
     let mut inside = false;
     for line in doc.lines() {
         match (inside, line.trim_end()) {
@@ -190,11 +193,27 @@ fn shell(script: &str, dir: &Path, home: &Path) -> Command {
 }
 
 /// Runs `command` and kills whatever it left behind (the walkthrough's servers).
+/// A script still running after ten minutes (cold builds included) is killed,
+/// so a step that waits forever fails the test instead of hanging the suite.
 fn run_to_end(mut command: Command) -> std::process::Output {
     let child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let group = child.id();
+    let group = format!("-{}", child.id());
+    let kill_group = move |signal: &str| {
+        let _ = Command::new("kill").args([signal, "--", &group]).stderr(std::process::Stdio::null()).status();
+    };
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let kill_group = kill_group.clone();
+        std::thread::spawn(move || {
+            if finished.recv_timeout(Duration::from_secs(600)).is_err() {
+                kill_group("-KILL");
+            }
+        })
+    };
     let out = child.wait_with_output().unwrap();
-    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{group}")]).stderr(std::process::Stdio::null()).status();
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    kill_group("-TERM");
     out
 }
 

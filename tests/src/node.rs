@@ -18,9 +18,24 @@ fn script(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port for a process that binds it later, taken below the
+/// kernel's ephemeral range (32768 and up): a port that `bind(0)` handed out
+/// and released can be handed to another test, or become the local end of a
+/// client connection, before the process binds it. Ports below the range are
+/// only ever taken by name; each call in this process gets a different one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    const COUNT: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() % COUNT;
+    for _ in 0..COUNT {
+        let port = (FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// Spawns a Node script and waits for its `READY ...` line; returns the child,
