@@ -20,6 +20,8 @@ fn build_guests(workspace: &std::path::Path, target_dir: &std::path::Path, out: 
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
+        // Only what is embedded (the SDK and work in progress are not).
+        .args(names.iter().flat_map(|name| ["-p".to_owned(), name.replace('_', "-")]))
         // Flags meant for the host build must not leak into the guest build.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")

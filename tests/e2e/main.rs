@@ -14,6 +14,7 @@ mod oidc;
 mod plugin_kit;
 mod plugins;
 mod proxy;
+mod registry_token;
 mod reload;
 mod shared_key;
 

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod key_server;
 pub mod leaks;
+pub mod login;
 pub mod node;
 pub mod plugin;
 pub mod registry;

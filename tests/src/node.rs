@@ -40,7 +40,7 @@ pub fn free_port() -> u16 {
 
 /// Spawns a Node script and waits for its `READY ...` line; returns the child,
 /// that line, and the lines it prints afterwards.
-async fn start(name: &str, args: &[String]) -> (Child, String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+pub(crate) async fn start(name: &str, args: &[String]) -> (Child, String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let mut child = Command::new("node")
         .arg(script(name))
         .args(args)

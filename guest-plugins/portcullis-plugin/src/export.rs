@@ -42,6 +42,30 @@ pub trait Injector: Sized + 'static {
     fn inject(&self, request: &Request) -> Injection;
 }
 
+/// An injector whose credential comes from a person: `portcullis login
+/// WORKLOAD` drives these calls on a fresh instance (after `init`), with a
+/// loopback callback listener and the browser on the host's side.
+pub trait Login: Injector {
+    /// Starts a login whose callback will arrive at `redirect_uri`: returns the
+    /// URL to open and the `state` the callback must carry back.
+    fn begin_login(&self, redirect_uri: &str) -> Result<LoginStart, String>;
+
+    /// Completes the login with the callback's query string (without `?`).
+    fn finish_login(&self, callback_query: &str) -> Result<(), String>;
+
+    /// Forgets the stored credentials (and revokes them where the provider allows).
+    fn logout(&self) -> Result<(), String>;
+}
+
+/// Where [`Login::begin_login`] sends the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginStart {
+    /// The URL to open in a browser.
+    pub authorize_url: String,
+    /// The `state` value the callback must echo.
+    pub state: String,
+}
+
 /// Exports `$type`, an [`Authenticator`], as this crate's component (world
 /// `portcullis:auth/authenticator`). Use it once, in the crate root.
 #[macro_export]
@@ -60,12 +84,21 @@ macro_rules! export_injector {
     };
 }
 
-/// Both export macros: the world's bindings (generated in the component's
+/// Exports `$type`, an [`Injector`] with a [`Login`], as this crate's component
+/// (world `portcullis:auth/interactive-injector`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_interactive_injector {
+    ($type:ty) => {
+        $crate::__export_component!($type, "portcullis:auth/interactive-injector", init_injector, inject: inject -> Injection, login);
+    };
+}
+
+/// The export macros: the world's bindings (generated in the component's
 /// crate), an instance slot, and the two exports calling into the SDK.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_component {
-    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident) => {
+    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident $(, $login:ident)?) => {
         #[doc(hidden)]
         mod __portcullis_bindings {
             $crate::__bindings!($world);
@@ -86,6 +119,20 @@ macro_rules! __export_component {
                     INSTANCE.with(|instance| $crate::__private::$call(instance, request))
                 }
             }
+            $(
+            impl exports::$login::Guest for Component {
+                fn begin_login(redirect_uri: ::std::string::String) -> ::std::result::Result<exports::login::LoginStart, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::begin_login(instance, &redirect_uri))
+                        .map(|start| exports::login::LoginStart { authorize_url: start.authorize_url, state: start.state })
+                }
+                fn finish_login(callback_query: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::finish_login(instance, &callback_query))
+                }
+                fn logout() -> ::std::result::Result<(), ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::logout(instance))
+                }
+            }
+            )?
     __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
         };
     };
@@ -127,6 +174,22 @@ pub fn inject<T: Injector>(slot: &OnceCell<T>, request: &wit::Request) -> wit::I
         Some(instance) => instance.inject(&Request::new(request)).into_wit(),
         None => Injection::Deny(not_initialised_deny()).into_wit(),
     }
+}
+
+pub fn begin_login<T: Login>(slot: &OnceCell<T>, redirect_uri: &str) -> Result<LoginStart, String> {
+    slot.get().ok_or_else(not_initialised_text)?.begin_login(redirect_uri)
+}
+
+pub fn finish_login<T: Login>(slot: &OnceCell<T>, callback_query: &str) -> Result<(), String> {
+    slot.get().ok_or_else(not_initialised_text)?.finish_login(callback_query)
+}
+
+pub fn logout<T: Login>(slot: &OnceCell<T>) -> Result<(), String> {
+    slot.get().ok_or_else(not_initialised_text)?.logout()
+}
+
+fn not_initialised_text() -> String {
+    "the component was called before init".to_owned()
 }
 
 /// The gateway always calls `init` first; refuse rather than guess.

@@ -49,6 +49,33 @@ pub mod secrets {
     pub fn set(name: &str, value: &str) -> Result<(), SecretError> {
         imp::set(name, value).map_err(Into::into)
     }
+
+    /// Removes `name` (needs `grants.secrets_write`); a name not stored is not an error.
+    pub fn delete(name: &str) -> Result<(), SecretError> {
+        imp::delete(name).map_err(Into::into)
+    }
+
+    /// Takes the exclusive lock `name` (a name granted in `grants.secrets_write`),
+    /// shared by every instance and every gateway process on the same secret
+    /// store, waiting at most `timeout`. After it is taken, [`get`] reads the
+    /// store afresh. Released when the guard drops, or at the end of the call.
+    pub fn lock(name: &str, timeout: std::time::Duration) -> Result<Lock, SecretError> {
+        let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        imp::lock(name, millis)?;
+        Ok(Lock { name: name.to_owned() })
+    }
+
+    /// A held lock; see [`lock`].
+    #[must_use = "the lock is released when this guard is dropped"]
+    pub struct Lock {
+        name: String,
+    }
+
+    impl Drop for Lock {
+        fn drop(&mut self) {
+            imp::unlock(&self.name);
+        }
+    }
 }
 
 /// Outbound HTTP(S) to the origins granted in `grants.http`.

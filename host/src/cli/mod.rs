@@ -1,8 +1,10 @@
 //! The `portcullis` command line. Each subcommand is a small function over the
 //! library; output meant for people goes to stdout, logs go to stderr.
 
+mod callback;
 mod init;
 mod keys;
+mod login;
 mod plugin;
 mod secrets;
 mod status;
@@ -60,6 +62,10 @@ enum Command {
     ClientConfig(keys::ClientConfigArgs),
     /// What a policy serves (listeners, upstreams, chains) and whether a gateway runs it.
     Status(status::StatusArgs),
+    /// Log a workload's outbound injector in (OAuth in the browser), e.g. to a private MCP registry.
+    Login(login::LoginArgs),
+    /// Forget a workload's stored login (its configuration stays).
+    Logout(login::LogoutArgs),
     /// Print a shell completion script (e.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `portcullis man > portcullis.1`.
@@ -104,6 +110,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init(args) => init::run(args),
         Command::Status(args) => status::run(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut cli_command(), "portcullis", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

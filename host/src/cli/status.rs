@@ -1,5 +1,6 @@
 //! `portcullis status`: what a policy serves, and whether a gateway runs it.
 
+use crate::policy::builtins;
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "  upstream  {}", workload.upstream)?;
         writeln!(out, "  inbound   {inbound}")?;
         writeln!(out, "  outbound  {}", chain(&workload.outbound))?;
+        for entry in workload.outbound.iter().filter(|e| e.component == builtins::REGISTRY_TOKEN) {
+            writeln!(out, "  login     {}", registry_auth_state(workload, entry))?;
+        }
     }
     match &loaded.file.admin {
         Some(admin) => {
@@ -57,5 +61,41 @@ async fn readiness(admin: std::net::SocketAddr) -> String {
         Ok(r) => format!("running, not ready ({})", r.status()),
         Err(error) if error.is_connect() => "not running".to_owned(),
         Err(error) => format!("not answering ({error})"),
+    }
+}
+
+/// A registry-token entry's auth state: none, configured, authenticated
+/// (with the access token's expiry) or expired, from the record the
+/// component keeps in the secret store (`docs/registry-token.md`).
+fn registry_auth_state(workload: &crate::policy::file::WorkloadFile, entry: &crate::policy::file::ChainEntryFile) -> String {
+    use crate::secrets::ExposeSecret;
+    if std::env::var(builtins::STATIC_TOKEN_ENV).is_ok_and(|t| !t.trim().is_empty()) {
+        return format!("static token (from {})", builtins::STATIC_TOKEN_ENV);
+    }
+    if entry.config.contains_key("token_file") {
+        return "static token (from token_file)".to_owned();
+    }
+    let Some(issuer) = entry.config.get("issuer").and_then(serde_json::Value::as_str) else {
+        return "none (no issuer configured)".to_owned();
+    };
+    let key = builtins::registry_token_key(&workload.upstream, issuer);
+    let login = format!("run `portcullis login {}`", workload.name);
+    let store = match crate::home::dir() {
+        Ok(home) => crate::secrets::SecretStore::in_home(&home),
+        Err(e) => return format!("unknown ({e})"),
+    };
+    let record = match store.get(&key) {
+        Ok(Some(record)) => record,
+        Ok(None) => return format!("configured, not logged in ({login})"),
+        Err(e) => return format!("unknown: the secret store cannot be read ({e})"),
+    };
+    let record: serde_json::Value = serde_json::from_str(record.expose_secret()).unwrap_or_default();
+    let expires_at = record.get("expires_at").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let refreshable = record.get("refresh_token").and_then(serde_json::Value::as_str).is_some_and(|t| !t.is_empty());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    match (expires_at.checked_sub(now), refreshable) {
+        (Some(left), _) if left > 0 => format!("authenticated (tokens in secret {key}); the access token expires in {left} s"),
+        (_, true) => format!("authenticated (tokens in secret {key}); the access token expired and is refreshed on the next request"),
+        (_, false) => format!("expired: the access token expired and there is no refresh token ({login})"),
     }
 }

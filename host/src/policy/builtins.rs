@@ -48,3 +48,114 @@ fn providers(config: &Map<String, Value>) -> impl Iterator<Item = &Map<String, V
     let listed = config.get("providers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object);
     std::iter::once(config).chain(listed)
 }
+
+pub const REGISTRY_TOKEN: &str = "builtin:registry-token";
+
+/// The secret under which a component's static bearer token is served when the
+/// host has one for it (`PORTCULLIS_REGISTRY_TOKEN`, or the entry's `token_file`).
+pub const STATIC_TOKEN_SECRET: &str = "portcullis:static-token";
+
+/// The environment variable that gives every registry-token entry a static
+/// bearer token (CI, headless machines); it wins over `token_file`.
+pub const STATIC_TOKEN_ENV: &str = "PORTCULLIS_REGISTRY_TOKEN";
+
+/// The loopback port `portcullis login` listens on for an interactive
+/// injector's callback, from its `callback_port` (THV-0043's 8666 by default:
+/// identity providers that match redirect URIs exactly need a fixed port).
+pub fn callback_port(entry: &ChainEntryFile) -> u16 {
+    entry.config.get("callback_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(8666)
+}
+
+/// The deadline of a built-in's calls when the policy sets none: the
+/// registry token's calls may refresh at the identity provider (an HTTP round
+/// trip, under a lock other requests wait on), which 100 ms does not fit.
+pub fn default_deadline(entry: &ChainEntryFile) -> Option<std::time::Duration> {
+    (entry.component == REGISTRY_TOKEN).then(|| std::time::Duration::from_secs(5))
+}
+
+/// The secret name a registry-token entry keeps its OAuth tokens under:
+/// `REGISTRY_OAUTH_` and 8 hex digits of SHA-256(registry URL, NUL, issuer)
+/// (THV-0043), so two registries, or one registry behind two issuers, never
+/// overwrite each other's tokens. Both URLs are normalised first, so that
+/// spellings of one URL share tokens: see [`normalise_url`].
+pub fn registry_token_key(registry_url: &str, issuer: &str) -> String {
+    use sha2::Digest;
+    let mut input = normalise_url(registry_url).into_bytes();
+    input.push(0);
+    input.extend_from_slice(normalise_url(issuer).as_bytes());
+    format!("REGISTRY_OAUTH_{}", hex::encode(&sha2::Sha256::digest(&input)[..4]))
+}
+
+/// The scheme and host in lower case, no default port, no fragment, and no
+/// trailing `/` on the path. Text that is not a URL is used as given.
+fn normalise_url(text: &str) -> String {
+    match url::Url::parse(text.trim()) {
+        Ok(mut url) => {
+            url.set_fragment(None);
+            let mut s = url.to_string();
+            if url.query().is_none() {
+                while s.ends_with('/') {
+                    s.pop();
+                }
+            }
+            s
+        }
+        Err(_) => text.trim().to_owned(),
+    }
+}
+
+/// A registry-token entry's config as its component receives it: the token
+/// key added, and whether the host holds a static token for it.
+pub fn registry_token_config(config: &mut Map<String, Value>, registry_url: &str) {
+    let issuer = config.get("issuer").and_then(Value::as_str).unwrap_or_default().to_owned();
+    config.insert("token_key".into(), Value::String(registry_token_key(registry_url, &issuer)));
+}
+
+/// A registry-token entry's static bearer token, if the host has one for
+/// it: `PORTCULLIS_REGISTRY_TOKEN`, else the file named by `token_file`
+/// (`resolve` makes its path relative to the policy). Read at every (re)load.
+pub fn static_token(entry: &ChainEntryFile, resolve: impl Fn(&str) -> std::path::PathBuf) -> Result<Option<secrecy::SecretString>, String> {
+    if entry.component != REGISTRY_TOKEN {
+        return Ok(None);
+    }
+    if let Ok(token) = std::env::var(STATIC_TOKEN_ENV)
+        && !token.trim().is_empty()
+    {
+        return Ok(Some(token.trim().to_owned().into()));
+    }
+    let Some(file) = entry.config.get("token_file").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let path = resolve(file);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+    match text.trim() {
+        "" => Err(format!("the token file {} is empty", path.display())),
+        token => Ok(Some(token.to_owned().into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known inputs and outputs: SHA-256("https://registry.example.com/api\0https://auth.example.com")[..4].
+    #[test]
+    fn registry_token_keys_are_stable_and_normalised() {
+        let key = registry_token_key("https://registry.example.com/api", "https://auth.example.com");
+        assert_eq!(key, KNOWN_KEY);
+        for (registry, issuer) in [
+            ("https://registry.example.com/api/", "https://auth.example.com/"),
+            ("HTTPS://Registry.Example.COM:443/api", "https://AUTH.example.com"),
+            ("https://registry.example.com/api#x", "https://auth.example.com"),
+        ] {
+            assert_eq!(registry_token_key(registry, issuer), KNOWN_KEY, "{registry} {issuer}");
+        }
+        assert_ne!(registry_token_key("https://registry.example.com/other", "https://auth.example.com"), KNOWN_KEY);
+        assert_ne!(registry_token_key("https://registry.example.com/api", "https://auth.example.com/tenant"), KNOWN_KEY);
+        // The NUL keeps (url + issuer) pairs from running into each other.
+        assert_ne!(registry_token_key("https://a.example/x", "https://b.example"), registry_token_key("https://a.example", "/xhttps://b.example"));
+        assert!(key.len() == "REGISTRY_OAUTH_".len() + 8 && key[15..].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
+    const KNOWN_KEY: &str = "REGISTRY_OAUTH_48230903";
+}

@@ -115,6 +115,8 @@ async fn compile_workload(
         _ => return Err(errors),
     };
     let [inbound, outbound] = chains;
+    let outbound_logs_in =
+        file.outbound.iter().any(|e| components.get(&e.component).is_some_and(|c| crate::runtime::login::LoginSession::offered_by(runtime, c)));
     // Produced headers are stripped from the client's request before the chain:
     // a header one authenticator produces cannot be another's credential.
     for plugin in &inbound {
@@ -134,6 +136,7 @@ async fn compile_workload(
             .map(|(issuers, scopes)| ProtectedResource::new(public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
+        outbound_logs_in,
         upstream,
         tls,
         listen: file.listen,
@@ -179,27 +182,12 @@ async fn compile_entry(
         }
     };
     let declared = policy.file.components.get(&entry.component);
-    let base_limits = declared.map(|c| &c.limits);
-    let (limits, cache_quota) = merge_limits(entry.limits.as_ref(), base_limits);
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
-    let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
     let chain = if role == Role::Authenticator { "inbound" } else { "outbound" };
-    let config_json = component_config(policy, entry, key)?;
-    // The cache scope names the chain position and fingerprints what the
-    // component is and may do: after a reload that changes any of it, nothing
-    // the old configuration cached (verified tokens, key sets) is visible.
-    let fingerprint = {
-        let mut hash = Sha256::new();
-        for part in [component_sha256(policy, &entry.component).as_bytes(), config_json.as_bytes(), format!("{:?}", entry.grants).as_bytes()] {
-            hash.update((part.len() as u64).to_le_bytes());
-            hash.update(part);
-        }
-        hex::encode(&hash.finalize()[..8])
-    };
-    let caps = Arc::new(Capabilities::new(label.clone(), &entry.grants, services, &format!("{chain}[{position}]@{fingerprint}"), cache_quota));
+    let Prepared { config_json, caps, limits } = prepare_entry(policy, workload, entry, key, &format!("{chain}[{position}]"), services)?;
     let spec = PluginSpec {
         metrics: metrics.plugin(&workload.name, &entry.component, &FaultKind::labels()),
-        label,
+        label: caps.label.clone(),
         role,
         component,
         config_json,
@@ -214,10 +202,94 @@ async fn compile_entry(
     Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
 }
 
+/// What a chain entry's component is set up with.
+struct Prepared {
+    config_json: String,
+    caps: Arc<Capabilities>,
+    limits: Limits,
+}
+
+/// The configuration, capabilities and limits of the chain entry at `key`
+/// (`position` is its chain and index, e.g. `outbound[0]`).
+fn prepare_entry(
+    policy: &LoadedPolicy,
+    workload: &WorkloadFile,
+    entry: &ChainEntryFile,
+    key: &KeyPath,
+    position: &str,
+    services: &Services,
+) -> Result<Prepared, PolicyError> {
+    let declared = policy.file.components.get(&entry.component);
+    let base_limits = declared.map(|c| &c.limits);
+    let (mut limits, cache_quota) = merge_limits(entry.limits.as_ref(), base_limits);
+    if let Some(deadline) = builtins_config::default_deadline(entry)
+        && entry.limits.as_ref().and_then(|l| l.deadline_ms).or(base_limits.and_then(|l| l.deadline_ms)).is_none()
+    {
+        limits.deadline = deadline;
+    }
+    let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
+    let config_json = component_config(policy, workload, entry, key)?;
+    // The cache scope names the chain position and fingerprints what the
+    // component is and may do: after a reload that changes any of it, nothing
+    // the old configuration cached (verified tokens, key sets) is visible.
+    let fingerprint = {
+        let mut hash = Sha256::new();
+        for part in [component_sha256(policy, &entry.component).as_bytes(), config_json.as_bytes(), format!("{:?}", entry.grants).as_bytes()] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+        hex::encode(&hash.finalize()[..8])
+    };
+    let mut caps = Capabilities::new(label, &entry.grants, services, &format!("{position}@{fingerprint}"), cache_quota);
+    let static_token = builtins_config::static_token(entry, |file| policy.resolve(std::path::Path::new(file)))
+        .map_err(|e| policy.error_at(&key.key("config").key("token_file"), e, None))?;
+    if let Some(token) = static_token {
+        caps.secrets.provide(builtins_config::STATIC_TOKEN_SECRET, token);
+    }
+    Ok(Prepared { config_json, caps: Arc::new(caps), limits })
+}
+
+/// An outbound entry whose component offers an interactive login, ready for
+/// `portcullis login` / `logout`.
+pub struct LoginTarget {
+    pub session: crate::runtime::login::LoginSession,
+    /// The loopback port the callback listener binds (`callback_port`).
+    pub callback_port: u16,
+    /// Where the policy entry is, for messages (`workloads[0].outbound[0]`).
+    pub location: String,
+}
+
+/// Sets up the first outbound entry of `workload_name` whose component offers
+/// a login, and calls its `init`.
+pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &Runtime, services: &Services) -> anyhow::Result<LoginTarget> {
+    use crate::runtime::login::{LoginSession, LoginSettings};
+    let (n, workload) = policy.file.workloads.iter().enumerate().find(|(_, w)| w.name == workload_name).ok_or_else(|| {
+        let names: Vec<&str> = policy.file.workloads.iter().map(|w| w.name.as_str()).collect();
+        anyhow::anyhow!("the policy has no workload `{workload_name}` (it has: {})", names.join(", "))
+    })?;
+    for (position, entry) in workload.outbound.iter().enumerate() {
+        let key = KeyPath::root().key("workloads").index(n).key("outbound").index(position);
+        let component = load_component(policy, &entry.component, &key, runtime, services)?;
+        if !LoginSession::offered_by(runtime, &component) {
+            continue;
+        }
+        let Prepared { config_json, caps, limits } = prepare_entry(policy, workload, entry, &key, &format!("outbound[{position}]"), services)?;
+        let settings =
+            LoginSettings { config_json, workload: workload.name.clone(), public_url: workload.public_url.clone(), memory_bytes: limits.memory_bytes };
+        let session = LoginSession::start(runtime, &component, caps, settings).await?;
+        return Ok(LoginTarget { session, callback_port: builtins_config::callback_port(entry), location: key.to_string() });
+    }
+    anyhow::bail!("workload `{workload_name}` has no outbound component with an interactive login (such as builtin:registry-token)")
+}
+
 /// The component's config as JSON. For the OIDC verifier, `jwks_file` entries
-/// are read here (components have no file access) and passed inline as `jwks`.
-fn component_config(policy: &LoadedPolicy, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
+/// are read here (components have no file access) and passed inline as `jwks`;
+/// the registry token gets the secret name its tokens live under.
+fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
+    if entry.component == builtins_config::REGISTRY_TOKEN {
+        builtins_config::registry_token_config(&mut config, &workload.upstream);
+    }
     if entry.component == builtins_config::OIDC_VERIFIER {
         inline_jwks_file(policy, &mut config, &key.key("config"))?;
         if let Some(serde_json::Value::Array(providers)) = config.get_mut("providers") {

@@ -15,6 +15,7 @@ pub mod load;
 mod location;
 pub mod snapshot;
 
+pub use compile::{LoginTarget, login_target};
 pub use error::PolicyError;
 pub use file::PolicyFile;
 pub use load::{LoadedPolicy, load_file, load_str};

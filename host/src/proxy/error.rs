@@ -37,11 +37,14 @@ pub enum GatewayError {
     UpstreamTimeout,
     /// The workload was removed by a reload while this listener drains.
     WorkloadGone,
+    /// The upstream refused (401/403) the credential a login-based injector
+    /// sent: the person must log in again.
+    LoginRefused { status: StatusCode, workload: Arc<str> },
 }
 
 impl GatewayError {
     /// Every label [`GatewayError::reason`] gives, and `forwarded`: the request outcomes.
-    pub const OUTCOMES: [&'static str; 13] = [
+    pub const OUTCOMES: [&'static str; 14] = [
         "forwarded",
         "host_not_allowed",
         "origin_not_allowed",
@@ -55,6 +58,7 @@ impl GatewayError {
         "upstream_unavailable",
         "upstream_timeout",
         "workload_gone",
+        "login_refused",
     ];
 
     /// A fixed label for metrics and logs.
@@ -72,6 +76,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::WorkloadGone => "workload_gone",
+            GatewayError::LoginRefused { .. } => "login_refused",
         }
     }
 
@@ -102,6 +107,10 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "The upstream server could not be reached.".to_owned()),
             GatewayError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "The upstream server did not answer in time.".to_owned()),
             GatewayError::WorkloadGone => (StatusCode::SERVICE_UNAVAILABLE, "This workload is no longer served.".to_owned()),
+            GatewayError::LoginRefused { status, workload } => (
+                status,
+                format!("The upstream refused the gateway's credentials (HTTP {}). Run 'portcullis login {workload}' to authenticate again.", status.as_u16()),
+            ),
         };
         respond(status, json(&json!({ "error": code, "message": message })))
     }
@@ -142,6 +151,7 @@ mod tests {
             GatewayError::UpstreamUnavailable,
             GatewayError::UpstreamTimeout,
             GatewayError::WorkloadGone,
+            GatewayError::LoginRefused { status: StatusCode::UNAUTHORIZED, workload: "w".into() },
         ];
         for error in &all {
             assert!(GatewayError::OUTCOMES.contains(&error.reason()), "{}", error.reason());

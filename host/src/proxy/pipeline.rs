@@ -14,7 +14,7 @@ use super::target;
 use super::workload::Workload;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -111,7 +111,13 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     // 10. Forward, with the body streamed and capped.
     parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
     let body = Limited::new(body, workload.max_body_bytes as usize).map_err(|e| -> BoxError { e }).boxed();
-    workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await
+    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await?;
+    // 11. An upstream that refuses a logged-in credential gets the person an
+    //     answer that names the command to run, not the registry's bare 401.
+    if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
+    }
+    Ok(response)
 }
 
 /// The view back from the components. Each call drops its reference before it

@@ -26,6 +26,9 @@ pub struct Workload {
     pub protected_resource: Option<ProtectedResource>,
     pub inbound: InboundChain,
     pub outbound: Vec<Arc<Plugin>>,
+    /// An outbound injector's credential comes from `portcullis login`
+    /// (it offers the `login` interface): upstream 401/403 say to log in again.
+    pub outbound_logs_in: bool,
     pub upstream: Upstream,
     pub max_body_bytes: u64,
     pub connections: ConnectionLimits,

@@ -10,6 +10,7 @@ pub mod host {
         world: "portcullis:auth/host-capabilities",
         imports: {
             "portcullis:auth/http-client.send": async,
+            "portcullis:auth/secrets.lock": async,
             // Reading the request can fail only on a gateway bug: trap, never guess.
             "portcullis:auth/types": trappable,
         },
@@ -37,6 +38,23 @@ pub mod injector {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "portcullis:auth/credential-injector",
+        exports: { default: async },
+        with: {
+            "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
+            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
+            "portcullis:auth/cache": super::host::portcullis::auth::cache,
+            "portcullis:auth/log": super::host::portcullis::auth::log,
+            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
+        },
+    });
+}
+
+/// The injector world with an interactive login, driven by `portcullis login`.
+pub mod interactive {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "portcullis:auth/interactive-injector",
         exports: { default: async },
         with: {
             "portcullis:auth/types": super::host::portcullis::auth::types,

@@ -18,6 +18,7 @@ pub mod capabilities;
 pub mod component_cache;
 pub mod engine;
 pub mod inspect;
+pub mod login;
 pub mod plugin;
 pub mod request;
 mod state;

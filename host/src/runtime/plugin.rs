@@ -308,9 +308,7 @@ impl Plugin {
         // covers time spent in host imports (an HTTP request the guest awaits).
         instance.store.set_epoch_deadline(1);
         let outcome = tokio::time::timeout(self.limits.deadline, f(&mut instance)).await;
-        let state = instance.store.data_mut();
-        state.request = None;
-        state.deadline = None;
+        instance.store.data_mut().end_call();
         match outcome {
             Ok(Ok(value)) => {
                 // A malformed verdict is a bug in the component: its instance goes too.
@@ -398,7 +396,7 @@ impl Plugin {
                 }));
             }
         };
-        store.data_mut().deadline = None;
+        store.data_mut().end_call();
         Ok((Instance { store, exports, uses: 0, _slot: slot }, manifest))
     }
 
@@ -413,7 +411,7 @@ impl Plugin {
 /// component that computes for long cannot starve other requests, other
 /// workloads or the timers on this worker thread), then go on, until the
 /// call's deadline, when it traps. Without a deadline (between calls) it only yields.
-fn yield_then_interrupt(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+pub(crate) fn yield_then_interrupt(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     match store.data().deadline {
         Some(deadline) if Instant::now() >= deadline => Ok(wasmtime::UpdateDeadline::Interrupt),
         // tokio's own yield: a plain self-wake would be polled again at once, ahead of other tasks.

@@ -4,6 +4,7 @@
 
 use super::capabilities::Capabilities;
 use super::request::RequestData;
+use crate::secrets::NamedLock;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -18,6 +19,9 @@ pub struct HostState {
     pub(crate) request: Option<Arc<RequestData>>,
     /// When the call in flight must end: host imports that wait (HTTP) stop before it.
     pub(crate) deadline: Option<Instant>,
+    /// Named locks the call in flight holds (`secrets.lock`): released by
+    /// [`HostState::end_call`], so no lock outlives the call that took it.
+    pub(crate) locks: Vec<(String, NamedLock)>,
 }
 
 impl HostState {
@@ -26,7 +30,15 @@ impl HostState {
         // imports these interfaces, so they are linked, but every use is refused.
         // Standard output and error go nowhere.
         let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps, request: None, deadline: None }
+        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps, request: None, deadline: None, locks: Vec::new() }
+    }
+
+    /// Forgets what belongs to the call that just ended: its request, its
+    /// deadline and any lock it still holds.
+    pub(crate) fn end_call(&mut self) {
+        self.request = None;
+        self.deadline = None;
+        self.locks.clear();
     }
 }
 

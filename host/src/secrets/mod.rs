@@ -14,7 +14,7 @@ mod store;
 
 pub use error::SecretStoreError;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use store::SecretStore;
+pub use store::{NamedLock, SecretStore};
 
 /// The environment variable that selects password protection.
 pub const PASSWORD_ENV: &str = "PORTCULLIS_SECRETS_PASSWORD";

@@ -70,6 +70,11 @@ struct Loaded {
 /// memory copy at once.
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// A held named lock (see [`SecretStore::try_lock`]); released when dropped.
+pub struct NamedLock {
+    _file: std::fs::File,
+}
+
 /// A handle on the store file. Cheap to create; reads are cached in memory and
 /// refreshed when the file changes on disk (see [`RECHECK`]).
 pub struct SecretStore {
@@ -149,6 +154,44 @@ impl SecretStore {
     /// Removes `name`; `false` if there was no such entry.
     pub fn delete(&self, name: &str) -> Result<bool, SecretStoreError> {
         self.update(|entries| entries.remove(name).is_some())
+    }
+
+    /// Takes the exclusive lock `name` if it is free (`None` when another
+    /// holder has it). Named locks are files in `<home>/locks/`, locked with
+    /// `flock`: every handle on this store, in this process or another, sees
+    /// the same lock, and the kernel releases it when the holder drops it or
+    /// dies. Once taken, the next read compares the store with the file, so
+    /// what another holder wrote before releasing is seen.
+    pub fn try_lock(&self, name: &str) -> Result<Option<NamedLock>, SecretStoreError> {
+        use sha2::Digest;
+        let home = self.path.parent().expect("store path has a parent");
+        let dir = home.join("locks");
+        crate::home::create_private_dir(&dir).map_err(|source| io("create", &dir, source))?;
+        // Hashed: any name (`registry:a/b`, ...) is a safe file name.
+        let path = dir.join(format!("{}.lock", hex::encode(&sha2::Sha256::digest(name.as_bytes())[..16])));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+            .open(&path)
+            .map_err(|source| io("open", &path, source))?;
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => {
+                self.recheck();
+                Ok(Some(NamedLock { _file: file }))
+            }
+            Ok(false) => Ok(None),
+            Err(source) => Err(io("lock", &path, source)),
+        }
+    }
+
+    /// Makes the next read compare the store with the file, whenever it last did.
+    pub fn recheck(&self) {
+        if let Some(loaded) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            loaded.checked = Instant::now() - RECHECK;
+        }
     }
 
     /// Runs `change` on the entries under the writers' lock and writes the result

@@ -5,6 +5,7 @@ use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretErro
 use crate::secrets::{ExposeSecret, SecretStore, SecretString};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A granted name, or a prefix when the pattern ends in `*`.
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ pub struct SecretGrants {
     write: Vec<Pattern>,
     store: Arc<SecretStore>,
     mode: Mode,
+    /// Values the host gives this entry itself, under reserved names (a
+    /// registry token's static bearer token): served without a grant.
+    provided: Vec<(String, SecretString)>,
     /// Names already reported as refused: a refusal is a policy fact, worth
     /// one warning, not one per request (or per new instance).
     refused: Mutex<HashSet<String>>,
@@ -49,8 +53,14 @@ impl SecretGrants {
             write: write.iter().map(|s| Pattern::parse(s)).collect(),
             store,
             mode,
+            provided: Vec::new(),
             refused: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Serves `value` under `name` to this entry (see `provided`).
+    pub fn provide(&mut self, name: &str, value: SecretString) {
+        self.provided.push((name.to_owned(), value));
     }
 
     /// Whether a refusal of `name` is news (and remembers it).
@@ -73,6 +83,9 @@ impl Host for HostState {
         let caps = &self.caps;
         if let Some(trial) = &caps.trial {
             return trial.secret_get(&name);
+        }
+        if let Some((_, value)) = caps.secrets.provided.iter().find(|(provided, _)| *provided == name) {
+            return Ok(value.expose_secret().to_owned());
         }
         if !caps.secrets.may_read(&name) {
             // `?name`: the name comes from the component; Debug escapes control characters.
@@ -100,21 +113,87 @@ impl Host for HostState {
         if let Some(trial) = &caps.trial {
             return trial.secret_set(&name, value);
         }
-        if !caps.secrets.may_write(&name) {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
-                "refused a secret write: the policy does not grant writing this name (grants.secrets_write)");
-            return Err(SecretError::NotGranted);
-        }
-        if caps.secrets.mode == Mode::Check {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
-                "refused a secret write: not available during `portcullis check`, which changes nothing");
-            return Err(SecretError::Unavailable);
-        }
+        self.may_write(&name, "write")?;
         caps.secrets.store.set(&name, SecretString::from(value)).map_err(|error| {
             tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 %error, "could not write to the secret store");
             SecretError::Unavailable
         })
+    }
+
+    fn delete(&mut self, name: String) -> Result<(), SecretError> {
+        let caps = &self.caps;
+        if let Some(trial) = &caps.trial {
+            return trial.secret_delete(&name);
+        }
+        self.may_write(&name, "delete")?;
+        caps.secrets.store.delete(&name).map(|_existed| ()).map_err(|error| {
+            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                %error, "could not write to the secret store");
+            SecretError::Unavailable
+        })
+    }
+
+    async fn lock(&mut self, name: String, timeout_ms: u32) -> Result<(), SecretError> {
+        let caps = self.caps.clone();
+        if let Some(trial) = &caps.trial {
+            return trial.secret_lock(&name);
+        }
+        self.may_write(&name, "lock")?;
+        if self.locks.iter().any(|(held, _)| *held == name) {
+            return Ok(());
+        }
+        // Polled rather than a blocking `flock`: waiting must not hold a
+        // worker thread, and it must end with the call's deadline.
+        let mut until = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
+        if let Some(deadline) = self.deadline {
+            until = until.min(deadline);
+        }
+        loop {
+            match caps.secrets.store.try_lock(&name) {
+                Ok(Some(lock)) => {
+                    self.locks.push((name, lock));
+                    return Ok(());
+                }
+                Ok(None) if Instant::now() < until => tokio::time::sleep(LOCK_POLL).await,
+                Ok(None) => {
+                    tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, lock = ?name,
+                        "a secret lock stayed taken for the whole wait");
+                    return Err(SecretError::Unavailable);
+                }
+                Err(error) => {
+                    tracing::error!(workload = %caps.label.workload, component = %caps.label.component, lock = ?name,
+                        %error, "could not take a secret lock");
+                    return Err(SecretError::Unavailable);
+                }
+            }
+        }
+    }
+
+    fn unlock(&mut self, name: String) {
+        self.locks.retain(|(held, _)| *held != name);
+    }
+}
+
+/// How often a taken lock is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(5);
+
+impl HostState {
+    /// Refuses (and logs) a write, delete or lock of `name` that the policy does
+    /// not grant in `grants.secrets_write`, or that `portcullis check` would make.
+    fn may_write(&self, name: &str, what: &str) -> Result<(), SecretError> {
+        let caps = &self.caps;
+        if !caps.secrets.may_write(name) {
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                "refused a secret {what}: the policy does not grant this name (grants.secrets_write)");
+            return Err(SecretError::NotGranted);
+        }
+        if caps.secrets.mode == Mode::Check {
+            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                "refused a secret {what}: not available during `portcullis check`, which changes nothing");
+            return Err(SecretError::Unavailable);
+        }
+        Ok(())
     }
 }
 

@@ -59,6 +59,10 @@ pub enum HostCall {
     SecretGet { name: String, result: &'static str },
     #[serde(rename = "secrets.set")]
     SecretSet { name: String },
+    #[serde(rename = "secrets.delete")]
+    SecretDelete { name: String },
+    #[serde(rename = "secrets.lock")]
+    SecretLock { name: String },
     #[serde(rename = "http.send")]
     HttpSend { method: String, url: String, result: String },
     #[serde(rename = "cache.get")]
@@ -117,6 +121,22 @@ impl Trial {
             return Err(SecretError::NotGranted);
         }
         secrets.insert(name.to_owned(), Some(value));
+        Ok(())
+    }
+
+    pub fn secret_delete(&self, name: &str) -> Result<(), SecretError> {
+        self.record(HostCall::SecretDelete { name: name.to_owned() });
+        let mut secrets = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(secrets.get(name), Some(None)) {
+            return Err(SecretError::NotGranted);
+        }
+        secrets.remove(name);
+        Ok(())
+    }
+
+    /// One call runs at a time in `plugin test`: a lock is always free.
+    pub fn secret_lock(&self, name: &str) -> Result<(), SecretError> {
+        self.record(HostCall::SecretLock { name: name.to_owned() });
         Ok(())
     }
 

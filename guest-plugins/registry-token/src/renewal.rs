@@ -1,0 +1,186 @@
+//! The OAuth access token for each request, renewed with the refresh token
+//! when it is about to expire.
+//!
+//! Each instance keeps the token it uses in memory; while it is good for more
+//! than 30 s, a request costs nothing else. Past that, the instance takes the
+//! lock named `token_key` (shared by every instance and every gateway process
+//! on the same secret store) and reads the store again: if another instance
+//! renewed meanwhile, it takes that token. Only the first one to get the lock
+//! finds the stored token stale and renews it, so a burst of requests at expiry
+//! makes one call to the token endpoint, and a rotated refresh token is never
+//! spent twice. Nothing renews without the lock.
+//!
+//! The new tokens are stored before they are used. A refusal from the provider
+//! (4xx) means the refresh token is dead: it is removed, and a person must log
+//! in again. Anything else (5xx, a non-token answer, no answer) is retried after
+//! a shared backoff (see `backoff`), and meanwhile the current token is served
+//! for as long as it has not expired.
+
+use crate::backoff::{self, Backoff};
+use crate::config::{Config, OAuth};
+use crate::text::printable;
+use crate::token::{Exchange, StoredToken};
+use crate::{discovery, endpoint, now_ms, refusal, store};
+use portcullis_plugin::secrets::{self, SecretError};
+use portcullis_plugin::{Deny, log};
+use std::cell::RefCell;
+use std::time::Duration;
+
+/// How long to wait for the lock. A renewal holds it for at most one token
+/// endpoint call (3 s) plus discovery, so this covers the usual case; past it,
+/// the request is answered with what the store has rather than kept waiting.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// The token this instance uses.
+#[derive(Default)]
+pub struct Tokens {
+    current: RefCell<Option<StoredToken>>,
+}
+
+impl Tokens {
+    /// Makes `token` the one this instance uses; returns its `Authorization` value.
+    pub fn adopt(&self, token: StoredToken) -> String {
+        let authorization = token.authorization();
+        *self.current.borrow_mut() = Some(token);
+        authorization
+    }
+
+    pub fn forget(&self) {
+        self.current.borrow_mut().take();
+    }
+
+    /// The `Authorization` value for a request, or the refusal to send instead.
+    pub fn authorization(&self, config: &Config, oauth: &OAuth) -> Result<String, Deny> {
+        let now = now_ms();
+        let current = self.current.borrow().clone();
+        if let Some(token) = current {
+            if token.is_fresh(seconds(now)) {
+                return Ok(token.authorization());
+            }
+            // Renewal is paused after a failure and the token still works: no
+            // need to queue on the lock to learn that.
+            if !token.is_expired(seconds(now)) && backoff::load().is_some_and(|b| b.blocks(now)) {
+                return Ok(token.authorization());
+            }
+        }
+        let key = &config.token_key;
+        let _lock = match secrets::lock(key, LOCK_WAIT) {
+            Ok(lock) => lock,
+            Err(error) => return self.without_lock(config, error),
+        };
+        // Read afresh under the lock: another instance or gateway may have renewed.
+        let now = now_ms();
+        let stored = match store::read(key) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                self.forget();
+                log::debug(&format!("no registry tokens are stored under `{key}`"));
+                return Err(refusal::auth_required(&config.workload));
+            }
+            Err(error) => {
+                log::warn(&format!("cannot read the registry tokens under `{key}`: {error}"));
+                return Err(refusal::store_unreadable(error));
+            }
+        };
+        if stored.is_fresh(seconds(now)) {
+            log::debug(&format!("using the registry token stored under `{key}` (expires at {})", stored.expires_at));
+            return Ok(self.adopt(stored));
+        }
+        let Some(refresh_token) = stored.refresh_token.clone() else {
+            if !stored.is_expired(seconds(now)) {
+                return Ok(self.adopt(stored));
+            }
+            self.forget();
+            log::info(&format!("the registry token under `{key}` expired at {} and there is no refresh token; a new login is needed", stored.expires_at));
+            return Err(refusal::auth_required(&config.workload));
+        };
+        if let Some(paused) = backoff::load().filter(|b| b.blocks(now)) {
+            return self.serve_or_refuse(stored, &paused, now);
+        }
+        self.renew(config, oauth, stored, &refresh_token)
+    }
+
+    /// One call to the token endpoint, with the lock held.
+    fn renew(&self, config: &Config, oauth: &OAuth, stored: StoredToken, refresh_token: &str) -> Result<String, Deny> {
+        let key = &config.token_key;
+        let endpoints = match discovery::endpoints(oauth) {
+            Ok(endpoints) => endpoints,
+            Err(why) => return self.failed(config, stored, format!("could not discover the token endpoint: {why}")),
+        };
+        let form = endpoint::refresh_form(oauth, refresh_token);
+        match endpoint::exchange(&endpoints.token, form, Some(refresh_token), seconds(now_ms())) {
+            Exchange::Issued(token) => {
+                // Stored before use: if the provider rotated the refresh token, the
+                // old one is spent, and only the store can hand the new one on.
+                if let Err(error) = store::write(key, &token) {
+                    log::warn(&format!("renewed the registry token but could not store it under `{key}`: {error}; it is not used"));
+                    return Err(refusal::store_unwritable(error));
+                }
+                backoff::clear();
+                let refresh = if token.refresh_token.is_some() { "present" } else { "none" };
+                log::debug(&format!("renewed the registry token under `{key}` (expires at {}, refresh token {refresh})", token.expires_at));
+                Ok(self.adopt(token))
+            }
+            Exchange::Refused { status, error } => {
+                let error = error.unwrap_or_else(|| "none".into());
+                log::warn(&format!(
+                    "the identity provider refused the refresh token under `{key}` (HTTP {status}, error `{error}`); removing it, a new login is needed"
+                ));
+                if let Err(error) = store::delete(key) {
+                    log::warn(&format!("could not remove the registry tokens under `{key}`: {error}"));
+                }
+                self.forget();
+                backoff::clear();
+                Err(refusal::auth_required(&config.workload))
+            }
+            Exchange::Failed(cause) => self.failed(config, stored, cause),
+        }
+    }
+
+    /// A failure worth retrying: start or lengthen the shared backoff.
+    fn failed(&self, config: &Config, stored: StoredToken, cause: String) -> Result<String, Deny> {
+        let now = now_ms();
+        let backoff = Backoff::after_failure(backoff::load().as_ref(), now, printable(&cause, 300));
+        backoff::record(&backoff, now);
+        log::warn(&format!(
+            "could not renew the registry token under `{}`: {} ({} failure(s) in a row; next attempt in {} s)",
+            config.token_key,
+            backoff.cause,
+            backoff.failures,
+            backoff.retry_after_seconds(now)
+        ));
+        self.serve_or_refuse(stored, &backoff, now)
+    }
+
+    /// During a backoff: the stored token while it works, then a refusal that says why.
+    fn serve_or_refuse(&self, stored: StoredToken, backoff: &Backoff, now: u64) -> Result<String, Deny> {
+        if stored.is_expired(seconds(now)) {
+            return Err(refusal::renewal_failed(&backoff.cause, backoff.retry_after_seconds(now)));
+        }
+        Ok(self.adopt(stored))
+    }
+
+    /// The lock could not be taken (another holder for longer than the wait,
+    /// or not granted). Never renew without it; use what still works.
+    fn without_lock(&self, config: &Config, error: SecretError) -> Result<String, Deny> {
+        let key = &config.token_key;
+        log::warn(&format!("could not take the lock `{key}` within {} s: {error}", LOCK_WAIT.as_secs()));
+        let now = seconds(now_ms());
+        if let Ok(Some(stored)) = store::read(key)
+            && !stored.is_expired(now)
+        {
+            return Ok(self.adopt(stored));
+        }
+        if let Some(current) = self.current.borrow().as_ref().filter(|t| !t.is_expired(now)) {
+            return Ok(current.authorization());
+        }
+        Err(match error {
+            SecretError::Unavailable => refusal::renewal_busy(),
+            other => refusal::store_unreadable(other),
+        })
+    }
+}
+
+fn seconds(ms: u64) -> u64 {
+    ms / 1000
+}

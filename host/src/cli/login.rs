@@ -1,0 +1,122 @@
+//! `portcullis login WORKLOAD` and `portcullis logout WORKLOAD`: drive the
+//! `login` interface of the workload's interactive injector (such as
+//! `builtin:registry-token`). The component talks to the identity provider
+//! through its grants and stores tokens through `secrets.set`; the command
+//! owns what a component may not touch: the loopback callback listener and
+//! the browser.
+
+use super::callback::CallbackListener;
+use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The workload whose outbound injector logs in.
+    workload: String,
+    /// The policy file.
+    #[arg(long, default_value = "portcullis.toml")]
+    policy: PathBuf,
+    /// Print the URL to open instead of opening the system browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// The loopback port of the callback (default: the entry's `callback_port`, else 8666).
+    #[arg(long)]
+    callback_port: Option<u16>,
+    /// How long to wait for the browser to come back, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// The workload whose stored login is forgotten (its configuration stays).
+    workload: String,
+    /// The policy file.
+    #[arg(long, default_value = "portcullis.toml")]
+    policy: PathBuf,
+}
+
+pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(&args.policy) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    super::runtime()?.block_on(async {
+        let (runtime, services) = services()?;
+        let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
+        // Bound before the login starts: the redirect URI names this port.
+        let listener = CallbackListener::bind(args.callback_port.unwrap_or(target.callback_port)).await?;
+        let start = target.session.begin(&listener.redirect_uri()).await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Open this URL in a browser to log in (workload {}):\n\n  {}\n", args.workload, start.authorize_url)?;
+        out.flush()?;
+        drop(out);
+        if !args.no_browser {
+            open_browser(&start.authorize_url);
+        }
+        eprintln!("Waiting up to {} s for the browser at {} ...", args.timeout, listener.redirect_uri());
+        let session = &mut target.session;
+        let finished = listener
+            .accept(&start.state, Duration::from_secs(args.timeout), async |query| match session.finish(query).await {
+                Ok(result) => result,
+                Err(e) => Err(format!("{e:#}")),
+            })
+            .await;
+        match finished {
+            Ok(()) => {
+                println!("Logged in: workload {} now sends its registry token upstream.", args.workload);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: the login failed: {e}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}
+
+pub fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = load(&args.policy) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    super::runtime()?.block_on(async {
+        let (runtime, services) = services()?;
+        let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
+        target.session.logout().await?.map_err(|e| anyhow::anyhow!("the logout failed: {e}"))?;
+        println!("Logged out: workload {}'s stored tokens are deleted; its configuration is kept.", args.workload);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn load(policy: &std::path::Path) -> Option<crate::policy::LoadedPolicy> {
+    crate::policy::load_file(policy).map_err(|errors| eprintln!("{errors}")).ok()
+}
+
+/// The runtime and the services (secret store writes allowed) of a login.
+fn services() -> anyhow::Result<(Arc<crate::runtime::Runtime>, crate::runtime::capabilities::Services)> {
+    let home = crate::home::dir()?;
+    let runtime = crate::runtime::Runtime::new(Some(home.join("cache/components")))?;
+    let store = Arc::new(crate::secrets::SecretStore::in_home(&home));
+    Ok((runtime, crate::runtime::capabilities::Services::new(store)))
+}
+
+/// Opens `url` in the system browser: `$BROWSER`, else the desktop's opener.
+/// The URL is printed either way, so a failure here only costs a copy and paste.
+fn open_browser(url: &str) {
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| if cfg!(target_os = "macos") { "open" } else { "xdg-open" }.to_owned());
+    let spawned = std::process::Command::new(&opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
+    }
+}

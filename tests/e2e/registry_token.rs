@@ -1,0 +1,302 @@
+//! `builtin:registry-token` with real parts: a person logs in with a real
+//! Chromium at a real OpenID Provider through `portcullis login` (the real
+//! binary), then the gateway keeps a fresh bearer token on every request to a
+//! registry that checks it by introspection at the provider.
+
+use crate::cli::{portcullis, text};
+use crate::{client, json};
+use portcullis::secrets::{ExposeSecret, SecretStore, SecretString};
+use portcullis_tests::gateway::{PASSWORD, TestGateway};
+use portcullis_tests::login::{RegistryIdp, RegistryServer, browser_login};
+use portcullis_tests::node::free_port;
+use portcullis_tests::upstream::TestUpstream;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Access tokens live 35 s and are refreshed when 30 s or less remain: a
+/// token is fresh for its first 5 s, then the next request refreshes it.
+const ACCESS_TTL: u32 = 35;
+const UNTIL_REFRESH: Duration = Duration::from_millis(5_600);
+
+fn policy(registry: &str, issuer: &str, callback_port: u16) -> String {
+    format!(
+        r#"version = 1
+
+[[workloads]]
+name = "registry"
+listen = "127.0.0.1:0"
+upstream = "{registry}"
+public_url = "http://127.0.0.1:8080"
+anonymous = true
+
+  [[workloads.outbound]]
+  component = "builtin:registry-token"
+  grants = {{ http = ["{issuer}"], http_private = true, secrets = ["REGISTRY_OAUTH_*"], secrets_write = ["REGISTRY_OAUTH_*"] }}
+  config = {{ issuer = "{issuer}", client_id = "portcullis-cli", scopes = ["openid", "offline_access", "registry:read"], resource = "http://127.0.0.1/registry", callback_port = {callback_port} }}
+"#
+    )
+}
+
+/// The real binary, in the gateway's home, with `args`.
+fn command(home: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(portcullis());
+    command
+        .args(args)
+        .env("PORTCULLIS_HOME", home)
+        .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
+        .env_remove("PORTCULLIS_REGISTRY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// A `portcullis login` in progress: the URL it printed, and the process.
+struct Login {
+    url: String,
+    child: tokio::process::Child,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    printed: Vec<String>,
+}
+
+async fn start_login(home: &Path, policy: &Path) -> Login {
+    let mut child = command(home, &["login", "registry", "--policy", policy.to_str().unwrap(), "--no-browser", "--timeout", "60"]).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            printed.push(line.clone());
+            if line.trim().starts_with("http") {
+                return Some(line.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .expect("login prints its URL in time");
+    let Some(url) = url else {
+        let output = child.wait_with_output().await.unwrap();
+        panic!("login printed no URL: {printed:?}\n{}", text(&output.stderr));
+    };
+    Login { url, child, stdout, printed }
+}
+
+/// Waits for the login to end; returns (success, everything it printed).
+async fn finish_login(mut login: Login) -> (bool, String) {
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(60), login.stdout.next_line()).await {
+        login.printed.push(line);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(10), login.child.wait_with_output()).await.expect("login ends").unwrap();
+    (output.status.success(), format!("{}\n{}", login.printed.join("\n"), text(&output.stderr)))
+}
+
+/// The tokens stored by the login, registered so that any log line holding one fails the test.
+fn stored_tokens(home: &Path) -> (String, Value) {
+    let store = SecretStore::new(home, Some(SecretString::from(PASSWORD.to_owned())));
+    let name = store.list().unwrap().into_iter().find(|n| n.starts_with("REGISTRY_OAUTH_")).expect("the login stored its tokens");
+    let record: Value = serde_json::from_str(store.get(&name).unwrap().unwrap().expose_secret()).unwrap();
+    for key in ["access_token", "refresh_token"] {
+        if let Some(token) = record[key].as_str() {
+            portcullis_tests::leaks::register(token);
+        }
+    }
+    (name, record)
+}
+
+/// The results of spawned requests (already running concurrently).
+async fn all(requests: impl Iterator<Item = tokio::task::JoinHandle<u16>>) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap());
+    }
+    statuses
+}
+
+async fn status(home: &Path, policy: &Path) -> String {
+    let out = command(home, &["status", "--policy", policy.to_str().unwrap()]).output().await.unwrap();
+    text(&out.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_login_keeps_a_fresh_token_on_every_registry_request() {
+    let mut idp = RegistryIdp::start(ACCESS_TTL).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy_text = policy(&registry.url, &idp.issuer, free_port());
+    let gw = TestGateway::start_in(dir, &policy_text).await.unwrap();
+    let (home, policy_path) = (gw.home(), gw.policy_path.clone());
+    let url = gw.url("registry").await;
+
+    // Before any login: 503 naming the command, and `status` says so.
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body = json(r).await;
+    assert_eq!(body["code"], "registry_auth_required", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("portcullis login registry"), "{body}");
+    assert!(status(&home, &policy_path).await.contains("configured, not logged in"));
+
+    // The login: the real binary, a real browser, the provider's own pages.
+    let login = start_login(&home, &policy_path).await;
+    assert!(login.url.starts_with(&format!("{}/auth?", idp.issuer)), "{}", login.url);
+    for part in ["code_challenge_method=S256", "code_challenge=", "state=", "resource=http%3A%2F%2F127.0.0.1%2Fregistry"] {
+        assert!(login.url.contains(part), "{part} in {}", login.url);
+    }
+    let report = browser_login(&login.url, "alice").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["title"], "Logged in", "{report}");
+    let (ok, output) = finish_login(login).await;
+    assert!(ok, "{output}");
+    assert_eq!(idp.token_calls("authorization_code", 200), 1);
+    let (secret, first) = stored_tokens(&home);
+    for key in ["access_token", "refresh_token"] {
+        assert!(!output.contains(first[key].as_str().unwrap()), "the login printed its {key}");
+    }
+    assert!(status(&home, &policy_path).await.contains("authenticated"), "{}", status(&home, &policy_path).await);
+
+    // Requests carry the token; the registry checks it at the provider.
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json(r).await;
+    assert_eq!(body["sub"], "alice", "{body}");
+    assert_eq!(body["client_id"], "portcullis-cli", "{body}");
+
+    // At expiry, 50 concurrent requests: all served, one refresh between them,
+    // and the rotated refresh token is what the store holds.
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    let requests = (0..50).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { client().get(format!("{url}/v0/servers")).send().await.unwrap().status().as_u16() })
+    });
+    let statuses = all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(idp.token_calls("refresh_token", 200), 1, "exactly one refresh for 50 requests");
+    let (_, second) = stored_tokens(&home);
+    assert_ne!(second["refresh_token"], first["refresh_token"], "the rotated refresh token was persisted");
+    assert_ne!(second["access_token"], first["access_token"]);
+
+    // The provider fails (500, an HTML page): the current token keeps
+    // serving, and once it recovers the next refresh works with no new login.
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    idp.fail_token_requests(1).await;
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the still-valid token serves while the provider fails");
+    assert_eq!(idp.token_calls("refresh_token", 500), 1);
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the first backoff step
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(idp.token_calls("refresh_token", 200), 2, "recovered without a new login");
+    stored_tokens(&home);
+
+    // Revoked at the provider: the registry refuses the token in hand (the
+    // answer names the command), and the next refresh gets invalid_grant, so
+    // the tokens are dropped and requests get 503 until a new login.
+    idp.revoke_all().await;
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let body = json(r).await;
+    assert_eq!(body["error"], "login_refused", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("portcullis login registry"), "{body}");
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(json(r).await["code"], "registry_auth_required");
+    assert_eq!(idp.token_calls("refresh_token", 400), 1);
+    let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
+    assert!(store.get(&secret).unwrap().is_none(), "the dropped tokens are gone from the store");
+    assert!(status(&home, &policy_path).await.contains("configured, not logged in"));
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_store_refresh_once() {
+    let mut idp = RegistryIdp::start(ACCESS_TTL).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy_text = policy(&registry.url, &idp.issuer, free_port());
+    let first = TestGateway::start_in(dir, &policy_text).await.unwrap();
+    let login = start_login(&first.home(), &first.policy_path).await;
+    assert_eq!(browser_login(&login.url, "bob").await["ok"], true);
+    let (ok, output) = finish_login(login).await;
+    assert!(ok, "{output}");
+    stored_tokens(&first.home());
+    // A second gateway (its own process state: instances, memory, store
+    // handle) on the same secret store, as a second process would be.
+    let home = first.home();
+    let second = TestGateway::start_with(tempfile::tempdir().unwrap(), &policy_text, |o| o.home = home).await.unwrap();
+    let urls = [first.url("registry").await, second.url("registry").await];
+    for url in &urls {
+        assert_eq!(client().get(url.as_str()).send().await.unwrap().status(), 200);
+    }
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    let requests = (0..40).map(|n| {
+        let url = urls[n % 2].clone();
+        tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
+    });
+    let statuses = all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(idp.token_calls("refresh_token", 200), 1, "one refresh for both gateways");
+    assert_eq!(idp.token_calls("refresh_token", 400), 0, "no gateway used a burnt refresh token");
+    stored_tokens(&first.home());
+}
+
+#[tokio::test]
+async fn login_refuses_a_busy_callback_port_and_a_forged_state() {
+    let idp = RegistryIdp::start(ACCESS_TTL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, busy_port)).unwrap();
+
+    // A busy port is an error naming it and the flag, never another port.
+    let out = command(&home, &["login", "registry", "--policy", policy_path.to_str().unwrap(), "--no-browser"]).output().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{busy_port}")) && stderr.contains("--callback-port"), "{stderr}");
+    assert!(!text(&out.stdout).contains("http"), "no login started: {}", text(&out.stdout));
+    drop(busy);
+
+    // A callback whose state is not the login's is refused, and ends the login.
+    let login = start_login(&home, &policy_path).await;
+    let redirect = login.url.split("redirect_uri=").nth(1).unwrap().split('&').next().unwrap().replace("%3A", ":").replace("%2F", "/");
+    assert_eq!(redirect, format!("http://127.0.0.1:{busy_port}/callback"), "the callback is on loopback, on the configured port");
+    let r = client().get(format!("{redirect}?code=stolen&state=forged")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let (ok, output) = finish_login(login).await;
+    assert!(!ok);
+    assert!(output.contains("state") && output.contains("does not match"), "{output}");
+    let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
+    assert!(store.list().unwrap().iter().all(|n| !n.starts_with("REGISTRY_OAUTH_")), "nothing stored");
+}
+
+#[tokio::test]
+async fn static_tokens_serve_without_a_login() {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    store.set("ci:registry-token", SecretString::from("secret-static-token".to_owned())).unwrap();
+    std::fs::write(dir.path().join("token.txt"), "file-static-token\n").unwrap();
+    for token in ["secret-static-token", "file-static-token"] {
+        portcullis_tests::leaks::register(token);
+    }
+    let entry = |config: &str| {
+        format!("  [[workloads.outbound]]\n  component = \"builtin:registry-token\"\n  grants = {{ secrets = [\"ci:*\"] }}\n  config = {{ {config} }}\n")
+    };
+    let workload = |name: &str, config: &str| portcullis_tests::gateway::workload(name, &upstream.url(), &format!("anonymous = true\n{}", entry(config)));
+    let policy = format!(
+        "version = 1\n{}{}",
+        workload("from-secret", r#"token_secret = "ci:registry-token""#),
+        workload("file-wins", r#"token_file = "token.txt", token_secret = "ci:registry-token""#)
+    );
+    let gw = TestGateway::start_in(dir, &policy).await.unwrap();
+    for (workload, expected) in [("from-secret", "Bearer secret-static-token"), ("file-wins", "Bearer file-static-token")] {
+        let r = client().get(gw.url(workload).await).header("authorization", "Bearer client-sent").send().await.unwrap();
+        assert_eq!(r.status(), 200, "{workload}");
+        let echo = json(r).await;
+        assert_eq!(crate::seen(&echo, "authorization"), [expected], "{workload}");
+    }
+}
