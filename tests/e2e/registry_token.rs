@@ -64,7 +64,13 @@ struct Login {
 }
 
 async fn start_login(home: &Path, policy: &Path) -> Login {
-    let mut child = command(home, &["login", "registry", "--policy", policy.to_str().unwrap(), "--no-browser", "--timeout", "60"]).spawn().unwrap();
+    start_login_with(home, policy, &["--no-browser", "--timeout", "60"]).await
+}
+
+async fn start_login_with(home: &Path, policy: &Path, flags: &[&str]) -> Login {
+    let mut args = vec!["login", "registry", "--policy", policy.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let mut child = command(home, &args).spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     let url = tokio::time::timeout(Duration::from_secs(60), async {
@@ -240,6 +246,29 @@ async fn two_gateways_on_one_store_refresh_once() {
     assert_eq!(idp.token_calls("refresh_token", 200), 1, "one refresh for both gateways");
     assert_eq!(idp.token_calls("refresh_token", 400), 0, "no gateway used a burnt refresh token");
     stored_tokens(&first.home());
+}
+
+#[tokio::test]
+async fn a_device_login_needs_no_browser_on_this_machine() {
+    let mut idp = RegistryIdp::start(ACCESS_TTL).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    // The person finishes on another device: here, a browser that never
+    // talks to the CLI, only to the provider's verification pages.
+    let login = start_login_with(&gw.home(), &gw.policy_path, &["--device"]).await;
+    assert!(login.url.starts_with(&format!("{}/device", idp.issuer)) && login.url.contains("user_code="), "{}", login.url);
+    let report = browser_login(&login.url, "carol").await;
+    assert_eq!(report["ok"], true, "{report}");
+    let (ok, output) = finish_login(login).await;
+    assert!(ok, "{output}");
+    assert!(output.contains("enter the code"), "{output}");
+    assert_eq!(idp.token_calls("urn:ietf:params:oauth:grant-type:device_code", 200), 1);
+    let (_, record) = stored_tokens(&gw.home());
+    assert!(!output.contains(record["access_token"].as_str().unwrap()));
+    let r = client().get(gw.url("registry").await).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["sub"], "carol");
 }
 
 #[tokio::test]

@@ -80,9 +80,13 @@ impl RegistryServer {
 
 /// Opens `authorize_url` in a real headless Chromium, logs in as `user` and
 /// follows the redirect to the callback; returns the script's JSON report.
+/// A verification URL of the device flow (it carries `user_code=`) is
+/// completed on the provider's device pages instead.
 pub async fn browser_login(authorize_url: &str, user: &str) -> serde_json::Value {
+    let device = authorize_url.contains("user_code=");
     let output = Command::new("node")
         .arg(node_dir().join("browser-login.mjs"))
+        .args(device.then_some("--device"))
         .args([authorize_url, "--user", user])
         .current_dir(node_dir())
         .stdin(std::process::Stdio::null())

@@ -57,6 +57,40 @@ pub trait Login: Injector {
     fn logout(&self) -> Result<(), String>;
 }
 
+/// A login completed on another device (RFC 8628), for machines without a
+/// browser: `portcullis login --device` drives these calls.
+pub trait DeviceLogin: Login {
+    /// Starts a device login: what to show the person.
+    fn begin_device_login(&self) -> Result<DeviceStart, String>;
+
+    /// Whether the person has finished; an `Err` ends the login.
+    fn poll_device_login(&self) -> Result<DevicePoll, String>;
+}
+
+/// What [`DeviceLogin::begin_device_login`] shows the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStart {
+    /// Where to go, on any device.
+    pub verification_uri: String,
+    /// The same with the code filled in, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// The code to type there.
+    pub user_code: String,
+    /// Seconds until the code expires.
+    pub expires_in: u32,
+    /// Seconds to wait before the first poll.
+    pub interval: u32,
+}
+
+/// Where a device login stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// Not finished: poll again after this many seconds.
+    Pending(u32),
+    /// Finished: the credentials are stored.
+    Done,
+}
+
 /// Where [`Login::begin_login`] sends the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginStart {
@@ -89,7 +123,17 @@ macro_rules! export_injector {
 #[macro_export]
 macro_rules! export_interactive_injector {
     ($type:ty) => {
-        $crate::__export_component!($type, "portcullis:auth/interactive-injector", init_injector, inject: inject -> Injection, login);
+        $crate::__export_component!($type, "portcullis:auth/interactive-injector", init_injector, inject: inject -> Injection, login: login);
+    };
+}
+
+/// Exports `$type`, an [`Injector`] with a [`Login`] and a [`DeviceLogin`], as
+/// this crate's component (world `portcullis:auth/device-injector`). Use it
+/// once, in the crate root.
+#[macro_export]
+macro_rules! export_device_injector {
+    ($type:ty) => {
+        $crate::__export_component!($type, "portcullis:auth/device-injector", init_injector, inject: inject -> Injection, login: login, device: device_login);
     };
 }
 
@@ -98,7 +142,7 @@ macro_rules! export_interactive_injector {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_component {
-    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident $(, $login:ident)?) => {
+    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident $(, login: $login:ident)? $(, device: $device:ident)?) => {
         #[doc(hidden)]
         mod __portcullis_bindings {
             $crate::__bindings!($world);
@@ -130,6 +174,25 @@ macro_rules! __export_component {
                 }
                 fn logout() -> ::std::result::Result<(), ::std::string::String> {
                     INSTANCE.with(|instance| $crate::__private::logout(instance))
+                }
+            }
+            )?
+            $(
+            impl exports::$device::Guest for Component {
+                fn begin_device_login() -> ::std::result::Result<exports::device_login::DeviceStart, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::begin_device_login(instance)).map(|start| exports::device_login::DeviceStart {
+                        verification_uri: start.verification_uri,
+                        verification_uri_complete: start.verification_uri_complete,
+                        user_code: start.user_code,
+                        expires_in: start.expires_in,
+                        interval: start.interval,
+                    })
+                }
+                fn poll_device_login() -> ::std::result::Result<exports::device_login::DevicePoll, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::poll_device_login(instance)).map(|poll| match poll {
+                        $crate::DevicePoll::Pending(seconds) => exports::device_login::DevicePoll::Pending(seconds),
+                        $crate::DevicePoll::Done => exports::device_login::DevicePoll::Done,
+                    })
                 }
             }
             )?
@@ -186,6 +249,14 @@ pub fn finish_login<T: Login>(slot: &OnceCell<T>, callback_query: &str) -> Resul
 
 pub fn logout<T: Login>(slot: &OnceCell<T>) -> Result<(), String> {
     slot.get().ok_or_else(not_initialised_text)?.logout()
+}
+
+pub fn begin_device_login<T: DeviceLogin>(slot: &OnceCell<T>) -> Result<DeviceStart, String> {
+    slot.get().ok_or_else(not_initialised_text)?.begin_device_login()
+}
+
+pub fn poll_device_login<T: DeviceLogin>(slot: &OnceCell<T>) -> Result<DevicePoll, String> {
+    slot.get().ok_or_else(not_initialised_text)?.poll_device_login()
 }
 
 fn not_initialised_text() -> String {

@@ -51,7 +51,7 @@ mod request;
 mod verdict;
 
 pub use config::{Context, parse_config};
-pub use export::{Authenticator, Injector, Login, LoginStart};
+pub use export::{Authenticator, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
 pub use host::{cache, crypto, http, log, secrets};
 pub use manifest::Manifest;
 pub use request::{RepeatedHeader, Request};
@@ -60,8 +60,9 @@ pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny
 /// Everything a component usually needs, for `use portcullis_plugin::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Allow, Authenticator, Context, Deny, Forward, Injection, Injector, Login, LoginStart, Manifest, Request, Verdict, abstain, allow, cache,
-        constant_time_eq, crypto, deny, export_authenticator, export_injector, export_interactive_injector, forward, http, log, secrets,
+        Allow, Authenticator, Context, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Injection, Injector, Login, LoginStart, Manifest, Request, Verdict,
+        abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_device_injector, export_injector, export_interactive_injector,
+        forward, http, log, secrets,
     };
     pub use serde::Deserialize;
 }
@@ -77,7 +78,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// the SDK's API: it changes with the contract.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::{authenticate, begin_login, finish_login, init_authenticator, init_injector, inject, logout};
+    pub use crate::export::{
+        authenticate, begin_device_login, begin_login, finish_login, init_authenticator, init_injector, inject, logout, poll_device_login,
+    };
     pub use wit_bindgen;
 
     // `__bindings!(world)`: the export side of one world, generated in the

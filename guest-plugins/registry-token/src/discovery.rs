@@ -28,6 +28,35 @@ pub struct Endpoints {
     pub token: String,
     /// RFC 7009; only used by `logout`.
     pub revocation: Option<String>,
+    /// RFC 8628; only used by the device login.
+    #[serde(default)]
+    pub device_authorization: DeviceEndpoint,
+}
+
+/// The device authorization endpoint, as the metadata offers it. A bad one
+/// does not fail discovery (the browser login does not need it); it is
+/// refused when a device login asks for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceEndpoint {
+    /// Not advertised: the provider does not offer the grant.
+    #[default]
+    Absent,
+    Usable(String),
+    /// Advertised, but it fails the checks: why.
+    Unusable(String),
+}
+
+impl Endpoints {
+    /// The device authorization endpoint, or why there is none to use.
+    pub fn device_authorization(&self) -> Result<&str, String> {
+        match &self.device_authorization {
+            DeviceEndpoint::Usable(url) => Ok(url),
+            DeviceEndpoint::Absent => Err("the identity provider does not offer the device authorization grant \
+                 (no device_authorization_endpoint in its discovery document); log in with a browser instead"
+                .into()),
+            DeviceEndpoint::Unusable(why) => Err(format!("the device login cannot be used: {why}; log in with a browser instead")),
+        }
+    }
 }
 
 /// The endpoints of `oauth.issuer`, from the cache or fetched.
@@ -106,6 +135,14 @@ pub fn validate(body: &[u8], oauth: &OAuth) -> Result<Endpoints, String> {
         // Revocation is best effort: an endpoint that fails the checks is not used
         // (it would receive the refresh token), and the login still works.
         revocation: text("revocation_endpoint").filter(|url| check_endpoint("revocation_endpoint", url, oauth.issuer_is_local).is_ok()).map(str::to_owned),
+        device_authorization: match doc.get("device_authorization_endpoint") {
+            None | Some(serde_json::Value::Null) => DeviceEndpoint::Absent,
+            Some(serde_json::Value::String(url)) => match check_endpoint("device_authorization_endpoint", url, oauth.issuer_is_local) {
+                Ok(()) => DeviceEndpoint::Usable(url.clone()),
+                Err(why) => DeviceEndpoint::Unusable(why),
+            },
+            Some(_) => DeviceEndpoint::Unusable("the provider's `device_authorization_endpoint` is not a string".into()),
+        },
     })
 }
 
@@ -156,8 +193,37 @@ mod tests {
                 authorization: "https://idp.example.com/authorize?tenant=a".into(),
                 token: "https://idp.example.com/token".into(),
                 revocation: Some("https://idp.example.com/revoke".into()),
+                device_authorization: DeviceEndpoint::Absent,
             }
         );
+        assert!(endpoints.device_authorization().unwrap_err().contains("does not offer the device authorization grant"));
+    }
+
+    #[test]
+    fn the_device_authorization_endpoint() {
+        let device = |issuer: &str, url: serde_json::Value| {
+            let doc = serde_json::json!({"issuer": issuer, "authorization_endpoint": format!("{issuer}/a"), "token_endpoint": format!("{issuer}/t"),
+                "device_authorization_endpoint": url})
+            .to_string();
+            validate(doc.as_bytes(), &oauth(issuer)).unwrap()
+        };
+        let endpoints = device("https://idp", "https://idp/device/auth".into());
+        assert_eq!(endpoints.device_authorization(), Ok("https://idp/device/auth"));
+        assert_eq!(device("http://127.0.0.1:9000", "http://127.0.0.1:9000/device/auth".into()).device_authorization(), Ok("http://127.0.0.1:9000/device/auth"));
+        assert_eq!(device("https://idp", serde_json::Value::Null).device_authorization, DeviceEndpoint::Absent);
+        // A bad device endpoint does not break the browser login, and says why it is not used.
+        for (bad, why) in [("http://idp/device", "does not use https"), ("https://idp/device#x", "fragment"), ("device", "not an http(s) URL")] {
+            let endpoints = device("https://idp", bad.into());
+            assert_eq!(endpoints.token, "https://idp/t");
+            let error = endpoints.device_authorization().unwrap_err();
+            assert!(error.starts_with("the device login cannot be used: the provider's `device_authorization_endpoint`") && error.contains(why), "{error}");
+        }
+        assert!(device("https://idp", 42.into()).device_authorization().unwrap_err().contains("not a string"));
+        // Cached before this field existed: read as absent.
+        let old: Endpoints = serde_json::from_str(r#"{"authorization":"https://idp/a","token":"https://idp/t","revocation":null}"#).unwrap();
+        assert_eq!(old.device_authorization, DeviceEndpoint::Absent);
+        let round: Endpoints = serde_json::from_slice(&serde_json::to_vec(&endpoints).unwrap()).unwrap();
+        assert_eq!(round, endpoints);
     }
 
     #[test]

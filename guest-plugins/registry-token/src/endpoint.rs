@@ -1,5 +1,6 @@
-//! Requests to the provider's token and revocation endpoints: the form bodies
-//! (pure, tested) and the calls (through the gateway's HTTP client).
+//! Requests to the provider's token, revocation and device authorization
+//! endpoints: the form bodies (pure, tested) and the calls (through the
+//! gateway's HTTP client).
 //!
 //! This is a public client (no client secret, RFC 6749 §2.1): `client_id`
 //! goes in the body of every request. `resource` (RFC 8707) and the
@@ -36,6 +37,28 @@ pub fn code_form(oauth: &OAuth, code: &str, redirect_uri: &str, verifier: &str) 
     form.finish()
 }
 
+/// The device authorization request (RFC 8628 §3.1): the same `scope` as the
+/// browser login's authorization request.
+pub fn device_authorization_form(oauth: &OAuth) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("client_id", &oauth.client_id);
+    if !oauth.scopes.is_empty() {
+        form.append_pair("scope", &oauth.scopes.join(" "));
+    }
+    with_target(&mut form, oauth);
+    form.finish()
+}
+
+/// The device access token request (RFC 8628 §3.4).
+pub fn device_code_form(oauth: &OAuth, device_code: &str) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", DEVICE_CODE_GRANT).append_pair("device_code", device_code).append_pair("client_id", &oauth.client_id);
+    with_target(&mut form, oauth);
+    form.finish()
+}
+
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The revocation request for a refresh token (RFC 7009 §2.1).
 pub fn revocation_form(oauth: &OAuth, refresh_token: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
@@ -69,6 +92,15 @@ pub fn revoke(revocation_endpoint: &str, form: String) -> Result<(), String> {
         Ok(response) if response.status == 200 => Ok(()),
         Ok(response) => Err(format!("the revocation endpoint answered HTTP {}", response.status)),
         Err(error) => Err(format!("could not reach the revocation endpoint: {}", describe(&error))),
+    }
+}
+
+/// POSTs a device authorization request: the status and body, or why there is
+/// no answer.
+pub fn authorize_device(device_authorization_endpoint: &str, form: String) -> Result<(u16, Vec<u8>), String> {
+    match post(device_authorization_endpoint, form) {
+        Ok(response) => Ok((response.status, response.body)),
+        Err(error) => Err(format!("could not reach the device authorization endpoint: {}", describe(&error))),
     }
 }
 
@@ -115,6 +147,29 @@ mod tests {
         let mut oauth = oauth();
         oauth.audience = Some("aud".into());
         assert!(code_form(&oauth, "c", "http://localhost/cb", "v").ends_with("&code_verifier=v&audience=aud"));
+    }
+
+    #[test]
+    fn device_authorization() {
+        let mut oauth = oauth();
+        oauth.scopes.push("offline_access".into());
+        assert_eq!(device_authorization_form(&oauth), "client_id=cli&scope=openid+offline_access");
+        oauth.resource = Some("http://127.0.0.1/registry".into());
+        oauth.audience = Some("aud".into());
+        assert_eq!(device_authorization_form(&oauth), "client_id=cli&scope=openid+offline_access&resource=http%3A%2F%2F127.0.0.1%2Fregistry&audience=aud");
+        oauth.scopes.clear();
+        assert_eq!(device_authorization_form(&oauth), "client_id=cli&resource=http%3A%2F%2F127.0.0.1%2Fregistry&audience=aud", "no scopes: no `scope`");
+    }
+
+    #[test]
+    fn device_code() {
+        assert_eq!(
+            device_code_form(&oauth(), "dc/+&1"),
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=dc%2F%2B%261&client_id=cli"
+        );
+        let mut oauth = oauth();
+        oauth.resource = Some("https://registry.example.com/api".into());
+        assert!(device_code_form(&oauth, "dc").ends_with("&client_id=cli&resource=https%3A%2F%2Fregistry.example.com%2Fapi"));
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   tokens are stored as one secret under `token_key` and renewed under a lock
 //!   shared by all instances and gateways (see `renewal`). Without a usable
 //!   login, requests get 503 `registry_auth_required`, never a browser.
+//! - Device login: `portcullis login WORKLOAD --device` drives
+//!   `begin_device_login`/`poll_device_login` (RFC 8628, see `device`) where the
+//!   provider advertises a `device_authorization_endpoint`; the tokens are
+//!   stored exactly as after a browser login.
 //!
 //! Configuration:
 //! - `issuer`: the OAuth issuer, https (http only on loopback); compared exactly
@@ -27,6 +31,7 @@
 
 mod backoff;
 mod config;
+mod device;
 mod discovery;
 mod endpoint;
 mod login;
@@ -47,7 +52,7 @@ use portcullis_plugin::secrets::SecretError;
 use renewal::{LOCK_WAIT, Tokens};
 use static_token::{Lookup, Source};
 use std::cell::{Cell, RefCell};
-use token::Exchange;
+use token::{Exchange, StoredToken};
 
 struct RegistryToken {
     config: Config,
@@ -57,6 +62,8 @@ struct RegistryToken {
     tokens: Tokens,
     /// The login between `begin_login` and `finish_login`.
     pending: RefCell<Option<Pending>>,
+    /// The device login between `begin_device_login` and its last poll.
+    device: RefCell<Option<device::Pending>>,
     /// The static source last used, so that a change is logged once, not every request.
     static_source: Cell<Option<Source>>,
 }
@@ -77,7 +84,14 @@ impl Injector for RegistryToken {
             return Err(format!("`token_key`: the policy does not grant the secret {:?} to this component (it needs reading and writing)", config.token_key));
         }
         let gateway_token_granted = secrets::get(STATIC_TOKEN_SECRET) != Err(SecretError::NotGranted);
-        Ok(RegistryToken { config, gateway_token_granted, tokens: Tokens::default(), pending: RefCell::new(None), static_source: Cell::new(None) })
+        Ok(RegistryToken {
+            config,
+            gateway_token_granted,
+            tokens: Tokens::default(),
+            pending: RefCell::new(None),
+            device: RefCell::new(None),
+            static_source: Cell::new(None),
+        })
     }
 
     fn manifest(&self) -> Manifest {
@@ -120,21 +134,7 @@ impl Login for RegistryToken {
             }
             Exchange::Failed(cause) => return Err(format!("the login could not be completed: {cause}")),
         };
-        let key = &self.config.token_key;
-        // Under the renewal lock, so that a renewal running in a gateway does not
-        // overwrite the new login with the old one's tokens. A login is not lost
-        // for want of the lock, though.
-        let lock = secrets::lock(key, LOCK_WAIT);
-        if let Err(error) = &lock {
-            log::warn(&format!("could not take the lock `{key}` to store the login: {error}; storing it anyway"));
-        }
-        store::write(key, &token).map_err(|e| format!("the login worked, but the tokens could not be stored under `{key}`: {e}"))?;
-        drop(lock);
-        backoff::clear();
-        let refresh = if token.refresh_token.is_some() { "present" } else { "none: a new login is needed when it expires" };
-        log::info(&format!("registry login completed; tokens stored under `{key}` (expires at {}, refresh token {refresh})", token.expires_at));
-        self.tokens.adopt(token);
-        Ok(())
+        self.store_login(token)
     }
 
     fn logout(&self) -> Result<(), String> {
@@ -152,6 +152,7 @@ impl Login for RegistryToken {
         drop(lock);
         self.tokens.forget();
         self.pending.borrow_mut().take();
+        self.device.borrow_mut().take();
         backoff::clear();
         if let (Some(oauth), Some(refresh_token)) = (&self.config.oauth, stored.and_then(|t| t.refresh_token)) {
             revoke(oauth, &refresh_token);
@@ -162,9 +163,71 @@ impl Login for RegistryToken {
     }
 }
 
-export_interactive_injector!(RegistryToken);
+impl DeviceLogin for RegistryToken {
+    fn begin_device_login(&self) -> Result<DeviceStart, String> {
+        let oauth = self.oauth()?;
+        // A new device login replaces any earlier one, even if it fails to start.
+        self.device.borrow_mut().take();
+        let endpoints = discovery::endpoints(oauth)?;
+        let (status, body) = endpoint::authorize_device(endpoints.device_authorization()?, endpoint::device_authorization_form(oauth))?;
+        let authorization = device::authorization(status, &body, oauth.issuer_is_local)?;
+        if let Some(why) = &authorization.ignored {
+            log::warn(&format!("{why}; showing `verification_uri` and the user code instead"));
+        }
+        let start = authorization.start.clone();
+        *self.device.borrow_mut() = Some(device::Pending::new(authorization, endpoints.token, now_ms()));
+        log::info(&format!("registry device login started with {} (the code expires in {} s)", oauth.issuer, start.expires_in));
+        Ok(start)
+    }
+
+    fn poll_device_login(&self) -> Result<DevicePoll, String> {
+        let oauth = self.oauth()?;
+        // Taken out, and put back only while the login goes on: every end clears it.
+        let mut pending = self.device.borrow_mut().take().ok_or("no device login is in progress on this instance; begin-device-login comes first")?;
+        if pending.is_expired(now_ms()) {
+            return Err(device::EXPIRED.into());
+        }
+        let form = endpoint::device_code_form(oauth, &pending.device_code);
+        let step = pending.step(endpoint::exchange(&pending.token_endpoint, form, None, now_ms() / 1000));
+        let interval = pending.interval;
+        match step {
+            device::Step::Done(token) => self.store_login(token).map(|()| DevicePoll::Done),
+            device::Step::Wait => {
+                *self.device.borrow_mut() = Some(pending);
+                Ok(DevicePoll::Pending(interval))
+            }
+            device::Step::Retry(cause) => {
+                log::warn(&format!("polling the token endpoint for the device login failed ({cause}); trying again in {interval} s"));
+                *self.device.borrow_mut() = Some(pending);
+                Ok(DevicePoll::Pending(interval))
+            }
+            device::Step::End(message) => Err(message),
+        }
+    }
+}
+
+export_device_injector!(RegistryToken);
 
 impl RegistryToken {
+    /// Stores the tokens of a completed login (browser or device) and starts using them.
+    fn store_login(&self, token: StoredToken) -> Result<(), String> {
+        let key = &self.config.token_key;
+        // Under the renewal lock, so that a renewal running in a gateway does not
+        // overwrite the new login with the old one's tokens. A login is not lost
+        // for want of the lock, though.
+        let lock = secrets::lock(key, LOCK_WAIT);
+        if let Err(error) = &lock {
+            log::warn(&format!("could not take the lock `{key}` to store the login: {error}; storing it anyway"));
+        }
+        store::write(key, &token).map_err(|e| format!("the login worked, but the tokens could not be stored under `{key}`: {e}"))?;
+        drop(lock);
+        backoff::clear();
+        let refresh = if token.refresh_token.is_some() { "present" } else { "none: a new login is needed when it expires" };
+        log::info(&format!("registry login completed; tokens stored under `{key}` (expires at {}, refresh token {refresh})", token.expires_at));
+        self.tokens.adopt(token);
+        Ok(())
+    }
+
     /// The `Authorization` value: a static token if there is one, else OAuth.
     fn authorization(&self) -> Result<String, Deny> {
         match static_token::lookup(&self.config, self.gateway_token_granted) {

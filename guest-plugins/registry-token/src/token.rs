@@ -113,12 +113,15 @@ pub fn classify(status: u16, body: &[u8], previous_refresh: Option<&str>, now: u
         // Throttling and a slow request say nothing about the grant: retry later
         // rather than throw away a refresh token that may be good.
         408 | 429 => Exchange::Failed(format!("token endpoint answered HTTP {status}")),
-        400..=499 => {
-            let error = serde_json::from_slice::<ErrorResponse>(body).ok().map(|e| printable(&e.error, 64)).filter(|e| !e.is_empty());
-            Exchange::Refused { status, error }
-        }
+        400..=499 => Exchange::Refused { status, error: error_code(body) },
         _ => Exchange::Failed(format!("token endpoint answered HTTP {status}")),
     }
+}
+
+/// The OAuth error code of an error response, sanitised; `None` when the body
+/// is not one (or the code is empty).
+pub fn error_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorResponse>(body).ok().map(|e| printable(&e.error, 64)).filter(|e| !e.is_empty())
 }
 
 fn parse_token(body: &[u8], previous_refresh: Option<&str>, now: u64) -> Option<StoredToken> {
@@ -134,9 +137,9 @@ fn parse_token(body: &[u8], previous_refresh: Option<&str>, now: u64) -> Option<
     Some(StoredToken { access_token: response.access_token, refresh_token, expires_at: now.saturating_add(lifetime), token_type: bearer() })
 }
 
-/// `expires_in` as whole seconds: a non-negative number, or a string of digits
-/// (some older providers send `"3599"`).
-fn seconds(value: &serde_json::Value) -> Option<u64> {
+/// `expires_in` (or RFC 8628's `interval`) as whole seconds: a non-negative
+/// number, or a string of digits (some older providers send `"3599"`).
+pub fn seconds(value: &serde_json::Value) -> Option<u64> {
     match value {
         serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
         serde_json::Value::String(s) if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),

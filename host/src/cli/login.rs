@@ -23,6 +23,10 @@ pub struct LoginArgs {
     /// Print the URL to open instead of opening the system browser.
     #[arg(long)]
     no_browser: bool,
+    /// Log in on another device (OAuth device authorization grant, RFC 8628):
+    /// for machines without a browser. Needs a provider that offers it.
+    #[arg(long, conflicts_with_all = ["no_browser", "callback_port"])]
+    device: bool,
     /// The loopback port of the callback (default: the entry's `callback_port`, else 8666).
     #[arg(long)]
     callback_port: Option<u16>,
@@ -47,6 +51,9 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     super::runtime()?.block_on(async {
         let (runtime, services) = services()?;
         let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
+        if args.device {
+            return device_login(&mut target.session, &args.workload).await;
+        }
         // Bound before the login starts: the redirect URI names this port.
         let listener = CallbackListener::bind(args.callback_port.unwrap_or(target.callback_port)).await?;
         let start = target.session.begin(&listener.redirect_uri()).await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
@@ -76,6 +83,41 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// The device grant: show the code, then poll at the pace the provider asks
+/// for until the person is done, refuses, or the code expires.
+async fn device_login(session: &mut crate::runtime::login::LoginSession, workload: &str) -> anyhow::Result<ExitCode> {
+    let start = session.begin_device().await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "To log in (workload {workload}), open {} on any device and enter the code {}", start.verification_uri, start.user_code)?;
+    if let Some(complete) = &start.verification_uri_complete {
+        writeln!(out, "or open this URL, which carries the code:\n\n  {complete}\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    let until = tokio::time::Instant::now() + start.expires_in;
+    let mut wait = start.interval.max(Duration::from_secs(1));
+    eprintln!("Waiting up to {} s for the login on the other device ...", start.expires_in.as_secs());
+    loop {
+        tokio::time::sleep(wait).await;
+        if tokio::time::Instant::now() >= until {
+            eprintln!("error: the login failed: the code expired before the login was finished; run the command again");
+            return Ok(ExitCode::FAILURE);
+        }
+        match session.poll_device().await? {
+            // At least a second apart, whatever the provider says.
+            Ok(Some(next)) => wait = next.max(Duration::from_secs(1)),
+            Ok(None) => {
+                println!("Logged in: workload {workload} now sends its registry token upstream.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                eprintln!("error: the login failed: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
 }
 
 pub fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {

@@ -67,10 +67,11 @@ pub fn callback_port(entry: &ChainEntryFile) -> u16 {
 }
 
 /// The deadline of a built-in's calls when the policy sets none: the
-/// registry token's calls may refresh at the identity provider (an HTTP round
-/// trip, under a lock other requests wait on), which 100 ms does not fit.
+/// registry token's calls may wait for the refresh lock (up to 3 s) and then
+/// refresh at the identity provider (an HTTP round trip of up to 3 s), which
+/// 100 ms does not fit.
 pub fn default_deadline(entry: &ChainEntryFile) -> Option<std::time::Duration> {
-    (entry.component == REGISTRY_TOKEN).then(|| std::time::Duration::from_secs(5))
+    (entry.component == REGISTRY_TOKEN).then(|| std::time::Duration::from_secs(8))
 }
 
 /// The secret name a registry-token entry keeps its OAuth tokens under:

@@ -67,6 +67,23 @@ pub mod interactive {
     });
 }
 
+/// The interactive injector that also offers a login on another device (RFC 8628).
+pub mod device {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "portcullis:auth/device-injector",
+        exports: { default: async },
+        with: {
+            "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
+            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
+            "portcullis:auth/cache": super::host::portcullis::auth::cache,
+            "portcullis:auth/log": super::host::portcullis::auth::log,
+            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
+        },
+    });
+}
+
 pub use host::portcullis::auth::types;
 
 /// The type the bindings use for `Resource<request>`: a marker, since the
@@ -80,3 +97,4 @@ pub const CONTRACT: &str = "portcullis:auth@0.2.0";
 pub const AUTHENTICATE_EXPORT: &str = "portcullis:auth/authenticate@0.2.0";
 pub const INJECT_EXPORT: &str = "portcullis:auth/inject@0.2.0";
 pub const LOGIN_EXPORT: &str = "portcullis:auth/login@0.2.0";
+pub const DEVICE_LOGIN_EXPORT: &str = "portcullis:auth/device-login@0.2.0";

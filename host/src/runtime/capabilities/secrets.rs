@@ -87,6 +87,11 @@ impl Host for HostState {
         if let Some((_, value)) = caps.secrets.provided.iter().find(|(provided, _)| *provided == name) {
             return Ok(value.expose_secret().to_owned());
         }
+        // The host's own names are never looked up in the store: absent here
+        // means the host has no value for this entry, which is not a refusal.
+        if name.starts_with(HOST_PROVIDED_PREFIX) {
+            return Err(SecretError::NotFound);
+        }
         if !caps.secrets.may_read(&name) {
             // `?name`: the name comes from the component; Debug escapes control characters.
             if caps.secrets.first_refusal(&name) {
@@ -174,6 +179,9 @@ impl Host for HostState {
         self.locks.retain(|(held, _)| *held != name);
     }
 }
+
+/// Secret names the host provides itself (e.g. `portcullis:static-token`).
+pub const HOST_PROVIDED_PREFIX: &str = "portcullis:";
 
 /// How often a taken lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(5);
