@@ -74,7 +74,7 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             .await;
         match finished {
             Ok(()) => {
-                println!("Logged in: workload {} now sends its registry token upstream.", args.workload);
+                writeln!(std::io::stdout(), "Logged in: workload {} now sends its registry token upstream.", args.workload)?;
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -109,7 +109,7 @@ async fn device_login(session: &mut crate::runtime::login::LoginSession, workloa
             // At least a second apart, whatever the provider says.
             Ok(Some(next)) => wait = next.max(Duration::from_secs(1)),
             Ok(None) => {
-                println!("Logged in: workload {workload} now sends its registry token upstream.");
+                writeln!(std::io::stdout(), "Logged in: workload {workload} now sends its registry token upstream.")?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => {
@@ -128,7 +128,7 @@ pub fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
         let (runtime, services) = services()?;
         let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
         target.session.logout().await?.map_err(|e| anyhow::anyhow!("the logout failed: {e}"))?;
-        println!("Logged out: workload {}'s stored tokens are deleted; its configuration is kept.", args.workload);
+        writeln!(std::io::stdout(), "Logged out: workload {}'s stored tokens are deleted; its configuration is kept.", args.workload)?;
         Ok(ExitCode::SUCCESS)
     })
 }
