@@ -34,6 +34,7 @@ pub mod client_config;
 pub mod gateway;
 pub mod home;
 pub mod keys;
+pub mod mcp;
 pub mod origin;
 pub mod plugin_kit;
 pub mod plugins;

@@ -1,5 +1,6 @@
 //! End-to-end tests: real servers on loopback (ephemeral ports), real clients.
 
+mod authorization;
 mod boundary;
 mod bridge_hardening;
 mod capabilities;

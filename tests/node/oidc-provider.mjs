@@ -19,15 +19,23 @@
 //   token_endpoint  http://127.0.0.1:<port>/token
 //   jwks_uri        http://127.0.0.1:<port>/jwks
 //
-// Clients (grant: client_credentials only, auth: client_secret_basic):
-//   test-client        / test-secret   -> JWT access tokens signed RS256
-//   test-client-es256  / test-secret   -> JWT access tokens signed ES256
+// Clients (grant: client_credentials only, auth: client_secret_basic, all with secret test-secret):
+//   test-client        -> JWT access tokens signed RS256
+//   test-client-es256  -> JWT access tokens signed ES256
+//   eng-client         -> JWT access tokens signed RS256, extra claims
+//                         groups: ["engineering"], email: "eng@example.com"
+//   ops-client         -> JWT access tokens signed RS256, extra claims
+//                         groups: ["ops"], email: "ops@example.com"
+// (test-client and test-client-es256 carry no extra claims.)
 //
 // Access tokens: RFC 8707 resource indicators. Any http://127.0.0.1[:port]/... or
 // http://localhost[:port]/... URL is accepted as `resource`; the token is then a JWT
-// (header typ "at+jwt", alg RS256, kid) with aud = the resource string exactly as sent,
-// iss = issuer, sub = client_id = the client id, scope = requested ∩ {mcp:read, mcp:write}, TTL 1 h.
-// Other resources are rejected with `invalid_target`. Without `resource` the token is opaque.
+// (header typ "at+jwt", alg RS256/ES256, kid) with aud = the resource string exactly as sent,
+// iss = issuer, sub = client_id = the client id, scope = requested ∩ {mcp:read, mcp:write,
+// tools:deploy, tools:delete} (same for every client; unknown requested scopes are silently
+// dropped, and the `scope` claim is absent when nothing is left), plus the client's extra claims,
+// TTL 1 h. Other resources are rejected with `invalid_target`. Without `resource` the token is
+// opaque (the extra claims then show up only at introspection).
 //
 // Get a token:
 //   curl -s -u test-client:test-secret \
@@ -36,6 +44,12 @@
 //     --data-urlencode 'scope=mcp:read mcp:write' \
 //     http://127.0.0.1:<port>/token
 //   -> {"access_token":"eyJ...","expires_in":3600,"token_type":"Bearer","scope":"mcp:read mcp:write"}
+//   curl -s -u eng-client:test-secret -d grant_type=client_credentials \
+//     -d resource=http://127.0.0.1:8080 --data-urlencode 'scope=mcp:read tools:deploy' \
+//     http://127.0.0.1:<port>/token
+//   -> access token payload {"groups":["engineering"],"email":"eng@example.com","jti":..,
+//      "sub":"eng-client","iat":..,"exp":..,"scope":"mcp:read tools:deploy","client_id":"eng-client",
+//      "iss":..,"aud":"http://127.0.0.1:8080"}
 
 import http from "node:http";
 import readline from "node:readline";
@@ -48,9 +62,16 @@ if (portArg === undefined || !/^\d+$/.test(String(portArg)) || Number(portArg) >
   process.exit(2);
 }
 const HOST = "127.0.0.1";
-const SCOPES = ["mcp:read", "mcp:write"];
+const SCOPES = ["mcp:read", "mcp:write", "tools:deploy", "tools:delete"];
 const CLIENT_SECRET = "test-secret";
 const ACCESS_TOKEN_TTL = 3600;
+// client id -> access token signing alg and extra access token claims.
+const CLIENTS = {
+  "test-client": { alg: "RS256" },
+  "test-client-es256": { alg: "ES256" },
+  "eng-client": { alg: "RS256", claims: { groups: ["engineering"], email: "eng@example.com" } },
+  "ops-client": { alg: "RS256", claims: { groups: ["ops"], email: "ops@example.com" } },
+};
 
 async function generateSigningJwks() {
   const keys = [];
@@ -78,26 +99,15 @@ function isAcceptedResource(resource) {
 
 function createProvider(issuer, jwks) {
   const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: "test-client",
-        client_secret: CLIENT_SECRET,
-        grant_types: ["client_credentials"],
-        response_types: [],
-        redirect_uris: [],
-        token_endpoint_auth_method: "client_secret_basic",
-        scope: SCOPES.join(" "),
-      },
-      {
-        client_id: "test-client-es256",
-        client_secret: CLIENT_SECRET,
-        grant_types: ["client_credentials"],
-        response_types: [],
-        redirect_uris: [],
-        token_endpoint_auth_method: "client_secret_basic",
-        scope: SCOPES.join(" "),
-      },
-    ],
+    clients: Object.keys(CLIENTS).map((clientId) => ({
+      client_id: clientId,
+      client_secret: CLIENT_SECRET,
+      grant_types: ["client_credentials"],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: "client_secret_basic",
+      scope: SCOPES.join(" "),
+    })),
     jwks,
     scopes: ["openid", ...SCOPES],
     cookies: { keys: ["portcullis-test-cookie-key"] },
@@ -119,11 +129,16 @@ function createProvider(issuer, jwks) {
             accessTokenTTL: ACCESS_TOKEN_TTL,
             accessTokenFormat: "jwt",
             jwt: {
-              sign: { alg: client?.clientId === "test-client-es256" ? "ES256" : "RS256" },
+              sign: { alg: CLIENTS[client?.clientId]?.alg ?? "RS256" },
             },
           };
         },
       },
+    },
+    // Extra access token claims (groups, email) for the clients that have them; undefined = none.
+    extraTokenClaims: async (_ctx, token) => {
+      const claims = CLIENTS[token.clientId]?.claims;
+      return claims === undefined ? undefined : structuredClone(claims);
     },
     ttl: {
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? ACCESS_TOKEN_TTL,

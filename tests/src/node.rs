@@ -91,6 +91,29 @@ impl EverythingServer {
     }
 }
 
+/// `tests/node/mcp-server.mjs`: tools with annotations, prompts and
+/// resources, answering POSTs with SSE or (`json`) plain JSON.
+pub struct McpServer {
+    pub port: u16,
+    _child: Child,
+}
+
+impl McpServer {
+    pub async fn start(json: bool) -> McpServer {
+        let port = free_port();
+        let mut args = vec![port.to_string()];
+        if json {
+            args.push("--json".into());
+        }
+        let (child, _, _) = start("mcp-server.mjs", &args).await;
+        McpServer { port, _child: child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
 /// Runs the official MCP SDK client; returns its one-line JSON report.
 pub async fn mcp_client(args: &[&str], envs: &[(&str, &str)]) -> serde_json::Value {
     let output = Command::new("node")

@@ -1,7 +1,7 @@
 //! The two kinds of component, and the macros that export them.
 
 use crate::__private::wit;
-use crate::{Context, Injection, Manifest, Request, Verdict, deny, parse_config};
+use crate::{Context, Decision, Identity, Injection, Manifest, McpCall, Request, Verdict, deny, parse_config};
 use serde::de::DeserializeOwned;
 use std::cell::OnceCell;
 
@@ -40,6 +40,20 @@ pub trait Injector: Sized + 'static {
 
     /// The edits for one request, or a refusal.
     fn inject(&self, request: &Request) -> Injection;
+}
+
+/// An authorizer: decides, per MCP call, what an authenticated caller may do
+/// (`[[workloads.authorize]]`). It is also asked about each item of a list the
+/// gateway filters (`tools/list`, ...), as if that item were called.
+pub trait Authorizer: Sized + 'static {
+    /// The policy's `config` table. Use `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+
+    /// Checks the configuration (and, say, compiles policies) and sets up.
+    fn init(config: Self::Config, context: &Context) -> Result<Self, String>;
+
+    /// Decides one call; `identity` is none on an anonymous workload.
+    fn authorize(&self, request: &Request, identity: Option<&Identity>, call: &McpCall) -> Decision;
 }
 
 /// An injector whose credential comes from a person: `portcullis login
@@ -115,6 +129,44 @@ macro_rules! export_authenticator {
 macro_rules! export_injector {
     ($type:ty) => {
         $crate::__export_component!($type, "portcullis:auth/credential-injector", init_injector, inject: inject -> Injection);
+    };
+}
+
+/// Exports `$type`, an [`Authorizer`], as this crate's component (world
+/// `portcullis:auth/authorizer`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_authorizer {
+    ($type:ty) => {
+        #[doc(hidden)]
+        mod __portcullis_bindings {
+            $crate::__bindings!("portcullis:auth/authorizer");
+        }
+        const _: () = {
+            use __portcullis_bindings::exports::portcullis::auth as exports;
+            ::std::thread_local! {
+                static INSTANCE: ::std::cell::OnceCell<$type> = const { ::std::cell::OnceCell::new() };
+            }
+            struct Component;
+            impl exports::lifecycle::Guest for Component {
+                fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
+                    INSTANCE.with(|instance| $crate::__private::init_authorizer(instance, &settings.config_json, settings.workload, settings.public_url))
+                }
+            }
+            impl exports::authorize::Guest for Component {
+                fn authorize(
+                    request: &$crate::__private::wit::Request,
+                    identity: ::std::option::Option<$crate::__private::wit::Identity>,
+                    call: $crate::__private::capabilities::portcullis::auth::mcp::McpCall,
+                ) -> exports::authorize::Decision {
+                    match INSTANCE.with(|instance| $crate::__private::authorize(instance, request, identity, call)) {
+                        $crate::Decision::Allow { rule } => exports::authorize::Decision::Allow(rule),
+                        $crate::Decision::Deny { reason, rule } => exports::authorize::Decision::Deny(exports::authorize::Denial { reason, rule }),
+                        $crate::Decision::StepUp(scopes) => exports::authorize::Decision::StepUp(scopes),
+                    }
+                }
+            }
+    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
+        };
     };
 }
 
@@ -236,6 +288,23 @@ pub fn inject<T: Injector>(slot: &OnceCell<T>, request: &wit::Request) -> wit::I
     match slot.get() {
         Some(instance) => instance.inject(&Request::new(request)).into_wit(),
         None => Injection::Deny(not_initialised_deny()).into_wit(),
+    }
+}
+
+pub fn init_authorizer<T: Authorizer>(slot: &OnceCell<T>, config_json: &str, workload: String, public_url: String) -> Result<wit::Manifest, String> {
+    // An authorizer handles no headers: its manifest is empty.
+    init(slot, config_json, Context { workload, public_url }, T::init, |_| Manifest::new())
+}
+
+pub fn authorize<T: Authorizer>(
+    slot: &OnceCell<T>,
+    request: &wit::Request,
+    identity: Option<wit::Identity>,
+    call: crate::__private::capabilities::portcullis::auth::mcp::McpCall,
+) -> Decision {
+    match slot.get() {
+        Some(instance) => instance.authorize(&Request::new(request), identity.map(Identity::from_wit).as_ref(), &McpCall::from_wit(call)),
+        None => crate::forbid("The component was called before init."),
     }
 }
 

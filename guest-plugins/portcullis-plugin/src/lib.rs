@@ -43,6 +43,7 @@
 // The generated bindings name this crate by path, from inside it too.
 extern crate self as portcullis_plugin;
 
+mod authorize;
 mod config;
 mod export;
 pub mod host;
@@ -50,8 +51,9 @@ mod manifest;
 mod request;
 mod verdict;
 
+pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};
 pub use config::{Context, parse_config};
-pub use export::{Authenticator, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
+pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
 pub use host::{cache, crypto, http, log, secrets};
 pub use manifest::Manifest;
 pub use request::{RepeatedHeader, Request};
@@ -60,9 +62,9 @@ pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny
 /// Everything a component usually needs, for `use portcullis_plugin::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Allow, Authenticator, Context, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Injection, Injector, Login, LoginStart, Manifest, Request, Verdict,
-        abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_device_injector, export_injector, export_interactive_injector,
-        forward, http, log, secrets,
+        Allow, Authenticator, Authorizer, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector, Login,
+        LoginStart, Manifest, McpCall, Request, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_authorizer,
+        export_device_injector, export_injector, export_interactive_injector, forbid, forward, http, log, permit, secrets, step_up,
     };
     pub use serde::Deserialize;
 }
@@ -79,7 +81,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::export::{
-        authenticate, begin_device_login, begin_login, finish_login, init_authenticator, init_injector, inject, logout, poll_device_login,
+        authenticate, authorize, begin_device_login, begin_login, finish_login, init_authenticator, init_authorizer, init_injector, inject, logout,
+        poll_device_login,
     };
     pub use wit_bindgen;
 

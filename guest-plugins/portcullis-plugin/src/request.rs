@@ -84,6 +84,13 @@ impl<'a> Request<'a> {
         self.inner.peer().remote_addr
     }
 
+    /// The MCP calls of the request's JSON-RPC message (one, or several for a
+    /// batch), parsed by the gateway; empty unless the workload is MCP and the
+    /// request is a POST.
+    pub fn mcp_calls(&self) -> Vec<crate::McpCall> {
+        self.inner.mcp_calls().into_iter().map(crate::McpCall::from_wit).collect()
+    }
+
     /// The subject of the client's TLS certificate, when there is one.
     pub fn tls_client_identity(&self) -> Option<String> {
         self.inner.peer().tls_client_identity

@@ -34,6 +34,22 @@ pub struct RequestFile {
     pub headers: Vec<(String, String)>,
     /// Default `127.0.0.1:50000`.
     pub remote_addr: Option<String>,
+    /// An MCP JSON-RPC message (an object or a batch), read as an MCP
+    /// workload's gateway reads a POST body: its calls are `mcp-calls`, and
+    /// an authorizer is asked about the first.
+    pub body: Option<Value>,
+    /// For an authorizer: who the inbound chain said is calling.
+    pub identity: Option<IdentityFile>,
+}
+
+/// An identity, as an inbound component would have established it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    pub subject: String,
+    pub issuer: Option<String>,
+    /// The claims, as a JSON object.
+    pub claims: Option<Value>,
 }
 
 fn default_method() -> String {
@@ -71,7 +87,7 @@ pub struct Report {
 /// A verdict as `plugin test` prints it; fields that do not apply are left out.
 #[derive(Debug, Default, Serialize)]
 pub struct Decision {
-    /// `allow`, `deny`, `abstain`, `forward`, or `fault`.
+    /// `allow`, `deny`, `abstain`, `forward`, `step_up`, or `fault`.
     pub verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -85,6 +101,13 @@ pub struct Decision {
     pub headers: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// An authorizer's rule id, deny reason, and step-up scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
     /// A fault's kind (`trap`, `deadline`, `memory_limit`, `bad_verdict`, `instantiate`) and detail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<Value>,
@@ -107,15 +130,26 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
     let inspection = crate::runtime::inspect::inspect(runtime.engine(), &spec.wasm)?;
     let role = match inspection.world {
         "authenticator" => Role::Authenticator,
-        "credential-injector" | "interactive-injector" => Role::Injector,
-        _ => anyhow::bail!("the component exports neither `authenticate` nor `inject` of portcullis:auth@0.2.0 (see `portcullis plugin inspect`)"),
+        "credential-injector" | "interactive-injector" | "device-injector" => Role::Injector,
+        "authorizer" => Role::Authorizer,
+        _ => anyhow::bail!("the component exports none of `authenticate`, `inject` or `authorize` of portcullis:auth@0.2.0 (see `portcullis plugin inspect`)"),
     };
+    let identity = spec.request.identity.as_ref().map(|i| crate::runtime::bindings::types::Identity {
+        subject: i.subject.clone(),
+        issuer: i.issuer.clone(),
+        claims_json: i.claims.as_ref().map(Value::to_string),
+    });
     let request = request_data(spec.request)?;
+    anyhow::ensure!(role != Role::Authorizer || !request.mcp_calls.is_empty(), "request: an authorizer needs a `body` holding an MCP call");
     let component = runtime.component(&sha256, &spec.wasm)?;
     let trial = Arc::new(Trial::new(spec.stubs));
     let services = Services::for_trial(trial.clone());
     let label = PluginLabel { workload: spec.workload.as_str().into(), component: "plugin-test".into() };
-    let position = if role == Role::Authenticator { "inbound[0]" } else { "outbound[0]" };
+    let position = match role {
+        Role::Authenticator => "inbound[0]",
+        Role::Injector => "outbound[0]",
+        Role::Authorizer => "authorize[0]",
+    };
     let caps = Arc::new(Capabilities::new(label.clone(), &Default::default(), &services, position, cache::Quota::default()));
     let metrics = Metrics::new();
     let plugin = Plugin::new(
@@ -150,6 +184,7 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
     let verdict = match role {
         Role::Authenticator => plugin.authenticate(&request).await.map(verdict_json),
         Role::Injector => plugin.inject(&request).await.map(injection_json),
+        Role::Authorizer => plugin.authorize(&request, identity.as_ref(), &request.mcp_calls[0]).await.map(decision_json),
     };
     report.host_calls = trial.take();
     report.verdict = Some(verdict.unwrap_or_else(|fault| Decision {
@@ -175,6 +210,12 @@ fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
         headers.append(name, value);
     }
     let remote = file.remote_addr.as_deref().unwrap_or("127.0.0.1:50000");
+    let mcp_calls = match &file.body {
+        Some(body) => {
+            crate::mcp::message::parse(body.to_string().as_bytes()).map_err(|e| anyhow::anyhow!("request: `body` is not an MCP message: {}", e.describe()))?
+        }
+        None => Vec::new(),
+    };
     Ok(RequestData {
         method,
         scheme: "http",
@@ -183,6 +224,7 @@ fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
         headers,
         remote: remote.parse().map_err(|_| anyhow::anyhow!("request: `remote_addr` {remote:?} is not a socket address"))?,
         tls_client_identity: None,
+        mcp_calls,
     })
 }
 
@@ -221,6 +263,16 @@ fn verdict_json(verdict: Verdict) -> Decision {
             ..Decision::default()
         },
         Verdict::Deny(denial) => denial_json(&denial),
+    }
+}
+
+fn decision_json(decision: crate::runtime::verdict::Decision) -> Decision {
+    use crate::runtime::verdict::Decision as Checked;
+    let verdict = decision.label();
+    match decision {
+        Checked::Allow { rule } => Decision { verdict, rule, ..Decision::default() },
+        Checked::Deny { reason, rule } => Decision { verdict, rule, reason: Some(reason), ..Decision::default() },
+        Checked::StepUp(scopes) => Decision { verdict, scopes: Some(scopes), ..Decision::default() },
     }
 }
 

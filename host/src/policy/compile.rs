@@ -9,6 +9,7 @@ use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
+use crate::mcp::authorize::Authorizers;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard::RequestGuard;
@@ -16,7 +17,7 @@ use crate::proxy::headers::HeaderRules;
 use crate::proxy::resource_metadata::ProtectedResource;
 use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
-use crate::proxy::workload::Workload;
+use crate::proxy::workload::{McpSettings, Workload};
 use crate::runtime::Runtime;
 use crate::runtime::builtins;
 use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
@@ -33,6 +34,7 @@ const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 const DEFAULT_MAX_INSTANCES: u32 = 64;
+const DEFAULT_MAX_MCP_MESSAGE_BYTES: u64 = 1024 * 1024;
 
 /// Builds a snapshot. All components are compiled before any is instantiated,
 /// and each distinct component is compiled once however often it is used.
@@ -69,7 +71,7 @@ async fn compile_workload(
 ) -> Result<Workload, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let name: Arc<str> = file.name.as_str().into();
-    let ParsedWorkload { public_url, upstream: upstream_url, strip_request_headers } = parsed;
+    let ParsedWorkload { public_url, upstream: upstream_url, strip_request_headers, mcp } = parsed;
 
     let tls = match &file.tls {
         Some(tls) => match crate::proxy::tls::server_config(&policy.resolve(&tls.cert), &policy.resolve(&tls.key)) {
@@ -97,10 +99,10 @@ async fn compile_workload(
     let max_instances = file.limits.max_instances.unwrap_or(DEFAULT_MAX_INSTANCES) as usize;
     let instances = Arc::new(tokio::sync::Semaphore::new(max_instances));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let max_idle = (max_instances / (file.inbound.len() + file.outbound.len()).max(1)).clamp(1, cores * 4);
-    let mut chains: [Vec<Arc<Plugin>>; 2] = [Vec::new(), Vec::new()];
-    for (chain, role, entries) in [(0, Role::Authenticator, &file.inbound), (1, Role::Injector, &file.outbound)] {
-        let chain_key = key.key(if role == Role::Authenticator { "inbound" } else { "outbound" });
+    let max_idle = (max_instances / (file.inbound.len() + file.outbound.len() + file.authorize.len()).max(1)).clamp(1, cores * 4);
+    let mut chains: [Vec<Arc<Plugin>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for (chain, role, entries) in [(0, Role::Authenticator, &file.inbound), (1, Role::Injector, &file.outbound), (2, Role::Authorizer, &file.authorize)] {
+        let chain_key = key.key(chain_name(role));
         for (position, entry) in entries.iter().enumerate() {
             let entry_key = chain_key.index(position);
             let place = Place { key: &entry_key, role, position, instances: instances.clone(), max_idle };
@@ -114,7 +116,7 @@ async fn compile_workload(
         Some(upstream) if errors.is_empty() => upstream,
         _ => return Err(errors),
     };
-    let [inbound, outbound] = chains;
+    let [inbound, outbound, authorize] = chains;
     let outbound_logs_in =
         file.outbound.iter().any(|e| components.get(&e.component).is_some_and(|c| crate::runtime::login::LoginSession::offered_by(runtime, c)));
     // Produced headers are stripped from the client's request before the chain:
@@ -137,6 +139,10 @@ async fn compile_workload(
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         outbound_logs_in,
+        mcp: mcp.then(|| McpSettings {
+            max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
+            authorizers: Authorizers { plugins: authorize.into() },
+        }),
         upstream,
         tls,
         listen: file.listen,
@@ -183,7 +189,7 @@ async fn compile_entry(
     };
     let declared = policy.file.components.get(&entry.component);
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
-    let chain = if role == Role::Authenticator { "inbound" } else { "outbound" };
+    let chain = chain_name(role);
     let Prepared { config_json, caps, limits } = prepare_entry(policy, workload, entry, key, &format!("{chain}[{position}]"), services)?;
     let spec = PluginSpec {
         metrics: metrics.plugin(&workload.name, &entry.component, &FaultKind::labels()),
@@ -200,6 +206,15 @@ async fn compile_entry(
         max_idle,
     };
     Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
+}
+
+/// The policy key of a role's chain.
+fn chain_name(role: Role) -> &'static str {
+    match role {
+        Role::Authenticator => "inbound",
+        Role::Injector => "outbound",
+        Role::Authorizer => "authorize",
+    }
 }
 
 /// What a chain entry's component is set up with.

@@ -122,6 +122,13 @@ pub struct WorkloadFile {
     /// Credential injectors toward the upstream, in order.
     #[serde(default)]
     pub outbound: Vec<ChainEntryFile>,
+    /// Read each POST as an MCP JSON-RPC message (components see its calls;
+    /// authorizers decide them). Default: true when `public_url`'s path ends in `/mcp`.
+    pub mcp: Option<bool>,
+    /// Authorizers (MCP workloads), after `inbound`: every MCP call, and every
+    /// item of a list response, needs each of them to allow.
+    #[serde(default)]
+    pub authorize: Vec<ChainEntryFile>,
     /// Serve TLS with these PEM files instead of plain HTTP.
     pub tls: Option<TlsFile>,
     /// Extra CA certificates (PEM) trusted for an `https` upstream, besides the system and bundled roots.
@@ -181,6 +188,9 @@ pub struct TlsFile {
 pub struct WorkloadLimitsFile {
     /// Largest request body accepted, in KiB (default 4096).
     pub max_request_body_kib: Option<u64>,
+    /// Largest MCP message read on an MCP workload, in bytes (default 1048576);
+    /// a larger POST is refused with 413.
+    pub max_mcp_message_bytes: Option<u64>,
     /// Time allowed for the upstream to start its response, in milliseconds (default 30000).
     pub upstream_timeout_ms: Option<u64>,
     /// Time allowed for a client to send its request headers, in milliseconds (default 10000);

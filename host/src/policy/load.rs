@@ -47,6 +47,8 @@ pub struct ParsedWorkload {
     pub upstream: url::Url,
     pub public_url: url::Url,
     pub strip_request_headers: Vec<http::HeaderName>,
+    /// Whether POSTs are read as MCP messages (`mcp`, or its default).
+    pub mcp: bool,
 }
 
 pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
@@ -94,7 +96,7 @@ fn check_plugins(path: &Path, file: &PolicyFile, p: &mut Problems<'_>) -> (Lockf
         p.error(&root.key("plugins").key("trusted_keys"), "`require_signatures = true` needs at least one trusted key", None);
     }
     for (w, workload) in file.workloads.iter().enumerate() {
-        for (chain, entries) in [("inbound", &workload.inbound), ("outbound", &workload.outbound)] {
+        for (chain, entries) in [("inbound", &workload.inbound), ("outbound", &workload.outbound), ("authorize", &workload.authorize)] {
             for (n, entry) in entries.iter().enumerate() {
                 let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
                 if lock.find(reference).is_none() {
@@ -249,7 +251,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
         }
     }
-    let positions = w.inbound.len() + w.outbound.len();
+    let positions = w.inbound.len() + w.outbound.len() + w.authorize.len();
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
     {
@@ -270,12 +272,27 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
         }
     }
-    for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound)] {
+    for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound), ("authorize", &w.authorize)] {
         for (n, entry) in entries.iter().enumerate() {
             validate_entry(file, entry, &key.key(chain).index(n), p);
         }
     }
-    Some(ParsedWorkload { upstream: upstream?, public_url: public_url?, strip_request_headers })
+    let public_url = public_url?;
+    // The documented default: an endpoint named `/mcp` speaks MCP.
+    let mcp = w.mcp.unwrap_or_else(|| public_url.path().trim_end_matches('/').ends_with("/mcp"));
+    if !w.authorize.is_empty() && !mcp {
+        p.error(
+            &key.key("authorize"),
+            "authorizers decide MCP calls, and this workload is not an MCP workload",
+            "set `mcp = true` (the default when `public_url`'s path ends in `/mcp`)".to_string(),
+        );
+    }
+    if let Some(bytes) = w.limits.max_mcp_message_bytes
+        && (bytes == 0 || bytes > 64 * 1024 * 1024)
+    {
+        p.error(&key.key("limits").key("max_mcp_message_bytes"), "must be between 1 and 67108864", None);
+    }
+    Some(ParsedWorkload { upstream: upstream?, public_url, strip_request_headers, mcp })
 }
 
 fn check_hosts(hosts: &[String], key: &KeyPath, p: &mut Problems<'_>) {

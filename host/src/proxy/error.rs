@@ -40,11 +40,22 @@ pub enum GatewayError {
     /// The upstream refused (401/403) the credential a login-based injector
     /// sent: the person must log in again.
     LoginRefused { status: StatusCode, workload: Arc<str> },
+    /// A POST to an MCP workload that is not a usable JSON-RPC message, or
+    /// whose `Mcp-Method`/`Mcp-Name` headers disagree with it.
+    BadMcpMessage(&'static str),
+    /// An MCP message over `limits.max_mcp_message_bytes`.
+    McpMessageTooLarge,
+    /// An authorizer refused an MCP call: a JSON-RPC error for the client.
+    Forbidden { id: Option<String>, reason: String },
+    /// An authorizer wants more scopes (OAuth step-up).
+    InsufficientScope { scopes: Vec<String>, resource_metadata: Option<String> },
+    /// A list response too large to filter is not passed on unfiltered.
+    ListUnfilterable,
 }
 
 impl GatewayError {
     /// Every label [`GatewayError::reason`] gives, and `forwarded`: the request outcomes.
-    pub const OUTCOMES: [&'static str; 14] = [
+    pub const OUTCOMES: [&'static str; 19] = [
         "forwarded",
         "host_not_allowed",
         "origin_not_allowed",
@@ -59,6 +70,11 @@ impl GatewayError {
         "upstream_timeout",
         "workload_gone",
         "login_refused",
+        "bad_mcp_message",
+        "mcp_message_too_large",
+        "forbidden",
+        "insufficient_scope",
+        "list_unfilterable",
     ];
 
     /// A fixed label for metrics and logs.
@@ -77,6 +93,11 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::WorkloadGone => "workload_gone",
             GatewayError::LoginRefused { .. } => "login_refused",
+            GatewayError::BadMcpMessage(_) => "bad_mcp_message",
+            GatewayError::McpMessageTooLarge => "mcp_message_too_large",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::InsufficientScope { .. } => "insufficient_scope",
+            GatewayError::ListUnfilterable => "list_unfilterable",
         }
     }
 
@@ -111,9 +132,42 @@ impl GatewayError {
                 status,
                 format!("The upstream refused the gateway's credentials (HTTP {}). Run 'portcullis login {workload}' to authenticate again.", status.as_u16()),
             ),
+            GatewayError::BadMcpMessage(why) => (StatusCode::BAD_REQUEST, format!("The MCP message is not accepted: {why}.")),
+            GatewayError::McpMessageTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The MCP message is larger than this workload reads.".to_owned()),
+            GatewayError::Forbidden { id, reason } => return forbidden(id, &reason),
+            GatewayError::InsufficientScope { scopes, resource_metadata } => return insufficient_scope(&scopes, resource_metadata.as_deref()),
+            GatewayError::ListUnfilterable => (StatusCode::BAD_GATEWAY, "The server's list is too large to filter, so it is not passed on.".to_owned()),
         };
         respond(status, json(&json!({ "error": code, "message": message })))
     }
+}
+
+/// JSON-RPC error code of a call an authorizer refused (MCP leaves server
+/// errors in -32000..-32099 to implementations).
+pub const FORBIDDEN_CODE: i64 = -32003;
+
+/// 403 with a JSON-RPC error answering the refused call, so an MCP client shows `reason`.
+fn forbidden(id: Option<String>, reason: &str) -> Response<ProxyBody> {
+    let id: serde_json::Value = id.and_then(|id| serde_json::from_str(&id).ok()).unwrap_or(serde_json::Value::Null);
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": FORBIDDEN_CODE, "message": reason } });
+    respond(StatusCode::FORBIDDEN, json(&body))
+}
+
+/// 403 `insufficient_scope` (RFC 6750, MCP authorization SEP-835): the
+/// client asks for `scopes` and retries. The scopes were checked to be scope
+/// tokens, so they cannot break out of the quoted string.
+fn insufficient_scope(scopes: &[String], resource_metadata: Option<&str>) -> Response<ProxyBody> {
+    let scope = scopes.join(" ");
+    let mut challenge = format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"");
+    if let Some(url) = resource_metadata {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    let body = json!({ "error": "insufficient_scope", "message": format!("This call needs the scope(s) {scope}."), "scope": scope });
+    let mut response = respond(StatusCode::FORBIDDEN, json(&body));
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 fn respond(status: StatusCode, body: ProxyBody) -> Response<ProxyBody> {
@@ -152,6 +206,11 @@ mod tests {
             GatewayError::UpstreamTimeout,
             GatewayError::WorkloadGone,
             GatewayError::LoginRefused { status: StatusCode::UNAUTHORIZED, workload: "w".into() },
+            GatewayError::BadMcpMessage(""),
+            GatewayError::McpMessageTooLarge,
+            GatewayError::Forbidden { id: None, reason: String::new() },
+            GatewayError::InsufficientScope { scopes: Vec::new(), resource_metadata: None },
+            GatewayError::ListUnfilterable,
         ];
         for error in &all {
             assert!(GatewayError::OUTCOMES.contains(&error.reason()), "{}", error.reason());

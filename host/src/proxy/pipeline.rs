@@ -4,7 +4,8 @@
 //!
 //! [`Allowed`]: super::chain::Allowed
 
-use super::body::{BoxError, ProxyBody};
+use super::body::ProxyBody;
+use super::body::full;
 use super::error::GatewayError;
 use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
@@ -12,9 +13,13 @@ use super::request_id;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
+use crate::mcp::authorize::Refusal;
+use crate::mcp::filter::ListFilter;
+use crate::mcp::lists::ListRequest;
+use crate::mcp::message;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -75,8 +80,21 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     remove_hop_by_hop(&mut parts.headers);
     workload.headers.strip_untrusted(&mut parts.headers);
     workload.headers.check_credentials(&parts.headers)?;
+    // 7. An MCP workload reads each POSTed JSON-RPC message once, bounded,
+    //    before any component runs: components see its calls, authorizers
+    //    decide them, and the headers that name them must agree with it.
+    let (body, mcp_calls) = match &workload.mcp {
+        Some(mcp) if parts.method == Method::POST => {
+            let limit = mcp.max_message_bytes.min(workload.max_body_bytes as usize);
+            let bytes = read_message(body, limit).await?;
+            let calls = message::parse(&bytes).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+            message::check_headers(&parts.headers, &calls).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+            (full(bytes), calls)
+        }
+        _ => (Limited::new(body, workload.max_body_bytes as usize).boxed(), Vec::new()),
+    };
 
-    // 7. The inbound chain decides on a read-only view that holds the headers
+    // 8. The inbound chain decides on a read-only view that holds the headers
     //    (moved, not copied) for the length of the chain.
     let view = Arc::new(RequestData {
         method: parts.method.clone(),
@@ -86,18 +104,31 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         headers: std::mem::take(&mut parts.headers),
         remote: conn.remote,
         tls_client_identity: conn.tls_client_identity.clone(),
+        mcp_calls,
     });
-    let allowed = workload.inbound.decide(&view).await;
+    let allowed = workload.inbound.decide(&view).await?;
+    // 9. The authorizers decide each MCP call as the caller the chain
+    //    established; a list's response will be filtered the same way.
+    let mut list_filter = None;
+    if let Some(mcp) = workload.mcp.as_ref().filter(|m| !m.authorizers.is_empty()) {
+        mcp.authorizers.decide(&view, allowed.identity.as_ref(), &workload.name).await.map_err(|refusal| refused(workload, refusal))?;
+        list_filter = ListRequest::of(&view.mcp_calls).map(|list| ListFilter {
+            list,
+            authorizers: mcp.authorizers.clone(),
+            request: view.clone(),
+            identity: allowed.identity.clone(),
+            workload: workload.name.clone(),
+        });
+    }
     let mut view = take_back(view);
-    let allowed = allowed?;
-    // 8. Consumed credentials go, whichever component allowed; then the allow's edits.
+    // 10. Consumed credentials go, whichever component allowed; then the allow's edits.
     workload.headers.remove_consumed(&mut view.headers);
     allowed.edits.apply(&mut view.headers);
     if let Some(identity) = &allowed.identity {
         tracing::debug!(workload = %workload.name, subject = ?identity.subject, "request admitted");
     }
 
-    // 9. Credential injectors, in order; each sees the edits of those before it.
+    // 11. Credential injectors, in order; each sees the edits of those before it.
     for plugin in &workload.outbound {
         let shared = Arc::new(view);
         let injection = plugin.inject(&shared).await;
@@ -108,16 +139,45 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         }
     }
 
-    // 10. Forward, with the body streamed and capped.
+    // 12. Forward, with the body streamed and capped.
     parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
-    let body = Limited::new(body, workload.max_body_bytes as usize).map_err(|e| -> BoxError { e }).boxed();
     let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await?;
-    // 11. An upstream that refuses a logged-in credential gets the person an
+    // 13. An upstream that refuses a logged-in credential gets the person an
     //     answer that names the command to run, not the registry's bare 401.
     if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
     }
-    Ok(response)
+    // 14. A list comes back with only what the caller may use.
+    match list_filter {
+        Some(filter) => filter.apply(response).await.map_err(|_| GatewayError::ListUnfilterable),
+        None => Ok(response),
+    }
+}
+
+/// Reads a whole MCP message of at most `limit` bytes.
+async fn read_message(mut body: Incoming, limit: usize) -> Result<bytes::Bytes, GatewayError> {
+    let mut message = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| GatewayError::BadRequest("the body could not be read"))?;
+        if let Ok(data) = frame.into_data() {
+            if message.len() + data.len() > limit {
+                return Err(GatewayError::McpMessageTooLarge);
+            }
+            message.extend_from_slice(&data);
+        }
+    }
+    Ok(message.freeze())
+}
+
+/// An authorizer's refusal as the client's answer.
+fn refused(workload: &Workload, refusal: Refusal) -> GatewayError {
+    match refusal {
+        Refusal::Denied { id, reason } => GatewayError::Forbidden { id, reason },
+        Refusal::StepUp { scopes } => {
+            GatewayError::InsufficientScope { scopes, resource_metadata: workload.protected_resource.as_ref().map(|r| r.url.clone()) }
+        }
+        Refusal::Failed { component, kind } => GatewayError::ComponentFailed { component, kind },
+    }
 }
 
 /// The view back from the components. Each call drops its reference before it

@@ -13,6 +13,8 @@ pub struct ProtectedResource {
     /// The well-known path, and its path-inserted form for `public_url`'s path.
     paths: Vec<String>,
     document: Bytes,
+    /// Where the document is, for `resource_metadata="..."` in challenges.
+    pub url: String,
 }
 
 impl ProtectedResource {
@@ -32,7 +34,8 @@ impl ProtectedResource {
         if !path.is_empty() {
             paths.push(format!("{WELL_KNOWN}{path}"));
         }
-        ProtectedResource { paths, document: Bytes::from(document.to_string()) }
+        let url = format!("{}{}", public_url.origin().ascii_serialization(), paths.last().expect("the well-known path"));
+        ProtectedResource { paths, document: Bytes::from(document.to_string()), url }
     }
 
     pub fn serves(&self, path: &str) -> bool {

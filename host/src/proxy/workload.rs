@@ -29,9 +29,19 @@ pub struct Workload {
     /// An outbound injector's credential comes from `portcullis login`
     /// (it offers the `login` interface): upstream 401/403 say to log in again.
     pub outbound_logs_in: bool,
+    /// MCP workloads (`mcp`): how POSTs are read, and who authorizes their calls.
+    pub mcp: Option<McpSettings>,
     pub upstream: Upstream,
     pub max_body_bytes: u64,
     pub connections: ConnectionLimits,
     /// Keep a client-sent `X-Request-Id` rather than minting one.
     pub trust_request_id: bool,
+}
+
+/// How an MCP workload reads and authorizes its messages.
+pub struct McpSettings {
+    /// The largest JSON-RPC message read (`limits.max_mcp_message_bytes`).
+    pub max_message_bytes: usize,
+    /// `[[workloads.authorize]]`; empty: calls are read (components see them) but not authorized.
+    pub authorizers: crate::mcp::authorize::Authorizers,
 }

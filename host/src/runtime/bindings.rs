@@ -25,6 +25,7 @@ pub mod authenticator {
         exports: { default: async },
         with: {
             "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
             "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
@@ -41,6 +42,24 @@ pub mod injector {
         exports: { default: async },
         with: {
             "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
+            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
+            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
+            "portcullis:auth/cache": super::host::portcullis::auth::cache,
+            "portcullis:auth/log": super::host::portcullis::auth::log,
+            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
+        },
+    });
+}
+
+pub mod authorizer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "portcullis:auth/authorizer",
+        exports: { default: async },
+        with: {
+            "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
             "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
@@ -58,6 +77,7 @@ pub mod interactive {
         exports: { default: async },
         with: {
             "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
             "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
@@ -75,6 +95,7 @@ pub mod device {
         exports: { default: async },
         with: {
             "portcullis:auth/types": super::host::portcullis::auth::types,
+            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
             "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
             "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
             "portcullis:auth/cache": super::host::portcullis::auth::cache,
@@ -84,7 +105,7 @@ pub mod device {
     });
 }
 
-pub use host::portcullis::auth::types;
+pub use host::portcullis::auth::{mcp, types};
 
 /// The type the bindings use for `Resource<request>`: a marker, since the
 /// request itself is in the store's slot for the call in flight (see `runtime::request`).
@@ -96,5 +117,6 @@ pub const CONTRACT: &str = "portcullis:auth@0.2.0";
 /// The fully-qualified names of the exports that tell the worlds apart.
 pub const AUTHENTICATE_EXPORT: &str = "portcullis:auth/authenticate@0.2.0";
 pub const INJECT_EXPORT: &str = "portcullis:auth/inject@0.2.0";
+pub const AUTHORIZE_EXPORT: &str = "portcullis:auth/authorize@0.2.0";
 pub const LOGIN_EXPORT: &str = "portcullis:auth/login@0.2.0";
 pub const DEVICE_LOGIN_EXPORT: &str = "portcullis:auth/device-login@0.2.0";

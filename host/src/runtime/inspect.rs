@@ -1,6 +1,6 @@
 //! What a component file is: its world, imports and exports (`portcullis plugin inspect`).
 
-use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT, LOGIN_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, DEVICE_LOGIN_EXPORT, INJECT_EXPORT, LOGIN_EXPORT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 pub struct Inspection {
     pub sha256: String,
     pub size_bytes: usize,
-    /// `authenticator`, `credential-injector`, `interactive-injector`, or `unknown`.
+    /// `authenticator`, `authorizer`, `credential-injector`, `interactive-injector`, `device-injector`, or `unknown`.
     pub world: &'static str,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -38,6 +38,10 @@ pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
     let has = |n: &str| exports.iter().any(|e| e == n);
     let world = if has(AUTHENTICATE_EXPORT) {
         "authenticator"
+    } else if has(AUTHORIZE_EXPORT) {
+        "authorizer"
+    } else if has(INJECT_EXPORT) && has(LOGIN_EXPORT) && has(DEVICE_LOGIN_EXPORT) {
+        "device-injector"
     } else if has(INJECT_EXPORT) && has(LOGIN_EXPORT) {
         "interactive-injector"
     } else if has(INJECT_EXPORT) {

@@ -8,14 +8,16 @@
 
 use super::Runtime;
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
+use super::bindings::authorizer::{Authorizer, AuthorizerPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
+use super::bindings::mcp::McpCall;
 use super::bindings::types as wit;
-use super::bindings::{AUTHENTICATE_EXPORT, INJECT_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 use super::request::RequestData;
 use super::state::HostState;
-use super::verdict::{Injection, Manifest, Verdict};
+use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +40,7 @@ pub enum Isolation {
 pub enum Role {
     Authenticator,
     Injector,
+    Authorizer,
 }
 
 /// The longest deadline a component call may be given (`limits.deadline_ms`), in milliseconds.
@@ -109,11 +112,13 @@ pub struct PluginFault {
 enum Pre {
     Authenticator(AuthenticatorPre<HostState>),
     Injector(CredentialInjectorPre<HostState>),
+    Authorizer(AuthorizerPre<HostState>),
 }
 
 enum Exports {
     Authenticator(Authenticator),
     Injector(CredentialInjector),
+    Authorizer(Authorizer),
 }
 
 struct Instance {
@@ -192,6 +197,7 @@ impl Plugin {
         let (expected, role_name) = match spec.role {
             Role::Authenticator => (AUTHENTICATE_EXPORT, "an inbound authenticator"),
             Role::Injector => (INJECT_EXPORT, "an outbound credential injector"),
+            Role::Authorizer => (AUTHORIZE_EXPORT, "an authorizer"),
         };
         if !has(expected) {
             return Err(SetupError::WrongWorld { expected, role: role_name });
@@ -200,6 +206,7 @@ impl Plugin {
         let pre = match spec.role {
             Role::Authenticator => Pre::Authenticator(AuthenticatorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
+            Role::Authorizer => Pre::Authorizer(AuthorizerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
         };
         let mut plugin = Plugin {
             settings: InitSettings { config_json: spec.config_json, workload: spec.label.workload.to_string(), public_url: spec.public_url },
@@ -248,7 +255,7 @@ impl Plugin {
             request,
             async |instance: &mut Instance| match &instance.exports {
                 Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, handle()).await,
-                Exports::Injector(_) => unreachable!("roles are checked at load"),
+                _ => unreachable!("roles are checked at load"),
             },
             |verdict| Verdict::check(verdict, &self.manifest),
         )
@@ -261,9 +268,22 @@ impl Plugin {
             request,
             async |instance: &mut Instance| match &instance.exports {
                 Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await,
-                Exports::Authenticator(_) => unreachable!("roles are checked at load"),
+                _ => unreachable!("roles are checked at load"),
             },
             |injection| Injection::check(injection, &self.manifest),
+        )
+        .await
+    }
+
+    /// Asks an authorizer about `call` (one call of the request, or an item of a list).
+    pub async fn authorize(&self, request: &Arc<RequestData>, identity: Option<&wit::Identity>, call: &McpCall) -> Result<Decision, PluginFault> {
+        self.call(
+            request,
+            async |instance: &mut Instance| match &instance.exports {
+                Exports::Authorizer(a) => a.portcullis_auth_authorize().call_authorize(&mut instance.store, handle(), identity, call).await,
+                _ => unreachable!("roles are checked at load"),
+            },
+            Decision::check,
         )
         .await
     }
@@ -379,6 +399,16 @@ impl Plugin {
                     };
                     let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
                     (Exports::Injector(bindings), result)
+                }
+                Pre::Authorizer(pre) => {
+                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
+                    let settings = super::bindings::authorizer::exports::portcullis::auth::lifecycle::Settings {
+                        config_json: self.settings.config_json.clone(),
+                        workload: self.settings.workload.clone(),
+                        public_url: self.settings.public_url.clone(),
+                    };
+                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
+                    (Exports::Authorizer(bindings), result)
                 }
             };
             match init {

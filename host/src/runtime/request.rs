@@ -8,6 +8,7 @@
 //! ([`super::state::HostState`]), and the handle the component gets is a
 //! borrow that ends with the call.
 
+use super::bindings::mcp::McpCall;
 use http::{HeaderMap, Method, Uri};
 use std::net::SocketAddr;
 
@@ -23,4 +24,7 @@ pub struct RequestData {
     pub headers: HeaderMap,
     pub remote: SocketAddr,
     pub tls_client_identity: Option<String>,
+    /// The calls of the request's JSON-RPC message (MCP workloads, POST);
+    /// empty otherwise.
+    pub mcp_calls: Vec<McpCall>,
 }

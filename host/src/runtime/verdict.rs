@@ -211,6 +211,62 @@ impl Injection {
     }
 }
 
+/// An authorizer's checked decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The rule that allowed, for the audit log.
+    Allow {
+        rule: Option<String>,
+    },
+    Deny {
+        reason: String,
+        rule: Option<String>,
+    },
+    /// Scope tokens (RFC 6749, 3.3), safe to quote in `WWW-Authenticate`.
+    StepUp(Vec<String>),
+}
+
+/// Longest reason shown to a client, and longest rule id logged.
+const MAX_REASON: usize = 1024;
+const MAX_RULE: usize = 256;
+const MAX_SCOPES: usize = 32;
+
+impl Decision {
+    pub fn check(decision: crate::runtime::bindings::authorizer::exports::portcullis::auth::authorize::Decision) -> Result<Decision, String> {
+        use crate::runtime::bindings::authorizer::exports::portcullis::auth::authorize::Decision as Wit;
+        let rule = |rule: Option<String>| match rule {
+            Some(rule) if rule.len() > MAX_RULE || rule.chars().any(char::is_control) => Err("a rule id over 256 bytes or with control characters".to_owned()),
+            rule => Ok(rule),
+        };
+        Ok(match decision {
+            Wit::Allow(id) => Decision::Allow { rule: rule(id)? },
+            Wit::Deny(denial) => {
+                if denial.reason.len() > MAX_REASON || denial.reason.chars().any(char::is_control) {
+                    return Err("a deny reason over 1 KiB or with control characters".into());
+                }
+                Decision::Deny { reason: denial.reason, rule: rule(denial.rule)? }
+            }
+            Wit::StepUp(scopes) => {
+                // Quoted into a header by the gateway: only scope-token characters.
+                let token = |s: &String| !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+                if scopes.is_empty() || scopes.len() > MAX_SCOPES || !scopes.iter().all(token) {
+                    return Err("a step-up needs 1 to 32 scope tokens (RFC 6749 characters)".into());
+                }
+                Decision::StepUp(scopes)
+            }
+        })
+    }
+
+    /// The audit label: `allow`, `deny`, `step_up`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Decision::Allow { .. } => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::StepUp(_) => "step_up",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

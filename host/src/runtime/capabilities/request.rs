@@ -3,6 +3,7 @@
 
 use super::HostState;
 use crate::runtime::bindings::RequestHandle;
+use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::bindings::types::{Header, HostRequest, Peer};
 use crate::runtime::request::RequestData;
 use http::HeaderName;
@@ -18,6 +19,9 @@ impl HostState {
         self.request.as_deref().ok_or_else(|| wasmtime::format_err!("a request method was called outside a call"))
     }
 }
+
+/// The `mcp` interface holds only types: nothing to implement.
+impl crate::runtime::bindings::mcp::Host for HostState {}
 
 impl HostRequest for HostState {
     fn method(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
@@ -61,6 +65,10 @@ impl HostRequest for HostState {
     fn peer(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Peer> {
         let request = self.request()?;
         Ok(Peer { remote_addr: request.remote.to_string(), tls_client_identity: request.tls_client_identity.clone() })
+    }
+
+    fn mcp_calls(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Vec<McpCall>> {
+        Ok(self.request()?.mcp_calls.clone())
     }
 
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {

@@ -1,0 +1,107 @@
+//! The authorize stage: after the inbound chain has said who is calling, the
+//! workload's authorizers decide each MCP call, and each item of a list the
+//! client asked for. Every authorizer must allow; the first refusal decides.
+//! Every decision is one audit line (`target: "audit"`).
+
+use crate::runtime::bindings::mcp::McpCall;
+use crate::runtime::bindings::types::Identity;
+use crate::runtime::plugin::{FaultKind, Plugin};
+use crate::runtime::request::RequestData;
+use crate::runtime::verdict::Decision;
+use std::sync::Arc;
+
+/// The methods an authorizer is asked about; every other method (initialize,
+/// ping, notifications, completion, logging) passes without asking.
+pub const AUTHORIZED_METHODS: [&str; 7] =
+    ["tools/call", "prompts/get", "resources/read", "tools/list", "prompts/list", "resources/list", "resources/templates/list"];
+
+/// A workload's authorizers, in policy order.
+#[derive(Clone, Default)]
+pub struct Authorizers {
+    pub plugins: Arc<[Arc<Plugin>]>,
+}
+
+/// Why a call may not proceed.
+#[derive(Debug)]
+pub enum Refusal {
+    /// `reason` for the client; `id` is the call's JSON-RPC id (JSON text).
+    Denied { id: Option<String>, reason: String },
+    /// The caller needs these scopes.
+    StepUp { scopes: Vec<String> },
+    /// An authorizer failed: the call is refused, never allowed.
+    Failed { component: Arc<str>, kind: FaultKind },
+}
+
+impl Authorizers {
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty()
+    }
+
+    /// Decides every call of the request that needs a decision.
+    pub async fn decide(&self, request: &Arc<RequestData>, identity: Option<&Identity>, workload: &str) -> Result<(), Refusal> {
+        for call in request.mcp_calls.iter().filter(|c| AUTHORIZED_METHODS.contains(&c.method.as_str())) {
+            match self.decide_one(request, identity, call, workload, true).await? {
+                Decision::Allow { .. } => {}
+                Decision::Deny { reason, .. } => return Err(Refusal::Denied { id: call.id.clone(), reason }),
+                Decision::StepUp(scopes) => return Err(Refusal::StepUp { scopes }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a list item may be shown: every authorizer allows it as if it
+    /// were called. A fault hides the item (fail closed) and is logged.
+    pub async fn lists(&self, request: &Arc<RequestData>, identity: Option<&Identity>, item: &McpCall, workload: &str) -> bool {
+        matches!(self.decide_one(request, identity, item, workload, false).await, Ok(Decision::Allow { .. }))
+    }
+
+    /// Asks each authorizer in turn until one does not allow.
+    async fn decide_one(
+        &self,
+        request: &Arc<RequestData>,
+        identity: Option<&Identity>,
+        call: &McpCall,
+        workload: &str,
+        asked: bool,
+    ) -> Result<Decision, Refusal> {
+        let mut decision = Decision::Allow { rule: None };
+        for plugin in self.plugins.iter() {
+            decision = plugin
+                .authorize(request, identity, call)
+                .await
+                .map_err(|fault| Refusal::Failed { component: plugin.label.component.clone(), kind: fault.kind })?;
+            audit(workload, identity, call, &decision, &plugin.label.component, asked);
+            if !matches!(decision, Decision::Allow { .. }) {
+                break;
+            }
+        }
+        Ok(decision)
+    }
+}
+
+/// One structured line per decision (JSON with `--log-format json`). Values
+/// of arguments are never logged; a call the client made is logged at info,
+/// an item of a list being filtered at debug.
+fn audit(workload: &str, identity: Option<&Identity>, call: &McpCall, decision: &Decision, component: &str, asked: bool) {
+    let subject = identity.map_or("anonymous", |i| i.subject.as_str());
+    let (rule, reason) = match decision {
+        Decision::Allow { rule } => (rule.as_deref(), None),
+        Decision::Deny { reason, rule } => (rule.as_deref(), Some(reason.as_str())),
+        Decision::StepUp(_) => (None, None),
+    };
+    let scopes = match decision {
+        Decision::StepUp(scopes) => Some(scopes.join(" ")),
+        _ => None,
+    };
+    macro_rules! line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(target: "audit", workload, subject = ?subject, method = %call.method, name = ?call.name,
+                decision = decision.label(), rule = ?rule, reason = ?reason, scopes = ?scopes, component, $message)
+        };
+    }
+    if asked {
+        line!(info, "authorization decision");
+    } else {
+        line!(debug, "authorization decision on a list item");
+    }
+}

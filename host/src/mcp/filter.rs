@@ -1,0 +1,152 @@
+//! The response to a list request, with the items the caller may not use
+//! removed. A JSON response is read whole (bounded) and rewritten; an SSE
+//! response is passed on event by event, and only the event that carries the
+//! list's result is rewritten. Any other response passes unchanged.
+
+use super::authorize::Authorizers;
+use super::lists::ListRequest;
+use super::sse::{self, EventSplitter};
+use crate::runtime::bindings::types::Identity;
+use crate::runtime::request::RequestData;
+use bytes::Bytes;
+use http::{HeaderValue, Response, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Channel, Full};
+use serde_json::Value;
+use std::sync::Arc;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+/// The largest list response (JSON) or SSE event that is filtered; past it
+/// the response fails rather than reaching the client unfiltered.
+const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+/// The list response could not be read whole (over the bound, or broken),
+/// so it is not passed on.
+#[derive(Debug)]
+pub struct TooLarge;
+
+/// Everything a list's filter needs, owned: an SSE rewrite runs in its own task.
+pub struct ListFilter {
+    pub list: ListRequest,
+    pub authorizers: Authorizers,
+    pub request: Arc<RequestData>,
+    pub identity: Option<Identity>,
+    pub workload: Arc<str>,
+}
+
+impl ListFilter {
+    pub async fn apply(self, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
+        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            Ok(self.filter_stream(response))
+        } else if content_type.starts_with("application/json") {
+            self.filter_whole(response).await
+        } else {
+            Ok(response)
+        }
+    }
+
+    async fn filter_whole(self, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
+        let (mut parts, mut body) = response.into_parts();
+        let mut whole = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|_| TooLarge)?.into_data() {
+                if whole.len() + data.len() > MAX_LIST_BYTES {
+                    return Err(TooLarge);
+                }
+                whole.extend_from_slice(&data);
+            }
+        }
+        let bytes = whole.freeze();
+        // Not JSON, or not the list's response: as the upstream sent it.
+        let bytes = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(mut value) => match self.filter_value(&mut value).await {
+                true => Bytes::from(serde_json::to_vec(&value).expect("JSON values serialise")),
+                false => bytes,
+            },
+            Err(_) => bytes,
+        };
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        Ok(Response::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed()))
+    }
+
+    fn filter_stream(self, response: Response<Body>) -> Response<Body> {
+        let (mut parts, mut body) = response.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let (mut tx, rx) = Channel::<Bytes, BoxError>::new(16);
+        tokio::spawn(async move {
+            let mut splitter = EventSplitter::new(MAX_LIST_BYTES);
+            while let Some(frame) = body.frame().await {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    Err(error) => return tx.abort(error),
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers: SSE has none worth keeping
+                };
+                let events = match splitter.feed(&data) {
+                    Ok(events) => events,
+                    Err(sse::TooLarge) => {
+                        tracing::warn!(workload = %self.workload, "an SSE event of a list response is over 16 MiB; the response is cut off");
+                        return tx.abort("an SSE event over the filter's bound".into());
+                    }
+                };
+                for event in events {
+                    let event = self.filter_event(event).await;
+                    if tx.send_data(Bytes::from(event)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+            let rest = splitter.rest();
+            if !rest.is_empty() {
+                let event = self.filter_event(rest).await;
+                let _ = tx.send_data(Bytes::from(event)).await;
+            }
+        });
+        Response::from_parts(parts, rx.boxed())
+    }
+
+    /// One event, rewritten when its data is the list's response.
+    async fn filter_event(&self, event: Vec<u8>) -> Vec<u8> {
+        let Some(data) = sse::data(&event) else {
+            return event;
+        };
+        let Ok(mut value) = serde_json::from_str::<Value>(&data) else {
+            return event;
+        };
+        match self.filter_value(&mut value).await {
+            true => sse::with_data(&event, &value.to_string()),
+            false => event,
+        }
+    }
+
+    /// Filters the list in `value` (a message, or a batch of them); whether it was one.
+    async fn filter_value(&self, value: &mut Value) -> bool {
+        match value {
+            Value::Array(messages) => {
+                let mut any = false;
+                for message in messages {
+                    any |= Box::pin(self.filter_value(message)).await;
+                }
+                any
+            }
+            message => {
+                let Some(items) = self.list.items(message) else {
+                    return false;
+                };
+                let mut keep = Vec::with_capacity(items.len());
+                for item in &items {
+                    keep.push(self.authorizers.lists(&self.request, self.identity.as_ref(), item, &self.workload).await);
+                }
+                let kept = keep.iter().filter(|k| **k).count();
+                tracing::info!(target: "audit", workload = %self.workload, subject = ?self.identity.as_ref().map(|i| i.subject.as_str()),
+                    method = %self.list.kind.key, kept, of = items.len(), "list filtered");
+                self.list.retain(message, &keep);
+                true
+            }
+        }
+    }
+}

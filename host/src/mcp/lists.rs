@@ -1,0 +1,119 @@
+//! Filtered lists: the result of a `tools/list`, `prompts/list`,
+//! `resources/list` or `resources/templates/list` keeps only the items the
+//! authorizers allow, each asked about as if that item were called. A client
+//! never sees a tool it cannot call.
+
+use crate::runtime::bindings::mcp::McpCall;
+use serde_json::Value;
+
+/// What one list method returns and how its items are asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListKind {
+    /// The result's array: `tools`, `prompts`, `resources`, `resourceTemplates`.
+    pub key: &'static str,
+    /// The method an item is asked about as: `tools/call`, ...
+    pub item_method: &'static str,
+    /// The item's field that names it: `name`, `uri`, `uriTemplate`.
+    pub item_name: &'static str,
+}
+
+impl ListKind {
+    pub fn of(method: &str) -> Option<ListKind> {
+        let (key, item_method, item_name) = match method {
+            "tools/list" => ("tools", "tools/call", "name"),
+            "prompts/list" => ("prompts", "prompts/get", "name"),
+            "resources/list" => ("resources", "resources/read", "uri"),
+            "resources/templates/list" => ("resourceTemplates", "resources/read", "uriTemplate"),
+            _ => return None,
+        };
+        Some(ListKind { key, item_method, item_name })
+    }
+}
+
+/// The list request whose response is filtered: its kind and JSON-RPC id.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub kind: ListKind,
+    /// The request's `id` as JSON text.
+    pub id: String,
+}
+
+impl ListRequest {
+    /// The list request of a message, when it is exactly one list call.
+    pub fn of(calls: &[McpCall]) -> Option<ListRequest> {
+        match calls {
+            [call] => Some(ListRequest { kind: ListKind::of(&call.method)?, id: call.id.clone()? }),
+            _ => None,
+        }
+    }
+
+    /// The items of `message` to ask about, when it is the response to this
+    /// request: `(index, call)` for each. `None` when it is another message.
+    pub fn items(&self, message: &Value) -> Option<Vec<McpCall>> {
+        if message.get("id").map(Value::to_string).as_deref() != Some(self.id.as_str()) {
+            return None;
+        }
+        let items = message.get("result")?.get(self.kind.key)?.as_array()?;
+        Some(items.iter().map(|item| self.item_call(item)).collect())
+    }
+
+    /// Keeps the items whose entry in `keep` is true.
+    pub fn retain(&self, message: &mut Value, keep: &[bool]) {
+        if let Some(Value::Array(items)) = message.get_mut("result").and_then(|r| r.get_mut(self.kind.key)) {
+            let mut verdicts = keep.iter();
+            // An item the authorizers were not asked about (there is none) is dropped.
+            items.retain(|_| verdicts.next().copied().unwrap_or(false));
+        }
+    }
+
+    fn item_call(&self, item: &Value) -> McpCall {
+        let annotations = item.get("annotations").filter(|a| a.is_object()).map(Value::to_string);
+        McpCall {
+            method: self.kind.item_method.to_owned(),
+            // An item without a name is asked about with an empty one: a policy
+            // that allows by name never matches it.
+            name: Some(item.get(self.kind.item_name).and_then(Value::as_str).unwrap_or_default().to_owned()),
+            arguments_json: None,
+            annotations_json: annotations,
+            id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn list(method: &str, id: &str) -> ListRequest {
+        let call = McpCall { method: method.into(), name: None, arguments_json: None, annotations_json: None, id: Some(id.into()) };
+        ListRequest::of(&[call]).unwrap()
+    }
+
+    #[test]
+    fn items_are_asked_about_as_calls_and_filtered() {
+        let request = list("tools/list", "7");
+        let mut response = json!({"jsonrpc":"2.0","id":7,"result":{"tools":[
+            {"name":"echo","annotations":{"readOnlyHint":true}},
+            {"name":"deploy"}
+        ],"nextCursor":"c"}});
+        let items = request.items(&response).unwrap();
+        assert_eq!(items[0].method, "tools/call");
+        assert_eq!(items[0].name.as_deref(), Some("echo"));
+        assert_eq!(items[0].annotations_json.as_deref(), Some(r#"{"readOnlyHint":true}"#));
+        assert_eq!(items[1].annotations_json, None);
+        request.retain(&mut response, &[false, true]);
+        assert_eq!(response["result"]["tools"], json!([{"name":"deploy"}]));
+        assert_eq!(response["result"]["nextCursor"], "c");
+    }
+
+    #[test]
+    fn other_messages_and_other_ids_are_left_alone() {
+        let request = list("resources/templates/list", "\"x\"");
+        assert!(request.items(&json!({"jsonrpc":"2.0","id":"y","result":{"resourceTemplates":[]}})).is_none());
+        assert!(request.items(&json!({"jsonrpc":"2.0","method":"notifications/message"})).is_none());
+        let items = request.items(&json!({"jsonrpc":"2.0","id":"x","result":{"resourceTemplates":[{"uriTemplate":"file:///{n}"}]}})).unwrap();
+        assert_eq!((items[0].method.as_str(), items[0].name.as_deref()), ("resources/read", Some("file:///{n}")));
+        assert!(ListRequest::of(&[]).is_none());
+    }
+}

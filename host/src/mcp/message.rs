@@ -1,0 +1,163 @@
+//! The JSON-RPC message of an MCP POST, read once by the gateway: what the
+//! authorizers, the audit log and the components' `request.mcp-calls` see.
+
+use crate::runtime::bindings::mcp::McpCall;
+use http::HeaderMap;
+use serde_json::Value;
+
+/// Why a POST to an MCP workload is not a usable JSON-RPC message (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    NotJson,
+    NotJsonRpc(&'static str),
+    /// `Mcp-Method` or `Mcp-Name` says something else than the body.
+    HeadersDisagree(&'static str),
+}
+
+impl MessageError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            MessageError::NotJson => "the body is not JSON",
+            MessageError::NotJsonRpc(why) | MessageError::HeadersDisagree(why) => why,
+        }
+    }
+}
+
+/// The calls (requests and notifications) of one message or batch. Responses
+/// the client sends back to the server (to sampling or elicitation requests)
+/// are not calls: they are checked for shape and left out.
+pub fn parse(body: &[u8]) -> Result<Vec<McpCall>, MessageError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| MessageError::NotJson)?;
+    let messages = match value {
+        Value::Object(message) => vec![message],
+        Value::Array(batch) if batch.is_empty() => return Err(MessageError::NotJsonRpc("an empty batch")),
+        Value::Array(batch) => batch
+            .into_iter()
+            .map(|m| match m {
+                Value::Object(message) => Ok(message),
+                _ => Err(MessageError::NotJsonRpc("a batch entry is not an object")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(MessageError::NotJsonRpc("the body is neither a JSON-RPC message nor a batch")),
+    };
+    let mut calls = Vec::with_capacity(messages.len());
+    for message in messages {
+        if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+            return Err(MessageError::NotJsonRpc("`jsonrpc` is not \"2.0\""));
+        }
+        let id = match message.get("id") {
+            None => None,
+            Some(id @ (Value::String(_) | Value::Number(_))) => Some(id.to_string()),
+            Some(_) => return Err(MessageError::NotJsonRpc("`id` is neither a string nor a number")),
+        };
+        match message.get("method") {
+            Some(Value::String(method)) => calls.push(call(method, message.get("params"), id)?),
+            Some(_) => return Err(MessageError::NotJsonRpc("`method` is not a string")),
+            None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {}
+            None => return Err(MessageError::NotJsonRpc("neither a request, a notification nor a response")),
+        }
+    }
+    Ok(calls)
+}
+
+/// One request or notification; the subject of the call comes from where
+/// each method keeps it.
+fn call(method: &str, params: Option<&Value>, id: Option<String>) -> Result<McpCall, MessageError> {
+    let field = |key: &str| params.and_then(|p| p.get(key));
+    let name = match method {
+        "tools/call" | "prompts/get" => {
+            Some(field("name").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.name` string"))?.to_owned())
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            Some(field("uri").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.uri` string"))?.to_owned())
+        }
+        _ => None,
+    };
+    let arguments_json = match field("arguments") {
+        None | Some(Value::Null) => None,
+        Some(arguments @ Value::Object(_)) => Some(arguments.to_string()),
+        Some(_) => return Err(MessageError::NotJsonRpc("`params.arguments` is not an object")),
+    };
+    Ok(McpCall { method: method.to_owned(), name, arguments_json, annotations_json: None, id })
+}
+
+/// The headers of MCP revisions that name the method and its subject outside
+/// the body must say what the body says: a proxy that routes or authorizes
+/// by header and a server that acts on the body must not see two requests.
+pub fn check_headers(headers: &HeaderMap, calls: &[McpCall]) -> Result<(), MessageError> {
+    for (header, what) in [("mcp-method", "`Mcp-Method`"), ("mcp-name", "`Mcp-Name`")] {
+        let mut values = headers.get_all(header).iter();
+        let Some(value) = values.next() else {
+            continue;
+        };
+        if values.next().is_some() {
+            return Err(MessageError::HeadersDisagree("`Mcp-Method` or `Mcp-Name` is sent more than once"));
+        }
+        let [call] = calls else {
+            return Err(MessageError::HeadersDisagree("`Mcp-Method` and `Mcp-Name` need a message with exactly one call"));
+        };
+        let expected = if what == "`Mcp-Method`" { Some(call.method.as_str()) } else { call.name.as_deref() };
+        if expected.map(str::as_bytes) != Some(value.as_bytes()) {
+            return Err(MessageError::HeadersDisagree(if what == "`Mcp-Method`" {
+                "`Mcp-Method` does not match the body's method"
+            } else {
+                "`Mcp-Name` does not match the body's tool, prompt or resource"
+            }));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_notifications_responses_and_batches() {
+        let calls = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":"hi"}}}"#).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!((calls[0].method.as_str(), calls[0].name.as_deref(), calls[0].id.as_deref()), ("tools/call", Some("echo"), Some("1")));
+        assert_eq!(calls[0].arguments_json.as_deref(), Some(r#"{"m":"hi"}"#));
+        let calls = parse(br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":"a","result":{}},{"jsonrpc":"2.0","id":"b","method":"resources/read","params":{"uri":"file:///x"}}]"#).unwrap();
+        assert_eq!(calls.iter().map(|c| c.method.as_str()).collect::<Vec<_>>(), ["notifications/initialized", "resources/read"]);
+        assert_eq!(calls[1].name.as_deref(), Some("file:///x"));
+        assert_eq!(calls[1].id.as_deref(), Some("\"b\""));
+    }
+
+    #[test]
+    fn what_is_not_json_rpc_is_refused() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"42",
+            br#"{"method":"tools/list"}"#,
+            br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+            br#"{"jsonrpc":"2.0"}"#,
+            br#"[1]"#,
+        ] {
+            assert!(parse(body).is_err(), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn headers_must_agree_with_the_body() {
+        let calls = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#).unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(*k, v.parse().unwrap());
+            }
+            map
+        };
+        assert!(check_headers(&headers(&[]), &calls).is_ok());
+        assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-name", "echo")]), &calls).is_ok());
+        assert!(check_headers(&headers(&[("mcp-method", "tools/list")]), &calls).is_err());
+        assert!(check_headers(&headers(&[("mcp-name", "deploy")]), &calls).is_err());
+        assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]), &calls).is_err());
+        let batch = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#).unwrap();
+        assert!(check_headers(&headers(&[("mcp-method", "ping")]), &batch).is_err());
+    }
+}

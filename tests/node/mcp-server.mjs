@@ -1,0 +1,395 @@
+#!/usr/bin/env node
+// A small MCP server built on the official @modelcontextprotocol/sdk (`McpServer` +
+// `StreamableHTTPServerTransport`) for Portcullis MCP-aware authorization tests (per-tool allow/deny,
+// filtering of tools/list, prompts/list, resources/list, resources/templates/list, step-up).
+//
+// Usage:   node mcp-server.mjs <port> [--json] [--stateless] [--delay-ms N] [--notify] [--keepalive-ms N]
+//          Port 0 is allowed: the OS picks a free port and it is reported in the READY line.
+// Binds:   127.0.0.1 only.   MCP endpoint: http://127.0.0.1:<port>/mcp  (any other path -> 404)
+//
+//   --json       POST responses are plain `application/json` (SDK `enableJsonResponse: true`).
+//                Without it every POST carrying a request is answered `text/event-stream` (SSE):
+//                `event: message\ndata: <one JSON-RPC message>\n\n`, then the stream ends.
+//   --stateless  no sessions (SDK `sessionIdGenerator: undefined`): every POST gets a fresh
+//                McpServer + transport, no `Mcp-Session-Id` is issued or checked, so a bare
+//                `tools/list` POST works without an `initialize` first; GET and DELETE -> 405.
+//   --delay-ms N hold every JSON-RPC response back for N ms. With SSE the response headers are
+//                then sent first and the body follows later with `Transfer-Encoding: chunked`
+//                (without a delay the SDK's HTTP layer sees the whole short SSE body at once and
+//                answers with a `Content-Length` instead).
+//   --notify     SSE only (ignored with --json): before each JSON-RPC response, send a
+//                `notifications/message` {level:"info",logger:"mcp-server",data:"answering request
+//                <id>"} on the same SSE stream, so the stream carries two `event: message` events.
+//   --keepalive-ms N  SSE keep-alive comment (`: keepalive`) interval, SDK default 15000; 0 = off.
+//                Together with --delay-ms it puts comment frames into POST SSE responses.
+//   default      stateful: `initialize` (POST without `Mcp-Session-Id`) creates a session and the
+//                response carries `Mcp-Session-Id`; every later request must send it (missing ->
+//                400, unknown -> 404, both JSON-RPC error bodies). GET opens the session's
+//                standalone SSE stream (stays open until the client goes away; it is SSE even with
+//                --json, and this server never sends anything on it); DELETE ends the session. The official SDK client works against both modes with and without --json.
+//
+// Offers (server name "portcullis-test-mcp-server", version 1.0.0):
+//   tools      echo        {message: string} -> text "Echo: <message>"   annotations {readOnlyHint: true}
+//              add         {a: number, b: number} -> text "<a+b>"         annotations {readOnlyHint: true}
+//              delete_file {path: string} -> text "deleted <path>" (does nothing)
+//                                                annotations {readOnlyHint: false, destructiveHint: true}
+//              deploy      {env: string} -> text "deployed to <env>"
+//                                                annotations {readOnlyHint: false, destructiveHint: true}
+//   prompts    greeting        args {name?}  -> one user message "Say hello to <name>." (default "world")
+//              incident_report args {id?}    -> one user message "Write an incident report for
+//                                               incident <id>." (default "INC-1")
+//              (arguments are optional so a bare prompts/get works)
+//   resources  file:///public/readme.md  (text/markdown)  "# Public readme\n..."
+//              file:///secret/keys.txt   (text/plain)     "not-a-real-key ..."
+//   resource templates
+//              file:///public/{name}  (text/plain) reading file:///public/<name> -> "public file <name>"
+//              (not enumerated in resources/list; file:///public/readme.md is the static resource)
+//
+// stdout protocol (one line each):
+//   READY <port>                                   once listening
+//   REQUEST <method> <path> <rpc> auth=yes|no      after each HTTP request has been answered
+//       <path>   request path including any query string
+//       <rpc>    the JSON-RPC `method` of the POSTed message (`initialize`, `tools/list`,
+//                `notifications/initialized`, ...), comma-joined for a batch, `-` when there is
+//                none (GET, DELETE, JSON-RPC responses, unparsable bodies)
+//       auth     whether an `Authorization` header reached the server (its value is never printed)
+//   For a GET (standalone SSE stream) the line appears when that stream closes.
+// stdin line commands: `quit` -> exit(0) (EOF on stdin is ignored). SIGTERM/SIGINT exit too.
+// Diagnostics (including the HTTP status of each request) go to stderr.
+//
+// Example (stateful, SSE): initialize, then tools/list with the session id:
+//   curl -si http://127.0.0.1:<port>/mcp -H 'content-type: application/json' \
+//     -H 'accept: application/json, text/event-stream' \
+//     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",
+//          "capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}'
+//   curl -si http://127.0.0.1:<port>/mcp -H 'content-type: application/json' \
+//     -H 'accept: application/json, text/event-stream' -H 'mcp-session-id: <from above>' \
+//     -H 'mcp-protocol-version: 2025-06-18' -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
+
+import http from "node:http";
+import readline from "node:readline";
+import { randomUUID } from "node:crypto";
+import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
+
+const USAGE =
+  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--delay-ms N] [--notify] [--keepalive-ms N]";
+const args = process.argv.slice(2);
+const portArg = args[0];
+if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) {
+  console.error(USAGE);
+  process.exit(2);
+}
+let JSON_RESPONSES = false;
+let STATELESS = false;
+let DELAY_MS = 0;
+let NOTIFY = false;
+let KEEPALIVE_MS; // undefined = SDK default (15000)
+for (let i = 1; i < args.length; i++) {
+  const flag = args[i];
+  const number = () => {
+    const v = args[++i];
+    if (v === undefined || !/^\d+$/.test(v)) {
+      console.error(`mcp-server: ${flag} needs a number of milliseconds\n${USAGE}`);
+      process.exit(2);
+    }
+    return Number(v);
+  };
+  if (flag === "--json") JSON_RESPONSES = true;
+  else if (flag === "--stateless") STATELESS = true;
+  else if (flag === "--notify") NOTIFY = true;
+  else if (flag === "--delay-ms") DELAY_MS = number();
+  else if (flag === "--keepalive-ms") KEEPALIVE_MS = number();
+  else {
+    console.error(`mcp-server: unknown option: ${flag}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+const HOST = "127.0.0.1";
+const MCP_PATH = "/mcp";
+const MAX_BODY = 4 * 1024 * 1024;
+
+const text = (t) => ({ content: [{ type: "text", text: t }] });
+const userMessage = (t) => ({ messages: [{ role: "user", content: { type: "text", text: t } }] });
+
+function createMcpServer() {
+  const server = new McpServer({ name: "portcullis-test-mcp-server", version: "1.0.0" });
+
+  server.registerTool(
+    "echo",
+    {
+      title: "Echo",
+      description: "Echoes the message back",
+      inputSchema: { message: z.string() },
+      annotations: { readOnlyHint: true },
+    },
+    async ({ message }) => text(`Echo: ${message}`),
+  );
+  server.registerTool(
+    "add",
+    {
+      title: "Add",
+      description: "Adds two numbers",
+      inputSchema: { a: z.number(), b: z.number() },
+      annotations: { readOnlyHint: true },
+    },
+    async ({ a, b }) => text(String(a + b)),
+  );
+  server.registerTool(
+    "delete_file",
+    {
+      title: "Delete file",
+      description: "Deletes a file (pretends to: nothing is touched)",
+      inputSchema: { path: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true },
+    },
+    async ({ path }) => text(`deleted ${path}`),
+  );
+  server.registerTool(
+    "deploy",
+    {
+      title: "Deploy",
+      description: "Deploys to an environment (pretends to)",
+      inputSchema: { env: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true },
+    },
+    async ({ env }) => text(`deployed to ${env}`),
+  );
+
+  server.registerPrompt(
+    "greeting",
+    {
+      title: "Greeting",
+      description: "Asks for a greeting",
+      argsSchema: { name: z.string().optional() },
+    },
+    ({ name }) => userMessage(`Say hello to ${name ?? "world"}.`),
+  );
+  server.registerPrompt(
+    "incident_report",
+    {
+      title: "Incident report",
+      description: "Asks for an incident report",
+      argsSchema: { id: z.string().optional() },
+    },
+    ({ id }) => userMessage(`Write an incident report for incident ${id ?? "INC-1"}.`),
+  );
+
+  server.registerResource(
+    "public-readme",
+    "file:///public/readme.md",
+    { title: "Public readme", description: "A public document", mimeType: "text/markdown" },
+    async (uri) => ({
+      contents: [
+        {
+          uri: uri.href,
+          mimeType: "text/markdown",
+          text: "# Public readme\n\nAnyone may read this.\n",
+        },
+      ],
+    }),
+  );
+  server.registerResource(
+    "secret-keys",
+    "file:///secret/keys.txt",
+    { title: "Secret keys", description: "A secret document", mimeType: "text/plain" },
+    async (uri) => ({
+      contents: [
+        { uri: uri.href, mimeType: "text/plain", text: "not-a-real-key 0123456789abcdef\n" },
+      ],
+    }),
+  );
+  server.registerResource(
+    "public-file",
+    new ResourceTemplate("file:///public/{name}", { list: undefined }),
+    { title: "Public file", description: "Any file under /public", mimeType: "text/plain" },
+    async (uri, { name }) => ({
+      contents: [{ uri: uri.href, mimeType: "text/plain", text: `public file ${name}` }],
+    }),
+  );
+
+  return server;
+}
+
+function newTransport(onInitialized) {
+  const transport = new StreamableHTTPServerTransport({
+    sessionIdGenerator: STATELESS ? undefined : () => randomUUID(),
+    enableJsonResponse: JSON_RESPONSES,
+    onsessioninitialized: onInitialized,
+    keepAliveMs: KEEPALIVE_MS,
+  });
+  if (DELAY_MS > 0 || NOTIFY) {
+    // --notify / --delay-ms: act just before each JSON-RPC response leaves the server.
+    const send = transport.send.bind(transport);
+    transport.send = async (message, options) => {
+      const isResponse =
+        message !== null && typeof message === "object" && ("result" in message || "error" in message);
+      if (isResponse && message.id !== undefined && message.id !== null) {
+        if (NOTIFY && !JSON_RESPONSES) {
+          await send(
+            {
+              jsonrpc: "2.0",
+              method: "notifications/message",
+              params: { level: "info", logger: "mcp-server", data: `answering request ${message.id}` },
+            },
+            { relatedRequestId: message.id },
+          );
+        }
+        if (DELAY_MS > 0) await new Promise((r) => setTimeout(r, DELAY_MS));
+      }
+      return send(message, options);
+    };
+  }
+  return transport;
+}
+
+// Stateful mode: session id -> { transport, server }.
+const sessions = new Map();
+
+function sendJson(res, status, body, headers = {}) {
+  const t = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(t),
+    ...headers,
+  });
+  res.end(t);
+}
+
+const rpcError = (code, message) => ({ jsonrpc: "2.0", error: { code, message }, id: null });
+
+async function readBody(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw Object.assign(new Error("body too large"), { tooLarge: true });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function rpcMethods(body) {
+  const msgs = Array.isArray(body) ? body : [body];
+  const methods = msgs
+    .map((m) => (m && typeof m === "object" && typeof m.method === "string" ? m.method : null))
+    .filter((m) => m !== null);
+  return methods.length > 0 ? methods.join(",") : "-";
+}
+
+async function handle(req, res, info) {
+  const path = (req.url ?? "/").split("?")[0];
+  if (path !== MCP_PATH) {
+    req.resume();
+    return sendJson(res, 404, { error: "not_found" });
+  }
+  const sessionId = req.headers["mcp-session-id"];
+
+  if (req.method === "POST") {
+    let raw;
+    try {
+      raw = await readBody(req);
+    } catch (err) {
+      if (err.tooLarge) return sendJson(res, 413, rpcError(-32000, "Request body too large"));
+      throw err;
+    }
+    let body;
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return sendJson(res, 400, rpcError(-32700, "Parse error: Invalid JSON"));
+    }
+    info.rpc = rpcMethods(body);
+
+    if (STATELESS) {
+      const server = createMcpServer();
+      const transport = newTransport(undefined);
+      res.on("close", () => {
+        transport.close().catch(() => {});
+        server.close().catch(() => {});
+      });
+      await server.connect(transport);
+      return transport.handleRequest(req, res, body);
+    }
+
+    if (sessionId !== undefined) {
+      const session = sessions.get(sessionId);
+      if (!session) return sendJson(res, 404, rpcError(-32001, "Session not found"));
+      return session.transport.handleRequest(req, res, body);
+    }
+    const isInit = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
+    if (!isInit) {
+      return sendJson(res, 400, rpcError(-32000, "Bad Request: No valid session ID provided"));
+    }
+    const server = createMcpServer();
+    const transport = newTransport((id) => {
+      sessions.set(id, { transport, server });
+      console.error(`mcp-server: session ${id} created (${sessions.size} open)`);
+    });
+    transport.onclose = () => {
+      const id = transport.sessionId;
+      if (id && sessions.delete(id)) {
+        console.error(`mcp-server: session ${id} closed (${sessions.size} open)`);
+      }
+    };
+    await server.connect(transport);
+    return transport.handleRequest(req, res, body);
+  }
+
+  req.resume();
+  if (req.method === "GET" || req.method === "DELETE") {
+    if (STATELESS) {
+      return sendJson(res, 405, rpcError(-32000, "Method not allowed."), { allow: "POST" });
+    }
+    if (sessionId === undefined) {
+      return sendJson(res, 400, rpcError(-32000, "Bad Request: No valid session ID provided"));
+    }
+    const session = sessions.get(sessionId);
+    if (!session) return sendJson(res, 404, rpcError(-32001, "Session not found"));
+    return session.transport.handleRequest(req, res);
+  }
+  return sendJson(res, 405, rpcError(-32000, "Method not allowed."), {
+    allow: STATELESS ? "POST" : "GET, POST, DELETE",
+  });
+}
+
+const httpServer = http.createServer((req, res) => {
+  const info = { rpc: "-" };
+  const auth = req.headers.authorization !== undefined ? "yes" : "no";
+  let logged = false;
+  const log = () => {
+    if (logged) return;
+    logged = true;
+    console.error(`mcp-server: ${req.method} ${req.url} ${info.rpc} -> ${res.statusCode}`);
+    process.stdout.write(`REQUEST ${req.method} ${req.url} ${info.rpc} auth=${auth}\n`);
+  };
+  res.on("finish", log);
+  res.on("close", log);
+  handle(req, res, info).catch((err) => {
+    console.error("mcp-server: request failed:", err);
+    if (!res.headersSent) sendJson(res, 500, rpcError(-32603, "Internal error"));
+    else res.end();
+  });
+});
+httpServer.on("error", (err) => {
+  console.error("mcp-server: listen error:", err.message);
+  process.exit(1);
+});
+await new Promise((resolve) => httpServer.listen(Number(portArg), HOST, resolve));
+const { address, port } = httpServer.address();
+console.error(
+  `mcp-server: bound ${address}:${port} (${STATELESS ? "stateless" : "stateful"}, ` +
+    `${JSON_RESPONSES ? "JSON" : "SSE"} responses, delay ${DELAY_MS} ms, notify ${NOTIFY}, ` +
+    `keep-alive ${KEEPALIVE_MS ?? "default"})`,
+);
+process.stdout.write(`READY ${port}\n`);
+
+readline.createInterface({ input: process.stdin, terminal: false }).on("line", (line) => {
+  const cmd = line.trim();
+  if (cmd === "quit") process.exit(0);
+  else if (cmd !== "") console.error(`mcp-server: unknown command: ${cmd} (expected quit)`);
+});
+process.on("SIGTERM", () => process.exit(0));
+process.on("SIGINT", () => process.exit(0));
