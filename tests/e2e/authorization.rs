@@ -103,3 +103,84 @@ async fn an_authorizer_that_traps_fails_closed() {
     let report = mcp_client(&["http", &url, "--header", &header], &[]).await;
     assert_eq!(report["ok"], false, "{report}");
 }
+
+/// Cedar per tool (groups, annotations, resource URIs) and scope rules with
+/// step-up, through the official SDK client, with SSE and with JSON responses.
+#[tokio::test]
+async fn cedar_and_scopes_decide_calls_filter_lists_and_ask_for_scopes() {
+    let policies = r#"
+@id("everyone-reads")
+permit(principal, action == Action::"call_tool", resource)
+when { resource has readOnlyHint && resource.readOnlyHint };
+
+@id("engineering-all-tools")
+permit(principal in Group::"engineering", action == Action::"call_tool", resource);
+
+@id("prompts")
+permit(principal, action == Action::"get_prompt", resource);
+
+@id("public-files")
+permit(principal, action == Action::"read_resource", resource)
+when { resource.uri like "file:///public/*" };
+"#;
+    let op = OpenIdProvider::start().await;
+    for json_responses in [false, true] {
+        let server = McpServer::start(json_responses).await;
+        let authorize = format!(
+            "  [[workloads.authorize]]\n  component = \"builtin:scopes\"\n  config = {{ rules = [{{ tool = \"deploy\", scopes = [\"tools:deploy\"] }}] }}\n\
+             \n  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{policies}''' }}\n"
+        );
+        let gw = TestGateway::start(&format!("version = 1\n{}", mcp_workload(&server.url(), &op.issuer, &authorize))).await.unwrap();
+        let url = format!("{}/mcp", gw.url("tools").await);
+        let mode = if json_responses { "json" } else { "sse" };
+        let run = async |client: &str, scope: &str, call: &[&str]| {
+            let token = op.token(client, PUBLIC_URL, scope).await;
+            let header = format!("Authorization: Bearer {token}");
+            let mut args = vec!["http", url.as_str(), "--header", header.as_str(), "--list-all"];
+            args.extend_from_slice(call);
+            let report = mcp_client(&args, &[]).await;
+            assert_eq!(report["ok"], true, "{mode} {client}: {report}");
+            report
+        };
+
+        // Engineering may call every tool, but `deploy` needs a scope it lacks: hidden, and a call asks for it.
+        let report = run("eng-client", "mcp:read", &["--call", "deploy", "--args", r#"{"env":"prod"}"#]).await;
+        assert_eq!(report["tools"], json!(["echo", "add", "delete_file"]), "{mode}: {report}");
+        assert_eq!(report["call"]["ok"], false, "{mode}: {report}");
+        assert_eq!(report["call"]["status"], 403, "{mode}: {report}");
+        let challenge = report["call"]["wwwAuthenticate"].as_str().unwrap_or_default();
+        assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="tools:deploy""#), "{mode}: {report}");
+        assert!(challenge.contains("resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""), "{challenge}");
+        // With the scope: listed, and the call goes through.
+        let report = run("eng-client", "mcp:read tools:deploy", &["--call", "deploy", "--args", r#"{"env":"prod"}"#]).await;
+        assert_eq!(report["tools"], json!(["echo", "add", "delete_file", "deploy"]), "{mode}: {report}");
+        assert_eq!(report["call"]["ok"], true, "{mode}: {report}");
+
+        // Ops may only use read-only tools: the others are hidden, and a call is refused with the client showing why.
+        let report = run("ops-client", "mcp:read tools:deploy", &["--call", "delete_file", "--args", r#"{"path":"/etc/passwd"}"#]).await;
+        assert_eq!(report["tools"], json!(["echo", "add"]), "{mode}: {report}");
+        assert_eq!(report["call"]["ok"], false, "{mode}: {report}");
+        assert_eq!(report["call"]["status"], 403, "{mode}: {report}");
+        assert!(report["call"]["error"].as_str().unwrap_or_default().contains("delete_file"), "the SDK shows the reason: {report}");
+        // Prompts all listed; resources and templates only under file:///public/.
+        assert_eq!(report["prompts"], json!(["greeting", "incident_report"]), "{mode}: {report}");
+        assert_eq!(report["resources"], json!(["file:///public/readme.md"]), "{mode}: {report}");
+        assert_eq!(report["resourceTemplates"], json!(["file:///public/{name}"]), "{mode}: {report}");
+        let report = run("ops-client", "mcp:read", &["--call", "add", "--args", r#"{"a":2,"b":3}"#]).await;
+        assert_eq!(report["call"]["ok"], true, "{mode}: {report}");
+    }
+}
+
+#[tokio::test]
+async fn cedar_policies_are_checked_at_load() {
+    let op = OpenIdProvider::start().await;
+    let bad = "  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = { policies = 'permit(principal, action == Action::\"call_tool\" resource);' }\n";
+    let error = TestGateway::start(&format!("version = 1\n{}", mcp_workload("http://127.0.0.1:9", &op.issuer, bad))).await.err().expect("refused");
+    let text = format!("{error:#}");
+    assert!(text.contains("workloads[0].authorize[0]") && text.contains("policies"), "{text}");
+    // Authorizers need an MCP workload.
+    let not_mcp = mcp_workload("http://127.0.0.1:9", &op.issuer, "  [[workloads.authorize]]\n  component = \"builtin:scopes\"\n")
+        .replace(PUBLIC_URL, "http://127.0.0.1:8080");
+    let error = TestGateway::start(&format!("version = 1\n{not_mcp}")).await.err().expect("refused");
+    assert!(format!("{error:#}").contains("mcp = true"), "{error:#}");
+}

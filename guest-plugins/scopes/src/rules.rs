@@ -246,7 +246,9 @@ mod tests {
         assert!(error(r#"{"rules": [{"tool": "a", "prompt": "b", "scopes": []}]}"#).starts_with("config.rules[0]: give exactly one"));
         assert!(error(r#"{"rules": [{"tool": "a"}]}"#).contains("missing field `scopes`"));
         assert!(error(r#"{"rules": [{"tool": "a", "scopes": ["x"]}, {"tool": "", "scopes": []}]}"#).starts_with("config.rules[1].tool: the glob is empty"));
-        assert!(error(r#"{"rules": [{"tool": "a", "scopes": ["ok", "two words"]}]}"#).starts_with("config.rules[0].scopes[1]: \"two words\" is not an OAuth scope"));
+        assert!(
+            error(r#"{"rules": [{"tool": "a", "scopes": ["ok", "two words"]}]}"#).starts_with("config.rules[0].scopes[1]: \"two words\" is not an OAuth scope")
+        );
         assert!(error(r#"{"rules": [{"tool": "a", "scopes": ["q\"uote"]}]}"#).starts_with("config.rules[0].scopes[0]"));
         assert!(error(r#"{"rules": [{"tool": "a", "scopes": [""]}]}"#).starts_with("config.rules[0].scopes[0]"));
         assert!(error(r#"{"default": "maybe"}"#).starts_with("config.default: unknown variant `maybe`"), "{}", error(r#"{"default": "maybe"}"#));

@@ -35,6 +35,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "  upstream  {}", workload.upstream)?;
         writeln!(out, "  inbound   {inbound}")?;
         writeln!(out, "  outbound  {}", chain(&workload.outbound))?;
+        if !workload.authorize.is_empty() {
+            writeln!(out, "  authorize {}", chain(&workload.authorize))?;
+        }
         for entry in workload.outbound.iter().filter(|e| e.component == builtins::REGISTRY_TOKEN) {
             writeln!(out, "  login     {}", registry_auth_state(workload, entry))?;
         }

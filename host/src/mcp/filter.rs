@@ -3,6 +3,7 @@
 //! response is passed on event by event, and only the event that carries the
 //! list's result is rewritten. Any other response passes unchanged.
 
+use super::annotations::ToolAnnotations;
 use super::authorize::Authorizers;
 use super::lists::ListRequest;
 use super::sse::{self, EventSplitter};
@@ -34,6 +35,8 @@ pub struct ListFilter {
     pub request: Arc<RequestData>,
     pub identity: Option<Identity>,
     pub workload: Arc<str>,
+    /// Where a `tools/list` answer's annotations are remembered.
+    pub tools: Arc<ToolAnnotations>,
 }
 
 impl ListFilter {
@@ -137,6 +140,9 @@ impl ListFilter {
                 let Some(items) = self.list.items(message) else {
                     return false;
                 };
+                if self.list.kind.item_method == "tools/call" {
+                    self.tools.learn(&items);
+                }
                 let mut keep = Vec::with_capacity(items.len());
                 for item in &items {
                     keep.push(self.authorizers.lists(&self.request, self.identity.as_ref(), item, &self.workload).await);

@@ -4,6 +4,7 @@
 //! list responses what the caller may not use ([`lists`], [`filter`], with
 //! [`sse`] for streamed responses). See docs/authorization.md.
 
+pub mod annotations;
 pub mod authorize;
 pub mod filter;
 pub mod lists;

@@ -2,8 +2,9 @@
 //!
 //! Components validate their own `config`; the host reads a few keys of the
 //! built-ins' tables for jobs a component cannot do: serving the RFC 9728
-//! metadata, reading `jwks_file` (components have no file access), warning
-//! about `audiences = []`. (`builtin:shared-key`'s keys are read by [`crate::keys`].)
+//! metadata, reading `jwks_file` and Cedar's `policies_file` (components have
+//! no file access), warning about `audiences = []`, and the registry token's
+//! secret name, static tokens and login port. (`builtin:shared-key`'s keys are read by [`crate::keys`].)
 
 use super::file::ChainEntryFile;
 use serde_json::{Map, Value};
@@ -50,6 +51,8 @@ fn providers(config: &Map<String, Value>) -> impl Iterator<Item = &Map<String, V
 }
 
 pub const REGISTRY_TOKEN: &str = "builtin:registry-token";
+
+pub const CEDAR: &str = "builtin:cedar";
 
 /// The secret under which a component's static bearer token is served when the
 /// host has one for it (`PORTCULLIS_REGISTRY_TOKEN`, or the entry's `token_file`).

@@ -142,6 +142,7 @@ async fn compile_workload(
         mcp: mcp.then(|| McpSettings {
             max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
             authorizers: Authorizers { plugins: authorize.into() },
+            tools: Default::default(),
         }),
         upstream,
         tls,
@@ -298,12 +299,18 @@ pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &
 }
 
 /// The component's config as JSON. For the OIDC verifier, `jwks_file` entries
-/// are read here (components have no file access) and passed inline as `jwks`;
-/// the registry token gets the secret name its tokens live under.
+/// are read here (components have no file access) and passed inline as `jwks`,
+/// and Cedar's `policies_file`/`schema_file` as `policies`/`schema`; the
+/// registry token gets the secret name its tokens live under.
 fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
     if entry.component == builtins_config::REGISTRY_TOKEN {
         builtins_config::registry_token_config(&mut config, &workload.upstream);
+    }
+    if entry.component == builtins_config::CEDAR {
+        for (file_key, text_key) in [("policies_file", "policies"), ("schema_file", "schema")] {
+            inline_text_file(policy, &mut config, file_key, text_key, &key.key("config"))?;
+        }
     }
     if entry.component == builtins_config::OIDC_VERIFIER {
         inline_jwks_file(policy, &mut config, &key.key("config"))?;
@@ -316,6 +323,29 @@ fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &Chai
         }
     }
     Ok(serde_json::Value::Object(config).to_string())
+}
+
+/// Replaces `file_key` (a path relative to the policy) by `text_key` holding
+/// the file's text: components have no file access.
+fn inline_text_file(
+    policy: &LoadedPolicy,
+    config: &mut serde_json::Map<String, serde_json::Value>,
+    file_key: &str,
+    text_key: &str,
+    key: &KeyPath,
+) -> Result<(), PolicyError> {
+    let Some(file) = config.remove(file_key) else {
+        return Ok(());
+    };
+    let key = key.key(file_key);
+    if config.contains_key(text_key) {
+        return Err(policy.error_at(&key, format!("give `{file_key}` or `{text_key}`, not both"), None));
+    }
+    let path = policy.resolve(std::path::Path::new(file.as_str().unwrap_or_default()));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| policy.error_at(&key, format!("cannot read {}: {e}", path.display()), Some("the path is relative to the policy file".into())))?;
+    config.insert(text_key.into(), serde_json::Value::String(text));
+    Ok(())
 }
 
 fn inline_jwks_file(policy: &LoadedPolicy, config: &mut serde_json::Map<String, serde_json::Value>, key: &KeyPath) -> Result<(), PolicyError> {

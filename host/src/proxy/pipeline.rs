@@ -87,8 +87,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         Some(mcp) if parts.method == Method::POST => {
             let limit = mcp.max_message_bytes.min(workload.max_body_bytes as usize);
             let bytes = read_message(body, limit).await?;
-            let calls = message::parse(&bytes).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+            let mut calls = message::parse(&bytes).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
             message::check_headers(&parts.headers, &calls).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+            mcp.tools.fill(&mut calls);
             (full(bytes), calls)
         }
         _ => (Limited::new(body, workload.max_body_bytes as usize).boxed(), Vec::new()),
@@ -118,6 +119,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
             request: view.clone(),
             identity: allowed.identity.clone(),
             workload: workload.name.clone(),
+            tools: mcp.tools.clone(),
         });
     }
     let mut view = take_back(view);

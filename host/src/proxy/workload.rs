@@ -44,4 +44,6 @@ pub struct McpSettings {
     pub max_message_bytes: usize,
     /// `[[workloads.authorize]]`; empty: calls are read (components see them) but not authorized.
     pub authorizers: crate::mcp::authorize::Authorizers,
+    /// The server's tool annotations, learnt from the lists filtered since load.
+    pub tools: Arc<crate::mcp::annotations::ToolAnnotations>,
 }

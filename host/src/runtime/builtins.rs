@@ -13,6 +13,8 @@ static BUILTINS: &[Builtin] = &[
     Builtin { name: "shared-key", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/shared_key.wasm")) },
     Builtin { name: "oidc-verifier", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/oidc_verifier.wasm")) },
     Builtin { name: "registry-token", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/registry_token.wasm")) },
+    Builtin { name: "cedar", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/cedar.wasm")) },
+    Builtin { name: "scopes", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/scopes.wasm")) },
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {

@@ -1,0 +1,82 @@
+//! What an MCP server says of its tools (`annotations` in `tools/list`:
+//! `readOnlyHint`, `destructiveHint`, ...), remembered per workload so that
+//! a `tools/call`, which does not carry them, is decided with them too.
+//!
+//! They come from the lists the gateway filters, so a tool is known once some
+//! client has listed it since the last load; before that, a call is decided
+//! without annotations (a policy that permits on `readOnlyHint` does not
+//! match, which fails closed). They are the server's word, trusted as much as
+//! the server.
+
+use crate::runtime::bindings::mcp::McpCall;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Tools remembered per workload; a server that lists more is not remembered past this.
+const MAX_TOOLS: usize = 10_000;
+
+#[derive(Default)]
+pub struct ToolAnnotations {
+    tools: Mutex<HashMap<String, String>>,
+}
+
+impl ToolAnnotations {
+    /// Remembers the annotations of the tools of a `tools/list` answer (as
+    /// the calls its items are asked about as).
+    pub fn learn(&self, items: &[McpCall]) {
+        let mut tools = self.tools.lock().unwrap_or_else(|p| p.into_inner());
+        for item in items {
+            let Some(name) = &item.name else { continue };
+            match &item.annotations_json {
+                Some(annotations) if tools.len() < MAX_TOOLS || tools.contains_key(name) => {
+                    tools.insert(name.clone(), annotations.clone());
+                }
+                Some(_) => {}
+                None => {
+                    tools.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Gives each `tools/call` the annotations its tool was last listed with.
+    pub fn fill(&self, calls: &mut [McpCall]) {
+        let tools = self.tools.lock().unwrap_or_else(|p| p.into_inner());
+        if tools.is_empty() {
+            return;
+        }
+        for call in calls.iter_mut().filter(|c| c.method == "tools/call") {
+            call.annotations_json = call.name.as_ref().and_then(|name| tools.get(name)).cloned();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(method: &str, name: &str, annotations: Option<&str>) -> McpCall {
+        McpCall { method: method.into(), name: Some(name.into()), arguments_json: None, annotations_json: annotations.map(Into::into), id: None }
+    }
+
+    #[test]
+    fn listed_annotations_reach_later_calls() {
+        let known = ToolAnnotations::default();
+        let mut calls = [call("tools/call", "echo", None), call("prompts/get", "echo", None)];
+        known.fill(&mut calls);
+        assert_eq!(calls[0].annotations_json, None, "nothing listed yet");
+        known.learn(&[call("tools/call", "echo", Some(r#"{"readOnlyHint":true}"#)), call("tools/call", "deploy", None)]);
+        known.fill(&mut calls);
+        assert_eq!(calls[0].annotations_json.as_deref(), Some(r#"{"readOnlyHint":true}"#));
+        assert_eq!(calls[1].annotations_json, None, "only tool calls");
+        // A client cannot bring its own: a call's annotations are always the server's.
+        let mut forged = [call("tools/call", "deploy", Some(r#"{"readOnlyHint":true}"#))];
+        known.fill(&mut forged);
+        assert_eq!(forged[0].annotations_json, None);
+        // A tool listed again without annotations loses them.
+        known.learn(&[call("tools/call", "echo", None)]);
+        let mut again = [call("tools/call", "echo", None)];
+        known.fill(&mut again);
+        assert_eq!(again[0].annotations_json, None);
+    }
+}
