@@ -42,7 +42,8 @@ async fn messages_are_read_once_checked_and_bounded() {
     let op = OpenIdProvider::start().await;
     let authorize =
         "  [[workloads.authorize]]\n  component = \"test-authorizer\"\n  config = { mode = \"facts\" }\n  [workloads.limits]\n  max_mcp_message_bytes = 4096\n";
-    let gw = TestGateway::start(&format!("version = 1\n{}", mcp_workload(&server.url(), &op.issuer, authorize))).await.unwrap();
+    let audit = "[audit]\nfile = \"audit.jsonl\"\narguments = [\"message\"]\n";
+    let gw = TestGateway::start(&format!("version = 1\n{audit}{}", mcp_workload(&server.url(), &op.issuer, authorize))).await.unwrap();
     let url = format!("{}/mcp", gw.url("tools").await);
     let token = op.token("eng-client", PUBLIC_URL, "mcp:read").await;
 
@@ -58,6 +59,17 @@ async fn messages_are_read_once_checked_and_bounded() {
     assert_eq!(facts["call"]["arguments"], r#"{"message":"hi"}"#);
     assert_eq!(facts["subject"], "eng-client");
     assert_eq!(facts["request_calls"].as_array().unwrap().len(), 1);
+    // The audit file: one line per decision, with the argument the policy lets it keep.
+    let audit_path = gw.policy_path.parent().unwrap().join("audit.jsonl");
+    let record = wait_for_audit_line(&audit_path).await;
+    assert_eq!(
+        (record["decision"].as_str(), record["name"].as_str(), record["subject"].as_str()),
+        (Some("deny"), Some("echo"), Some("eng-client")),
+        "{record}"
+    );
+    assert_eq!(record["arguments"], json!({ "message": "hi" }), "{record}");
+    assert_eq!(record["rule"], "facts");
+    assert!(record["request_id"].as_str().is_some_and(|id| id.len() == 32), "{record}");
 
     // Methods that need no decision pass without asking (the authorizer refuses everything it is asked).
     let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" });
@@ -85,6 +97,17 @@ async fn messages_are_read_once_checked_and_bounded() {
 
     // Without a valid token the inbound chain refuses first: nothing is authorized.
     assert_eq!(post(&url, "not-a-token", &call(11, "echo"), &[]).await.status(), 401);
+}
+
+/// The first line of the audit file, once the writer has synced it.
+async fn wait_for_audit_line(path: &std::path::Path) -> Value {
+    for _ in 0..50 {
+        if let Some(line) = std::fs::read_to_string(path).ok().and_then(|text| text.lines().next().map(str::to_owned)) {
+            return serde_json::from_str(&line).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no audit line in {}", path.display());
 }
 
 #[tokio::test]

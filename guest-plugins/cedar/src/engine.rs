@@ -1,5 +1,5 @@
 //! The decision: an MCP call as a Cedar request (ToolHive's entity model,
-//! see MAPPING.md), evaluated against the policies built at `init`.
+//! see docs/authorization.md), evaluated against the policies built at `init`.
 //!
 //! Pure: nothing here calls the host, so all of it runs in native tests. What
 //! should be logged comes back with the decision.

@@ -5,7 +5,7 @@
 //! were called). The call becomes a Cedar request in ToolHive's model, so
 //! ToolHive's policies work unchanged: `Client::"<sub>"` in its groups does
 //! `Action::"call_tool"` on `Tool::"<name>"`, with the token's claims as
-//! `claim_*` and the call's arguments as `arg_*`; MAPPING.md has all of it and
+//! `claim_*` and the call's arguments as `arg_*`; docs/authorization.md has all of it and
 //! where Portcullis differs.
 //!
 //! Allowed when a `permit` applies and no `forbid` does; the audit log gets the

@@ -311,7 +311,7 @@ fn odd_calls_are_refused() {
     allowed(engine.decide(Some(&alice), &tool("we\"ird\\name", json!({}))), "policy0");
 }
 
-/// The example schema shipped with the crate and the policies MAPPING.md shows.
+/// The example schema shipped with the crate and the policies docs/authorization.md shows.
 const SCHEMA: &str = include_str!("../mcp.cedarschema");
 
 #[test]

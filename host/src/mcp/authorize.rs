@@ -3,6 +3,7 @@
 //! client asked for. Every authorizer must allow; the first refusal decides.
 //! Every decision is one audit line (`target: "audit"`).
 
+use super::audit::AuditFile;
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::bindings::types::Identity;
 use crate::runtime::plugin::{FaultKind, Plugin};
@@ -19,6 +20,8 @@ pub const AUTHORIZED_METHODS: [&str; 7] =
 #[derive(Clone, Default)]
 pub struct Authorizers {
     pub plugins: Arc<[Arc<Plugin>]>,
+    /// `[audit] file`, shared by the policy's workloads.
+    pub audit: Option<Arc<AuditFile>>,
 }
 
 /// Why a call may not proceed.
@@ -71,6 +74,9 @@ impl Authorizers {
                 .await
                 .map_err(|fault| Refusal::Failed { component: plugin.label.component.clone(), kind: fault.kind })?;
             audit(workload, identity, call, &decision, &plugin.label.component, asked);
+            if let (Some(file), true) = (&self.audit, asked) {
+                file.write(&record(request, workload, identity, call, &decision, &plugin.label.component, file));
+            }
             if !matches!(decision, Decision::Allow { .. }) {
                 break;
             }
@@ -104,4 +110,40 @@ fn audit(workload: &str, identity: Option<&Identity>, call: &McpCall, decision: 
     } else {
         line!(debug, "authorization decision on a list item");
     }
+}
+
+/// The audit file's record of a decision on a call the client made.
+fn record(
+    request: &RequestData,
+    workload: &str,
+    identity: Option<&Identity>,
+    call: &McpCall,
+    decision: &Decision,
+    component: &str,
+    file: &AuditFile,
+) -> serde_json::Value {
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let mut record = serde_json::json!({
+        "time_ms": time,
+        "request_id": request.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+        "workload": workload,
+        "subject": identity.map(|i| i.subject.as_str()),
+        "issuer": identity.and_then(|i| i.issuer.as_deref()),
+        "method": call.method,
+        "name": call.name,
+        "decision": decision.label(),
+        "component": component,
+    });
+    match decision {
+        Decision::Allow { rule } => record["rule"] = serde_json::json!(rule),
+        Decision::Deny { reason, rule } => {
+            record["rule"] = serde_json::json!(rule);
+            record["reason"] = serde_json::json!(reason);
+        }
+        Decision::StepUp(scopes) => record["scopes"] = serde_json::json!(scopes),
+    }
+    if let Some(arguments) = file.arguments(call.arguments_json.as_deref()) {
+        record["arguments"] = arguments;
+    }
+    record
 }

@@ -5,6 +5,7 @@
 //! [`sse`] for streamed responses). See docs/authorization.md.
 
 pub mod annotations;
+pub mod audit;
 pub mod authorize;
 pub mod filter;
 pub mod lists;

@@ -9,6 +9,7 @@ use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
+use crate::mcp::audit::AuditFile;
 use crate::mcp::authorize::Authorizers;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
@@ -20,7 +21,7 @@ use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::{McpSettings, Workload};
 use crate::runtime::Runtime;
 use crate::runtime::builtins;
-use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
+use crate::runtime::capabilities::{Capabilities, Mode, PluginLabel, Services, cache};
 use crate::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -42,9 +43,13 @@ pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Servic
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
+    let audit = match audit_file(policy, services) {
+        Ok(audit) => audit,
+        Err(error) => return Err(PolicyErrors(vec![error])),
+    };
     for (n, (file, parsed)) in policy.file.workloads.iter().zip(&policy.workloads).enumerate() {
         let key = KeyPath::root().key("workloads").index(n);
-        match compile_workload(policy, file, parsed, &key, runtime, services, metrics, &mut components).await {
+        match compile_workload(policy, file, parsed, &key, runtime, services, metrics, &mut components, audit.as_ref()).await {
             Ok(workload) => {
                 workloads.insert(workload.name.clone(), Arc::new(workload));
             }
@@ -68,6 +73,7 @@ async fn compile_workload(
     services: &Services,
     metrics: &Metrics,
     components: &mut HashMap<String, Component>,
+    audit: Option<&Arc<AuditFile>>,
 ) -> Result<Workload, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let name: Arc<str> = file.name.as_str().into();
@@ -141,7 +147,7 @@ async fn compile_workload(
         outbound_logs_in,
         mcp: mcp.then(|| McpSettings {
             max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
-            authorizers: Authorizers { plugins: authorize.into() },
+            authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned() },
             tools: Default::default(),
         }),
         upstream,
@@ -207,6 +213,20 @@ async fn compile_entry(
         max_idle,
     };
     Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
+}
+
+/// `[audit] file`, opened for appending; not during `portcullis check`, which changes nothing.
+fn audit_file(policy: &LoadedPolicy, services: &Services) -> Result<Option<Arc<AuditFile>>, PolicyError> {
+    let Some(settings) = &policy.file.audit else {
+        return Ok(None);
+    };
+    if services.mode == Mode::Check {
+        return Ok(None);
+    }
+    let path = policy.resolve(&settings.file);
+    AuditFile::open(&path, settings.arguments.clone())
+        .map(|file| Some(Arc::new(file)))
+        .map_err(|e| policy.error_at(&KeyPath::root().key("audit").key("file"), format!("cannot open {} for appending: {e}", path.display()), None))
 }
 
 /// The policy key of a role's chain.
@@ -300,7 +320,7 @@ pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &
 
 /// The component's config as JSON. For the OIDC verifier, `jwks_file` entries
 /// are read here (components have no file access) and passed inline as `jwks`,
-/// and Cedar's `policies_file`/`schema_file` as `policies`/`schema`; the
+/// and Cedar's `policies_file`/`schema_file`/`entities_file` as `policies`/`schema`/`entities`; the
 /// registry token gets the secret name its tokens live under.
 fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
@@ -308,7 +328,7 @@ fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &Chai
         builtins_config::registry_token_config(&mut config, &workload.upstream);
     }
     if entry.component == builtins_config::CEDAR {
-        for (file_key, text_key) in [("policies_file", "policies"), ("schema_file", "schema")] {
+        for (file_key, text_key) in [("policies_file", "policies"), ("schema_file", "schema"), ("entities_file", "entities")] {
             inline_text_file(policy, &mut config, file_key, text_key, &key.key("config"))?;
         }
     }

@@ -26,6 +26,20 @@ pub struct PolicyFile {
     pub workloads: Vec<WorkloadFile>,
     /// Installed plugin modules (`component = "plugin:NAME"`): signature requirements.
     pub plugins: Option<PluginsFile>,
+    /// An audit file of authorization decisions, besides the log.
+    pub audit: Option<AuditFileSettings>,
+}
+
+/// `[audit]`: where authorization decisions are appended, one JSON line each.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditFileSettings {
+    /// The file, relative to the policy file; created with mode 0600, appended to.
+    pub file: PathBuf,
+    /// Names of tool arguments whose values may be written (none by default:
+    /// arguments can hold secrets or personal data).
+    #[serde(default)]
+    pub arguments: Vec<String>,
 }
 
 /// `[plugins]`: what an installed module (`plugin:NAME`, pinned in `portcullis.lock`) must satisfy.
