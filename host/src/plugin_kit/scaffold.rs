@@ -22,6 +22,7 @@ const SDK: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../../../guest-plugins/portcullis-plugin/Cargo.toml")),
     ("build.rs", include_str!("../../../guest-plugins/portcullis-plugin/build.rs")),
     ("src/lib.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/lib.rs")),
+    ("src/authorize.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/authorize.rs")),
     ("src/config.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/config.rs")),
     ("src/export.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/export.rs")),
     ("src/host.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/host.rs")),
