@@ -95,8 +95,11 @@ async fn messages_are_read_once_checked_and_bounded() {
     let big = call(10, &"x".repeat(5000));
     assert_eq!(post(&url, &token, &big, &[]).await.status(), 413);
 
-    // Without a valid token the inbound chain refuses first: nothing is authorized.
+    // Without a valid token the inbound chain refuses first: nothing is
+    // authorized, and a bad message is not even reported (401, not 400 or 413).
     assert_eq!(post(&url, "not-a-token", &call(11, "echo"), &[]).await.status(), 401);
+    assert_eq!(post(&url, "not-a-token", &json!({ "method": 7 }), &[]).await.status(), 401);
+    assert_eq!(post(&url, "not-a-token", &big, &[]).await.status(), 401);
 }
 
 /// The first line of the audit file, once the writer has synced it.

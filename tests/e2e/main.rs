@@ -7,6 +7,7 @@ mod capabilities;
 mod chain;
 mod cli;
 mod component_cache;
+mod conformance;
 mod faults;
 mod first_run;
 mod limits;

@@ -82,17 +82,23 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     workload.headers.check_credentials(&parts.headers)?;
     // 7. An MCP workload reads each POSTed JSON-RPC message once, bounded,
     //    before any component runs: components see its calls, authorizers
-    //    decide them, and the headers that name them must agree with it.
-    let (body, mcp_calls) = match &workload.mcp {
+    //    decide them, and the headers that name them must agree with it. A
+    //    message that fails these checks is refused after the inbound chain,
+    //    so a caller without credentials learns nothing but 401.
+    let (body, mcp_calls, bad_message) = match &workload.mcp {
         Some(mcp) if parts.method == Method::POST => {
             let limit = mcp.max_message_bytes.min(workload.max_body_bytes as usize);
-            let bytes = read_message(body, limit).await?;
-            let mut calls = message::parse(&bytes).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
-            message::check_headers(&parts.headers, &calls).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
-            mcp.tools.fill(&mut calls);
-            (full(bytes), calls)
+            match read_message(body, limit).await.and_then(|bytes| {
+                let mut calls = message::parse(&bytes).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+                message::check_headers(&parts.headers, &calls).map_err(|e| GatewayError::BadMcpMessage(e.describe()))?;
+                mcp.tools.fill(&mut calls);
+                Ok((bytes, calls))
+            }) {
+                Ok((bytes, calls)) => (full(bytes), calls, None),
+                Err(error) => (full(bytes::Bytes::new()), Vec::new(), Some(error)),
+            }
         }
-        _ => (Limited::new(body, workload.max_body_bytes as usize).boxed(), Vec::new()),
+        _ => (Limited::new(body, workload.max_body_bytes as usize).boxed(), Vec::new(), None),
     };
 
     // 8. The inbound chain decides on a read-only view that holds the headers
@@ -108,6 +114,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         mcp_calls,
     });
     let allowed = workload.inbound.decide(&view).await?;
+    if let Some(error) = bad_message {
+        return Err(error);
+    }
     // 9. The authorizers decide each MCP call as the caller the chain
     //    established; a list's response will be filtered the same way.
     let mut list_filter = None;
