@@ -291,8 +291,6 @@ pub struct LoginTarget {
     pub session: crate::runtime::login::LoginSession,
     /// The loopback port the callback listener binds (`callback_port`).
     pub callback_port: u16,
-    /// Where the policy entry is, for messages (`workloads[0].outbound[0]`).
-    pub location: String,
 }
 
 /// Sets up the first outbound entry of `workload_name` whose component offers
@@ -313,7 +311,7 @@ pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &
         let settings =
             LoginSettings { config_json, workload: workload.name.clone(), public_url: workload.public_url.clone(), memory_bytes: limits.memory_bytes };
         let session = LoginSession::start(runtime, &component, caps, settings).await?;
-        return Ok(LoginTarget { session, callback_port: builtins_config::callback_port(entry), location: key.to_string() });
+        return Ok(LoginTarget { session, callback_port: builtins_config::callback_port(entry) });
     }
     anyhow::bail!("workload `{workload_name}` has no outbound component with an interactive login (such as builtin:registry-token)")
 }
