@@ -94,6 +94,17 @@ async fn messages_are_read_once_checked_and_bounded() {
     }
     let big = call(10, &"x".repeat(5000));
     assert_eq!(post(&url, &token, &big, &[]).await.status(), 413);
+    // Only a POST may carry a message: one in a GET or DELETE body would reach the server unread.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        let r = client()
+            .request(method.clone(), &url)
+            .header("authorization", format!("Bearer {token}"))
+            .body(call(12, "deploy").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{method}");
+    }
 
     // Without a valid token the inbound chain refuses first: nothing is
     // authorized, and a bad message is not even reported (401, not 400 or 413).

@@ -71,9 +71,11 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     // 5. One reading of the body's framing for everyone; a declared oversize
     //    body is refused before any component runs, an undeclared one is cut
     //    off by the `Limited` body below.
-    if normalise_framing(&mut parts.headers)?.is_some_and(|n| n > workload.max_body_bytes) {
+    let declared = normalise_framing(&mut parts.headers)?;
+    if declared.is_some_and(|n| n > workload.max_body_bytes) {
         return Err(GatewayError::BodyTooLarge);
     }
+    let carries_body = declared.map_or(parts.headers.contains_key(http::header::TRANSFER_ENCODING), |n| n > 0);
     // 6. Headers the client may not set: hop-by-hop ones, and the identity
     //    namespace (proxy headers, whatever an inbound component produces).
     //    Components then see exactly what the upstream will.
@@ -98,6 +100,8 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
                 Err(error) => (full(bytes::Bytes::new()), Vec::new(), Some(error)),
             }
         }
+        // A message in a GET or DELETE body would reach the server unread.
+        Some(_) if carries_body => (full(bytes::Bytes::new()), Vec::new(), Some(GatewayError::BadMcpMessage("only a POST may carry an MCP message"))),
         _ => (Limited::new(body, workload.max_body_bytes as usize).boxed(), Vec::new(), None),
     };
 
