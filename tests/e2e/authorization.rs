@@ -81,6 +81,12 @@ async fn messages_are_read_once_checked_and_bounded() {
     assert_eq!(r.status(), 403);
     assert_eq!(json(r).await["id"], 8);
 
+    // A list in a batch could not be told from the batch's other answers, and an id of
+    // `1.0` from the `1` a server answers with: both are refused rather than filtered wrong.
+    let list = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/list" });
+    assert_eq!(post(&url, &token, &json!([list, ping]), &[]).await.status(), 400);
+    assert_eq!(post(&url, &token, &json!({ "jsonrpc": "2.0", "id": 1.0, "method": "tools/list" }), &[]).await.status(), 400);
+
     // Headers that disagree with the body, bodies that are not JSON-RPC, and oversize messages.
     for (headers, what) in [(vec![("mcp-method", "tools/list")], "Mcp-Method"), (vec![("mcp-method", "tools/call"), ("mcp-name", "deploy")], "Mcp-Name")] {
         let r = post(&url, &token, &call(9, "echo"), &headers).await;

@@ -57,6 +57,8 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         // Bound before the login starts: the redirect URI names this port.
         let listener = CallbackListener::bind(args.callback_port.unwrap_or(target.callback_port)).await?;
         let start = target.session.begin(&listener.redirect_uri()).await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
+        // The callback is matched by `state` alone: one a guess could hit is refused.
+        anyhow::ensure!(start.state.len() >= 22, "the component's login `state` is too short to protect the callback (at least 128 random bits are needed)");
         let mut out = std::io::stdout().lock();
         writeln!(out, "Open this URL in a browser to log in (workload {}):\n\n  {}\n", args.workload, start.authorize_url)?;
         out.flush()?;

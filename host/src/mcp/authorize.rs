@@ -13,8 +13,17 @@ use std::sync::Arc;
 
 /// The methods an authorizer is asked about; every other method (initialize,
 /// ping, notifications, completion, logging) passes without asking.
-pub const AUTHORIZED_METHODS: [&str; 7] =
-    ["tools/call", "prompts/get", "resources/read", "tools/list", "prompts/list", "resources/list", "resources/templates/list"];
+pub const AUTHORIZED_METHODS: [&str; 9] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+];
 
 /// A workload's authorizers, in policy order.
 #[derive(Clone, Default)]

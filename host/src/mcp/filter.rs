@@ -23,8 +23,8 @@ type Body = BoxBody<Bytes, BoxError>;
 /// the response fails rather than reaching the client unfiltered.
 const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
 
-/// The list response could not be read whole (over the bound, or broken),
-/// so it is not passed on.
+/// The list response could not be read (over the bound, broken, compressed,
+/// not JSON or SSE), so it is not passed on.
 #[derive(Debug)]
 pub struct TooLarge;
 
@@ -40,14 +40,24 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// A successful answer it cannot read (compressed, or neither JSON nor
+    /// SSE, or JSON that does not parse) is refused, never passed unfiltered.
     pub async fn apply(self, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
-        let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        let headers = response.headers();
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        let encoded = headers.get(header::CONTENT_ENCODING).is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if !response.status().is_success() || response.status() == http::StatusCode::ACCEPTED {
+            return Ok(response);
+        }
+        if encoded {
+            return Err(TooLarge);
+        }
         if content_type.starts_with("text/event-stream") {
             Ok(self.filter_stream(response))
         } else if content_type.starts_with("application/json") {
             self.filter_whole(response).await
         } else {
-            Ok(response)
+            Err(TooLarge)
         }
     }
 
@@ -63,13 +73,11 @@ impl ListFilter {
             }
         }
         let bytes = whole.freeze();
-        // Not JSON, or not the list's response: as the upstream sent it.
-        let bytes = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(mut value) => match self.filter_value(&mut value).await {
-                true => Bytes::from(serde_json::to_vec(&value).expect("JSON values serialise")),
-                false => bytes,
-            },
-            Err(_) => bytes,
+        // Not the list's response: as the upstream sent it; not JSON: refused.
+        let mut value = serde_json::from_slice::<Value>(&bytes).map_err(|_| TooLarge)?;
+        let bytes = match self.filter_value(&mut value).await {
+            true => Bytes::from(serde_json::to_vec(&value).expect("JSON values serialise")),
+            false => bytes,
         };
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         Ok(Response::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed()))
@@ -112,13 +120,22 @@ impl ListFilter {
         Response::from_parts(parts, rx.boxed())
     }
 
-    /// One event, rewritten when its data is the list's response.
+    /// One event, rewritten when its data is the list's response. An event
+    /// whose data cannot be read (not UTF-8, not JSON, or several events run
+    /// together by line endings this reader does not split on) might hide the
+    /// list, so it is dropped rather than passed on; an empty one (a priming
+    /// or keep-alive event) passes.
     async fn filter_event(&self, event: Vec<u8>) -> Vec<u8> {
         let Some(data) = sse::data(&event) else {
-            return event;
+            // No data at all (a comment, a keep-alive) passes; data that is not UTF-8 does not.
+            return if sse::has_data(&event) { Vec::new() } else { event };
         };
-        let Ok(mut value) = serde_json::from_str::<Value>(&data) else {
+        if data.trim().is_empty() {
             return event;
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(&data) else {
+            tracing::warn!(workload = %self.workload, "dropped an SSE event of a list response that is not JSON");
+            return Vec::new();
         };
         match self.filter_value(&mut value).await {
             true => sse::with_data(&event, &value.to_string()),

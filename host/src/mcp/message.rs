@@ -47,8 +47,10 @@ pub fn parse(body: &[u8]) -> Result<Vec<McpCall>, MessageError> {
         }
         let id = match message.get("id") {
             None => None,
-            Some(id @ (Value::String(_) | Value::Number(_))) => Some(id.to_string()),
-            Some(_) => return Err(MessageError::NotJsonRpc("`id` is neither a string nor a number")),
+            // Integers only: `1.0` or `1e22` would not match the `1` a server answers with.
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            Some(id @ Value::String(_)) => Some(id.to_string()),
+            Some(_) => return Err(MessageError::NotJsonRpc("`id` is neither a string nor an integer")),
         };
         match message.get("method") {
             Some(Value::String(method)) => calls.push(call(method, message.get("params"), id)?),
@@ -132,6 +134,8 @@ mod tests {
             b"42",
             br#"{"method":"tools/list"}"#,
             br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+            br#"{"jsonrpc":"2.0","id":1.0,"method":"tools/list"}"#,
+            br#"{"jsonrpc":"2.0","id":1e22,"method":"tools/list"}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,

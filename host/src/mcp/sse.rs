@@ -55,7 +55,13 @@ impl EventSplitter {
 }
 
 fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    event.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    // A byte-order mark may start the stream, and so the first line.
+    event.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).map(|line| line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line))
+}
+
+/// Whether the event has any `data:` line.
+pub fn has_data(event: &[u8]) -> bool {
+    lines(event).any(|line| line.starts_with(b"data:"))
 }
 
 /// The event's data: its `data:` lines, joined with newlines.

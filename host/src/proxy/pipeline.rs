@@ -75,7 +75,8 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if declared.is_some_and(|n| n > workload.max_body_bytes) {
         return Err(GatewayError::BodyTooLarge);
     }
-    let carries_body = declared.map_or(parts.headers.contains_key(http::header::TRANSFER_ENCODING), |n| n > 0);
+    // HTTP/2 may send a body with neither header: ask the body itself.
+    let carries_body = declared.is_some_and(|n| n > 0) || !hyper::body::Body::is_end_stream(&body);
     // 6. Headers the client may not set: hop-by-hop ones, and the identity
     //    namespace (proxy headers, whatever an inbound component produces).
     //    Components then see exactly what the upstream will.
@@ -125,6 +126,10 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //    established; a list's response will be filtered the same way.
     let mut list_filter = None;
     if let Some(mcp) = workload.mcp.as_ref().filter(|m| !m.authorizers.is_empty()) {
+        // A list in a batch could not be told from the batch's other answers.
+        if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| crate::mcp::lists::ListKind::of(&c.method).is_some()) {
+            return Err(GatewayError::BadMcpMessage("a list method cannot be sent in a batch on this workload"));
+        }
         mcp.authorizers.decide(&view, allowed.identity.as_ref(), &workload.name).await.map_err(|refusal| refused(workload, refusal))?;
         list_filter = ListRequest::of(&view.mcp_calls).map(|list| ListFilter {
             list,
@@ -136,6 +141,14 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         });
     }
     let mut view = take_back(view);
+    if workload.mcp.as_ref().is_some_and(|m| !m.authorizers.is_empty()) {
+        // A resumed stream (`Last-Event-ID`) would replay answers, lists
+        // included, that were never filtered; a compressed list cannot be read.
+        view.headers.remove("last-event-id");
+        if list_filter.is_some() {
+            view.headers.remove(http::header::ACCEPT_ENCODING);
+        }
+    }
     // 10. Consumed credentials go, whichever component allowed; then the allow's edits.
     workload.headers.remove_consumed(&mut view.headers);
     allowed.edits.apply(&mut view.headers);

@@ -190,7 +190,8 @@ impl SecretStore {
     /// Makes the next read compare the store with the file, whenever it last did.
     pub fn recheck(&self) {
         if let Some(loaded) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            loaded.checked = Instant::now() - RECHECK;
+            let now = Instant::now();
+            loaded.checked = now.checked_sub(RECHECK).unwrap_or(now);
         }
     }
 

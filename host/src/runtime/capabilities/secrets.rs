@@ -191,7 +191,7 @@ impl HostState {
     /// not grant in `grants.secrets_write`, or that `portcullis check` would make.
     fn may_write(&self, name: &str, what: &str) -> Result<(), SecretError> {
         let caps = &self.caps;
-        if !caps.secrets.may_write(name) {
+        if !caps.secrets.may_write(name) || name.starts_with(HOST_PROVIDED_PREFIX) {
             tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
                 "refused a secret {what}: the policy does not grant this name (grants.secrets_write)");
             return Err(SecretError::NotGranted);
