@@ -26,7 +26,7 @@ const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// The list response could not be read (over the bound, broken, compressed,
 /// not JSON or SSE), so it is not passed on.
 #[derive(Debug)]
-pub struct TooLarge;
+pub struct Unfilterable;
 
 /// Everything a list's filter needs, owned: an SSE rewrite runs in its own task.
 pub struct ListFilter {
@@ -42,7 +42,7 @@ pub struct ListFilter {
 impl ListFilter {
     /// A successful answer it cannot read (compressed, or neither JSON nor
     /// SSE, or JSON that does not parse) is refused, never passed unfiltered.
-    pub async fn apply(self, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
+    pub async fn apply(self, response: Response<Body>) -> Result<Response<Body>, Unfilterable> {
         let headers = response.headers();
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         let encoded = headers.get(header::CONTENT_ENCODING).is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
@@ -50,31 +50,31 @@ impl ListFilter {
             return Ok(response);
         }
         if encoded {
-            return Err(TooLarge);
+            return Err(Unfilterable);
         }
         if content_type.starts_with("text/event-stream") {
             Ok(self.filter_stream(response))
         } else if content_type.starts_with("application/json") {
             self.filter_whole(response).await
         } else {
-            Err(TooLarge)
+            Err(Unfilterable)
         }
     }
 
-    async fn filter_whole(self, response: Response<Body>) -> Result<Response<Body>, TooLarge> {
+    async fn filter_whole(self, response: Response<Body>) -> Result<Response<Body>, Unfilterable> {
         let (mut parts, mut body) = response.into_parts();
         let mut whole = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(|_| TooLarge)?.into_data() {
+            if let Ok(data) = frame.map_err(|_| Unfilterable)?.into_data() {
                 if whole.len() + data.len() > MAX_LIST_BYTES {
-                    return Err(TooLarge);
+                    return Err(Unfilterable);
                 }
                 whole.extend_from_slice(&data);
             }
         }
         let bytes = whole.freeze();
         // Not the list's response: as the upstream sent it; not JSON: refused.
-        let mut value = serde_json::from_slice::<Value>(&bytes).map_err(|_| TooLarge)?;
+        let mut value = serde_json::from_slice::<Value>(&bytes).map_err(|_| Unfilterable)?;
         let bytes = match self.filter_value(&mut value).await {
             true => Bytes::from(serde_json::to_vec(&value).expect("JSON values serialise")),
             false => bytes,
