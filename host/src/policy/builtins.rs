@@ -118,13 +118,28 @@ pub fn registry_token_config(config: &mut Map<String, Value>, registry_url: &str
 /// A registry-token entry's static bearer token, if the host has one for
 /// it: `PORTCULLIS_REGISTRY_TOKEN`, else the file named by `token_file`
 /// (`resolve` makes its path relative to the policy). Read at every (re)load.
-pub fn static_token(entry: &ChainEntryFile, resolve: impl Fn(&str) -> std::path::PathBuf) -> Result<Option<secrecy::SecretString>, String> {
+/// `entries` is how many registry-token entries the policy has: the
+/// environment variable names no registry, so it is refused when there is
+/// more than one (one registry's token must not reach another).
+pub fn static_token(entry: &ChainEntryFile, entries: usize, resolve: impl Fn(&str) -> std::path::PathBuf) -> Result<Option<secrecy::SecretString>, String> {
+    static_token_from(std::env::var(STATIC_TOKEN_ENV).ok(), entry, entries, resolve)
+}
+
+fn static_token_from(
+    env: Option<String>,
+    entry: &ChainEntryFile,
+    entries: usize,
+    resolve: impl Fn(&str) -> std::path::PathBuf,
+) -> Result<Option<secrecy::SecretString>, String> {
     if entry.component != REGISTRY_TOKEN {
         return Ok(None);
     }
-    if let Ok(token) = std::env::var(STATIC_TOKEN_ENV)
-        && !token.trim().is_empty()
-    {
+    if let Some(token) = env.filter(|t| !t.trim().is_empty()) {
+        if entries > 1 {
+            return Err(format!(
+                "{STATIC_TOKEN_ENV} is set, and the policy has {entries} registry-token entries: it would send one token to every registry; give each entry its own `token_file` or `token_secret`"
+            ));
+        }
         return Ok(Some(token.trim().to_owned().into()));
     }
     let Some(file) = entry.config.get("token_file").and_then(Value::as_str) else {
@@ -141,6 +156,19 @@ pub fn static_token(entry: &ChainEntryFile, resolve: impl Fn(&str) -> std::path:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_environment_token_serves_only_a_single_registry() {
+        let entry: ChainEntryFile = toml::from_str("component = \"builtin:registry-token\"").unwrap();
+        let nowhere = |_: &str| std::path::PathBuf::from("/nonexistent");
+        let token = static_token_from(Some(" t0ken ".into()), &entry, 1, nowhere).unwrap().unwrap();
+        assert_eq!(token.expose_secret(), "t0ken");
+        assert!(static_token_from(Some("t0ken".into()), &entry, 2, nowhere).unwrap_err().contains("2 registry-token entries"));
+        assert!(static_token_from(None, &entry, 2, nowhere).unwrap().is_none());
+        let other: ChainEntryFile = toml::from_str("component = \"builtin:shared-key\"").unwrap();
+        assert!(static_token_from(Some("t0ken".into()), &other, 1, nowhere).unwrap().is_none());
+    }
 
     /// Known inputs and outputs: SHA-256("https://registry.example.com/api\0https://auth.example.com")[..4].
     #[test]

@@ -277,7 +277,8 @@ fn prepare_entry(
         hex::encode(&hash.finalize()[..8])
     };
     let mut caps = Capabilities::new(label, &entry.grants, services, &format!("{position}@{fingerprint}"), cache_quota);
-    let static_token = builtins_config::static_token(entry, |file| policy.resolve(std::path::Path::new(file)))
+    let registries = policy.file.workloads.iter().flat_map(|w| &w.outbound).filter(|e| e.component == builtins_config::REGISTRY_TOKEN).count();
+    let static_token = builtins_config::static_token(entry, registries, |file| policy.resolve(std::path::Path::new(file)))
         .map_err(|e| policy.error_at(&key.key("config").key("token_file"), e, None))?;
     if let Some(token) = static_token {
         caps.secrets.provide(builtins_config::STATIC_TOKEN_SECRET, token);
