@@ -119,7 +119,7 @@ pub struct LoginStart {
 #[macro_export]
 macro_rules! export_authenticator {
     ($type:ty) => {
-        $crate::__export_component!($type, "portcullis:auth/authenticator", init_authenticator, authenticate: authenticate -> Verdict);
+        $crate::__export_component!($type, "portcullis:auth/authenticator", init_authenticator, $crate::__export_request_call!(authenticate, Verdict););
     };
 }
 
@@ -128,7 +128,7 @@ macro_rules! export_authenticator {
 #[macro_export]
 macro_rules! export_injector {
     ($type:ty) => {
-        $crate::__export_component!($type, "portcullis:auth/credential-injector", init_injector, inject: inject -> Injection);
+        $crate::__export_component!($type, "portcullis:auth/credential-injector", init_injector, $crate::__export_request_call!(inject, Injection););
     };
 }
 
@@ -137,36 +137,7 @@ macro_rules! export_injector {
 #[macro_export]
 macro_rules! export_authorizer {
     ($type:ty) => {
-        #[doc(hidden)]
-        mod __portcullis_bindings {
-            $crate::__bindings!("portcullis:auth/authorizer");
-        }
-        const _: () = {
-            use __portcullis_bindings::exports::portcullis::auth as exports;
-            ::std::thread_local! {
-                static INSTANCE: ::std::cell::OnceCell<$type> = const { ::std::cell::OnceCell::new() };
-            }
-            struct Component;
-            impl exports::lifecycle::Guest for Component {
-                fn init(settings: exports::lifecycle::Settings) -> ::std::result::Result<$crate::__private::wit::Manifest, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::init_authorizer(instance, &settings.config_json, settings.workload, settings.public_url))
-                }
-            }
-            impl exports::authorize::Guest for Component {
-                fn authorize(
-                    request: &$crate::__private::wit::Request,
-                    identity: ::std::option::Option<$crate::__private::wit::Identity>,
-                    call: $crate::__private::capabilities::portcullis::auth::mcp::McpCall,
-                ) -> exports::authorize::Decision {
-                    match INSTANCE.with(|instance| $crate::__private::authorize(instance, request, identity, call)) {
-                        $crate::Decision::Allow { rule } => exports::authorize::Decision::Allow(rule),
-                        $crate::Decision::Deny { reason, rule } => exports::authorize::Decision::Deny(exports::authorize::Denial { reason, rule }),
-                        $crate::Decision::StepUp(scopes) => exports::authorize::Decision::StepUp(scopes),
-                    }
-                }
-            }
-    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
-        };
+        $crate::__export_component!($type, "portcullis:auth/authorizer", init_authorizer, $crate::__export_authorize!(););
     };
 }
 
@@ -175,7 +146,13 @@ macro_rules! export_authorizer {
 #[macro_export]
 macro_rules! export_interactive_injector {
     ($type:ty) => {
-        $crate::__export_component!($type, "portcullis:auth/interactive-injector", init_injector, inject: inject -> Injection, login: login);
+        $crate::__export_component!(
+            $type,
+            "portcullis:auth/interactive-injector",
+            init_injector,
+            $crate::__export_request_call!(inject, Injection);
+            $crate::__export_login!();
+        );
     };
 }
 
@@ -185,16 +162,25 @@ macro_rules! export_interactive_injector {
 #[macro_export]
 macro_rules! export_device_injector {
     ($type:ty) => {
-        $crate::__export_component!($type, "portcullis:auth/device-injector", init_injector, inject: inject -> Injection, login: login, device: device_login);
+        $crate::__export_component!(
+            $type,
+            "portcullis:auth/device-injector",
+            init_injector,
+            $crate::__export_request_call!(inject, Injection);
+            $crate::__export_login!();
+            $crate::__export_device_login!();
+        );
     };
 }
 
-/// The export macros: the world's bindings (generated in the component's
-/// crate), an instance slot, and the two exports calling into the SDK.
+/// What every export macro expands to: the world's bindings (generated in the
+/// component's crate), an instance slot, `init`, and the world's other
+/// exports (`$exports`: the `__export_*` macros below, which implement them
+/// on `Component` with `exports` and `INSTANCE` in scope).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_component {
-    ($type:ty, $world:literal, $init:ident, $interface:ident : $call:ident -> $result:ident $(, login: $login:ident)? $(, device: $device:ident)?) => {
+    ($type:ty, $world:literal, $init:ident, $($exports:item)*) => {
         #[doc(hidden)]
         mod __portcullis_bindings {
             $crate::__bindings!($world);
@@ -210,46 +196,86 @@ macro_rules! __export_component {
                     INSTANCE.with(|instance| $crate::__private::$init(instance, &settings.config_json, settings.workload, settings.public_url))
                 }
             }
-            impl exports::$interface::Guest for Component {
-                fn $call(request: &$crate::__private::wit::Request) -> $crate::__private::wit::$result {
-                    INSTANCE.with(|instance| $crate::__private::$call(instance, request))
-                }
-            }
-            $(
-            impl exports::$login::Guest for Component {
-                fn begin_login(redirect_uri: ::std::string::String) -> ::std::result::Result<exports::login::LoginStart, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::begin_login(instance, &redirect_uri))
-                        .map(|start| exports::login::LoginStart { authorize_url: start.authorize_url, state: start.state })
-                }
-                fn finish_login(callback_query: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::finish_login(instance, &callback_query))
-                }
-                fn logout() -> ::std::result::Result<(), ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::logout(instance))
-                }
-            }
-            )?
-            $(
-            impl exports::$device::Guest for Component {
-                fn begin_device_login() -> ::std::result::Result<exports::device_login::DeviceStart, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::begin_device_login(instance)).map(|start| exports::device_login::DeviceStart {
-                        verification_uri: start.verification_uri,
-                        verification_uri_complete: start.verification_uri_complete,
-                        user_code: start.user_code,
-                        expires_in: start.expires_in,
-                        interval: start.interval,
-                    })
-                }
-                fn poll_device_login() -> ::std::result::Result<exports::device_login::DevicePoll, ::std::string::String> {
-                    INSTANCE.with(|instance| $crate::__private::poll_device_login(instance)).map(|poll| match poll {
-                        $crate::DevicePoll::Pending(seconds) => exports::device_login::DevicePoll::Pending(seconds),
-                        $crate::DevicePoll::Done => exports::device_login::DevicePoll::Done,
-                    })
-                }
-            }
-            )?
-    __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
+            $($exports)*
+            __portcullis_bindings::export!(Component with_types_in __portcullis_bindings);
         };
+    };
+}
+
+/// `authenticate` or `inject`: one call on the request.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_request_call {
+    ($call:ident, $result:ident) => {
+        impl exports::$call::Guest for Component {
+            fn $call(request: &$crate::__private::wit::Request) -> $crate::__private::wit::$result {
+                INSTANCE.with(|instance| $crate::__private::$call(instance, request))
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_authorize {
+    () => {
+        impl exports::authorize::Guest for Component {
+            fn authorize(
+                request: &$crate::__private::wit::Request,
+                identity: ::std::option::Option<$crate::__private::wit::Identity>,
+                call: $crate::__private::capabilities::portcullis::auth::mcp::McpCall,
+            ) -> exports::authorize::Decision {
+                match INSTANCE.with(|instance| $crate::__private::authorize(instance, request, identity, call)) {
+                    $crate::Decision::Allow { rule } => exports::authorize::Decision::Allow(rule),
+                    $crate::Decision::Deny { reason, rule } => exports::authorize::Decision::Deny(exports::authorize::Denial { reason, rule }),
+                    $crate::Decision::StepUp(scopes) => exports::authorize::Decision::StepUp(scopes),
+                }
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_login {
+    () => {
+        impl exports::login::Guest for Component {
+            fn begin_login(redirect_uri: ::std::string::String) -> ::std::result::Result<exports::login::LoginStart, ::std::string::String> {
+                INSTANCE
+                    .with(|instance| $crate::__private::begin_login(instance, &redirect_uri))
+                    .map(|start| exports::login::LoginStart { authorize_url: start.authorize_url, state: start.state })
+            }
+            fn finish_login(callback_query: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                INSTANCE.with(|instance| $crate::__private::finish_login(instance, &callback_query))
+            }
+            fn logout() -> ::std::result::Result<(), ::std::string::String> {
+                INSTANCE.with(|instance| $crate::__private::logout(instance))
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_device_login {
+    () => {
+        impl exports::device_login::Guest for Component {
+            fn begin_device_login() -> ::std::result::Result<exports::device_login::DeviceStart, ::std::string::String> {
+                INSTANCE.with(|instance| $crate::__private::begin_device_login(instance)).map(|start| exports::device_login::DeviceStart {
+                    verification_uri: start.verification_uri,
+                    verification_uri_complete: start.verification_uri_complete,
+                    user_code: start.user_code,
+                    expires_in: start.expires_in,
+                    interval: start.interval,
+                })
+            }
+            fn poll_device_login() -> ::std::result::Result<exports::device_login::DevicePoll, ::std::string::String> {
+                INSTANCE.with(|instance| $crate::__private::poll_device_login(instance)).map(|poll| match poll {
+                    $crate::DevicePoll::Pending(seconds) => exports::device_login::DevicePoll::Pending(seconds),
+                    $crate::DevicePoll::Done => exports::device_login::DevicePoll::Done,
+                })
+            }
+        }
     };
 }
 

@@ -18,92 +18,43 @@ pub mod host {
     });
 }
 
-pub mod authenticator {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "portcullis:auth/authenticator",
-        exports: { default: async },
-        with: {
-            "portcullis:auth/types": super::host::portcullis::auth::types,
-            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
-            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
-            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
-            "portcullis:auth/cache": super::host::portcullis::auth::cache,
-            "portcullis:auth/log": super::host::portcullis::auth::log,
-            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
-        },
-    });
+/// The bindings of one world whose imports are [`host`]'s: the world modules
+/// differ only in their exports.
+macro_rules! world {
+    ($(#[$doc:meta])* $module:ident, $world:tt) => {
+        $(#[$doc])*
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "../wit",
+                world: $world,
+                exports: { default: async },
+                with: {
+                    "portcullis:auth/types": super::host::portcullis::auth::types,
+                    "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
+                    "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
+                    "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
+                    "portcullis:auth/cache": super::host::portcullis::auth::cache,
+                    "portcullis:auth/log": super::host::portcullis::auth::log,
+                    "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
+                },
+            });
+        }
+    };
 }
 
-pub mod injector {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "portcullis:auth/credential-injector",
-        exports: { default: async },
-        with: {
-            "portcullis:auth/types": super::host::portcullis::auth::types,
-            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
-            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
-            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
-            "portcullis:auth/cache": super::host::portcullis::auth::cache,
-            "portcullis:auth/log": super::host::portcullis::auth::log,
-            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
-        },
-    });
-}
-
-pub mod authorizer {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "portcullis:auth/authorizer",
-        exports: { default: async },
-        with: {
-            "portcullis:auth/types": super::host::portcullis::auth::types,
-            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
-            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
-            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
-            "portcullis:auth/cache": super::host::portcullis::auth::cache,
-            "portcullis:auth/log": super::host::portcullis::auth::log,
-            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
-        },
-    });
-}
-
-/// The injector world with an interactive login, driven by `portcullis login`.
-pub mod interactive {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "portcullis:auth/interactive-injector",
-        exports: { default: async },
-        with: {
-            "portcullis:auth/types": super::host::portcullis::auth::types,
-            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
-            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
-            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
-            "portcullis:auth/cache": super::host::portcullis::auth::cache,
-            "portcullis:auth/log": super::host::portcullis::auth::log,
-            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
-        },
-    });
-}
-
-/// The interactive injector that also offers a login on another device (RFC 8628).
-pub mod device {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "portcullis:auth/device-injector",
-        exports: { default: async },
-        with: {
-            "portcullis:auth/types": super::host::portcullis::auth::types,
-            "portcullis:auth/mcp": super::host::portcullis::auth::mcp,
-            "portcullis:auth/secrets": super::host::portcullis::auth::secrets,
-            "portcullis:auth/http-client": super::host::portcullis::auth::http_client,
-            "portcullis:auth/cache": super::host::portcullis::auth::cache,
-            "portcullis:auth/log": super::host::portcullis::auth::log,
-            "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
-        },
-    });
-}
+world!(authenticator, "portcullis:auth/authenticator");
+world!(injector, "portcullis:auth/credential-injector");
+world!(authorizer, "portcullis:auth/authorizer");
+world!(
+    /// The injector world with an interactive login, driven by `portcullis login`.
+    interactive,
+    "portcullis:auth/interactive-injector"
+);
+world!(
+    /// The interactive injector that also offers a login on another device (RFC 8628).
+    device,
+    "portcullis:auth/device-injector"
+);
 
 pub use host::portcullis::auth::{mcp, types};
 

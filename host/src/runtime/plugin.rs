@@ -379,37 +379,23 @@ impl Plugin {
         store.data_mut().deadline = Some(Instant::now() + self.limits.deadline);
         store.set_epoch_deadline(1);
         let work = async {
+            // Each world has its own `Settings` type, and the same `init`.
+            macro_rules! init {
+                ($pre:expr, $world:ident, $exports:ident) => {{
+                    let bindings = $pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
+                    let settings = super::bindings::$world::exports::portcullis::auth::lifecycle::Settings {
+                        config_json: self.settings.config_json.clone(),
+                        workload: self.settings.workload.clone(),
+                        public_url: self.settings.public_url.clone(),
+                    };
+                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
+                    (Exports::$exports(bindings), result)
+                }};
+            }
             let init = match &self.pre {
-                Pre::Authenticator(pre) => {
-                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
-                    let settings = super::bindings::authenticator::exports::portcullis::auth::lifecycle::Settings {
-                        config_json: self.settings.config_json.clone(),
-                        workload: self.settings.workload.clone(),
-                        public_url: self.settings.public_url.clone(),
-                    };
-                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
-                    (Exports::Authenticator(bindings), result)
-                }
-                Pre::Injector(pre) => {
-                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
-                    let settings = super::bindings::injector::exports::portcullis::auth::lifecycle::Settings {
-                        config_json: self.settings.config_json.clone(),
-                        workload: self.settings.workload.clone(),
-                        public_url: self.settings.public_url.clone(),
-                    };
-                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
-                    (Exports::Injector(bindings), result)
-                }
-                Pre::Authorizer(pre) => {
-                    let bindings = pre.instantiate_async(&mut store).await.map_err(|e| instantiate_fault(&e, &store))?;
-                    let settings = super::bindings::authorizer::exports::portcullis::auth::lifecycle::Settings {
-                        config_json: self.settings.config_json.clone(),
-                        workload: self.settings.workload.clone(),
-                        public_url: self.settings.public_url.clone(),
-                    };
-                    let result = bindings.portcullis_auth_lifecycle().call_init(&mut store, &settings).await;
-                    (Exports::Authorizer(bindings), result)
-                }
+                Pre::Authenticator(pre) => init!(pre, authenticator, Authenticator),
+                Pre::Injector(pre) => init!(pre, injector, Injector),
+                Pre::Authorizer(pre) => init!(pre, authorizer, Authorizer),
             };
             match init {
                 (exports, Ok(Ok(manifest))) => Ok((exports, manifest)),

@@ -70,6 +70,18 @@ struct Loaded {
 /// memory copy at once.
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// Opens (creating, 0600, never through a symlink) a file used only to be locked.
+fn open_lock_file(path: &Path) -> Result<std::fs::File, SecretStoreError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(path)
+        .map_err(|source| io("open", path, source))
+}
+
 /// A held named lock (see [`SecretStore::try_lock`]); released when dropped.
 pub struct NamedLock {
     _file: std::fs::File,
@@ -169,14 +181,7 @@ impl SecretStore {
         crate::home::create_private_dir(&dir).map_err(|source| io("create", &dir, source))?;
         // Hashed: any name (`registry:a/b`, ...) is a safe file name.
         let path = dir.join(format!("{}.lock", hex::encode(&sha2::Sha256::digest(name.as_bytes())[..16])));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
-            .open(&path)
-            .map_err(|source| io("open", &path, source))?;
+        let file = open_lock_file(&path)?;
         match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
             Ok(true) => {
                 self.recheck();
@@ -201,14 +206,7 @@ impl SecretStore {
     pub fn update(&self, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
         let home = self.path.parent().expect("store path has a parent");
         crate::home::create_private_dir(home).map_err(|source| io("create", home, source))?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
-            .open(&self.lock_path)
-            .map_err(|source| io("open", &self.lock_path, source))?;
+        let lock = open_lock_file(&self.lock_path)?;
         fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
 
         let mut loaded = match self.stamp()? {
