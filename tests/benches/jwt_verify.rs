@@ -1,5 +1,6 @@
 //! Bearer-JWT verification: `builtin:oidc-verifier` against native
-//! `jsonwebtoken` on the same tokens, and the verified-token cache.
+//! `jsonwebtoken` (RustCrypto) on the same tokens, the signature check alone as
+//! the host's `crypto` import runs it (ring), and the verified-token cache.
 //!
 //! `cargo bench -p portcullis-tests --bench jwt_verify`; figures go in docs/benchmarks.md.
 //! The component runs with `token_cache = false` for the verification figures
@@ -85,6 +86,12 @@ fn bench(c: &mut Criterion) {
         validation.set_audience(&[AUD]);
         c.bench_function(&format!("jwt/{name}/native-jsonwebtoken"), |b| {
             b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &signer.decoding, &validation).unwrap())
+        });
+        // The signature check alone, natively, as the `crypto` import runs it (ring).
+        let jwk = signer.jwk.to_string();
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        c.bench_function(&format!("jwt/{name}/native-signature"), |b| {
+            b.iter(|| assert_eq!(portcullis::runtime::capabilities::crypto::verify_jws(&name, &jwk, input, signature), Ok(true)))
         });
         let view = mcp_request(&[("authorization", &format!("Bearer {token}"))]);
         c.bench_function(&format!("jwt/{name}/component"), |b| {

@@ -3,13 +3,18 @@
 //! Keys are matched to algorithms strictly (RSA keys only for RS*/PS*, EC keys
 //! of the right curve for ES*, OKP for EdDSA, `oct` only for HS*), so a
 //! component cannot be tricked into checking an HMAC with a public key.
-//! Parsed keys are cached by their JWK text: a JWKS has few keys and a token
-//! check should not re-parse an RSA modulus.
+//! `jsonwebtoken` reads the JWK; `ring` checks the signature, because its RSA
+//! and P-256 are several times faster than the pure-Rust backends and it is
+//! already in the build for TLS. Parsed keys are cached by their JWK text: a
+//! JWKS has few keys and a token check should not re-parse an RSA modulus.
 
 use super::HostState;
 use crate::runtime::bindings::host::portcullis::auth::crypto::{CryptoError, Host};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -17,18 +22,77 @@ use std::sync::{Arc, LazyLock, Mutex};
 /// Parsed keys kept; when full, the cache starts over (keys are cheap to re-parse once).
 const MAX_KEYS: usize = 1024;
 
-/// A parsed JWK and the verification key made from it.
-type ParsedKey = Arc<(Jwk, DecodingKey)>;
+/// RSA moduli shorter than this are refused as keys (RFC 7518 §3.3 asks for 2048 bits).
+const MIN_RSA_BYTES: usize = 256;
 
-static KEYS: LazyLock<Mutex<HashMap<String, ParsedKey>>> = LazyLock::new(Default::default);
+/// A verification key, decoded once from its JWK.
+enum Key {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// An uncompressed point (`04 || x || y`) on the named curve.
+    Ec {
+        curve: EllipticCurve,
+        point: Vec<u8>,
+    },
+    Ed25519(Vec<u8>),
+    Hmac(Vec<u8>),
+}
 
-fn key(jwk_text: &str) -> Result<ParsedKey, CryptoError> {
+static KEYS: LazyLock<Mutex<HashMap<String, Arc<Key>>>> = LazyLock::new(Default::default);
+
+fn unbase64(text: &str) -> Result<Vec<u8>, CryptoError> {
+    URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| CryptoError::InvalidKey)
+}
+
+fn parse(jwk_text: &str) -> Result<Key, CryptoError> {
+    let jwk: Jwk = serde_json::from_str(jwk_text).map_err(|_| CryptoError::InvalidKey)?;
+    Ok(match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = unbase64(&rsa.n)?;
+            let significant = n.iter().skip_while(|b| **b == 0).count();
+            if significant < MIN_RSA_BYTES {
+                return Err(CryptoError::InvalidKey);
+            }
+            Key::Rsa { n, e: unbase64(&rsa.e)? }
+        }
+        AlgorithmParameters::EllipticCurve(ec) => {
+            let size = match ec.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                _ => return Err(CryptoError::InvalidKey),
+            };
+            let (x, y) = (unbase64(&ec.x)?, unbase64(&ec.y)?);
+            if x.len() != size || y.len() != size {
+                return Err(CryptoError::InvalidKey);
+            }
+            let point = [&[4u8][..], &x, &y].concat();
+            Key::Ec { curve: ec.curve.clone(), point }
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            let x = unbase64(&okp.x)?;
+            if x.len() != 32 {
+                return Err(CryptoError::InvalidKey);
+            }
+            Key::Ed25519(x)
+        }
+        AlgorithmParameters::OctetKey(oct) => {
+            let secret = unbase64(&oct.value)?;
+            if secret.is_empty() {
+                return Err(CryptoError::InvalidKey);
+            }
+            Key::Hmac(secret)
+        }
+        _ => return Err(CryptoError::InvalidKey),
+    })
+}
+
+fn key(jwk_text: &str) -> Result<Arc<Key>, CryptoError> {
     if let Some(found) = KEYS.lock().unwrap_or_else(|p| p.into_inner()).get(jwk_text) {
         return Ok(found.clone());
     }
-    let jwk: Jwk = serde_json::from_str(jwk_text).map_err(|_| CryptoError::InvalidKey)?;
-    let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| CryptoError::InvalidKey)?;
-    let parsed = Arc::new((jwk, decoding));
+    let parsed = Arc::new(parse(jwk_text)?);
     let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
     if keys.len() >= MAX_KEYS {
         keys.clear();
@@ -37,30 +101,53 @@ fn key(jwk_text: &str) -> Result<ParsedKey, CryptoError> {
     Ok(parsed)
 }
 
-fn key_fits(alg: Algorithm, jwk: &Jwk) -> bool {
+/// The check for `alg` with this key, or `None` when the key does not fit the algorithm.
+enum Check {
+    Public(&'static dyn VerificationAlgorithm),
+    Rsa(&'static signature::RsaParameters),
+    Hmac(ring::hmac::Algorithm),
+}
+
+fn check_for(alg: Algorithm, key: &Key) -> Option<Check> {
     use Algorithm::*;
-    match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(_), RS256 | RS384 | RS512 | PS256 | PS384 | PS512) => true,
-        (AlgorithmParameters::EllipticCurve(ec), ES256) => ec.curve == EllipticCurve::P256,
-        (AlgorithmParameters::EllipticCurve(ec), ES384) => ec.curve == EllipticCurve::P384,
-        (AlgorithmParameters::OctetKeyPair(okp), EdDSA) => okp.curve == EllipticCurve::Ed25519,
-        (AlgorithmParameters::OctetKey(_), HS256 | HS384 | HS512) => true,
-        _ => false,
-    }
+    Some(match (key, alg) {
+        (Key::Rsa { .. }, RS256) => Check::Rsa(&signature::RSA_PKCS1_2048_8192_SHA256),
+        (Key::Rsa { .. }, RS384) => Check::Rsa(&signature::RSA_PKCS1_2048_8192_SHA384),
+        (Key::Rsa { .. }, RS512) => Check::Rsa(&signature::RSA_PKCS1_2048_8192_SHA512),
+        (Key::Rsa { .. }, PS256) => Check::Rsa(&signature::RSA_PSS_2048_8192_SHA256),
+        (Key::Rsa { .. }, PS384) => Check::Rsa(&signature::RSA_PSS_2048_8192_SHA384),
+        (Key::Rsa { .. }, PS512) => Check::Rsa(&signature::RSA_PSS_2048_8192_SHA512),
+        (Key::Ec { curve: EllipticCurve::P256, .. }, ES256) => Check::Public(&signature::ECDSA_P256_SHA256_FIXED),
+        (Key::Ec { curve: EllipticCurve::P384, .. }, ES384) => Check::Public(&signature::ECDSA_P384_SHA384_FIXED),
+        (Key::Ed25519(_), EdDSA) => Check::Public(&signature::ED25519),
+        (Key::Hmac(_), HS256) => Check::Hmac(ring::hmac::HMAC_SHA256),
+        (Key::Hmac(_), HS384) => Check::Hmac(ring::hmac::HMAC_SHA384),
+        (Key::Hmac(_), HS512) => Check::Hmac(ring::hmac::HMAC_SHA512),
+        _ => return None,
+    })
 }
 
 /// Verifies one compact-JWS signature.
 pub fn verify_jws(alg: &str, jwk: &str, signing_input: &str, signature: &str) -> Result<bool, CryptoError> {
     // `Algorithm::from_str` knows no `none`; anything else unknown is refused too.
     let alg = Algorithm::from_str(alg).map_err(|_| CryptoError::UnsupportedAlgorithm)?;
-    let parsed = key(jwk)?;
-    if !key_fits(alg, &parsed.0) {
-        return Err(CryptoError::InvalidKey);
-    }
+    let key = key(jwk)?;
+    let check = check_for(alg, &key).ok_or(CryptoError::InvalidKey)?;
     if signature.is_empty() || !signature.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(CryptoError::MalformedSignature);
     }
-    jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &parsed.1, alg).map_err(|_| CryptoError::MalformedSignature)
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| CryptoError::MalformedSignature)?;
+    let message = signing_input.as_bytes();
+    let valid = match (check, &*key) {
+        (Check::Rsa(params), Key::Rsa { n, e }) => RsaPublicKeyComponents { n, e }.verify(params, message, &signature).is_ok(),
+        (Check::Public(algorithm), Key::Ec { point: public, .. } | Key::Ed25519(public)) => {
+            UnparsedPublicKey::new(algorithm, public).verify(message, &signature).is_ok()
+        }
+        // `hmac::verify` compares in constant time.
+        (Check::Hmac(algorithm), Key::Hmac(secret)) => ring::hmac::verify(&ring::hmac::Key::new(algorithm, secret), message, &signature).is_ok(),
+        _ => return Err(CryptoError::InvalidKey),
+    };
+    Ok(valid)
 }
 
 impl Host for HostState {
@@ -81,6 +168,8 @@ impl Host for HostState {
 mod tests {
     use super::*;
     use jsonwebtoken::{EncodingKey, Header};
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
     const SECRET_JWK: &str = r#"{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#;
 
@@ -96,5 +185,38 @@ mod tests {
         assert_eq!(verify_jws("RS256", SECRET_JWK, input, sig), Err(CryptoError::InvalidKey));
         assert_eq!(verify_jws("HS256", "{}", input, sig), Err(CryptoError::InvalidKey));
         assert_eq!(verify_jws("HS256", SECRET_JWK, input, "a.b"), Err(CryptoError::MalformedSignature));
+    }
+
+    #[test]
+    fn ecdsa_and_eddsa_verify_only_with_their_own_curve() {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let point = pair.public_key().as_ref();
+        let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..]));
+        let jwk = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#);
+        let input = "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ";
+        let sig = URL_SAFE_NO_PAD.encode(pair.sign(&rng, input.as_bytes()).unwrap());
+        assert_eq!(verify_jws("ES256", &jwk, input, &sig), Ok(true));
+        assert_eq!(verify_jws("ES256", &jwk, &format!("{input}x"), &sig), Ok(false));
+        assert_eq!(verify_jws("ES384", &jwk, input, &sig), Err(CryptoError::InvalidKey));
+        assert_eq!(verify_jws("HS256", &jwk, input, &sig), Err(CryptoError::InvalidKey));
+        let short = format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{y}"}}"#, URL_SAFE_NO_PAD.encode(&point[2..33]));
+        assert_eq!(verify_jws("ES256", &short, input, &sig), Err(CryptoError::InvalidKey));
+
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let jwk = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()));
+        let sig = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()));
+        assert_eq!(verify_jws("EdDSA", &jwk, input, &sig), Ok(true));
+        assert_eq!(verify_jws("EdDSA", &jwk, &format!("{input}x"), &sig), Ok(false));
+        assert_eq!(verify_jws("ES256", &jwk, input, &sig), Err(CryptoError::InvalidKey));
+    }
+
+    #[test]
+    fn short_rsa_moduli_are_refused() {
+        let n = URL_SAFE_NO_PAD.encode([0xC5u8; 128]);
+        let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
+        assert_eq!(verify_jws("RS256", &jwk, "a.b", "c2ln"), Err(CryptoError::InvalidKey));
     }
 }
