@@ -1,7 +1,7 @@
 # Throughput per scenario (median, with min-max), from bench/report.py's data file.
 set terminal pngcairo size 1200,600 font ",10" noenhanced
 set output out
-set title "Requests per second, one proxy thread on one core (median, min-max)"
+set title "Requests per second (median, min-max): one proxy thread on one core unless the name says 2 threads"
 set style data histogram
 set style fill solid 0.8 border -1
 set boxwidth 0.7

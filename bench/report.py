@@ -1,55 +1,71 @@
 """Turns bench/run's results into docs/benchmarks-suite.md and gnuplot's data file.
 
-usage: report.py RESULTS.tsv CLK_TCK OUT.md CHART.dat COMMAND
+usage: report.py WORK CLK_TCK OUT.md COMMAND
+reads WORK/results.tsv (throughput), rated.tsv (fixed rates), mcp.tsv (MCP calls),
+startup.tsv (start-up and memory); writes OUT.md and WORK/chart.dat
 """
-import json, platform, statistics, subprocess, sys, time
+import json, os, platform, statistics, subprocess, sys, time
 
-results, clk_tck, out_md, chart, command = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-rows = {}
-for line in open(results):
-    name, _round, data, ticks, rss = line.rstrip("\n").split("\t")
-    data = json.loads(data)
-    data["cpu_per_10k"] = (int(ticks) / clk_tck) / max(data["requests"], 1) * 10_000
-    data["rss_mib"] = int(rss) / 1024
-    rows.setdefault(name, []).append(data)
+work, clk_tck, out_md, command = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+def load(name):
+    rows = {}
+    for line in open(os.path.join(work, name)):
+        name, _round, data, ticks, rss = line.rstrip("\n").split("\t")
+        data = json.loads(data)
+        data["cpu_per_10k"] = (int(ticks) / clk_tck) / max(data["requests"], 1) * 10_000
+        data["rss_mib"] = int(rss) / 1024
+        rows.setdefault(name, []).append(data)
+    return rows
+
 
 def spread(values, fmt):
     med, lo, hi = statistics.median(values), min(values), max(values)
     return f"{fmt(med)} ({fmt(lo)}–{fmt(hi)})" if len(values) > 1 else fmt(med)
 
+
 def version(cmd):
     try:
-        text = subprocess.run(cmd, capture_output=True, text=True).stdout + subprocess.run(cmd, capture_output=True, text=True).stderr
-        return text.strip().splitlines()[0]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        return (done.stdout + done.stderr).strip().splitlines()[0]
     except Exception:
         return "?"
 
+
+throughput, rated = load("results.tsv"), load("rated.tsv")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 cores = sum(1 for l in open("/proc/cpuinfo") if l.startswith("processor"))
-median = lambda name, key: statistics.median(r[key] for r in rows[name]) if name in rows else None
+median = lambda name, key: statistics.median(r[key] for r in throughput[name]) if name in throughput else None
+count = lambda v: f"{v:,.0f}"
+whole = lambda v: f"{v:.0f}"
 
 lines = [
     "# Benchmark suite: the auth path against HAProxy and nginx",
     "",
     f"Written by `{command}` on {time.strftime('%Y-%m-%d')}. Machine: {cores} cores ({cpu}), Linux {platform.release()}.",
-    f"Peers: {version(['haproxy', '-v'])}; {version(['nginx', '-v'])}; load: {version(['wrk', '-v'])}.",
+    f"Peers: {version(['haproxy', '-v'])}; {version(['nginx', '-v'])}; load: {version(['wrk', '-v'])}, oha 1.16.0.",
     "",
-    "Every proxy runs one thread pinned to core 0; wrk (one thread, 32 connections) and the upstream",
-    "(nginx, one worker, a small JSON answer) share core 1. Each figure is the median of the rounds,",
-    "which alternate between scenarios, with min–max in brackets. Latency is wrk's, in µs. CPU is the",
-    "proxy's user + system time per 10 000 requests; RSS its peak resident memory.",
+    "## Throughput",
+    "",
+    "Rows without a thread count: every proxy runs one thread pinned to core 0; wrk (one thread, 32",
+    "connections) and the upstream (nginx, one worker, a small JSON answer) share core 1. Rows with",
+    "2 threads: the proxy may use both cores, which it shares with wrk and the upstream. Each figure",
+    "is the median of the rounds, which alternate between scenarios, with min–max in brackets.",
+    "Latency is wrk's, in µs. CPU is the proxy's user + system time per 10 000 requests; RSS its",
+    "peak resident memory.",
     "",
     "| scenario | req/s | p50 µs | p99 µs | p99.9 µs | CPU s / 10k | peak RSS MiB | errors |",
     "|---|---|---|---|---|---|---|---|",
 ]
-with open(chart, "w") as data:
-    for name, runs in rows.items():
+with open(os.path.join(work, "chart.dat"), "w") as data:
+    for name, runs in throughput.items():
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
             name,
-            spread([r["rps"] for r in runs], lambda v: f"{v:,.0f}"),
-            spread([r["p50"] for r in runs], lambda v: f"{v:.0f}"),
-            spread([r["p99"] for r in runs], lambda v: f"{v:.0f}"),
-            spread([r["p999"] for r in runs], lambda v: f"{v:.0f}"),
+            spread([r["rps"] for r in runs], count),
+            spread([r["p50"] for r in runs], whole),
+            spread([r["p99"] for r in runs], whole),
+            spread([r["p999"] for r in runs], whole),
             "—" if name == "direct" else spread([r["cpu_per_10k"] for r in runs], lambda v: f"{v:.2f}"),
             "—" if name == "direct" else spread([r["rss_mib"] for r in runs], lambda v: f"{v:.1f}"),
             sum(r["errors"] for r in runs),
@@ -57,17 +73,74 @@ with open(chart, "w") as data:
         rps = [r["rps"] for r in runs]
         data.write(f'"{name}" {statistics.median(rps):.0f} {min(rps):.0f} {max(rps):.0f}\n')
 
-lines += ["", "## Ratios (median req/s)", "", "| comparison | ratio | target |", "|---|---|---|"]
+lines += ["", "### Ratios (median req/s)", "", "| comparison | ratio | target |", "|---|---|---|"]
 for label, ours, theirs, target in [
     ("no auth: portcullis / HAProxy", "portcullis anonymous", "haproxy", "≥ 1.0"),
     ("no auth: portcullis / nginx direct", "portcullis anonymous", "direct", "≥ 0.5"),
     ("shared key: portcullis / HAProxy ACL", "portcullis shared key", "haproxy key ACL", "≥ 1.0"),
-    ("JWT cached: portcullis / HAProxy jwt_verify", "portcullis JWT RS256 cached", "haproxy jwt_verify RS256", "≥ 1.0"),
-    ("JWT uncached: portcullis / HAProxy jwt_verify", "portcullis JWT RS256 uncached", "haproxy jwt_verify RS256", "≥ 0.8"),
+    ("JWT RS256 cached: portcullis / HAProxy jwt_verify", "portcullis JWT RS256 cached", "haproxy jwt_verify RS256", "≥ 1.0"),
+    ("JWT RS256 uncached: portcullis / HAProxy jwt_verify", "portcullis JWT RS256 uncached", "haproxy jwt_verify RS256", "≥ 0.8"),
+    ("JWT ES256 cached: portcullis / HAProxy jwt_verify", "portcullis JWT ES256 cached", "haproxy jwt_verify ES256", "≥ 1.0"),
+    ("JWT ES256 uncached: portcullis / HAProxy jwt_verify", "portcullis JWT ES256 uncached", "haproxy jwt_verify ES256", "≥ 0.8"),
     ("per-request / pooled isolation (shared key)", "portcullis shared key, per-request", "portcullis shared key", ""),
+    ("2 threads, no auth: portcullis / HAProxy", "portcullis anonymous, 2 threads", "haproxy, 2 threads", "≥ 1.0"),
+    ("2 threads, shared key: portcullis / HAProxy ACL", "portcullis shared key, 2 threads", "haproxy key ACL, 2 threads", "≥ 1.0"),
+    ("2 threads, JWT RS256 cached: portcullis / HAProxy", "portcullis JWT RS256 cached, 2 threads", "haproxy jwt_verify RS256, 2 threads", "≥ 1.0"),
+    ("2 threads, JWT RS256 uncached: portcullis / HAProxy", "portcullis JWT RS256 uncached, 2 threads", "haproxy jwt_verify RS256, 2 threads", "≥ 0.8"),
 ]:
     a, b = median(ours, "rps"), median(theirs, "rps")
     if a and b:
         lines.append(f"| {label} | {a / b:.2f}× | {target} |")
+
+lines += [
+    "", "## Latency at a fixed rate", "",
+    "oha (32 connections, core 1) sends at a fixed rate, with its coordinated-omission correction:",
+    "a late answer also delays the requests queued behind it. One proxy thread on core 0. Latency in µs.",
+    "", "| scenario | achieved req/s | p50 µs | p99 µs | p99.9 µs | errors |", "|---|---|---|---|---|---|",
+]
+for name, runs in rated.items():
+    lines.append("| {} | {} | {} | {} | {} | {} |".format(
+        name, spread([r["rps"] for r in runs], count), spread([r["p50"] for r in runs], whole),
+        spread([r["p99"] for r in runs], whole), spread([r["p999"] for r in runs], whole), sum(r["errors"] for r in runs)))
+p99 = lambda name: statistics.median(r["p99"] for r in rated[name]) if name in rated else None
+for rate in sorted({name.rsplit(" at ", 1)[1] for name in rated}, key=lambda r: int(r.split()[0])):
+    for ours, theirs in (("portcullis shared key", "haproxy key ACL"), ("portcullis JWT RS256 cached", "haproxy jwt_verify RS256")):
+        a, b = p99(f"{ours} at {rate}"), p99(f"{theirs} at {rate}")
+        if a and b:
+            lines.append(f"\np99 at {rate}, {ours} / {theirs}: **{a / b:.2f}×** (target ≤ 1.2).")
+
+mcp = {}
+for line in open(os.path.join(work, "mcp.tsv")):
+    target, _round, data = line.rstrip("\n").split("\t")
+    mcp.setdefault(target, []).append(json.loads(data))
+if mcp:
+    lines += [
+        "", "## MCP tools/call", "",
+        "`@modelcontextprotocol/server-everything` (Streamable HTTP) directly, and behind an OIDC workload",
+        "(`builtin:oidc-verifier`, RS256, token cache on; the workload reads every MCP message). One client",
+        "(the official TypeScript SDK, `tests/node/mcp-latency.mjs`) sends `echo` calls back to back on core 1;",
+        "the gateway has one thread on core 0. Latency in µs, the median of the rounds.",
+        "", "| path | p50 µs | p99 µs | mean µs |", "|---|---|---|---|",
+    ]
+    for target, runs in mcp.items():
+        lines.append(f"| {target} | {spread([r['p50'] for r in runs], whole)} | {spread([r['p99'] for r in runs], whole)} | {spread([r['mean'] for r in runs], whole)} |")
+    if "direct" in mcp and "portcullis" in mcp:
+        added = statistics.median(r["p50"] for r in mcp["portcullis"]) - statistics.median(r["p50"] for r in mcp["direct"])
+        lines.append(f"\nAdded by the gateway at p50: **{added / 1000:.2f} ms** (target ≤ 0.3 ms).")
+
+startup = [json.loads(l) for l in open(os.path.join(work, "startup.tsv")) if l.strip()]
+if startup:
+    lines += [
+        "", "## Start-up and memory", "",
+        "Workloads cycle through shared key, OIDC (static key set) and anonymous. Start: process start to",
+        "the first 200 answer, with the component cache emptied (cold) and as the cold start left it (warm).",
+        "Idle RSS 2 s after the warm start; under load, every workload at once under wrk (4 connections",
+        "each, 5 s): the peak and the RSS after. One run, nothing pinned, the gateway with its default threads.",
+        "", "| workloads | cold start ms | warm start ms | idle RSS MiB | peak RSS under load MiB | RSS after load MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in startup:
+        lines.append(f"| {r['workloads']} | {r['cold_ms']:.0f} | {r['warm_ms']:.0f} | {r['idle_rss_mib']:.1f} | {r['load_peak_rss_mib']:.1f} | {r['load_rss_mib']:.1f} |")
+
 lines += ["", "![requests per second](benchmarks-suite.png)", ""]
 open(out_md, "w").write("\n".join(lines))
