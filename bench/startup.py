@@ -7,7 +7,8 @@ key set of WORK/jwks.json) and an anonymous one, each on its own port from
 FIRST_PORT. For each count:
 - cold start: the component cache emptied, process start to the first 200 answer;
 - warm start: the same with the cache left by the cold start;
-- idle RSS: 2 s after the warm start;
+- idle RSS: 2 s after the warm start, and its anonymous part (the rest is the
+  binary's own pages, clean and file-backed);
 - RSS under load: every workload under wrk (4 connections each, 5 s) at once,
   then the peak (VmHWM) and the RSS after the load.
 """
@@ -82,7 +83,7 @@ for count in (1, 3, 10):
     workloads = [workload(i) for i in range(count)]
     for i, (_, _, _, kind) in enumerate(workloads):
         if kind == "shared-key":
-            subprocess.run([BIN, "secrets", "set", f"workload:w{i}:shared-key"], input=KEY.encode(), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([BIN, "secrets", "set", f"workload:w{i}:shared-key"], input=KEY.encode(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     policy = f"{WORK}/startup-{count}.toml"
     open(policy, "w").write("version = 1\n" + "\n".join(w[0] for w in workloads))
     _, port, header, _ = workloads[0]
@@ -91,7 +92,7 @@ for count in (1, 3, 10):
     stop(proc)
     proc, warm_ms = start(policy, port, header)
     time.sleep(2)
-    idle = status(proc, "VmRSS")
+    idle, idle_anon = status(proc, "VmRSS"), status(proc, "RssAnon")
     loads = [
         subprocess.Popen(["wrk", "-t1", "-c4", "-d5s"] + (["-H", f"{h[0]}: {h[1]}"] if h else []) + [f"http://127.0.0.1:{p}/mcp"], stdout=subprocess.DEVNULL)
         for _, p, h, _ in workloads
@@ -101,4 +102,4 @@ for count in (1, 3, 10):
     peak, after = status(proc, "VmHWM"), status(proc, "VmRSS")
     stop(proc)
     print("RESULT " + json.dumps({"workloads": count, "cold_ms": round(cold_ms, 1), "warm_ms": round(warm_ms, 1),
-                                  "idle_rss_mib": round(idle, 1), "load_peak_rss_mib": round(peak, 1), "load_rss_mib": round(after, 1)}), flush=True)
+                                  "idle_rss_mib": round(idle, 1), "idle_anon_mib": round(idle_anon, 1), "load_peak_rss_mib": round(peak, 1), "load_rss_mib": round(after, 1)}), flush=True)
