@@ -28,6 +28,30 @@ async fn good_reload_swaps_and_bad_reload_keeps_the_old_policy() {
     assert!(metrics.contains("portcullis_reloads_total{result=\"failure\"} 2"), "{metrics}");
 }
 
+/// Reloads that keep a component reuse it (its code, and the pooled memory
+/// slots its instances had) instead of loading a fresh copy each time, which
+/// is what made RSS grow with reloads; one no longer used is let go.
+#[tokio::test]
+async fn a_reload_reuses_the_components_it_keeps_and_forgets_the_others() {
+    let upstream = TestUpstream::start().await;
+    let with = |body: &str| format!("version = 1\n{}", workload("w", &upstream.url(), body));
+    let allow = |tag: &str| behaviour(&format!(r#"mode = "allow", tag = "{tag}""#));
+    let gw = TestGateway::start(&with(&allow("a"))).await.unwrap();
+    let runtime = gw.gateway.runtime().clone();
+    assert_eq!(runtime.components_in_memory(), 1);
+    let loads = runtime.loads();
+    for tag in ["b", "c", "d"] {
+        gw.reload_with(&with(&allow(tag))).await.unwrap();
+    }
+    assert_eq!(runtime.loads(), loads, "a kept component is not loaded again");
+    assert_eq!(runtime.components_in_memory(), 1);
+    // A failed reload forgets nothing the serving policy uses.
+    gw.reload_with(&with(&allow("e")).replace("version = 1", "version = ")).await.unwrap_err();
+    assert_eq!(runtime.components_in_memory(), 1);
+    gw.reload_with(&with("anonymous = true")).await.unwrap();
+    assert_eq!(runtime.components_in_memory(), 0, "a component no policy uses is let go");
+}
+
 #[tokio::test]
 async fn reload_adds_and_removes_workloads_and_the_old_listener_drains() {
     let upstream = TestUpstream::start().await;

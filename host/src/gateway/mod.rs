@@ -118,11 +118,15 @@ impl Gateway {
     /// Re-reads the policy file. On success the new snapshot serves new requests;
     /// on failure the old one keeps serving and the error says why.
     pub async fn reload(&self) -> anyhow::Result<()> {
+        let generation = self.runtime.begin_generation();
         let result = async {
             let snapshot = build(&self.policy_path, &self.runtime, &self.services, &self.shared.metrics).await?;
             self.install(snapshot).await
         }
         .await;
+        if result.is_ok() {
+            self.runtime.forget_components_before(generation);
+        }
         self.shared.metrics.reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(policy = %self.policy_path.display(), "policy reloaded"),

@@ -1,20 +1,30 @@
 //! The built-in components, compiled from `guest-plugins/` by `build.rs` and
 //! embedded in the binary. A policy names them `builtin:<name>`.
 
-use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
-
 pub struct Builtin {
     pub name: &'static str,
     pub wasm: &'static [u8],
+    /// The component's SHA-256 (hex), computed by `build.rs`: hashing here
+    /// would page every embedded component into memory.
+    sha256: &'static str,
+}
+
+macro_rules! builtin {
+    ($name:literal, $file:literal) => {
+        Builtin {
+            name: $name,
+            wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/", $file, ".wasm")),
+            sha256: include_str!(concat!(env!("OUT_DIR"), "/guests/", $file, ".wasm.sha256")),
+        }
+    };
 }
 
 static BUILTINS: &[Builtin] = &[
-    Builtin { name: "shared-key", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/shared_key.wasm")) },
-    Builtin { name: "oidc-verifier", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/oidc_verifier.wasm")) },
-    Builtin { name: "registry-token", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/registry_token.wasm")) },
-    Builtin { name: "cedar", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/cedar.wasm")) },
-    Builtin { name: "scopes", wasm: include_bytes!(concat!(env!("OUT_DIR"), "/guests/scopes.wasm")) },
+    builtin!("shared-key", "shared_key"),
+    builtin!("oidc-verifier", "oidc_verifier"),
+    builtin!("registry-token", "registry_token"),
+    builtin!("cedar", "cedar"),
+    builtin!("scopes", "scopes"),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
@@ -26,11 +36,20 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Builtin {
-    /// The component's SHA-256 (hex), computed once.
+    /// The component's SHA-256 (hex).
     pub fn sha256(&self) -> &'static str {
-        static HASHES: OnceLock<Vec<String>> = OnceLock::new();
-        let hashes = HASHES.get_or_init(|| BUILTINS.iter().map(|b| hex::encode(Sha256::digest(b.wasm))).collect());
-        let index = BUILTINS.iter().position(|b| std::ptr::eq(b, self)).expect("a builtin from the table");
-        &hashes[index]
+        self.sha256
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn each_digest_is_the_components() {
+        for builtin in super::BUILTINS {
+            assert_eq!(builtin.sha256(), hex::encode(Sha256::digest(builtin.wasm)), "{}", builtin.name);
+        }
     }
 }

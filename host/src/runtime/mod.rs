@@ -28,8 +28,9 @@ pub use engine::MAX_MEMORY_MIB;
 
 use component_cache::ComponentCache;
 use state::HostState;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -39,8 +40,16 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: ComponentCache,
+    /// Components in memory, by SHA-256, with the generation that last used
+    /// them. A reload that keeps a component reuses its code, and instances of
+    /// the same component reuse the pooled memory slots they had (the pooling
+    /// allocator keeps per-component affinity); a fresh copy per reload would
+    /// map its code again and warm new slots, which is how reloads grew RSS.
+    loaded: Mutex<HashMap<String, (Component, u64)>>,
+    generation: AtomicU64,
     pooling: bool,
     compilations: AtomicU64,
+    loads: AtomicU64,
 }
 
 impl Runtime {
@@ -57,7 +66,16 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::host::HostCapabilities::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         let cache = ComponentCache::new(&engine, cache_dir);
-        Ok(Arc::new(Runtime { engine, linker, cache, pooling, compilations: AtomicU64::new(0) }))
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::default(),
+            generation: AtomicU64::new(0),
+            pooling,
+            compilations: AtomicU64::new(0),
+            loads: AtomicU64::new(0),
+        }))
     }
 
     pub fn engine(&self) -> &Engine {
@@ -74,13 +92,42 @@ impl Runtime {
         self.compilations.load(Ordering::Relaxed)
     }
 
-    /// Compiles (or loads from the cache) a component whose SHA-256 the caller checked.
+    /// The component whose SHA-256 the caller checked: the one already in
+    /// memory, or compiled (or loaded from the cache).
     pub fn component(&self, sha256: &str, wasm: &[u8]) -> anyhow::Result<Component> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        if let Some((component, used)) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get_mut(sha256) {
+            *used = generation;
+            return Ok(component.clone());
+        }
+        self.loads.fetch_add(1, Ordering::Relaxed);
         let (component, compiled) = self.cache.load(&self.engine, sha256, wasm)?;
         if compiled {
             self.compilations.fetch_add(1, Ordering::Relaxed);
         }
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(sha256.to_owned(), (component.clone(), generation));
         Ok(component)
+    }
+
+    /// Starts a new policy build: components it uses are marked with a new generation.
+    pub fn begin_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// After `generation`'s policy took over: forgets components it did not use
+    /// (the old policy's instances keep their own until they drain).
+    pub fn forget_components_before(&self, generation: u64) {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (_, used)| *used >= generation);
+    }
+
+    /// How many components this runtime compiled or loaded from the cache (not found in memory).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    /// How many components are held in memory.
+    pub fn components_in_memory(&self) -> usize {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub(crate) fn linker(&self) -> &Linker<HostState> {
