@@ -19,7 +19,7 @@
 //!   input line, a JSON response, an SSE event. A larger one is refused with a
 //!   JSON-RPC error for its request (or a line on stderr), never buffered whole.
 
-mod sse;
+pub mod sse;
 
 use crate::keys::KeySettings;
 use crate::secrets::ExposeSecret;

@@ -5,6 +5,7 @@
 //! atomically; requests in flight finish on the snapshot they started with. A
 //! policy that does not load or compile leaves the old snapshot serving.
 
+mod memory;
 mod sites;
 mod watch;
 
@@ -94,6 +95,7 @@ impl Gateway {
         let gateway =
             Arc::new(Gateway { shared, runtime, services, policy_path: options.policy, listeners: Mutex::new(HashMap::new()), admin: Mutex::new(None) });
         gateway.install(snapshot).await?;
+        memory::release_free_heap();
         gateway.shared.ready.store(true, Ordering::Relaxed);
         Ok(gateway)
     }
@@ -127,6 +129,7 @@ impl Gateway {
         if result.is_ok() {
             self.runtime.forget_components_before(generation);
         }
+        memory::release_free_heap();
         self.shared.metrics.reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(policy = %self.policy_path.display(), "policy reloaded"),
