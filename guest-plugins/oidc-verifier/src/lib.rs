@@ -250,22 +250,3 @@ fn hex(bytes: &[u8]) -> String {
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
-
-/// For `fuzz/` (built with `--cfg fuzzing`): a token through everything but
-/// the signature check, which is a host import: the strict parsing, the token
-/// type, the claims and the claim headers, on a fixed configuration.
-#[cfg(fuzzing)]
-pub fn fuzz_token(token: &str) {
-    let file: config::File = serde_json::from_str(
-        r#"{"issuer":"https://issuer.example","jwks_uri":"https://issuer.example/jwks","required_scopes":["mcp:read"],"required_claims":["sub"],"claims_to_headers":{"email":"x-email","groups":"x-groups"}}"#,
-    )
-    .expect("the fuzzing configuration is valid");
-    let config = Config::new(file, "https://mcp.example/mcp").expect("the fuzzing configuration is valid");
-    let Ok(parsed) = jwt::parse(token) else { return };
-    let provider = &config.providers[0];
-    let _ = claims::check_token_type(provider, &parsed.header, &parsed.claims);
-    let _ = claims::check(&config, provider, &parsed.claims, 1_700_000_000);
-    for (claim, _) in &config.claims_to_headers {
-        let _ = parsed.claims.get(claim).and_then(claims::header_value);
-    }
-}
