@@ -1,6 +1,7 @@
 //! End-to-end tests: real servers on loopback (ephemeral ports), real clients.
 
 mod authorization;
+mod bad_input;
 mod boundary;
 mod bridge_hardening;
 mod capabilities;
