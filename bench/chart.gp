@@ -1,5 +1,6 @@
 # Throughput per scenario (median, with min-max), from bench/report.py's data file.
-set terminal pngcairo size 1200,600 font ",10" noenhanced
+set terminal pngcairo size 1400,700 font ",10" noenhanced
+set rmargin 14
 set output out
 set title "Requests per second (median, min-max): one proxy thread on one core unless the name says 2 threads"
 set style data histogram

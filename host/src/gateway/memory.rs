@@ -3,8 +3,8 @@
 //! Compiling components (cranelift, on several threads) and parsing a policy
 //! allocate tens of MiB that are freed at the end of the build, but glibc
 //! keeps freed memory in its per-thread arenas: a gateway started on a cold
-//! component cache stayed at ~70 MiB RSS instead of ~25 (measured; see
-//! docs/benchmarks.md). `malloc_trim` returns free pages to the system.
+//! component cache stayed at ~70 MiB RSS, ~45 after `malloc_trim`, which
+//! returns free pages to the system (a warm start: ~22; docs/benchmarks.md).
 
 /// Returns the allocator's free memory to the system (glibc only; elsewhere nothing).
 pub fn release_free_heap() {
