@@ -21,7 +21,12 @@ fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Outpu
         .unwrap();
     if let Some(input) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        // A command that does not read its input (`secrets list`, or one that
+        // fails first) may have exited already: its output says what happened.
+        match child.stdin.take().unwrap().write_all(input.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.unwrap(),
+        }
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
