@@ -12,13 +12,18 @@ fn main() {
     let guests = ["shared_key", "oidc_verifier", "registry_token", "cedar", "scopes"];
     // `fuzz/run` builds the host with a nightly toolchain that has no wasm
     // target: it builds the guests with the stable one first and points here.
+    // Only a fuzzing build (`--cfg fuzzing`) listens, so a variable left in a
+    // shell cannot put other components into a gateway.
     println!("cargo:rerun-if-env-changed=PORTCULLIS_PREBUILT_GUESTS");
-    match std::env::var_os("PORTCULLIS_PREBUILT_GUESTS").map(PathBuf::from) {
+    let prebuilt = std::env::var_os("PORTCULLIS_PREBUILT_GUESTS").filter(|_| std::env::var_os("CARGO_CFG_FUZZING").is_some());
+    match prebuilt.map(PathBuf::from) {
         Some(prebuilt) => {
+            println!("cargo:warning=fuzzing build: built-in components taken from {}", prebuilt.display());
             std::fs::create_dir_all(&out).expect("creating the guests' output directory");
             for name in guests {
-                let file = format!("{name}.wasm");
-                std::fs::copy(prebuilt.join(&file), out.join(&file)).unwrap_or_else(|e| panic!("{}: {e}", prebuilt.join(&file).display()));
+                let file = prebuilt.join(format!("{name}.wasm"));
+                println!("cargo:rerun-if-changed={}", file.display());
+                std::fs::copy(&file, out.join(format!("{name}.wasm"))).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             }
         }
         None => build_guests(&root.join("guest-plugins"), &root.join("target/guests"), &out, &guests),

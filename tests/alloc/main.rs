@@ -100,4 +100,6 @@ async fn the_per_request_path_stays_within_its_allocation_budget() {
     eprintln!("allocations per request: client + upstream {direct:.1}, the proxy {proxy:.1}, one component call {call:.1}");
     assert!(proxy <= PROXY_BUDGET, "the proxy allocates {proxy:.1} times per request, over its budget of {PROXY_BUDGET}");
     assert!(call <= COMPONENT_BUDGET, "a component call allocates {call:.1} times per request, over its budget of {COMPONENT_BUDGET}");
+    // Far fewer would mean the call no longer happens per request, and the budget measures nothing.
+    assert!(call >= 5.0, "a component call allocates only {call:.1} times per request: is it still called?");
 }

@@ -76,6 +76,8 @@ pub struct Gateway {
     policy_path: PathBuf,
     listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
     admin: Mutex<Option<ListenerHandle>>,
+    /// One reload at a time, so the file read last is the policy installed last.
+    reloading: Mutex<()>,
 }
 
 impl Gateway {
@@ -92,10 +94,17 @@ impl Gateway {
         let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
         let empty = Snapshot { workloads: HashMap::new(), admin: None };
         let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics, ready: AtomicBool::new(false) });
-        let gateway =
-            Arc::new(Gateway { shared, runtime, services, policy_path: options.policy, listeners: Mutex::new(HashMap::new()), admin: Mutex::new(None) });
+        let gateway = Arc::new(Gateway {
+            shared,
+            runtime,
+            services,
+            policy_path: options.policy,
+            listeners: Mutex::new(HashMap::new()),
+            admin: Mutex::new(None),
+            reloading: Mutex::new(()),
+        });
         gateway.install(snapshot).await?;
-        memory::release_free_heap();
+        tokio::task::spawn_blocking(memory::release_free_heap);
         gateway.shared.ready.store(true, Ordering::Relaxed);
         Ok(gateway)
     }
@@ -120,6 +129,7 @@ impl Gateway {
     /// Re-reads the policy file. On success the new snapshot serves new requests;
     /// on failure the old one keeps serving and the error says why.
     pub async fn reload(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
         let generation = self.runtime.begin_generation();
         let result = async {
             let snapshot = build(&self.policy_path, &self.runtime, &self.services, &self.shared.metrics).await?;
@@ -129,7 +139,8 @@ impl Gateway {
         if result.is_ok() {
             self.runtime.forget_components_before(generation);
         }
-        memory::release_free_heap();
+        // It walks every allocator arena under their locks: not on a worker thread.
+        tokio::task::spawn_blocking(memory::release_free_heap);
         self.shared.metrics.reload(result.is_ok());
         match &result {
             Ok(()) => tracing::info!(policy = %self.policy_path.display(), "policy reloaded"),

@@ -22,8 +22,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 /// Parsed keys kept; when full, the cache starts over (keys are cheap to re-parse once).
 const MAX_KEYS: usize = 1024;
 
-/// RSA moduli shorter than this are refused as keys (RFC 7518 §3.3 asks for 2048 bits).
-const MIN_RSA_BYTES: usize = 256;
+/// RSA moduli `ring` verifies with: 2048 bits (RFC 7518 §3.3) to 8192.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 /// A verification key, decoded once from its JWK.
 enum Key {
@@ -46,16 +46,26 @@ fn unbase64(text: &str) -> Result<Vec<u8>, CryptoError> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| CryptoError::InvalidKey)
 }
 
+fn without_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    bytes.drain(..zeros);
+    bytes
+}
+
 fn parse(jwk_text: &str) -> Result<Key, CryptoError> {
     let jwk: Jwk = serde_json::from_str(jwk_text).map_err(|_| CryptoError::InvalidKey)?;
     Ok(match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
-            let n = unbase64(&rsa.n)?;
-            let significant = n.iter().skip_while(|b| **b == 0).count();
-            if significant < MIN_RSA_BYTES {
+            // Some issuers pad `n` (or `e`) with a zero byte; `ring` takes
+            // neither with one, so the key would fail every token.
+            let (n, e) = (without_leading_zeros(unbase64(&rsa.n)?), without_leading_zeros(unbase64(&rsa.e)?));
+            let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
+            // `ring` wants an odd public exponent from 3 to 2^33 - 1.
+            let exponent = e.iter().fold(0u64, |value, byte| value.saturating_mul(256).saturating_add(u64::from(*byte)));
+            if !RSA_BITS.contains(&bits) || e.len() > 5 || exponent < 3 || exponent >= 1 << 33 || exponent % 2 == 0 {
                 return Err(CryptoError::InvalidKey);
             }
-            Key::Rsa { n, e: unbase64(&rsa.e)? }
+            Key::Rsa { n, e }
         }
         AlgorithmParameters::EllipticCurve(ec) => {
             let size = match ec.curve {
@@ -214,9 +224,20 @@ mod tests {
     }
 
     #[test]
-    fn short_rsa_moduli_are_refused() {
-        let n = URL_SAFE_NO_PAD.encode([0xC5u8; 128]);
-        let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#);
+    fn rsa_keys_are_read_as_ring_needs_them() {
+        let rsa = |n: &[u8], e: &str| parse(&format!(r#"{{"kty":"RSA","n":"{}","e":"{e}"}}"#, URL_SAFE_NO_PAD.encode(n)));
+        let modulus = [0xC5u8; 256];
+        // A zero byte in front of `n` or `e` is taken off, not refused.
+        let padded = [&[0u8][..], &modulus].concat();
+        assert!(matches!(rsa(&padded, "AAEAAQ"), Ok(Key::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1]));
+        // 2040 bits, or 8200: refused at the key rather than failing every token.
+        assert!(matches!(rsa(&modulus[..255], "AQAB"), Err(CryptoError::InvalidKey)));
+        assert!(matches!(rsa(&[0xC5u8; 1025], "AQAB"), Err(CryptoError::InvalidKey)));
+        // An even, too small or too large exponent.
+        for e in ["AQAA", "AQ", "AQAAAAAA"] {
+            assert!(matches!(rsa(&modulus, e), Err(CryptoError::InvalidKey)), "{e}");
+        }
+        let jwk = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, URL_SAFE_NO_PAD.encode([0xC5u8; 128]));
         assert_eq!(verify_jws("RS256", &jwk, "a.b", "c2ln"), Err(CryptoError::InvalidKey));
     }
 }
