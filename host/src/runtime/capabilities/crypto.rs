@@ -62,7 +62,7 @@ fn parse(jwk_text: &str) -> Result<Key, CryptoError> {
             let bits = n.first().map_or(0, |top| n.len() * 8 - top.leading_zeros() as usize);
             // `ring` wants an odd public exponent from 3 to 2^33 - 1.
             let exponent = e.iter().fold(0u64, |value, byte| value.saturating_mul(256).saturating_add(u64::from(*byte)));
-            if !RSA_BITS.contains(&bits) || e.len() > 5 || exponent < 3 || exponent >= 1 << 33 || exponent % 2 == 0 {
+            if !RSA_BITS.contains(&bits) || e.len() > 5 || !(3..1 << 33).contains(&exponent) || exponent % 2 == 0 {
                 return Err(CryptoError::InvalidKey);
             }
             Key::Rsa { n, e }
