@@ -10,7 +10,7 @@ env:   SOAK_SECONDS (600), RATE (1000 req/s per workload), RELOAD_EVERY (60 s), 
    RELOAD_EVERY seconds, RSS and open descriptors sampled every 5 s.
 Exits 1 when a criterion fails; the figures go to OUT.md either way.
 """
-import http.client, json, os, signal, statistics, subprocess, sys, tempfile, time
+import http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 BIN, OHA, OUT = sys.argv[1:4]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -195,6 +195,9 @@ try:
     growth = (rss_end - rss_warm) / rss_warm
 finally:
     cleanup()
+# The work directory holds a secret store and keys; it stays only when a step
+# failed above, for its gateway log.
+shutil.rmtree(work, ignore_errors=True)
 
 checks = [
     ("no failed request", failures == 0 and all(r["errors"] == 0 for r in results)),
