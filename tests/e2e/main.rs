@@ -11,6 +11,7 @@ mod component_cache;
 mod conformance;
 mod faults;
 mod first_run;
+mod keychain;
 mod limits;
 mod logs;
 mod oidc;

@@ -10,16 +10,25 @@ pub enum SecretStoreError {
         path = .path.display()
     )]
     PasswordNeeded { path: PathBuf },
-    #[error("wrong password for the secret store {path} (or the file is damaged); nothing was changed", path = .path.display())]
+    #[error(
+        "the key does not open the secret store {path}: a wrong password, another store's keychain key, or a damaged file; nothing was changed",
+        path = .path.display()
+    )]
     WrongPassword { path: PathBuf },
     #[error("no OS keychain is available ({reason}); set {PASSWORD_ENV} to protect the secret store with a password instead")]
     NoKeychain { reason: String },
     #[error(
-        "the key of the secret store {path} is not in the OS keychain (a kernel keyring does not survive a reboot); \
-         restore the key or move the file away and set the secrets again",
+        "the key of the secret store {path} is not in the OS keychain; if you exported it, restore it with \
+         `portcullis secrets import-key FILE`, otherwise move the file away and set the secrets again",
         path = .path.display()
     )]
     KeychainKeyMissing { path: PathBuf },
+    #[error("there is no secret store at {path} yet", path = .path.display())]
+    NoStore { path: PathBuf },
+    #[error("the secret store {path} is protected by a password, not by a keychain key: the password is what recovers it", path = .path.display())]
+    NotKeychain { path: PathBuf },
+    #[error("not a usable key recovery file: {why}")]
+    BadRecoveryFile { why: String },
     #[error("{path} is not a valid secret store: {why}", path = .path.display())]
     Corrupt { path: PathBuf, why: String },
     #[error("cannot {action} {path}: {source}", path = .path.display())]

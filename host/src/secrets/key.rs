@@ -1,6 +1,7 @@
 //! The store's encryption key: from the OS keychain, or derived from a password.
 
 use super::error::SecretStoreError;
+use super::keychain;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,6 +19,13 @@ pub enum Protection {
     Keychain,
     /// Argon2id over `PORTCULLIS_SECRETS_PASSWORD`.
     Password(KdfParams),
+}
+
+/// The protection a store can be moved to (`portcullis secrets migrate --to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProtectionKind {
+    Keychain,
+    Password,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +75,7 @@ const MAX_MEMORY_KIB: u32 = 256 * 1024;
 const MAX_ITERATIONS: u32 = 10;
 const MAX_PARALLELISM: u32 = 8;
 
-fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, SecretStoreError> {
+pub fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, SecretStoreError> {
     if password.is_empty() {
         return Err(SecretStoreError::PasswordNeeded { path: path.to_owned() });
     }
@@ -88,33 +96,18 @@ fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, Secret
     Ok(key)
 }
 
-fn keychain_entry(path: &Path) -> Result<keyring::Entry, SecretStoreError> {
-    // One entry per store file, so several PORTCULLIS_HOMEs do not share a key.
-    let user = format!("secrets-key:{}", path.display());
-    keyring::Entry::new("portcullis", &user).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })
+/// The keychain key of the store at `path`; `create` makes one when there is none.
+fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
+    match keychain::load(path)? {
+        Some(key) => Ok(key),
+        None if create => new_keychain_key(path),
+        None => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),
+    }
 }
 
-fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
-    let entry = keychain_entry(path)?;
-    match entry.get_password() {
-        Ok(encoded) => {
-            let bytes = Zeroizing::new(
-                B64.decode(encoded.trim()).map_err(|_| SecretStoreError::NoKeychain { reason: "the keychain entry does not hold a valid key".into() })?,
-            );
-            let mut key = Zeroizing::new([0u8; 32]);
-            if bytes.len() != 32 {
-                return Err(SecretStoreError::NoKeychain { reason: "the keychain entry does not hold a 32-byte key".into() });
-            }
-            key.copy_from_slice(&bytes);
-            Ok(key)
-        }
-        Err(keyring::Error::NoEntry) if create => {
-            let key: Key = Zeroizing::new(rand::random());
-            let encoded = Zeroizing::new(B64.encode(key.as_ref()));
-            entry.set_password(&encoded).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })?;
-            Ok(key)
-        }
-        Err(keyring::Error::NoEntry) => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),
-        Err(e) => Err(SecretStoreError::NoKeychain { reason: e.to_string() }),
-    }
+/// A fresh random key for the store at `path`, kept in the keychain (replacing any earlier one).
+pub fn new_keychain_key(path: &Path) -> Result<Key, SecretStoreError> {
+    let key: Key = Zeroizing::new(rand::random());
+    keychain::save(path, &key)?;
+    Ok(key)
 }

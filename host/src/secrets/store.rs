@@ -10,7 +10,8 @@
 
 use super::PASSWORD_ENV;
 use super::error::SecretStoreError;
-use super::key::{self, Key, Protection};
+use super::key::{self, Key, Protection, ProtectionKind};
+use super::{keychain, recovery};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
@@ -204,18 +205,18 @@ impl SecretStore {
     /// if `change` returns true. The file is re-read under the lock so concurrent
     /// writers never lose each other's changes.
     pub fn update(&self, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
-        let home = self.path.parent().expect("store path has a parent");
-        crate::home::create_private_dir(home).map_err(|source| io("create", home, source))?;
-        let lock = open_lock_file(&self.lock_path)?;
-        fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
-
-        let mut loaded = match self.stamp()? {
-            Some(_) => self.load(None)?,
-            None => self.new_store()?,
-        };
+        let lock = self.lock_writers()?;
+        let exists = self.stamp()?.is_some();
+        let mut loaded = if exists { self.load(None)? } else { self.new_store()? };
         let changed = change(&mut loaded.entries);
         if changed {
             self.write(&loaded)?;
+            if !exists && loaded.protection == Protection::Keychain {
+                tracing::info!(
+                    store = %self.path.display(),
+                    "created the secret store, with its key in the OS keychain; keep a recovery copy of the key: portcullis secrets export-key FILE"
+                );
+            }
         }
         // Keep what we wrote (and its key): the next read must not pay for the
         // key derivation again, which can take tens of milliseconds.
@@ -225,6 +226,85 @@ impl SecretStore {
         // Dropping `lock` releases it.
         drop(lock);
         Ok(changed)
+    }
+
+    /// Takes the writers' lock (creating the home directory if needed); released when dropped.
+    fn lock_writers(&self) -> Result<std::fs::File, SecretStoreError> {
+        let home = self.path.parent().expect("store path has a parent");
+        crate::home::create_private_dir(home).map_err(|source| io("create", home, source))?;
+        let lock = open_lock_file(&self.lock_path)?;
+        fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
+        Ok(lock)
+    }
+
+    /// Re-encrypts the store under a new key kept as `to` says: a fresh random
+    /// key in the OS keychain, or Argon2id over the password this handle was
+    /// given (`PORTCULLIS_SECRETS_PASSWORD`), which also opens a
+    /// password-protected store. Every entry is kept; `false` when the store
+    /// already is protected that way. The new key is made (and, for the
+    /// keychain, stored) before the file is replaced atomically, so an
+    /// interruption at any point leaves a store that opens with one key or the
+    /// other. An old keychain entry is deleted only after the file no longer needs it.
+    pub fn change_protection(&self, to: ProtectionKind) -> Result<bool, SecretStoreError> {
+        let _lock = self.lock_writers()?;
+        if self.stamp()?.is_none() {
+            return Err(SecretStoreError::NoStore { path: self.path.clone() });
+        }
+        let mut loaded = self.load(None)?;
+        let was_keychain = loaded.protection == Protection::Keychain;
+        match to {
+            ProtectionKind::Keychain if was_keychain => return Ok(false),
+            ProtectionKind::Password if !was_keychain => return Ok(false),
+            ProtectionKind::Keychain => {
+                loaded.key = key::new_keychain_key(&self.path)?;
+                loaded.protection = Protection::Keychain;
+            }
+            ProtectionKind::Password => {
+                let password = self.password.as_ref().ok_or_else(|| SecretStoreError::PasswordNeeded { path: self.path.clone() })?;
+                let params = key::KdfParams::new_random();
+                loaded.key = key::derive(password.expose_secret(), &params, &self.path)?;
+                loaded.protection = Protection::Password(params);
+            }
+        }
+        self.write(&loaded)?;
+        if was_keychain {
+            keychain::delete(&self.path);
+        }
+        self.recheck();
+        Ok(true)
+    }
+
+    /// The key of a keychain-protected store, as a recovery document to keep
+    /// outside the keychain (see [`recovery`]). A password-protected store has
+    /// no key to export: its password is what recovers it.
+    pub fn export_key(&self) -> Result<Zeroizing<String>, SecretStoreError> {
+        if self.stamp()?.is_none() {
+            return Err(SecretStoreError::NoStore { path: self.path.clone() });
+        }
+        let loaded = self.load(None)?;
+        if loaded.protection != Protection::Keychain {
+            return Err(SecretStoreError::NotKeychain { path: self.path.clone() });
+        }
+        Ok(recovery::write(&self.path, &loaded.key))
+    }
+
+    /// Puts a key exported by [`Self::export_key`] back into the OS keychain,
+    /// after checking that it opens this store (a wrong key never replaces a
+    /// working one).
+    pub fn import_key(&self, document: &str) -> Result<(), SecretStoreError> {
+        let _lock = self.lock_writers()?;
+        let key = recovery::read(document).map_err(|why| SecretStoreError::BadRecoveryFile { why })?;
+        let (stamp, file) = self.read_file()?.ok_or_else(|| SecretStoreError::NoStore { path: self.path.clone() })?;
+        if file.key != Protection::Keychain {
+            return Err(SecretStoreError::NotKeychain { path: self.path.clone() });
+        }
+        self.decrypt(stamp, file, key.clone()).map_err(|e| match e {
+            SecretStoreError::WrongPassword { .. } => SecretStoreError::BadRecoveryFile { why: "its key does not open this store".into() },
+            other => other,
+        })?;
+        keychain::save(&self.path, &key)?;
+        self.recheck();
+        Ok(())
     }
 
     fn new_store(&self) -> Result<Loaded, SecretStoreError> {
@@ -247,17 +327,32 @@ impl SecretStore {
     /// Reads and decrypts the file. `previous` lets a reload reuse a derived key
     /// when the key-derivation parameters did not change (Argon2id is slow on purpose).
     fn load(&self, previous: Option<Loaded>) -> Result<Loaded, SecretStoreError> {
+        let (stamp, file) = self.read_file()?.ok_or_else(|| io("read", &self.path, std::io::ErrorKind::NotFound.into()))?;
+        let key = match previous {
+            Some(prev) if prev.protection == file.key => prev.key,
+            _ => key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?,
+        };
+        self.decrypt(stamp, file, key)
+    }
+
+    /// The file's stamp and parsed form, `None` when there is no file.
+    fn read_file(&self) -> Result<Option<(Option<Stamp>, StoreFile)>, SecretStoreError> {
         let stamp = self.stamp()?;
-        let text = std::fs::read(&self.path).map_err(|source| io("read", &self.path, source))?;
+        let text = match std::fs::read(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io("read", &self.path, source)),
+        };
         let corrupt = |why: String| SecretStoreError::Corrupt { path: self.path.clone(), why };
         let file: StoreFile = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
         if file.format != FORMAT || file.version != VERSION {
             return Err(corrupt(format!("unsupported format {:?} version {}", file.format, file.version)));
         }
-        let key = match previous {
-            Some(prev) if prev.protection == file.key => prev.key,
-            _ => key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?,
-        };
+        Ok(Some((stamp, file)))
+    }
+
+    fn decrypt(&self, stamp: Option<Stamp>, file: StoreFile, key: Key) -> Result<Loaded, SecretStoreError> {
+        let corrupt = |why: String| SecretStoreError::Corrupt { path: self.path.clone(), why };
         let nonce = B64.decode(&file.nonce).map_err(|_| corrupt("the nonce is not base64".into()))?;
         let ciphertext = B64.decode(&file.ciphertext).map_err(|_| corrupt("the ciphertext is not base64".into()))?;
         if nonce.len() != 12 {
