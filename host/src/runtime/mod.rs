@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod login;
 pub mod plugin;
 pub mod request;
+pub mod slow_lane;
 mod state;
 pub mod verdict;
 
@@ -50,6 +51,8 @@ pub struct Runtime {
     pooling: bool,
     compilations: AtomicU64,
     loads: AtomicU64,
+    /// Where expensive guest work waits for a turn (see [`slow_lane`]).
+    slow_lane: slow_lane::SlowLane,
 }
 
 impl Runtime {
@@ -61,7 +64,11 @@ impl Runtime {
     /// Like [`Runtime::new`] with a pool of `instances` component instances (tests use small pools).
     pub fn with_pool(cache_dir: Option<std::path::PathBuf>, instances: u32) -> anyhow::Result<Arc<Self>> {
         let (engine, pooling) = engine::build(instances)?;
-        engine::start_epoch_ticker(&engine);
+        let slow_lane = slow_lane::SlowLane::new();
+        engine::start_epoch_ticker(&engine, {
+            let lane = slow_lane.clone();
+            move || lane.in_use()
+        });
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::host::HostCapabilities::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
@@ -75,7 +82,12 @@ impl Runtime {
             pooling,
             compilations: AtomicU64::new(0),
             loads: AtomicU64::new(0),
+            slow_lane,
         }))
+    }
+
+    pub fn slow_lane(&self) -> &slow_lane::SlowLane {
+        &self.slow_lane
     }
 
     pub fn engine(&self) -> &Engine {

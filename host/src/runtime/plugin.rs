@@ -16,9 +16,11 @@ use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 use super::request::RequestData;
+use super::slow_lane::SlowLane;
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -152,6 +154,12 @@ pub struct Plugin {
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
     metrics: PluginMetrics,
+    slow_lane: SlowLane,
+    /// Its calls have lately computed long (shared by its instances' tickets).
+    heavy: Arc<AtomicBool>,
+    /// The last call faulted (and its instance was dropped): the next new
+    /// instance is made in the slow lane.
+    faulted: AtomicBool,
 }
 
 /// Everything needed to set up one chain position.
@@ -222,6 +230,9 @@ impl Plugin {
             idle: Mutex::new(Vec::new()),
             max_idle: spec.max_idle,
             metrics: spec.metrics,
+            slow_lane: runtime.slow_lane().clone(),
+            heavy: Arc::default(),
+            faulted: AtomicBool::new(false),
         };
         let (instance, manifest) = match plugin.instantiate().await {
             Ok(started) => started,
@@ -302,6 +313,9 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
+        if result.is_err() != self.faulted.load(Ordering::Relaxed) {
+            self.faulted.store(result.is_err(), Ordering::Relaxed);
+        }
         result
     }
 
@@ -313,34 +327,77 @@ impl Plugin {
     ) -> Result<R, PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self.instantiate().await.map(|(instance, _manifest)| instance).map_err(|e| match e {
-                Setup::Fault(fault) => fault,
-                // The configuration was accepted at load; refusing it now is the component's bug.
-                Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
-            })?,
+            None => self.replace_instance().await?,
         };
         let state = instance.store.data_mut();
         state.memory.hit = false;
         state.request = Some(request.clone());
-        state.deadline = Some(Instant::now() + self.limits.deadline);
+        state.begin_call(self.limits.deadline);
         // From the next epoch tick on, guest code yields every tick and traps
         // past the deadline (see `yield_then_interrupt`); the timer also
         // covers time spent in host imports (an HTTP request the guest awaits).
         instance.store.set_epoch_deadline(1);
-        let outcome = tokio::time::timeout(self.limits.deadline, f(&mut instance)).await;
-        instance.store.data_mut().end_call();
-        match outcome {
-            Ok(Ok(value)) => {
-                // A malformed verdict is a bug in the component: its instance goes too.
-                let checked = check(value).map_err(|detail| PluginFault { kind: FaultKind::BadVerdict, detail })?;
-                instance.uses += 1;
-                self.checkin(instance);
-                Ok(checked)
+        // A chain entry whose calls lately computed long waits for its turn in
+        // the slow lane before it starts, not after its first tick.
+        let turn = instance.store.data().lane.as_ref().and_then(|lane| lane.turn_before_call());
+        let outcome = tokio::time::timeout(self.limits.deadline, async {
+            if let Some(turn) = turn {
+                turn.await;
             }
-            Ok(Err(error)) => Err(classify(&error, &instance.store)),
-            Err(_elapsed) => Err(PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) }),
-        }
-        // A failed instance is dropped here: after a trap its state cannot be trusted.
+            f(&mut instance).await
+        })
+        .await;
+        instance.store.data_mut().end_call();
+        let fault = match outcome {
+            Ok(Ok(value)) => match check(value) {
+                Ok(checked) => {
+                    instance.uses += 1;
+                    self.checkin(instance);
+                    return Ok(checked);
+                }
+                // A malformed verdict is a bug in the component: its instance goes too.
+                Err(detail) => PluginFault { kind: FaultKind::BadVerdict, detail },
+            },
+            Ok(Err(error)) => classify(&error, &instance.store),
+            Err(_elapsed) => PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) },
+        };
+        // After a fault the instance's state cannot be trusted: it goes.
+        self.retire(instance);
+        Err(fault)
+    }
+
+    /// Drops a failed instance in the slow lane, after the answer has gone:
+    /// giving back what a runaway instance touched (a grown memory, a deep
+    /// stack) is work for the kernel that interrupts every core, and a
+    /// component that faults on every request would otherwise do it on all of
+    /// them at once. Its place in the workload's instance bound is given back
+    /// when it is gone, so a workload that keeps faulting waits for its own instances.
+    fn retire(&self, instance: Instance) {
+        let lane = self.slow_lane.clone();
+        tokio::spawn(async move {
+            let _turn = lane.enter().await;
+            drop(instance);
+        });
+    }
+
+    /// A new instance for a call that found none idle. After a fault, it is
+    /// made in the slow lane: a component that faults on every request would
+    /// otherwise keep the cores busy re-creating instances.
+    async fn replace_instance(&self) -> Result<Instance, PluginFault> {
+        let _turn = if self.faulted.load(Ordering::Relaxed) {
+            let turn = tokio::time::timeout(self.limits.deadline, self.slow_lane.enter()).await.map_err(|_| PluginFault {
+                kind: FaultKind::Deadline,
+                detail: format!("its last call faulted, and its next instance waited {:?} for a turn in the slow lane", self.limits.deadline),
+            })?;
+            Some(turn)
+        } else {
+            None
+        };
+        self.instantiate().await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+            Setup::Fault(fault) => fault,
+            // The configuration was accepted at load; refusing it now is the component's bug.
+            Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
+        })
     }
 
     fn checkout(&self) -> Option<Instance> {
@@ -376,7 +433,8 @@ impl Plugin {
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(yield_then_interrupt);
-        store.data_mut().deadline = Some(Instant::now() + self.limits.deadline);
+        store.data_mut().lane = Some(self.slow_lane.ticket(&self.heavy));
+        store.data_mut().begin_call(self.limits.deadline);
         store.set_epoch_deadline(1);
         let work = async {
             // Each world has its own `Settings` type, and the same `init`.
@@ -426,13 +484,21 @@ impl Plugin {
 /// What guest code does at each epoch tick: give the executor back (so a
 /// component that computes for long cannot starve other requests, other
 /// workloads or the timers on this worker thread), then go on, until the
-/// call's deadline, when it traps. Without a deadline (between calls) it only yields.
-pub(crate) fn yield_then_interrupt(store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
-    match store.data().deadline {
-        Some(deadline) if Instant::now() >= deadline => Ok(wasmtime::UpdateDeadline::Interrupt),
-        // tokio's own yield: a plain self-wake would be polled again at once, ahead of other tasks.
-        _ => Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))),
+/// call's deadline, when it traps. A call still computing after
+/// ticks also waits for a turn in the slow lane (see [`super::slow_lane`]).
+/// Without a deadline (between calls) it only yields.
+pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    let state = store.data_mut();
+    if state.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Ok(wasmtime::UpdateDeadline::Interrupt);
     }
+    state.ticks = state.ticks.saturating_add(1);
+    let next = match &state.lane {
+        Some(lane) if lane.is_slow(state.ticks, state.started) => lane.at_tick(),
+        // tokio's own yield: a plain self-wake would be polled again at once, ahead of other tasks.
+        _ => Box::pin(tokio::task::yield_now()),
+    };
+    Ok(wasmtime::UpdateDeadline::YieldCustom(1, next))
 }
 
 /// The outcome of creating an instance when it does not succeed.

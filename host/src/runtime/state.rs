@@ -4,6 +4,7 @@
 
 use super::capabilities::Capabilities;
 use super::request::RequestData;
+use super::slow_lane::LaneTicket;
 use crate::secrets::NamedLock;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +23,11 @@ pub struct HostState {
     /// Named locks the call in flight holds (`secrets.lock`): released by
     /// [`HostState::end_call`], so no lock outlives the call that took it.
     pub(crate) locks: Vec<(String, NamedLock)>,
+    /// When the call in flight started, and how many epoch ticks it has computed through.
+    pub(crate) started: Option<Instant>,
+    pub(crate) ticks: u32,
+    /// Where a long call waits for its turn (`None`: never, as in `portcullis login`).
+    pub(crate) lane: Option<LaneTicket>,
 }
 
 impl HostState {
@@ -30,15 +36,38 @@ impl HostState {
         // imports these interfaces, so they are linked, but every use is refused.
         // Standard output and error go nowhere.
         let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(memory_bytes), caps, request: None, deadline: None, locks: Vec::new() }
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap::new(memory_bytes),
+            caps,
+            request: None,
+            deadline: None,
+            locks: Vec::new(),
+            started: None,
+            ticks: 0,
+            lane: None,
+        }
+    }
+
+    /// Starts a call that must end within `limit`.
+    pub(crate) fn begin_call(&mut self, limit: std::time::Duration) {
+        let now = Instant::now();
+        self.started = Some(now);
+        self.deadline = Some(now + limit);
     }
 
     /// Forgets what belongs to the call that just ended: its request, its
-    /// deadline and any lock it still holds.
+    /// deadline, any lock it still holds and its turn in the slow lane.
     pub(crate) fn end_call(&mut self) {
         self.request = None;
+        self.started = None;
         self.deadline = None;
         self.locks.clear();
+        if let Some(lane) = &self.lane {
+            lane.end_call(self.ticks);
+        }
+        self.ticks = 0;
     }
 }
 
