@@ -384,7 +384,7 @@ impl Plugin {
     /// made in the slow lane: a component that faults on every request would
     /// otherwise keep the cores busy re-creating instances.
     async fn replace_instance(&self) -> Result<Instance, PluginFault> {
-        let _turn = if self.faulted.load(Ordering::Relaxed) {
+        let turn = if self.faulted.load(Ordering::Relaxed) {
             let turn = tokio::time::timeout(self.limits.deadline, self.slow_lane.enter()).await.map_err(|_| PluginFault {
                 kind: FaultKind::Deadline,
                 detail: format!("its last call faulted, and its next instance waited {:?} for a turn in the slow lane", self.limits.deadline),
@@ -393,7 +393,7 @@ impl Plugin {
         } else {
             None
         };
-        self.instantiate().await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+        self.instantiate_with(turn).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
             Setup::Fault(fault) => fault,
             // The configuration was accepted at load; refusing it now is the component's bug.
             Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
@@ -419,6 +419,11 @@ impl Plugin {
 
     /// A new instance, initialised, and the manifest its `init` returned.
     async fn instantiate(&self) -> Result<(Instance, wit::Manifest), Setup> {
+        self.instantiate_with(None).await
+    }
+
+    /// Like [`Self::instantiate`], holding `turn` in the slow lane until `init` ends.
+    async fn instantiate_with(&self, turn: Option<OwnedSemaphorePermit>) -> Result<(Instance, wit::Manifest), Setup> {
         // A burst on this workload waits here for one of its own instances
         // (within the deadline) rather than taking the whole process's pool.
         let slot = match tokio::time::timeout(self.limits.deadline, self.instances.clone().acquire_owned()).await {
@@ -433,7 +438,12 @@ impl Plugin {
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(yield_then_interrupt);
-        store.data_mut().lane = Some(self.slow_lane.ticket(&self.heavy));
+        let ticket = self.slow_lane.ticket(&self.heavy);
+        if let Some(turn) = turn {
+            // `init` computing past a tick must not wait for a second turn behind this one.
+            ticket.hold(turn);
+        }
+        store.data_mut().lane = Some(ticket);
         store.data_mut().begin_call(self.limits.deadline);
         store.set_epoch_deadline(1);
         let work = async {

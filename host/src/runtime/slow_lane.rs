@@ -109,16 +109,18 @@ impl LaneTicket {
         })
     }
 
+    /// Holds a turn taken for this store before its call (see `Plugin::replace_instance`).
+    pub fn hold(&self, turn: OwnedSemaphorePermit) {
+        *self.turn.lock().unwrap_or_else(|p| p.into_inner()) = Some(turn);
+    }
+
     /// Ends a call that computed through `ticks` epoch ticks: gives its turn
-    /// back, and a call that finished before any tick clears the heavy mark.
+    /// back, if it had one, and a call that finished before any tick clears the heavy mark.
     pub fn end_call(&self, ticks: u32) {
-        let heavy = self.heavy.load(Ordering::Relaxed);
-        if ticks == 0 && heavy {
+        if ticks == 0 && self.heavy.load(Ordering::Relaxed) {
             self.heavy.store(false, Ordering::Relaxed);
         }
-        if ticks > 0 || heavy {
-            self.turn.lock().unwrap_or_else(|p| p.into_inner()).take();
-        }
+        self.turn.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -146,6 +148,11 @@ mod tests {
         b.end_call(FAST_TICKS + 1);
         assert_eq!(lane.turns.available_permits(), 1);
         assert!(!lane.in_use());
+        b.hold(lane.enter().await);
+        assert!(lane.in_use());
+        b.at_tick().await; // a held turn: no second one is awaited
+        b.end_call(0);
+        assert!(!lane.in_use(), "the held turn is given back at the end of the call");
         a.end_call(0);
         assert!(!b.is_slow(1, long_ago), "a call that finishes before any tick clears the mark");
     }
