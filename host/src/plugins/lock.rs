@@ -53,7 +53,7 @@ impl Lockfile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lockfile { version: 1, plugins: Vec::new() }),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let lock: Lockfile = toml::from_str(&text).with_context(|| format!("{} is not a valid lock file", path.display()))?;
+        let mut lock: Lockfile = toml::from_str(&text).with_context(|| format!("{} is not a valid lock file", path.display()))?;
         anyhow::ensure!(lock.version == 1, "{}: version {} is not one this gateway reads (1)", path.display(), lock.version);
         for plugin in &lock.plugins {
             let hex = plugin.sha256();
@@ -64,6 +64,10 @@ impl Lockfile {
                 plugin.name,
                 plugin.digest
             );
+        }
+        // One digest, one spelling: modules are stored and kept in memory by it.
+        for plugin in &mut lock.plugins {
+            plugin.digest.make_ascii_lowercase();
         }
         Ok(lock)
     }
@@ -113,5 +117,8 @@ mod tests {
         assert!(read.find("api-key@2.0.0").is_none() && read.find("other").is_none());
         std::fs::write(&path, "version = 1\n[[plugin]]\nname = \"x\"\nsource = \"s\"\ndigest = \"md5:00\"\n").unwrap();
         assert!(Lockfile::read(&path).unwrap_err().to_string().contains("not sha256"));
+        let upper = format!("version = 1\n[[plugin]]\nname = \"x\"\nsource = \"s\"\ndigest = \"sha256:{}\"\n", "AB".repeat(32));
+        std::fs::write(&path, upper).unwrap();
+        assert_eq!(Lockfile::read(&path).unwrap().plugins[0].sha256(), "ab".repeat(32), "one digest, one spelling");
     }
 }

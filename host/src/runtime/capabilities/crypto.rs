@@ -1,8 +1,12 @@
 //! The `crypto` import: JWS signature verification in native code.
 //!
 //! Keys are matched to algorithms strictly (RSA keys only for RS*/PS*, EC keys
-//! of the right curve for ES*, OKP for EdDSA, `oct` only for HS*), so a
-//! component cannot be tricked into checking an HMAC with a public key.
+//! of the right curve for ES*, OKP for EdDSA, `oct` only for HS* and at least
+//! as long as the hash, RFC 7518 §3.2), so a component cannot be tricked into
+//! checking an HMAC with a public key. A JWK's own restrictions hold too: a
+//! `use` other than `sig`, `key_ops` without `verify`, or an `alg` other than
+//! the token's makes it refuse (RFC 7517 §4.2–4.4), whatever the component
+//! checked itself.
 //! `jsonwebtoken` reads the JWK; `ring` checks the signature, because its RSA
 //! and P-256 are several times faster than the pure-Rust backends and it is
 //! already in the build for TLS. Parsed keys are cached by their JWK text: a
@@ -13,7 +17,7 @@ use crate::runtime::bindings::host::portcullis::auth::crypto::{CryptoError, Host
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -40,7 +44,13 @@ enum Key {
     Hmac(Vec<u8>),
 }
 
-static KEYS: LazyLock<Mutex<HashMap<String, Arc<Key>>>> = LazyLock::new(Default::default);
+/// A key and the one algorithm its JWK allows, if it names one.
+struct Verifier {
+    key: Key,
+    alg: Option<String>,
+}
+
+static KEYS: LazyLock<Mutex<HashMap<String, Arc<Verifier>>>> = LazyLock::new(Default::default);
 
 fn unbase64(text: &str) -> Result<Vec<u8>, CryptoError> {
     URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| CryptoError::InvalidKey)
@@ -52,8 +62,20 @@ fn without_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn parse(jwk_text: &str) -> Result<Key, CryptoError> {
+fn parse(jwk_text: &str) -> Result<Verifier, CryptoError> {
     let jwk: Jwk = serde_json::from_str(jwk_text).map_err(|_| CryptoError::InvalidKey)?;
+    let common = &jwk.common;
+    if common.public_key_use.as_ref().is_some_and(|u| *u != PublicKeyUse::Signature)
+        || common.key_operations.as_ref().is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Err(CryptoError::InvalidKey);
+    }
+    // The JWA name (`RS256`, ...), as the token's header writes it.
+    let alg = common.key_algorithm.and_then(|a| serde_json::to_value(a).ok()).and_then(|v| v.as_str().map(str::to_owned));
+    Ok(Verifier { key: key_material(&jwk)?, alg })
+}
+
+fn key_material(jwk: &Jwk) -> Result<Key, CryptoError> {
     Ok(match &jwk.algorithm {
         AlgorithmParameters::RSA(rsa) => {
             // Some issuers pad `n` (or `e`) with a zero byte; `ring` takes
@@ -98,7 +120,7 @@ fn parse(jwk_text: &str) -> Result<Key, CryptoError> {
     })
 }
 
-fn key(jwk_text: &str) -> Result<Arc<Key>, CryptoError> {
+fn key(jwk_text: &str) -> Result<Arc<Verifier>, CryptoError> {
     if let Some(found) = KEYS.lock().unwrap_or_else(|p| p.into_inner()).get(jwk_text) {
         return Ok(found.clone());
     }
@@ -130,9 +152,9 @@ fn check_for(alg: Algorithm, key: &Key) -> Option<Check> {
         (Key::Ec { curve: EllipticCurve::P256, .. }, ES256) => Check::Public(&signature::ECDSA_P256_SHA256_FIXED),
         (Key::Ec { curve: EllipticCurve::P384, .. }, ES384) => Check::Public(&signature::ECDSA_P384_SHA384_FIXED),
         (Key::Ed25519(_), EdDSA) => Check::Public(&signature::ED25519),
-        (Key::Hmac(_), HS256) => Check::Hmac(ring::hmac::HMAC_SHA256),
-        (Key::Hmac(_), HS384) => Check::Hmac(ring::hmac::HMAC_SHA384),
-        (Key::Hmac(_), HS512) => Check::Hmac(ring::hmac::HMAC_SHA512),
+        (Key::Hmac(secret), HS256) if secret.len() >= 32 => Check::Hmac(ring::hmac::HMAC_SHA256),
+        (Key::Hmac(secret), HS384) if secret.len() >= 48 => Check::Hmac(ring::hmac::HMAC_SHA384),
+        (Key::Hmac(secret), HS512) if secret.len() >= 64 => Check::Hmac(ring::hmac::HMAC_SHA512),
         _ => return None,
     })
 }
@@ -140,15 +162,20 @@ fn check_for(alg: Algorithm, key: &Key) -> Option<Check> {
 /// Verifies one compact-JWS signature.
 pub fn verify_jws(alg: &str, jwk: &str, signing_input: &str, signature: &str) -> Result<bool, CryptoError> {
     // `Algorithm::from_str` knows no `none`; anything else unknown is refused too.
+    let alg_name = alg;
     let alg = Algorithm::from_str(alg).map_err(|_| CryptoError::UnsupportedAlgorithm)?;
-    let key = key(jwk)?;
-    let check = check_for(alg, &key).ok_or(CryptoError::InvalidKey)?;
+    let verifier = key(jwk)?;
+    if verifier.alg.as_deref().is_some_and(|allowed| allowed != alg_name) {
+        return Err(CryptoError::InvalidKey);
+    }
+    let key = &verifier.key;
+    let check = check_for(alg, key).ok_or(CryptoError::InvalidKey)?;
     if signature.is_empty() || !signature.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(CryptoError::MalformedSignature);
     }
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| CryptoError::MalformedSignature)?;
     let message = signing_input.as_bytes();
-    let valid = match (check, &*key) {
+    let valid = match (check, key) {
         (Check::Rsa(params), Key::Rsa { n, e }) => RsaPublicKeyComponents { n, e }.verify(params, message, &signature).is_ok(),
         (Check::Public(algorithm), Key::Ec { point: public, .. } | Key::Ed25519(public)) => {
             UnparsedPublicKey::new(algorithm, public).verify(message, &signature).is_ok()
@@ -198,6 +225,26 @@ mod tests {
     }
 
     #[test]
+    fn a_jwk_s_own_restrictions_and_the_hmac_key_size_hold() {
+        let secret = "secret-secret-secret-secret-secret-secret-secret-secret-secret-secret";
+        let k = URL_SAFE_NO_PAD.encode(secret);
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &serde_json::json!({"a":1}), &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let jwk = |extra: &str| format!(r#"{{"kty":"oct","k":"{k}"{extra}}}"#);
+        assert_eq!(verify_jws("HS256", &jwk(r#","use":"sig","key_ops":["verify"],"alg":"HS256""#), input, sig), Ok(true));
+        assert_eq!(verify_jws("HS256", &jwk(r#","use":"enc""#), input, sig), Err(CryptoError::InvalidKey));
+        assert_eq!(verify_jws("HS256", &jwk(r#","key_ops":["sign"]"#), input, sig), Err(CryptoError::InvalidKey));
+        assert_eq!(verify_jws("HS256", &jwk(r#","alg":"HS512""#), input, sig), Err(CryptoError::InvalidKey));
+        // 34 bytes: enough for HS256, not for HS384 or HS512.
+        let short = r#"{"kty":"oct","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#;
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS384), &serde_json::json!({"a":1}), &EncodingKey::from_secret(b"secret-secret-secret-secret-secret"))
+                .unwrap();
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        assert_eq!(verify_jws("HS384", short, input, sig), Err(CryptoError::InvalidKey));
+    }
+
+    #[test]
     fn ecdsa_and_eddsa_verify_only_with_their_own_curve() {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
@@ -229,7 +276,7 @@ mod tests {
         let modulus = [0xC5u8; 256];
         // A zero byte in front of `n` or `e` is taken off, not refused.
         let padded = [&[0u8][..], &modulus].concat();
-        assert!(matches!(rsa(&padded, "AAEAAQ"), Ok(Key::Rsa { n, e }) if n.len() == 256 && e == [1, 0, 1]));
+        assert!(matches!(rsa(&padded, "AAEAAQ"), Ok(Verifier { key: Key::Rsa { n, e }, .. }) if n.len() == 256 && e == [1, 0, 1]));
         // 2040 bits, or 8200: refused at the key rather than failing every token.
         assert!(matches!(rsa(&modulus[..255], "AQAB"), Err(CryptoError::InvalidKey)));
         assert!(matches!(rsa(&[0xC5u8; 1025], "AQAB"), Err(CryptoError::InvalidKey)));
