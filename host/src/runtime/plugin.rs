@@ -375,8 +375,13 @@ impl Plugin {
     fn retire(&self, instance: Instance) {
         let lane = self.slow_lane.clone();
         tokio::spawn(async move {
-            let _turn = lane.enter().await;
-            drop(instance);
+            let turn = lane.enter().await;
+            // Unmapping cannot yield: on a worker thread it would hold up
+            // every request queued behind it for milliseconds.
+            tokio::task::spawn_blocking(move || {
+                drop(instance);
+                drop(turn);
+            });
         });
     }
 
