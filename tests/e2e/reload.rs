@@ -45,9 +45,15 @@ async fn a_reload_reuses_the_components_it_keeps_and_forgets_the_others() {
     }
     assert_eq!(runtime.loads(), loads, "a kept component is not loaded again");
     assert_eq!(runtime.components_in_memory(), 1);
-    // A failed reload forgets nothing the serving policy uses.
+    // A failed reload forgets nothing the serving policy uses...
     gw.reload_with(&with(&allow("e")).replace("version = 1", "version = ")).await.unwrap_err();
     assert_eq!(runtime.components_in_memory(), 1);
+    // ...and lets go of what only it loaded (here a component whose `init` refuses its configuration).
+    let refused = "  [[workloads.inbound]]\n  component = \"builtin:shared-key\"\n  config = { header = \"not a header!\" }\n  grants = { secrets = [\"workload:x:shared-key\"] }\n";
+    let before = runtime.loads();
+    gw.reload_with(&format!("{}{}", with(&allow("e")), workload("x", &upstream.url(), refused))).await.unwrap_err();
+    assert_eq!(runtime.loads(), before + 1, "the failed reload loaded the new component");
+    assert_eq!(runtime.components_in_memory(), 1, "and let it go");
     gw.reload_with(&with("anonymous = true")).await.unwrap();
     assert_eq!(runtime.components_in_memory(), 0, "a component no policy uses is let go");
 }

@@ -136,8 +136,9 @@ impl Gateway {
             self.install(snapshot).await
         }
         .await;
-        if result.is_ok() {
-            self.runtime.forget_components_before(generation);
+        match result {
+            Ok(()) => self.runtime.forget_components_before(generation),
+            Err(_) => self.runtime.forget_components_of_failed(generation),
         }
         // It walks every allocator arena under their locks: not on a worker thread.
         tokio::task::spawn_blocking(memory::release_free_heap);

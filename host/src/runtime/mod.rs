@@ -46,13 +46,20 @@ pub struct Runtime {
     /// the same component reuse the pooled memory slots they had (the pooling
     /// allocator keeps per-component affinity); a fresh copy per reload would
     /// map its code again and warm new slots, which is how reloads grew RSS.
-    loaded: Mutex<HashMap<String, (Component, u64)>>,
+    loaded: Mutex<HashMap<String, Loaded>>,
     generation: AtomicU64,
     pooling: bool,
     compilations: AtomicU64,
     loads: AtomicU64,
     /// Where expensive guest work waits for a turn (see [`slow_lane`]).
     slow_lane: slow_lane::SlowLane,
+}
+
+/// A component held in memory: the generation that first loaded it and the last that used it.
+struct Loaded {
+    component: Component,
+    first: u64,
+    used: u64,
 }
 
 impl Runtime {
@@ -108,16 +115,19 @@ impl Runtime {
     /// memory, or compiled (or loaded from the cache).
     pub fn component(&self, sha256: &str, wasm: &[u8]) -> anyhow::Result<Component> {
         let generation = self.generation.load(Ordering::Relaxed);
-        if let Some((component, used)) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get_mut(sha256) {
-            *used = generation;
-            return Ok(component.clone());
+        if let Some(loaded) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).get_mut(sha256) {
+            loaded.used = generation;
+            return Ok(loaded.component.clone());
         }
         self.loads.fetch_add(1, Ordering::Relaxed);
         let (component, compiled) = self.cache.load(&self.engine, sha256, wasm)?;
         if compiled {
             self.compilations.fetch_add(1, Ordering::Relaxed);
         }
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).insert(sha256.to_owned(), (component.clone(), generation));
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.to_owned(), Loaded { component: component.clone(), first: generation, used: generation });
         Ok(component)
     }
 
@@ -129,7 +139,14 @@ impl Runtime {
     /// After `generation`'s policy took over: forgets components it did not use
     /// (the old policy's instances keep their own until they drain).
     pub fn forget_components_before(&self, generation: u64) {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (_, used)| *used >= generation);
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, loaded| loaded.used >= generation);
+    }
+
+    /// After `generation`'s policy failed to build: forgets the components
+    /// only it loaded (the serving policy's were loaded before it), so a run
+    /// of failed reloads, each with new bytes, does not pile them up.
+    pub fn forget_components_of_failed(&self, generation: u64) {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, loaded| loaded.first != generation);
     }
 
     /// How many components this runtime compiled or loaded from the cache (not found in memory).
