@@ -118,9 +118,13 @@ async fn hostile_load(shape: Load, urls: Vec<String>, modes: Vec<&'static str>, 
                 tick.tick().await;
                 in_flight.spawn(one(client.clone(), n));
                 n += 1;
-                while in_flight.try_join_next().is_some() {}
+                while let Some(done) = in_flight.try_join_next() {
+                    done.unwrap();
+                }
             }
-            while in_flight.join_next().await.is_some() {}
+            while let Some(done) = in_flight.join_next().await {
+                done.unwrap();
+            }
         }
         Load::Saturating => {
             let clients: Vec<_> = (0..HOSTILE_CLIENTS)

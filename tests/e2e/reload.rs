@@ -54,6 +54,8 @@ async fn a_reload_reuses_the_components_it_keeps_and_forgets_the_others() {
     gw.reload_with(&format!("{}{}", with(&allow("e")), workload("x", &upstream.url(), refused))).await.unwrap_err();
     assert_eq!(runtime.loads(), before + 1, "the failed reload loaded the new component");
     assert_eq!(runtime.components_in_memory(), 1, "and let it go");
+    gw.reload_with(&with(&allow("f"))).await.unwrap();
+    assert_eq!(runtime.loads(), before + 1, "the serving policy's component is the one kept");
     gw.reload_with(&with("anonymous = true")).await.unwrap();
     assert_eq!(runtime.components_in_memory(), 0, "a component no policy uses is let go");
 }

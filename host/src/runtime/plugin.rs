@@ -313,8 +313,10 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
-        if result.is_err() != self.faulted.load(Ordering::Relaxed) {
-            self.faulted.store(result.is_err(), Ordering::Relaxed);
+        // Only a fault of the component's own counts: a busy instance bound is not one.
+        let faulted = result.as_ref().is_err_and(|fault| fault.kind != FaultKind::Instantiate);
+        if faulted != self.faulted.load(Ordering::Relaxed) {
+            self.faulted.store(faulted, Ordering::Relaxed);
         }
         result
     }
@@ -333,10 +335,6 @@ impl Plugin {
         state.memory.hit = false;
         state.request = Some(request.clone());
         state.begin_call(self.limits.deadline);
-        // From the next epoch tick on, guest code yields every tick and traps
-        // past the deadline (see `yield_then_interrupt`); the timer also
-        // covers time spent in host imports (an HTTP request the guest awaits).
-        instance.store.set_epoch_deadline(1);
         // A chain entry whose calls lately computed long waits for its turn in
         // the slow lane before it starts, not after its first tick.
         let turn = instance.store.data().lane.as_ref().and_then(|lane| lane.turn_before_call());
@@ -344,6 +342,14 @@ impl Plugin {
             if let Some(turn) = turn {
                 turn.await;
             }
+            // From the next epoch tick on, guest code yields every tick and traps
+            // past the deadline (see `yield_then_interrupt`); the timer also
+            // covers time spent in host imports (an HTTP request the guest awaits).
+            // Set after the wait, which is not the guest's computing.
+            let state = instance.store.data_mut();
+            state.started = Some(Instant::now());
+            state.resume();
+            instance.store.set_epoch_deadline(1);
             f(&mut instance).await
         })
         .await;
@@ -389,16 +395,7 @@ impl Plugin {
     /// made in the slow lane: a component that faults on every request would
     /// otherwise keep the cores busy re-creating instances.
     async fn replace_instance(&self) -> Result<Instance, PluginFault> {
-        let turn = if self.faulted.load(Ordering::Relaxed) {
-            let turn = tokio::time::timeout(self.limits.deadline, self.slow_lane.enter()).await.map_err(|_| PluginFault {
-                kind: FaultKind::Deadline,
-                detail: format!("its last call faulted, and its next instance waited {:?} for a turn in the slow lane", self.limits.deadline),
-            })?;
-            Some(turn)
-        } else {
-            None
-        };
-        self.instantiate_with(turn).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+        self.instantiate_with(self.faulted.load(Ordering::Relaxed)).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
             Setup::Fault(fault) => fault,
             // The configuration was accepted at load; refusing it now is the component's bug.
             Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
@@ -424,11 +421,13 @@ impl Plugin {
 
     /// A new instance, initialised, and the manifest its `init` returned.
     async fn instantiate(&self) -> Result<(Instance, wit::Manifest), Setup> {
-        self.instantiate_with(None).await
+        self.instantiate_with(false).await
     }
 
-    /// Like [`Self::instantiate`], holding `turn` in the slow lane until `init` ends.
-    async fn instantiate_with(&self, turn: Option<OwnedSemaphorePermit>) -> Result<(Instance, wit::Manifest), Setup> {
+    /// Like [`Self::instantiate`]; `in_lane`: with a turn in the slow lane,
+    /// taken after the instance slot (the other order could hold the only
+    /// turn while waiting for a slot only the lane frees) and held until `init` ends.
+    async fn instantiate_with(&self, in_lane: bool) -> Result<(Instance, wit::Manifest), Setup> {
         // A burst on this workload waits here for one of its own instances
         // (within the deadline) rather than taking the whole process's pool.
         let slot = match tokio::time::timeout(self.limits.deadline, self.instances.clone().acquire_owned()).await {
@@ -439,6 +438,17 @@ impl Plugin {
                     detail: format!("every instance this workload may hold is busy (limits.max_instances); waited {:?}", self.limits.deadline),
                 }));
             }
+        };
+        let turn = if in_lane {
+            let waited = tokio::time::timeout(self.limits.deadline, self.slow_lane.enter()).await;
+            Some(waited.map_err(|_| {
+                Setup::Fault(PluginFault {
+                    kind: FaultKind::Deadline,
+                    detail: format!("its last call faulted, and its next instance waited {:?} for a turn in the slow lane", self.limits.deadline),
+                })
+            })?)
+        } else {
+            None
         };
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
@@ -507,12 +517,15 @@ pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, Host
     if state.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
         return Ok(wasmtime::UpdateDeadline::Interrupt);
     }
-    state.ticks = state.ticks.saturating_add(1);
-    let next = match &state.lane {
-        Some(lane) if lane.is_slow(state.ticks, state.started) => lane.at_tick(),
+    let Some(lane) = &state.lane else {
         // tokio's own yield: a plain self-wake would be polled again at once, ahead of other tasks.
-        _ => Box::pin(tokio::task::yield_now()),
+        return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())));
     };
+    if lane.just_resumed() {
+        return Ok(wasmtime::UpdateDeadline::Continue(1));
+    }
+    state.ticks = state.ticks.saturating_add(1);
+    let next = if lane.is_slow(state.ticks, state.started) { lane.at_tick() } else { lane.yield_now() };
     Ok(wasmtime::UpdateDeadline::YieldCustom(1, next))
 }
 

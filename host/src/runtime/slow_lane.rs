@@ -17,7 +17,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,6 +31,19 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// waited for an HTTP answer (a wait sees at most one tick).
 pub const FAST_TICKS: u32 = 2;
 pub const SLOW_AFTER: Duration = Duration::from_millis(1);
+
+/// The least a call computes after it resumes (from a yield, a turn, an HTTP
+/// answer, or its start) before a tick counts or makes it yield again. A tick
+/// seen sooner measures waiting, not computing; yielding on it would let a
+/// call that waited in the run queue longer than a tick yield again at once,
+/// over and over, without progress.
+pub const MIN_SLICE: Duration = Duration::from_micros(100);
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_nanos() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// The process-wide turns: half the cores, at least one.
 #[derive(Clone)]
@@ -63,7 +77,7 @@ impl SlowLane {
     /// A store's place in the lane, held by its [`super::state::HostState`];
     /// `heavy` is shared by the instances of one chain entry.
     pub fn ticket(&self, heavy: &Arc<AtomicBool>) -> LaneTicket {
-        LaneTicket { lane: self.clone(), heavy: heavy.clone(), turn: Arc::new(Mutex::new(None)) }
+        LaneTicket { lane: self.clone(), heavy: heavy.clone(), turn: Arc::new(Mutex::new(None)), resumed: Arc::new(AtomicU64::new(now_nanos())) }
     }
 }
 
@@ -79,6 +93,8 @@ pub struct LaneTicket {
     /// Calls of this chain entry have lately been slow: join at the first tick.
     heavy: Arc<AtomicBool>,
     turn: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    /// When the store's call last resumed, in nanoseconds since [`EPOCH`].
+    resumed: Arc<AtomicU64>,
 }
 
 impl LaneTicket {
@@ -93,19 +109,40 @@ impl LaneTicket {
         self.heavy.load(Ordering::Relaxed).then(|| self.at_tick())
     }
 
+    /// The call resumed now: from its start, or an HTTP answer it awaited.
+    pub fn resumed(&self) {
+        self.resumed.store(now_nanos(), Ordering::Relaxed);
+    }
+
+    /// Whether the call resumed less than [`MIN_SLICE`] ago, so that a tick
+    /// now measures waiting, not computing.
+    pub fn just_resumed(&self) -> bool {
+        now_nanos().saturating_sub(self.resumed.load(Ordering::Relaxed)) < MIN_SLICE.as_nanos() as u64
+    }
+
+    /// Yields to the executor once, noting when the call resumes.
+    pub fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let resumed = self.resumed.clone();
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            resumed.store(now_nanos(), Ordering::Relaxed);
+        })
+    }
+
     /// What a slow call does at an epoch tick: wait for a turn (and keep
     /// it), or, when it has one, only yield to the executor.
     pub fn at_tick(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         if self.turn.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-            return Box::pin(tokio::task::yield_now());
+            return self.yield_now();
         }
         if !self.heavy.load(Ordering::Relaxed) {
             self.heavy.store(true, Ordering::Relaxed);
         }
-        let (lane, slot) = (self.lane.clone(), self.turn.clone());
+        let (lane, slot, resumed) = (self.lane.clone(), self.turn.clone(), self.resumed.clone());
         Box::pin(async move {
             let permit = lane.enter().await;
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(permit);
+            resumed.store(now_nanos(), Ordering::Relaxed);
         })
     }
 
@@ -151,9 +188,10 @@ mod tests {
         b.hold(lane.enter().await);
         assert!(lane.in_use());
         b.at_tick().await; // a held turn: no second one is awaited
-        b.end_call(0);
+        b.end_call(1);
         assert!(!lane.in_use(), "the held turn is given back at the end of the call");
+        assert!(a.is_slow(1, Some(Instant::now())), "a call that saw a tick keeps the mark");
         a.end_call(0);
-        assert!(!b.is_slow(1, long_ago), "a call that finishes before any tick clears the mark");
+        assert!(!b.is_slow(1, Some(Instant::now())), "a call that finishes before any tick clears the mark");
     }
 }

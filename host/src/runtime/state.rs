@@ -55,6 +55,15 @@ impl HostState {
         let now = Instant::now();
         self.started = Some(now);
         self.deadline = Some(now + limit);
+        self.resume();
+    }
+
+    /// The guest goes on computing now (its call starts, or an awaited host
+    /// import returned): the next tick does not count as its computing.
+    pub(crate) fn resume(&mut self) {
+        if let Some(lane) = &self.lane {
+            lane.resumed();
+        }
     }
 
     /// Forgets what belongs to the call that just ended: its request, its

@@ -23,6 +23,8 @@ pub enum SecretStoreError {
         path = .path.display()
     )]
     KeychainKeyMissing { path: PathBuf },
+    #[error("{why} (tried again at most once a second)")]
+    StillUnavailable { why: String },
     #[error("there is no secret store at {path} yet", path = .path.display())]
     NoStore { path: PathBuf },
     #[error("the secret store {path} is protected by a password, not by a keychain key: the password is what recovers it", path = .path.display())]

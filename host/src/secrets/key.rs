@@ -98,7 +98,7 @@ pub fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, Se
 
 /// The keychain key of the store at `path`; `create` makes one when there is none.
 fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
-    match keychain::load(path)? {
+    match keychain::load(path, create)? {
         Some(key) => Ok(key),
         None if create => new_keychain_key(path),
         None => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),

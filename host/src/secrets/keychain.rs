@@ -41,14 +41,53 @@ fn decode(encoded: &str) -> Result<Key, SecretStoreError> {
     Ok(key)
 }
 
-/// The key kept for the store at `path`, or `None` when the keychain has no entry for it.
-pub fn load(path: &Path) -> Result<Option<Key>, SecretStoreError> {
-    platform::load(path)
+/// The key kept for the store at `path`, or `None` when the keychain has no
+/// entry for it. `for_new_store`: only a durable entry counts (on Linux, not a
+/// kernel-keyring copy an earlier store left), so a new store never starts
+/// with a key that a reboot would lose.
+pub fn load(path: &Path, for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
+    let path = path.to_owned();
+    bounded(move || platform::load(&path, for_new_store))
 }
 
 /// Keeps `key` for the store at `path` durably, replacing any earlier entry.
 pub fn save(path: &Path, key: &Key) -> Result<(), SecretStoreError> {
-    platform::save(path, key)
+    let (path, key) = (path.to_owned(), key.clone());
+    bounded(move || platform::save(&path, &key))
+}
+
+/// The longest a keychain request may take: a locked desktop keyring may
+/// show an unlock prompt and wait for it (a year, by default, over D-Bus).
+const KEYCHAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether a keychain request is still running on its own thread.
+static IN_FLIGHT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs a keychain request on a thread of its own and waits for it at most
+/// [`KEYCHAIN_WAIT`]; while one is still running (say, on a prompt nobody
+/// answers), further requests fail at once instead of piling up threads or
+/// holding the gateway's worker threads.
+fn bounded<T: Send + 'static>(request: impl FnOnce() -> Result<T, SecretStoreError> + Send + 'static) -> Result<T, SecretStoreError> {
+    use std::sync::atomic::Ordering;
+    if IN_FLIGHT.swap(true, Ordering::AcqRel) {
+        return Err(SecretStoreError::NoKeychain { reason: "an earlier request to the OS keychain is still waiting for an answer (a locked keyring?)".into() });
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("portcullis-keychain".into()).spawn(move || {
+        let result = request();
+        // Cleared before the answer is sent, so the caller's next request finds it clear.
+        IN_FLIGHT.store(false, Ordering::Release);
+        let _ = tx.send(result);
+    });
+    if let Err(e) = spawned {
+        IN_FLIGHT.store(false, Ordering::Release);
+        return Err(SecretStoreError::NoKeychain { reason: format!("cannot start a thread for the keychain request: {e}") });
+    }
+    rx.recv_timeout(KEYCHAIN_WAIT).unwrap_or_else(|_| {
+        Err(SecretStoreError::NoKeychain {
+            reason: format!("the OS keychain did not answer within {KEYCHAIN_WAIT:?}; unlock your desktop keyring (it may be waiting for an unlock prompt)"),
+        })
+    })
 }
 
 /// Forgets the key of the store at `path` (after the store moved to a password).
@@ -92,7 +131,7 @@ mod platform {
         }
     }
 
-    pub fn load(path: &Path) -> Result<Option<Key>, SecretStoreError> {
+    pub fn load(path: &Path, for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
         let durable = secret_service(path).and_then(|entry| entry.get_password());
         let encoded = match durable {
             Ok(encoded) => {
@@ -101,6 +140,8 @@ mod platform {
                 cache(path, &encoded);
                 return Ok(Some(key));
             }
+            Err(keyring::Error::NoEntry) if for_new_store => return Ok(None),
+            Err(error) if for_new_store => return Err(SecretStoreError::NoKeychain { reason: unreachable(&error) }),
             Err(keyring::Error::NoEntry) => match kernel(path).and_then(|entry| entry.get_password()) {
                 Ok(encoded) => Zeroizing::new(encoded),
                 Err(_) => return Ok(None),
@@ -152,7 +193,7 @@ mod platform {
         keyring::Entry::new(SERVICE, &user(path)).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })
     }
 
-    pub fn load(path: &Path) -> Result<Option<Key>, SecretStoreError> {
+    pub fn load(path: &Path, _for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
         match entry(path)?.get_password() {
             Ok(encoded) => decode(&Zeroizing::new(encoded)).map(Some),
             Err(keyring::Error::NoEntry) => Ok(None),

@@ -71,6 +71,10 @@ struct Loaded {
 /// memory copy at once.
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// After a read could not open the store, reads fail with the same reason
+/// for this long before the store is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Opens (creating, 0600, never through a symlink) a file used only to be locked.
 fn open_lock_file(path: &Path) -> Result<std::fs::File, SecretStoreError> {
     std::fs::OpenOptions::new()
@@ -95,6 +99,8 @@ pub struct SecretStore {
     lock_path: PathBuf,
     password: Option<SecretString>,
     cache: Mutex<Option<Loaded>>,
+    /// The last failure to open the store for a read, and when (see [`RETRY_AFTER`]).
+    failure: Mutex<Option<(Instant, String)>>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -111,7 +117,7 @@ impl SecretStore {
     }
 
     pub fn new(home: &Path, password: Option<SecretString>) -> Self {
-        SecretStore { path: home.join("secrets.json"), lock_path: home.join("secrets.lock"), password, cache: Mutex::new(None) }
+        SecretStore { path: home.join("secrets.json"), lock_path: home.join("secrets.lock"), password, cache: Mutex::new(None), failure: Mutex::new(None) }
     }
 
     pub fn path(&self) -> &Path {
@@ -130,7 +136,27 @@ impl SecretStore {
                     *cache = None;
                     return Ok(None);
                 }
-                _ => *cache = Some(self.load(cache.take())?),
+                _ => {
+                    // A store that could not be opened is not asked again for a
+                    // while: every request that reads a secret would otherwise
+                    // ask the keychain (or derive a key) again.
+                    let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some((at, why)) = &*failure
+                        && at.elapsed() < RETRY_AFTER
+                    {
+                        return Err(SecretStoreError::StillUnavailable { why: why.clone() });
+                    }
+                    match self.load(cache.take()) {
+                        Ok(loaded) => {
+                            *failure = None;
+                            *cache = Some(loaded);
+                        }
+                        Err(error) => {
+                            *failure = Some((Instant::now(), error.to_string()));
+                            return Err(error);
+                        }
+                    }
+                }
             }
         }
         let Some(loaded) = cache.as_ref() else {

@@ -261,6 +261,8 @@ impl Host for HostState {
             Some(limit) => tokio::time::timeout(limit, caps.http.client.send(&caps.http, request)).await.unwrap_or(Err(HttpError::Timeout)),
             None => caps.http.client.send(&caps.http, request).await,
         };
+        // The wait for the answer is not the guest's computing (see `slow_lane`).
+        self.resume();
         match &result {
             Err(HttpError::NotGranted(origin)) => tracing::warn!(workload = %caps.label.workload, component = %caps.label.component,
                 %origin, "refused an HTTP request: the policy does not grant this origin to this component"),
