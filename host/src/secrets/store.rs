@@ -233,8 +233,21 @@ impl SecretStore {
     pub fn update(&self, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
         let lock = self.lock_writers()?;
         let exists = self.stamp()?.is_some();
-        let mut loaded = if exists { self.load(None)? } else { self.new_store()? };
-        let changed = change(&mut loaded.entries);
+        let (mut loaded, changed) = if exists {
+            let mut loaded = self.load(None)?;
+            let changed = change(&mut loaded.entries);
+            (loaded, changed)
+        } else {
+            // A change that writes nothing (deleting from a store that does
+            // not exist) creates no store and no keychain entry.
+            let mut entries = BTreeMap::new();
+            if !change(&mut entries) {
+                return Ok(false);
+            }
+            let mut loaded = self.new_store()?;
+            loaded.entries = entries;
+            (loaded, true)
+        };
         if changed {
             self.write(&loaded)?;
             if !exists && loaded.protection == Protection::Keychain {
@@ -524,5 +537,24 @@ mod tests {
         let s = store(dir.path(), "pw");
         assert!(matches!(s.set("", SecretString::from("x".to_owned())), Err(SecretStoreError::InvalidName(_))));
         assert!(matches!(s.set("a b", SecretString::from("x".to_owned())), Err(SecretStoreError::InvalidName(_))));
+    }
+
+    #[test]
+    fn a_change_that_writes_nothing_creates_no_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        assert!(!s.delete("absent").unwrap());
+        assert!(!s.path().exists(), "no file (and so no key) for a store nothing was written to");
+    }
+
+    #[test]
+    fn a_failed_open_is_not_retried_on_every_read() {
+        let dir = tempfile::tempdir().unwrap();
+        store(dir.path(), "pw").set("a", SecretString::from("1".to_owned())).unwrap();
+        let wrong = store(dir.path(), "not-it");
+        assert!(matches!(wrong.get("a"), Err(SecretStoreError::WrongPassword { .. })));
+        let again = wrong.get("a").unwrap_err();
+        assert!(matches!(again, SecretStoreError::StillUnavailable { .. }), "{again}");
+        assert!(again.to_string().contains("does not open"), "the reason is kept: {again}");
     }
 }
