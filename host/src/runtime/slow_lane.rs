@@ -37,7 +37,7 @@ pub const SLOW_AFTER: Duration = Duration::from_millis(1);
 /// seen sooner measures waiting, not computing; yielding on it would let a
 /// call that waited in the run queue longer than a tick yield again at once,
 /// over and over, without progress.
-pub const MIN_SLICE: Duration = Duration::from_micros(100);
+pub const MIN_SLICE: Duration = Duration::from_micros(25);
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
