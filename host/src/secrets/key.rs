@@ -1,5 +1,6 @@
 //! The store's encryption key: from the OS keychain, or derived from a password.
 
+use super::Key;
 use super::error::SecretStoreError;
 use super::keychain;
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -8,8 +9,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-pub type Key = Zeroizing<[u8; 32]>;
 
 /// How a store file's key is obtained; written in the file's clear header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

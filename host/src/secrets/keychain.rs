@@ -12,8 +12,8 @@
 //!
 //! On macOS and Windows the platform keychain is durable by itself.
 
+use super::Key;
 use super::error::SecretStoreError;
-use super::key::Key;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use secrecy::zeroize::Zeroizing;

@@ -22,5 +22,8 @@ pub use key::ProtectionKind;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::{NamedLock, SecretStore};
 
+/// A store's AES-256 key, wiped from memory when dropped.
+type Key = secrecy::zeroize::Zeroizing<[u8; 32]>;
+
 /// The environment variable that selects password protection.
 pub const PASSWORD_ENV: &str = "PORTCULLIS_SECRETS_PASSWORD";

@@ -6,7 +6,7 @@
 //! Anyone holding it can decrypt the store file; it is written 0600 and is
 //! meant for a password manager or offline storage.
 
-use super::key::Key;
+use super::Key;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use secrecy::zeroize::Zeroizing;

@@ -8,9 +8,10 @@
 //! directory) with mode 0600. Readers need no lock: they see the old file or
 //! the new one, never a mix. A wrong password fails before anything is written.
 
+use super::Key;
 use super::PASSWORD_ENV;
 use super::error::SecretStoreError;
-use super::key::{self, Key, Protection, ProtectionKind};
+use super::key::{self, Protection, ProtectionKind};
 use super::{keychain, recovery};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
