@@ -8,12 +8,6 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// executor, and a deadline is met to within about one tick.
 pub const EPOCH_TICK: Duration = Duration::from_micros(500);
 
-/// The tick while slow work holds a turn in the slow lane: the guest code
-/// that holds it yields this often, so requests queued behind it on its
-/// thread wait less. Faster ticks cost the ticking thread about 10,000
-/// wake-ups a second, which is paid only while there is slow work.
-pub const BUSY_TICK: Duration = Duration::from_micros(100);
-
 /// The largest memory cap a component may be given, in MiB.
 pub const MAX_MEMORY_MIB: u32 = 64;
 
@@ -67,9 +61,8 @@ fn config(pool: Option<u32>) -> Config {
     config
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`], or every [`BUSY_TICK`]
-/// while `busy` says so, until the engine is dropped.
-pub fn start_epoch_ticker(engine: &Engine, busy: impl Fn() -> bool + Send + 'static) {
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("portcullis-epoch".into())
@@ -77,7 +70,7 @@ pub fn start_epoch_ticker(engine: &Engine, busy: impl Fn() -> bool + Send + 'sta
             while let Some(engine) = weak.upgrade() {
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(if busy() { BUSY_TICK } else { EPOCH_TICK });
+                std::thread::sleep(EPOCH_TICK);
             }
         })
         .expect("spawning the epoch thread");

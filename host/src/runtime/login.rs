@@ -121,7 +121,7 @@ impl LoginSession {
 /// Runs one call with the deadline set (guest code traps past it, host
 /// imports stop before it) and forgets the call's state afterwards.
 async fn within_deadline<R>(store: &mut Store<HostState>, call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> anyhow::Result<R> {
-    store.data_mut().begin_call(CALL_DEADLINE);
+    store.data_mut().begin_call(std::time::Instant::now() + CALL_DEADLINE);
     store.set_epoch_deadline(1);
     let outcome = tokio::time::timeout(CALL_DEADLINE, call(store)).await;
     store.data_mut().end_call();

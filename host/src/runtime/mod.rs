@@ -51,7 +51,7 @@ pub struct Runtime {
     pooling: bool,
     compilations: AtomicU64,
     loads: AtomicU64,
-    /// Where expensive guest work waits for a turn (see [`slow_lane`]).
+    /// Where expensive guest work runs (see [`slow_lane`]).
     slow_lane: slow_lane::SlowLane,
 }
 
@@ -72,10 +72,7 @@ impl Runtime {
     pub fn with_pool(cache_dir: Option<std::path::PathBuf>, instances: u32) -> anyhow::Result<Arc<Self>> {
         let (engine, pooling) = engine::build(instances)?;
         let slow_lane = slow_lane::SlowLane::new();
-        engine::start_epoch_ticker(&engine, {
-            let lane = slow_lane.clone();
-            move || lane.in_use()
-        });
+        engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::host::HostCapabilities::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;

@@ -10,6 +10,7 @@ use super::Runtime;
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
 use super::bindings::authorizer::{Authorizer, AuthorizerPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
+use super::bindings::authorizer::exports::portcullis::auth::authorize::Decision as AuthorizeDecision;
 use super::bindings::mcp::McpCall;
 use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT};
@@ -20,6 +21,7 @@ use super::slow_lane::SlowLane;
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,6 +125,47 @@ enum Exports {
     Authorizer(Authorizer),
 }
 
+/// What a component is asked: borrowed from the request for a call made in
+/// place, owned for one sent to the slow lane.
+enum Question<'a> {
+    Authenticate,
+    Inject,
+    Authorize { identity: Option<Cow<'a, wit::Identity>>, call: Cow<'a, McpCall> },
+}
+
+/// What a component answered, before the gateway checks it.
+enum Answer {
+    Verdict(wit::Verdict),
+    Injection(wit::Injection),
+    Decision(AuthorizeDecision),
+}
+
+impl Question<'_> {
+    fn into_owned(self) -> Question<'static> {
+        match self {
+            Question::Authenticate => Question::Authenticate,
+            Question::Inject => Question::Inject,
+            Question::Authorize { identity, call } => {
+                Question::Authorize { identity: identity.map(|i| Cow::Owned(i.into_owned())), call: Cow::Owned(call.into_owned()) }
+            }
+        }
+    }
+
+    /// Calls the export that answers this question.
+    async fn put(&self, instance: &mut Instance) -> wasmtime::Result<Answer> {
+        match (&instance.exports, self) {
+            (Exports::Authenticator(a), Question::Authenticate) => {
+                a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, handle()).await.map(Answer::Verdict)
+            }
+            (Exports::Injector(i), Question::Inject) => i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await.map(Answer::Injection),
+            (Exports::Authorizer(a), Question::Authorize { identity, call }) => {
+                a.portcullis_auth_authorize().call_authorize(&mut instance.store, handle(), identity.as_deref(), call).await.map(Answer::Decision)
+            }
+            _ => unreachable!("roles are checked at load"),
+        }
+    }
+}
+
 struct Instance {
     store: Store<HostState>,
     exports: Exports,
@@ -155,10 +198,11 @@ pub struct Plugin {
     max_idle: usize,
     metrics: PluginMetrics,
     slow_lane: SlowLane,
-    /// Its calls have lately computed long (shared by its instances' tickets).
+    /// Its calls have lately computed long (shared by its instances' tickets):
+    /// the next call runs in the slow lane.
     heavy: Arc<AtomicBool>,
-    /// The last call faulted (and its instance was dropped): the next new
-    /// instance is made in the slow lane.
+    /// The last call faulted (and its instance was dropped): the next call,
+    /// and the instance it needs, run in the slow lane.
     faulted: AtomicBool,
 }
 
@@ -234,7 +278,7 @@ impl Plugin {
             heavy: Arc::default(),
             faulted: AtomicBool::new(false),
         };
-        let (instance, manifest) = match plugin.instantiate().await {
+        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
             Ok(started) => started,
             Err(Setup::Refused(message)) => return Err(SetupError::Config(message)),
             Err(Setup::Fault(fault)) => return Err(SetupError::Fault(fault)),
@@ -261,141 +305,118 @@ impl Plugin {
     }
 
     /// Asks an authenticator for its verdict on `request`.
-    pub async fn authenticate(&self, request: &Arc<RequestData>) -> Result<Verdict, PluginFault> {
-        self.call(
-            request,
-            async |instance: &mut Instance| match &instance.exports {
-                Exports::Authenticator(a) => a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, handle()).await,
-                _ => unreachable!("roles are checked at load"),
-            },
-            |verdict| Verdict::check(verdict, &self.manifest),
-        )
+    pub async fn authenticate(self: &Arc<Self>, request: &Arc<RequestData>) -> Result<Verdict, PluginFault> {
+        self.call(request, Question::Authenticate, |answer| match answer {
+            Answer::Verdict(verdict) => Verdict::check(verdict, &self.manifest),
+            _ => unreachable!("an authenticator answers with a verdict"),
+        })
         .await
     }
 
     /// Asks an injector for its header edits on `request`.
-    pub async fn inject(&self, request: &Arc<RequestData>) -> Result<Injection, PluginFault> {
-        self.call(
-            request,
-            async |instance: &mut Instance| match &instance.exports {
-                Exports::Injector(i) => i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await,
-                _ => unreachable!("roles are checked at load"),
-            },
-            |injection| Injection::check(injection, &self.manifest),
-        )
+    pub async fn inject(self: &Arc<Self>, request: &Arc<RequestData>) -> Result<Injection, PluginFault> {
+        self.call(request, Question::Inject, |answer| match answer {
+            Answer::Injection(injection) => Injection::check(injection, &self.manifest),
+            _ => unreachable!("an injector answers with an injection"),
+        })
         .await
     }
 
     /// Asks an authorizer about `call` (one call of the request, or an item of a list).
-    pub async fn authorize(&self, request: &Arc<RequestData>, identity: Option<&wit::Identity>, call: &McpCall) -> Result<Decision, PluginFault> {
-        self.call(
-            request,
-            async |instance: &mut Instance| match &instance.exports {
-                Exports::Authorizer(a) => a.portcullis_auth_authorize().call_authorize(&mut instance.store, handle(), identity, call).await,
-                _ => unreachable!("roles are checked at load"),
-            },
-            Decision::check,
-        )
+    pub async fn authorize(self: &Arc<Self>, request: &Arc<RequestData>, identity: Option<&wit::Identity>, call: &McpCall) -> Result<Decision, PluginFault> {
+        let question = Question::Authorize { identity: identity.map(Cow::Borrowed), call: Cow::Borrowed(call) };
+        self.call(request, question, |answer| match answer {
+            Answer::Decision(decision) => Decision::check(decision),
+            _ => unreachable!("an authorizer answers with a decision"),
+        })
         .await
     }
 
-    /// Runs `f` on an instance within the deadline and checks its result with
+    /// Asks the component `question` within the deadline, in the slow lane if
+    /// its calls lately computed long or faulted, and checks its answer with
     /// `check`, recording latency and faults.
-    async fn call<W, R>(
-        &self,
-        request: &Arc<RequestData>,
-        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<W>,
-        check: impl FnOnce(W) -> Result<R, String>,
-    ) -> Result<R, PluginFault> {
+    async fn call<R>(self: &Arc<Self>, request: &Arc<RequestData>, question: Question<'_>, check: impl FnOnce(Answer) -> Result<R, String>) -> Result<R, PluginFault> {
         let started = Instant::now();
-        let result = self.call_inner(request, f, check).await;
+        // One deadline for every step: the wait for an instance, its `init`, the call.
+        let deadline = started + self.limits.deadline;
+        let asked = if self.heavy.load(Ordering::Relaxed) || self.faulted.load(Ordering::Relaxed) {
+            let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
+            let work = async move { plugin.ask(&request, &question, deadline).await };
+            self.slow_lane.run(deadline, work).await.unwrap_or_else(|| Err(self.deadline_fault()))
+        } else {
+            self.ask(request, &question, deadline).await
+        };
+        let result = asked.and_then(|(mut instance, answer)| match check(answer) {
+            Ok(checked) => {
+                instance.uses += 1;
+                self.checkin(instance);
+                Ok(checked)
+            }
+            // A malformed verdict is a bug in the component: its instance goes too.
+            Err(detail) => {
+                self.retire(instance);
+                Err(PluginFault { kind: FaultKind::BadVerdict, detail })
+            }
+        });
         self.metrics.latency.observe(started.elapsed().as_secs_f64());
         if let Err(fault) = &result {
             self.record(fault);
         }
-        // Only a fault of the component's own counts: a busy instance bound is not one.
-        let faulted = result.as_ref().is_err_and(|fault| fault.kind != FaultKind::Instantiate);
+        // Only a fault of the component's own counts: a busy instance bound
+        // (its faulted instances not yet given back, say) changes nothing.
+        let faulted = match &result {
+            Ok(_) => false,
+            Err(fault) => fault.kind != FaultKind::Instantiate || self.faulted.load(Ordering::Relaxed),
+        };
         if faulted != self.faulted.load(Ordering::Relaxed) {
             self.faulted.store(faulted, Ordering::Relaxed);
         }
         result
     }
 
-    async fn call_inner<W, R>(
-        &self,
-        request: &Arc<RequestData>,
-        f: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<W>,
-        check: impl FnOnce(W) -> Result<R, String>,
-    ) -> Result<R, PluginFault> {
+    /// Puts `question` to an instance by `deadline`; the instance comes back
+    /// with the answer, or is retired with the fault.
+    async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self.replace_instance().await?,
+            None => self.replace_instance(deadline).await?,
         };
         let state = instance.store.data_mut();
         state.memory.hit = false;
         state.request = Some(request.clone());
-        state.begin_call(self.limits.deadline);
-        // A chain entry whose calls lately computed long waits for its turn in
-        // the slow lane before it starts, not after its first tick.
-        let turn = instance.store.data().lane.as_ref().and_then(|lane| lane.turn_before_call());
-        let outcome = tokio::time::timeout(self.limits.deadline, async {
-            if let Some(turn) = turn {
-                turn.await;
-            }
-            // From the next epoch tick on, guest code yields every tick and traps
-            // past the deadline (see `yield_then_interrupt`); the timer also
-            // covers time spent in host imports (an HTTP request the guest awaits).
-            // Set after the wait, which is not the guest's computing.
-            let state = instance.store.data_mut();
-            state.started = Some(Instant::now());
-            state.resume();
-            instance.store.set_epoch_deadline(1);
-            f(&mut instance).await
-        })
-        .await;
+        // From the next epoch tick on, guest code yields every tick and traps
+        // past the deadline (see `yield_then_interrupt`); the timer also
+        // covers time spent in host imports (an HTTP request the guest awaits).
+        state.begin_call(deadline);
+        instance.store.set_epoch_deadline(1);
+        let outcome = tokio::time::timeout_at(deadline.into(), question.put(&mut instance)).await;
         instance.store.data_mut().end_call();
         let fault = match outcome {
-            Ok(Ok(value)) => match check(value) {
-                Ok(checked) => {
-                    instance.uses += 1;
-                    self.checkin(instance);
-                    return Ok(checked);
-                }
-                // A malformed verdict is a bug in the component: its instance goes too.
-                Err(detail) => PluginFault { kind: FaultKind::BadVerdict, detail },
-            },
+            Ok(Ok(answer)) => return Ok((instance, answer)),
             Ok(Err(error)) => classify(&error, &instance.store),
-            Err(_elapsed) => PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) },
+            Err(_elapsed) => self.deadline_fault(),
         };
         // After a fault the instance's state cannot be trusted: it goes.
         self.retire(instance);
         Err(fault)
     }
 
-    /// Drops a failed instance in the slow lane, after the answer has gone:
-    /// giving back what a runaway instance touched (a grown memory, a deep
-    /// stack) is work for the kernel that interrupts every core, and a
-    /// component that faults on every request would otherwise do it on all of
-    /// them at once. Its place in the workload's instance bound is given back
-    /// when it is gone, so a workload that keeps faulting waits for its own instances.
-    fn retire(&self, instance: Instance) {
-        let lane = self.slow_lane.clone();
-        tokio::spawn(async move {
-            let turn = lane.enter().await;
-            // Unmapping cannot yield: on a worker thread it would hold up
-            // every request queued behind it for milliseconds.
-            tokio::task::spawn_blocking(move || {
-                drop(instance);
-                drop(turn);
-            });
-        });
+    fn deadline_fault(&self) -> PluginFault {
+        PluginFault { kind: FaultKind::Deadline, detail: format!("no answer within {:?}", self.limits.deadline) }
     }
 
-    /// A new instance for a call that found none idle. After a fault, it is
-    /// made in the slow lane: a component that faults on every request would
-    /// otherwise keep the cores busy re-creating instances.
-    async fn replace_instance(&self) -> Result<Instance, PluginFault> {
-        self.instantiate_with(self.faulted.load(Ordering::Relaxed)).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+    /// Drops a failed instance in the slow lane: giving back what a runaway
+    /// instance touched (a grown memory, a deep stack) is kernel work that
+    /// would hold up every request queued behind it on a worker. Its place in
+    /// the workload's instance bound is given back when it is gone, so a
+    /// workload that keeps faulting waits for its own instances.
+    fn retire(&self, instance: Instance) {
+        self.slow_lane.drop_later(instance);
+    }
+
+    /// A new instance for a call that found none idle.
+    async fn replace_instance(&self, deadline: Instant) -> Result<Instance, PluginFault> {
+        self.instantiate(deadline).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
             Setup::Fault(fault) => fault,
             // The configuration was accepted at load; refusing it now is the component's bug.
             Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
@@ -419,18 +440,11 @@ impl Plugin {
         }
     }
 
-    /// A new instance, initialised, and the manifest its `init` returned.
-    async fn instantiate(&self) -> Result<(Instance, wit::Manifest), Setup> {
-        self.instantiate_with(false).await
-    }
-
-    /// Like [`Self::instantiate`]; `in_lane`: with a turn in the slow lane,
-    /// taken after the instance slot (the other order could hold the only
-    /// turn while waiting for a slot only the lane frees) and held until `init` ends.
-    async fn instantiate_with(&self, in_lane: bool) -> Result<(Instance, wit::Manifest), Setup> {
+    /// A new instance, initialised by `deadline`, and the manifest its `init` returned.
+    async fn instantiate(&self, deadline: Instant) -> Result<(Instance, wit::Manifest), Setup> {
         // A burst on this workload waits here for one of its own instances
         // (within the deadline) rather than taking the whole process's pool.
-        let slot = match tokio::time::timeout(self.limits.deadline, self.instances.clone().acquire_owned()).await {
+        let slot = match tokio::time::timeout_at(deadline.into(), self.instances.clone().acquire_owned()).await {
             Ok(Ok(slot)) => slot,
             Ok(Err(_)) | Err(_) => {
                 return Err(Setup::Fault(PluginFault {
@@ -439,27 +453,11 @@ impl Plugin {
                 }));
             }
         };
-        let turn = if in_lane {
-            let waited = tokio::time::timeout(self.limits.deadline, self.slow_lane.enter()).await;
-            Some(waited.map_err(|_| {
-                Setup::Fault(PluginFault {
-                    kind: FaultKind::Deadline,
-                    detail: format!("its last call faulted, and its next instance waited {:?} for a turn in the slow lane", self.limits.deadline),
-                })
-            })?)
-        } else {
-            None
-        };
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(yield_then_interrupt);
-        let ticket = self.slow_lane.ticket(&self.heavy);
-        if let Some(turn) = turn {
-            // `init` computing past a tick must not wait for a second turn behind this one.
-            ticket.hold(turn);
-        }
-        store.data_mut().lane = Some(ticket);
-        store.data_mut().begin_call(self.limits.deadline);
+        store.data_mut().lane = Some(self.slow_lane.ticket(&self.heavy));
+        store.data_mut().begin_call(deadline);
         store.set_epoch_deadline(1);
         let work = async {
             // Each world has its own `Settings` type, and the same `init`.
@@ -486,13 +484,18 @@ impl Plugin {
                 (_, Err(error)) => Err(Setup::Fault(classify(&error, &store))),
             }
         };
-        let (exports, manifest) = match tokio::time::timeout(self.limits.deadline, work).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Setup::Fault(PluginFault {
-                    kind: FaultKind::Deadline,
-                    detail: format!("instantiation and init took longer than {:?}", self.limits.deadline),
-                }));
+        let (exports, manifest) = match tokio::time::timeout_at(deadline.into(), work).await {
+            Ok(Ok(started)) => started,
+            failed => {
+                // What the failed instance touched is given back in the slow lane too.
+                self.slow_lane.drop_later(store);
+                return Err(match failed {
+                    Ok(Err(setup)) => setup,
+                    _ => Setup::Fault(PluginFault {
+                        kind: FaultKind::Deadline,
+                        detail: format!("instantiation and init took longer than {:?}", self.limits.deadline),
+                    }),
+                });
             }
         };
         store.data_mut().end_call();
@@ -509,8 +512,8 @@ impl Plugin {
 /// What guest code does at each epoch tick: give the executor back (so a
 /// component that computes for long cannot starve other requests, other
 /// workloads or the timers on this worker thread), then go on, until the
-/// call's deadline, when it traps. A call still computing after
-/// ticks also waits for a turn in the slow lane (see [`super::slow_lane`]).
+/// call's deadline, when it traps. A call still computing after a few ticks
+/// sends its entry's next calls to the slow lane (see [`super::slow_lane`]).
 /// Without a deadline (between calls) it only yields.
 pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     let state = store.data_mut();
@@ -525,8 +528,7 @@ pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, Host
         return Ok(wasmtime::UpdateDeadline::Continue(1));
     }
     state.ticks = state.ticks.saturating_add(1);
-    let next = if lane.is_slow(state.ticks, state.started) { lane.at_tick() } else { lane.yield_now() };
-    Ok(wasmtime::UpdateDeadline::YieldCustom(1, next))
+    Ok(wasmtime::UpdateDeadline::YieldCustom(1, lane.at_tick(lane.is_slow(state.ticks, state.started))))
 }
 
 /// The outcome of creating an instance when it does not succeed.

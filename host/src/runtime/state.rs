@@ -26,7 +26,7 @@ pub struct HostState {
     /// When the call in flight started, and how many epoch ticks it has computed through.
     pub(crate) started: Option<Instant>,
     pub(crate) ticks: u32,
-    /// Where a long call waits for its turn (`None`: never, as in `portcullis login`).
+    /// What its calls tell the slow lane (`None`: nothing, as in `portcullis login`).
     pub(crate) lane: Option<LaneTicket>,
 }
 
@@ -50,11 +50,10 @@ impl HostState {
         }
     }
 
-    /// Starts a call that must end within `limit`.
-    pub(crate) fn begin_call(&mut self, limit: std::time::Duration) {
-        let now = Instant::now();
-        self.started = Some(now);
-        self.deadline = Some(now + limit);
+    /// Starts a call that must end by `deadline`.
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+        self.started = Some(Instant::now());
+        self.deadline = Some(deadline);
         self.resume();
     }
 
@@ -67,7 +66,7 @@ impl HostState {
     }
 
     /// Forgets what belongs to the call that just ended: its request, its
-    /// deadline, any lock it still holds and its turn in the slow lane.
+    /// deadline, and any lock it still holds; tells the slow lane how it went.
     pub(crate) fn end_call(&mut self) {
         self.request = None;
         self.started = None;
