@@ -132,6 +132,34 @@ impl Desktop {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
 
+    /// The key our entry holds, as the keyring stores it (base64).
+    fn secret_service_value(&self, store: &Path) -> String {
+        let out = Command::new("secret-tool")
+            .envs(self.env())
+            .args(["lookup", "service", "portcullis", "username", &format!("secrets-key:{}", store.display())])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    }
+
+    /// Replaces our entry with one holding `value`, as restoring an old keyring would.
+    fn replace_secret_service_value(&self, store: &Path, value: &str) {
+        self.remove_entry_from_secret_service(store);
+        let user = format!("secrets-key:{}", store.display());
+        let mut child = Command::new("secret-tool")
+            .envs(self.env())
+            .args(["store", "--label=restored", "service", "portcullis", "username", &user, "target", "default", "application", "rust-keyring"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(value.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(self.secret_service_value(store), value);
+    }
+
     fn shut_down(mut self) {
         self.stop();
     }
@@ -165,6 +193,20 @@ fn keyctl(store: &Path, script: &str) -> Output {
 fn kernel_key_id(store: &Path) -> Option<String> {
     let out = keyctl(store, r#"keyctl search "$(keyctl get_persistent @s)" user "$1""#);
     out.status.success().then(|| text(&out.stdout).trim().to_owned())
+}
+
+/// The kernel cache's copy of a store's key (base64), and a way to replace it.
+fn kernel_value(store: &Path) -> String {
+    let out = keyctl(store, r#"keyctl pipe "$(keyctl search "$(keyctl get_persistent @s)" user "$1")""#);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+fn replace_kernel_value(store: &Path, value: &str) {
+    let script = format!(r#"keyctl update "$(keyctl search "$(keyctl get_persistent @s)" user "$1")" {value}"#);
+    let out = keyctl(store, &script);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(kernel_value(store), value);
 }
 
 /// What a reboot does to the kernel keyring: our key is gone from it. (Only
@@ -299,6 +341,43 @@ fn a_key_kept_only_in_the_kernel_keyring_is_made_durable() {
     let desktop = Desktop::boot(dir.path(), true);
     let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
     assert_eq!(text(&get.stdout), "k-0123456789\n", "it survives the reboot that would have lost it");
+}
+
+#[test]
+fn when_the_keychain_copies_disagree_the_one_that_opens_the_store_wins_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = home.join("secrets.json");
+    let _cleanup = KernelKeyCleanup(store.clone());
+    let desktop = Desktop::boot(dir.path(), true);
+    ok(cli(&home, &desktop.env(), None, &["secrets", "set", "mcp:key"], Some("k-0123456789")));
+    let right = desktop.secret_service_value(&store);
+    assert_eq!(kernel_value(&store), right);
+    // 32 zero bytes: a well-formed key that opens nothing.
+    let stale = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+    // An old keyring restored from a backup: the Secret Service's copy is
+    // stale, the kernel cache still holds the key that opens the store.
+    desktop.replace_secret_service_value(&store, stale);
+    let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(text(&get.stdout), "k-0123456789\n");
+    assert!(text(&get.stderr).contains("hold different keys"), "{}", text(&get.stderr));
+    assert_eq!(desktop.secret_service_value(&store), right, "the durable copy is corrected");
+    assert_eq!(kernel_value(&store), right, "and the cache was not overwritten with the stale key");
+
+    // The other way round: a stale cache, and the Secret Service right.
+    replace_kernel_value(&store, stale);
+    let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(text(&get.stdout), "k-0123456789\n");
+    assert_eq!((desktop.secret_service_value(&store), kernel_value(&store)), (right.clone(), right.clone()), "the cache is corrected");
+
+    // Neither opens it: the error says so, and neither copy is touched.
+    desktop.replace_secret_service_value(&store, stale);
+    replace_kernel_value(&store, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+    let refused = cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None);
+    assert!(!refused.status.success());
+    assert_eq!(desktop.secret_service_value(&store), stale);
+    assert_eq!(kernel_value(&store), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
 }
 
 #[test]

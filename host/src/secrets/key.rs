@@ -53,15 +53,16 @@ pub fn protection_for_new_store(password: Option<&str>) -> Protection {
     }
 }
 
-/// The key for a store at `path` with `protection`. `create` allows making a new
-/// keychain entry (only for a store that does not exist yet).
-pub fn obtain(path: &Path, protection: &Protection, password: Option<&str>, create: bool) -> Result<Key, SecretStoreError> {
+/// The keys that may open a store at `path` with `protection`, best first:
+/// one, or two from a keychain whose copies disagree. `create` allows making
+/// a new keychain entry (only for a store that does not exist yet).
+pub fn obtain(path: &Path, protection: &Protection, password: Option<&str>, create: bool) -> Result<Vec<Key>, SecretStoreError> {
     match protection {
         Protection::Password(params) => {
             let password = password.ok_or_else(|| SecretStoreError::PasswordNeeded { path: path.to_owned() })?;
-            derive(password, params, path)
+            derive(password, params, path).map(|key| vec![key])
         }
-        Protection::Keychain => keychain_key(path, create),
+        Protection::Keychain => keychain_keys(path, create),
     }
 }
 
@@ -95,12 +96,13 @@ pub fn derive(password: &str, params: &KdfParams, path: &Path) -> Result<Key, Se
     Ok(key)
 }
 
-/// The keychain key of the store at `path`; `create` makes one when there is none.
-fn keychain_key(path: &Path, create: bool) -> Result<Key, SecretStoreError> {
-    match keychain::load(path, create)? {
-        Some(key) => Ok(key),
-        None if create => new_keychain_key(path),
-        None => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),
+/// The keychain keys of the store at `path`; `create` makes one when there is none.
+fn keychain_keys(path: &Path, create: bool) -> Result<Vec<Key>, SecretStoreError> {
+    let keys = keychain::load(path, create)?;
+    match keys.is_empty() {
+        false => Ok(keys),
+        true if create => new_keychain_key(path).map(|key| vec![key]),
+        true => Err(SecretStoreError::KeychainKeyMissing { path: path.to_owned() }),
     }
 }
 

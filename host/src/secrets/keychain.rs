@@ -10,6 +10,10 @@
 //! Earlier Portcullis versions kept the key in the kernel keyring only. Such a
 //! key is copied into the Secret Service the first time it is read there.
 //!
+//! When the two copies disagree (a keyring restored from a backup, say),
+//! neither is overwritten on reading: both are offered, the store keeps the
+//! one that opens it, and only then is it written to both.
+//!
 //! On macOS and Windows the platform keychain is durable by itself.
 
 use super::Key;
@@ -41,11 +45,12 @@ fn decode(encoded: &str) -> Result<Key, SecretStoreError> {
     Ok(key)
 }
 
-/// The key kept for the store at `path`, or `None` when the keychain has no
-/// entry for it. `for_new_store`: only a durable entry counts (on Linux, not a
+/// The keys kept for the store at `path`, best first: one, or two when the
+/// durable copy and the cache disagree; none when the keychain has no entry
+/// for it. `for_new_store`: only a durable entry counts (on Linux, not a
 /// kernel-keyring copy an earlier store left), so a new store never starts
 /// with a key that a reboot would lose.
-pub fn load(path: &Path, for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
+pub fn load(path: &Path, for_new_store: bool) -> Result<Vec<Key>, SecretStoreError> {
     let path = path.to_owned();
     bounded(move || platform::load(&path, for_new_store))
 }
@@ -131,27 +136,38 @@ mod platform {
         }
     }
 
-    pub fn load(path: &Path, for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
+    pub fn load(path: &Path, for_new_store: bool) -> Result<Vec<Key>, SecretStoreError> {
         let durable = secret_service(path).and_then(|entry| entry.get_password());
+        let cached = || kernel(path).and_then(|entry| entry.get_password()).ok().map(Zeroizing::new);
         let encoded = match durable {
             Ok(encoded) => {
                 let encoded = Zeroizing::new(encoded);
                 let key = decode(&encoded)?;
-                cache(path, &encoded);
-                return Ok(Some(key));
+                return Ok(match cached() {
+                    // A cache that disagrees is kept until the store says which key opens it.
+                    Some(other) if other != encoded => {
+                        tracing::warn!(store = %path.display(), "the Secret Service and the kernel keyring hold different keys for this store; trying both");
+                        std::iter::once(key).chain(decode(&other).ok()).collect()
+                    }
+                    Some(_) => vec![key],
+                    None => {
+                        cache(path, &encoded);
+                        vec![key]
+                    }
+                });
             }
-            Err(keyring::Error::NoEntry) if for_new_store => return Ok(None),
+            Err(keyring::Error::NoEntry) if for_new_store => return Ok(Vec::new()),
             Err(error) if for_new_store => return Err(SecretStoreError::NoKeychain { reason: unreachable(&error) }),
-            Err(keyring::Error::NoEntry) => match kernel(path).and_then(|entry| entry.get_password()) {
-                Ok(encoded) => Zeroizing::new(encoded),
-                Err(_) => return Ok(None),
+            Err(keyring::Error::NoEntry) => match cached() {
+                Some(encoded) => encoded,
+                None => return Ok(Vec::new()),
             },
-            Err(error) => match kernel(path).and_then(|entry| entry.get_password()) {
-                Ok(encoded) => {
+            Err(error) => match cached() {
+                Some(encoded) => {
                     tracing::warn!(store = %path.display(), reason = %unreachable(&error), "using the secret-store key cached in the kernel keyring");
-                    return decode(&encoded).map(Some);
+                    return decode(&encoded).map(|key| vec![key]);
                 }
-                Err(_) => return Err(SecretStoreError::NoKeychain { reason: unreachable(&error) }),
+                None => return Err(SecretStoreError::NoKeychain { reason: unreachable(&error) }),
             },
         };
         // Kept only in the kernel keyring, by an earlier version: make it durable now.
@@ -164,7 +180,7 @@ mod platform {
                 tracing::warn!(store = %path.display(), reason = %unreachable(&error), "the secret-store key is only in the kernel keyring, which a reboot clears")
             }
         }
-        Ok(Some(key))
+        Ok(vec![key])
     }
 
     pub fn save(path: &Path, key: &Key) -> Result<(), SecretStoreError> {
@@ -193,10 +209,10 @@ mod platform {
         keyring::Entry::new(SERVICE, &user(path)).map_err(|e| SecretStoreError::NoKeychain { reason: e.to_string() })
     }
 
-    pub fn load(path: &Path, _for_new_store: bool) -> Result<Option<Key>, SecretStoreError> {
+    pub fn load(path: &Path, _for_new_store: bool) -> Result<Vec<Key>, SecretStoreError> {
         match entry(path)?.get_password() {
-            Ok(encoded) => decode(&Zeroizing::new(encoded)).map(Some),
-            Err(keyring::Error::NoEntry) => Ok(None),
+            Ok(encoded) => decode(&Zeroizing::new(encoded)).map(|key| vec![key]),
+            Err(keyring::Error::NoEntry) => Ok(Vec::new()),
             Err(e) => Err(SecretStoreError::NoKeychain { reason: e.to_string() }),
         }
     }

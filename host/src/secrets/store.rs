@@ -30,7 +30,7 @@ const FORMAT: &str = "portcullis-secrets";
 const VERSION: u32 = 1;
 
 /// The file's JSON form.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoreFile {
     format: String,
@@ -350,7 +350,8 @@ impl SecretStore {
     fn new_store(&self) -> Result<Loaded, SecretStoreError> {
         let password = self.password.as_ref().map(|p| p.expose_secret());
         let protection = key::protection_for_new_store(password);
-        let key = key::obtain(&self.path, &protection, password, true)?;
+        // A new store's key is one: made now, or a durable one left from an earlier store.
+        let key = key::obtain(&self.path, &protection, password, true)?.swap_remove(0);
         Ok(Loaded { stamp: None, checked: Instant::now(), protection, key, entries: BTreeMap::new() })
     }
 
@@ -368,11 +369,30 @@ impl SecretStore {
     /// when the key-derivation parameters did not change (Argon2id is slow on purpose).
     fn load(&self, previous: Option<Loaded>) -> Result<Loaded, SecretStoreError> {
         let (stamp, file) = self.read_file()?.ok_or_else(|| io("read", &self.path, std::io::ErrorKind::NotFound.into()))?;
-        let key = match previous {
-            Some(prev) if prev.protection == file.key => prev.key,
+        let keys = match previous {
+            Some(prev) if prev.protection == file.key => return self.decrypt(stamp, file, prev.key),
             _ => key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?,
         };
-        self.decrypt(stamp, file, key)
+        // Two keys: the keychain's copies disagree. The one that opens the
+        // store is written to both; until then neither was overwritten.
+        let disagree = keys.len() > 1;
+        let mut refused = None;
+        for key in keys {
+            match self.decrypt(stamp, file.clone(), key.clone()) {
+                Ok(loaded) => {
+                    if disagree {
+                        match keychain::save(&self.path, &key) {
+                            Ok(()) => tracing::warn!(store = %self.path.display(), "kept the keychain copy of the secret-store key that opens the store, in both places"),
+                            Err(error) => tracing::warn!(store = %self.path.display(), %error, "could not correct the keychain copy that does not open the store"),
+                        }
+                    }
+                    return Ok(loaded);
+                }
+                Err(wrong @ SecretStoreError::WrongPassword { .. }) => refused = Some(wrong),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(refused.expect("`obtain` gives at least one key"))
     }
 
     /// The file's stamp and parsed form, `None` when there is no file.
