@@ -110,3 +110,39 @@ async fn unbounded_recursion_fails_closed() {
     }
     assert_eq!(upstream.hits(), 2, "only the healthy requests reached the upstream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_that_faults_on_every_call_is_called_only_now_and_then() {
+    let upstream = TestUpstream::start().await;
+    // A generous deadline: after its first fault, its calls run in the slow lane.
+    let trap = format!("{}  limits = {{ deadline_ms = 1000 }}\n", behaviour(r#"mode = "trap""#));
+    let policy = format!("version = 1\n{}{}", workload("trap", &upstream.url(), &trap), workload("healthy", &upstream.url(), &behaviour(r#"mode = "allow""#)));
+    let gw = TestGateway::start(&policy).await.unwrap();
+    let c = client();
+    let url = gw.url("trap").await;
+    let started = Instant::now();
+    for _ in 0..40 {
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 500);
+        assert_eq!(json(r).await["reason"], "trap", "refused uncalled with the fault it keeps making");
+    }
+    let took = started.elapsed();
+    let metrics = gw.metrics().await;
+    let value = |prefix: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let calls = value("portcullis_component_call_seconds_count{workload=\"trap\"");
+    assert_eq!(value("portcullis_component_faults_total{workload=\"trap\",component=\"behaviours\",kind=\"trap\""), 40, "every request counts");
+    // Five faults in a row, then one call every 10 ms (a probe): far fewer than 40.
+    let most = 5 + took.as_millis() as u64 / 10 + 1;
+    assert!((5..=most).contains(&calls) && calls < 40, "{calls} calls in {took:?}");
+    // The healthy workload beside it is untouched.
+    assert_eq!(c.get(gw.url("healthy").await).send().await.unwrap().status(), 200);
+    // A probe still goes through after the pause.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 500);
+    let metrics = gw.metrics().await;
+    let after = metrics.lines().find(|l| l.starts_with("portcullis_component_call_seconds_count{workload=\"trap\"")).unwrap().rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    assert_eq!(after, calls + 1, "the probe called the component");
+}

@@ -13,6 +13,7 @@
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
 
 pub mod bindings;
+mod backoff;
 pub mod builtins;
 pub mod capabilities;
 pub mod component_cache;

@@ -7,6 +7,7 @@
 //! from a clean instance. Nothing a component does can take the process down.
 
 use super::Runtime;
+use super::backoff::{self, Backoff};
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
 use super::bindings::authorizer::{Authorizer, AuthorizerPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
@@ -201,9 +202,10 @@ pub struct Plugin {
     /// Its calls have lately computed long (shared by its instances' tickets):
     /// the next call runs in the slow lane.
     heavy: Arc<AtomicBool>,
-    /// The last call faulted (and its instance was dropped): the next call,
-    /// and the instance it needs, run in the slow lane.
-    faulted: AtomicBool,
+    /// Its recent faults. After a fault (its instance dropped), the next
+    /// call, and the instance it needs, run in the slow lane; after a streak
+    /// of them, it is called only now and then.
+    backoff: Backoff,
 }
 
 /// Everything needed to set up one chain position.
@@ -276,7 +278,7 @@ impl Plugin {
             metrics: spec.metrics,
             slow_lane: runtime.slow_lane().clone(),
             heavy: Arc::default(),
-            faulted: AtomicBool::new(false),
+            backoff: Backoff::default(),
         };
         let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
             Ok(started) => started,
@@ -336,10 +338,16 @@ impl Plugin {
     /// its calls lately computed long or faulted, and checks its answer with
     /// `check`, recording latency and faults.
     async fn call<R>(self: &Arc<Self>, request: &Arc<RequestData>, question: Question<'_>, check: impl FnOnce(Answer) -> Result<R, String>) -> Result<R, PluginFault> {
+        if let Err((kind, streak)) = self.backoff.admit() {
+            // Counted, not logged: the faults it keeps making are, and so was the back-off's start.
+            self.metrics.fault(kind.label());
+            let detail = format!("not called: its last {streak} calls faulted, and it is called once every {:?} until one succeeds", backoff::PAUSE);
+            return Err(PluginFault { kind, detail });
+        }
         let started = Instant::now();
         // One deadline for every step: the wait for an instance, its `init`, the call.
         let deadline = started + self.limits.deadline;
-        let asked = if self.heavy.load(Ordering::Relaxed) || self.faulted.load(Ordering::Relaxed) {
+        let asked = if self.heavy.load(Ordering::Relaxed) || self.backoff.faulted() {
             let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
             let work = async move { plugin.ask(&request, &question, deadline).await };
             self.slow_lane.run(deadline, work).await.unwrap_or_else(|| Err(self.deadline_fault()))
@@ -362,14 +370,9 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
-        // Only a fault of the component's own counts: a busy instance bound
-        // (its faulted instances not yet given back, say) changes nothing.
-        let faulted = match &result {
-            Ok(_) => false,
-            Err(fault) => fault.kind != FaultKind::Instantiate || self.faulted.load(Ordering::Relaxed),
-        };
-        if faulted != self.faulted.load(Ordering::Relaxed) {
-            self.faulted.store(faulted, Ordering::Relaxed);
+        if self.backoff.record(result.as_ref().err().map(|fault| fault.kind)) {
+            tracing::warn!(workload = %self.label.workload, component = %self.label.component, streak = backoff::STREAK, pause = ?backoff::PAUSE,
+                "component faulted on every call lately; refusing its requests uncalled, calling it once per pause until a call succeeds");
         }
         result
     }
