@@ -143,6 +143,14 @@ async fn a_component_that_faults_on_every_call_is_called_only_now_and_then() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(c.get(&url).send().await.unwrap().status(), 500);
     let metrics = gw.metrics().await;
-    let after = metrics.lines().find(|l| l.starts_with("portcullis_component_call_seconds_count{workload=\"trap\"")).unwrap().rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+    let after = metrics
+        .lines()
+        .find(|l| l.starts_with("portcullis_component_call_seconds_count{workload=\"trap\""))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     assert_eq!(after, calls + 1, "the probe called the component");
 }

@@ -9,7 +9,7 @@
 //! docs/reliability.md). The requests it refuses would have failed anyway;
 //! a component that faults now and then never reaches the streak.
 
-use super::plugin::FaultKind;
+use super::fault::FaultKind;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

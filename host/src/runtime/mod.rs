@@ -12,12 +12,13 @@
 //!   deadline and memory cap; this is what the proxy calls.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
 
-pub mod bindings;
 mod backoff;
+pub mod bindings;
 pub mod builtins;
 pub mod capabilities;
 pub mod component_cache;
 pub mod engine;
+mod fault;
 pub mod inspect;
 pub mod login;
 pub mod plugin;

@@ -9,14 +9,15 @@
 use super::Runtime;
 use super::backoff::{self, Backoff};
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
+use super::bindings::authorizer::exports::portcullis::auth::authorize::Decision as AuthorizeDecision;
 use super::bindings::authorizer::{Authorizer, AuthorizerPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
-use super::bindings::authorizer::exports::portcullis::auth::authorize::Decision as AuthorizeDecision;
 use super::bindings::mcp::McpCall;
 use super::bindings::types as wit;
 use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
+pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
 use super::slow_lane::SlowLane;
 use super::state::HostState;
@@ -62,56 +63,6 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { deadline: Duration::from_millis(100), memory_bytes: 16 * 1024 * 1024, max_uses: 10_000 }
     }
-}
-
-/// Why a call produced no verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// The component trapped (a panic, an unreachable, a failed `init`).
-    Trap,
-    /// The call ran past its deadline.
-    Deadline,
-    /// The component tried to grow past its memory cap.
-    MemoryLimit,
-    /// The component returned something the gateway cannot use (e.g. status 200 in a deny).
-    BadVerdict,
-    /// The gateway could not create an instance (e.g. the instance pool is exhausted).
-    Instantiate,
-}
-
-impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [FaultKind::Trap, FaultKind::Deadline, FaultKind::MemoryLimit, FaultKind::BadVerdict, FaultKind::Instantiate];
-
-    /// (label, blame) of every kind, for the metrics.
-    pub fn labels() -> [(&'static str, &'static str); 5] {
-        FaultKind::ALL.map(|k| (k.label(), k.blame()))
-    }
-
-    /// Metric and log label.
-    pub fn label(self) -> &'static str {
-        match self {
-            FaultKind::Trap => "trap",
-            FaultKind::Deadline => "deadline",
-            FaultKind::MemoryLimit => "memory_limit",
-            FaultKind::BadVerdict => "bad_verdict",
-            FaultKind::Instantiate => "instantiate",
-        }
-    }
-
-    /// Whose fault it is: the component's (`guest`) or the gateway's (`host`).
-    pub fn blame(self) -> &'static str {
-        match self {
-            FaultKind::Instantiate => "host",
-            FaultKind::Trap | FaultKind::Deadline | FaultKind::MemoryLimit | FaultKind::BadVerdict => "guest",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct PluginFault {
-    pub kind: FaultKind,
-    /// For the log only: may contain the component's panic message, never sent to clients.
-    pub detail: String,
 }
 
 enum Pre {
@@ -337,7 +288,12 @@ impl Plugin {
     /// Asks the component `question` within the deadline, in the slow lane if
     /// its calls lately computed long or faulted, and checks its answer with
     /// `check`, recording latency and faults.
-    async fn call<R>(self: &Arc<Self>, request: &Arc<RequestData>, question: Question<'_>, check: impl FnOnce(Answer) -> Result<R, String>) -> Result<R, PluginFault> {
+    async fn call<R>(
+        self: &Arc<Self>,
+        request: &Arc<RequestData>,
+        question: Question<'_>,
+        check: impl FnOnce(Answer) -> Result<R, String>,
+    ) -> Result<R, PluginFault> {
         if let Err((kind, streak)) = self.backoff.admit() {
             // Counted, not logged: the faults it keeps making are, and so was the back-off's start.
             self.metrics.fault(kind.label());

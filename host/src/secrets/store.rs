@@ -382,8 +382,12 @@ impl SecretStore {
                 Ok(loaded) => {
                     if disagree {
                         match keychain::save(&self.path, &key) {
-                            Ok(()) => tracing::warn!(store = %self.path.display(), "kept the keychain copy of the secret-store key that opens the store, in both places"),
-                            Err(error) => tracing::warn!(store = %self.path.display(), %error, "could not correct the keychain copy that does not open the store"),
+                            Ok(()) => {
+                                tracing::warn!(store = %self.path.display(), "kept the keychain copy of the secret-store key that opens the store, in both places")
+                            }
+                            Err(error) => {
+                                tracing::warn!(store = %self.path.display(), %error, "could not correct the keychain copy that does not open the store")
+                            }
                         }
                     }
                     return Ok(loaded);
