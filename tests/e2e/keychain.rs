@@ -370,6 +370,10 @@ fn when_the_keychain_copies_disagree_the_one_that_opens_the_store_wins_and_nothi
     let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
     assert_eq!(text(&get.stdout), "k-0123456789\n");
     assert_eq!((desktop.secret_service_value(&store), kernel_value(&store)), (right.clone(), right.clone()), "the cache is corrected");
+    // A cache that holds no key at all is simply replaced.
+    replace_kernel_value(&store, "not-a-key");
+    ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(kernel_value(&store), right);
 
     // Neither opens it: the error says so, and neither copy is touched.
     desktop.replace_secret_service_value(&store, stale);

@@ -58,11 +58,7 @@ impl Metrics {
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("requests", "Requests by workload and outcome", requests.clone());
         registry.register("component_call_seconds", "Duration of component calls", call_seconds.clone());
-        registry.register(
-            "component_faults",
-            "Component calls that failed (trap, deadline, memory limit, ...), and requests refused uncalled while a component that keeps faulting is backed off",
-            faults.clone(),
-        );
+        registry.register("component_faults", "Component calls that failed (trap, deadline, memory limit, ...)", faults.clone());
         registry.register("reloads", "Policy reloads by result", reloads.clone());
         Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads }
     }

@@ -12,7 +12,6 @@
 //!   deadline and memory cap; this is what the proxy calls.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
 
-mod backoff;
 pub mod bindings;
 pub mod builtins;
 pub mod capabilities;

@@ -7,7 +7,6 @@
 //! from a clean instance. Nothing a component does can take the process down.
 
 use super::Runtime;
-use super::backoff::{self, Backoff};
 use super::bindings::authenticator::{Authenticator, AuthenticatorPre};
 use super::bindings::authorizer::exports::portcullis::auth::authorize::Decision as AuthorizeDecision;
 use super::bindings::authorizer::{Authorizer, AuthorizerPre};
@@ -19,7 +18,7 @@ use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
-use super::slow_lane::SlowLane;
+use super::slow_lane::{Late, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
@@ -153,10 +152,9 @@ pub struct Plugin {
     /// Its calls have lately computed long (shared by its instances' tickets):
     /// the next call runs in the slow lane.
     heavy: Arc<AtomicBool>,
-    /// Its recent faults. After a fault (its instance dropped), the next
-    /// call, and the instance it needs, run in the slow lane; after a streak
-    /// of them, it is called only now and then.
-    backoff: Backoff,
+    /// The last call faulted (and its instance was dropped): the next call,
+    /// and the instance it needs, run in the slow lane.
+    faulted: AtomicBool,
 }
 
 /// Everything needed to set up one chain position.
@@ -229,7 +227,7 @@ impl Plugin {
             metrics: spec.metrics,
             slow_lane: runtime.slow_lane().clone(),
             heavy: Arc::default(),
-            backoff: Backoff::default(),
+            faulted: AtomicBool::new(false),
         };
         let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
             Ok(started) => started,
@@ -294,19 +292,24 @@ impl Plugin {
         question: Question<'_>,
         check: impl FnOnce(Answer) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
-        if let Err((kind, streak)) = self.backoff.admit() {
-            // Counted, not logged: the faults it keeps making are, and so was the back-off's start.
-            self.metrics.fault(kind.label());
-            let detail = format!("not called: its last {streak} calls faulted, and it is called once every {:?} until one succeeds", backoff::PAUSE);
-            return Err(PluginFault { kind, detail });
-        }
         let started = Instant::now();
         // One deadline for every step: the wait for an instance, its `init`, the call.
         let deadline = started + self.limits.deadline;
-        let asked = if self.heavy.load(Ordering::Relaxed) || self.backoff.faulted() {
+        let asked = if self.heavy.load(Ordering::Relaxed) || self.faulted.load(Ordering::Relaxed) {
             let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
             let work = async move { plugin.ask(&request, &question, deadline).await };
-            self.slow_lane.run(deadline, work).await.unwrap_or_else(|| Err(self.deadline_fault()))
+            match self.slow_lane.run(deadline, work).await {
+                Ok(asked) => asked,
+                Err(Late::Running) => Err(self.deadline_fault()),
+                // The busy machine's fault, not the component's: blamed on the host.
+                Err(Late::NotStarted) => Err(PluginFault {
+                    kind: FaultKind::Instantiate,
+                    detail: format!(
+                        "the slow lane, where this component's calls run after a fault or a long computation, was too busy to start this call within {:?}",
+                        self.limits.deadline
+                    ),
+                }),
+            }
         } else {
             self.ask(request, &question, deadline).await
         };
@@ -326,9 +329,14 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
-        if self.backoff.record(result.as_ref().err().map(|fault| fault.kind)) {
-            tracing::warn!(workload = %self.label.workload, component = %self.label.component, streak = backoff::STREAK, pause = ?backoff::PAUSE,
-                "component faulted on every call lately; refusing its requests uncalled, calling it once per pause until a call succeeds");
+        // Only a fault of the component's own counts: a busy instance bound
+        // (its faulted instances not yet given back, say) changes nothing.
+        let faulted = match &result {
+            Ok(_) => false,
+            Err(fault) => fault.kind != FaultKind::Instantiate || self.faulted.load(Ordering::Relaxed),
+        };
+        if faulted != self.faulted.load(Ordering::Relaxed) {
+            self.faulted.store(faulted, Ordering::Relaxed);
         }
         result
     }
@@ -408,7 +416,10 @@ impl Plugin {
             Ok(Err(_)) | Err(_) => {
                 return Err(Setup::Fault(PluginFault {
                     kind: FaultKind::Instantiate,
-                    detail: format!("every instance this workload may hold is busy (limits.max_instances); waited {:?}", self.limits.deadline),
+                    detail: format!(
+                        "every instance this workload may hold is busy (limits.max_instances) until the call's deadline ({:?})",
+                        self.limits.deadline
+                    ),
                 }));
             }
         };
@@ -446,8 +457,9 @@ impl Plugin {
         let (exports, manifest) = match tokio::time::timeout_at(deadline.into(), work).await {
             Ok(Ok(started)) => started,
             failed => {
-                // What the failed instance touched is given back in the slow lane too.
-                self.slow_lane.drop_later(store);
+                // What the failed instance touched is given back in the slow lane
+                // too, and its place in the workload's bound with it.
+                self.slow_lane.drop_later((store, slot));
                 return Err(match failed {
                     Ok(Err(setup)) => setup,
                     _ => Setup::Fault(PluginFault {

@@ -41,10 +41,11 @@ pub const SLOW_AFTER: Duration = Duration::from_micros(500);
 /// and over, without progress.
 pub const MIN_SLICE: Duration = Duration::from_micros(25);
 
-/// The nice value of the lane's threads: a tenth of the CPU time of ordinary
-/// threads when they compete (nice 19, a seventieth, starved lane work past
-/// its deadline on a loaded machine), and a woken ordinary thread preempts them.
-const NICE: i32 = 10;
+/// How much nicer than the process the lane's threads are: at 10 they get
+/// a tenth of the CPU time of ordinary threads when they compete (at 19, a
+/// seventieth, lane work missed its deadline on a loaded machine), and a woken
+/// ordinary thread preempts them.
+const NICER_BY: i32 = 10;
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
@@ -65,11 +66,17 @@ static THREADS: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
         .expect("starting the slow lane's threads")
 });
 
-/// Gives the calling thread the lane's priority (Linux sets it per thread).
+/// Lowers the calling thread's priority by [`NICER_BY`], to at most 19.
+/// Only Linux sets a nice value per thread; elsewhere the lane's threads keep
+/// the process's priority and are only threads of their own.
 fn lower_priority() {
-    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
-        // Still a lane of its own, only not a lower one.
-        tracing::warn!(%error, "could not lower the slow lane's priority");
+    #[cfg(target_os = "linux")]
+    {
+        let thread = Some(rustix::thread::gettid());
+        let lowered = rustix::process::getpriority_process(thread).and_then(|nice| rustix::process::setpriority_process(thread, (nice + NICER_BY).min(19)));
+        if let Err(error) = lowered {
+            tracing::warn!(%error, "could not lower the slow lane's priority");
+        }
     }
 }
 
@@ -83,15 +90,24 @@ impl SlowLane {
         SlowLane
     }
 
-    /// Runs `work` on the lane's threads and waits for it until `deadline`;
-    /// `None` if the deadline passed first. Work not waited for any more
-    /// (its request gone, or its deadline passed) is dropped on the lane.
-    pub async fn run<T: Send + 'static>(&self, deadline: Instant, work: impl Future<Output = T> + Send + 'static) -> Option<T> {
+    /// Runs `work` on the lane's threads and waits for it until `deadline`.
+    /// Work not waited for any more (its request gone, or its deadline
+    /// passed) is dropped on the lane.
+    pub async fn run<T: Send + 'static>(&self, deadline: Instant, work: impl Future<Output = T> + Send + 'static) -> Result<T, Late> {
+        let started = Arc::new(AtomicBool::new(false));
+        let work = {
+            let started = started.clone();
+            async move {
+                started.store(true, Ordering::Relaxed);
+                work.await
+            }
+        };
         let mut task = AbortOnDrop(THREADS.spawn(work));
         match tokio::time::timeout_at(deadline.into(), &mut task.0).await {
-            Ok(Ok(value)) => Some(value),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Ok(Err(_)) | Err(_) => None,
+            Ok(Err(_)) | Err(_) if started.load(Ordering::Relaxed) => Err(Late::Running),
+            Ok(Err(_)) | Err(_) => Err(Late::NotStarted),
         }
     }
 
@@ -107,7 +123,17 @@ impl SlowLane {
     }
 }
 
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// Why lane work had no result by its deadline.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Late {
+    /// The lane's threads were busy and never started it: the machine's fault, not the work's.
+    NotStarted,
+    /// It started and was still running.
+    Running,
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
@@ -184,21 +210,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lane_work_runs_at_the_lowest_priority_and_ends_at_its_deadline() {
+    async fn lane_work_runs_at_a_lower_priority_and_ends_at_its_deadline() {
         let lane = SlowLane::new();
-        let (nice, name) = lane
-            .run(Instant::now() + Duration::from_secs(5), async {
-                (rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap(), std::thread::current().name().map(str::to_owned))
-            })
-            .await
-            .unwrap();
-        assert_eq!((nice, name.as_deref()), (NICE, Some("portcullis-slow")));
+        let nice = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let (lane_nice, name) =
+            lane.run(Instant::now() + Duration::from_secs(5), async move { (nice(), std::thread::current().name().map(str::to_owned)) }).await.unwrap();
+        assert_eq!((lane_nice, name.as_deref()), ((nice() + NICER_BY).min(19), Some("portcullis-slow")));
         let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
         let never = lane.run(Instant::now() + Duration::from_millis(20), async move {
             let _tell_when_dropped = dropped_tx;
             std::future::pending::<()>().await
         });
-        assert_eq!(never.await, None);
+        assert_eq!(never.await, Err(Late::Running));
         // The abandoned work was dropped (its sender with it).
         tokio::time::timeout(Duration::from_secs(5), dropped_rx).await.unwrap().unwrap_err();
     }

@@ -145,10 +145,17 @@ mod platform {
                 let key = decode(&encoded)?;
                 return Ok(match cached() {
                     // A cache that disagrees is kept until the store says which key opens it.
-                    Some(other) if other != encoded => {
-                        tracing::warn!(store = %path.display(), "the Secret Service and the kernel keyring hold different keys for this store; trying both");
-                        std::iter::once(key).chain(decode(&other).ok()).collect()
-                    }
+                    Some(other) if other != encoded => match decode(&other) {
+                        Ok(other) => {
+                            tracing::warn!(store = %path.display(), "the Secret Service and the kernel keyring hold different keys for this store; trying both");
+                            vec![key, other]
+                        }
+                        // Not a key at all: nothing to keep.
+                        Err(_) => {
+                            cache(path, &encoded);
+                            vec![key]
+                        }
+                    },
                     Some(_) => vec![key],
                     None => {
                         cache(path, &encoded);

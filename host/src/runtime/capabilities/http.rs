@@ -19,6 +19,7 @@ use super::{HostState, Mode};
 use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
+use crate::runtime::slow_lane::AbortOnDrop;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -103,6 +104,10 @@ fn shorten(s: &str) -> String {
 pub struct OutboundHttp {
     public_only: reqwest::Client,
     any_address: reqwest::Client,
+    /// The gateway's runtime, where every connection is made and driven: a
+    /// connection opened from the slow lane's low-priority threads would be
+    /// driven there, and so would the healthy calls that later reuse it.
+    home: Option<tokio::runtime::Handle>,
 }
 
 impl Default for OutboundHttp {
@@ -124,7 +129,7 @@ impl OutboundHttp {
             let builder = if public_only { builder.dns_resolver(Arc::new(PublicOnlyResolver)) } else { builder };
             builder.build().expect("the HTTP client configuration is valid")
         };
-        OutboundHttp { public_only: build(true), any_address: build(false) }
+        OutboundHttp { public_only: build(true), any_address: build(false), home: tokio::runtime::Handle::try_current().ok() }
     }
 
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
@@ -141,19 +146,30 @@ impl OutboundHttp {
             check_public(&request.url).await?;
         }
         let client = if grants.private { &self.any_address } else { &self.public_only };
-        let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers);
-        let mut response = builder.body(request.body).send().await.map_err(map_error)?;
-        let status = response.status().as_u16();
-        let headers = response.headers().iter().filter_map(|(n, v)| Some(Header { name: n.as_str().to_owned(), value: v.to_str().ok()?.to_owned() })).collect();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(map_error)? {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(HttpError::TooLarge);
+        let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers).body(request.body);
+        match &self.home {
+            Some(home) if tokio::runtime::Handle::try_current().map(|here| here.id()).ok() != Some(home.id()) => {
+                let mut exchange = AbortOnDrop(home.spawn(exchange(builder)));
+                (&mut exchange.0).await.unwrap_or_else(|_| Err(HttpError::Connection("the request was cancelled".into())))
             }
-            body.extend_from_slice(&chunk);
+            _ => exchange(builder).await,
         }
-        Ok(IncomingResponse { status, headers, body })
     }
+}
+
+/// Sends a request and reads its answer, up to [`MAX_RESPONSE_BYTES`].
+async fn exchange(builder: reqwest::RequestBuilder) -> Result<IncomingResponse, HttpError> {
+    let mut response = builder.send().await.map_err(map_error)?;
+    let status = response.status().as_u16();
+    let headers = response.headers().iter().filter_map(|(n, v)| Some(Header { name: n.as_str().to_owned(), value: v.to_str().ok()?.to_owned() })).collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(HttpError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(IncomingResponse { status, headers, body })
 }
 
 fn map_error(e: reqwest::Error) -> HttpError {
@@ -295,6 +311,36 @@ mod tests {
             Err(HttpError::InvalidRequest(why)) => why,
             other => panic!("{method} {url} {headers:?}: expected invalid-request, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_made_from_the_slow_lane_is_answered() {
+        // It is handed to the runtime the client was made on (the gateway's); this
+        // checks that the hand-over answers, not which thread drove the connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+            }
+        });
+        let client = Arc::new(OutboundHttp::new());
+        let grants = HttpGrants::new(std::slice::from_ref(&origin), true, client.clone(), Mode::Serve);
+        let home = tokio::runtime::Handle::current().id();
+        let lane = crate::runtime::slow_lane::SlowLane::new();
+        let (on_lane, answer) = lane
+            .run(std::time::Instant::now() + Duration::from_secs(10), async move {
+                let on_lane = tokio::runtime::Handle::current().id() != home;
+                (on_lane, client.send(&grants, request("GET", &format!("{origin}/"), &[])).await)
+            })
+            .await
+            .unwrap();
+        assert!(on_lane, "the call ran on the lane's runtime");
+        let answer = answer.unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (200, b"ok".as_slice()));
     }
 
     #[test]
