@@ -9,7 +9,10 @@
 //! - [`verdict`]: manifests and verdicts, checked once into forms the proxy
 //!   applies without further checks.
 //! - [`plugin`]: one component in one chain position, with its instance strategy,
-//!   deadline and memory cap; this is what the proxy calls.
+//!   deadline and memory cap; this is what the proxy calls. `fault`: why a
+//!   call produced no verdict.
+//! - [`slow_lane`]: the low-priority threads where expensive or faulting
+//!   guest work runs.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
 
 pub mod bindings;
