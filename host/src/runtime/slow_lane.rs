@@ -1,7 +1,8 @@
 //! The slow lane: guest work that has shown itself expensive runs on a few
-//! threads of its own, at a low CPU priority (10 nice levels below the process, see [`NICER_BY`]). The
-//! kernel then hands a core to well-behaved work the moment it wants one,
-//! however much slow work there is, and the slow work gets what is left.
+//! threads of its own, at a low CPU priority (10 nice levels below the
+//! process). The kernel then hands a core to well-behaved work the moment it
+//! wants one, however much slow work there is, and the slow work gets what
+//! is left.
 //!
 //! Three kinds of work run there:
 //! - the calls of a chain entry whose last call computed past [`FAST_TICKS`]
