@@ -18,7 +18,7 @@ use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
-use super::slow_lane::{Late, SlowLane};
+use super::slow_lane::{Heavy, Late, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::PluginMetrics;
@@ -151,7 +151,7 @@ pub struct Plugin {
     slow_lane: SlowLane,
     /// Its calls have lately computed long (shared by its instances' tickets):
     /// the next call runs in the slow lane.
-    heavy: Arc<AtomicBool>,
+    heavy: Arc<Heavy>,
     /// The last call faulted (and its instance was dropped): the next call,
     /// and the instance it needs, run in the slow lane.
     faulted: AtomicBool,
@@ -295,7 +295,7 @@ impl Plugin {
         let started = Instant::now();
         // One deadline for every step: the wait for an instance, its `init`, the call.
         let deadline = started + self.limits.deadline;
-        let asked = if self.heavy.load(Ordering::Relaxed) || self.faulted.load(Ordering::Relaxed) {
+        let asked = if self.heavy.is_set() || self.faulted.load(Ordering::Relaxed) {
             let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
             let work = async move { plugin.ask(&request, &question, deadline).await };
             match self.slow_lane.run(deadline, work).await {

@@ -5,9 +5,11 @@
 //! is left.
 //!
 //! Three kinds of work run there:
-//! - the calls of a chain entry whose last call computed past [`FAST_TICKS`]
-//!   epoch ticks, which no ordinary auth decision does (they take
-//!   microseconds), until one of them finishes before a tick;
+//! - the calls of a chain entry for [`HEAVY_FOR`] after one of its calls
+//!   computed past [`FAST_TICKS`] epoch ticks, which no ordinary auth
+//!   decision does (they take microseconds); a fast call in between does not
+//!   end it, so a client cannot bring long calls back onto the gateway's
+//!   workers by mixing in cheap ones;
 //! - the calls of a chain entry whose last call faulted: a component that
 //!   traps, overflows its stack or grows to its memory cap does so, and
 //!   creates a new instance, on every request;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 /// of computing, some twenty times what a JWT check takes. Ticks alone would
 /// count a call that waited in the run queue; time alone would count a call
 /// that mostly waited for an HTTP answer. Being wrong costs little: the
-/// entry's calls run in the lane until one finishes before a tick.
+/// entry's calls run in the lane for [`HEAVY_FOR`].
 pub const FAST_TICKS: u32 = 1;
 pub const SLOW_AFTER: Duration = Duration::from_micros(500);
 
@@ -41,6 +43,9 @@ pub const SLOW_AFTER: Duration = Duration::from_micros(500);
 /// that waited in the run queue longer than a tick yield again at once, over
 /// and over, without progress.
 pub const MIN_SLICE: Duration = Duration::from_micros(25);
+
+/// How long a chain entry's calls run in the lane after its last long one.
+pub const HEAVY_FOR: Duration = Duration::from_secs(1);
 
 /// How much nicer than the process the lane's threads are: at 10 they get
 /// a tenth of the CPU time of ordinary threads when they compete (at 19, a
@@ -119,7 +124,7 @@ impl SlowLane {
 
     /// A store's place in the lane, held by its [`super::state::HostState`];
     /// `heavy` is shared by the instances of one chain entry.
-    pub fn ticket(&self, heavy: &Arc<AtomicBool>) -> LaneTicket {
+    pub fn ticket(&self, heavy: &Arc<Heavy>) -> LaneTicket {
         LaneTicket { heavy: heavy.clone(), resumed: Arc::new(AtomicU64::new(now_nanos())) }
     }
 }
@@ -142,10 +147,27 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// Whether a chain entry's calls have lately computed long, so that its
+/// next ones run in the lane: until [`HEAVY_FOR`] after the last long one.
+#[derive(Default)]
+pub struct Heavy {
+    /// In nanoseconds since [`EPOCH`]; 0: never.
+    until: AtomicU64,
+}
+
+impl Heavy {
+    pub fn is_set(&self) -> bool {
+        now_nanos() < self.until.load(Ordering::Relaxed)
+    }
+
+    fn mark(&self) {
+        self.until.store(now_nanos() + HEAVY_FOR.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 /// What one store's calls tell the lane.
 pub struct LaneTicket {
-    /// Calls of this chain entry have lately been slow: its next calls run in the lane.
-    heavy: Arc<AtomicBool>,
+    heavy: Arc<Heavy>,
     /// When the store's call last resumed, in nanoseconds since [`EPOCH`].
     resumed: Arc<AtomicU64>,
 }
@@ -170,22 +192,14 @@ impl LaneTicket {
     /// What a call does at an epoch tick: a slow one marks its entry heavy,
     /// and every call yields to the executor once.
     pub fn at_tick(&self, slow: bool) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        if slow && !self.heavy.load(Ordering::Relaxed) {
-            self.heavy.store(true, Ordering::Relaxed);
+        if slow {
+            self.heavy.mark();
         }
         let resumed = self.resumed.clone();
         Box::pin(async move {
             tokio::task::yield_now().await;
             resumed.store(now_nanos(), Ordering::Relaxed);
         })
-    }
-
-    /// Ends a call that computed through `ticks` epoch ticks: one that
-    /// finished before any tick clears the heavy mark.
-    pub fn end_call(&self, ticks: u32) {
-        if ticks == 0 && self.heavy.load(Ordering::Relaxed) {
-            self.heavy.store(false, Ordering::Relaxed);
-        }
     }
 }
 
@@ -194,20 +208,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_slow_call_marks_its_entry_until_a_call_ends_before_a_tick() {
-        let heavy = Arc::new(AtomicBool::new(false));
+    fn a_slow_call_marks_its_entry_for_a_while() {
+        let heavy = Arc::new(Heavy::default());
         let ticket = SlowLane.ticket(&heavy);
         let long_ago = Some(Instant::now() - SLOW_AFTER * 2);
         assert!(!ticket.is_slow(FAST_TICKS, long_ago) && ticket.is_slow(FAST_TICKS + 1, long_ago));
         assert!(!ticket.is_slow(FAST_TICKS + 1, Some(Instant::now())), "many short ticks are not a slow call");
         drop(ticket.at_tick(false));
-        assert!(!heavy.load(Ordering::Relaxed));
+        assert!(!heavy.is_set());
         drop(ticket.at_tick(true));
-        assert!(heavy.load(Ordering::Relaxed));
-        ticket.end_call(1);
-        assert!(heavy.load(Ordering::Relaxed), "a call that saw a tick keeps the mark");
-        ticket.end_call(0);
-        assert!(!heavy.load(Ordering::Relaxed), "a call that finishes before any tick clears the mark");
+        assert!(heavy.is_set());
+        heavy.until.store(now_nanos() + 1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(!heavy.is_set(), "the mark ends on its own");
     }
 
     #[tokio::test]

@@ -66,15 +66,12 @@ impl HostState {
     }
 
     /// Forgets what belongs to the call that just ended: its request, its
-    /// deadline, and any lock it still holds; tells the slow lane how it went.
+    /// deadline, and any lock it still holds.
     pub(crate) fn end_call(&mut self) {
         self.request = None;
         self.started = None;
         self.deadline = None;
         self.locks.clear();
-        if let Some(lane) = &self.lane {
-            lane.end_call(self.ticks);
-        }
         self.ticks = 0;
     }
 }
