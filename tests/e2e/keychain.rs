@@ -113,14 +113,19 @@ impl Desktop {
         ]
     }
 
-    /// The keyring's own view of our entry, through its command-line client (`secret-tool`).
-    fn entry_in_secret_service(&self, store: &Path) -> bool {
+    /// The keyring's own view of our entry, through its command-line client
+    /// (`secret-tool`): the key it holds (base64), if any.
+    fn secret_service_lookup(&self, store: &Path) -> Option<String> {
         let out = Command::new("secret-tool")
             .envs(self.env())
             .args(["lookup", "service", "portcullis", "username", &format!("secrets-key:{}", store.display())])
             .output()
             .expect("secret-tool (Debian package libsecret-tools) runs");
-        out.status.success() && !out.stdout.is_empty()
+        (out.status.success() && !out.stdout.is_empty()).then(|| text(&out.stdout).trim().to_owned())
+    }
+
+    fn entry_in_secret_service(&self, store: &Path) -> bool {
+        self.secret_service_lookup(store).is_some()
     }
 
     fn remove_entry_from_secret_service(&self, store: &Path) {
@@ -132,15 +137,9 @@ impl Desktop {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
 
-    /// The key our entry holds, as the keyring stores it (base64).
+    /// The key our entry holds (base64); the entry must exist.
     fn secret_service_value(&self, store: &Path) -> String {
-        let out = Command::new("secret-tool")
-            .envs(self.env())
-            .args(["lookup", "service", "portcullis", "username", &format!("secrets-key:{}", store.display())])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
+        self.secret_service_lookup(store).expect("the Secret Service holds an entry for the store")
     }
 
     /// Replaces our entry with one holding `value`, as restoring an old keyring would.
