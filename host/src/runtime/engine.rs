@@ -35,6 +35,15 @@ fn config(pool: Option<u32>) -> Config {
     config.epoch_interruption(true);
     // Fuel would bound CPU exactly but costs ~20-30% of guest speed; epochs suffice.
     config.consume_fuel(false);
+    // A trap walks and records every frame on the stack before keeping the
+    // first few: a component that recurses until its stack runs out made each
+    // call walk tens of thousands of frames (measured). Fault logs carry the
+    // trap's message; authors turn backtraces on with PORTCULLIS_WASM_BACKTRACE=1.
+    config.wasm_backtrace_max_frames(if std::env::var_os("PORTCULLIS_WASM_BACKTRACE").is_some_and(|v| v == "1") {
+        std::num::NonZeroUsize::new(20)
+    } else {
+        None
+    });
     if let Some(instances) = pool {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_component_instances(instances)
@@ -50,7 +59,8 @@ fn config(pool: Option<u32>) -> Config {
             .max_tables_per_component(50)
             // Reset reused slots with memset instead of madvise: page faults and
             // TLB shootdowns dominated per-request instantiation (measured).
-            .linear_memory_keep_resident(128 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(16 << 10)
             .async_stack_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
