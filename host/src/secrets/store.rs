@@ -381,14 +381,7 @@ impl SecretStore {
             match self.decrypt(stamp, file.clone(), key.clone()) {
                 Ok(loaded) => {
                     if disagree {
-                        match keychain::save(&self.path, &key) {
-                            Ok(()) => {
-                                tracing::warn!(store = %self.path.display(), "kept the keychain copy of the secret-store key that opens the store, in both places")
-                            }
-                            Err(error) => {
-                                tracing::warn!(store = %self.path.display(), %error, "could not correct the keychain copy that does not open the store")
-                            }
-                        }
+                        self.repair_keychain(stamp, &key);
                     }
                     return Ok(loaded);
                 }
@@ -397,6 +390,29 @@ impl SecretStore {
             }
         }
         Err(refused.expect("`obtain` gives at least one key"))
+    }
+
+    /// Writes `key`, which opened the store as it was at `stamp`, to both
+    /// keychain copies. Only under the writers' lock and only if the file is
+    /// still that one: a writer (`secrets migrate`, a key import) may have
+    /// replaced the store and its key since it was read, and an old key
+    /// written back over the new one would lose the store. The lock is only
+    /// tried: when a writer holds it (this handle's own `update` included,
+    /// which reads under it) the repair waits for the next read.
+    fn repair_keychain(&self, stamp: Option<Stamp>, key: &Key) {
+        let store = self.path.display();
+        let Ok(lock) = open_lock_file(&self.lock_path) else { return };
+        if !matches!(fs4::fs_std::FileExt::try_lock_exclusive(&lock), Ok(true)) {
+            tracing::debug!(store = %store, "a writer holds the store; the keychain copies are corrected on a later read");
+            return;
+        }
+        if !matches!(self.stamp(), Ok(now) if now == stamp) {
+            return;
+        }
+        match keychain::save(&self.path, key) {
+            Ok(()) => tracing::warn!(store = %store, "kept the keychain copy of the secret-store key that opens the store, in both places"),
+            Err(error) => tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store"),
+        }
     }
 
     /// The file's stamp and parsed form, `None` when there is no file.
