@@ -162,14 +162,13 @@ fn check_for(alg: Algorithm, key: &Key) -> Option<Check> {
 /// Verifies one compact-JWS signature.
 pub fn verify_jws(alg: &str, jwk: &str, signing_input: &str, signature: &str) -> Result<bool, CryptoError> {
     // `Algorithm::from_str` knows no `none`; anything else unknown is refused too.
-    let alg_name = alg;
-    let alg = Algorithm::from_str(alg).map_err(|_| CryptoError::UnsupportedAlgorithm)?;
+    let algorithm = Algorithm::from_str(alg).map_err(|_| CryptoError::UnsupportedAlgorithm)?;
     let verifier = key(jwk)?;
-    if verifier.alg.as_deref().is_some_and(|allowed| allowed != alg_name) {
+    if verifier.alg.as_deref().is_some_and(|allowed| allowed != alg) {
         return Err(CryptoError::InvalidKey);
     }
     let key = &verifier.key;
-    let check = check_for(alg, key).ok_or(CryptoError::InvalidKey)?;
+    let check = check_for(algorithm, key).ok_or(CryptoError::InvalidKey)?;
     if signature.is_empty() || !signature.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(CryptoError::MalformedSignature);
     }
