@@ -2,7 +2,8 @@
 
 usage: report.py WORK CLK_TCK OUT.md COMMAND
 reads WORK/results.tsv (throughput), rated.tsv (fixed rates), mcp.tsv (MCP calls),
-startup.tsv (start-up and memory); writes OUT.md and WORK/chart.dat
+startup.tsv (start-up and memory); writes OUT.md and WORK/chart.dat, then exits 1
+naming every target the run missed.
 """
 import json, os, platform, statistics, subprocess, sys, time
 
@@ -23,6 +24,18 @@ def load(name):
 def spread(values, fmt):
     med, lo, hi = statistics.median(values), min(values), max(values)
     return f"{fmt(med)} ({fmt(lo)}–{fmt(hi)})" if len(values) > 1 else fmt(med)
+
+
+misses = []
+
+
+def verdict(label, value, target):
+    """'met' or 'missed' for `value` against a target written '≥ X' or '≤ X'; a miss is remembered."""
+    bound = float(target.split()[1])
+    met = value >= bound if target.startswith("≥") else value <= bound
+    if not met:
+        misses.append(f"{label}: {value:.2f} (target {target})")
+    return "met" if met else "**missed**"
 
 
 def version(cmd):
@@ -73,7 +86,7 @@ with open(os.path.join(work, "chart.dat"), "w") as data:
         rps = [r["rps"] for r in runs]
         data.write(f'"{name}" {statistics.median(rps):.0f} {min(rps):.0f} {max(rps):.0f}\n')
 
-lines += ["", "### Ratios (median req/s)", "", "| comparison | ratio | target |", "|---|---|---|"]
+lines += ["", "### Ratios (median req/s)", "", "| comparison | ratio | target | |", "|---|---|---|---|"]
 for label, ours, theirs, target in [
     ("no auth: portcullis / HAProxy", "portcullis anonymous", "haproxy", "≥ 1.0"),
     ("no auth: portcullis / nginx direct", "portcullis anonymous", "direct", "≥ 0.5"),
@@ -90,7 +103,7 @@ for label, ours, theirs, target in [
 ]:
     a, b = median(ours, "rps"), median(theirs, "rps")
     if a and b:
-        lines.append(f"| {label} | {a / b:.2f}× | {target} |")
+        lines.append(f"| {label} | {a / b:.2f}× | {target} | {verdict(label, a / b, target) if target else ''} |")
 
 lines += [
     "", "## Latency at a fixed rate", "",
@@ -107,7 +120,8 @@ for rate in sorted({name.rsplit(" at ", 1)[1] for name in rated}, key=lambda r: 
     for ours, theirs in (("portcullis shared key", "haproxy key ACL"), ("portcullis JWT RS256 cached", "haproxy jwt_verify RS256")):
         a, b = p99(f"{ours} at {rate}"), p99(f"{theirs} at {rate}")
         if a and b:
-            lines.append(f"\np99 at {rate}, {ours} / {theirs}: **{a / b:.2f}×** (target ≤ 1.2).")
+            label = f"p99 at {rate}, {ours} / {theirs}"
+            lines.append(f"\n{label}: **{a / b:.2f}×** (target ≤ 1.2: {verdict(label, a / b, '≤ 1.2')}).")
 
 mcp = {}
 for line in open(os.path.join(work, "mcp.tsv")):
@@ -127,7 +141,8 @@ if mcp:
     if "direct" in mcp and "portcullis" in mcp:
         added = statistics.median(r["p50"] for r in mcp["portcullis"]) - statistics.median(r["p50"] for r in mcp["direct"])
         # `+ 0.0` turns a rounded -0.0 into 0.0.
-        lines.append(f"\nAdded by the gateway at p50: **{round(added / 1000, 2) + 0.0:.2f} ms** (target ≤ 0.3 ms).")
+        added_ms = round(added / 1000, 2) + 0.0
+        lines.append(f"\nAdded by the gateway at p50: **{added_ms:.2f} ms** (target ≤ 0.3 ms: {verdict('MCP tools/call added at p50, ms', added_ms, '≤ 0.3')}).")
 
 startup = [json.loads(l) for l in open(os.path.join(work, "startup.tsv")) if l.strip()]
 if startup:
@@ -146,3 +161,6 @@ if startup:
 
 lines += ["", "![requests per second](benchmarks-suite.png)", ""]
 open(out_md, "w").write("\n".join(lines))
+if misses:
+    print("targets missed:\n  " + "\n  ".join(misses), file=sys.stderr)
+    sys.exit(1)

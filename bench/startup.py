@@ -12,11 +12,27 @@ FIRST_PORT. For each count:
 - RSS under load: every workload under wrk (4 connections each, 5 s) at once,
   then the peak (VmHWM) and the RSS after the load.
 """
-import http.client, json, os, shutil, subprocess, sys, time
+import atexit, http.client, json, os, shutil, subprocess, sys, time
 
 BIN, WORK, UPSTREAM, FIRST_PORT, KEY, TOKEN, AUDIENCE = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 KINDS = ["shared-key", "oidc", "anonymous"]
 HOME = os.environ["PORTCULLIS_HOME"]
+children = []
+
+
+def spawn(args, **kwargs):
+    child = subprocess.Popen(args, **kwargs)
+    children.append(child)
+    return child
+
+
+@atexit.register
+def cleanup():
+    """Stops every gateway and wrk still running, also when a step failed."""
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def workload(i):
@@ -59,7 +75,7 @@ def served(port, header):
 def start(policy, port, header):
     begin = time.monotonic()
     env = dict(os.environ, RUST_LOG="error")
-    proc = subprocess.Popen([BIN, "run", "--policy", policy], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn([BIN, "run", "--policy", policy], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not served(port, header):
         if proc.poll() is not None or time.monotonic() - begin > 60:
             raise SystemExit(f"portcullis did not serve {policy}")
@@ -94,7 +110,7 @@ for count in (1, 3, 10):
     time.sleep(2)
     idle, idle_anon = status(proc, "VmRSS"), status(proc, "RssAnon")
     loads = [
-        subprocess.Popen(["wrk", "-t1", "-c4", "-d5s"] + (["-H", f"{h[0]}: {h[1]}"] if h else []) + [f"http://127.0.0.1:{p}/mcp"], stdout=subprocess.DEVNULL)
+        spawn(["wrk", "-t1", "-c4", "-d5s"] + (["-H", f"{h[0]}: {h[1]}"] if h else []) + [f"http://127.0.0.1:{p}/mcp"], stdout=subprocess.DEVNULL)
         for _, p, h, _ in workloads
     ]
     for load in loads:
