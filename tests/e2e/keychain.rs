@@ -369,6 +369,19 @@ fn when_the_keychain_copies_disagree_the_one_that_opens_the_store_wins_and_nothi
     let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
     assert_eq!(text(&get.stdout), "k-0123456789\n");
     assert_eq!((desktop.secret_service_value(&store), kernel_value(&store)), (right.clone(), right.clone()), "the cache is corrected");
+
+    // While a writer holds the store (`secrets migrate`, a key import), a read
+    // still answers but corrects no copy: the writer may be replacing the key.
+    replace_kernel_value(&store, stale);
+    let writer = std::fs::File::open(home.join("secrets.lock")).unwrap();
+    writer.lock().unwrap();
+    let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(text(&get.stdout), "k-0123456789\n");
+    assert_eq!(kernel_value(&store), stale, "nothing is written while a writer holds the store");
+    drop(writer);
+    ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(kernel_value(&store), right, "the next read corrects it");
+
     // A cache that holds no key at all is simply replaced.
     replace_kernel_value(&store, "not-a-key");
     ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
