@@ -142,6 +142,16 @@ fn plugin_test_hash_and_inspect_on_the_command_line() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("bad.json"), "{}", text(&out.stderr));
 
+    // A trap's report carries the innermost wasm frames for the author (the
+    // gateway records none unless PORTCULLIS_WASM_BACKTRACE=1).
+    std::fs::write(d.join("trap.json"), r#"{ "mode": "trap" }"#).unwrap();
+    let behaviours = portcullis_tests::fixture("behaviours");
+    let out = run(&["plugin", "test", behaviours.to_str().unwrap(), "--config", "trap.json", "--request", "request.json"], d);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"]["fault"]["kind"], "trap", "{report}");
+    assert!(report["verdict"]["fault"]["detail"].as_str().unwrap().contains("wasm backtrace:"), "{report}");
+
     let out = run(&["plugin", "hash", wasm], d);
     assert_eq!(text(&out.stdout).trim(), portcullis_tests::sha256_of(&compat_fixture()));
     let out = run(&["plugin", "inspect", wasm], d);

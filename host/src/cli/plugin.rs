@@ -127,7 +127,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             };
             let report = super::runtime()?.block_on(async {
                 let home = crate::home::dir().ok();
-                let runtime = crate::runtime::Runtime::with_pool(home.map(|h| h.join("cache/components")), 4)?;
+                let runtime = crate::runtime::Runtime::for_authors(home.map(|h| h.join("cache/components")))?;
                 trial::run(&runtime, spec).await
             })?;
             writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?)?;

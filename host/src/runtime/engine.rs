@@ -15,21 +15,28 @@ pub const MAX_MEMORY_MIB: u32 = 64;
 /// its `limits.max_instances`, so one workload cannot take them all).
 pub const POOL_INSTANCES: u32 = 1000;
 
+/// Unused pool slots that may keep resident memory (up to 1 MiB each) before
+/// warm slots are reused instead of new ones warmed (wasmtime's default: 100).
+const MAX_UNUSED_WARM_SLOTS: u32 = 16;
+
 /// Builds the engine with a pool of `instances` component instances;
-/// `pooled` says whether the pooling allocator was available.
-pub fn build(instances: u32) -> anyhow::Result<(Engine, bool)> {
-    match Engine::new(&config(Some(instances))) {
+/// `pooled` says whether the pooling allocator was available. `backtraces`:
+/// traps record the innermost wasm frames (for authors: `plugin test`, or
+/// `PORTCULLIS_WASM_BACKTRACE=1`).
+pub fn build(instances: u32, backtraces: bool) -> anyhow::Result<(Engine, bool)> {
+    let backtraces = backtraces || std::env::var_os("PORTCULLIS_WASM_BACKTRACE").is_some_and(|v| v == "1");
+    match Engine::new(&config(Some(instances), backtraces)) {
         Ok(engine) => Ok((engine, true)),
         Err(error) => {
             // A small or restricted address space (ulimit -v, some containers)
             // cannot reserve the pool; on-demand allocation still works.
             tracing::warn!(%error, "pooling allocator unavailable; allocating instances on demand");
-            Ok((Engine::new(&config(None))?, false))
+            Ok((Engine::new(&config(None, backtraces))?, false))
         }
     }
 }
 
-fn config(pool: Option<u32>) -> Config {
+fn config(pool: Option<u32>, backtraces: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
@@ -38,12 +45,8 @@ fn config(pool: Option<u32>) -> Config {
     // A trap walks and records every frame on the stack before keeping the
     // first few: a component that recurses until its stack runs out made each
     // call walk tens of thousands of frames (measured). Fault logs carry the
-    // trap's message; authors turn backtraces on with PORTCULLIS_WASM_BACKTRACE=1.
-    config.wasm_backtrace_max_frames(if std::env::var_os("PORTCULLIS_WASM_BACKTRACE").is_some_and(|v| v == "1") {
-        std::num::NonZeroUsize::new(20)
-    } else {
-        None
-    });
+    // trap's message either way.
+    config.wasm_backtrace_max_frames(if backtraces { std::num::NonZeroUsize::new(20) } else { None });
     if let Some(instances) = pool {
         let mut pool = PoolingAllocationConfig::new();
         let keep = if PoolingAllocationConfig::is_pagemap_scan_available() { 1 << 20 } else { 128 << 10 };
@@ -62,10 +65,14 @@ fn config(pool: Option<u32>) -> Config {
             // TLB shootdowns (an interrupt on every core) dominated per-request
             // instantiation and the cost of a component that dirties its stack
             // on every call (measured). With PAGEMAP_SCAN (Linux 6.7+) only the
-            // pages a call dirtied are reset, so up to 1 MiB of them can be;
-            // without it the first `keep` bytes are memset whole, dirty or not.
+            // pages resident in the slot are reset, so up to 1 MiB of them can
+            // be kept; without it the first `keep` bytes are memset whole.
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(keep)
+            // Slots keep that memory while unused: reuse the least recently
+            // used warm slot rather than warm a new one once this many wait,
+            // so what is kept tracks the peak of concurrent instances.
+            .max_unused_warm_slots(MAX_UNUSED_WARM_SLOTS)
             .table_keep_resident(16 << 10)
             .async_stack_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

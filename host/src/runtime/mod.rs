@@ -74,7 +74,17 @@ impl Runtime {
 
     /// Like [`Runtime::new`] with a pool of `instances` component instances (tests use small pools).
     pub fn with_pool(cache_dir: Option<std::path::PathBuf>, instances: u32) -> anyhow::Result<Arc<Self>> {
-        let (engine, pooling) = engine::build(instances)?;
+        Self::build(cache_dir, instances, false)
+    }
+
+    /// For `portcullis plugin test`: a small pool, and traps that carry the
+    /// innermost wasm frames for the component's author.
+    pub fn for_authors(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Arc<Self>> {
+        Self::build(cache_dir, 4, true)
+    }
+
+    fn build(cache_dir: Option<std::path::PathBuf>, instances: u32, backtraces: bool) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = engine::build(instances, backtraces)?;
         let slow_lane = slow_lane::SlowLane::new();
         engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
