@@ -48,6 +48,13 @@ impl StoreFile {
     }
 }
 
+/// Whether the caller of [`SecretStore::load`] holds the writers' lock.
+#[derive(Clone, Copy)]
+enum Writers {
+    Held,
+    NotHeld,
+}
+
 /// Identifies a version of the file, to notice changes made by other processes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -147,7 +154,7 @@ impl SecretStore {
                     {
                         return Err(SecretStoreError::StillUnavailable { why: why.clone() });
                     }
-                    match self.load(cache.take()) {
+                    match self.load(cache.take(), Writers::NotHeld) {
                         Ok(loaded) => {
                             *failure = None;
                             *cache = Some(loaded);
@@ -177,7 +184,7 @@ impl SecretStore {
         if self.stamp()?.is_none() {
             return Ok(Vec::new());
         }
-        let loaded = self.load(None)?;
+        let loaded = self.load(None, Writers::NotHeld)?;
         Ok(loaded.entries.keys().cloned().collect())
     }
 
@@ -235,7 +242,7 @@ impl SecretStore {
         let lock = self.lock_writers()?;
         let exists = self.stamp()?.is_some();
         let (mut loaded, changed) = if exists {
-            let mut loaded = self.load(None)?;
+            let mut loaded = self.load(None, Writers::Held)?;
             let changed = change(&mut loaded.entries);
             (loaded, changed)
         } else {
@@ -290,7 +297,7 @@ impl SecretStore {
         if self.stamp()?.is_none() {
             return Err(SecretStoreError::NoStore { path: self.path.clone() });
         }
-        let mut loaded = self.load(None)?;
+        let mut loaded = self.load(None, Writers::Held)?;
         let was_keychain = loaded.protection == Protection::Keychain;
         match to {
             ProtectionKind::Keychain if was_keychain => return Ok(false),
@@ -321,7 +328,7 @@ impl SecretStore {
         if self.stamp()?.is_none() {
             return Err(SecretStoreError::NoStore { path: self.path.clone() });
         }
-        let loaded = self.load(None)?;
+        let loaded = self.load(None, Writers::NotHeld)?;
         if loaded.protection != Protection::Keychain {
             return Err(SecretStoreError::NotKeychain { path: self.path.clone() });
         }
@@ -367,7 +374,7 @@ impl SecretStore {
 
     /// Reads and decrypts the file. `previous` lets a reload reuse a derived key
     /// when the key-derivation parameters did not change (Argon2id is slow on purpose).
-    fn load(&self, previous: Option<Loaded>) -> Result<Loaded, SecretStoreError> {
+    fn load(&self, previous: Option<Loaded>, writers: Writers) -> Result<Loaded, SecretStoreError> {
         let (stamp, file) = self.read_file()?.ok_or_else(|| io("read", &self.path, std::io::ErrorKind::NotFound.into()))?;
         let keys = match previous {
             Some(prev) if prev.protection == file.key => return self.decrypt(stamp, file, prev.key),
@@ -381,7 +388,7 @@ impl SecretStore {
             match self.decrypt(stamp, file.clone(), key.clone()) {
                 Ok(loaded) => {
                     if disagree {
-                        self.repair_keychain(stamp, &key);
+                        self.repair_keychain(stamp, &key, writers);
                     }
                     return Ok(loaded);
                 }
@@ -396,16 +403,36 @@ impl SecretStore {
     /// keychain copies. Only under the writers' lock and only if the file is
     /// still that one: a writer (`secrets migrate`, a key import) may have
     /// replaced the store and its key since it was read, and an old key
-    /// written back over the new one would lose the store. The lock is only
-    /// tried: when a writer holds it (this handle's own `update` included,
-    /// which reads under it) the repair waits for the next read.
-    fn repair_keychain(&self, stamp: Option<Stamp>, key: &Key) {
+    /// written back over the new one would lose the store. A reader only
+    /// tries the lock: while another writer holds it, the repair waits for a
+    /// later read (or the next process's first).
+    fn repair_keychain(&self, stamp: Option<Stamp>, key: &Key, writers: Writers) {
         let store = self.path.display();
-        let Ok(lock) = open_lock_file(&self.lock_path) else { return };
-        if !matches!(fs4::fs_std::FileExt::try_lock_exclusive(&lock), Ok(true)) {
-            tracing::debug!(store = %store, "a writer holds the store; the keychain copies are corrected on a later read");
-            return;
-        }
+        // Held for the rest of this function when taken here.
+        let _lock = match writers {
+            Writers::Held => None,
+            Writers::NotHeld => {
+                let lock = match open_lock_file(&self.lock_path) {
+                    Ok(lock) => lock,
+                    Err(error) => {
+                        tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store");
+                        return;
+                    }
+                };
+                match fs4::fs_std::FileExt::try_lock_exclusive(&lock) {
+                    Ok(true) => Some(lock),
+                    Ok(false) => {
+                        tracing::info!(store = %store, "a writer holds the store; the keychain copies are corrected on a later read");
+                        return;
+                    }
+                    Err(source) => {
+                        let error = io("lock", &self.lock_path, source);
+                        tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store");
+                        return;
+                    }
+                }
+            }
+        };
         if !matches!(self.stamp(), Ok(now) if now == stamp) {
             return;
         }
