@@ -12,12 +12,14 @@ FIRST_PORT. For each count:
 - RSS under load: every workload under wrk (4 connections each, 5 s) at once,
   then the peak (VmHWM) and the RSS after the load.
 """
-import atexit, http.client, json, os, shutil, subprocess, sys, time
+import atexit, http.client, json, os, shutil, signal, subprocess, sys, time
 
 BIN, WORK, UPSTREAM, FIRST_PORT, KEY, TOKEN, AUDIENCE = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7]
 KINDS = ["shared-key", "oidc", "anonymous"]
 HOME = os.environ["PORTCULLIS_HOME"]
 children = []
+# A SIGTERM ends the script through its cleanup, as an exception would.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def spawn(args, **kwargs):
