@@ -354,6 +354,11 @@ async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving()
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The instance pool's gauges, read on each scrape.
+    let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
+    for gauge in ["portcullis_pool_component_instances ", "portcullis_pool_unused_warm_memories ", "portcullis_pool_unused_memory_bytes_resident "] {
+        assert!(text.contains(gauge), "{gauge}in {text}");
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (sent, failed) = load.await.unwrap();

@@ -90,6 +90,11 @@ impl Metrics {
         PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults }
     }
 
+    /// Adds metrics read on each scrape (e.g. the instance pool's).
+    pub fn add_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner()).register_collector(collector);
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -83,6 +83,29 @@ fn config(pool: Option<u32>, backtraces: bool) -> Config {
     config
 }
 
+/// The instance pool on each metrics scrape: instances in use and the memory
+/// unused slots keep resident (what a burst of instances leaves behind).
+#[derive(Debug)]
+pub struct PoolGauges(pub Engine);
+
+impl prometheus_client::collector::Collector for PoolGauges {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some(pool) = self.0.pooling_allocator_metrics() else { return Ok(()) };
+        let gauges = [
+            ("pool_component_instances", "Component instances in use in the pool", pool.component_instances() as i64),
+            ("pool_unused_warm_memories", "Unused pool slots whose memory is kept resident", i64::from(pool.unused_warm_memories())),
+            ("pool_unused_memory_bytes_resident", "Bytes of memory unused pool slots keep resident", pool.unused_memory_bytes_resident() as i64),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
 pub fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
