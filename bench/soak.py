@@ -20,7 +20,7 @@ RELOAD_EVERY = int(os.environ.get("RELOAD_EVERY", 60))
 RELOADS = int(os.environ.get("RELOADS", 100))
 # Open descriptors move by a few with the connections in flight or idle in
 # the upstream pool; more than this is growth.
-FD_NOISE = 4
+FD_NOISE = 8
 UPSTREAM, KEY_PORT, OIDC_PORT = 18280, 18283, 18284
 KEY = "kW3x0Q4bq0m1pS0uS6oXgk7l0tJc9yQ2p3bTn1VnE8A"
 
