@@ -498,8 +498,8 @@ pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, Host
     if lane.just_resumed() {
         return Ok(wasmtime::UpdateDeadline::Continue(1));
     }
-    state.ticks = state.ticks.saturating_add(1);
-    Ok(wasmtime::UpdateDeadline::YieldCustom(1, lane.at_tick(lane.is_slow(state.ticks, state.started))))
+    state.computed += lane.computed_since_resume();
+    Ok(wasmtime::UpdateDeadline::YieldCustom(1, lane.at_tick(state.computed >= super::slow_lane::SLOW_AFTER)))
 }
 
 /// The outcome of creating an instance when it does not succeed.

@@ -6,7 +6,7 @@
 //!
 //! Three kinds of work run there:
 //! - the calls of a chain entry for [`HEAVY_FOR`] after one of its calls
-//!   computed past [`FAST_TICKS`] epoch ticks, which no ordinary auth
+//!   computed for [`SLOW_AFTER`] of CPU time, which no ordinary auth
 //!   decision does (they take microseconds); a fast call in between does not
 //!   end it, so a client cannot bring long calls back onto the gateway's
 //!   workers by mixing in cheap ones;
@@ -28,13 +28,15 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A call is slow once it has computed through more than `FAST_TICKS` epoch
-/// ticks and started more than `SLOW_AFTER` ago: at least half a millisecond
-/// of computing, some twenty times what a JWT check takes. Ticks alone would
-/// count a call that waited in the run queue; time alone would count a call
-/// that mostly waited for an HTTP answer. Being wrong costs little: the
-/// entry's calls run in the lane for [`HEAVY_FOR`].
-pub const FAST_TICKS: u32 = 1;
+/// A call is slow once its thread has spent this much CPU time on it: half a
+/// millisecond, some twenty times what a JWT check takes. CPU time, not
+/// wall time: on a loaded machine the kernel may set a fast call aside for
+/// milliseconds, and wall time (or epoch ticks) would then send a
+/// well-behaved workload to the lane, to wait behind a hostile one. It is
+/// measured from each resume after a tick's yield to the next tick (read
+/// only then, so a call that ends before its first tick pays nothing), so
+/// the call's first tick-length of computing goes uncounted. Being wrong
+/// costs little: the entry's calls run in the lane for [`HEAVY_FOR`].
 pub const SLOW_AFTER: Duration = Duration::from_micros(500);
 
 /// The least a call computes after it resumes (from a yield, an HTTP answer,
@@ -57,6 +59,12 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn now_nanos() -> u64 {
     u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The CPU time this thread has used, in nanoseconds (at least 1, so that 0 can mean "unknown").
+fn thread_cpu_nanos() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000)).saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0)).max(1)
 }
 
 /// The lane's threads: half the cores, at least one, process-wide. The
@@ -125,7 +133,7 @@ impl SlowLane {
     /// A store's place in the lane, held by its [`super::state::HostState`];
     /// `heavy` is shared by the instances of one chain entry.
     pub fn ticket(&self, heavy: &Arc<Heavy>) -> LaneTicket {
-        LaneTicket { heavy: heavy.clone(), resumed: Arc::new(AtomicU64::new(now_nanos())) }
+        LaneTicket { heavy: heavy.clone(), resumed: Arc::new(AtomicU64::new(now_nanos())), resumed_cpu: Arc::new(AtomicU64::new(0)) }
     }
 }
 
@@ -170,17 +178,25 @@ pub struct LaneTicket {
     heavy: Arc<Heavy>,
     /// When the store's call last resumed, in nanoseconds since [`EPOCH`].
     resumed: Arc<AtomicU64>,
+    /// The thread's CPU time when the call resumed from a tick's yield
+    /// ([`thread_cpu_nanos`]); 0 when unknown (its start, an HTTP answer).
+    resumed_cpu: Arc<AtomicU64>,
 }
 
 impl LaneTicket {
-    /// Whether a call that `started` and has computed through `ticks` epoch ticks is slow.
-    pub fn is_slow(&self, ticks: u32, started: Option<Instant>) -> bool {
-        ticks > FAST_TICKS && started.is_some_and(|at| at.elapsed() > SLOW_AFTER)
-    }
-
     /// The call resumed now: from its start, or an HTTP answer it awaited.
     pub fn resumed(&self) {
         self.resumed.store(now_nanos(), Ordering::Relaxed);
+        self.resumed_cpu.store(0, Ordering::Relaxed);
+    }
+
+    /// The CPU time the call has computed since it resumed from the last
+    /// tick's yield (zero when that is unknown), at a tick.
+    pub fn computed_since_resume(&self) -> Duration {
+        match self.resumed_cpu.swap(0, Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            at => Duration::from_nanos(thread_cpu_nanos().saturating_sub(at)),
+        }
     }
 
     /// Whether the call resumed less than [`MIN_SLICE`] ago, so that a tick
@@ -195,10 +211,12 @@ impl LaneTicket {
         if slow {
             self.heavy.mark();
         }
-        let resumed = self.resumed.clone();
+        let (resumed, resumed_cpu) = (self.resumed.clone(), self.resumed_cpu.clone());
         Box::pin(async move {
             tokio::task::yield_now().await;
+            // On the thread that goes on running the guest.
             resumed.store(now_nanos(), Ordering::Relaxed);
+            resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
         })
     }
 }
@@ -211,9 +229,20 @@ mod tests {
     fn a_slow_call_marks_its_entry_for_a_while() {
         let heavy = Arc::new(Heavy::default());
         let ticket = SlowLane.ticket(&heavy);
-        let long_ago = Some(Instant::now() - SLOW_AFTER * 2);
-        assert!(!ticket.is_slow(FAST_TICKS, long_ago) && ticket.is_slow(FAST_TICKS + 1, long_ago));
-        assert!(!ticket.is_slow(FAST_TICKS + 1, Some(Instant::now())), "many short ticks are not a slow call");
+        assert_eq!(ticket.computed_since_resume(), Duration::ZERO, "unknown from the call's start");
+        // Computing counts; waiting (the kernel setting the thread aside, here a sleep) does not.
+        ticket.resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
+        let spin = Instant::now();
+        while spin.elapsed() < SLOW_AFTER * 2 {
+            std::hint::black_box(spin.elapsed());
+        }
+        assert!(ticket.computed_since_resume() >= SLOW_AFTER, "two slices of computing");
+        ticket.resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
+        std::thread::sleep(SLOW_AFTER * 4);
+        assert!(ticket.computed_since_resume() < SLOW_AFTER, "waiting is not computing");
+        ticket.resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
+        ticket.resumed();
+        assert_eq!(ticket.computed_since_resume(), Duration::ZERO, "an HTTP answer starts an unknown slice");
         drop(ticket.at_tick(false));
         assert!(!heavy.is_set());
         drop(ticket.at_tick(true));

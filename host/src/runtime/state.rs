@@ -7,7 +7,7 @@ use super::request::RequestData;
 use super::slow_lane::LaneTicket;
 use crate::secrets::NamedLock;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -23,9 +23,8 @@ pub struct HostState {
     /// Named locks the call in flight holds (`secrets.lock`): released by
     /// [`HostState::end_call`], so no lock outlives the call that took it.
     pub(crate) locks: Vec<(String, NamedLock)>,
-    /// When the call in flight started, and how many epoch ticks it has computed through.
-    pub(crate) started: Option<Instant>,
-    pub(crate) ticks: u32,
+    /// The CPU time the call in flight is known to have computed (see `slow_lane::SLOW_AFTER`).
+    pub(crate) computed: Duration,
     /// What its calls tell the slow lane (`None`: nothing, as in `portcullis login`).
     pub(crate) lane: Option<LaneTicket>,
 }
@@ -44,15 +43,13 @@ impl HostState {
             request: None,
             deadline: None,
             locks: Vec::new(),
-            started: None,
-            ticks: 0,
+            computed: Duration::ZERO,
             lane: None,
         }
     }
 
     /// Starts a call that must end by `deadline`.
     pub(crate) fn begin_call(&mut self, deadline: Instant) {
-        self.started = Some(Instant::now());
         self.deadline = Some(deadline);
         self.resume();
     }
@@ -69,10 +66,9 @@ impl HostState {
     /// deadline, and any lock it still holds.
     pub(crate) fn end_call(&mut self) {
         self.request = None;
-        self.started = None;
         self.deadline = None;
         self.locks.clear();
-        self.ticks = 0;
+        self.computed = Duration::ZERO;
     }
 }
 
