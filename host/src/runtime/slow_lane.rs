@@ -231,12 +231,15 @@ mod tests {
         let ticket = SlowLane.ticket(&heavy);
         assert_eq!(ticket.computed_since_resume(), Duration::ZERO, "unknown from the call's start");
         // Computing counts; waiting (the kernel setting the thread aside, here a sleep) does not.
-        ticket.resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
-        let spin = Instant::now();
-        while spin.elapsed() < SLOW_AFTER * 2 {
-            std::hint::black_box(spin.elapsed());
+        // Spin until this thread's own clock has moved (not the wall clock:
+        // on a loaded machine 1 ms of wall time may hold less computing).
+        let from = thread_cpu_nanos();
+        ticket.resumed_cpu.store(from, Ordering::Relaxed);
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while thread_cpu_nanos() - from < 2 * SLOW_AFTER.as_nanos() as u64 && Instant::now() < give_up {
+            std::hint::black_box(Instant::now());
         }
-        assert!(ticket.computed_since_resume() >= SLOW_AFTER, "two slices of computing");
+        assert!(ticket.computed_since_resume() >= SLOW_AFTER, "computing counts");
         ticket.resumed_cpu.store(thread_cpu_nanos(), Ordering::Relaxed);
         std::thread::sleep(SLOW_AFTER * 4);
         assert!(ticket.computed_since_resume() < SLOW_AFTER, "waiting is not computing");
