@@ -284,6 +284,16 @@ impl SecretStore {
         Ok(lock)
     }
 
+    /// Takes the writers' lock if it is free (`None` while a writer holds it).
+    fn try_lock_writers(&self) -> Result<Option<std::fs::File>, SecretStoreError> {
+        let lock = open_lock_file(&self.lock_path)?;
+        match fs4::fs_std::FileExt::try_lock_exclusive(&lock) {
+            Ok(true) => Ok(Some(lock)),
+            Ok(false) => Ok(None),
+            Err(source) => Err(io("lock", &self.lock_path, source)),
+        }
+    }
+
     /// Re-encrypts the store under a new key kept as `to` says: a fresh random
     /// key in the OS keychain, or Argon2id over the password this handle was
     /// given (`PORTCULLIS_SECRETS_PASSWORD`), which also opens a
@@ -411,27 +421,17 @@ impl SecretStore {
         // Held for the rest of this function when taken here.
         let _lock = match writers {
             Writers::Held => None,
-            Writers::NotHeld => {
-                let lock = match open_lock_file(&self.lock_path) {
-                    Ok(lock) => lock,
-                    Err(error) => {
-                        tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store");
-                        return;
-                    }
-                };
-                match fs4::fs_std::FileExt::try_lock_exclusive(&lock) {
-                    Ok(true) => Some(lock),
-                    Ok(false) => {
-                        tracing::info!(store = %store, "a writer holds the store; the keychain copies are corrected on a later read");
-                        return;
-                    }
-                    Err(source) => {
-                        let error = io("lock", &self.lock_path, source);
-                        tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store");
-                        return;
-                    }
+            Writers::NotHeld => match self.try_lock_writers() {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => {
+                    tracing::info!(store = %store, "a writer holds the store; the keychain copies are corrected on a later read");
+                    return;
                 }
-            }
+                Err(error) => {
+                    tracing::warn!(store = %store, %error, "could not correct the keychain copy that does not open the store");
+                    return;
+                }
+            },
         };
         if !matches!(self.stamp(), Ok(now) if now == stamp) {
             return;
