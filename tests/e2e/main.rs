@@ -21,6 +21,7 @@ mod proxy;
 mod registry_token;
 mod reload;
 mod shared_key;
+mod slow_body;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {

@@ -9,9 +9,13 @@ use std::process::Stdio;
 use std::time::Duration;
 
 const PASSWORD: &str = "shared-key-test";
+/// Everything the gateway logs, but for the engine's compiler, the poller and
+/// the file watcher (whose trace of each change to the log file beside the
+/// policy would feed itself).
+const TRACE: &str = "trace,wasmtime=info,cranelift_codegen=info,cranelift_frontend=info,mio=info,notify=info";
 
 /// The gateway binary on a shared-key policy, logging at trace level to a file.
-struct RunningGateway {
+pub(crate) struct RunningGateway {
     dir: tempfile::TempDir,
     port: u16,
     child: tokio::process::Child,
@@ -19,10 +23,9 @@ struct RunningGateway {
 
 impl RunningGateway {
     async fn start(upstream: &str, grace: &str) -> RunningGateway {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let policy = format!(
-            r#"version = 1
+        RunningGateway::with_policy(TRACE, |port, _| {
+            format!(
+                r#"version = 1
 [[workloads]]
 name = "everything"
 listen = "127.0.0.1:{port}"
@@ -33,15 +36,26 @@ public_url = "http://127.0.0.1:{port}/mcp"
   config = {{ key = "auto", grace = "{grace}" }}
   grants = {{ secrets = ["workload:everything:shared-key*"] }}
 "#
-        );
-        std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+            )
+        })
+        .await
+    }
+
+    /// The gateway binary on the policy `policy(port, dir)` gives, listening on
+    /// `port`, logging what `log_filter` (`RUST_LOG`) selects; the policy file is
+    /// in `dir`, where relative paths in it point.
+    pub(crate) async fn with_policy(log_filter: &str, policy: impl FnOnce(u16, &Path) -> String) -> RunningGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = policy(port, dir.path());
+        std::fs::write(dir.path().join("policy.toml"), text).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = tokio::process::Command::new(portcullis())
             .args(["--log-format", "json", "run", "--policy"])
             .arg(dir.path().join("policy.toml"))
             .env("PORTCULLIS_HOME", dir.path().join("home"))
             .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "trace,wasmtime=info,cranelift_codegen=info,cranelift_frontend=info,mio=info")
+            .env("RUST_LOG", log_filter)
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
             .spawn()
@@ -56,7 +70,19 @@ public_url = "http://127.0.0.1:{port}/mcp"
         panic!("the gateway did not start: {}", gateway.log());
     }
 
-    fn policy(&self) -> PathBuf {
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process's resident memory, in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the gateway is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    pub(crate) fn policy(&self) -> PathBuf {
         self.dir.path().join("policy.toml")
     }
 
@@ -78,7 +104,11 @@ public_url = "http://127.0.0.1:{port}/mcp"
     }
 
     fn key(&self) -> String {
-        let out = self.cli(&["keys", "show", "everything"]);
+        self.key_of("everything")
+    }
+
+    pub(crate) fn key_of(&self, workload: &str) -> String {
+        let out = self.cli(&["keys", "show", workload]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The admin listener serves a scraper and a few probes.
-const ADMIN_LIMITS: ConnectionLimits = ConnectionLimits { max_connections: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) };
+const ADMIN_LIMITS: ConnectionLimits =
+    ConnectionLimits { max_connections: 64, header_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60), held_before_decision: 0 };
 
 pub struct WorkloadSite {
     pub name: Arc<str>,

@@ -2,7 +2,8 @@
 //! of an MCP workload once ([`message`]), asks the workload's authorizers
 //! about every call that needs a decision ([`authorize`]), and removes from
 //! list responses what the caller may not use ([`lists`], [`filter`], with
-//! [`sse`] for streamed responses). See docs/authorization.md.
+//! [`sse`] for streamed responses). [`stage`] is the one place the request
+//! path calls into MCP. See docs/authorization.md.
 
 pub mod annotations;
 pub mod audit;
@@ -11,3 +12,4 @@ pub mod filter;
 pub mod lists;
 pub mod message;
 pub mod sse;
+pub mod stage;

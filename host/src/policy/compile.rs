@@ -11,6 +11,7 @@ use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
 use crate::mcp::audit::AuditFile;
 use crate::mcp::authorize::Authorizers;
+use crate::proxy::body_read::BodyPace;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard::RequestGuard;
@@ -36,6 +37,9 @@ const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 const DEFAULT_MAX_INSTANCES: u32 = 64;
 const DEFAULT_MAX_MCP_MESSAGE_BYTES: u64 = 1024 * 1024;
+const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_MIN_BODY_RATE_KIB: u64 = 16;
+const DEFAULT_MAX_PENDING_BODY_KIB: u64 = 64 * 1024;
 
 /// Builds a snapshot. All components are compiled before any is instantiated,
 /// and each distinct component is compiled once however often it is used.
@@ -136,6 +140,7 @@ async fn compile_workload(
             )]);
         }
     }
+    let max_message_bytes = file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize;
     Ok(Workload {
         metrics: metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: RequestGuard::new(Some(public_url), &file.allowed_hosts, &file.allowed_origins),
@@ -146,9 +151,12 @@ async fn compile_workload(
         outbound,
         outbound_logs_in,
         mcp: mcp.then(|| McpSettings {
-            max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
+            max_message_bytes,
             authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned() },
             tools: Default::default(),
+            held_before_decision: tokio::sync::Semaphore::new(
+                (file.limits.max_pending_body_kib.unwrap_or(DEFAULT_MAX_PENDING_BODY_KIB) * 1024).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+            ),
         }),
         upstream,
         tls,
@@ -156,10 +164,15 @@ async fn compile_workload(
         trust_request_id: file.trust_request_id,
         public_url: public_url.clone(),
         max_body_bytes: file.limits.max_request_body_kib.unwrap_or(DEFAULT_MAX_BODY_KIB) * 1024,
+        body_pace: BodyPace {
+            timeout: Duration::from_millis(file.limits.body_timeout_ms.unwrap_or(DEFAULT_BODY_TIMEOUT_MS)),
+            min_bytes_per_sec: file.limits.min_body_rate_kib.unwrap_or(DEFAULT_MIN_BODY_RATE_KIB) * 1024,
+        },
         connections: ConnectionLimits {
             max_connections: file.limits.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS) as usize,
             header_timeout: Duration::from_millis(file.limits.header_timeout_ms.unwrap_or(DEFAULT_HEADER_TIMEOUT_MS)),
             idle_timeout: Duration::from_millis(file.limits.idle_timeout_ms.unwrap_or(DEFAULT_IDLE_TIMEOUT_MS)),
+            held_before_decision: if *mcp { max_message_bytes } else { 0 },
         },
         name,
     })

@@ -212,6 +212,18 @@ pub struct WorkloadLimitsFile {
     pub header_timeout_ms: Option<u64>,
     /// A connection without a request in flight for this long is closed, in milliseconds (default 60000).
     pub idle_timeout_ms: Option<u64>,
+    /// Time allowed for a body the gateway reads whole (an MCP message) to arrive, in
+    /// milliseconds (default 10000), plus one second per `min_body_rate_kib` KiB received;
+    /// a slower body is refused with 408.
+    pub body_timeout_ms: Option<u64>,
+    /// The slowest rate, in KiB per second, at which such a body may keep arriving past
+    /// `body_timeout_ms` (default 16).
+    pub min_body_rate_kib: Option<u64>,
+    /// MCP message bytes the workload holds, across its connections, before its inbound
+    /// chain has decided, in KiB (default 65536). Only a workload with an authenticator
+    /// that reads MCP calls reads a message before deciding; past this, 503 at once.
+    /// Each connection may hold one message (`max_mcp_message_bytes`) of it.
+    pub max_pending_body_kib: Option<u64>,
     /// Open connections at most on this workload's listener (default 1024); more wait in the kernel's queue.
     pub max_connections: Option<u32>,
     /// Component instances this workload may hold at once, idle or busy, across its

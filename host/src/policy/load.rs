@@ -251,6 +251,15 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
         }
     }
+    for (field, value, max) in
+        [("min_body_rate_kib", w.limits.min_body_rate_kib, 1024 * 1024), ("max_pending_body_kib", w.limits.max_pending_body_kib, 16 * 1024 * 1024)]
+    {
+        if let Some(n) = value
+            && (n == 0 || n > max)
+        {
+            p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
+        }
+    }
     let positions = w.inbound.len() + w.outbound.len() + w.authorize.len();
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
@@ -265,6 +274,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         ("upstream_timeout_ms", w.limits.upstream_timeout_ms),
         ("header_timeout_ms", w.limits.header_timeout_ms),
         ("idle_timeout_ms", w.limits.idle_timeout_ms),
+        ("body_timeout_ms", w.limits.body_timeout_ms),
     ] {
         if let Some(ms) = value
             && (ms == 0 || ms > 3_600_000)

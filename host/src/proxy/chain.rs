@@ -43,6 +43,12 @@ impl InboundChain {
         self.plugins.is_empty()
     }
 
+    /// Some authenticator can read the MCP calls: the message must be read
+    /// before the chain decides, not only for callers it admitted.
+    pub fn reads_mcp_calls(&self) -> bool {
+        self.plugins.iter().any(|p| p.reads_mcp_calls())
+    }
+
     /// Runs the chain on `request`.
     pub async fn decide(&self, request: &Arc<RequestData>) -> Result<Allowed, GatewayError> {
         if self.plugins.is_empty() {

@@ -45,6 +45,10 @@ pub enum GatewayError {
     BadMcpMessage(&'static str),
     /// An MCP message over `limits.max_mcp_message_bytes`.
     McpMessageTooLarge,
+    /// The body did not arrive within `limits.body_timeout_ms` at `limits.min_body_rate_kib`.
+    BodyTimeout,
+    /// The workload's budget for message bytes held before the inbound chain decides is spent.
+    BodyBudgetSpent,
     /// An authorizer refused an MCP call: a JSON-RPC error for the client.
     Forbidden { id: Option<String>, reason: String },
     /// An authorizer wants more scopes (OAuth step-up).
@@ -55,7 +59,7 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// Every label [`GatewayError::reason`] gives, and `forwarded`: the request outcomes.
-    pub const OUTCOMES: [&'static str; 19] = [
+    pub const OUTCOMES: [&'static str; 21] = [
         "forwarded",
         "host_not_allowed",
         "origin_not_allowed",
@@ -72,6 +76,8 @@ impl GatewayError {
         "login_refused",
         "bad_mcp_message",
         "mcp_message_too_large",
+        "body_timeout",
+        "body_budget_spent",
         "forbidden",
         "insufficient_scope",
         "list_unfilterable",
@@ -95,6 +101,8 @@ impl GatewayError {
             GatewayError::LoginRefused { .. } => "login_refused",
             GatewayError::BadMcpMessage(_) => "bad_mcp_message",
             GatewayError::McpMessageTooLarge => "mcp_message_too_large",
+            GatewayError::BodyTimeout => "body_timeout",
+            GatewayError::BodyBudgetSpent => "body_budget_spent",
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::InsufficientScope { .. } => "insufficient_scope",
             GatewayError::ListUnfilterable => "list_unfilterable",
@@ -134,6 +142,8 @@ impl GatewayError {
             ),
             GatewayError::BadMcpMessage(why) => (StatusCode::BAD_REQUEST, format!("The MCP message is not accepted: {why}.")),
             GatewayError::McpMessageTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The MCP message is larger than this workload reads.".to_owned()),
+            GatewayError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time.".to_owned()),
+            GatewayError::BodyBudgetSpent => (StatusCode::SERVICE_UNAVAILABLE, "Too many requests are being read; try again shortly.".to_owned()),
             GatewayError::Forbidden { id, reason } => return forbidden(id, &reason),
             GatewayError::InsufficientScope { scopes, resource_metadata } => return insufficient_scope(&scopes, resource_metadata.as_deref()),
             GatewayError::ListUnfilterable => (StatusCode::BAD_GATEWAY, "The server's list is too large to filter, so it is not passed on.".to_owned()),
@@ -208,6 +218,8 @@ mod tests {
             GatewayError::LoginRefused { status: StatusCode::UNAUTHORIZED, workload: "w".into() },
             GatewayError::BadMcpMessage(""),
             GatewayError::McpMessageTooLarge,
+            GatewayError::BodyTimeout,
+            GatewayError::BodyBudgetSpent,
             GatewayError::Forbidden { id: None, reason: String::new() },
             GatewayError::InsufficientScope { scopes: Vec::new(), resource_metadata: None },
             GatewayError::ListUnfilterable,

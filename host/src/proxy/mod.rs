@@ -3,6 +3,8 @@
 //! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
 //!   connection limits, graceful drain on shutdown.
 //! - [`pipeline`]: what happens to a request, in order — read this first.
+//! - [`body_read`]: reading a body whole (an MCP message), bounded in bytes,
+//!   time and what is held before the inbound chain decides.
 //! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
 //! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
 //! - [`target`]: which methods and paths are accepted (nothing escapes the upstream's base path).
@@ -15,6 +17,7 @@
 //! - [`workload`]: a workload's compiled runtime form.
 
 pub mod body;
+pub mod body_read;
 pub mod chain;
 pub mod error;
 pub mod guard;

@@ -10,7 +10,10 @@
 //!   (HTTP/1.1 keep-alive and HTTP/2 alike: HTTP/2 pings do not count);
 //! - HTTP/2: at most 128 concurrent streams and 64 KiB of headers per request,
 //!   and keep-alive pings that close a connection whose peer stopped answering;
-//! - plain-text listeners speak HTTP/1.1 only: no cleartext HTTP/2 (h2c).
+//! - plain-text listeners speak HTTP/1.1 only: no cleartext HTTP/2 (h2c);
+//! - a refused request that carried a body ends its connection once answered
+//!   ([`ConnectionInfo::close_after_response`]): whoever sends bodies the
+//!   gateway refuses pays a new connection for each, and cannot keep a slot.
 
 use super::body::{BoxError, ProxyBody};
 use bytes::Bytes;
@@ -20,7 +23,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -43,12 +45,25 @@ const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who is connected, recorded once per connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ConnectionInfo {
     pub remote: SocketAddr,
     /// `https` on TLS listeners.
     pub scheme: &'static str,
     pub tls_client_identity: Option<String>,
+    /// Message bytes this connection may hold before the inbound chain has
+    /// decided (one message: `ConnectionLimits::held_before_decision`).
+    pub held_before_decision: Semaphore,
+    /// Asked to end gracefully: no new request, in-flight ones finish.
+    closing: Notify,
+}
+
+impl ConnectionInfo {
+    /// Ends the connection once its requests in flight are answered (HTTP/1.1:
+    /// no keep-alive; HTTP/2: GOAWAY).
+    pub fn close_after_response(&self) {
+        self.closing.notify_one();
+    }
 }
 
 /// Per-listener connection bounds (policy `limits`).
@@ -57,6 +72,9 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Bytes of a message one connection may hold before the inbound chain
+    /// decides: the workload's largest MCP message (0 elsewhere: nothing is read first).
+    pub held_before_decision: usize,
 }
 
 /// What a listener serves. Looked up per connection, so a policy reload
@@ -92,8 +110,8 @@ pub fn spawn<S: Site>(listener: TcpListener, site: Arc<S>) -> std::io::Result<Li
 }
 
 async fn accept_loop<S: Site>(listener: TcpListener, site: Arc<S>, mut stopped: watch::Receiver<bool>) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(site.limits().max_connections));
+    let max_connections = site.limits().max_connections;
+    let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         // Past the cap, stop accepting: connections queue in the kernel, not here.
         let slot = tokio::select! {
@@ -114,67 +132,109 @@ async fn accept_loop<S: Site>(listener: TcpListener, site: Arc<S>, mut stopped: 
         };
         let _ = stream.set_nodelay(true);
         let site = site.clone();
-        let tls = site.tls();
-        let limits = site.limits();
-        let watcher = graceful.watcher();
+        let stopped = stopped.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let activity = Arc::new(Activity::new());
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(H2_MAX_STREAMS)
-                .max_header_list_size(H2_MAX_HEADER_BYTES)
-                .keep_alive_interval(H2_PING_INTERVAL)
-                .keep_alive_timeout(H2_PING_TIMEOUT);
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let conn = Arc::new(ConnectionInfo { remote, scheme, tls_client_identity: None });
-            let service = {
-                let (site, activity) = (site.clone(), activity.clone());
-                service_fn(move |request| {
-                    let (site, conn, activity) = (site.clone(), conn.clone(), activity.clone());
-                    async move {
-                        let in_flight = InFlight::start(activity);
-                        let response = site.handle(request, conn).await;
-                        // The request stays in flight until its response body ends (SSE included).
-                        Ok::<_, Infallible>(response.map(|body| Tracked { body, _in_flight: in_flight }.boxed()))
-                    }
-                })
-            };
-            let served = async {
-                match tls {
-                    Some(config) => {
-                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                        let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(error)) => {
-                                tracing::debug!(%remote, %error, "TLS handshake failed");
-                                return Ok(());
-                            }
-                            Err(_) => return Ok(()),
-                        };
-                        watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
-                    }
-                    // Cleartext HTTP/2 (h2c) is not offered: HTTP/2 comes through TLS ALPN.
-                    None => watcher.watch(builder.http1_only().serve_connection(TokioIo::new(stream), service).into_owned()).await,
-                }
-            };
-            tokio::select! {
-                result = served => {
-                    if let Err(error) = result {
-                        tracing::debug!(%remote, %error, "connection ended with an error");
-                    }
-                }
-                () = activity.idle(limits) => tracing::debug!(%remote, "closing an idle connection"),
-            }
+            serve_connection(stream, remote, site, stopped).await;
         });
     }
     drop(listener);
+    // Every connection holds a slot until it ends: all slots back means all drained.
+    let drained = slots.acquire_many(max_connections as u32);
+    if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing");
+    }
+}
+
+async fn serve_connection<S: Site>(stream: tokio::net::TcpStream, remote: SocketAddr, site: Arc<S>, stopped: watch::Receiver<bool>) {
+    let tls = site.tls();
+    let limits = site.limits();
+    let activity = Arc::new(Activity::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_BYTES)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let conn = Arc::new(ConnectionInfo {
+        remote,
+        scheme,
+        tls_client_identity: None,
+        held_before_decision: Semaphore::new(limits.held_before_decision),
+        closing: Notify::new(),
+    });
+    let service = {
+        let (site, activity, conn) = (site.clone(), activity.clone(), conn.clone());
+        service_fn(move |request| {
+            let (site, conn, activity) = (site.clone(), conn.clone(), activity.clone());
+            async move {
+                let in_flight = InFlight::start(activity);
+                let response = site.handle(request, conn).await;
+                // The request stays in flight until its response body ends (SSE included).
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _in_flight: in_flight }.boxed()))
+            }
+        })
+    };
+    let served = async {
+        match tls {
+            Some(config) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote, %error, "TLS handshake failed");
+                        return Ok(());
+                    }
+                    Err(_) => return Ok(()),
+                };
+                until_closed(builder.serve_connection(TokioIo::new(stream), service), &conn, stopped).await
+            }
+            // Cleartext HTTP/2 (h2c) is not offered: HTTP/2 comes through TLS ALPN.
+            None => until_closed(builder.http1_only().serve_connection(TokioIo::new(stream), service), &conn, stopped).await,
+        }
+    };
     tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; closing"),
+        result = served => {
+            if let Err(error) = result {
+                tracing::debug!(%remote, %error, "connection ended with an error");
+            }
+        }
+        () = activity.idle(limits) => tracing::debug!(%remote, "closing an idle connection"),
+    }
+}
+
+/// Serves `connection` to its end; once the listener stops or the pipeline
+/// asks ([`ConnectionInfo::close_after_response`]), it finishes what is in
+/// flight and closes.
+async fn until_closed<I, S, B>(
+    connection: auto::Connection<'_, I, S, TokioExecutor>,
+    info: &ConnectionInfo,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), BoxError>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = hyper::Response<B>> + hyper::service::HttpService<Incoming, ResBody = B>,
+    <S as hyper::service::Service<hyper::Request<Incoming>>>::Future: Send + 'static,
+    <S as hyper::service::Service<hyper::Request<Incoming>>>::Error: Into<BoxError>,
+    <S as hyper::service::HttpService<Incoming>>::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut connection = std::pin::pin!(connection);
+    let mut ending = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => return result,
+            _ = stopped.changed(), if !ending => {}
+            () = info.closing.notified(), if !ending => {}
+        }
+        connection.as_mut().graceful_shutdown();
+        ending = true;
     }
 }
 

@@ -1,5 +1,6 @@
 //! A workload's runtime form: everything the pipeline needs, built at policy load.
 
+use super::body_read::BodyPace;
 use super::chain::InboundChain;
 use super::guard::RequestGuard;
 use super::headers::HeaderRules;
@@ -33,6 +34,8 @@ pub struct Workload {
     pub mcp: Option<McpSettings>,
     pub upstream: Upstream,
     pub max_body_bytes: u64,
+    /// How fast a body that is read whole (an MCP message) must arrive.
+    pub body_pace: BodyPace,
     pub connections: ConnectionLimits,
     /// Keep a client-sent `X-Request-Id` rather than minting one.
     pub trust_request_id: bool,
@@ -46,4 +49,7 @@ pub struct McpSettings {
     pub authorizers: crate::mcp::authorize::Authorizers,
     /// The server's tool annotations, learnt from the lists filtered since load.
     pub tools: Arc<crate::mcp::annotations::ToolAnnotations>,
+    /// Message bytes that may be held, across the workload's connections,
+    /// before the inbound chain has decided (`limits.max_pending_body_kib`).
+    pub held_before_decision: tokio::sync::Semaphore,
 }

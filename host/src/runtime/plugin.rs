@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 use wasmtime::{Engine, Store, Trap};
 
 /// How component instances are used.
@@ -140,6 +141,9 @@ pub struct Plugin {
     settings: InitSettings,
     /// What the component declared at `init` (from its first instance, at load).
     manifest: Manifest,
+    /// It imports `request.mcp-calls`: an authenticator that may decide on the
+    /// MCP message, which the gateway must then read before the chain.
+    reads_mcp_calls: bool,
     limits: Limits,
     isolation: Isolation,
     caps: Arc<Capabilities>,
@@ -211,7 +215,9 @@ impl Plugin {
             Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Authorizer => Pre::Authorizer(AuthorizerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
         };
+        let reads_mcp_calls = imports_mcp_calls(engine, &spec.component);
         let mut plugin = Plugin {
+            reads_mcp_calls,
             settings: InitSettings { config_json: spec.config_json, workload: spec.label.workload.to_string(), public_url: spec.public_url },
             label: spec.label,
             role: spec.role,
@@ -253,6 +259,14 @@ impl Plugin {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether the component can read the request's MCP calls: its type, not
+    /// its word, says so (a component that does not import `mcp-calls` cannot
+    /// call it), so the gateway reads a message before an authenticator
+    /// decides only where the decision can depend on it.
+    pub fn reads_mcp_calls(&self) -> bool {
+        self.reads_mcp_calls
     }
 
     /// Asks an authenticator for its verdict on `request`.
@@ -528,4 +542,13 @@ fn classify(error: &wasmtime::Error, store: &Store<HostState>) -> PluginFault {
         FaultKind::Trap
     };
     PluginFault { kind, detail }
+}
+
+/// Whether `component` imports `request.mcp-calls` from the contract's `types`
+/// interface (of any version). Components import only the functions they use.
+fn imports_mcp_calls(engine: &Engine, component: &Component) -> bool {
+    component.component_type().imports(engine).any(|(name, import)| {
+        name.starts_with("portcullis:auth/types@")
+            && matches!(&import.ty, ComponentItem::ComponentInstance(types) if types.get_export(engine, "[method]request.mcp-calls").is_some())
+    })
 }

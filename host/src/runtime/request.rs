@@ -11,6 +11,7 @@
 use super::bindings::mcp::McpCall;
 use http::{HeaderMap, Method, Uri};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What a component may read of a request.
 #[derive(Debug, Clone)]
@@ -27,4 +28,13 @@ pub struct RequestData {
     /// The calls of the request's JSON-RPC message (MCP workloads, POST);
     /// empty otherwise.
     pub mcp_calls: Vec<McpCall>,
+}
+
+impl RequestData {
+    /// The view back from the components. Each call drops its reference
+    /// before it returns, so this does not copy; should one ever linger, the
+    /// headers are cloned.
+    pub fn unshare(view: Arc<RequestData>) -> RequestData {
+        Arc::unwrap_or_clone(view)
+    }
 }
