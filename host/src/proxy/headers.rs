@@ -91,7 +91,8 @@ impl HeaderRules {
         // What an injector sets is the gateway's to set (a client's copy would
         // stand where the injector does not write, or beside its value in
         // another spelling), except a credential an authenticator reads first:
-        // the consumed rules remove that one after the chain.
+        // the consumed rules decide that one after the chain, and the injector
+        // sets its own value over it.
         for manifest in outbound {
             strip.extend(manifest.produces.iter().filter(|name| !rules.credentials.contains(name)).cloned());
         }

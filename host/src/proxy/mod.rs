@@ -3,7 +3,7 @@
 //! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
 //!   connection limits, graceful drain on shutdown.
 //! - [`pipeline`]: what happens to a request, in order — read this first.
-//! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
+//! - [`guard`]: `Host`/`Origin` checks against DNS rebinding, and `Sec-Fetch-Site` against cross-site requests.
 //! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
 //! - [`target`]: which methods and paths are accepted (nothing escapes the upstream's base path).
 //! - [`headers`]: the gateway's header rules — framing, hop-by-hop, the identity
