@@ -9,6 +9,7 @@ mod chain;
 mod cli;
 mod component_cache;
 mod conformance;
+mod edges;
 mod faults;
 mod first_run;
 mod keychain;

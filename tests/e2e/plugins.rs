@@ -209,6 +209,100 @@ async fn signatures_are_required_when_the_policy_says_so() {
     assert_eq!(r.status(), 200);
 }
 
+/// Signs `file` with `comment` as its trusted comment (signed with the module).
+fn sign_as(secret: &Path, file: &str, comment: &str) {
+    let out = Command::new("minisign").arg("-S").arg("-s").arg(secret).args(["-m", file, "-t", comment]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_present_but_invalid_signature_is_refused_even_when_signatures_are_optional() {
+    let site = Site::new();
+    let (trusted_secret, trusted) = keypair(site.dir.path(), "trusted");
+    let (other_secret, _) = keypair(site.dir.path(), "other");
+    // Signed by the trusted key, then changed: the signature no longer matches the bytes.
+    let tampered = site.write("tampered.wasm", &module());
+    sign(&trusted_secret, &tampered);
+    site.write("tampered.wasm", &variant("tampered"));
+    let stranger = site.write("stranger.wasm", &variant("stranger"));
+    sign(&other_secret, &stranger);
+    let junk = site.write("junk.wasm", &variant("junk"));
+    std::fs::write(format!("{junk}.minisig"), "not a signature\n").unwrap();
+    let unsigned = site.write("unsigned.wasm", &variant("unsigned"));
+
+    // Installed before any key was trusted: then a policy that trusts one refuses it at load.
+    site.ok(&["plugin", "add", &tampered, "--name", "tampered"]);
+    let head = format!("[plugins]\ntrusted_keys = [\"{trusted}\"]\n");
+    std::fs::write(site.path("policy.toml"), policy(&head, "http://127.0.0.1:9", "127.0.0.1:0", "tampered")).unwrap();
+    let check = site.fails(&["check", site.path("policy.toml").to_str().unwrap()]);
+    assert!(check.contains("the plugin `tampered` is refused") && check.contains("signature"), "{check}");
+    site.ok(&["plugin", "remove", "tampered"]);
+
+    // With the policy in place, `plugin add` refuses each of them, though signatures are not required.
+    for (file, name) in [(&tampered, "tampered"), (&stranger, "stranger"), (&junk, "junk")] {
+        let refused = site.fails(&["plugin", "add", file, "--name", name]);
+        assert!(refused.contains("is refused") && refused.contains("signature"), "{name}: {refused}");
+    }
+    let lock = std::fs::read_to_string(site.path("portcullis.lock")).unwrap();
+    assert!(!lock.contains("name ="), "nothing was pinned: {lock}");
+    // A module without any signature is still accepted: `require_signatures` is off.
+    site.ok(&["plugin", "add", &unsigned, "--name", "unsigned"]);
+}
+
+#[tokio::test]
+async fn an_update_refuses_an_older_or_renamed_signed_build_without_allow_downgrade() {
+    let registry = Registry::start().await;
+    let site = Site::new();
+    let (secret, trusted) = keypair(site.dir.path(), "trusted");
+    let head = format!("[plugins]\ntrusted_keys = [\"{trusted}\"]\n");
+    std::fs::write(site.path("policy.toml"), policy(&head, "http://127.0.0.1:9", "127.0.0.1:0", "api-key")).unwrap();
+    let build = |file: &str, tag: &str, comment: &str| {
+        let path = site.write(file, &variant(tag));
+        sign_as(&secret, &path, comment);
+        path
+    };
+    let v1 = build("v1.wasm", "1", "name:api-key version:1.0.0");
+    let v2 = build("v2.wasm", "2", "name:api-key version:2.0.0");
+    let v10 = build("v10.wasm", "10", "name:api-key version:10.0.0");
+    let other = build("other.wasm", "other", "name:allow-all version:99.0.0");
+    let unsigned = site.write("unsigned.wasm", &variant("unsigned"));
+    let stable = registry.reference("auth/api-key:stable");
+    let lock = || std::fs::read_to_string(site.path("portcullis.lock")).unwrap();
+
+    site.ok(&["plugin", "push", &v2, &stable]);
+    site.ok(&["plugin", "add", &stable, "--name", "api-key"]);
+    let pinned = lock();
+    assert!(pinned.contains(&sha256(&variant("2"))), "{pinned}");
+    // A module signed for another name cannot be installed under this one.
+    let refused = site.fails(&["plugin", "add", &other, "--name", "api-key-2"]);
+    assert!(refused.contains("allow-all") && refused.contains("api-key-2"), "{refused}");
+
+    // The tag moved back to an older signed build: refused, the pin stays.
+    site.ok(&["plugin", "push", &v1, &stable]);
+    let refused = site.fails(&["plugin", "update", "api-key"]);
+    assert!(refused.contains("1.0.0") && refused.contains("2.0.0") && refused.contains("--allow-downgrade"), "{refused}");
+    assert_eq!(lock(), pinned);
+    // Another module from the same signer under the tag: refused whatever its version.
+    site.ok(&["plugin", "push", &other, &stable]);
+    let refused = site.fails(&["plugin", "update", "api-key", "--allow-downgrade"]);
+    assert!(refused.contains("allow-all"), "{refused}");
+    assert_eq!(lock(), pinned);
+    // A build with no signed version after one with: refused too.
+    site.ok(&["plugin", "push", &unsigned, &stable]);
+    let refused = site.fails(&["plugin", "update", "api-key"]);
+    assert!(refused.contains("2.0.0") && refused.contains("--allow-downgrade"), "{refused}");
+    assert_eq!(lock(), pinned);
+
+    // A newer build moves the pin (10.0.0 is newer than 2.0.0: versions, not strings, are compared) ...
+    site.ok(&["plugin", "push", &v10, &stable]);
+    site.ok(&["plugin", "update", "api-key"]);
+    assert!(lock().contains(&sha256(&variant("10"))), "{}", lock());
+    // ... and a deliberate downgrade moves it back.
+    site.ok(&["plugin", "push", &v1, &stable]);
+    site.ok(&["plugin", "update", "api-key", "--allow-downgrade"]);
+    assert!(lock().contains(&sha256(&variant("1"))), "{}", lock());
+}
+
 #[tokio::test]
 async fn a_registry_serving_other_bytes_is_refused() {
     let registry = Registry::start().await;

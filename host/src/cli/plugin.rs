@@ -76,6 +76,9 @@ pub enum PluginCommand {
         name: String,
         #[arg(long, default_value = "policy.toml")]
         policy: PathBuf,
+        /// Accept a build signed with an older version than the pinned one (or with none).
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Remove a module's pin from portcullis.lock.
     Remove {
@@ -144,7 +147,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::Inspect { file, json } => inspect(&file, json),
         PluginCommand::Add { source, name, version, policy } => super::runtime()?.block_on(install::add(&source, name, version, &policy)),
-        PluginCommand::Update { name, policy } => super::runtime()?.block_on(install::update(&name, &policy)),
+        PluginCommand::Update { name, policy, allow_downgrade } => super::runtime()?.block_on(install::update(&name, &policy, allow_downgrade)),
         PluginCommand::Remove { name, policy } => install::remove(&name, &policy),
         PluginCommand::List { policy } => install::list(&policy),
         PluginCommand::Push { file, reference, signature } => super::runtime()?.block_on(install::push(&file, &reference, signature)),

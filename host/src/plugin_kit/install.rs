@@ -37,14 +37,15 @@ pub async fn add(source: &str, name: Option<String>, version: Option<String>, po
         );
     }
     let version = version.or_else(|| fetched.tag.clone());
-    let entry = install(&name, version, parsed.describe(), fetched, policy)?;
+    let entry = install(&name, version, parsed.describe(), fetched, policy, Floor::None)?;
     lock.upsert(entry.clone());
     lock.write(&lock_path)?;
     report("installed", &entry, &lock_path)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn update(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
+/// `allow_downgrade`: accept a build signed with a lower version than the pin's (or with none).
+pub async fn update(name: &str, policy: &Path, allow_downgrade: bool) -> anyhow::Result<ExitCode> {
     let lock_path = lock::beside(policy);
     let mut lock = Lockfile::read(&lock_path)?;
     let pinned =
@@ -56,7 +57,8 @@ pub async fn update(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
     };
     let fetched = fetch(&source).await?;
     let version = fetched.tag.clone().or(pinned.version.clone());
-    let entry = install(name, version, pinned.source.clone(), fetched, policy)?;
+    let floor = if allow_downgrade { Floor::None } else { Floor::Pinned(&pinned) };
+    let entry = install(name, version, pinned.source.clone(), fetched, policy, floor)?;
     if entry == pinned {
         // Nothing to write: a rewrite would reload a running gateway for nothing.
         writeln!(std::io::stdout(), "{name}: unchanged ({})", entry.digest)?;
@@ -127,22 +129,65 @@ async fn fetch(source: &Source) -> anyhow::Result<Fetched> {
     source.fetch(&secrets).await
 }
 
-/// Checks the module (a component of a known world, signed when the policy
-/// requires it) and stores it; returns its lock entry.
-fn install(name: &str, version: Option<String>, source: String, fetched: Fetched, policy: &Path) -> anyhow::Result<LockedPlugin> {
+/// The version an update may not go below.
+enum Floor<'a> {
+    None,
+    /// The pin being moved: its signed version, if it has one.
+    Pinned(&'a LockedPlugin),
+}
+
+/// Checks the module (a component of a known world; its signature, when
+/// present or required, from a trusted key and for this name; not older than
+/// `floor`) and stores it; returns its lock entry.
+fn install(name: &str, version: Option<String>, source: String, fetched: Fetched, policy: &Path, floor: Floor<'_>) -> anyhow::Result<LockedPlugin> {
     let engine = crate::runtime::inspect::engine()?;
     let inspection = crate::runtime::inspect::inspect(&engine, &fetched.wasm).with_context(|| format!("{source} is not a component"))?;
     anyhow::ensure!(inspection.world != "unknown", "{source} exports neither `authenticate` nor `inject` of portcullis:auth (see `portcullis plugin inspect`)");
     let settings = plugin_settings(policy)?;
     let trusted = TrustedKeys::parse(&settings.trusted_keys).map_err(|e| anyhow::anyhow!("{}: [plugins] trusted_keys: {e}", policy.display()))?;
-    let signed_by = match (trusted.is_empty(), trusted.verify(&fetched.wasm, fetched.signature.as_deref())) {
-        (false, Ok(key)) => Some(key),
-        (_, Err(why)) if settings.require_signatures => anyhow::bail!("{source} is refused: {why}, and {} requires signatures", policy.display()),
-        _ => None,
-    };
+    let signed = trusted.check(&fetched.wasm, fetched.signature.as_deref(), settings.require_signatures, name).map_err(|why| {
+        if settings.require_signatures {
+            anyhow::anyhow!("{source} is refused: {why}, and {} requires signatures", policy.display())
+        } else {
+            anyhow::anyhow!(
+                "{source} is refused: {why}; a module that carries a signature must be signed by a key in `[plugins] trusted_keys` of {}",
+                policy.display()
+            )
+        }
+    })?;
+    let signed_version = signed.as_ref().and_then(|s| s.version.as_ref());
+    if let Floor::Pinned(pinned) = floor {
+        not_older(pinned, signed_version)?;
+    }
     let store = PluginStore::in_home(&crate::home::dir()?);
     let digest = store.put(&fetched.wasm, fetched.signature.as_deref())?;
-    Ok(LockedPlugin { name: name.to_owned(), version, source, digest: format!("sha256:{digest}"), signed_by })
+    Ok(LockedPlugin {
+        name: name.to_owned(),
+        version,
+        source,
+        digest: format!("sha256:{digest}"),
+        signed_version: signed_version.map(ToString::to_string),
+        signed_by: signed.map(|s| s.key),
+    })
+}
+
+/// A pin with a signed version moves only to a build signed with that version or a
+/// later one: a registry (or whoever can move its tag) cannot roll it back to an
+/// older, vulnerable, build that is still validly signed.
+fn not_older(pinned: &LockedPlugin, new: Option<&semver::Version>) -> anyhow::Result<()> {
+    let Some(floor) = pinned.signed_version.as_deref() else { return Ok(()) };
+    let name = &pinned.name;
+    let floor = semver::Version::parse(floor).with_context(|| format!("the lock's signed_version {floor:?} of `{name}` is not a semantic version"))?;
+    let deliberately = format!("`portcullis plugin update {name} --allow-downgrade` installs it on purpose");
+    match new {
+        Some(version) if *version >= floor => Ok(()),
+        Some(version) => {
+            anyhow::bail!("`{name}` is pinned to a build signed as version {floor}, and the source now serves version {version}, an older one; {deliberately}")
+        }
+        None => {
+            anyhow::bail!("`{name}` is pinned to a build signed as version {floor}, and the source now serves a build with no signed version; {deliberately}")
+        }
+    }
 }
 
 /// The policy's `[plugins]` table, read on its own: the policy may not load

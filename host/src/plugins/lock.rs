@@ -31,6 +31,10 @@ pub struct LockedPlugin {
     /// The minisign public key (base64) whose signature verified when it was added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
+    /// The version that signature's trusted comment binds (`version:`): `plugin update`
+    /// refuses a build signed with an older one, or with none, without `--allow-downgrade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_version: Option<String>,
 }
 
 impl LockedPlugin {
@@ -109,7 +113,14 @@ mod tests {
         assert_eq!(Lockfile::read(&path).unwrap().plugins.len(), 0, "no file: an empty lock");
         let mut lock = Lockfile { version: 1, plugins: Vec::new() };
         let digest = format!("sha256:{}", "ab".repeat(32));
-        lock.upsert(LockedPlugin { name: "api-key".into(), version: Some("1.0.0".into()), source: "oci://r/x:1.0.0".into(), digest, signed_by: None });
+        lock.upsert(LockedPlugin {
+            name: "api-key".into(),
+            version: Some("1.0.0".into()),
+            source: "oci://r/x:1.0.0".into(),
+            digest,
+            signed_by: None,
+            signed_version: None,
+        });
         lock.write(&path).unwrap();
         let read = Lockfile::read(&path).unwrap();
         assert_eq!(read, lock);

@@ -144,7 +144,7 @@ async fn compile_workload(
     Ok(Workload {
         metrics: metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: RequestGuard::new(Some(public_url), &file.allowed_hosts, &file.allowed_origins),
-        headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), strip_request_headers),
+        headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), outbound.iter().map(|p| p.manifest()), strip_request_headers),
         protected_resource: builtins_config::oidc_metadata(&file.inbound)
             .map(|(issuers, scopes)| ProtectedResource::new(public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
@@ -429,14 +429,15 @@ fn load_plugin(policy: &LoadedPolicy, reference: &str, key: &KeyPath, runtime: &
         }
         Err(e) => return Err(err(format!("the module the lock pins for `{}` cannot be used: {e:#}", locked.name), update)),
     };
-    if policy.file.plugins.as_ref().is_some_and(|p| p.require_signatures) {
-        policy.trusted_keys.verify(&module.wasm, module.signature.as_deref()).map_err(|why| {
-            err(
-                format!("the plugin `{}` is refused: {why}, and `[plugins] require_signatures = true`", locked.name),
-                Some("its author signs it with `minisign -S -s KEY -m FILE.wasm`; add their public key to `[plugins] trusted_keys`".into()),
-            )
-        })?;
-    }
+    // The same rule as `plugin add`: a signature, when present, must be good.
+    let required = policy.file.plugins.as_ref().is_some_and(|p| p.require_signatures);
+    policy.trusted_keys.check(&module.wasm, module.signature.as_deref(), required, &locked.name).map_err(|why| {
+        let and = if required { ", and `[plugins] require_signatures = true`" } else { "" };
+        err(
+            format!("the plugin `{}` is refused: {why}{and}", locked.name),
+            Some("its author signs it with `minisign -S -s KEY -m FILE.wasm`; add their public key to `[plugins] trusted_keys`".into()),
+        )
+    })?;
     runtime.component(locked.sha256(), &module.wasm).map_err(|e| err(format!("the plugin `{}` is not a usable component: {e:#}", locked.name), None))
 }
 

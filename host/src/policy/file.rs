@@ -115,9 +115,11 @@ pub struct WorkloadFile {
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     /// Headers removed from every client request before the chain runs, besides
-    /// the defaults (`Forwarded`, every `X-Forwarded-*`, `X-Real-IP`, `X-Client-IP`,
-    /// `True-Client-IP`, `X-Original-URL`, `X-Original-URI`, `X-Rewrite-URL`, and
-    /// every header an inbound component produces). For headers your upstream trusts.
+    /// the defaults (`Forwarded`, every `X-Forwarded-*` and `X-Envoy-*`, `X-Real-IP`,
+    /// `X-Client-IP`, `True-Client-IP`, the CDNs' client-address headers, `X-Host`,
+    /// `X-Original-URL` and the method overrides: docs/policy.md lists them; and
+    /// every header a component of the workload produces). Each is removed in
+    /// every spelling (any case, `_` for `-`). For headers your upstream trusts.
     #[serde(default)]
     pub strip_request_headers: Vec<String>,
     /// Keep a client's `X-Request-Id` (when it is 1-128 visible ASCII characters) instead
@@ -133,9 +135,15 @@ pub struct WorkloadFile {
     /// Authenticators, in order.
     #[serde(default)]
     pub inbound: Vec<ChainEntryFile>,
-    /// Credential injectors toward the upstream, in order.
+    /// Credential injectors toward the upstream, in order. With an `http://`
+    /// upstream that is not loopback (127.0.0.0/8, `::1`, `localhost`) they would
+    /// send their credentials in clear: refused unless `allow_cleartext`.
     #[serde(default)]
     pub outbound: Vec<ChainEntryFile>,
+    /// Let `outbound` injectors send credentials to an `http://` upstream that is
+    /// not loopback, in clear (a trusted private network). Logged as a warning at load.
+    #[serde(default)]
+    pub allow_cleartext: bool,
     /// Read each POST as an MCP JSON-RPC message (components see its calls;
     /// authorizers decide them). Default: true when `public_url`'s path ends in `/mcp`.
     pub mcp: Option<bool>,

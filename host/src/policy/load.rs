@@ -287,6 +287,9 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             validate_entry(file, entry, &key.key(chain).index(n), p);
         }
     }
+    if let Some(upstream) = &upstream {
+        check_cleartext(w, upstream, key, p);
+    }
     let public_url = public_url?;
     // The documented default: an endpoint named `/mcp` speaks MCP.
     let mcp = w.mcp.unwrap_or_else(|| public_url.path().trim_end_matches('/').ends_with("/mcp"));
@@ -303,6 +306,25 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         p.error(&key.key("limits").key("max_mcp_message_bytes"), "must be between 1 and 67108864", None);
     }
     Some(ParsedWorkload { upstream: upstream?, public_url, strip_request_headers, mcp })
+}
+
+/// Injectors send credentials (a registry token, an API key) to the upstream:
+/// over plain `http` only to loopback, or where the policy says so on purpose.
+fn check_cleartext(w: &WorkloadFile, upstream: &url::Url, key: &KeyPath, p: &mut Problems<'_>) {
+    let cleartext = upstream.scheme() == "http" && !upstream.host_str().is_some_and(crate::plugins::is_loopback_authority);
+    if w.outbound.is_empty() || !cleartext {
+        return;
+    }
+    let host = upstream.host_str().unwrap_or_default();
+    if w.allow_cleartext {
+        p.warn(&key.key("allow_cleartext"), format!("the outbound injectors send credentials in clear to {host} (`http://`, not loopback)"), None);
+    } else {
+        p.error(
+            &key.key("upstream"),
+            format!("the outbound injectors would send credentials in clear to {host}: the upstream is `http://` and not loopback"),
+            format!("use an https:// upstream (`upstream_ca` for a private CA), or set `allow_cleartext = true` on workload {:?} if the network to {host} is trusted", w.name),
+        );
+    }
 }
 
 fn check_hosts(hosts: &[String], key: &KeyPath, p: &mut Problems<'_>) {
@@ -478,6 +500,36 @@ public_url = "http://127.0.0.1:8080"
             with("", "cache_mib = 1025, cache_entries = 0"),
             Err(vec!["workloads[0].inbound[0].limits.cache_mib".to_owned(), "workloads[0].inbound[0].limits.cache_entries".to_owned()])
         );
+    }
+
+    #[test]
+    fn an_injector_toward_a_cleartext_upstream_is_refused_unless_allowed() {
+        let injector = "  [[workloads.outbound]]\n  component = \"builtin:registry-token\"\n";
+        let with = |upstream: &str, extra: &str| {
+            GOOD.replace("http://127.0.0.1:3001", upstream).replace("  [[workloads.inbound]]", &format!("{extra}{injector}  [[workloads.inbound]]"))
+        };
+        let errors = load(&with("http://registry.example.com/api", "")).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let error = &errors[0];
+        assert_eq!((error.line, error.key.to_string()), (Some(6), "workloads[0].upstream".to_owned()));
+        assert!(error.message.contains("in clear") && error.message.contains("registry.example.com"), "{}", error.message);
+        assert!(error.hint.as_deref().is_some_and(|h| h.contains("https://") && h.contains("allow_cleartext = true")), "{:?}", error.hint);
+        // Loopback (127.0.0.0/8, ::1, localhost) and https need nothing.
+        for upstream in ["http://127.0.0.1:3001", "http://127.1.2.3:3001", "http://[::1]:3001", "http://LOCALHOST:3001", "https://registry.example.com"] {
+            let policy = load(&with(upstream, "")).unwrap_or_else(|e| panic!("{upstream}: {e}"));
+            assert!(policy.warnings.is_empty(), "{upstream}: {:?}", policy.warnings);
+        }
+        // Names that only look local are not loopback.
+        for upstream in ["http://localhost.example.com", "http://10.0.0.1", "http://[::ffff:8.8.8.8]"] {
+            assert!(load(&with(upstream, "")).is_err(), "{upstream}");
+        }
+        // An explicit opt-in loads, with a warning at the key.
+        let policy = load(&with("http://registry.example.com/api", "allow_cleartext = true\n")).unwrap();
+        assert_eq!(policy.warnings.len(), 1, "{:?}", policy.warnings);
+        assert_eq!(policy.warnings[0].key.to_string(), "workloads[0].allow_cleartext");
+        assert!(policy.warnings[0].message.contains("in clear"), "{}", policy.warnings[0].message);
+        // Without an injector there is no token to leak.
+        assert!(load(&GOOD.replace("http://127.0.0.1:3001", "http://10.0.0.1")).is_ok());
     }
 
     #[test]

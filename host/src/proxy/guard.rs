@@ -5,13 +5,18 @@
 //! cross-site requests. The MCP transport specification asks local servers to
 //! check both. By default only `public_url`'s host and the loopback names are
 //! accepted (on any port); the policy's `allowed_hosts` and `allowed_origins`
-//! extend that. A request without `Origin` (a non-browser client) is fine.
+//! extend that. A request without `Origin` (a non-browser client) is fine,
+//! unless a browser says it comes from another site (`Sec-Fetch-Site`): an
+//! `<img>` or a link on any page would otherwise drive a workload that needs
+//! no credential from the caller (an anonymous workload whose injector adds the
+//! user's token).
 
 use crate::origin::{Origin, host_of};
 use http::request::Parts;
 use http::{HeaderMap, header};
 
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+const SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
 
 /// A workload's accepted hosts and origins, built once at policy load.
 #[derive(Debug, Clone)]
@@ -52,11 +57,15 @@ impl RequestGuard {
         self.any_port.iter().any(|h| h.eq_ignore_ascii_case(host)) || self.exact.iter().any(|e| e.eq_ignore_ascii_case(authority))
     }
 
-    /// Whether the request's `Origin` (if any) is acceptable.
+    /// Whether the request's `Origin` (if any) is acceptable, and a browser's
+    /// cross-site request carries one that is.
     pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
         let mut values = headers.get_all(http::header::ORIGIN).iter();
         let Some(value) = values.next() else {
-            return true;
+            // A browser sends no `Origin` with a GET from an `<img>`, a link or
+            // a form on another site, but it does say where the request comes
+            // from: without an `Origin` to check, a cross-site one is refused.
+            return !cross_site(headers);
         };
         if values.next().is_some() {
             return false;
@@ -66,6 +75,23 @@ impl RequestGuard {
             return false;
         };
         self.origins.contains(&origin) || self.any_port.iter().any(|h| h == origin.host())
+    }
+}
+
+/// Whether a browser marks the request as sent by another site (Fetch
+/// Metadata, `Sec-Fetch-Site`): `cross-site`, or `same-site` (another origin of
+/// the same site, such as another port on `localhost`). Several values are
+/// ambiguous and count as cross-site; `same-origin`, `none` (typed by the user)
+/// and no header (not a browser) do not. A browser never lets a page set it.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(SEC_FETCH_SITE).iter();
+    match (values.next(), values.next()) {
+        (None, _) => false,
+        (Some(value), None) => {
+            let value = value.as_bytes();
+            value.eq_ignore_ascii_case(b"cross-site") || value.eq_ignore_ascii_case(b"same-site")
+        }
+        (Some(_), Some(_)) => true,
     }
 }
 
@@ -148,5 +174,29 @@ mod tests {
         let mut two = with("http://localhost");
         two.append(http::header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(!g.origin_allowed(&two));
+    }
+
+    #[test]
+    fn cross_site_requests_need_an_accepted_origin() {
+        let g = guard();
+        let request = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            }
+            h
+        };
+        // A cross-site <img> or link: no Origin, only Sec-Fetch-Site.
+        for site in ["cross-site", "same-site", "CROSS-SITE"] {
+            assert!(!g.origin_allowed(&request(&[("sec-fetch-site", site)])), "{site}");
+            assert!(!g.origin_allowed(&request(&[("sec-fetch-site", site), ("origin", "https://evil.example")])), "{site}");
+            assert!(g.origin_allowed(&request(&[("sec-fetch-site", site), ("origin", "https://app.example.org")])), "{site}");
+            assert!(g.origin_allowed(&request(&[("sec-fetch-site", site), ("origin", "http://localhost:3000")])), "{site}");
+        }
+        for site in ["none", "same-origin"] {
+            assert!(g.origin_allowed(&request(&[("sec-fetch-site", site)])), "{site}");
+        }
+        // Two values cannot be told apart: refused, as two Origins are.
+        assert!(!g.origin_allowed(&request(&[("sec-fetch-site", "same-origin"), ("sec-fetch-site", "cross-site")])));
     }
 }

@@ -6,9 +6,11 @@
 //! 1. [`normalise_framing`]: one `Content-Length`, none beside `Transfer-Encoding`.
 //! 2. [`remove_hop_by_hop`]: hop-by-hop headers and those named in `Connection`.
 //! 3. [`HeaderRules::strip_untrusted`]: the identity namespace — proxy headers
-//!    (`Forwarded`, every `X-Forwarded-*`, `X-Real-IP`, ...) and every header an
-//!    inbound component produces — so a client cannot forge what the upstream
-//!    trusts. The forwarder sets `X-Forwarded-For/-Proto/-Host` itself.
+//!    (`Forwarded`, every `X-Forwarded-*`, `X-Real-IP`, ...), every header an
+//!    inbound component produces and every header an injector produces — so a
+//!    client cannot forge what the upstream trusts. A name is stripped in every
+//!    spelling a server may fold onto it: any case, `_` for `-`. The forwarder
+//!    sets `X-Forwarded-For/-Proto/-Host` itself.
 //! 4. [`HeaderRules::check_credentials`]: credential headers must be text.
 //! 5. After the chain, [`HeaderRules::remove_consumed`]: every credential an
 //!    inbound component consumes, whichever component allowed.
@@ -17,13 +19,48 @@ use super::error::GatewayError;
 use crate::runtime::verdict::Manifest;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Proxy headers that upstreams read as facts about the client; never taken from one.
-const UNTRUSTED: [&str; 7] = ["forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "x-original-url", "x-original-uri", "x-rewrite-url"];
+/// Proxy headers that upstreams, CDNs and frameworks read as facts about the
+/// client or the request; never taken from one. Besides the classics
+/// (`Forwarded`, RFC 7239; `X-Real-IP`, nginx), the client-address headers of
+/// load balancers and CDNs (`X-Cluster-Client-IP`, `CF-Connecting-IP`,
+/// `Fastly-Client-IP`, Rails' `Client-IP`), the host overrides (`X-Host`,
+/// `X-Original-Host`) and the URL and method overrides that frameworks honour
+/// (`X-Original-URL`, `X-HTTP-Method-Override` and its two variants), which
+/// would let a client turn an authorized `GET` into a `DELETE` upstream, and
+/// `X-Original-Method`, which nginx's `auth_request` convention trusts.
+const UNTRUSTED: [&str; 20] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "client-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-host",
+    "x-original-host",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+];
+
+/// Whole families of proxy headers: every `X-Forwarded-*`, and Envoy's
+/// `X-Envoy-*`, which Envoy trusts from an internal peer (the gateway is one to
+/// a sidecar) and which set its routing, retries and timeouts.
+const UNTRUSTED_PREFIXES: [&str; 2] = ["x-forwarded-", "x-envoy-"];
 
 /// A workload's header rules, built at policy load.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderRules {
-    /// Removed from client requests before the chain (besides every `x-forwarded-*`).
+    /// Removed from client requests before the chain (besides the
+    /// [`UNTRUSTED_PREFIXES`]), in every spelling: lower case, `-` for `_`.
     strip: Vec<HeaderName>,
     /// Credentials consumed by some inbound component: must be UTF-8 text.
     credentials: Vec<HeaderName>,
@@ -32,22 +69,18 @@ pub struct HeaderRules {
 }
 
 impl HeaderRules {
-    /// `inbound`: the manifests of the workload's authenticators; `extra`: the
-    /// policy's `strip_request_headers`.
-    pub fn new<'a>(inbound: impl IntoIterator<Item = &'a Manifest>, extra: &[HeaderName]) -> Self {
+    /// `inbound`: the manifests of the workload's authenticators; `outbound`:
+    /// those of its injectors; `extra`: the policy's `strip_request_headers`.
+    pub fn new<'a>(inbound: impl IntoIterator<Item = &'a Manifest>, outbound: impl IntoIterator<Item = &'a Manifest>, extra: &[HeaderName]) -> Self {
         let mut rules = HeaderRules::default();
         let add = |list: &mut Vec<HeaderName>, name: &HeaderName| {
             if !list.contains(name) {
                 list.push(name.clone());
             }
         };
-        for name in UNTRUSTED.iter().map(|n| HeaderName::from_static(n)).chain(extra.iter().cloned()) {
-            add(&mut rules.strip, &name);
-        }
+        let mut strip: Vec<HeaderName> = UNTRUSTED.iter().map(|n| HeaderName::from_static(n)).chain(extra.iter().cloned()).collect();
         for manifest in inbound {
-            for name in &manifest.produces {
-                add(&mut rules.strip, name);
-            }
+            strip.extend(manifest.produces.iter().cloned());
             for name in &manifest.consumes {
                 add(&mut rules.credentials, name);
                 if !manifest.forwards.contains(name) {
@@ -55,17 +88,34 @@ impl HeaderRules {
                 }
             }
         }
+        // What an injector sets is the gateway's to set (a client's copy would
+        // stand where the injector does not write, or beside its value in
+        // another spelling), except a credential an authenticator reads first:
+        // the consumed rules decide that one after the chain, and the injector
+        // sets its own value over it.
+        for manifest in outbound {
+            strip.extend(manifest.produces.iter().filter(|name| !rules.credentials.contains(name)).cloned());
+        }
+        for name in strip {
+            add(&mut rules.strip, &folded(name));
+        }
         rules
     }
 
+    /// Runs on every request: one pass over the request's names, compared
+    /// without allocating; a name is cloned only to remove it (usually never).
     pub fn strip_untrusted(&self, headers: &mut HeaderMap) {
-        for name in &self.strip {
+        while let Some(name) = headers.keys().find(|name| self.is_stripped(name)).cloned() {
             headers.remove(name);
         }
-        // Usually none: one pass over the names, no allocation.
-        while let Some(name) = headers.keys().find(|n| n.as_str().starts_with("x-forwarded-")).cloned() {
-            headers.remove(name);
-        }
+    }
+
+    /// Whether a client's header name, in any spelling, is one the gateway strips.
+    fn is_stripped(&self, name: &HeaderName) -> bool {
+        // Header names are lower case already; only `_` needs folding.
+        let name = name.as_str().as_bytes();
+        UNTRUSTED_PREFIXES.iter().any(|prefix| name.len() > prefix.len() && eq_folded(&name[..prefix.len()], prefix.as_bytes()))
+            || self.strip.iter().any(|stripped| eq_folded(name, stripped.as_str().as_bytes()))
     }
 
     /// A credential that is not UTF-8 would be hidden from (or garbled for) the
@@ -84,6 +134,19 @@ impl HeaderRules {
             headers.remove(name);
         }
     }
+}
+
+/// `name` with every `_` as `-`: the spelling the rules keep.
+fn folded(name: HeaderName) -> HeaderName {
+    if !name.as_str().contains('_') {
+        return name;
+    }
+    HeaderName::from_bytes(name.as_str().replace('_', "-").as_bytes()).expect("`-` for `_` keeps a header name valid")
+}
+
+/// `client` equals `folded` (lower case, `-` for `_`) once its `_` are read as `-`.
+fn eq_folded(client: &[u8], folded: &[u8]) -> bool {
+    client.len() == folded.len() && client.iter().zip(folded).all(|(&c, &f)| c == f || (c == b'_' && f == b'-'))
 }
 
 /// Makes the body's framing unambiguous before anything else reads it
@@ -156,7 +219,7 @@ mod tests {
     #[test]
     fn the_identity_namespace_is_stripped() {
         let manifest = Manifest { produces: vec![HeaderName::from_static("x-user-email")], ..Manifest::default() };
-        let rules = HeaderRules::new([&manifest], &[HeaderName::from_static("x-tenant")]);
+        let rules = HeaderRules::new([&manifest], [], &[HeaderName::from_static("x-tenant")]);
         let mut h = map(&[
             ("x-forwarded-user", "admin"),
             ("x-forwarded-email", "a@b"),
@@ -174,10 +237,40 @@ mod tests {
     }
 
     #[test]
+    fn other_spellings_and_injected_headers_are_stripped() {
+        let inbound =
+            Manifest { produces: vec![HeaderName::from_static("x-user-email")], consumes: vec![HeaderName::from_static("x-api-key")], ..Manifest::default() };
+        // An injector's header is stripped, unless an authenticator reads it first.
+        let injector = Manifest { produces: vec![HeaderName::from_static("x-upstream-key"), HeaderName::from_static("x-api-key")], ..Manifest::default() };
+        let rules = HeaderRules::new([&inbound], [&injector], &[HeaderName::from_static("x_tenant")]);
+        let mut h = map(&[
+            ("X_Forwarded_User", "admin"),
+            ("x-forwarded_email", "a@b"),
+            ("x_real_ip", "10.0.0.1"),
+            ("x_user_email", "forged"),
+            ("x-tenant", "other"),
+            ("x_tenant", "other"),
+            ("x-upstream-key", "forged"),
+            ("x_upstream_key", "forged"),
+            ("cf-connecting-ip", "1"),
+            ("x-http-method-override", "DELETE"),
+            ("x_envoy_internal", "true"),
+            ("x-api-key", "k"),
+            ("x_forwarded", "not a family member"),
+            ("x-user_emails", "not the same name"),
+            ("accept", "*/*"),
+        ]);
+        rules.strip_untrusted(&mut h);
+        let mut kept: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["accept", "x-api-key", "x-user_emails", "x_forwarded"]);
+    }
+
+    #[test]
     fn consumed_credentials_go_unless_forwarded() {
         let a = Manifest { consumes: vec![HeaderName::from_static("x-api-key")], ..Manifest::default() };
         let b = Manifest { consumes: vec![header::AUTHORIZATION], forwards: vec![header::AUTHORIZATION], ..Manifest::default() };
-        let rules = HeaderRules::new([&a, &b], &[]);
+        let rules = HeaderRules::new([&a, &b], [], &[]);
         let mut h = map(&[("x-api-key", "k"), ("authorization", "Bearer t"), ("accept", "*/*")]);
         rules.remove_consumed(&mut h);
         assert!(h.get("x-api-key").is_none());

@@ -5,7 +5,7 @@
 //! - [`pipeline`]: what happens to a request, in order — read this first.
 //! - [`body_read`]: reading a body whole (an MCP message), bounded in bytes,
 //!   time and what is held before the inbound chain decides.
-//! - [`guard`]: `Host`/`Origin` checks against DNS rebinding.
+//! - [`guard`]: `Host`/`Origin` checks against DNS rebinding, and `Sec-Fetch-Site` against cross-site requests.
 //! - [`chain`]: the inbound chain and its rule; the only place an [`chain::Allowed`] is made.
 //! - [`target`]: which methods and paths are accepted (nothing escapes the upstream's base path).
 //! - [`headers`]: the gateway's header rules — framing, hop-by-hop, the identity

@@ -127,7 +127,8 @@ fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, Ga
     if !workload.guard.host_allowed(&authority) {
         return Err(GatewayError::HostNotAllowed);
     }
-    // A browser's Origin, when present, must be one we accept.
+    // A browser's Origin, when present, must be one we accept, and a
+    // cross-site request (`Sec-Fetch-Site`) must carry one.
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
