@@ -258,4 +258,17 @@ mod tests {
             }
         }
     }
+
+    /// A resource whose URI could resolve elsewhere is hidden before any
+    /// authorizer is asked (here there are none, which allows everything).
+    #[tokio::test]
+    async fn resource_items_out_of_the_one_spelling_are_hidden() {
+        let call = McpCall { method: "resources/list".into(), name: None, arguments_json: None, annotations_json: None, id: Some("7".into()) };
+        let mut filter = filter("7");
+        filter.list = ListRequest::of(&[call]).unwrap();
+        let list = r#"{"jsonrpc":"2.0","id":7,"result":{"resources":[{"uri":"file:///public/a"},{"uri":"file:///public/../secret"},{"uri":"file:///public/%73ecret"},{"uri":"FILE:///public/b"},{"uri":"file://localhost/public/c"}]}}"#;
+        let response = filter.apply(response(200, "application/json", list)).await.unwrap();
+        let value: Value = serde_json::from_slice(&body_of(response).await.unwrap()).unwrap();
+        assert_eq!(value["result"]["resources"], serde_json::json!([{"uri":"file:///public/a"}]));
+    }
 }
