@@ -202,7 +202,7 @@ mod tests {
         }
     }
 
-    fn response(status: u16, content_type: &str, body: &'static str) -> Response<Body> {
+    fn response(status: u16, content_type: &'static str, body: &'static str) -> Response<Body> {
         let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed());
         *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
         if !content_type.is_empty() {
