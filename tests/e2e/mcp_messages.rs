@@ -35,7 +35,8 @@ struct Session {
 impl Session {
     async fn open(server: &McpServer) -> Session {
         let authorize = format!("anonymous = true\n  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{POLICIES}''' }}\n");
-        let policy = workload("tools", &server.url(), &authorize).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"");
+        let policy =
+            workload("tools", &server.url(), &authorize).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"");
         let gw = TestGateway::start(&format!("version = 1\n{policy}")).await.unwrap();
         let url = format!("{}/mcp", gw.url("tools").await);
         let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -179,7 +180,9 @@ async fn completion_is_decided_as_its_reference() {
     assert_ne!(session.post(&complete(json!({ "type": "ref/prompt", "name": "greeting" }))).await.status(), 403);
     assert_ne!(session.post(&complete(json!({ "type": "ref/resource", "uri": "file:///public/{name}" }))).await.status(), 403);
     // A reference the gateway cannot read is refused, not passed.
-    for reference in [json!({ "type": "ref/tool", "name": "echo" }), json!({ "type": "ref/prompt" }), json!({ "type": "ref/resource", "uri": "file:///public/../x" })] {
+    for reference in
+        [json!({ "type": "ref/tool", "name": "echo" }), json!({ "type": "ref/prompt" }), json!({ "type": "ref/resource", "uri": "file:///public/../x" })]
+    {
         assert_eq!(session.post(&complete(reference.clone())).await.status(), 400, "{reference}");
     }
 }
@@ -192,7 +195,9 @@ async fn completion_is_decided_as_its_reference() {
 async fn a_tool_not_yet_listed_is_refused_where_policies_read_annotations() {
     let server = McpServer::start(true).await;
     let session = Session::open(&server).await;
-    let call = |tool: &str, arguments: Value| json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": { "name": tool, "arguments": arguments } }).to_string();
+    let call = |tool: &str, arguments: Value| {
+        json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": { "name": tool, "arguments": arguments } }).to_string()
+    };
     let r = session.post(&call("delete_file", json!({ "path": "/etc/passwd" }))).await;
     let status = r.status();
     let body = json(r).await;

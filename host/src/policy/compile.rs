@@ -9,6 +9,7 @@ use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
+use crate::mcp::annotations::{self, ToolAnnotations};
 use crate::mcp::audit::AuditFile;
 use crate::mcp::authorize::Authorizers;
 use crate::proxy::chain::InboundChain;
@@ -145,10 +146,14 @@ async fn compile_workload(
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         outbound_logs_in,
-        mcp: mcp.then(|| McpSettings {
-            max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
-            authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned() },
-            tools: Default::default(),
+        mcp: mcp.then(|| {
+            let tools = Arc::new(ToolAnnotations::default());
+            let reads_annotations = authorize.iter().any(|p| annotations::read_by(p.config_json()));
+            McpSettings {
+                max_message_bytes: file.limits.max_mcp_message_bytes.unwrap_or(DEFAULT_MAX_MCP_MESSAGE_BYTES) as usize,
+                authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned(), annotations: reads_annotations.then(|| tools.clone()) },
+                tools,
+            }
         }),
         upstream,
         tls,
