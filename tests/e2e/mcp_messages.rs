@@ -119,7 +119,8 @@ async fn keys_equal_under_case_folding_are_refused() {
         assert_eq!(status, 400, "{body}: {text}");
         assert!(text.contains("bad_mcp_message"), "{text}");
     }
-    // A tool's own argument may be called `Name`.
+    // A tool's own argument may be called `Name` (once the tools are listed: the policy reads annotations).
+    assert_eq!(session.post(r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#).await.status(), 200);
     let ok = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi","Name":"x"}}}"#;
     assert_eq!(session.post(ok).await.status(), 200);
 }
