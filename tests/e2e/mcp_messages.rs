@@ -32,13 +32,18 @@ struct Session {
     id: String,
 }
 
+/// The gateway, with the Cedar authorizer, in front of `server`; its MCP URL.
+async fn gateway(server: &McpServer) -> (TestGateway, String) {
+    let authorize = format!("anonymous = true\n  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{POLICIES}''' }}\n");
+    let policy = workload("tools", &server.url(), &authorize).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"");
+    let gw = TestGateway::start(&format!("version = 1\n{policy}")).await.unwrap();
+    let url = format!("{}/mcp", gw.url("tools").await);
+    (gw, url)
+}
+
 impl Session {
     async fn open(server: &McpServer) -> Session {
-        let authorize = format!("anonymous = true\n  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{POLICIES}''' }}\n");
-        let policy =
-            workload("tools", &server.url(), &authorize).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"");
-        let gw = TestGateway::start(&format!("version = 1\n{policy}")).await.unwrap();
-        let url = format!("{}/mcp", gw.url("tools").await);
+        let (gw, url) = gateway(server).await;
         let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "e2e", "version": "0" } } });
         let r = raw(&url, None, &initialize.to_string()).await;
@@ -93,6 +98,33 @@ async fn list_ids_beyond_i_json_are_refused_not_passed_unfiltered() {
     let r = session.post(r#"{"jsonrpc":"2.0","id":9007199254740991,"method":"tools/list"}"#).await;
     assert_eq!(r.status(), 200);
     assert_eq!(tool_names(&json(r).await), ["echo", "add"]);
+}
+
+/// Item 2: a 2024-11-05 HTTP+SSE server (the SDK's `SSEServerTransport`)
+/// answers every POST with 202 and sends the answer on its GET stream, which
+/// is not filtered. A 202 to a list request carried no list to filter, and
+/// passed as if filtered; it is now unfilterable (502).
+#[tokio::test]
+async fn a_list_answered_202_is_unfilterable() {
+    let server = McpServer::start_legacy_sse().await;
+    let (_gw, url) = gateway(&server).await;
+    let mut stream = client().get(&url).header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("\n\n") {
+        let chunk = stream.chunk().await.unwrap().expect("the endpoint event");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let endpoint = seen.lines().find_map(|line| line.strip_prefix("data: ")).expect("an endpoint event").trim().to_owned();
+    let post_url = format!("{}{endpoint}", url.trim_end_matches("/mcp"));
+    let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": { "name": "e2e", "version": "0" } } });
+    assert_eq!(raw(&post_url, None, &initialize.to_string()).await.status(), 202, "not a list: passes as the server answered");
+    let r = raw(&post_url, None, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).await;
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains("list_unfilterable"), "{text}");
 }
 
 /// Item 3: a key that differs from one the gateway reads only by case is a
