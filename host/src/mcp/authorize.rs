@@ -13,10 +13,10 @@ use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Decision;
 use std::sync::Arc;
 
-/// The methods an authorizer is asked about; every other method (initialize,
-/// ping, notifications, logging) passes without asking, but for
-/// `completion/complete`, asked about as the `prompts/get` or `resources/read`
-/// of its `ref` ([`message::completion_subject`]).
+/// The methods an authorizer is asked about. A `completion/complete` is asked
+/// about as the `prompts/get` or `resources/read` of its `ref`
+/// ([`message::completion_subject`]); every other method (initialize, ping,
+/// notifications, logging) passes without asking.
 pub const AUTHORIZED_METHODS: [&str; 9] = [
     "tools/call",
     "prompts/get",
@@ -75,14 +75,16 @@ impl Authorizers {
             if let (Some(tools), "tools/call", Some(name)) = (&self.annotations, call.method.as_str(), &call.name)
                 && !tools.listed(name)
             {
-                tracing::info!(target: "audit", workload, subject = ?identity.map(|i| i.subject.as_str()), method = %call.method, name = ?call.name,
-                    decision = "deny", "authorization decision: the tool's annotations are not known yet");
-                return Err(Refusal::Denied {
-                    id: call.id.clone(),
-                    reason: format!(
-                        "tools/call of `{name}` waits for the tool's annotations, which this workload's policy reads: list the tools (tools/list), then call again"
-                    ),
-                });
+                // Decided by the gateway, before any authorizer, and audited as such.
+                let reason = format!(
+                    "tools/call of `{name}` waits for the tool's annotations, which this workload's policy reads: list the tools (tools/list), then call again"
+                );
+                let decision = Decision::Deny { reason: reason.clone(), rule: Some("annotations-not-listed".into()) };
+                audit(workload, identity, call, &decision, "gateway", true);
+                if let Some(file) = &self.audit {
+                    file.write(&record(request, workload, identity, call, &decision, "gateway", file));
+                }
+                return Err(Refusal::Denied { id: call.id.clone(), reason });
             }
             match self.decide_one(request, identity, call, workload, true).await? {
                 Decision::Allow { .. } => {}
