@@ -26,6 +26,7 @@
 //! - [`client_config`]: MCP client configuration entries for a workload.
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
 //! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
+//! - [`paths`]: the one path rule (request targets, MCP resource URIs).
 
 pub mod admin;
 pub mod bridge;
@@ -36,6 +37,7 @@ pub mod home;
 pub mod keys;
 pub mod mcp;
 pub mod origin;
+pub mod paths;
 pub mod plugin_kit;
 pub mod plugins;
 pub mod policy;

@@ -15,6 +15,7 @@ mod first_run;
 mod keychain;
 mod limits;
 mod logs;
+mod mcp_messages;
 mod oidc;
 mod plugin_kit;
 mod plugins;

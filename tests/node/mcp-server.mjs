@@ -20,6 +20,9 @@
 //   --notify     SSE only (ignored with --json): before each JSON-RPC response, send a
 //                `notifications/message` {level:"info",logger:"mcp-server",data:"answering request
 //                <id>"} on the same SSE stream, so the stream carries two `event: message` events.
+//   --legacy-sse the 2024-11-05 HTTP+SSE transport (SDK `SSEServerTransport`) instead: GET /mcp
+//                opens the event stream, whose first event is `endpoint` (`/mcp?sessionId=<id>`);
+//                each POST to that URL is answered 202 and its answer sent on the GET stream.
 //   --keepalive-ms N  SSE keep-alive comment (`: keepalive`) interval, SDK default 15000; 0 = off.
 //                Together with --delay-ms it puts comment frames into POST SSE responses.
 //   default      stateful: `initialize` (POST without `Mcp-Session-Id`) creates a session and the
@@ -71,11 +74,12 @@ import readline from "node:readline";
 import { randomUUID } from "node:crypto";
 import { McpServer, ResourceTemplate } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { SSEServerTransport } from "@modelcontextprotocol/sdk/server/sse.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
 const USAGE =
-  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--delay-ms N] [--notify] [--keepalive-ms N]";
+  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N]";
 const args = process.argv.slice(2);
 const portArg = args[0];
 if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) {
@@ -84,6 +88,7 @@ if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) 
 }
 let JSON_RESPONSES = false;
 let STATELESS = false;
+let LEGACY_SSE = false;
 let DELAY_MS = 0;
 let NOTIFY = false;
 let KEEPALIVE_MS; // undefined = SDK default (15000)
@@ -99,6 +104,7 @@ for (let i = 1; i < args.length; i++) {
   };
   if (flag === "--json") JSON_RESPONSES = true;
   else if (flag === "--stateless") STATELESS = true;
+  else if (flag === "--legacy-sse") LEGACY_SSE = true;
   else if (flag === "--notify") NOTIFY = true;
   else if (flag === "--delay-ms") DELAY_MS = number();
   else if (flag === "--keepalive-ms") KEEPALIVE_MS = number();
@@ -247,6 +253,27 @@ function newTransport(onInitialized) {
 
 // Stateful mode: session id -> { transport, server }.
 const sessions = new Map();
+// --legacy-sse: session id -> SSEServerTransport.
+const legacySessions = new Map();
+
+async function handleLegacy(req, res, info) {
+  if (req.method === "GET") {
+    const transport = new SSEServerTransport(MCP_PATH, res);
+    legacySessions.set(transport.sessionId, transport);
+    res.on("close", () => legacySessions.delete(transport.sessionId));
+    return createMcpServer().connect(transport);
+  }
+  if (req.method !== "POST") {
+    req.resume();
+    return sendJson(res, 405, rpcError(-32000, "Method not allowed."), { allow: "GET, POST" });
+  }
+  const id = new URL(req.url ?? "/", "http://x").searchParams.get("sessionId");
+  const transport = id === null ? undefined : legacySessions.get(id);
+  const body = JSON.parse(await readBody(req));
+  info.rpc = rpcMethods(body);
+  if (!transport) return sendJson(res, 404, rpcError(-32001, "Session not found"));
+  return transport.handlePostMessage(req, res, body);
+}
 
 function sendJson(res, status, body, headers = {}) {
   const t = JSON.stringify(body);
@@ -285,6 +312,7 @@ async function handle(req, res, info) {
     req.resume();
     return sendJson(res, 404, { error: "not_found" });
   }
+  if (LEGACY_SSE) return handleLegacy(req, res, info);
   const sessionId = req.headers["mcp-session-id"];
 
   if (req.method === "POST") {

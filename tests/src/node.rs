@@ -109,6 +109,14 @@ impl McpServer {
         McpServer { port, _child: child }
     }
 
+    /// The 2024-11-05 HTTP+SSE transport (`--legacy-sse`): POSTs are answered
+    /// 202, their answers sent on the GET stream.
+    pub async fn start_legacy_sse() -> McpServer {
+        let port = free_port();
+        let (child, _, _) = start("mcp-server.mjs", &[port.to_string(), "--legacy-sse".into()]).await;
+        McpServer { port, _child: child }
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

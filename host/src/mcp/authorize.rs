@@ -3,7 +3,9 @@
 //! client asked for. Every authorizer must allow; the first refusal decides.
 //! Every decision is one audit line (`target: "audit"`).
 
+use super::annotations::ToolAnnotations;
 use super::audit::AuditFile;
+use super::message;
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::bindings::types::Identity;
 use crate::runtime::plugin::{FaultKind, Plugin};
@@ -11,8 +13,10 @@ use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Decision;
 use std::sync::Arc;
 
-/// The methods an authorizer is asked about; every other method (initialize,
-/// ping, notifications, completion, logging) passes without asking.
+/// The methods an authorizer is asked about. A `completion/complete` is asked
+/// about as the `prompts/get` or `resources/read` of its `ref`
+/// ([`message::completion_subject`]); every other method (initialize, ping,
+/// notifications, logging) passes without asking.
 pub const AUTHORIZED_METHODS: [&str; 9] = [
     "tools/call",
     "prompts/get",
@@ -31,6 +35,11 @@ pub struct Authorizers {
     pub plugins: Arc<[Arc<Plugin>]>,
     /// `[audit] file`, shared by the policy's workloads.
     pub audit: Option<Arc<AuditFile>>,
+    /// The workload's tools, when an authorizer may read their annotations
+    /// ([`super::annotations::read_by`]): a `tools/call` of a tool not listed
+    /// since the last load is then refused, since it would be decided as if
+    /// the tool had none (a forbid on `destructiveHint` would not match).
+    pub annotations: Option<Arc<ToolAnnotations>>,
 }
 
 /// Why a call may not proceed.
@@ -51,7 +60,32 @@ impl Authorizers {
 
     /// Decides every call of the request that needs a decision.
     pub async fn decide(&self, request: &Arc<RequestData>, identity: Option<&Identity>, workload: &str) -> Result<(), Refusal> {
-        for call in request.mcp_calls.iter().filter(|c| AUTHORIZED_METHODS.contains(&c.method.as_str())) {
+        for call in &request.mcp_calls {
+            let completion;
+            let call = match call.method.as_str() {
+                "completion/complete" => {
+                    // `parse` made the call, so its `ref` reads; should it not, refuse.
+                    completion = message::completion_subject(call)
+                        .ok_or_else(|| Refusal::Denied { id: call.id.clone(), reason: "completion/complete: the reference cannot be read".into() })?;
+                    &completion
+                }
+                method if AUTHORIZED_METHODS.contains(&method) => call,
+                _ => continue,
+            };
+            if let (Some(tools), "tools/call", Some(name)) = (&self.annotations, call.method.as_str(), &call.name)
+                && !tools.listed(name)
+            {
+                // Decided by the gateway, before any authorizer, and audited as such.
+                let reason = format!(
+                    "tools/call of `{name}` waits for the tool's annotations, which this workload's policy reads: list the tools (tools/list), then call again"
+                );
+                let decision = Decision::Deny { reason: reason.clone(), rule: Some("annotations-not-listed".into()) };
+                audit(workload, identity, call, &decision, "gateway", true);
+                if let Some(file) = &self.audit {
+                    file.write(&record(request, workload, identity, call, &decision, "gateway", file));
+                }
+                return Err(Refusal::Denied { id: call.id.clone(), reason });
+            }
             match self.decide_one(request, identity, call, workload, true).await? {
                 Decision::Allow { .. } => {}
                 Decision::Deny { reason, .. } => return Err(Refusal::Denied { id: call.id.clone(), reason }),

@@ -47,14 +47,29 @@ impl ListRequest {
         }
     }
 
+    /// Whether `message` is the response to this request: its id, byte for byte.
+    pub fn answered_by(&self, message: &Value) -> bool {
+        message.get("id").map(Value::to_string).as_deref() == Some(self.id.as_str())
+    }
+
     /// The items of `message` to ask about, when it is the response to this
     /// request: `(index, call)` for each. `None` when it is another message.
     pub fn items(&self, message: &Value) -> Option<Vec<McpCall>> {
-        if message.get("id").map(Value::to_string).as_deref() != Some(self.id.as_str()) {
+        if !self.answered_by(message) {
             return None;
         }
         let items = message.get("result")?.get(self.kind.key)?.as_array()?;
         Some(items.iter().map(|item| self.item_call(item)).collect())
+    }
+
+    /// Why an item's name may not be asked about: a resource URI or template
+    /// that is not in the one spelling policies match is hidden unasked, as
+    /// the same URI in a `resources/read` is refused.
+    pub fn name_problem(&self, item: &McpCall) -> Option<&'static str> {
+        match self.kind.item_method {
+            "resources/read" => crate::paths::resource_uri_problem(item.name.as_deref().unwrap_or_default()),
+            _ => None,
+        }
     }
 
     /// Keeps the items whose entry in `keep` is true.
@@ -115,5 +130,18 @@ mod tests {
         let items = request.items(&json!({"jsonrpc":"2.0","id":"x","result":{"resourceTemplates":[{"uriTemplate":"file:///{n}"}]}})).unwrap();
         assert_eq!((items[0].method.as_str(), items[0].name.as_deref()), ("resources/read", Some("file:///{n}")));
         assert!(ListRequest::of(&[]).is_none());
+    }
+
+    #[test]
+    fn resource_names_out_of_the_one_spelling_are_flagged() {
+        let request = list("resources/list", "1");
+        let items = request
+            .items(&json!({"jsonrpc":"2.0","id":1,"result":{"resources":[{"uri":"file:///public/a"},{"uri":"file:///public/../secret"},{"uri":"FILE:///x"}]}}))
+            .unwrap();
+        let problems: Vec<bool> = items.iter().map(|item| request.name_problem(item).is_some()).collect();
+        assert_eq!(problems, [false, true, true]);
+        let tools = list("tools/list", "1");
+        let items = tools.items(&json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"../x"}]}})).unwrap();
+        assert_eq!(tools.name_problem(&items[0]), None, "tool names are names, not paths");
     }
 }

@@ -1,9 +1,23 @@
 //! The JSON-RPC message of an MCP POST, read once by the gateway: what the
 //! authorizers, the audit log and the components' `request.mcp-calls` see.
+//!
+//! "Once" means one reading for every server behind the gateway too: a message
+//! that another JSON parser could read differently is refused (400), not
+//! guessed at. Go's `encoding/json` and many C# servers match keys without
+//! regard to case, and parsers disagree on which of two equal keys wins, so a
+//! message may not have two keys equal under case folding in any object, nor a
+//! key that folds to one the gateway reads without being spelt exactly so
+//! ([`keys`]). Integer ids stay within what every server holds exactly
+//! (I-JSON, RFC 7493), and resource URIs are in the one spelling policies
+//! match ([`crate::paths::resource_uri_problem`]).
 
 use crate::runtime::bindings::mcp::McpCall;
 use http::HeaderMap;
 use serde_json::Value;
+
+/// The largest integer id: ±(2^53 − 1), what an IEEE double (JavaScript's
+/// number, Go's `float64` in `any`) holds exactly (I-JSON, RFC 7493 2.2).
+const MAX_ID: u64 = (1 << 53) - 1;
 
 /// Why a POST to an MCP workload is not a usable JSON-RPC message (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,13 +26,17 @@ pub enum MessageError {
     NotJsonRpc(&'static str),
     /// `Mcp-Method` or `Mcp-Name` says something else than the body.
     HeadersDisagree(&'static str),
+    /// Keys another parser could read differently.
+    AmbiguousKeys(&'static str),
+    /// A resource URI that is not the one spelling of its resource.
+    ResourceUri(&'static str),
 }
 
 impl MessageError {
     pub fn describe(self) -> &'static str {
         match self {
             MessageError::NotJson => "the body is not JSON",
-            MessageError::NotJsonRpc(why) | MessageError::HeadersDisagree(why) => why,
+            MessageError::NotJsonRpc(why) | MessageError::HeadersDisagree(why) | MessageError::AmbiguousKeys(why) | MessageError::ResourceUri(why) => why,
         }
     }
 }
@@ -27,6 +45,7 @@ impl MessageError {
 /// the client sends back to the server (to sampling or elicitation requests)
 /// are not calls: they are checked for shape and left out.
 pub fn parse(body: &[u8]) -> Result<Vec<McpCall>, MessageError> {
+    keys::check(body)?;
     let value: Value = serde_json::from_slice(body).map_err(|_| MessageError::NotJson)?;
     let messages = match value {
         Value::Object(message) => vec![message],
@@ -47,8 +66,12 @@ pub fn parse(body: &[u8]) -> Result<Vec<McpCall>, MessageError> {
         }
         let id = match message.get("id") {
             None => None,
-            // Integers only: `1.0` or `1e22` would not match the `1` a server answers with.
-            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+            // Integers only: `1.0` or `1e22` would not match the `1` a server answers with,
+            // and past 2^53 a server that reads numbers as doubles answers with another id.
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|i| i.unsigned_abs() <= MAX_ID) => Some(n.to_string()),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
+                return Err(MessageError::NotJsonRpc("`id` is an integer outside ±(2^53 − 1), which not every server reads exactly"));
+            }
             Some(id @ Value::String(_)) => Some(id.to_string()),
             Some(_) => return Err(MessageError::NotJsonRpc("`id` is neither a string nor an integer")),
         };
@@ -66,21 +89,53 @@ pub fn parse(body: &[u8]) -> Result<Vec<McpCall>, MessageError> {
 /// each method keeps it.
 fn call(method: &str, params: Option<&Value>, id: Option<String>) -> Result<McpCall, MessageError> {
     let field = |key: &str| params.and_then(|p| p.get(key));
-    let name = match method {
-        "tools/call" | "prompts/get" => {
-            Some(field("name").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.name` string"))?.to_owned())
+    let uri = |uri: Option<&Value>| -> Result<String, MessageError> {
+        let uri = uri.and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.uri` string"))?;
+        match crate::paths::resource_uri_problem(uri) {
+            Some(why) => Err(MessageError::ResourceUri(why)),
+            None => Ok(uri.to_owned()),
         }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            Some(field("uri").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.uri` string"))?.to_owned())
-        }
-        _ => None,
     };
-    let arguments_json = match field("arguments") {
+    let mut arguments_json = match field("arguments") {
         None | Some(Value::Null) => None,
         Some(arguments @ Value::Object(_)) => Some(arguments.to_string()),
         Some(_) => return Err(MessageError::NotJsonRpc("`params.arguments` is not an object")),
     };
+    let name = match method {
+        "tools/call" | "prompts/get" => {
+            Some(field("name").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.name` string"))?.to_owned())
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(uri(field("uri"))?),
+        // A completion is about the prompt or resource its `ref` names; the
+        // `ref` itself is its `arguments_json`, which [`completion_subject`] reads.
+        "completion/complete" => {
+            const NO_REF: MessageError =
+                MessageError::NotJsonRpc("`completion/complete` needs a `params.ref` of type `ref/prompt` with a `name`, or `ref/resource` with a `uri`");
+            let reference = field("ref").filter(|r| r.is_object()).ok_or(NO_REF)?;
+            let subject = match reference.get("type").and_then(Value::as_str) {
+                Some("ref/prompt") => reference.get("name").and_then(Value::as_str).ok_or(NO_REF)?.to_owned(),
+                Some("ref/resource") => uri(Some(reference.get("uri").ok_or(NO_REF)?))?,
+                _ => return Err(NO_REF),
+            };
+            arguments_json = Some(reference.to_string());
+            Some(subject)
+        }
+        _ => None,
+    };
     Ok(McpCall { method: method.to_owned(), name, arguments_json, annotations_json: None, id })
+}
+
+/// What a `completion/complete` call is decided as: `prompts/get` of a
+/// `ref/prompt`, `resources/read` of a `ref/resource` (`None` for a call
+/// [`parse`] did not make).
+pub fn completion_subject(call: &McpCall) -> Option<McpCall> {
+    let reference: Value = serde_json::from_str(call.arguments_json.as_deref()?).ok()?;
+    let method = match reference.get("type")?.as_str()? {
+        "ref/prompt" => "prompts/get",
+        "ref/resource" => "resources/read",
+        _ => return None,
+    };
+    Some(McpCall { method: method.to_owned(), name: Some(call.name.clone()?), arguments_json: None, annotations_json: None, id: call.id.clone() })
 }
 
 /// The headers of MCP revisions that name the method and its subject outside
@@ -108,6 +163,149 @@ pub fn check_headers(headers: &HeaderMap, calls: &[McpCall]) -> Result<(), Messa
         }
     }
     Ok(())
+}
+
+/// The key check: one pass over the raw message, before it is read.
+mod keys {
+    use super::MessageError;
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::collections::HashSet;
+    use std::fmt;
+
+    const TWO_KEYS: &str = "an object has two keys that are equal, or equal but for case";
+    const MISSPELT: &str = "a key differs from one the gateway reads only by case";
+
+    /// Where an object sits, and so which of its keys the gateway reads.
+    #[derive(Clone, Copy)]
+    enum Level {
+        /// The body: a message, or a batch of them.
+        Body,
+        Message,
+        Params,
+        /// `params.ref` of `completion/complete`.
+        Ref,
+        /// Anything deeper (`arguments`, `result`, `_meta`, ...): only the
+        /// rule on two keys applies, since a tool's argument may be `Name`.
+        Other,
+    }
+
+    impl Level {
+        fn read(self) -> &'static [&'static str] {
+            match self {
+                Level::Body | Level::Message => &["jsonrpc", "id", "method", "params", "result", "error"],
+                Level::Params => &["name", "uri", "arguments", "ref"],
+                Level::Ref => &["type", "name", "uri"],
+                Level::Other => &[],
+            }
+        }
+
+        fn member(self, key: &str) -> Level {
+            match (self, key) {
+                (Level::Body | Level::Message, "params") => Level::Params,
+                (Level::Params, "ref") => Level::Ref,
+                _ => Level::Other,
+            }
+        }
+
+        fn item(self) -> Level {
+            match self {
+                Level::Body => Level::Message,
+                _ => Level::Other,
+            }
+        }
+    }
+
+    /// Refuses what another parser could read differently (see the module docs).
+    pub(super) fn check(body: &[u8]) -> Result<(), MessageError> {
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        match Level::Body.deserialize(&mut reader).and_then(|()| reader.end()) {
+            Ok(()) => Ok(()),
+            Err(error) if error.is_data() && error.to_string().starts_with(TWO_KEYS) => Err(MessageError::AmbiguousKeys(TWO_KEYS)),
+            Err(error) if error.is_data() && error.to_string().starts_with(MISSPELT) => Err(MessageError::AmbiguousKeys(MISSPELT)),
+            Err(_) => Err(MessageError::NotJson),
+        }
+    }
+
+    /// A key as case-insensitive parsers compare it: Unicode simple case
+    /// folding, which Go's `EqualFold` uses, closed over what .NET's
+    /// `OrdinalIgnoreCase` (upper case) and Java's `equalsIgnoreCase` (lower
+    /// case) equate. Each character goes to the lower case of its upper case,
+    /// so `ſ` (long s) meets `s`, `ı` meets `i`, `ς` meets `σ`, and the Kelvin
+    /// sign meets `k`, as they do under folding; `char::to_lowercase` alone
+    /// misses these. `İ` is Java's `i`. A character whose upper case is longer
+    /// (`ß`, whose full upper case is `SS`) keeps its lower case, as simple
+    /// folding does. Over-equating errs on the side of refusing.
+    pub(super) fn fold(key: &str) -> String {
+        let mut folded = String::with_capacity(key.len());
+        for c in key.chars() {
+            if c == '\u{130}' {
+                folded.push('i');
+                continue;
+            }
+            let mut upper = c.to_uppercase();
+            match (upper.next(), upper.next()) {
+                (Some(u), None) => folded.extend(u.to_lowercase()),
+                _ => folded.extend(c.to_lowercase()),
+            }
+        }
+        folded
+    }
+
+    impl<'de> DeserializeSeed<'de> for Level {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Level {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("JSON")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(self.item())?.is_some() {}
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let level = if matches!(self, Level::Body) { Level::Message } else { self };
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let folded = fold(&key);
+                if level.read().iter().any(|read| *read == folded && *read != key) {
+                    return Err(de::Error::custom(MISSPELT));
+                }
+                let member = level.member(&key);
+                if !seen.insert(folded) {
+                    return Err(de::Error::custom(TWO_KEYS));
+                }
+                map.next_value_seed(member)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -163,5 +361,109 @@ mod tests {
         assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]), &calls).is_err());
         let batch = parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#).unwrap();
         assert!(check_headers(&headers(&[("mcp-method", "ping")]), &batch).is_err());
+    }
+
+    #[test]
+    fn ids_outside_i_json_are_refused() {
+        for id in ["9007199254740993", "-9007199254740993", "9007199254740992", "18446744073709551615", "18446744073709551616", "1e400", "-1e400"] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+            assert!(parse(body.as_bytes()).is_err(), "{id}");
+            let response = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
+            assert!(parse(response.as_bytes()).is_err(), "{id} in a response");
+        }
+        for id in ["9007199254740991", "-9007199254740991", "0"] {
+            let calls = parse(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#).as_bytes()).unwrap();
+            assert_eq!(calls[0].id.as_deref(), Some(id));
+        }
+    }
+
+    #[test]
+    fn keys_equal_under_case_folding_are_refused() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_docs","Name":"delete_repo"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_docs","name":"delete_repo"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"Method":"tools/call","params":{"name":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","arguments":{"path":"/public/a","Path":"/etc/shadow"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","arguments":{"a":[{"deep":{"k":1,"K":2}}]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","arguments":{"k":1,"\u212a":2}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r"},"paramſ":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","argumentſ":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"r"}}"#,
+            r#"{"jsonrpc":"2.0","ID":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"r"}}"#,
+            r#"[{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","id":1,"method":"ping","Id":2}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","Name":"b"},"argument":{"name":"x","value":""}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"Ref":{"type":"ref/prompt","name":"a"},"argument":{"name":"x","value":""}}}"#,
+        ] {
+            assert!(parse(body.as_bytes()).is_err(), "{body}");
+        }
+        // Keys the gateway does not read may be spelt in any case, once.
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","arguments":{"Name":"Bob","ID":3,"Path":"/a"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","_meta":{"progressToken":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"r","arguments":{"straße":1,"strasse":2}}}"#,
+        ] {
+            assert!(parse(body.as_bytes()).is_ok(), "{body}");
+        }
+    }
+
+    #[test]
+    fn resource_uris_are_canonical() {
+        for uri in ["file:///public/a.md", "file:///public/", "https://example.com/a?b=c", "file:///public/{name}", "file:///a%20b", "note://x/caf%C3%A9"] {
+            let calls = parse(format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#).as_bytes()).unwrap();
+            assert_eq!(calls[0].name.as_deref(), Some(uri));
+        }
+        for uri in [
+            "file:///public/../secrets/db.env",
+            "file:///public/%2E%2e/secrets/db.env",
+            "file:///public/%73ecret",
+            "file:///public/%7e",
+            "FILE:///public/a",
+            "File:///public/a",
+            "file://localhost/public/a",
+            "file:////public/a",
+            "file:///public//a",
+            "file:///public%2fa",
+            "file:///public%5Ca",
+            r"file:///public\\a",
+            "file:///caf%c3%a9",
+            "file:///a%2",
+            "HTTPS://example.com/a",
+            "https://EXAMPLE.com/a",
+        ] {
+            for method in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"{uri}"}}}}"#);
+                assert!(parse(body.as_bytes()).is_err(), "{method} {uri}");
+            }
+        }
+    }
+
+    #[test]
+    fn completion_names_its_reference() {
+        let complete = |reference: &str| {
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{{"ref":{reference},"argument":{{"name":"x","value":"v"}}}}}}"#)
+        };
+        let calls = parse(complete(r#"{"type":"ref/prompt","name":"greeting"}"#).as_bytes()).unwrap();
+        assert_eq!((calls[0].method.as_str(), calls[0].name.as_deref()), ("completion/complete", Some("greeting")));
+        let calls = parse(complete(r#"{"type":"ref/resource","uri":"file:///public/{name}"}"#).as_bytes()).unwrap();
+        assert_eq!(calls[0].name.as_deref(), Some("file:///public/{name}"));
+        for reference in [
+            r#"{"type":"ref/tool","name":"x"}"#,
+            r#"{"type":"ref/prompt"}"#,
+            r#"{"type":"ref/resource","name":"x"}"#,
+            r#""x""#,
+            r#"{"type":"ref/resource","uri":"file:///a/../b"}"#,
+        ] {
+            assert!(parse(complete(reference).as_bytes()).is_err(), "{reference}");
+        }
+        assert!(parse(br#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{}}"#).is_err());
+    }
+
+    #[test]
+    fn folding_meets_what_case_insensitive_parsers_equate() {
+        for (a, b) in [("Name", "name"), ("paramſ", "params"), ("\u{212a}ey", "key"), ("ıd", "id"), ("İd", "id"), ("ΣΑς", "σας"), ("ǅ", "ǆ")] {
+            assert_eq!(keys::fold(a), keys::fold(b), "{a} {b}");
+        }
+        assert_ne!(keys::fold("straße"), keys::fold("strasse"));
     }
 }

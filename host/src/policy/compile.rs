@@ -9,6 +9,7 @@ use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
+use crate::mcp::annotations::{self, ToolAnnotations};
 use crate::mcp::audit::AuditFile;
 use crate::mcp::authorize::Authorizers;
 use crate::proxy::body_read::BodyPace;
@@ -150,13 +151,17 @@ async fn compile_workload(
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
         outbound_logs_in,
-        mcp: mcp.then(|| McpSettings {
-            max_message_bytes,
-            authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned() },
-            tools: Default::default(),
-            held_before_decision: tokio::sync::Semaphore::new(
-                (file.limits.max_pending_body_kib.unwrap_or(DEFAULT_MAX_PENDING_BODY_KIB) * 1024).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
-            ),
+        mcp: mcp.then(|| {
+            let tools = Arc::new(ToolAnnotations::default());
+            let reads_annotations = authorize.iter().any(|p| annotations::read_by(p.config_json()));
+            McpSettings {
+                max_message_bytes,
+                authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned(), annotations: reads_annotations.then(|| tools.clone()) },
+                tools,
+                held_before_decision: tokio::sync::Semaphore::new(
+                    (file.limits.max_pending_body_kib.unwrap_or(DEFAULT_MAX_PENDING_BODY_KIB) * 1024).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+                ),
+            }
         }),
         upstream,
         tls,

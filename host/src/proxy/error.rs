@@ -53,7 +53,8 @@ pub enum GatewayError {
     Forbidden { id: Option<String>, reason: String },
     /// An authorizer wants more scopes (OAuth step-up).
     InsufficientScope { scopes: Vec<String>, resource_metadata: Option<String> },
-    /// A list response too large to filter is not passed on unfiltered.
+    /// A list response that could not be filtered (too large, unreadable, or
+    /// without the response to the list request) is not passed on unfiltered.
     ListUnfilterable,
 }
 
@@ -146,7 +147,10 @@ impl GatewayError {
             GatewayError::BodyBudgetSpent => (StatusCode::SERVICE_UNAVAILABLE, "Too many requests are being read; try again shortly.".to_owned()),
             GatewayError::Forbidden { id, reason } => return forbidden(id, &reason),
             GatewayError::InsufficientScope { scopes, resource_metadata } => return insufficient_scope(&scopes, resource_metadata.as_deref()),
-            GatewayError::ListUnfilterable => (StatusCode::BAD_GATEWAY, "The server's list is too large to filter, so it is not passed on.".to_owned()),
+            GatewayError::ListUnfilterable => (
+                StatusCode::BAD_GATEWAY,
+                "The server's answer to the list could not be filtered (too large, unreadable, or not the list's response), so it is not passed on.".to_owned(),
+            ),
         };
         respond(status, json(&json!({ "error": code, "message": message })))
     }

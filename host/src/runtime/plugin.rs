@@ -257,6 +257,11 @@ impl Plugin {
         &self.manifest
     }
 
+    /// The config the component was given at `init`, as JSON.
+    pub fn config_json(&self) -> &str {
+        &self.settings.config_json
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }
