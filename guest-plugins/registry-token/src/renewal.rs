@@ -108,8 +108,8 @@ impl Tokens {
             Err(why) => return self.failed(config, stored, format!("could not discover the token endpoint: {why}")),
         };
         let form = endpoint::refresh_form(oauth, refresh_token);
-        match endpoint::exchange(&endpoints.token, form, Some(refresh_token), seconds(now_ms())) {
-            Exchange::Issued(token) => {
+        match after_refresh(endpoint::exchange(&endpoints.token, form, Some(refresh_token), seconds(now_ms()))) {
+            Refreshed::Renewed(token) => {
                 // Stored before use: if the provider rotated the refresh token, the
                 // old one is spent, and only the store can hand the new one on.
                 if let Err(error) = store::write(key, &token) {
@@ -121,8 +121,7 @@ impl Tokens {
                 log::debug(&format!("renewed the registry token under `{key}` (expires at {}, refresh token {refresh})", token.expires_at));
                 Ok(self.adopt(token))
             }
-            Exchange::Refused { status, error } => {
-                let error = error.unwrap_or_else(|| "none".into());
+            Refreshed::LoginEnded { status, error } => {
                 log::warn(&format!(
                     "the identity provider refused the refresh token under `{key}` (HTTP {status}, error `{error}`); removing it, a new login is needed"
                 ));
@@ -133,7 +132,7 @@ impl Tokens {
                 backoff::clear();
                 Err(refusal::auth_required(&config.workload))
             }
-            Exchange::Failed(cause) => self.failed(config, stored, cause),
+            Refreshed::Retry(cause) => self.failed(config, stored, cause),
         }
     }
 
@@ -183,4 +182,64 @@ impl Tokens {
 
 fn seconds(ms: u64) -> u64 {
     ms / 1000
+}
+
+/// What the token endpoint's answer to a refresh means for the stored login.
+#[derive(Debug, PartialEq, Eq)]
+enum Refreshed {
+    /// New tokens: store them, then use them.
+    Renewed(StoredToken),
+    /// The refresh token is dead: remove it; only a new login helps.
+    LoginEnded { status: u16, error: String },
+    /// Worth trying again after the backoff; the stored login stays.
+    Retry(String),
+}
+
+fn after_refresh(exchange: Exchange) -> Refreshed {
+    match exchange {
+        Exchange::Issued(token) => Refreshed::Renewed(token),
+        Exchange::Refused { status, error } => Refreshed::LoginEnded { status, error: error.unwrap_or_else(|| "none".into()) },
+        Exchange::Failed(cause) => Refreshed::Retry(cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::classify;
+
+    fn refresh_answer(status: u16, body: &str) -> Refreshed {
+        after_refresh(classify(status, body.as_bytes(), Some("rt"), 1_700_000_000))
+    }
+
+    #[test]
+    fn only_invalid_grant_ends_the_login() {
+        for (status, body) in [(400, r#"{"error":"invalid_grant"}"#), (401, r#"{"error":"invalid_grant","error_description":"expired"}"#)] {
+            assert_eq!(refresh_answer(status, body), Refreshed::LoginEnded { status, error: "invalid_grant".into() }, "{status} {body}");
+        }
+        // A WAF's 403, a CDN's 404, a 400 or 401 without the OAuth code, or
+        // another OAuth error: the refresh token may be good, so keep it and back off.
+        for (status, body) in [
+            (403, "<html>Forbidden</html>"),
+            (404, "<html>Not Found</html>"),
+            (403, r#"{"error":"invalid_grant"}"#),
+            (404, r#"{"error":"invalid_grant"}"#),
+            (400, "<html>Bad Request</html>"),
+            (401, ""),
+            (400, r#"{"error":"invalid_request"}"#),
+            (401, r#"{"error":"invalid_client"}"#),
+            (400, r#"{"error":"invalid_grant\u0000x"}"#),
+            (410, r#"{"error":"invalid_grant"}"#),
+        ] {
+            match refresh_answer(status, body) {
+                Refreshed::Retry(cause) => {
+                    assert!(cause.contains(&status.to_string()), "{cause}");
+                    assert!(!cause.contains('<'), "no provider prose: {cause}");
+                }
+                other => panic!("{status} {body}: {other:?}"),
+            }
+        }
+        assert!(matches!(refresh_answer(500, ""), Refreshed::Retry(_)));
+        assert!(matches!(refresh_answer(200, r#"{"access_token":"a","token_type":"Bearer"}"#), Refreshed::Renewed(_)));
+    }
 }

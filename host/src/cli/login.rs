@@ -154,13 +154,64 @@ fn open_browser(url: &str) {
         .ok()
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| if cfg!(target_os = "macos") { "open" } else { "xdg-open" }.to_owned());
-    let spawned = std::process::Command::new(&opener)
+    if let Err(e) = open_with(&opener, url) {
+        eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
+    }
+}
+
+/// Starts `opener` with `url` as its one argument.
+fn open_with(opener: &str, url: &str) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(opener)
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn();
-    if let Err(e) = spawned {
-        eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
+        .spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser that records the URL it was given.
+    fn recording_browser(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("browser.sh");
+        std::fs::write(&script, "#!/bin/sh\nprintf '%s' \"$1\" > \"$0.url\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script.display().to_string(), dir.join("browser.sh.url"))
+    }
+
+    fn opened(url: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (browser, record) = recording_browser(dir.path());
+        if let Ok(mut child) = open_with(&browser, url) {
+            child.wait().unwrap();
+        }
+        std::fs::read_to_string(record).ok()
+    }
+
+    // Issue 22, item 9: a component chooses the URL; only web pages are opened.
+    #[test]
+    fn only_https_or_loopback_http_urls_are_opened() {
+        for good in ["https://idp.example.com/auth?client_id=a&state=s", "http://127.0.0.1:9000/auth?x=1", "http://localhost:9000/auth", "http://[::1]:9000/auth"] {
+            assert_eq!(opened(good).as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "data:text/html,<script>alert(1)</script>",
+            "smb://attacker.example/share",
+            "ms-settings:",
+            "http://idp.example.com/auth",
+            "http://127.0.0.2/auth",
+            "https://idp.example.com/auth\n--new-window",
+            "https://idp.example.com/auth\u{1b}]8;;x",
+            "https://idp.example.com/a b",
+            "--help",
+            "",
+        ] {
+            assert_eq!(opened(bad), None, "{bad:?} was opened");
+        }
     }
 }
