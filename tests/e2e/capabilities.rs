@@ -71,7 +71,8 @@ async fn a_secret_write_waits_for_the_store_lock_only_within_the_call_deadline()
         "{}  grants = {{ secrets_write = [\"team:*\"] }}\n  limits = {{ deadline_ms = 2000 }}\n",
         behaviour(r#"mode = "secret-write", secret = "team:written""#)
     );
-    let policy = format!("version = 1\n{}{}", workload("writer", &upstream.url(), &writer), workload("other", &upstream.url(), &behaviour(r#"mode = "allow""#)));
+    let policy =
+        format!("version = 1\n{}{}", workload("writer", &upstream.url(), &writer), workload("other", &upstream.url(), &behaviour(r#"mode = "allow""#)));
     let gw = TestGateway::start_in(dir, &policy).await.unwrap();
     let (writer_url, other_url) = (gw.url("writer").await, gw.url("other").await);
     assert_eq!(outcome(&gw, "writer").await, "written", "a write with the lock free");
@@ -198,13 +199,13 @@ secrets_write = ["team:*"]"#,
         Err(HttpError::InvalidRequest(why)) => assert_eq!(why, "not available during portcullis check"),
         other => panic!("expected invalid-request, got {other:?}"),
     }
-    assert!(matches!(secrets::Host::set(&mut checking, "team:refresh".into(), "v1".into()), Err(SecretError::Unavailable)));
+    assert!(matches!(secrets::Host::set(&mut checking, "team:refresh".into(), "v1".into()).await, Err(SecretError::Unavailable)));
     // Refusals that do not depend on the mode are unchanged.
     match http_client::Host::send(&mut checking, get_request("https://idp.example.com/", &[])).await {
         Err(HttpError::NotGranted(origin)) => assert_eq!(origin, "https://idp.example.com:443"),
         other => panic!("expected not-granted, got {other:?}"),
     }
-    assert!(matches!(secrets::Host::set(&mut checking, "other:x".into(), "v".into()), Err(SecretError::NotGranted)));
+    assert!(matches!(secrets::Host::set(&mut checking, "other:x".into(), "v".into()).await, Err(SecretError::NotGranted)));
     assert_eq!(target.connections(), 0, "nothing reached the granted origin during check");
     assert_eq!(store.get("team:refresh").unwrap().map(|_| ()), None);
     assert!(!home.join("secrets.json").exists(), "the secret store was not created");
@@ -213,7 +214,7 @@ secrets_write = ["team:*"]"#,
     let response = http_client::Host::send(&mut serving, get_request(&format!("{}/token", target.url()), &[])).await.unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(target.connections(), 1);
-    secrets::Host::set(&mut serving, "team:refresh".into(), "v1".into()).unwrap();
+    secrets::Host::set(&mut serving, "team:refresh".into(), "v1".into()).await.unwrap();
     assert!(store.get("team:refresh").unwrap().is_some());
 }
 
