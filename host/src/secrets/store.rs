@@ -647,6 +647,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bounded_write_waits_for_another_writer_only_until_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        s.set("a", SecretString::from("1".to_owned())).unwrap();
+        let other = s.lock_writers().unwrap();
+        let started = Instant::now();
+        let err = s.set_within("b", SecretString::from("2".to_owned()), started + Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, SecretStoreError::Busy { .. }), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(200) && started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(matches!(s.delete_within("a", Instant::now()), Err(SecretStoreError::Busy { .. })));
+        drop(other);
+        s.set_within("b", SecretString::from("2".to_owned()), Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(s.delete_within("a", Instant::now()).unwrap(), "a free lock is taken even at the deadline");
+        assert_eq!(store(dir.path(), "pw").list().unwrap(), vec!["b"]);
+    }
+
+    #[test]
     fn a_hostile_header_cannot_ask_for_terabytes() {
         let dir = tempfile::tempdir().unwrap();
         store(dir.path(), "pw").set("a", SecretString::from("1".to_owned())).unwrap();
