@@ -89,7 +89,6 @@ impl Tokens {
                 }
             }
         }
-        let key = &config.token_key;
         let _lock = match secrets::lock(key, LOCK_WAIT) {
             Ok(lock) => lock,
             Err(error) => return self.without_lock(config, error),
@@ -227,13 +226,20 @@ impl Tokens {
         let key = &config.token_key;
         log::warn(&format!("could not take the lock `{key}` within {} s: {error}", LOCK_WAIT.as_secs()));
         let now = seconds(now_ms());
-        if let Ok(Some(stored)) = store::read(key)
-            && !stored.is_expired(now)
-        {
-            return Ok(self.adopt(stored));
-        }
-        if let Some(current) = self.current.borrow().as_ref().filter(|t| !t.is_expired(now)) {
-            return Ok(current.authorization());
+        match store::read(key) {
+            Ok(Some(stored)) if !stored.is_expired(now) => return Ok(self.adopt(stored)),
+            // Logged out meanwhile: the token in hand is not sent any more.
+            Ok(None) => {
+                self.forget();
+                return Err(refusal::auth_required(&config.workload));
+            }
+            Ok(Some(_)) => {}
+            // Unreadable: the token in hand serves while it is valid.
+            Err(_) => {
+                if let Some(current) = self.current.borrow().as_ref().filter(|t| !t.is_expired(now)) {
+                    return Ok(current.authorization());
+                }
+            }
         }
         Err(match error {
             SecretError::Unavailable => refusal::renewal_busy(),
