@@ -57,6 +57,54 @@ async fn secrets_are_limited_to_granted_names() {
     assert_eq!(outcome(&gw, "missing").await, "not-found");
 }
 
+// Issue 22, item 13: a secret write waits for the store's writers' lock only
+// within the call's deadline, and never holds a gateway worker while it waits
+// (nor while it derives a key or asks the keychain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_write_waits_for_the_store_lock_only_within_the_call_deadline() {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned()))).set("team:seed", SecretString::from("seed".to_owned())).unwrap();
+    // A deadline a debug build's key derivation fits in.
+    let writer = format!(
+        "{}  grants = {{ secrets_write = [\"team:*\"] }}\n  limits = {{ deadline_ms = 2000 }}\n",
+        behaviour(r#"mode = "secret-write", secret = "team:written""#)
+    );
+    let policy =
+        format!("version = 1\n{}{}", workload("writer", &upstream.url(), &writer), workload("other", &upstream.url(), &behaviour(r#"mode = "allow""#)));
+    let gw = TestGateway::start_in(dir, &policy).await.unwrap();
+    let (writer_url, other_url) = (gw.url("writer").await, gw.url("other").await);
+    assert_eq!(outcome(&gw, "writer").await, "written", "a write with the lock free");
+
+    // Another process holds the writers' lock (a CLI write waiting on a keychain prompt, say).
+    let mut holder = tokio::process::Command::new("flock").arg(home.join("secrets.lock")).args(["sleep", "15"]).kill_on_drop(true).spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let writes: Vec<_> = (0..4)
+        .map(|_| {
+            let url = writer_url.clone();
+            tokio::spawn(async move {
+                let r = client().get(url).send().await.unwrap();
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let r = client().get(other_url).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status(), 200);
+    assert!(waited < std::time::Duration::from_secs(3), "another workload waited {waited:?} behind secret writes");
+    for write in writes {
+        let (status, body) = write.await.unwrap();
+        assert!(status >= 500 || (status == 418 && body.contains("unavailable")), "{status} {body}");
+    }
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(5), "the writes waited {waited:?} for a lock another process holds");
+    let _ = holder.kill().await;
+}
+
 /// A loopback server that counts its connections and answers each with an
 /// empty 200: a target that shows whether anything reached it, or a "proxy".
 struct CountingServer {
@@ -151,13 +199,13 @@ secrets_write = ["team:*"]"#,
         Err(HttpError::InvalidRequest(why)) => assert_eq!(why, "not available during portcullis check"),
         other => panic!("expected invalid-request, got {other:?}"),
     }
-    assert!(matches!(secrets::Host::set(&mut checking, "team:refresh".into(), "v1".into()), Err(SecretError::Unavailable)));
+    assert!(matches!(secrets::Host::set(&mut checking, "team:refresh".into(), "v1".into()).await, Err(SecretError::Unavailable)));
     // Refusals that do not depend on the mode are unchanged.
     match http_client::Host::send(&mut checking, get_request("https://idp.example.com/", &[])).await {
         Err(HttpError::NotGranted(origin)) => assert_eq!(origin, "https://idp.example.com:443"),
         other => panic!("expected not-granted, got {other:?}"),
     }
-    assert!(matches!(secrets::Host::set(&mut checking, "other:x".into(), "v".into()), Err(SecretError::NotGranted)));
+    assert!(matches!(secrets::Host::set(&mut checking, "other:x".into(), "v".into()).await, Err(SecretError::NotGranted)));
     assert_eq!(target.connections(), 0, "nothing reached the granted origin during check");
     assert_eq!(store.get("team:refresh").unwrap().map(|_| ()), None);
     assert!(!home.join("secrets.json").exists(), "the secret store was not created");
@@ -166,7 +214,7 @@ secrets_write = ["team:*"]"#,
     let response = http_client::Host::send(&mut serving, get_request(&format!("{}/token", target.url()), &[])).await.unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(target.connections(), 1);
-    secrets::Host::set(&mut serving, "team:refresh".into(), "v1".into()).unwrap();
+    secrets::Host::set(&mut serving, "team:refresh".into(), "v1".into()).await.unwrap();
     assert!(store.get("team:refresh").unwrap().is_some());
 }
 

@@ -293,6 +293,26 @@ fn a_keychain_store_survives_a_restart_and_a_reboot() {
     assert!(text(&get.stderr).contains("cached in the kernel keyring"), "{}", text(&get.stderr));
 }
 
+// Issue 22, item 13: a store made again where one was removed gets a key of
+// its own; a recovery copy of the old key (or anyone who kept it) does not open it.
+#[test]
+fn a_store_made_again_gets_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = home.join("secrets.json");
+    let _cleanup = KernelKeyCleanup(store.clone());
+    let desktop = Desktop::boot(dir.path(), true);
+    ok(cli(&home, &desktop.env(), None, &["secrets", "set", "mcp:key"], Some("first-store")));
+    let first = desktop.secret_service_value(&store);
+    std::fs::remove_file(&store).unwrap();
+    ok(cli(&home, &desktop.env(), None, &["secrets", "set", "mcp:key"], Some("second-store")));
+    let second = desktop.secret_service_value(&store);
+    assert_ne!(first, second, "the new store reuses the removed store's key");
+    assert_eq!(kernel_value(&store), second, "the kernel cache holds the new key too");
+    let get = ok(cli(&home, &desktop.env(), None, &["secrets", "get", "mcp:key"], None));
+    assert_eq!(text(&get.stdout), "second-store\n");
+}
+
 #[test]
 fn without_a_secret_service_a_new_store_is_refused_and_points_to_the_password() {
     let dir = tempfile::tempdir().unwrap();

@@ -272,7 +272,7 @@ async fn a_device_login_needs_no_browser_on_this_machine() {
 }
 
 #[tokio::test]
-async fn login_refuses_a_busy_callback_port_and_a_forged_state() {
+async fn login_refuses_a_busy_callback_port() {
     let idp = RegistryIdp::start(ACCESS_TTL).await;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -289,17 +289,209 @@ async fn login_refuses_a_busy_callback_port_and_a_forged_state() {
     assert!(!text(&out.stdout).contains("http"), "no login started: {}", text(&out.stdout));
     drop(busy);
 
-    // A callback whose state is not the login's is refused, and ends the login.
+    // Once free, the callback is on loopback, on the configured port.
     let login = start_login(&home, &policy_path).await;
-    let redirect = login.url.split("redirect_uri=").nth(1).unwrap().split('&').next().unwrap().replace("%3A", ":").replace("%2F", "/");
-    assert_eq!(redirect, format!("http://127.0.0.1:{busy_port}/callback"), "the callback is on loopback, on the configured port");
-    let r = client().get(format!("{redirect}?code=stolen&state=forged")).send().await.unwrap();
+    assert_eq!(redirect_uri(&login.url), format!("http://127.0.0.1:{busy_port}/callback"));
+}
+
+/// The redirect URI of an authorization URL.
+fn redirect_uri(authorize_url: &str) -> String {
+    query_param(authorize_url, "redirect_uri")
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    let found = query.split('&').filter_map(|pair| pair.split_once('=')).find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no {name} in {url}"));
+    found.1.replace("%3A", ":").replace("%2F", "/")
+}
+
+/// A complete login as `user` with the real browser.
+async fn log_in(home: &Path, policy: &Path, user: &str) {
+    let login = start_login(home, policy).await;
+    let report = browser_login(&login.url, user).await;
+    assert_eq!(report["ok"], true, "{report}");
+    let (ok, output) = finish_login(login).await;
+    assert!(ok, "{output}");
+}
+
+// Issue 22, item 9: a stray or forged callback (another tab, a page that
+// knows the port) is refused and logged, and the login goes on; connections
+// that never send a request hold nothing up.
+#[tokio::test]
+async fn stray_callbacks_neither_end_nor_hold_up_a_login() {
+    let idp = RegistryIdp::start(ACCESS_TTL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    let login = start_login(&home, &policy_path).await;
+    let (redirect, state) = (redirect_uri(&login.url), query_param(&login.url, "state"));
+
+    let port = redirect.trim_start_matches("http://127.0.0.1:").trim_end_matches("/callback");
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap());
+    }
+    for forged in ["code=stolen&state=forged", "code=stolen", "error=access_denied&state=forged"] {
+        let r = tokio::time::timeout(Duration::from_secs(5), client().get(format!("{redirect}?{forged}")).send())
+            .await
+            .expect("a stray callback is answered at once, beside connections that send nothing")
+            .unwrap();
+        assert_eq!(r.status(), 400, "{forged}");
+    }
+    // The login is still waiting: its own callback is taken (here with a code
+    // the provider never issued, so the exchange is refused).
+    let issuer = idp.issuer.replace(':', "%3A").replace('/', "%2F");
+    let r = tokio::time::timeout(Duration::from_secs(10), client().get(format!("{redirect}?code=not-issued&state={state}&iss={issuer}")).send())
+        .await
+        .expect("the login's own callback is answered")
+        .unwrap();
     assert_eq!(r.status(), 400);
     let (ok, output) = finish_login(login).await;
     assert!(!ok);
-    assert!(output.contains("state") && output.contains("does not match"), "{output}");
+    assert!(output.contains("refused the authorization code"), "{output}");
+    assert!(output.contains("does not match"), "the stray callbacks are logged: {output}");
+    drop(idle);
     let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
     assert!(store.list().unwrap().iter().all(|n| !n.starts_with("REGISTRY_OAUTH_")), "nothing stored");
+}
+
+// Issue 22, item 9: a provider that advertises RFC 9207 must send `iss`; a
+// callback without it may come from another provider (a mix-up).
+#[tokio::test]
+async fn a_callback_without_iss_is_refused_when_the_provider_sends_it() {
+    let idp = RegistryIdp::start(ACCESS_TTL).await;
+    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["authorization_response_iss_parameter_supported"], true, "{discovery}");
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    let login = start_login(&home, &policy_path).await;
+    let (redirect, state) = (redirect_uri(&login.url), query_param(&login.url, "state"));
+    let r = client().get(format!("{redirect}?code=not-issued&state={state}")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let (ok, output) = finish_login(login).await;
+    assert!(!ok);
+    assert!(output.contains("no `iss`"), "{output}");
+}
+
+// Issue 22, item 9: the browser gets the user's environment, not the
+// gateway's secrets.
+#[tokio::test]
+async fn the_browser_gets_no_secrets_in_its_environment() {
+    let idp = RegistryIdp::start(ACCESS_TTL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    let browser = dir.path().join("browser.sh");
+    std::fs::write(&browser, "#!/bin/sh\nenv > \"$0.env.tmp\"\nprintf '%s' \"$1\" > \"$0.url\"\nmv \"$0.env.tmp\" \"$0.env\"\n").unwrap();
+    std::fs::set_permissions(&browser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut login = command(&home, &["login", "registry", "--policy", policy_path.to_str().unwrap(), "--timeout", "30"]);
+    login.env("BROWSER", &browser).env("PORTCULLIS_REGISTRY_TOKEN", "static-registry-token-value");
+    let _child = login.spawn().unwrap();
+    let env_file = dir.path().join("browser.sh.env");
+    for _ in 0..200 {
+        if env_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env = std::fs::read_to_string(&env_file).expect("the browser was started");
+    assert!(env.contains("PORTCULLIS_HOME="), "the rest of the environment is kept");
+    for secret in ["PORTCULLIS_SECRETS_PASSWORD", "PORTCULLIS_REGISTRY_TOKEN", PASSWORD, "static-registry-token-value"] {
+        assert!(!env.contains(secret), "the browser's environment holds {secret}");
+    }
+    let url = std::fs::read_to_string(dir.path().join("browser.sh.url")).unwrap();
+    assert!(url.starts_with(&format!("{}/auth?", idp.issuer)), "{url}");
+}
+
+// Issue 22, item 6: a WAF's 403 or a CDN's 404 in front of the token endpoint
+// says nothing about the refresh token: the login stays, and renewal backs off.
+#[tokio::test]
+async fn a_403_or_404_from_before_the_token_endpoint_keeps_the_login() {
+    let mut idp = RegistryIdp::start(ACCESS_TTL).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let (home, policy_path) = (gw.home(), gw.policy_path.clone());
+    log_in(&home, &policy_path, "dave").await;
+    let url = gw.url("registry").await;
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    idp.fail_token_requests_with(1, 403).await;
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the token in hand still serves after a 403");
+    assert_eq!(idp.token_calls("refresh_token", 403), 1);
+    assert!(status(&home, &policy_path).await.contains("authenticated"), "the login stays after a 403");
+    tokio::time::sleep(Duration::from_millis(1_500)).await; // the first backoff step
+    idp.fail_token_requests_with(1, 404).await;
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "and after a 404");
+    assert_eq!(idp.token_calls("refresh_token", 404), 1);
+    tokio::time::sleep(Duration::from_millis(2_500)).await; // the second
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(idp.token_calls("refresh_token", 200), 1, "renewed with the same refresh token, no new login");
+    stored_tokens(&home);
+}
+
+// Issue 22, item 7: `logout` and a new `login` reach a gateway that is
+// running, although the token it holds is good for minutes more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_a_new_login_reach_a_running_gateway() {
+    let idp = RegistryIdp::start(300).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let (home, policy_path) = (gw.home(), gw.policy_path.clone());
+    let url = gw.url("registry").await;
+    log_in(&home, &policy_path, "alice").await;
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["sub"], "alice");
+
+    let out = command(&home, &["logout", "registry", "--policy", policy_path.to_str().unwrap()]).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    tokio::time::sleep(Duration::from_millis(400)).await; // the store's recheck interval (250 ms)
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 503, "logged out: the gateway no longer sends the token");
+    assert_eq!(json(r).await["code"], "registry_auth_required");
+
+    log_in(&home, &policy_path, "bob").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = client().get(url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(json(r).await["sub"], "bob", "the new login's token is sent");
+}
+
+// Issue 22, item 7: a refresh still in flight when the login is removed (a
+// logout that could not take the renewal lock removes the tokens anyway)
+// does not write the logged-out login back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_in_flight_does_not_write_back_a_removed_login() {
+    let mut idp = RegistryIdp::start(ACCESS_TTL).await;
+    let registry = RegistryServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let (home, policy_path) = (gw.home(), gw.policy_path.clone());
+    let url = gw.url("registry").await;
+    log_in(&home, &policy_path, "erin").await;
+    let (secret, _) = stored_tokens(&home);
+    assert_eq!(client().get(url.as_str()).send().await.unwrap().status(), 200);
+
+    tokio::time::sleep(UNTIL_REFRESH).await;
+    idp.delay_next_token_request(1_500).await;
+    let refreshing = tokio::spawn(async move { client().get(url.as_str()).send().await.unwrap().status().as_u16() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
+    assert!(store.delete(&secret).unwrap(), "the login was stored");
+    let answered = refreshing.await.unwrap();
+    assert_eq!(idp.token_calls("refresh_token", 200), 1, "the refresh was in flight");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
+    assert!(store.get(&secret).unwrap().is_none(), "the renewed tokens of a removed login were written back");
+    assert_eq!(answered, 503, "the renewed token of a removed login is not used");
 }
 
 #[tokio::test]

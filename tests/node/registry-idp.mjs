@@ -21,12 +21,19 @@
 //                                     `TOKEN refresh_token 500` (injected failure). <grant_type> is
 //                                     `-` when the request had none.
 //   FAILING <n>                       after a `fail-token <n>` command took effect
+//   DELAYING <ms>                     after a `delay-token <ms>` command took effect
 //   REVOKED                           after a `revoke-all` command took effect
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
 //   fail-token <n>  the next <n> token-endpoint requests are answered 500 with content-type text/html
 //                   and body `<html><body>Internal Server Error</body></html>` WITHOUT reaching the
 //                   provider (nothing is consumed or rotated); each still prints `TOKEN <gt> 500`.
 //                   Replaces any previous count; `fail-token 0` cancels.
+//   fail-token <n> <status>
+//                   the same with another status (e.g. 403, 404: a WAF or a CDN in front of the
+//                   provider); each prints `TOKEN <gt> <status>`.
+//   delay-token <ms>
+//                   the next token-endpoint request waits <ms> before the provider handles it (so a
+//                   refresh rotates only after the wait). `delay-token 0` cancels.
 //   revoke-all      destroy every grant, refresh token, access token and authorization code the
 //                   provider holds. Afterwards: refresh -> 400 {"error":"invalid_grant",...};
 //                   introspection of any previously issued access token -> {"active":false}.
@@ -344,6 +351,8 @@ function createProvider(issuer, jwks) {
 // ---------------------------------------------------------------------------------------------
 
 let failRemaining = 0;
+let failStatus = 500;
+let delayNextMs = 0;
 let providerCallback = (_req, res) => {
   res.statusCode = 503;
   res.end("starting\n");
@@ -369,10 +378,16 @@ async function handle(req, res) {
   grantType = grantType.replace(/\s/g, "_");
   res.on("finish", () => process.stdout.write(`TOKEN ${grantType} ${res.statusCode}\n`));
 
+  if (delayNextMs > 0) {
+    const ms = delayNextMs;
+    delayNextMs = 0;
+    console.error(`registry-idp: delaying a token request by ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, ms));
+  }
   if (failRemaining > 0) {
     failRemaining -= 1;
-    console.error(`registry-idp: injected 500 for token request (${failRemaining} more to fail)`);
-    res.writeHead(500, {
+    console.error(`registry-idp: injected ${failStatus} for token request (${failRemaining} more to fail)`);
+    res.writeHead(failStatus, {
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
       "content-length": Buffer.byteLength(FAIL_BODY),
@@ -426,15 +441,19 @@ const rl = readline.createInterface({ input: process.stdin, terminal: false });
 rl.on("line", (line) => {
   const [cmd, ...rest] = line.trim().split(/\s+/);
   if (!cmd) return;
-  if (cmd === "fail-token" && rest.length === 1 && /^\d+$/.test(rest[0])) {
+  if (cmd === "fail-token" && (rest.length === 1 || rest.length === 2) && rest.every((r) => /^\d+$/.test(r))) {
     failRemaining = Number(rest[0]);
+    failStatus = rest.length === 2 ? Number(rest[1]) : 500;
     process.stdout.write(`FAILING ${failRemaining}\n`);
+  } else if (cmd === "delay-token" && rest.length === 1 && /^\d+$/.test(rest[0])) {
+    delayNextMs = Number(rest[0]);
+    process.stdout.write(`DELAYING ${delayNextMs}\n`);
   } else if (cmd === "revoke-all" && rest.length === 0) {
     revokeAll();
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N | revoke-all | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | revoke-all | quit)`);
   }
 });
 

@@ -43,6 +43,16 @@ impl RegistryIdp {
         self.command(&format!("fail-token {n}"), "FAILING").await;
     }
 
+    /// The next `n` token requests get `status` (a WAF's 403, a CDN's 404) with an HTML body.
+    pub async fn fail_token_requests_with(&mut self, n: u32, status: u16) {
+        self.command(&format!("fail-token {n} {status}"), "FAILING").await;
+    }
+
+    /// The next token request waits `ms` before the provider handles it.
+    pub async fn delay_next_token_request(&mut self, ms: u64) {
+        self.command(&format!("delay-token {ms}"), "DELAYING").await;
+    }
+
     /// Revokes every grant, refresh token and access token the provider holds.
     pub async fn revoke_all(&mut self) {
         self.command("revoke-all", "REVOKED").await;

@@ -57,8 +57,9 @@ pub mod secrets {
 
     /// Takes the exclusive lock `name` (a name granted in `grants.secrets_write`),
     /// shared by every instance and every gateway process on the same secret
-    /// store, waiting at most `timeout`. After it is taken, [`get`] reads the
-    /// store afresh. Released when the guard drops, or at the end of the call.
+    /// store, waiting at most `timeout`. While it is held, [`get`] reads the
+    /// store afresh (a compare-and-set re-reads before it writes). Released
+    /// when the guard drops, or at the end of the call.
     pub fn lock(name: &str, timeout: std::time::Duration) -> Result<Lock, SecretError> {
         let millis = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
         imp::lock(name, millis)?;

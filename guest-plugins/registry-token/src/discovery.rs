@@ -31,6 +31,11 @@ pub struct Endpoints {
     /// RFC 8628; only used by the device login.
     #[serde(default)]
     pub device_authorization: DeviceEndpoint,
+    /// The provider says it puts `iss` in its authorization responses
+    /// (RFC 9207 `authorization_response_iss_parameter_supported`): a callback
+    /// without it is then refused. (Absent in entries cached before it existed.)
+    #[serde(default)]
+    pub iss_required: bool,
 }
 
 /// The device authorization endpoint, as the metadata offers it. A bad one
@@ -143,6 +148,7 @@ pub fn validate(body: &[u8], oauth: &OAuth) -> Result<Endpoints, String> {
             },
             Some(_) => DeviceEndpoint::Unusable("the provider's `device_authorization_endpoint` is not a string".into()),
         },
+        iss_required: doc.get("authorization_response_iss_parameter_supported") == Some(&serde_json::Value::Bool(true)),
     })
 }
 
@@ -194,6 +200,7 @@ mod tests {
                 token: "https://idp.example.com/token".into(),
                 revocation: Some("https://idp.example.com/revoke".into()),
                 device_authorization: DeviceEndpoint::Absent,
+                iss_required: false,
             }
         );
         assert!(endpoints.device_authorization().unwrap_err().contains("does not offer the device authorization grant"));
@@ -224,6 +231,21 @@ mod tests {
         assert_eq!(old.device_authorization, DeviceEndpoint::Absent);
         let round: Endpoints = serde_json::from_slice(&serde_json::to_vec(&endpoints).unwrap()).unwrap();
         assert_eq!(round, endpoints);
+    }
+
+    #[test]
+    fn rfc_9207_support_is_read() {
+        let doc = |flag: serde_json::Value| {
+            let doc = serde_json::json!({"issuer": "https://idp", "authorization_endpoint": "https://idp/a", "token_endpoint": "https://idp/t",
+                "authorization_response_iss_parameter_supported": flag});
+            validate(doc.to_string().as_bytes(), &oauth("https://idp")).unwrap().iss_required
+        };
+        assert!(doc(true.into()));
+        assert!(!doc(false.into()));
+        assert!(!doc(serde_json::Value::Null), "absent");
+        assert!(!doc("true".into()), "only the boolean counts");
+        let old: Endpoints = serde_json::from_str(r#"{"authorization":"https://idp/a","token":"https://idp/t","revocation":null}"#).unwrap();
+        assert!(!old.iss_required, "cached before the field existed");
     }
 
     #[test]

@@ -114,8 +114,13 @@ impl Login for RegistryToken {
         let pkce = Pkce::new()?;
         let state = pkce::random_value()?;
         let authorize_url = login::authorize_url(&endpoints.authorization, oauth, redirect_uri, &state, &pkce.challenge);
-        *self.pending.borrow_mut() =
-            Some(Pending { state: state.clone(), verifier: pkce.verifier, redirect_uri: redirect_uri.to_owned(), token_endpoint: endpoints.token });
+        *self.pending.borrow_mut() = Some(Pending {
+            state: state.clone(),
+            verifier: pkce.verifier,
+            redirect_uri: redirect_uri.to_owned(),
+            token_endpoint: endpoints.token,
+            iss_required: endpoints.iss_required,
+        });
         log::info(&format!("registry login started with {}", oauth.issuer));
         Ok(LoginStart { authorize_url, state })
     }
@@ -124,7 +129,7 @@ impl Login for RegistryToken {
         let oauth = self.oauth()?;
         // Taken out whatever happens next: a code, a verifier and a state are good for one attempt.
         let pending = self.pending.borrow_mut().take().ok_or("no login is in progress on this instance; begin-login comes first")?;
-        let code = login::code_from_callback(callback_query, &pending.state, &oauth.issuer)?;
+        let code = login::code_from_callback(callback_query, &pending.state, &oauth.issuer, pending.iss_required)?;
         let form = endpoint::code_form(oauth, &code, &pending.redirect_uri, &pending.verifier);
         let token = match endpoint::exchange(&pending.token_endpoint, form, None, now_ms() / 1000) {
             Exchange::Issued(token) => token,

@@ -13,6 +13,8 @@ pub struct Pending {
     pub verifier: String,
     pub redirect_uri: String,
     pub token_endpoint: String,
+    /// The provider advertises RFC 9207: the callback must carry `iss`.
+    pub iss_required: bool,
 }
 
 /// Never prints the verifier or the state.
@@ -66,8 +68,9 @@ pub fn authorize_url(endpoint: &str, oauth: &OAuth, redirect_uri: &str, state: &
 /// The authorization code from the callback's query, after the checks: no
 /// error from the provider, the `state` this login sent (otherwise the
 /// callback may be a cross-site request forgery), the issuer when the
-/// provider names one (RFC 9207, against mix-up), and each parameter once.
-pub fn code_from_callback(query: &str, expected_state: &str, issuer: &str) -> Result<String, String> {
+/// provider names one (RFC 9207, against mix-up; required when the provider
+/// advertises that it sends it), and each parameter once.
+pub fn code_from_callback(query: &str, expected_state: &str, issuer: &str, iss_required: bool) -> Result<String, String> {
     let mut params: Vec<(String, String)> = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         if params.iter().any(|(seen, _)| *seen == name) {
@@ -88,10 +91,17 @@ pub fn code_from_callback(query: &str, expected_state: &str, issuer: &str) -> Re
     if !constant_time_eq(state.as_bytes(), expected_state.as_bytes()) {
         return Err("the callback's `state` does not match this login's; it may be a cross-site request forgery, so the login is abandoned".into());
     }
-    if let Some(iss) = param("iss")
-        && iss != issuer
-    {
-        return Err(format!("the callback comes from the issuer {:?}, not {issuer:?}", printable(iss, 200)));
+    match param("iss") {
+        Some(iss) if iss != issuer => return Err(format!("the callback comes from the issuer {:?}, not {issuer:?}", printable(iss, 200))),
+        Some(_) => {}
+        // RFC 9207 §2.4: a client that knows the provider sends `iss` refuses a
+        // response without it; it may come from another provider (a mix-up).
+        None if iss_required => {
+            return Err("the callback has no `iss`, which this identity provider says it always sends (RFC 9207); \
+                        it may come from another provider, so the login is abandoned"
+                .into());
+        }
+        None => {}
     }
     match param("code") {
         Some(code) if !code.is_empty() => Ok(code.to_owned()),
@@ -161,25 +171,36 @@ mod tests {
 
     #[test]
     fn a_good_callback() {
-        assert_eq!(code_from_callback("code=abc%2B1&state=s1", "s1", "https://idp").unwrap(), "abc+1");
-        assert_eq!(code_from_callback("state=s1&code=abc&iss=https%3A%2F%2Fidp&session_state=x", "s1", "https://idp").unwrap(), "abc");
+        assert_eq!(code_from_callback("code=abc%2B1&state=s1", "s1", "https://idp", false).unwrap(), "abc+1");
+        assert_eq!(code_from_callback("state=s1&code=abc&iss=https%3A%2F%2Fidp&session_state=x", "s1", "https://idp", false).unwrap(), "abc");
+    }
+
+    #[test]
+    fn iss_is_required_when_the_provider_says_it_sends_it() {
+        assert!(code_from_callback("code=abc&state=s1", "s1", "https://idp", true).unwrap_err().contains("no `iss`"));
+        assert_eq!(code_from_callback("code=abc&state=s1&iss=https%3A%2F%2Fidp", "s1", "https://idp", true).unwrap(), "abc");
+        assert!(code_from_callback("code=abc&state=s1&iss=", "s1", "https://idp", true).is_err(), "an empty iss is not the issuer");
+        assert!(code_from_callback("code=abc&state=s1&iss=https%3A%2F%2Fidp&iss=https%3A%2F%2Fidp", "s1", "https://idp", true).is_err());
     }
 
     #[test]
     fn refused_callbacks() {
-        let error = code_from_callback("error=access_denied&error_description=The+user+said+no%0D%0Aforged&state=s1", "s1", "https://idp").unwrap_err();
+        let error = code_from_callback("error=access_denied&error_description=The+user+said+no%0D%0Aforged&state=s1", "s1", "https://idp", false).unwrap_err();
         assert_eq!(error, "the identity provider refused the login: access_denied (The user said noforged)");
         let long = format!("error=x&error_description={}", "y".repeat(500));
-        assert!(code_from_callback(&long, "s1", "https://idp").unwrap_err().len() < 300);
-        assert_eq!(code_from_callback("error=access_denied", "s1", "https://idp").unwrap_err(), "the identity provider refused the login: access_denied");
+        assert!(code_from_callback(&long, "s1", "https://idp", false).unwrap_err().len() < 300);
+        assert_eq!(
+            code_from_callback("error=access_denied", "s1", "https://idp", false).unwrap_err(),
+            "the identity provider refused the login: access_denied"
+        );
 
-        assert!(code_from_callback("code=abc", "s1", "https://idp").unwrap_err().contains("cross-site request forgery"));
-        assert!(code_from_callback("code=abc&state=s2", "s1", "https://idp").unwrap_err().contains("does not match"));
-        assert!(code_from_callback("code=abc&state=", "s1", "https://idp").unwrap_err().contains("cross-site request forgery"));
-        assert!(code_from_callback("state=s1", "s1", "https://idp").unwrap_err().contains("no authorization `code`"));
-        assert!(code_from_callback("state=s1&code=", "s1", "https://idp").unwrap_err().contains("no authorization `code`"));
-        assert!(code_from_callback("code=a&state=s1&code=b", "s1", "https://idp").unwrap_err().contains("more than once"));
-        assert!(code_from_callback("code=a&state=s1&state=s1", "s1", "https://idp").unwrap_err().contains("more than once"));
-        assert!(code_from_callback("code=a&state=s1&iss=https%3A%2F%2Fevil", "s1", "https://idp").unwrap_err().contains("evil"));
+        assert!(code_from_callback("code=abc", "s1", "https://idp", false).unwrap_err().contains("cross-site request forgery"));
+        assert!(code_from_callback("code=abc&state=s2", "s1", "https://idp", false).unwrap_err().contains("does not match"));
+        assert!(code_from_callback("code=abc&state=", "s1", "https://idp", false).unwrap_err().contains("cross-site request forgery"));
+        assert!(code_from_callback("state=s1", "s1", "https://idp", false).unwrap_err().contains("no authorization `code`"));
+        assert!(code_from_callback("state=s1&code=", "s1", "https://idp", false).unwrap_err().contains("no authorization `code`"));
+        assert!(code_from_callback("code=a&state=s1&code=b", "s1", "https://idp", false).unwrap_err().contains("more than once"));
+        assert!(code_from_callback("code=a&state=s1&state=s1", "s1", "https://idp", false).unwrap_err().contains("more than once"));
+        assert!(code_from_callback("code=a&state=s1&iss=https%3A%2F%2Fevil", "s1", "https://idp", false).unwrap_err().contains("evil"));
     }
 }

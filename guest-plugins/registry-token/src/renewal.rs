@@ -1,8 +1,12 @@
 //! The OAuth access token for each request, renewed with the refresh token
 //! when it is about to expire.
 //!
-//! Each instance keeps the token it uses in memory; while it is good for more
-//! than 30 s, a request costs nothing else. Past that, the instance takes the
+//! The store, not an instance's memory, says whether there is a login: every
+//! request reads the secret again, so a `portcullis logout` or a new `login`
+//! (another process, which changes only the store) is seen at once. The
+//! gateway serves that read from memory and compares it with the file at most
+//! every 250 ms, so it costs no file access. While the stored token is good for
+//! more than 30 s, a request costs nothing else. Past that, the instance takes the
 //! lock named `token_key` (shared by every instance and every gateway process
 //! on the same secret store) and reads the store again: if another instance
 //! renewed meanwhile, it takes that token. Only the first one to get the lock
@@ -10,11 +14,16 @@
 //! makes one call to the token endpoint, and a rotated refresh token is never
 //! spent twice. Nothing renews without the lock.
 //!
-//! The new tokens are stored before they are used. A refusal from the provider
-//! (4xx) means the refresh token is dead: it is removed, and a person must log
-//! in again. Anything else (5xx, a non-token answer, no answer) is retried after
-//! a shared backoff (see `backoff`), and meanwhile the current token is served
-//! for as long as it has not expired.
+//! The new tokens are stored before they are used, and only if the store still
+//! holds the refresh token the renewal spent (a compare-and-set under the lock:
+//! a `logout` or a `login` that could not wait for the lock may have changed it
+//! meanwhile, and a renewal must not write a removed login back or overwrite a
+//! new one). Only `invalid_grant` (OAuth's code for a dead refresh token, in a
+//! 400 or 401) ends the login: the tokens are removed, and a person must log in
+//! again. Anything else (another 4xx, such as a WAF's 403 or a CDN's 404, a
+//! 5xx, a non-token answer, no answer) says nothing about the refresh token: it
+//! is retried after a shared backoff (see `backoff`), and meanwhile the stored
+//! token is served for as long as it has not expired.
 
 use crate::backoff::{self, Backoff};
 use crate::config::{Config, OAuth};
@@ -51,19 +60,35 @@ impl Tokens {
 
     /// The `Authorization` value for a request, or the refusal to send instead.
     pub fn authorization(&self, config: &Config, oauth: &OAuth) -> Result<String, Deny> {
+        let key = &config.token_key;
         let now = now_ms();
-        let current = self.current.borrow().clone();
-        if let Some(token) = current {
-            if token.is_fresh(seconds(now)) {
-                return Ok(token.authorization());
+        // The store first, on every request: see the module's comment.
+        match store::read(key) {
+            Ok(None) => {
+                if self.current.borrow_mut().take().is_some() {
+                    log::info(&format!("the registry tokens under `{key}` were removed (a logout); not sending them any more"));
+                }
+                return Err(refusal::auth_required(&config.workload));
             }
-            // Renewal is paused after a failure and the token still works: no
-            // need to queue on the lock to learn that.
-            if !token.is_expired(seconds(now)) && backoff::load().is_some_and(|b| b.blocks(now)) {
-                return Ok(token.authorization());
+            Ok(Some(stored)) => {
+                if stored.is_fresh(seconds(now)) {
+                    return Ok(self.adopt(stored));
+                }
+                // Renewal is paused after a failure and the token still works: no
+                // need to queue on the lock to learn that.
+                if !stored.is_expired(seconds(now)) && backoff::load().is_some_and(|b| b.blocks(now)) {
+                    return Ok(self.adopt(stored));
+                }
+            }
+            // Unreadable for now (the gateway retries the store once a second):
+            // the token this instance holds serves while it is fresh.
+            Err(error) => {
+                if let Some(current) = self.current.borrow().as_ref().filter(|t| t.is_fresh(seconds(now))) {
+                    log::debug(&format!("cannot read the registry tokens under `{key}` ({error}); using the token in hand"));
+                    return Ok(current.authorization());
+                }
             }
         }
-        let key = &config.token_key;
         let _lock = match secrets::lock(key, LOCK_WAIT) {
             Ok(lock) => lock,
             Err(error) => return self.without_lock(config, error),
@@ -108,8 +133,20 @@ impl Tokens {
             Err(why) => return self.failed(config, stored, format!("could not discover the token endpoint: {why}")),
         };
         let form = endpoint::refresh_form(oauth, refresh_token);
-        match endpoint::exchange(&endpoints.token, form, Some(refresh_token), seconds(now_ms())) {
-            Exchange::Issued(token) => {
+        let answer = after_refresh(endpoint::exchange(&endpoints.token, form, Some(refresh_token), seconds(now_ms())));
+        // Compare and set: write (or delete) only if the store still holds the
+        // refresh token this renewal spent. With the lock held, this read looks
+        // at the file, not at the gateway's copy in memory.
+        match store::read(key) {
+            Ok(Some(now_stored)) if now_stored.refresh_token.as_deref() == Some(refresh_token) => {}
+            Ok(now_stored) => return self.superseded(config, oauth, now_stored, answer),
+            Err(error) => {
+                log::warn(&format!("cannot read the registry tokens under `{key}` again after renewing them: {error}; the renewal is not stored"));
+                return Err(refusal::store_unreadable(error));
+            }
+        }
+        match answer {
+            Refreshed::Renewed(token) => {
                 // Stored before use: if the provider rotated the refresh token, the
                 // old one is spent, and only the store can hand the new one on.
                 if let Err(error) = store::write(key, &token) {
@@ -121,8 +158,7 @@ impl Tokens {
                 log::debug(&format!("renewed the registry token under `{key}` (expires at {}, refresh token {refresh})", token.expires_at));
                 Ok(self.adopt(token))
             }
-            Exchange::Refused { status, error } => {
-                let error = error.unwrap_or_else(|| "none".into());
+            Refreshed::LoginEnded { status, error } => {
                 log::warn(&format!(
                     "the identity provider refused the refresh token under `{key}` (HTTP {status}, error `{error}`); removing it, a new login is needed"
                 ));
@@ -133,8 +169,32 @@ impl Tokens {
                 backoff::clear();
                 Err(refusal::auth_required(&config.workload))
             }
-            Exchange::Failed(cause) => self.failed(config, stored, cause),
+            Refreshed::Retry(cause) => self.failed(config, stored, cause),
         }
+    }
+
+    /// The store changed while the provider answered a renewal: a logout
+    /// removed the login, or a new login replaced it. What the renewal got is
+    /// dropped; the store stands.
+    fn superseded(&self, config: &Config, oauth: &OAuth, now_stored: Option<StoredToken>, answer: Refreshed) -> Result<String, Deny> {
+        let key = &config.token_key;
+        backoff::clear();
+        let Some(now_stored) = now_stored else {
+            log::info(&format!("the registry login under `{key}` was removed while it was being renewed; the renewed tokens are dropped"));
+            // A refresh token issued for a login that is gone is revoked rather
+            // than left valid at the provider (best effort, as at logout).
+            if let Refreshed::Renewed(StoredToken { refresh_token: Some(issued), .. }) = &answer {
+                crate::revoke(oauth, issued);
+            }
+            self.forget();
+            return Err(refusal::auth_required(&config.workload));
+        };
+        log::info(&format!("a new registry login was stored under `{key}` while the old one was being renewed; using the new one"));
+        if now_stored.is_expired(seconds(now_ms())) {
+            self.forget();
+            return Err(refusal::auth_required(&config.workload));
+        }
+        Ok(self.adopt(now_stored))
     }
 
     /// A failure worth retrying: start or lengthen the shared backoff.
@@ -166,13 +226,20 @@ impl Tokens {
         let key = &config.token_key;
         log::warn(&format!("could not take the lock `{key}` within {} s: {error}", LOCK_WAIT.as_secs()));
         let now = seconds(now_ms());
-        if let Ok(Some(stored)) = store::read(key)
-            && !stored.is_expired(now)
-        {
-            return Ok(self.adopt(stored));
-        }
-        if let Some(current) = self.current.borrow().as_ref().filter(|t| !t.is_expired(now)) {
-            return Ok(current.authorization());
+        match store::read(key) {
+            Ok(Some(stored)) if !stored.is_expired(now) => return Ok(self.adopt(stored)),
+            // Logged out meanwhile: the token in hand is not sent any more.
+            Ok(None) => {
+                self.forget();
+                return Err(refusal::auth_required(&config.workload));
+            }
+            Ok(Some(_)) => {}
+            // Unreadable: the token in hand serves while it is valid.
+            Err(_) => {
+                if let Some(current) = self.current.borrow().as_ref().filter(|t| !t.is_expired(now)) {
+                    return Ok(current.authorization());
+                }
+            }
         }
         Err(match error {
             SecretError::Unavailable => refusal::renewal_busy(),
@@ -183,4 +250,72 @@ impl Tokens {
 
 fn seconds(ms: u64) -> u64 {
     ms / 1000
+}
+
+/// What the token endpoint's answer to a refresh means for the stored login.
+#[derive(Debug, PartialEq, Eq)]
+enum Refreshed {
+    /// New tokens: store them, then use them.
+    Renewed(StoredToken),
+    /// The refresh token is dead: remove it; only a new login helps.
+    LoginEnded { status: u16, error: String },
+    /// Worth trying again after the backoff; the stored login stays.
+    Retry(String),
+}
+
+fn after_refresh(exchange: Exchange) -> Refreshed {
+    match exchange {
+        Exchange::Issued(token) => Refreshed::Renewed(token),
+        // RFC 6749 §5.2: `invalid_grant` is the provider saying the refresh
+        // token is invalid, expired or revoked, in a 400 (or a 401).
+        Exchange::Refused { status: status @ (400 | 401), error: Some(error) } if error == "invalid_grant" => Refreshed::LoginEnded { status, error },
+        // Any other 4xx may come from something in front of the provider (a
+        // WAF's 403, a CDN's 404) or be the provider's own trouble
+        // (`invalid_client` after a misconfiguration): the refresh token may be
+        // good, so it is kept and tried again after the backoff.
+        Exchange::Refused { status, error: Some(error) } => Refreshed::Retry(format!("token endpoint answered HTTP {status}, error `{error}`")),
+        Exchange::Refused { status, error: None } => Refreshed::Retry(format!("token endpoint answered HTTP {status}")),
+        Exchange::Failed(cause) => Refreshed::Retry(cause),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::classify;
+
+    fn refresh_answer(status: u16, body: &str) -> Refreshed {
+        after_refresh(classify(status, body.as_bytes(), Some("rt"), 1_700_000_000))
+    }
+
+    #[test]
+    fn only_invalid_grant_ends_the_login() {
+        for (status, body) in [(400, r#"{"error":"invalid_grant"}"#), (401, r#"{"error":"invalid_grant","error_description":"expired"}"#)] {
+            assert_eq!(refresh_answer(status, body), Refreshed::LoginEnded { status, error: "invalid_grant".into() }, "{status} {body}");
+        }
+        // A WAF's 403, a CDN's 404, a 400 or 401 without the OAuth code, or
+        // another OAuth error: the refresh token may be good, so keep it and back off.
+        for (status, body) in [
+            (403, "<html>Forbidden</html>"),
+            (404, "<html>Not Found</html>"),
+            (403, r#"{"error":"invalid_grant"}"#),
+            (404, r#"{"error":"invalid_grant"}"#),
+            (400, "<html>Bad Request</html>"),
+            (401, ""),
+            (400, r#"{"error":"invalid_request"}"#),
+            (401, r#"{"error":"invalid_client"}"#),
+            (400, r#"{"error":"invalid_grant\u0000x"}"#),
+            (410, r#"{"error":"invalid_grant"}"#),
+        ] {
+            match refresh_answer(status, body) {
+                Refreshed::Retry(cause) => {
+                    assert!(cause.contains(&status.to_string()), "{cause}");
+                    assert!(!cause.contains('<'), "no provider prose: {cause}");
+                }
+                other => panic!("{status} {body}: {other:?}"),
+            }
+        }
+        assert!(matches!(refresh_answer(500, ""), Refreshed::Retry(_)));
+        assert!(matches!(refresh_answer(200, r#"{"access_token":"a","token_type":"Bearer"}"#), Refreshed::Renewed(_)));
+    }
 }

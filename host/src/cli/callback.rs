@@ -2,11 +2,16 @@
 //!
 //! It binds `127.0.0.1` only (never all interfaces), on the port the policy
 //! names: identity providers that match redirect URIs exactly need that port,
-//! so a busy port is an error, never silently replaced by another. It decides
-//! on the first request to `/callback`: one whose `state` differs from the
-//! login's is refused (a forged or stale redirect), and the login ends either way.
+//! so a busy port is an error, never silently replaced by another.
+//!
+//! Each connection is read on a task of its own, so one that sends nothing
+//! (or sends slowly) holds up no other. A request to `/callback` whose `state`
+//! differs from the login's (a forged or stale redirect, another tab, a page
+//! that knows the port) is refused and logged, and the login goes on waiting:
+//! anyone on this machine can reach the port, and one request must not end a
+//! login. The first callback with the login's `state` decides the login.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,43 +44,63 @@ impl CallbackListener {
         format!("http://127.0.0.1:{}/callback", self.port)
     }
 
-    /// Waits up to `timeout` for the callback. When it carries `state`, runs
+    /// Waits up to `timeout` for the callback that carries `state`, runs
     /// `finish` on its query string and shows the browser the outcome.
     pub async fn accept(self, state: &str, timeout: Duration, finish: impl AsyncFnOnce(&str) -> Result<(), String>) -> Result<(), String> {
-        let until = Instant::now() + timeout;
+        let (mut stream, query) = self.wait_for(state, timeout).await?;
+        let outcome = finish(&query).await;
+        match &outcome {
+            Ok(()) => respond(&mut stream, 200, "Logged in", "Portcullis has stored the login. You can close this tab.").await,
+            Err(_) => respond(&mut stream, 400, "Login failed", "The login did not complete; the terminal says why.").await,
+        }
+        outcome
+    }
+
+    /// The connection and query string of the first callback with `state`.
+    async fn wait_for(&self, state: &str, timeout: Duration) -> Result<(TcpStream, String), String> {
+        let until = tokio::time::Instant::now() + timeout;
+        let (heads, mut read) = tokio::sync::mpsc::channel::<(TcpStream, String)>(MAX_READING);
+        let mut reading = tokio::task::JoinSet::new();
         loop {
-            let remaining = until.saturating_duration_since(Instant::now());
-            let accepted = tokio::time::timeout(remaining, self.listener.accept()).await;
-            let Ok(Ok((mut stream, _peer))) = accepted else {
-                return Err(match accepted {
-                    Err(_) => format!("no login callback arrived within {} s; run the command again", timeout.as_secs()),
-                    Ok(Err(e)) => format!("the callback listener failed: {e}"),
-                    Ok(Ok(_)) => unreachable!(),
-                });
-            };
-            let Some(target) = read_target(&mut stream).await else {
-                continue;
-            };
-            let Some(query) = callback_query(&target) else {
-                // A favicon or a stray request: not the redirect.
-                respond(&mut stream, 404, "Not found", "This address only receives a login callback.").await;
-                continue;
-            };
-            if !state_matches(query, state) {
-                respond(&mut stream, 400, "Login refused", "This response does not belong to the login in progress. Start the login again.").await;
-                return Err("refused a login callback whose `state` does not match the login in progress (a forged or stale redirect); \
-                            run the command again"
-                    .to_owned());
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (mut stream, _peer) = accepted.map_err(|e| format!("the callback listener failed: {e}"))?;
+                    while reading.try_join_next().is_some() {}
+                    if reading.len() >= MAX_READING {
+                        // Bounded: past this many slow connections, new ones are closed.
+                        continue;
+                    }
+                    let heads = heads.clone();
+                    reading.spawn(async move {
+                        if let Some(target) = read_target(&mut stream).await {
+                            let _ = heads.send((stream, target)).await;
+                        }
+                    });
+                }
+                Some((mut stream, target)) = read.recv() => {
+                    let Some(query) = callback_query(&target) else {
+                        // A favicon or a stray request: not the redirect.
+                        respond(&mut stream, 404, "Not found", "This address only receives a login callback.").await;
+                        continue;
+                    };
+                    if state_matches(query, state) {
+                        return Ok((stream, query.to_owned()));
+                    }
+                    respond(&mut stream, 400, "Login refused", "This response does not belong to the login in progress.").await;
+                    tracing::warn!(
+                        "ignored a login callback whose `state` does not match the login in progress (a forged or stale redirect); still waiting"
+                    );
+                }
+                () = tokio::time::sleep_until(until) => {
+                    return Err(format!("no login callback arrived within {} s; run the command again", timeout.as_secs()));
+                }
             }
-            let outcome = finish(query).await;
-            match &outcome {
-                Ok(()) => respond(&mut stream, 200, "Logged in", "Portcullis has stored the login. You can close this tab.").await,
-                Err(_) => respond(&mut stream, 400, "Login failed", "The login did not complete; the terminal says why.").await,
-            }
-            return outcome;
         }
     }
 }
+
+/// Connections read at once; more are closed until one is done.
+const MAX_READING: usize = 64;
 
 /// The request target (`/callback?...`) of one request, or `None` when the
 /// connection sends no valid request head in time.

@@ -59,6 +59,9 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         let start = target.session.begin(&listener.redirect_uri()).await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
         // The callback is matched by `state` alone: one a guess could hit is refused.
         anyhow::ensure!(start.state.len() >= 22, "the component's login `state` is too short to protect the callback (at least 128 random bits are needed)");
+        // The component chose this URL: a person is asked to open it, and a
+        // browser may open it, so it must be a web page and nothing else.
+        browser_url(&start.authorize_url).map_err(|why| anyhow::anyhow!("the component's login URL is not opened or shown: {why}"))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "Open this URL in a browser to log in (workload {}):\n\n  {}\n", args.workload, start.authorize_url)?;
         out.flush()?;
@@ -91,9 +94,17 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
 /// for until the person is done, refuses, or the code expires.
 async fn device_login(session: &mut crate::runtime::login::LoginSession, workload: &str) -> anyhow::Result<ExitCode> {
     let start = session.begin_device().await?.map_err(|e| anyhow::anyhow!("the login could not start: {e}"))?;
+    let verification_uri = browser_url(&start.verification_uri).map_err(|why| anyhow::anyhow!("the component's verification URL is not shown: {why}"))?;
+    let complete = start.verification_uri_complete.as_deref().filter(|url| match browser_url(url) {
+        Ok(_) => true,
+        Err(why) => {
+            eprintln!("warning: the verification URL that carries the code is not shown: {why}");
+            false
+        }
+    });
     let mut out = std::io::stdout().lock();
-    writeln!(out, "To log in (workload {workload}), open {} on any device and enter the code {}", start.verification_uri, start.user_code)?;
-    if let Some(complete) = &start.verification_uri_complete {
+    writeln!(out, "To log in (workload {workload}), open {verification_uri} on any device and enter the code {}", start.user_code)?;
+    if let Some(complete) = complete {
         writeln!(out, "or open this URL, which carries the code:\n\n  {complete}\n")?;
     }
     out.flush()?;
@@ -154,13 +165,103 @@ fn open_browser(url: &str) {
         .ok()
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(|| if cfg!(target_os = "macos") { "open" } else { "xdg-open" }.to_owned());
-    let spawned = std::process::Command::new(&opener)
+    if let Err(e) = open_with(&opener, url) {
+        eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
+    }
+}
+
+/// Starts `opener` with `url` as its one argument, if `url` is one to open
+/// (see [`browser_url`]). The browser gets the user's environment without the
+/// gateway's secrets: a browser (or the opener, or whatever it hands the URL
+/// to) has no use for them, and may write its environment to crash reports.
+fn open_with(opener: &str, url: &str) -> Result<std::process::Child, String> {
+    let url = browser_url(url)?;
+    std::process::Command::new(opener)
         .arg(url)
+        .env_remove(crate::secrets::PASSWORD_ENV)
+        .env_remove(crate::policy::builtins::STATIC_TOKEN_ENV)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn();
-    if let Err(e) = spawned {
-        eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+/// `url` if it is a web page to show a person or open in a browser: `https`,
+/// or `http` on a loopback address (a provider on this machine), with no
+/// control characters or spaces (which could forge terminal output or split
+/// an argument) and no user information (`https://good@evil` misleads). A
+/// component chooses these URLs; any other scheme (`file:`, `javascript:`,
+/// `smb:`, an application's own handler) could make the desktop's opener do
+/// something else than show a page.
+fn browser_url(url: &str) -> Result<&str, String> {
+    let shown = || url.chars().filter(|c| !c.is_control()).take(100).collect::<String>();
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("{:?} holds control characters or spaces", shown()));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("{:?} is not an absolute URL ({e})", shown()))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!("{:?} carries user information", shown()));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(format!("{:?} is plain http to another machine; only https (or http on 127.0.0.1, [::1] or localhost) is opened", shown())),
+        _ => Err(format!("{:?} is not an https URL", shown())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A browser that records the URL it was given.
+    fn recording_browser(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("browser.sh");
+        std::fs::write(&script, "#!/bin/sh\nprintf '%s' \"$1\" > \"$0.url\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (script.display().to_string(), dir.join("browser.sh.url"))
+    }
+
+    fn opened(url: &str) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (browser, record) = recording_browser(dir.path());
+        if let Ok(mut child) = open_with(&browser, url) {
+            child.wait().unwrap();
+        }
+        std::fs::read_to_string(record).ok()
+    }
+
+    // Issue 22, item 9: a component chooses the URL; only web pages are opened.
+    #[test]
+    fn only_https_or_loopback_http_urls_are_opened() {
+        for good in
+            ["https://idp.example.com/auth?client_id=a&state=s", "http://127.0.0.1:9000/auth?x=1", "http://localhost:9000/auth", "http://[::1]:9000/auth"]
+        {
+            assert_eq!(opened(good).as_deref(), Some(good), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "data:text/html,<script>alert(1)</script>",
+            "smb://attacker.example/share",
+            "ms-settings:",
+            "http://idp.example.com/auth",
+            "http://127.0.0.2/auth",
+            "https://idp.example.com/auth\n--new-window",
+            "https://idp.example.com/auth\u{1b}]8;;x",
+            "https://idp.example.com/a b",
+            "--help",
+            "",
+        ] {
+            assert_eq!(opened(bad), None, "{bad:?} was opened");
+        }
     }
 }

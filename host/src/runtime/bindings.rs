@@ -11,6 +11,9 @@ pub mod host {
         imports: {
             "portcullis:auth/http-client.send": async,
             "portcullis:auth/secrets.lock": async,
+            // Writes run on a blocking thread (key derivation, the keychain, the writers' lock).
+            "portcullis:auth/secrets.set": async,
+            "portcullis:auth/secrets.delete": async,
             // Reading the request can fail only on a gateway bug: trap, never guess.
             "portcullis:auth/types": trappable,
         },

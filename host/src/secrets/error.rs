@@ -35,6 +35,11 @@ pub enum SecretStoreError {
     Corrupt { path: PathBuf, why: String },
     #[error("cannot {action} {path}: {source}", path = .path.display())]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(
+        "another process is writing the secret store {path}, and its lock stayed taken for as long as this write could wait",
+        path = .path.display()
+    )]
+    Busy { path: PathBuf },
     #[error("invalid secret name {0:?}: use letters, digits and `:._-/`, at most 200 characters")]
     InvalidName(String),
 }

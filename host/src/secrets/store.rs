@@ -79,6 +79,18 @@ struct Loaded {
 /// memory copy at once.
 const RECHECK: Duration = Duration::from_millis(250);
 
+/// How often a bounded write tries the writers' lock again.
+const WRITERS_POLL: Duration = Duration::from_millis(5);
+
+/// How long a write waits for another writer.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// The CLI: as long as it takes (a person is watching, and can interrupt).
+    Forever,
+    /// A component's call: until its deadline.
+    Until(Instant),
+}
+
 /// After a read could not open the store, reads fail with the same reason
 /// for this long before the store is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -190,8 +202,19 @@ impl SecretStore {
 
     /// Sets `name` to `value`.
     pub fn set(&self, name: &str, value: SecretString) -> Result<(), SecretStoreError> {
+        self.set_with(name, value, Wait::Forever)
+    }
+
+    /// Sets `name` to `value`, waiting for another writer at most until `until`
+    /// ([`SecretStoreError::Busy`] after). Blocking: a gateway calls it from a
+    /// blocking thread.
+    pub fn set_within(&self, name: &str, value: SecretString, until: Instant) -> Result<(), SecretStoreError> {
+        self.set_with(name, value, Wait::Until(until))
+    }
+
+    fn set_with(&self, name: &str, value: SecretString, wait: Wait) -> Result<(), SecretStoreError> {
         check_name(name)?;
-        self.update(|entries| {
+        self.update_with(wait, |entries| {
             entries.insert(name.to_owned(), value);
             true
         })
@@ -201,6 +224,11 @@ impl SecretStore {
     /// Removes `name`; `false` if there was no such entry.
     pub fn delete(&self, name: &str) -> Result<bool, SecretStoreError> {
         self.update(|entries| entries.remove(name).is_some())
+    }
+
+    /// [`Self::delete`], waiting for another writer at most until `until`.
+    pub fn delete_within(&self, name: &str, until: Instant) -> Result<bool, SecretStoreError> {
+        self.update_with(Wait::Until(until), |entries| entries.remove(name).is_some())
     }
 
     /// Takes the exclusive lock `name` if it is free (`None` when another
@@ -239,7 +267,14 @@ impl SecretStore {
     /// if `change` returns true. The file is re-read under the lock so concurrent
     /// writers never lose each other's changes.
     pub fn update(&self, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
-        let lock = self.lock_writers()?;
+        self.update_with(Wait::Forever, change)
+    }
+
+    fn update_with(&self, wait: Wait, change: impl FnOnce(&mut BTreeMap<String, SecretString>) -> bool) -> Result<bool, SecretStoreError> {
+        let lock = match wait {
+            Wait::Forever => self.lock_writers()?,
+            Wait::Until(until) => self.lock_writers_until(until)?,
+        };
         let exists = self.stamp()?.is_some();
         let (mut loaded, changed) = if exists {
             let mut loaded = self.load(None, Writers::Held)?;
@@ -282,6 +317,23 @@ impl SecretStore {
         let lock = open_lock_file(&self.lock_path)?;
         fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| io("lock", &self.lock_path, source))?;
         Ok(lock)
+    }
+
+    /// Takes the writers' lock, waiting at most until `until`. Polled, so that
+    /// the wait has an end (`flock` itself has no timeout).
+    fn lock_writers_until(&self, until: Instant) -> Result<std::fs::File, SecretStoreError> {
+        let home = self.path.parent().expect("store path has a parent");
+        crate::home::create_private_dir(home).map_err(|source| io("create", home, source))?;
+        loop {
+            if let Some(lock) = self.try_lock_writers()? {
+                return Ok(lock);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SecretStoreError::Busy { path: self.path.clone() });
+            }
+            std::thread::sleep(left.min(WRITERS_POLL));
+        }
     }
 
     /// Takes the writers' lock if it is free (`None` while a writer holds it).
@@ -367,8 +419,13 @@ impl SecretStore {
     fn new_store(&self) -> Result<Loaded, SecretStoreError> {
         let password = self.password.as_ref().map(|p| p.expose_secret());
         let protection = key::protection_for_new_store(password);
-        // A new store's key is one: made now, or a durable one left from an earlier store.
-        let key = key::obtain(&self.path, &protection, password, true)?.swap_remove(0);
+        // A new store gets a new key, never one an earlier store at this path
+        // left in the keychain: whoever kept that one (a recovery export, a
+        // backup of the keyring) must not open the new store.
+        let key = match &protection {
+            Protection::Keychain => key::new_keychain_key(&self.path)?,
+            Protection::Password(_) => key::obtain(&self.path, &protection, password, true)?.swap_remove(0),
+        };
         Ok(Loaded { stamp: None, checked: Instant::now(), protection, key, entries: BTreeMap::new() })
     }
 
@@ -386,10 +443,16 @@ impl SecretStore {
     /// when the key-derivation parameters did not change (Argon2id is slow on purpose).
     fn load(&self, previous: Option<Loaded>, writers: Writers) -> Result<Loaded, SecretStoreError> {
         let (stamp, file) = self.read_file()?.ok_or_else(|| io("read", &self.path, std::io::ErrorKind::NotFound.into()))?;
-        let keys = match previous {
-            Some(prev) if prev.protection == file.key => return self.decrypt(stamp, file, prev.key),
-            _ => key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?,
-        };
+        if let Some(prev) = previous
+            && prev.protection == file.key
+        {
+            match self.decrypt(stamp, file.clone(), prev.key) {
+                // The store was made again, or its key imported: ask for the key.
+                Err(SecretStoreError::WrongPassword { .. }) => {}
+                other => return other,
+            }
+        }
+        let keys = key::obtain(&self.path, &file.key, self.password.as_ref().map(|p| p.expose_secret()), false)?;
         // Two keys: the keychain's copies disagree. The one that opens the
         // store is written to both; until then neither was overwritten.
         let disagree = keys.len() > 1;
@@ -581,6 +644,23 @@ mod tests {
         assert_eq!(gateway.get("k").unwrap().unwrap().expose_secret(), "new");
         std::thread::sleep(RECHECK + Duration::from_millis(50));
         assert!(gateway.get("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_bounded_write_waits_for_another_writer_only_until_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "pw");
+        s.set("a", SecretString::from("1".to_owned())).unwrap();
+        let other = s.lock_writers().unwrap();
+        let started = Instant::now();
+        let err = s.set_within("b", SecretString::from("2".to_owned()), started + Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, SecretStoreError::Busy { .. }), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(200) && started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(matches!(s.delete_within("a", Instant::now()), Err(SecretStoreError::Busy { .. })));
+        drop(other);
+        s.set_within("b", SecretString::from("2".to_owned()), Instant::now() + Duration::from_secs(5)).unwrap();
+        assert!(s.delete_within("a", Instant::now()).unwrap(), "a free lock is taken even at the deadline");
+        assert_eq!(store(dir.path(), "pw").list().unwrap(), vec!["b"]);
     }
 
     #[test]

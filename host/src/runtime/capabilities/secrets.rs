@@ -1,8 +1,8 @@
 //! The `secrets` import: named secrets, only those the policy grants.
 
-use super::{HostState, Mode};
+use super::{Capabilities, HostState, Mode};
 use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretError};
-use crate::secrets::{ExposeSecret, SecretStore, SecretString};
+use crate::secrets::{ExposeSecret, SecretStore, SecretStoreError, SecretString};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,6 +102,12 @@ impl Host for HostState {
             }
             return Err(SecretError::NotGranted);
         }
+        // A call that holds a lock reads the file, not the copy in memory: its
+        // read-modify-write (a renewal's compare-and-set) must see what another
+        // process wrote a moment ago. It costs a `stat`.
+        if !self.locks.is_empty() {
+            caps.secrets.store.recheck();
+        }
         match caps.secrets.store.get(&name) {
             Ok(Some(value)) => Ok(value.expose_secret().to_owned()),
             Ok(None) => Err(SecretError::NotFound),
@@ -113,30 +119,21 @@ impl Host for HostState {
         }
     }
 
-    fn set(&mut self, name: String, value: String) -> Result<(), SecretError> {
-        let caps = &self.caps;
-        if let Some(trial) = &caps.trial {
+    async fn set(&mut self, name: String, value: String) -> Result<(), SecretError> {
+        if let Some(trial) = &self.caps.trial {
             return trial.secret_set(&name, value);
         }
         self.may_write(&name, "write")?;
-        caps.secrets.store.set(&name, SecretString::from(value)).map_err(|error| {
-            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
-                %error, "could not write to the secret store");
-            SecretError::Unavailable
-        })
+        let value = SecretString::from(value);
+        write_off_worker(self.caps.clone(), self.deadline, name, move |store, name, until| store.set_within(name, value, until).map(|()| true)).await
     }
 
-    fn delete(&mut self, name: String) -> Result<(), SecretError> {
-        let caps = &self.caps;
-        if let Some(trial) = &caps.trial {
+    async fn delete(&mut self, name: String) -> Result<(), SecretError> {
+        if let Some(trial) = &self.caps.trial {
             return trial.secret_delete(&name);
         }
         self.may_write(&name, "delete")?;
-        caps.secrets.store.delete(&name).map(|_existed| ()).map_err(|error| {
-            tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
-                %error, "could not write to the secret store");
-            SecretError::Unavailable
-        })
+        write_off_worker(self.caps.clone(), self.deadline, name, |store, name, until| store.delete_within(name, until)).await
     }
 
     async fn lock(&mut self, name: String, timeout_ms: u32) -> Result<(), SecretError> {
@@ -185,6 +182,36 @@ pub const HOST_PROVIDED_PREFIX: &str = "portcullis:";
 
 /// How often a taken lock is tried again.
 const LOCK_POLL: Duration = Duration::from_millis(5);
+
+/// How long a write may wait for the store's writers' lock in a call without
+/// a deadline (a login's calls have one; this is a bound, not the usual case).
+const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a write of the store on a blocking thread: it may derive a key
+/// (Argon2id, tens of milliseconds), ask the OS keychain, and wait for the
+/// writers' lock, which another process may hold; none of that may hold a
+/// gateway worker. The lock is waited for until the call's `deadline` at most,
+/// and a call whose deadline passes is answered at its deadline while the
+/// write, once under way, completes or fails on its own thread.
+async fn write_off_worker(
+    caps: Arc<Capabilities>,
+    deadline: Option<Instant>,
+    name: String,
+    write: impl FnOnce(&SecretStore, &str, Instant) -> Result<bool, SecretStoreError> + Send + 'static,
+) -> Result<(), SecretError> {
+    let until = deadline.unwrap_or_else(|| Instant::now() + WRITE_WAIT);
+    let store = caps.secrets.store.clone();
+    let owned = name.clone();
+    let outcome = tokio::task::spawn_blocking(move || write(&store, &owned, until)).await;
+    let error = match outcome {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(error)) => error.to_string(),
+        Err(join) => format!("the write's thread failed: {join}"),
+    };
+    tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+        %error, "could not write to the secret store");
+    Err(SecretError::Unavailable)
+}
 
 impl HostState {
     /// Refuses (and logs) a write, delete or lock of `name` that the policy does

@@ -7,6 +7,7 @@
 //! - `log-flood`: writes 10 000 log lines, then allows.
 //! - `http`: calls `config.url` and reports the outcome in a 418 deny body.
 //! - `secret`: reads `config.secret` and reports the outcome (never the value).
+//! - `secret-write`: writes `config.secret` and reports the outcome.
 //! - `bad-status`: denies with status 200, which the gateway must refuse.
 //! - `bad-edit`: allows with an edit of the `host` header, which the gateway must refuse.
 //! - `undeclared-edit`: allows with a `set` of a header its manifest does not produce.
@@ -158,6 +159,15 @@ impl Authenticate for Fixture {
                     Err(secrets::SecretError::NotGranted) => "not-granted".into(),
                     Err(secrets::SecretError::NotFound) => "not-found".into(),
                     Err(secrets::SecretError::Unavailable) => "unavailable".into(),
+                };
+                deny(418, serde_json::json!({ "outcome": outcome }).to_string())
+            }
+            "secret-write" => {
+                let outcome: &str = match secrets::set(config.secret.as_deref().unwrap_or(""), "written-by-the-fixture") {
+                    Ok(()) => "written",
+                    Err(secrets::SecretError::NotGranted) => "not-granted",
+                    Err(secrets::SecretError::NotFound) => "not-found",
+                    Err(secrets::SecretError::Unavailable) => "unavailable",
                 };
                 deny(418, serde_json::json!({ "outcome": outcome }).to_string())
             }
