@@ -102,20 +102,36 @@ async fn list_ids_beyond_i_json_are_refused_not_passed_unfiltered() {
 
 /// Item 2: a 2024-11-05 HTTP+SSE server (the SDK's `SSEServerTransport`)
 /// answers every POST with 202 and sends the answer on its GET stream, which
-/// is not filtered. A 202 to a list request carried no list to filter, and
-/// passed as if filtered; it is now unfilterable (502).
+/// was not filtered. Behind authorizers, the server's stream is cut off at its
+/// `endpoint` event (and at any response), and a 202 to a list request, which
+/// carries no list to filter, is unfilterable (502).
 #[tokio::test]
-async fn a_list_answered_202_is_unfilterable() {
+async fn the_legacy_sse_transport_is_not_served_behind_authorizers() {
     let server = McpServer::start_legacy_sse().await;
     let (_gw, url) = gateway(&server).await;
+    // Through the gateway: the stream ends before its endpoint event reaches the client.
     let mut stream = client().get(&url).header("accept", "text/event-stream").send().await.unwrap();
     assert_eq!(stream.status(), 200);
     let mut seen = String::new();
-    while !seen.contains("\n\n") {
-        let chunk = stream.chunk().await.unwrap().expect("the endpoint event");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
+    let read = async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("endpoint") {
+                break;
+            }
+        }
+    };
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), read).await.is_ok();
+    assert!(ended && !seen.contains("endpoint"), "the legacy transport's endpoint reached the client: {seen}");
+
+    // A session opened at the server itself, its POSTs sent through the gateway.
+    let mut direct = client().get(format!("{}/mcp", server.url())).header("accept", "text/event-stream").send().await.unwrap();
+    let mut events = String::new();
+    while !events.contains("\n\n") {
+        let chunk = direct.chunk().await.unwrap().expect("the endpoint event");
+        events.push_str(&String::from_utf8_lossy(&chunk));
     }
-    let endpoint = seen.lines().find_map(|line| line.strip_prefix("data: ")).expect("an endpoint event").trim().to_owned();
+    let endpoint = events.lines().find_map(|line| line.strip_prefix("data: ")).expect("an endpoint event").trim().to_owned();
     let post_url = format!("{}{endpoint}", url.trim_end_matches("/mcp"));
     let initialize = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": { "name": "e2e", "version": "0" } } });

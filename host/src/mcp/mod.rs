@@ -11,5 +11,6 @@ pub mod authorize;
 pub mod filter;
 pub mod lists;
 pub mod message;
+pub mod server_stream;
 pub mod sse;
 pub mod stage;

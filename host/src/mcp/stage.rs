@@ -4,7 +4,8 @@
 //!   [`Message::read_first`]: before the inbound chain;
 //! - [`decide`]: after the chain admitted the caller — the message is read (if
 //!   it was not), checked, and each call decided by the authorizers;
-//! - [`respond`]: a list's answer filtered to what the caller may use.
+//! - [`respond`]: a list's answer filtered to what the caller may use, and
+//!   the server's own stream kept free of answers ([`super::server_stream`]).
 //!
 //! Why the message is read after the chain by default: a caller without
 //! credentials must not hold a connection or memory with a slow body. The
@@ -17,6 +18,7 @@ use super::authorize::Refusal;
 use super::filter::ListFilter;
 use super::lists::{ListKind, ListRequest};
 use super::message;
+use super::server_stream;
 use crate::proxy::body::{ProxyBody, full};
 use crate::proxy::body_read::{self, Budgets, Held, ReadError};
 use crate::proxy::chain::Allowed;
@@ -135,7 +137,7 @@ pub async fn decide(
     mut message: Message,
     mut view: Arc<RequestData>,
     allowed: &Allowed,
-) -> Result<(RequestData, ProxyBody, Option<ListFilter>), GatewayError> {
+) -> Result<(RequestData, ProxyBody, Answer), GatewayError> {
     if matches!(message.state, State::Unread(_)) {
         let headers = std::mem::take(&mut Arc::make_mut(&mut view).headers);
         let calls = message.read(workload, mcp, &headers, None).await?;
@@ -144,7 +146,7 @@ pub async fn decide(
     }
     let body = message.into_body(workload.max_body_bytes)?;
     if mcp.authorizers.plugins.is_empty() {
-        return Ok((RequestData::unshare(view), body, None));
+        return Ok((RequestData::unshare(view), body, Answer::Pass));
     }
     // A list in a batch could not be told from the batch's other answers.
     if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| ListKind::of(&c.method).is_some()) {
@@ -166,14 +168,31 @@ pub async fn decide(
     if list_filter.is_some() {
         view.headers.remove(http::header::ACCEPT_ENCODING);
     }
-    Ok((view, body, list_filter))
+    let answer = match list_filter {
+        Some(filter) => Answer::List(filter),
+        None if view.method == Method::GET => Answer::ServerStream(workload.name.clone()),
+        None => Answer::Pass,
+    };
+    Ok((view, body, answer))
 }
 
-/// A list comes back with only what the caller may use.
-pub async fn respond(filter: Option<ListFilter>, response: Response<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
-    match filter {
-        Some(filter) => filter.apply(response).await.map_err(|_| GatewayError::ListUnfilterable),
-        None => Ok(response),
+/// What happens to the upstream's answer on its way back.
+pub enum Answer {
+    /// Passed on as it is.
+    Pass,
+    /// A list: only what the caller may use comes back.
+    List(ListFilter),
+    /// The server's own stream on a workload with authorizers: no answer on it.
+    ServerStream(Arc<str>),
+}
+
+/// A list comes back with only what the caller may use; the server's own
+/// stream, with no answer on it.
+pub async fn respond(answer: Answer, response: Response<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
+    match answer {
+        Answer::Pass => Ok(response),
+        Answer::List(filter) => filter.apply(response).await.map_err(|_| GatewayError::ListUnfilterable),
+        Answer::ServerStream(workload) => Ok(server_stream::guard(response, workload)),
     }
 }
 

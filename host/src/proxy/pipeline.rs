@@ -12,7 +12,7 @@ use super::request_id;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
-use crate::mcp::stage::{self as mcp_stage, Message};
+use crate::mcp::stage::{self as mcp_stage, Answer, Message};
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -83,9 +83,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     let allowed = workload.inbound.decide(&view).await?;
     drop(held);
     // 6. MCP: the admitted caller's message, each of its calls decided by the authorizers.
-    let (mut view, body, list_filter) = match &workload.mcp {
+    let (mut view, body, answer) = match &workload.mcp {
         Some(mcp) => mcp_stage::decide(workload, mcp, message, view, &allowed).await?,
-        None => (RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, None),
+        None => (RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, Answer::Pass),
     };
     // 7. Consumed credentials go, whichever component allowed; then the allow's edits.
     workload.headers.remove_consumed(&mut view.headers);
@@ -111,8 +111,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
     }
-    // 11. MCP: a list comes back with only what the caller may use.
-    mcp_stage::respond(list_filter, response).await
+    // 11. MCP: a list comes back with only what the caller may use, and the
+    //     server's own stream with no answer on it.
+    mcp_stage::respond(answer, response).await
 }
 
 /// What is checked on the request line and `Host`/`Origin`, before anything
