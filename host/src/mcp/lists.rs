@@ -82,7 +82,10 @@ impl ListRequest {
     }
 
     fn item_call(&self, item: &Value) -> McpCall {
-        let annotations = item.get("annotations").filter(|a| a.is_object()).map(Value::to_string);
+        let annotations = match self.kind.item_method {
+            "tools/call" => Some(tool_annotations(item.get("annotations")).to_string()),
+            _ => item.get("annotations").filter(|a| a.is_object()).map(Value::to_string),
+        };
         McpCall {
             method: self.kind.item_method.to_owned(),
             // An item without a name is asked about with an empty one: a policy
@@ -93,6 +96,23 @@ impl ListRequest {
             id: None,
         }
     }
+}
+
+/// A tool's annotations with MCP's defaults for the hints it leaves out (or
+/// gives as anything but a boolean): not read-only, destructive unless
+/// read-only, not idempotent, open-world. A policy that forbids destructive
+/// tools must not let through one whose server said nothing.
+fn tool_annotations(annotations: Option<&Value>) -> Value {
+    let mut object = annotations.and_then(Value::as_object).cloned().unwrap_or_default();
+    let hint = |object: &serde_json::Map<String, Value>, name: &str| object.get(name).and_then(Value::as_bool);
+    let read_only = hint(&object, "readOnlyHint").unwrap_or(false);
+    let defaults = [("readOnlyHint", read_only), ("destructiveHint", !read_only), ("idempotentHint", false), ("openWorldHint", true)];
+    for (name, default) in defaults {
+        if hint(&object, name).is_none() {
+            object.insert(name.to_owned(), Value::Bool(default));
+        }
+    }
+    Value::Object(object)
 }
 
 #[cfg(test)]
@@ -115,8 +135,9 @@ mod tests {
         let items = request.items(&response).unwrap();
         assert_eq!(items[0].method, "tools/call");
         assert_eq!(items[0].name.as_deref(), Some("echo"));
-        assert_eq!(items[0].annotations_json.as_deref(), Some(r#"{"readOnlyHint":true}"#));
-        assert_eq!(items[1].annotations_json, None);
+        // MCP's defaults fill what the server left out: a tool it said nothing of is destructive.
+        assert_eq!(items[0].annotations_json.as_deref(), Some(r#"{"destructiveHint":false,"idempotentHint":false,"openWorldHint":true,"readOnlyHint":true}"#));
+        assert_eq!(items[1].annotations_json.as_deref(), Some(r#"{"destructiveHint":true,"idempotentHint":false,"openWorldHint":true,"readOnlyHint":false}"#));
         request.retain(&mut response, &[false, true]);
         assert_eq!(response["result"]["tools"], json!([{"name":"deploy"}]));
         assert_eq!(response["result"]["nextCursor"], "c");
