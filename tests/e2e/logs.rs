@@ -67,7 +67,7 @@ async fn a_refused_grant_is_logged_once_and_component_text_cannot_forge_lines() 
     let mut log = String::new();
     child.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
     let refusals = log.lines().filter(|l| l.contains("refused a secret read") && l.contains("workload:sk:shared-key:previous")).count();
-    assert!(refusals <= 1, "the missing grace grant is reported once, not per request ({refusals} times):\n{log}");
+    assert_eq!(refusals, 1, "the missing grace grant is reported once, not per request ({refusals} times):\n{log}");
     assert!(log.contains("FORGED-LINE"), "the component's text is logged (escaped): {log}");
     for line in log.lines() {
         assert!(!line.trim_start().starts_with("FORGED-LINE"), "a component forged a log line: {line:?}");
