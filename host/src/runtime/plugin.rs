@@ -18,12 +18,11 @@ use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
-use super::slow_lane::{Heavy, Late, SlowLane};
+use super::slow_lane::{Caller, Faulted, Heavy, LANE_INPUT_BYTES, Late, Slow, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
-use crate::admin::metrics::PluginMetrics;
+use crate::admin::metrics::{LaneReason, PluginMetrics};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -103,6 +102,27 @@ impl Question<'_> {
         }
     }
 
+    /// Whom the question is asked for: the identity an authorizer decides
+    /// on, or else the client's address.
+    fn caller(&self, request: &RequestData) -> Caller {
+        match self {
+            Question::Authorize { identity: Some(identity), .. } => Caller::of((identity.issuer.as_deref(), identity.subject.as_str())),
+            _ => Caller::of(request.remote.ip()),
+        }
+    }
+
+    /// The size of what the component reads that the client chose freely:
+    /// the call's `arguments` (and annotations) for an authorizer, every
+    /// call's for a component that reads the request's MCP calls.
+    fn input_bytes(&self, request: &RequestData, reads_mcp_calls: bool) -> usize {
+        let of = |call: &McpCall| call.arguments_json.as_ref().map_or(0, String::len) + call.annotations_json.as_ref().map_or(0, String::len);
+        match self {
+            Question::Authorize { call, .. } => of(call),
+            Question::Authenticate | Question::Inject if reads_mcp_calls => request.mcp_calls.iter().map(of).sum(),
+            Question::Authenticate | Question::Inject => 0,
+        }
+    }
+
     /// Calls the export that answers this question.
     async fn put(&self, instance: &mut Instance) -> wasmtime::Result<Answer> {
         match (&instance.exports, self) {
@@ -153,12 +173,12 @@ pub struct Plugin {
     max_idle: usize,
     metrics: PluginMetrics,
     slow_lane: SlowLane,
-    /// Its calls have lately computed long (shared by its instances' tickets):
-    /// the next call runs in the slow lane.
+    /// Whose calls have lately computed long (shared by its instances'
+    /// tickets): their next calls run in the slow lane.
     heavy: Arc<Heavy>,
-    /// The last call faulted (and its instance was dropped): the next call,
-    /// and the instance it needs, run in the slow lane.
-    faulted: AtomicBool,
+    /// The last call faulted (and its instance was dropped): the next calls,
+    /// and the instances they need, run in the slow lane for a while.
+    faulted: Faulted,
 }
 
 /// Everything needed to set up one chain position.
@@ -233,9 +253,9 @@ impl Plugin {
             metrics: spec.metrics,
             slow_lane: runtime.slow_lane().clone(),
             heavy: Arc::default(),
-            faulted: AtomicBool::new(false),
+            faulted: Faulted::default(),
         };
-        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
+        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline, Caller::default()).await {
             Ok(started) => started,
             Err(Setup::Refused(message)) => return Err(SetupError::Config(message)),
             Err(Setup::Fault(fault)) => return Err(SetupError::Fault(fault)),
@@ -303,7 +323,7 @@ impl Plugin {
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if
-    /// its calls lately computed long or faulted, and checks its answer with
+    /// it should run there ([`Plugin::lane_for`]), and checks its answer with
     /// `check`, recording latency and faults.
     async fn call<R>(
         self: &Arc<Self>,
@@ -314,23 +334,32 @@ impl Plugin {
         let started = Instant::now();
         // One deadline for every step: the wait for an instance, its `init`, the call.
         let deadline = started + self.limits.deadline;
-        let asked = if self.heavy.is_set() || self.faulted.load(Ordering::Relaxed) {
+        let caller = question.caller(request);
+        let mut lane_late = None;
+        let asked = if let Some(reason) = self.lane_for(request, &question, caller) {
+            self.slow_lane.metrics().call(reason);
             let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
-            let work = async move { plugin.ask(&request, &question, deadline).await };
+            let work = async move { plugin.ask(&request, &question, caller, deadline).await };
             match self.slow_lane.run(deadline, work).await {
                 Ok(asked) => asked,
-                Err(Late::Running) => Err(self.deadline_fault()),
-                // The busy machine's fault, not the component's: blamed on the host.
-                Err(Late::NotStarted) => Err(PluginFault {
-                    kind: FaultKind::Instantiate,
-                    detail: format!(
-                        "the slow lane, where this component's calls run after a fault or a long computation, was too busy to start this call within {:?}",
-                        self.limits.deadline
-                    ),
-                }),
+                Err(late) => {
+                    let fault = match late {
+                        Late::Running => self.deadline_fault(),
+                        // The busy machine's fault, not the component's: blamed on the host.
+                        Late::NotStarted => PluginFault {
+                            kind: FaultKind::Instantiate,
+                            detail: format!(
+                                "the slow lane, where this component's calls run after a fault or a long computation, was too busy to start this call within {:?}",
+                                self.limits.deadline
+                            ),
+                        },
+                    };
+                    lane_late = Some(late);
+                    Err(fault)
+                }
             }
         } else {
-            self.ask(request, &question, deadline).await
+            self.ask(request, &question, caller, deadline).await
         };
         let result = asked.and_then(|(mut instance, answer)| match check(answer) {
             Ok(checked) => {
@@ -348,26 +377,48 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
-        // Only a fault of the component's own counts: a busy instance bound
-        // (its faulted instances not yet given back, say) changes nothing.
-        let faulted = match &result {
-            Ok(_) => false,
-            Err(fault) => fault.kind != FaultKind::Instantiate || self.faulted.load(Ordering::Relaxed),
-        };
-        if faulted != self.faulted.load(Ordering::Relaxed) {
-            self.faulted.store(faulted, Ordering::Relaxed);
+        match (&result, lane_late) {
+            (Ok(_), _) => self.faulted.clear(),
+            // A lane too busy to start the call says nothing of the component:
+            // the mark goes, so that the next call runs in place rather than
+            // wait for the lane again (a fault there marks it again).
+            (Err(_), Some(Late::NotStarted)) => self.faulted.clear(),
+            // Late while running: the component's slowness or the lane's
+            // backlog, which cannot be told apart here; the mark is left to end.
+            (Err(_), Some(Late::Running)) => {}
+            // A busy instance bound (its faulted instances not yet given back,
+            // say) is not a fault of the component's own: it changes nothing.
+            (Err(fault), None) if fault.kind == FaultKind::Instantiate => {}
+            (Err(_), None) => self.faulted.mark(),
         }
         result
     }
 
+    /// Why this call should run in the slow lane, if it should: the entry
+    /// faulted lately, its calls from this caller (or from several) lately
+    /// computed long, or its own input is large (see [`super::slow_lane`]).
+    fn lane_for(&self, request: &RequestData, question: &Question<'_>, caller: Caller) -> Option<LaneReason> {
+        if self.faulted.is_set() {
+            return Some(LaneReason::Faulted);
+        }
+        match self.heavy.for_caller(caller) {
+            Some(Slow::Entry) => Some(LaneReason::Entry),
+            Some(Slow::Caller) => Some(LaneReason::Caller),
+            None => (question.input_bytes(request, self.reads_mcp_calls) >= LANE_INPUT_BYTES).then_some(LaneReason::Input),
+        }
+    }
+
     /// Puts `question` to an instance by `deadline`; the instance comes back
     /// with the answer, or is retired with the fault.
-    async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
+    async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, caller: Caller, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self.replace_instance(deadline).await?,
+            None => self.replace_instance(deadline, caller).await?,
         };
         let state = instance.store.data_mut();
+        if let Some(lane) = &mut state.lane {
+            lane.caller = caller;
+        }
         state.memory.hit = false;
         state.request = Some(request.clone());
         // From the next epoch tick on, guest code yields every tick and traps
@@ -401,8 +452,8 @@ impl Plugin {
     }
 
     /// A new instance for a call that found none idle.
-    async fn replace_instance(&self, deadline: Instant) -> Result<Instance, PluginFault> {
-        self.instantiate(deadline).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+    async fn replace_instance(&self, deadline: Instant, caller: Caller) -> Result<Instance, PluginFault> {
+        self.instantiate(deadline, caller).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
             Setup::Fault(fault) => fault,
             // The configuration was accepted at load; refusing it now is the component's bug.
             Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
@@ -426,8 +477,9 @@ impl Plugin {
         }
     }
 
-    /// A new instance, initialised by `deadline`, and the manifest its `init` returned.
-    async fn instantiate(&self, deadline: Instant) -> Result<(Instance, wit::Manifest), Setup> {
+    /// A new instance, initialised by `deadline`, and the manifest its `init`
+    /// returned; a long `init` counts as `caller`'s (see [`super::slow_lane`]).
+    async fn instantiate(&self, deadline: Instant, caller: Caller) -> Result<(Instance, wit::Manifest), Setup> {
         // A burst on this workload waits here for one of its own instances
         // (within the deadline) rather than taking the whole process's pool.
         let slot = match tokio::time::timeout_at(deadline.into(), self.instances.clone().acquire_owned()).await {
@@ -445,7 +497,9 @@ impl Plugin {
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(yield_then_interrupt);
-        store.data_mut().lane = Some(self.slow_lane.ticket(&self.heavy));
+        let mut ticket = self.slow_lane.ticket(&self.heavy);
+        ticket.caller = caller;
+        store.data_mut().lane = Some(ticket);
         store.data_mut().begin_call(deadline);
         store.set_epoch_deadline(1);
         let work = async {
