@@ -88,7 +88,7 @@ async fn one_callers_large_arguments_send_only_that_caller_to_the_slow_lane() {
     // Limits raised so that the attacker's arguments reach Cedar, and a
     // deadline long enough for them on a loaded machine: this is about
     // where the calls run, not whether they end in time.
-    let authorize = "  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = { policies = 'permit(principal, action, resource);' }\n  limits = { deadline_ms = 20000 }\n\
+    let authorize = "  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = { policies = 'permit(principal, action, resource);' }\n  limits = { deadline_ms = 10000, memory_mib = 64 }\n\
                      \n  [workloads.limits]\n  max_mcp_arguments_bytes = 1048576\n  max_mcp_arguments_elements = 200000\n";
     let gw = TestGateway::start(&format!("version = 1\n{}", mcp_workload(&upstream.url(), authorize))).await.unwrap();
     let url = format!("{}/mcp", gw.url("tools").await);
@@ -107,6 +107,34 @@ async fn one_callers_large_arguments_send_only_that_caller_to_the_slow_lane() {
         assert_eq!(call(&url, "a", &json!({ "message": "hi" })).await.status(), 200);
     }
     assert_eq!(lane_calls(&gw.metrics().await), before, "another caller's calls were sent to the slow lane");
+}
+
+#[tokio::test]
+async fn one_callers_faults_send_only_that_caller_to_the_slow_lane() {
+    let upstream = TestUpstream::start().await;
+    // Cedar's default memory cap (16 MiB) does not hold the attacker's arguments: each call faults.
+    let authorize = "  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = { policies = 'permit(principal, action, resource);' }\n  limits = { deadline_ms = 10000 }\n\
+                     \n  [workloads.limits]\n  max_mcp_arguments_bytes = 1048576\n  max_mcp_arguments_elements = 200000\n";
+    let gw = TestGateway::start(&format!("version = 1\n{}", mcp_workload(&upstream.url(), authorize))).await.unwrap();
+    let url = format!("{}/mcp", gw.url("tools").await);
+    let lane = gw.gateway.runtime().slow_lane().metrics().clone();
+    use portcullis::admin::metrics::LaneReason;
+
+    let r = call(&url, "b", &heavy_arguments()).await;
+    assert_eq!(r.status(), 503);
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "portcullis_component_faults_total{workload=\"tools\",component=\"builtin:cedar\",kind=\"memory_limit\",blame=\"guest\"}"), 1.0);
+    // Its neighbour's calls stay on the gateway's workers.
+    let before = lane_calls(&gw.metrics().await);
+    for _ in 0..5 {
+        assert_eq!(call(&url, "a", &json!({ "message": "hi" })).await.status(), 200);
+    }
+    let m = gw.metrics().await; assert_eq!(lane_calls(&m), before, "another caller's calls were sent to the slow lane: {m}");
+    // The attacker's next call runs in the lane, and going well ends its mark.
+    assert_eq!(call(&url, "b", &json!({ "message": "small" })).await.status(), 200);
+    assert_eq!(lane.calls(LaneReason::Faulted), 1);
+    assert_eq!(call(&url, "b", &json!({ "message": "small" })).await.status(), 200);
+    assert_eq!(lane.calls(LaneReason::Faulted), 1);
 }
 
 #[tokio::test]

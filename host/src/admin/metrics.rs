@@ -162,7 +162,7 @@ pub enum LaneReason {
     Entry,
     /// The call's own input is large enough to compute long.
     Input,
-    /// The entry's last call faulted.
+    /// This caller's last call of the entry faulted (or several callers' did).
     Faulted,
 }
 

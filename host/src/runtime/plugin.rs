@@ -18,7 +18,7 @@ use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
-use super::slow_lane::{Caller, Faulted, Heavy, LANE_INPUT_BYTES, Late, Slow, SlowLane};
+use super::slow_lane::{Caller, LANE_INPUT_BYTES, Late, Marked, Marks, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::{LaneReason, PluginMetrics};
@@ -175,10 +175,10 @@ pub struct Plugin {
     slow_lane: SlowLane,
     /// Whose calls have lately computed long (shared by its instances'
     /// tickets): their next calls run in the slow lane.
-    heavy: Arc<Heavy>,
-    /// The last call faulted (and its instance was dropped): the next calls,
-    /// and the instances they need, run in the slow lane for a while.
-    faulted: Faulted,
+    heavy: Arc<Marks>,
+    /// Whose last call faulted (and its instance was dropped): their next
+    /// calls, and the instances they need, run in the slow lane for a while.
+    faulted: Marks,
 }
 
 /// Everything needed to set up one chain position.
@@ -252,10 +252,10 @@ impl Plugin {
             max_idle: spec.max_idle,
             metrics: spec.metrics,
             slow_lane: runtime.slow_lane().clone(),
-            heavy: Arc::default(),
-            faulted: Faulted::default(),
+            heavy: Arc::new(Marks::heavy()),
+            faulted: Marks::faulted(),
         };
-        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline, Caller::default()).await {
+        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
             Ok(started) => started,
             Err(Setup::Refused(message)) => return Err(SetupError::Config(message)),
             Err(Setup::Fault(fault)) => return Err(SetupError::Fault(fault)),
@@ -378,32 +378,32 @@ impl Plugin {
             self.record(fault);
         }
         match (&result, lane_late) {
-            (Ok(_), _) => self.faulted.clear(),
+            (Ok(_), _) => self.faulted.clear(caller),
             // A lane too busy to start the call says nothing of the component:
             // the mark goes, so that the next call runs in place rather than
             // wait for the lane again (a fault there marks it again).
-            (Err(_), Some(Late::NotStarted)) => self.faulted.clear(),
+            (Err(_), Some(Late::NotStarted)) => self.faulted.clear(caller),
             // Late while running: the component's slowness or the lane's
             // backlog, which cannot be told apart here; the mark is left to end.
             (Err(_), Some(Late::Running)) => {}
             // A busy instance bound (its faulted instances not yet given back,
             // say) is not a fault of the component's own: it changes nothing.
             (Err(fault), None) if fault.kind == FaultKind::Instantiate => {}
-            (Err(_), None) => self.faulted.mark(),
+            (Err(_), None) => self.faulted.mark(caller),
         }
         result
     }
 
-    /// Why this call should run in the slow lane, if it should: the entry
-    /// faulted lately, its calls from this caller (or from several) lately
+    /// Why this call should run in the slow lane, if it should: the entry's
+    /// calls from this caller (or from several callers) lately faulted or
     /// computed long, or its own input is large (see [`super::slow_lane`]).
     fn lane_for(&self, request: &RequestData, question: &Question<'_>, caller: Caller) -> Option<LaneReason> {
-        if self.faulted.is_set() {
+        if self.faulted.for_caller(caller).is_some() {
             return Some(LaneReason::Faulted);
         }
         match self.heavy.for_caller(caller) {
-            Some(Slow::Entry) => Some(LaneReason::Entry),
-            Some(Slow::Caller) => Some(LaneReason::Caller),
+            Some(Marked::Entry) => Some(LaneReason::Entry),
+            Some(Marked::Caller) => Some(LaneReason::Caller),
             None => (question.input_bytes(request, self.reads_mcp_calls) >= LANE_INPUT_BYTES).then_some(LaneReason::Input),
         }
     }
@@ -413,11 +413,11 @@ impl Plugin {
     async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, caller: Caller, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
-            None => self.replace_instance(deadline, caller).await?,
+            None => self.replace_instance(deadline).await?,
         };
         let state = instance.store.data_mut();
         if let Some(lane) = &mut state.lane {
-            lane.caller = caller;
+            lane.caller = Some(caller);
         }
         state.memory.hit = false;
         state.request = Some(request.clone());
@@ -452,8 +452,8 @@ impl Plugin {
     }
 
     /// A new instance for a call that found none idle.
-    async fn replace_instance(&self, deadline: Instant, caller: Caller) -> Result<Instance, PluginFault> {
-        self.instantiate(deadline, caller).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
+    async fn replace_instance(&self, deadline: Instant) -> Result<Instance, PluginFault> {
+        self.instantiate(deadline).await.map(|(instance, _manifest)| instance).map_err(|e| match e {
             Setup::Fault(fault) => fault,
             // The configuration was accepted at load; refusing it now is the component's bug.
             Setup::Refused(message) => PluginFault { kind: FaultKind::Trap, detail: format!("init refused its configuration: {message}") },
@@ -477,9 +477,8 @@ impl Plugin {
         }
     }
 
-    /// A new instance, initialised by `deadline`, and the manifest its `init`
-    /// returned; a long `init` counts as `caller`'s (see [`super::slow_lane`]).
-    async fn instantiate(&self, deadline: Instant, caller: Caller) -> Result<(Instance, wit::Manifest), Setup> {
+    /// A new instance, initialised by `deadline`, and the manifest its `init` returned.
+    async fn instantiate(&self, deadline: Instant) -> Result<(Instance, wit::Manifest), Setup> {
         // A burst on this workload waits here for one of its own instances
         // (within the deadline) rather than taking the whole process's pool.
         let slot = match tokio::time::timeout_at(deadline.into(), self.instances.clone().acquire_owned()).await {
@@ -497,9 +496,7 @@ impl Plugin {
         let mut store = Store::new(&self.engine, HostState::new(self.caps.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(yield_then_interrupt);
-        let mut ticket = self.slow_lane.ticket(&self.heavy);
-        ticket.caller = caller;
-        store.data_mut().lane = Some(ticket);
+        store.data_mut().lane = Some(self.slow_lane.ticket(&self.heavy));
         store.data_mut().begin_call(deadline);
         store.set_epoch_deadline(1);
         let work = async {

@@ -14,11 +14,12 @@
 //!   calls of the entry go: one caller who sends expensive input (a large
 //!   `arguments`) sends only itself there, not its neighbours;
 //! - a call whose own input is large ([`LANE_INPUT_BYTES`]), from its start;
-//! - the calls of a chain entry whose last call faulted, for at most
-//!   [`FAULTED_FOR`]: a component that traps, overflows its stack or grows to
-//!   its memory cap does so, and creates a new instance, on every request.
-//!   A call the lane was too busy to run does not keep the mark, so a busy
-//!   lane cannot hold a workload that stopped faulting;
+//! - the calls of one caller of a chain entry whose last call faulted, until
+//!   one succeeds or for at most [`FAULTED_FOR`] (every caller's once
+//!   [`SEVERAL`] callers' faulted): a component that traps, overflows its
+//!   stack or grows to its memory cap does so, and creates a new instance, on
+//!   every request. A call the lane was too busy to run does not keep the
+//!   mark, so a busy lane cannot hold a workload whose faults stopped;
 //! - dropping an instance after a fault: giving back a grown memory or a deep
 //!   stack is kernel work that would otherwise hold a worker for milliseconds.
 //!
@@ -227,10 +228,10 @@ impl SlowLane {
 
     /// A store's place in the lane, held by its [`super::state::HostState`];
     /// `heavy` is shared by the instances of one chain entry.
-    pub fn ticket(&self, heavy: &Arc<Heavy>) -> LaneTicket {
+    pub fn ticket(&self, heavy: &Arc<Marks>) -> LaneTicket {
         LaneTicket {
             heavy: heavy.clone(),
-            caller: Caller::default(),
+            caller: None,
             resumed: Arc::new(AtomicU64::new(now_nanos())),
             resumed_cpu: Arc::new(AtomicU64::new(0)),
         }
@@ -275,7 +276,7 @@ impl<T> Drop for AbortOnDrop<T> {
 /// Who a call is made for, as far as the lane tells callers apart: the
 /// identity an authorizer is asked about, or else the client's address. A
 /// keyed hash, so that neither the key nor a collision can be chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller(u64);
 
 static CALLER_KEYS: LazyLock<std::collections::hash_map::RandomState> = LazyLock::new(Default::default);
@@ -286,51 +287,68 @@ impl Caller {
     }
 }
 
-/// Whether a chain entry's calls have lately computed long, and for whom: a
-/// caller's next calls run in the lane until [`HEAVY_FOR`] after its last
-/// long one; every caller's, once [`SEVERAL`] callers' did.
-#[derive(Default)]
-pub struct Heavy {
-    /// The callers marked, each until when (nanoseconds since [`EPOCH`]).
+/// Which callers' calls of a chain entry run in the lane, and until when: a
+/// caller's, for a while after one of its calls computed long
+/// ([`Marks::heavy`]) or faulted ([`Marks::faulted`]); every caller's once
+/// [`SEVERAL`] callers' did within that while. What one caller sends then
+/// sends only that caller to the lane.
+pub struct Marks {
+    /// How long a mark lasts.
+    lasts: Duration,
+    /// The callers marked, each until when (nanoseconds since [`EPOCH`]), the soonest to end first.
     callers: Mutex<Vec<(Caller, u64)>>,
     /// The latest end of any caller's mark: before it, look in `callers`
-    /// (most calls, of an entry never slow, read only this).
+    /// (most calls, of an entry never marked, read only this).
     any_until: AtomicU64,
     /// Every caller's calls run in the lane until then; 0: never.
     entry_until: AtomicU64,
 }
 
-/// Why a call runs in the lane, as far as [`Heavy`] knows.
+/// Why a call runs in the lane, as far as [`Marks`] knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slow {
-    /// This caller's calls lately computed long.
+pub enum Marked {
+    /// This caller's calls were marked.
     Caller,
-    /// Several callers' did.
+    /// Several callers' were: every caller's calls are.
     Entry,
 }
 
-impl Heavy {
+impl Marks {
+    /// Long computing: a caller's calls run in the lane until [`HEAVY_FOR`] after its last long one.
+    pub fn heavy() -> Marks {
+        Marks::lasting(HEAVY_FOR)
+    }
+
+    /// Faults: a caller's calls run in the lane until [`FAULTED_FOR`] after
+    /// its last fault, or until one succeeds.
+    pub fn faulted() -> Marks {
+        Marks::lasting(FAULTED_FOR)
+    }
+
+    fn lasting(lasts: Duration) -> Marks {
+        Marks { lasts, callers: Mutex::default(), any_until: AtomicU64::new(0), entry_until: AtomicU64::new(0) }
+    }
+
     /// Whether `caller`'s next call should run in the lane, and why.
-    pub fn for_caller(&self, caller: Caller) -> Option<Slow> {
+    pub fn for_caller(&self, caller: Caller) -> Option<Marked> {
         let now = now_nanos();
         if now < self.entry_until.load(Ordering::Relaxed) {
-            return Some(Slow::Entry);
+            return Some(Marked::Entry);
         }
         if now >= self.any_until.load(Ordering::Relaxed) {
             return None;
         }
         let callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
-        callers.iter().any(|&(c, until)| c == caller && now < until).then_some(Slow::Caller)
+        callers.iter().any(|&(c, until)| c == caller && now < until).then_some(Marked::Caller)
     }
 
-    /// `caller`'s call computed long.
-    fn mark(&self, caller: Caller) {
+    /// Marks `caller`'s calls.
+    pub fn mark(&self, caller: Caller) {
         let now = now_nanos();
-        let until = now.saturating_add(nanos(HEAVY_FOR));
+        let until = now.saturating_add(nanos(self.lasts));
         let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         callers.retain(|&(c, end)| c != caller && now < end);
         if callers.len() >= REMEMBERED {
-            // Sorted by end below: the first ends soonest.
             callers.remove(0);
         }
         callers.push((caller, until));
@@ -340,37 +358,24 @@ impl Heavy {
             self.entry_until.store(until, Ordering::Relaxed);
         }
     }
-}
 
-/// Whether a chain entry's last call faulted, so that its next ones run in
-/// the lane, until [`FAULTED_FOR`] after the fault at most.
-#[derive(Default)]
-pub struct Faulted {
-    /// In nanoseconds since [`EPOCH`]; 0: not marked.
-    until: AtomicU64,
-}
-
-impl Faulted {
-    pub fn is_set(&self) -> bool {
-        now_nanos() < self.until.load(Ordering::Relaxed)
-    }
-
-    pub fn mark(&self) {
-        self.until.store(now_nanos().saturating_add(nanos(FAULTED_FOR)), Ordering::Relaxed);
-    }
-
-    pub fn clear(&self) {
-        if self.until.load(Ordering::Relaxed) != 0 {
-            self.until.store(0, Ordering::Relaxed);
+    /// Ends `caller`'s mark, and the entry's: a call of `caller` went well
+    /// (or could not run in the lane). Cheap when nothing is marked.
+    pub fn clear(&self, caller: Caller) {
+        if now_nanos() >= self.any_until.load(Ordering::Relaxed).max(self.entry_until.load(Ordering::Relaxed)) {
+            return;
         }
+        self.entry_until.store(0, Ordering::Relaxed);
+        self.callers.lock().unwrap_or_else(|p| p.into_inner()).retain(|&(c, _)| c != caller);
     }
 }
 
 /// What one store's calls tell the lane.
 pub struct LaneTicket {
-    heavy: Arc<Heavy>,
-    /// Whom the call in flight is for.
-    pub(crate) caller: Caller,
+    heavy: Arc<Marks>,
+    /// Whom the call in flight is for; `None` during `init`, which is the
+    /// component's own cost, the same for every caller, and marks nobody.
+    pub(crate) caller: Option<Caller>,
     /// When the store's call last resumed, in nanoseconds since [`EPOCH`].
     resumed: Arc<AtomicU64>,
     /// The thread's CPU time when the call resumed from a tick's yield
@@ -403,8 +408,8 @@ impl LaneTicket {
     /// What a call does at an epoch tick: a slow one marks its caller of
     /// the entry heavy, and every call yields to the executor once.
     pub fn at_tick(&self, slow: bool) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        if slow {
-            self.heavy.mark(self.caller);
+        if let (true, Some(caller)) = (slow, self.caller) {
+            self.heavy.mark(caller);
         }
         let (resumed, resumed_cpu) = (self.resumed.clone(), self.resumed_cpu.clone());
         Box::pin(async move {
@@ -422,8 +427,9 @@ mod tests {
 
     #[test]
     fn a_slow_call_marks_its_entry_for_a_while() {
-        let heavy = Arc::new(Heavy::default());
+        let heavy = Arc::new(Marks::heavy());
         let ticket = SlowLane::with_threads(1).ticket(&heavy);
+        let ticket = LaneTicket { caller: Some(Caller::of("someone")), ..ticket };
         assert_eq!(ticket.computed_since_resume(), Duration::ZERO, "unknown from the call's start");
         // Computing counts; waiting (the kernel setting the thread aside, here a sleep) does not.
         // Spin until this thread's own clock has moved (not the wall clock:
@@ -442,35 +448,42 @@ mod tests {
         ticket.resumed();
         assert_eq!(ticket.computed_since_resume(), Duration::ZERO, "an HTTP answer starts an unknown slice");
         drop(ticket.at_tick(false));
-        assert_eq!(heavy.for_caller(ticket.caller), None);
+        assert_eq!(heavy.for_caller(ticket.caller.unwrap()), None);
         drop(ticket.at_tick(true));
-        assert_eq!(heavy.for_caller(ticket.caller), Some(Slow::Caller));
+        assert_eq!(heavy.for_caller(ticket.caller.unwrap()), Some(Marked::Caller));
         for (_, until) in heavy.callers.lock().unwrap().iter_mut() {
             *until = now_nanos() + 1;
         }
         std::thread::sleep(Duration::from_millis(1));
-        assert_eq!(heavy.for_caller(ticket.caller), None, "the mark ends on its own");
+        assert_eq!(heavy.for_caller(ticket.caller.unwrap()), None, "the mark ends on its own");
     }
 
     #[test]
     fn one_callers_slow_calls_mark_that_caller_and_several_callers_mark_everyone() {
-        let heavy = Heavy::default();
+        let heavy = Marks::heavy();
         let (attacker, neighbour) = (Caller::of("attacker"), Caller::of("neighbour"));
         assert_ne!(attacker, neighbour);
         for _ in 0..100 {
             heavy.mark(attacker);
         }
-        assert_eq!(heavy.for_caller(attacker), Some(Slow::Caller));
+        assert_eq!(heavy.for_caller(attacker), Some(Marked::Caller));
         assert_eq!(heavy.for_caller(neighbour), None, "one caller's input slows only that caller");
         heavy.mark(Caller::of("second"));
         assert_eq!(heavy.for_caller(neighbour), None, "two callers are not yet several");
         heavy.mark(Caller::of("third"));
-        assert_eq!(heavy.for_caller(neighbour), Some(Slow::Entry), "three callers' slow calls: the component is slow for everyone");
+        assert_eq!(heavy.for_caller(neighbour), Some(Marked::Entry), "three callers' slow calls: the component is slow for everyone");
         // A caller rotating through identities is remembered up to a bound.
         for n in 0..1000 {
             heavy.mark(Caller::of(n));
         }
         assert!(heavy.callers.lock().unwrap().len() <= REMEMBERED);
+        // A call that went well ends its caller's mark and the entry's.
+        heavy.clear(attacker);
+        assert_eq!(heavy.for_caller(neighbour), None);
+        let faulted = Marks::faulted();
+        faulted.mark(attacker);
+        faulted.clear(attacker);
+        assert_eq!(faulted.for_caller(attacker), None);
     }
 
     #[tokio::test]
