@@ -72,11 +72,12 @@ const REMEMBERED: usize = 16;
 
 /// A call whose input (its MCP `arguments`, or every call's of the request for
 /// a component that reads them) has at least this many bytes goes to the lane
-/// from its start. Cedar turns 32 KiB of arguments into its values in about
-/// the CPU time of [`SLOW_AFTER`] (docs/reliability.md), so a larger input is
-/// slow by its size alone; without this, its first call would run on a
-/// gateway worker until it ended.
-pub const LANE_INPUT_BYTES: usize = 32 * 1024;
+/// from its start. Through the built-in Cedar authorizer, a call with 30 KiB
+/// of arguments took about 2 ms more than a small one, and one with 7 KiB
+/// 0.4 ms (docs/reliability.md): at 16 KiB a call is slow ([`SLOW_AFTER`]) by
+/// its size alone, and without this its first call would run on a gateway
+/// worker until it ended.
+pub const LANE_INPUT_BYTES: usize = 16 * 1024;
 
 /// How long an entry's calls run in the lane after its last fault. A
 /// successful call ends it sooner; a call the lane was too busy to start
