@@ -13,6 +13,9 @@
 //! `HEAVY_RAISE_LIMITS=1` raises `limits.max_mcp_arguments_bytes` and
 //! `max_mcp_arguments_elements` so that B's calls reach Cedar (the routing
 //! alone is measured); by default they are refused before it.
+//! `HEAVY_HOGS=2` adds two threads that spin at the process's priority for
+//! the whole run, as other work on a loaded machine would (the lane, at nice
+//! 10, then gets about a tenth of a core).
 
 use portcullis_tests::gateway::{TestGateway, behaviour, workload};
 use portcullis_tests::upstream::TestUpstream;
@@ -129,6 +132,19 @@ fn report(label: &str, samples: &[Duration], statuses: &BTreeMap<u16, usize>) {
 fn main() {
     let seconds: u64 = std::env::var("HEAVY_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
     let raise = std::env::var("HEAVY_RAISE_LIMITS").is_ok_and(|v| v == "1");
+    let hogs: usize = std::env::var("HEAVY_HOGS").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let hogging = Arc::new(AtomicBool::new(true));
+    for n in 0..hogs {
+        let hogging = hogging.clone();
+        std::thread::Builder::new()
+            .name(format!("hog-{n}"))
+            .spawn(move || {
+                while hogging.load(Ordering::Relaxed) {
+                    std::hint::black_box(Instant::now());
+                }
+            })
+            .unwrap();
+    }
     let upstream_rt = runtime("upstream", 1);
     let upstream = upstream_rt.block_on(TestUpstream::start());
     drop(std::thread::spawn(move || upstream_rt.block_on(std::future::pending::<()>())));
@@ -203,5 +219,6 @@ fn main() {
     report("A beside B", &samples, &statuses);
     eprintln!("{:>12}: statuses {b_statuses:?}", "B");
     eprintln!("{}", gw.gateway.metrics().encode().lines().filter(|l| l.starts_with("portcullis_slow_lane") || l.contains("faults_total") && !l.ends_with(" 0")).collect::<Vec<_>>().join("\n"));
+    hogging.store(false, Ordering::Relaxed);
     drop(gw);
 }
