@@ -50,6 +50,7 @@ where
     std::thread::Builder::new().name(name.into()).spawn(move || rt.block_on(future)).unwrap()
 }
 
+/// The status of a `tools/call` as `caller`; 0 when the connection failed.
 async fn post(client: &reqwest::Client, url: &str, caller: &str, arguments: &Value) -> u16 {
     let message = json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": { "name": "echo", "arguments": arguments } });
     let response = client
@@ -59,8 +60,10 @@ async fn post(client: &reqwest::Client, url: &str, caller: &str, arguments: &Val
         .header("content-type", "application/json")
         .body(message.to_string())
         .send()
-        .await
-        .unwrap();
+        .await;
+    let Ok(response) = response else {
+        return 0;
+    };
     let status = response.status().as_u16();
     let _ = response.bytes().await;
     status
@@ -152,13 +155,15 @@ fn main() {
     let inbound = [("a", "x-caller-a"), ("b", "x-caller-b"), ("c", "x-caller-c")]
         .map(|(tag, header)| behaviour(&format!(r#"mode = "allow", tag = "{tag}", only_if_header = "{header}""#)))
         .concat();
-    let mut authorize = format!("  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{POLICIES}''' }}\n  limits = {{ memory_mib = 64 }}\n");
+    let mut authorize =
+        format!("  [[workloads.authorize]]\n  component = \"builtin:cedar\"\n  config = {{ policies = '''{POLICIES}''' }}\n  limits = {{ memory_mib = 64 }}\n");
     if raise {
         authorize.push_str("  [workloads.limits]\n  max_mcp_arguments_bytes = 1048576\n  max_mcp_arguments_elements = 100000\n");
     }
     let policy = format!(
         "version = 1\n{}",
-        workload("tools", &upstream.url(), &format!("{inbound}{authorize}")).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"")
+        workload("tools", &upstream.url(), &format!("{inbound}{authorize}"))
+            .replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"")
     );
     let gateway_rt = runtime("gateway", 2);
     let (gw, url) = gateway_rt.block_on(async {
@@ -171,26 +176,28 @@ fn main() {
     // With `HEAVY_SIZES=1`, first what a call costs by the size of its
     // arguments (strings of 24 bytes), alone: the median of 7 calls of each
     // size, decided in place or in the lane, whichever the gateway chose.
-    let sizes = std::env::var("HEAVY_SIZES").is_ok_and(|v| v == "1").then(|| on_own_thread("sizes", {
-        let url = url.clone();
-        async move {
-            let client = reqwest::Client::builder().no_proxy().build().unwrap();
-            for items in [10, 300, 1_300, 2_600, 25_000] {
-                let arguments = json!({ "path": "/srv/x", "items": (0..items).map(|n| format!("item-{n:08}-padding")).collect::<Vec<_>>() });
-                let mut took = Vec::new();
-                let mut statuses = BTreeMap::<u16, usize>::new();
-                for _ in 0..7 {
-                    let started = Instant::now();
-                    *statuses.entry(post(&client, &url, "c", &arguments).await).or_default() += 1;
-                    took.push(started.elapsed());
-                    // Past the lane marks of the call before.
-                    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let sizes = std::env::var("HEAVY_SIZES").is_ok_and(|v| v == "1").then(|| {
+        on_own_thread("sizes", {
+            let url = url.clone();
+            async move {
+                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                for items in [10, 300, 1_300, 2_600, 25_000] {
+                    let arguments = json!({ "path": "/srv/x", "items": (0..items).map(|n| format!("item-{n:08}-padding")).collect::<Vec<_>>() });
+                    let mut took = Vec::new();
+                    let mut statuses = BTreeMap::<u16, usize>::new();
+                    for _ in 0..7 {
+                        let started = Instant::now();
+                        *statuses.entry(post(&client, &url, "c", &arguments).await).or_default() += 1;
+                        took.push(started.elapsed());
+                        // Past the lane marks of the call before.
+                        tokio::time::sleep(Duration::from_millis(1100)).await;
+                    }
+                    took.sort();
+                    eprintln!("{:>8} bytes of arguments: median call {:?}; statuses {statuses:?}", arguments.to_string().len(), took[took.len() / 2]);
                 }
-                took.sort();
-                eprintln!("{:>8} bytes of arguments: median call {:?}; statuses {statuses:?}", arguments.to_string().len(), took[took.len() / 2]);
             }
-        }
-    }));
+        })
+    });
     if let Some(sizes) = sizes {
         sizes.join().unwrap();
     }
@@ -218,7 +225,16 @@ fn main() {
     let b_statuses = b.join().unwrap();
     report("A beside B", &samples, &statuses);
     eprintln!("{:>12}: statuses {b_statuses:?}", "B");
-    eprintln!("{}", gw.gateway.metrics().encode().lines().filter(|l| l.starts_with("portcullis_slow_lane") || l.contains("faults_total") && !l.ends_with(" 0")).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        gw.gateway
+            .metrics()
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("portcullis_slow_lane") || l.contains("faults_total") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     hogging.store(false, Ordering::Relaxed);
     drop(gw);
 }

@@ -15,7 +15,8 @@ fn mcp_workload(upstream: &str, authorize: &str) -> String {
     let inbound = [("a", "x-caller-a"), ("b", "x-caller-b")]
         .map(|(tag, header)| behaviour(&format!(r#"mode = "allow", tag = "{tag}", only_if_header = "{header}""#)))
         .concat();
-    workload("tools", upstream, &format!("{inbound}{authorize}")).replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"")
+    workload("tools", upstream, &format!("{inbound}{authorize}"))
+        .replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"http://127.0.0.1:8080/mcp\"")
 }
 
 /// A `tools/call` of `echo` with `arguments`, as caller `a` or `b`.
@@ -123,13 +124,17 @@ async fn one_callers_faults_send_only_that_caller_to_the_slow_lane() {
     let r = call(&url, "b", &heavy_arguments()).await;
     assert_eq!(r.status(), 503);
     let metrics = gw.metrics().await;
-    assert_eq!(metric(&metrics, "portcullis_component_faults_total{workload=\"tools\",component=\"builtin:cedar\",kind=\"memory_limit\",blame=\"guest\"}"), 1.0);
+    assert_eq!(
+        metric(&metrics, "portcullis_component_faults_total{workload=\"tools\",component=\"builtin:cedar\",kind=\"memory_limit\",blame=\"guest\"}"),
+        1.0
+    );
     // Its neighbour's calls stay on the gateway's workers.
     let before = lane_calls(&gw.metrics().await);
     for _ in 0..5 {
         assert_eq!(call(&url, "a", &json!({ "message": "hi" })).await.status(), 200);
     }
-    let m = gw.metrics().await; assert_eq!(lane_calls(&m), before, "another caller's calls were sent to the slow lane: {m}");
+    let m = gw.metrics().await;
+    assert_eq!(lane_calls(&m), before, "another caller's calls were sent to the slow lane: {m}");
     // The attacker's next call runs in the lane, and going well ends its mark.
     assert_eq!(call(&url, "b", &json!({ "message": "small" })).await.status(), 200);
     assert_eq!(lane.calls(LaneReason::Faulted), 1);

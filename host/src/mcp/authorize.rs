@@ -77,11 +77,18 @@ impl ArgumentLimits {
     pub fn exceeded_by(&self, arguments_json: Option<&str>) -> Option<String> {
         let json = arguments_json?;
         if json.len() > self.max_bytes {
-            return Some(format!("its arguments have {} bytes, more than this workload decides on (limits.max_mcp_arguments_bytes = {})", json.len(), self.max_bytes));
+            return Some(format!(
+                "its arguments have {} bytes, more than this workload decides on (limits.max_mcp_arguments_bytes = {})",
+                json.len(),
+                self.max_bytes
+            ));
         }
         match count_values(json, self.max_elements) {
             Ok(_) => None,
-            Err(()) => Some(format!("its arguments hold more than {} JSON values, more than this workload decides on (limits.max_mcp_arguments_elements)", self.max_elements)),
+            Err(()) => Some(format!(
+                "its arguments hold more than {} JSON values, more than this workload decides on (limits.max_mcp_arguments_elements)",
+                self.max_elements
+            )),
         }
     }
 }

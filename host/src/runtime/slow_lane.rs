@@ -230,12 +230,7 @@ impl SlowLane {
     /// A store's place in the lane, held by its [`super::state::HostState`];
     /// `heavy` is shared by the instances of one chain entry.
     pub fn ticket(&self, heavy: &Arc<Marks>) -> LaneTicket {
-        LaneTicket {
-            heavy: heavy.clone(),
-            caller: None,
-            resumed: Arc::new(AtomicU64::new(now_nanos())),
-            resumed_cpu: Arc::new(AtomicU64::new(0)),
-        }
+        LaneTicket { heavy: heavy.clone(), caller: None, resumed: Arc::new(AtomicU64::new(now_nanos())), resumed_cpu: Arc::new(AtomicU64::new(0)) }
     }
 }
 
