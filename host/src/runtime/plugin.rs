@@ -349,7 +349,7 @@ impl Plugin {
                         Late::NotStarted => PluginFault {
                             kind: FaultKind::Instantiate,
                             detail: format!(
-                                "the slow lane, where this component's calls run after a fault or a long computation, was too busy to start this call within {:?}",
+                                "the slow lane, where this component's calls run after a fault, a long computation or with a large input, was too busy to start this call within {:?}",
                                 self.limits.deadline
                             ),
                         },
@@ -554,7 +554,7 @@ impl Plugin {
 /// component that computes for long cannot starve other requests, other
 /// workloads or the timers on this worker thread), then go on, until the
 /// call's deadline, when it traps. A call still computing after a few ticks
-/// sends its entry's next calls to the slow lane (see [`super::slow_lane`]).
+/// sends its caller's next calls of the entry to the slow lane (see [`super::slow_lane`]).
 /// Without a deadline (between calls) it only yields.
 pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     let state = store.data_mut();
