@@ -10,6 +10,7 @@ mod cli;
 mod component_cache;
 mod conformance;
 mod edges;
+mod fair_lanes;
 mod faults;
 mod first_run;
 mod keychain;

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Mutex;
@@ -32,6 +33,11 @@ struct FaultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    reason: &'static str,
 }
 
 pub struct Metrics {
@@ -90,6 +96,17 @@ impl Metrics {
         PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults }
     }
 
+    /// Registers the slow lane's metrics (one lane per process: see `runtime::slow_lane`).
+    pub fn slow_lane(&self, lane: &LaneMetrics) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register("slow_lane_threads", "Threads of the slow lane", lane.threads.clone());
+        registry.register("slow_lane_queued", "Work sent to the slow lane and not started yet (the queue's depth)", lane.queued.clone());
+        registry.register("slow_lane_running", "Work running in the slow lane (its occupancy; compare with slow_lane_threads)", lane.running.clone());
+        registry.register("slow_lane_wait_seconds", "Time from sending work to the slow lane to its start", lane.wait.clone());
+        registry.register("slow_lane_calls", "Component calls sent to the slow lane, by why", lane.calls.clone());
+        registry.register("slow_lane_not_started", "Component calls the slow lane was too busy to start by their deadline", lane.not_started.clone());
+    }
+
     /// Adds metrics read on each scrape (e.g. the instance pool's).
     pub fn add_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
         self.registry.lock().unwrap_or_else(|p| p.into_inner()).register_collector(collector);
@@ -133,5 +150,73 @@ impl PluginMetrics {
         if let Some((_, counter)) = self.faults.iter().find(|(k, _)| *k == kind) {
             counter.inc();
         }
+    }
+}
+
+/// Why a component call runs in the slow lane (the `reason` label of `portcullis_slow_lane_calls_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneReason {
+    /// This caller's calls of the entry lately computed long.
+    Caller,
+    /// Several callers' calls of the entry lately computed long: every caller's go.
+    Entry,
+    /// The call's own input is large enough to compute long.
+    Input,
+    /// This caller's last call of the entry faulted (or several callers' did).
+    Faulted,
+}
+
+impl LaneReason {
+    pub const ALL: [LaneReason; 4] = [LaneReason::Caller, LaneReason::Entry, LaneReason::Input, LaneReason::Faulted];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            LaneReason::Caller => "slow_caller",
+            LaneReason::Entry => "slow_callers",
+            LaneReason::Input => "input",
+            LaneReason::Faulted => "faulted",
+        }
+    }
+}
+
+/// The slow lane's metrics, owned by the lane and registered with [`Metrics::slow_lane`].
+#[derive(Clone)]
+pub struct LaneMetrics {
+    pub threads: Gauge,
+    pub queued: Gauge,
+    pub running: Gauge,
+    pub wait: Histogram,
+    calls: Family<LaneLabels, Counter>,
+    pub not_started: Counter,
+}
+
+impl Default for LaneMetrics {
+    fn default() -> Self {
+        let calls = Family::<LaneLabels, Counter>::default();
+        // Every reason's series exists (at 0) from the start.
+        for reason in LaneReason::ALL {
+            let _ = calls.get_or_create(&LaneLabels { reason: reason.label() });
+        }
+        LaneMetrics {
+            threads: Gauge::default(),
+            queued: Gauge::default(),
+            running: Gauge::default(),
+            // 10 µs .. ~2.6 s: an idle lane starts work at once; a busy one past every deadline.
+            wait: Histogram::new(exponential_buckets(1e-5, 4.0, 10)),
+            calls,
+            not_started: Counter::default(),
+        }
+    }
+}
+
+impl LaneMetrics {
+    /// Counts a component call sent to the lane for `reason`.
+    pub fn call(&self, reason: LaneReason) {
+        self.calls.get_or_create(&LaneLabels { reason: reason.label() }).inc();
+    }
+
+    /// The calls sent to the lane for `reason` so far.
+    pub fn calls(&self, reason: LaneReason) -> u64 {
+        self.calls.get_or_create(&LaneLabels { reason: reason.label() }).get()
     }
 }

@@ -92,6 +92,7 @@ impl Gateway {
         let services = Services::new(Arc::new(store));
         let metrics = Arc::new(Metrics::new());
         metrics.add_collector(Box::new(crate::runtime::engine::PoolGauges(runtime.engine().clone())));
+        metrics.slow_lane(runtime.slow_lane().metrics());
         let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
         let empty = Snapshot { workloads: HashMap::new(), admin: None };
         let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics, ready: AtomicBool::new(false) });

@@ -40,6 +40,129 @@ pub struct Authorizers {
     /// since the last load is then refused, since it would be decided as if
     /// the tool had none (a forbid on `destructiveHint` would not match).
     pub annotations: Option<Arc<ToolAnnotations>>,
+    /// How much of a call's `arguments` an authorizer may be asked about.
+    pub arguments: ArgumentLimits,
+}
+
+/// The bound on what a client can make an authorizer read: the size of one
+/// call's `arguments`, and how many JSON values they hold. An authorizer
+/// turns every value into its own (Cedar builds a record of records), so
+/// its cost grows with both; unbounded, one caller's large `arguments` sent
+/// the workload's authorizer to the slow lane for every caller (issue 22).
+/// Checked before any authorizer is asked, so an over-limit call costs a
+/// scan of its text and nothing more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgumentLimits {
+    pub max_bytes: usize,
+    pub max_elements: usize,
+}
+
+impl ArgumentLimits {
+    /// 64 KiB: through the built-in Cedar authorizer, a call with 61 KiB of
+    /// arguments took about 4 ms more than a small one, one with 586 KiB 42 ms
+    /// (docs/reliability.md). A policy that must see larger arguments raises it.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+    /// 4096 values: a list of a few thousand items, or a deep record.
+    pub const DEFAULT_MAX_ELEMENTS: usize = 4096;
+
+    /// From `limits.max_mcp_arguments_bytes` and `max_mcp_arguments_elements` (checked at load), or the defaults.
+    pub fn new(max_bytes: Option<u64>, max_elements: Option<u64>) -> ArgumentLimits {
+        let size = |n: Option<u64>, default| n.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        ArgumentLimits { max_bytes: size(max_bytes, Self::DEFAULT_MAX_BYTES), max_elements: size(max_elements, Self::DEFAULT_MAX_ELEMENTS) }
+    }
+
+    /// Why `arguments_json` (one call's, as the gateway wrote it) may not be
+    /// shown to an authorizer, if it may not: its policy key, in the words
+    /// the client gets.
+    pub fn exceeded_by(&self, arguments_json: Option<&str>) -> Option<String> {
+        let json = arguments_json?;
+        if json.len() > self.max_bytes {
+            return Some(format!(
+                "its arguments have {} bytes, more than this workload decides on (limits.max_mcp_arguments_bytes = {})",
+                json.len(),
+                self.max_bytes
+            ));
+        }
+        match count_values(json, self.max_elements) {
+            Ok(_) => None,
+            Err(()) => Some(format!(
+                "its arguments hold more than {} JSON values, more than this workload decides on (limits.max_mcp_arguments_elements)",
+                self.max_elements
+            )),
+        }
+    }
+}
+
+impl Default for ArgumentLimits {
+    fn default() -> Self {
+        ArgumentLimits::new(None, None)
+    }
+}
+
+/// The JSON values in `json`, at any depth; `Err` once there are more than
+/// `max` (the scan stops there). Text the gateway wrote from a parsed value,
+/// so it parses; should it not, it is refused too.
+fn count_values(json: &str, max: usize) -> Result<usize, ()> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// Counts one value and those inside it against `left`.
+    struct Count<'a> {
+        left: &'a mut usize,
+    }
+    impl Count<'_> {
+        fn one<E: Error>(&mut self) -> Result<(), E> {
+            *self.left = self.left.checked_sub(1).ok_or_else(|| E::custom("too many values"))?;
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Count<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Count<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E: Error>(mut self, _: bool) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_i64<E: Error>(mut self, _: i64) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_u64<E: Error>(mut self, _: u64) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_f64<E: Error>(mut self, _: f64) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_str<E: Error>(mut self, _: &str) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_unit<E: Error>(mut self) -> Result<(), E> {
+            self.one()
+        }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> Result<(), A::Error> {
+            self.one()?;
+            while items.next_element_seed(Count { left: &mut *self.left })?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut members: A) -> Result<(), A::Error> {
+            self.one()?;
+            while members.next_key::<IgnoredAny>()?.is_some() {
+                members.next_value_seed(Count { left: &mut *self.left })?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut left = max;
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    Count { left: &mut left }.deserialize(&mut deserializer).map_err(|_| ())?;
+    deserializer.end().map_err(|_| ())?;
+    Ok(max - left)
 }
 
 /// Why a call may not proceed.
@@ -72,6 +195,17 @@ impl Authorizers {
                 method if AUTHORIZED_METHODS.contains(&method) => call,
                 _ => continue,
             };
+            // Decided by the gateway, before any authorizer: an authorizer
+            // reads no more than the policy bounds (see [`ArgumentLimits`]).
+            if let Some(why) = self.arguments.exceeded_by(call.arguments_json.as_deref()) {
+                let reason = format!("{}: refused before any authorizer was asked: {why}", call.method);
+                let decision = Decision::Deny { reason: reason.clone(), rule: Some("arguments-too-large".into()) };
+                audit(workload, identity, call, &decision, "gateway", true);
+                if let Some(file) = &self.audit {
+                    file.write(&record(request, workload, identity, call, &decision, "gateway", file));
+                }
+                return Err(Refusal::Denied { id: call.id.clone(), reason });
+            }
             if let (Some(tools), "tools/call", Some(name)) = (&self.annotations, call.method.as_str(), &call.name)
                 && !tools.listed(name)
             {
@@ -189,4 +323,28 @@ fn record(
         record["arguments"] = arguments;
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_counted_at_every_depth_and_the_count_stops_at_the_bound() {
+        assert_eq!(count_values(r#"{}"#, 10), Ok(1));
+        assert_eq!(count_values(r#"{"a":1,"b":[true,null,"x",{"c":1.5}]}"#, 100), Ok(8));
+        assert_eq!(count_values(r#"{"a":[1,2,3]}"#, 5), Ok(5));
+        assert_eq!(count_values(r#"{"a":[1,2,3,4]}"#, 5), Err(()));
+        assert_eq!(count_values(r#"{"a":1} x"#, 5), Err(()), "not one value");
+    }
+
+    #[test]
+    fn arguments_over_either_bound_are_refused_with_the_key_to_raise() {
+        let limits = ArgumentLimits { max_bytes: 64, max_elements: 4 };
+        assert_eq!(limits.exceeded_by(None), None);
+        assert_eq!(limits.exceeded_by(Some(r#"{"a":[1,2]}"#)), None);
+        assert!(limits.exceeded_by(Some(&format!(r#"{{"a":"{}"}}"#, "x".repeat(64)))).unwrap().contains("limits.max_mcp_arguments_bytes = 64"));
+        assert!(limits.exceeded_by(Some(r#"{"a":[1,2,3,4]}"#)).unwrap().contains("limits.max_mcp_arguments_elements"));
+        assert_eq!(ArgumentLimits::default(), ArgumentLimits { max_bytes: 65536, max_elements: 4096 });
+    }
 }

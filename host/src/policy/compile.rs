@@ -11,7 +11,7 @@ use super::snapshot::{Admin, Snapshot};
 use crate::admin::metrics::Metrics;
 use crate::mcp::annotations::{self, ToolAnnotations};
 use crate::mcp::audit::AuditFile;
-use crate::mcp::authorize::Authorizers;
+use crate::mcp::authorize::{ArgumentLimits, Authorizers};
 use crate::proxy::body_read::BodyPace;
 use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
@@ -156,7 +156,12 @@ async fn compile_workload(
             let reads_annotations = authorize.iter().any(|p| annotations::read_by(p.config_json()));
             McpSettings {
                 max_message_bytes,
-                authorizers: Authorizers { plugins: authorize.into(), audit: audit.cloned(), annotations: reads_annotations.then(|| tools.clone()) },
+                authorizers: Authorizers {
+                    plugins: authorize.into(),
+                    audit: audit.cloned(),
+                    annotations: reads_annotations.then(|| tools.clone()),
+                    arguments: ArgumentLimits::new(file.limits.max_mcp_arguments_bytes, file.limits.max_mcp_arguments_elements),
+                },
                 tools,
                 held_before_decision: tokio::sync::Semaphore::new(
                     (file.limits.max_pending_body_kib.unwrap_or(DEFAULT_MAX_PENDING_BODY_KIB) * 1024).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,

@@ -213,6 +213,15 @@ pub struct WorkloadLimitsFile {
     /// Largest MCP message read on an MCP workload, in bytes (default 1048576);
     /// a larger POST is refused with 413.
     pub max_mcp_message_bytes: Option<u64>,
+    /// Largest `arguments` of one MCP call an authorizer is asked about, in bytes of
+    /// JSON (default 65536, at most `max_mcp_message_bytes`); a larger call is refused
+    /// with 403 before any authorizer is asked.
+    pub max_mcp_arguments_bytes: Option<u64>,
+    /// Most JSON values (objects, arrays, strings, numbers, booleans and nulls, at any
+    /// depth, the `arguments` object itself included) in one MCP call's `arguments`
+    /// an authorizer is asked about (default 4096); more is refused with 403 before any
+    /// authorizer is asked.
+    pub max_mcp_arguments_elements: Option<u64>,
     /// Time allowed for the upstream to start its response, in milliseconds (default 30000).
     pub upstream_timeout_ms: Option<u64>,
     /// Time allowed for a client to send its request headers, in milliseconds (default 10000);

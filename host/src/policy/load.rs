@@ -305,6 +305,11 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     {
         p.error(&key.key("limits").key("max_mcp_message_bytes"), "must be between 1 and 67108864", None);
     }
+    for (name, value) in [("max_mcp_arguments_bytes", w.limits.max_mcp_arguments_bytes), ("max_mcp_arguments_elements", w.limits.max_mcp_arguments_elements)] {
+        if value.is_some_and(|n| n == 0 || n > 64 * 1024 * 1024) {
+            p.error(&key.key("limits").key(name), "must be between 1 and 67108864", None);
+        }
+    }
     Some(ParsedWorkload { upstream: upstream?, public_url, strip_request_headers, mcp })
 }
 

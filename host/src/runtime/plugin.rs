@@ -18,12 +18,11 @@ use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
 use super::request::RequestData;
-use super::slow_lane::{Heavy, Late, SlowLane};
+use super::slow_lane::{Caller, LANE_INPUT_BYTES, Late, Marked, Marks, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
-use crate::admin::metrics::PluginMetrics;
+use crate::admin::metrics::{LaneReason, PluginMetrics};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -103,6 +102,27 @@ impl Question<'_> {
         }
     }
 
+    /// Whom the question is asked for: the identity an authorizer decides
+    /// on, or else the client's address.
+    fn caller(&self, request: &RequestData) -> Caller {
+        match self {
+            Question::Authorize { identity: Some(identity), .. } => Caller::of((identity.issuer.as_deref(), identity.subject.as_str())),
+            _ => Caller::of(request.remote.ip()),
+        }
+    }
+
+    /// The size of what the component reads that the client chose freely:
+    /// the call's `arguments` (and annotations) for an authorizer, every
+    /// call's for a component that reads the request's MCP calls.
+    fn input_bytes(&self, request: &RequestData, reads_mcp_calls: bool) -> usize {
+        let of = |call: &McpCall| call.arguments_json.as_ref().map_or(0, String::len) + call.annotations_json.as_ref().map_or(0, String::len);
+        match self {
+            Question::Authorize { call, .. } => of(call),
+            Question::Authenticate | Question::Inject if reads_mcp_calls => request.mcp_calls.iter().map(of).sum(),
+            Question::Authenticate | Question::Inject => 0,
+        }
+    }
+
     /// Calls the export that answers this question.
     async fn put(&self, instance: &mut Instance) -> wasmtime::Result<Answer> {
         match (&instance.exports, self) {
@@ -153,12 +173,12 @@ pub struct Plugin {
     max_idle: usize,
     metrics: PluginMetrics,
     slow_lane: SlowLane,
-    /// Its calls have lately computed long (shared by its instances' tickets):
-    /// the next call runs in the slow lane.
-    heavy: Arc<Heavy>,
-    /// The last call faulted (and its instance was dropped): the next call,
-    /// and the instance it needs, run in the slow lane.
-    faulted: AtomicBool,
+    /// Whose calls have lately computed long (shared by its instances'
+    /// tickets): their next calls run in the slow lane.
+    heavy: Arc<Marks>,
+    /// Whose last call faulted (and its instance was dropped): their next
+    /// calls, and the instances they need, run in the slow lane for a while.
+    faulted: Marks,
 }
 
 /// Everything needed to set up one chain position.
@@ -232,8 +252,8 @@ impl Plugin {
             max_idle: spec.max_idle,
             metrics: spec.metrics,
             slow_lane: runtime.slow_lane().clone(),
-            heavy: Arc::default(),
-            faulted: AtomicBool::new(false),
+            heavy: Arc::new(Marks::heavy()),
+            faulted: Marks::faulted(),
         };
         let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).await {
             Ok(started) => started,
@@ -303,7 +323,7 @@ impl Plugin {
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if
-    /// its calls lately computed long or faulted, and checks its answer with
+    /// it should run there ([`Plugin::lane_for`]), and checks its answer with
     /// `check`, recording latency and faults.
     async fn call<R>(
         self: &Arc<Self>,
@@ -314,23 +334,32 @@ impl Plugin {
         let started = Instant::now();
         // One deadline for every step: the wait for an instance, its `init`, the call.
         let deadline = started + self.limits.deadline;
-        let asked = if self.heavy.is_set() || self.faulted.load(Ordering::Relaxed) {
+        let caller = question.caller(request);
+        let mut lane_late = None;
+        let asked = if let Some(reason) = self.lane_for(request, &question, caller) {
+            self.slow_lane.metrics().call(reason);
             let (plugin, request, question) = (self.clone(), request.clone(), question.into_owned());
-            let work = async move { plugin.ask(&request, &question, deadline).await };
+            let work = async move { plugin.ask(&request, &question, caller, deadline).await };
             match self.slow_lane.run(deadline, work).await {
                 Ok(asked) => asked,
-                Err(Late::Running) => Err(self.deadline_fault()),
-                // The busy machine's fault, not the component's: blamed on the host.
-                Err(Late::NotStarted) => Err(PluginFault {
-                    kind: FaultKind::Instantiate,
-                    detail: format!(
-                        "the slow lane, where this component's calls run after a fault or a long computation, was too busy to start this call within {:?}",
-                        self.limits.deadline
-                    ),
-                }),
+                Err(late) => {
+                    let fault = match late {
+                        Late::Running => self.deadline_fault(),
+                        // The busy machine's fault, not the component's: blamed on the host.
+                        Late::NotStarted => PluginFault {
+                            kind: FaultKind::Instantiate,
+                            detail: format!(
+                                "the slow lane, where this component's calls run after a fault, a long computation or with a large input, was too busy to start this call within {:?}",
+                                self.limits.deadline
+                            ),
+                        },
+                    };
+                    lane_late = Some(late);
+                    Err(fault)
+                }
             }
         } else {
-            self.ask(request, &question, deadline).await
+            self.ask(request, &question, caller, deadline).await
         };
         let result = asked.and_then(|(mut instance, answer)| match check(answer) {
             Ok(checked) => {
@@ -348,26 +377,48 @@ impl Plugin {
         if let Err(fault) = &result {
             self.record(fault);
         }
-        // Only a fault of the component's own counts: a busy instance bound
-        // (its faulted instances not yet given back, say) changes nothing.
-        let faulted = match &result {
-            Ok(_) => false,
-            Err(fault) => fault.kind != FaultKind::Instantiate || self.faulted.load(Ordering::Relaxed),
-        };
-        if faulted != self.faulted.load(Ordering::Relaxed) {
-            self.faulted.store(faulted, Ordering::Relaxed);
+        match (&result, lane_late) {
+            (Ok(_), _) => self.faulted.clear(caller),
+            // A lane too busy to start the call says nothing of the component:
+            // the mark goes, so that the next call runs in place rather than
+            // wait for the lane again (a fault there marks it again).
+            (Err(_), Some(Late::NotStarted)) => self.faulted.clear(caller),
+            // Late while running: the component's slowness or the lane's
+            // backlog, which cannot be told apart here; the mark is left to end.
+            (Err(_), Some(Late::Running)) => {}
+            // A busy instance bound (its faulted instances not yet given back,
+            // say) is not a fault of the component's own: it changes nothing.
+            (Err(fault), None) if fault.kind == FaultKind::Instantiate => {}
+            (Err(_), None) => self.faulted.mark(caller),
         }
         result
     }
 
+    /// Why this call should run in the slow lane, if it should: the entry's
+    /// calls from this caller (or from several callers) lately faulted or
+    /// computed long, or its own input is large (see [`super::slow_lane`]).
+    fn lane_for(&self, request: &RequestData, question: &Question<'_>, caller: Caller) -> Option<LaneReason> {
+        if self.faulted.for_caller(caller).is_some() {
+            return Some(LaneReason::Faulted);
+        }
+        match self.heavy.for_caller(caller) {
+            Some(Marked::Entry) => Some(LaneReason::Entry),
+            Some(Marked::Caller) => Some(LaneReason::Caller),
+            None => (question.input_bytes(request, self.reads_mcp_calls) >= LANE_INPUT_BYTES).then_some(LaneReason::Input),
+        }
+    }
+
     /// Puts `question` to an instance by `deadline`; the instance comes back
     /// with the answer, or is retired with the fault.
-    async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
+    async fn ask(&self, request: &Arc<RequestData>, question: &Question<'_>, caller: Caller, deadline: Instant) -> Result<(Instance, Answer), PluginFault> {
         let mut instance = match self.checkout() {
             Some(instance) => instance,
             None => self.replace_instance(deadline).await?,
         };
         let state = instance.store.data_mut();
+        if let Some(lane) = &mut state.lane {
+            lane.caller = Some(caller);
+        }
         state.memory.hit = false;
         state.request = Some(request.clone());
         // From the next epoch tick on, guest code yields every tick and traps
@@ -503,7 +554,7 @@ impl Plugin {
 /// component that computes for long cannot starve other requests, other
 /// workloads or the timers on this worker thread), then go on, until the
 /// call's deadline, when it traps. A call still computing after a few ticks
-/// sends its entry's next calls to the slow lane (see [`super::slow_lane`]).
+/// sends its caller's next calls of the entry to the slow lane (see [`super::slow_lane`]).
 /// Without a deadline (between calls) it only yields.
 pub(crate) fn yield_then_interrupt(mut store: wasmtime::StoreContextMut<'_, HostState>) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     let state = store.data_mut();
