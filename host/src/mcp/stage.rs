@@ -169,7 +169,7 @@ pub async fn decide(
         view.headers.remove(http::header::ACCEPT_ENCODING);
     }
     let answer = match list_filter {
-        Some(filter) => Answer::List(filter),
+        Some(filter) => Answer::List(Box::new(filter)),
         None if view.method == Method::GET => Answer::ServerStream(workload.name.clone()),
         None => Answer::Pass,
     };
@@ -181,7 +181,7 @@ pub enum Answer {
     /// Passed on as it is.
     Pass,
     /// A list: only what the caller may use comes back.
-    List(ListFilter),
+    List(Box<ListFilter>),
     /// The server's own stream on a workload with authorizers: no answer on it.
     ServerStream(Arc<str>),
 }
