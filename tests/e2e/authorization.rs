@@ -71,9 +71,17 @@ async fn messages_are_read_once_checked_and_bounded() {
     assert_eq!(record["rule"], "facts");
     assert!(record["request_id"].as_str().is_some_and(|id| id.len() == 32), "{record}");
 
-    // Methods that need no decision pass without asking (the authorizer refuses everything it is asked).
+    // Methods that need no decision pass without asking (the authorizer refuses
+    // everything it is asked): the server opens a session and answers a ping in it.
+    let initialize = json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "e2e", "version": "0" } } });
+    let r = post(&url, &token, &initialize, &[]).await;
+    assert_eq!(r.status(), 200);
+    let session = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" });
-    assert_eq!(post(&url, &token, &ping, &[]).await.status(), 200);
+    let r = post(&url, &token, &ping, &[("mcp-session-id", &session)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains(r#""result":{}"#), "the server's own answer to the ping");
 
     // A batch: each call is decided; one refusal refuses the message.
     let batch = json!([ping, call(8, "add")]);
