@@ -15,7 +15,11 @@
 //!   granted ([`runtime::capabilities`]).
 //! - [`proxy`]: the data plane — listeners (plain and TLS), the request guard,
 //!   the pipeline ([`proxy::pipeline`], read it top to bottom), the chain rule,
-//!   the upstream forwarder and the one place errors become responses.
+//!   the upstream forwarder and the one place errors become responses. A body
+//!   is read only for a caller the inbound chain admitted.
+//! - [`mcp`]: MCP workloads — each message read once and checked, calls decided
+//!   by authorizers, lists filtered; [`mcp::stage`] is the one place the
+//!   pipeline calls into it.
 //! - [`gateway`]: the running gateway — the current snapshot, reload on SIGHUP
 //!   and file change, graceful shutdown.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
