@@ -31,8 +31,10 @@
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
 //! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
 //! - [`paths`]: the one path rule (request targets, MCP resource URIs).
+//! - [`body`]: the one body type of the proxy, the admin listener and MCP.
 
 pub mod admin;
+pub mod body;
 pub mod bridge;
 pub mod cli;
 pub mod client_config;

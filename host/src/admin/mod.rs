@@ -2,7 +2,7 @@
 
 pub mod metrics;
 
-use crate::proxy::body::{ProxyBody, full};
+use crate::body::{ProxyBody, full};
 use http::{Response, StatusCode, header};
 use metrics::Metrics;
 

@@ -1,7 +1,7 @@
 //! What the listeners serve: a workload (through the pipeline) or the admin routes.
 
 use super::Shared;
-use crate::proxy::body::ProxyBody;
+use crate::body::ProxyBody;
 use crate::proxy::error::GatewayError;
 use crate::proxy::guard;
 use crate::proxy::pipeline;

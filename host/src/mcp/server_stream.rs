@@ -9,7 +9,7 @@
 //! event that cannot be read is dropped.
 
 use super::sse::{self, EventSplitter};
-use crate::proxy::body::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http::{Response, header};
 use http_body_util::{BodyExt, Channel};

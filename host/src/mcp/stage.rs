@@ -19,7 +19,7 @@ use super::filter::ListFilter;
 use super::lists::{ListKind, ListRequest};
 use super::message;
 use super::server_stream;
-use crate::proxy::body::{ProxyBody, full};
+use crate::body::{ProxyBody, full};
 use crate::proxy::body_read::{self, Budgets, Held, ReadError};
 use crate::proxy::chain::Allowed;
 use crate::proxy::error::GatewayError;

@@ -4,7 +4,7 @@
 //! metric label. Clients get a short, safe message; details (a component's trap
 //! message, an upstream's socket error) go to the log only.
 
-use super::body::{ProxyBody, full, json};
+use crate::body::{ProxyBody, full, json};
 use crate::runtime::plugin::FaultKind;
 use crate::runtime::verdict::Denial;
 use http::{HeaderValue, Response, StatusCode, header};

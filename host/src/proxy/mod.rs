@@ -16,7 +16,6 @@
 //! - [`request_id`]: the `X-Request-Id` each request carries upstream, back, and in the logs.
 //! - [`workload`]: a workload's compiled runtime form.
 
-pub mod body;
 pub mod body_read;
 pub mod chain;
 pub mod error;

@@ -4,7 +4,6 @@
 //!
 //! [`Allowed`]: super::chain::Allowed
 
-use super::body::ProxyBody;
 use super::error::GatewayError;
 use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
@@ -12,6 +11,7 @@ use super::request_id;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
+use crate::body::ProxyBody;
 use crate::mcp::stage::{self as mcp_stage, Answer, Message};
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;

@@ -3,7 +3,7 @@
 //! policy alone — `public_url` and the verifier's issuers — never from the
 //! request's `Host` or `X-Forwarded-*` headers, which a client controls.
 
-use super::body::{ProxyBody, full};
+use crate::body::{ProxyBody, full};
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 

@@ -15,7 +15,7 @@
 //!   ([`ConnectionInfo::close_after_response`]): whoever sends bodies the
 //!   gateway refuses pays a new connection for each, and cannot keep a slot.
 
-use super::body::{BoxError, ProxyBody};
+use crate::body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;

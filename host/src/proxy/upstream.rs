@@ -2,11 +2,11 @@
 //! https through rustls), hop-by-hop headers removed both ways, `X-Forwarded-*`
 //! set by the gateway, and the response body streamed back as it arrives.
 
-use super::body::{BoxError, ProxyBody};
 use super::chain::Allowed;
 use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
 use super::server::ConnectionInfo;
+use crate::body::{BoxError, ProxyBody};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
