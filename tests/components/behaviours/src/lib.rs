@@ -17,9 +17,14 @@
 //! `x-fixture-allowed-by` and `config.claim_header` (set from `x-fixture-claim`).
 //!
 //! `only_if_header`: abstain unless the request carries this header.
+//! `mode_from`: a request header whose value, when present, replaces `mode` for
+//! this call (one workload that allows, and faults on demand).
+//! `report`: `allow` also sets `x-fixture-calls`, how many calls this instance
+//! has answered (this one included: 1 on a fresh instance), and
+//! `x-fixture-build`, the build marker [`BUILD`].
 
 use serde::Deserialize;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 wit_bindgen::generate!({ path: "../../../wit", world: "portcullis:auth/authenticator" });
 
@@ -44,10 +49,22 @@ struct Config {
     sleep_ms: Option<u64>,
     /// Manifest override: consumed headers (default `x-fixture-credential`).
     consumes: Option<Vec<String>>,
+    /// A request header that, when present, names this call's mode.
+    mode_from: Option<String>,
+    /// `allow` mode: report this instance's call count and build (declared in `produces`).
+    #[serde(default)]
+    report: bool,
 }
+
+/// This build's marker, reported by `report`. A test makes "another build" of
+/// the fixture by rewriting these bytes in the `.wasm` (same length, so the
+/// module stays valid), e.g. `:1` to `:2`.
+static BUILD: &str = "portcullis-fixture-build:1";
 
 thread_local! {
     static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+    /// Calls this instance has answered.
+    static CALLS: Cell<u64> = const { Cell::new(0) };
 }
 
 struct Fixture;
@@ -60,6 +77,9 @@ impl Lifecycle for Fixture {
         }
         let mut produces = vec!["x-fixture-allowed-by".to_string()];
         produces.extend(config.claim_header.clone());
+        if config.report {
+            produces.extend(["x-fixture-calls".to_string(), "x-fixture-build".to_string()]);
+        }
         let manifest = Manifest { consumes: config.consumes.clone().unwrap_or_else(|| vec!["x-fixture-credential".into()]), forwards: Vec::new(), produces };
         CONFIG.with(|c| *c.borrow_mut() = config);
         Ok(manifest)
@@ -73,12 +93,14 @@ fn deny(status: u16, body: String) -> Verdict {
 impl Authenticate for Fixture {
     fn authenticate(request: &Request) -> Verdict {
         let config = CONFIG.with(|c| c.borrow().clone());
+        let calls = CALLS.with(|c| c.replace(c.get() + 1) + 1);
         if let Some(name) = &config.only_if_header
             && request.header(name).is_empty()
         {
             return Verdict::Abstain;
         }
-        match config.mode.as_str() {
+        let mode = config.mode_from.as_ref().and_then(|name| request.header(name).into_iter().next()).unwrap_or_else(|| config.mode.clone());
+        match mode.as_str() {
             "allow" => {
                 if let Some(ms) = config.sleep_ms {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -88,6 +110,11 @@ impl Authenticate for Fixture {
                     for value in request.header("x-fixture-claim") {
                         edits.push(HeaderEdit::Set(Header { name: name.clone(), value }));
                     }
+                }
+                if config.report {
+                    edits.push(HeaderEdit::Set(Header { name: "x-fixture-calls".into(), value: calls.to_string() }));
+                    // Read through `black_box`, so the bytes come from the data a test can rewrite.
+                    edits.push(HeaderEdit::Set(Header { name: "x-fixture-build".into(), value: std::hint::black_box(BUILD).to_owned() }));
                 }
                 Verdict::Allow(Allow { identity: Identity { subject: format!("fixture:{}", config.tag), issuer: None, claims_json: None }, edits })
             }
