@@ -98,13 +98,31 @@ async fn an_injector_can_refuse_and_anonymous_workloads_pass() {
     assert_eq!(r.status(), 200);
 }
 
+/// Each request gets a fresh instance: the fixture counts the calls its
+/// instance answered, 1 every time. A pooled workload beside it counts up,
+/// which shows the count can tell the two apart.
 #[tokio::test]
 async fn per_request_isolation_serves_too() {
     let upstream = TestUpstream::start().await;
-    let body = format!("{}  isolation = \"per-request\"\n", behaviour(r#"mode = "allow", tag = "fresh""#));
-    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &body))).await.unwrap();
+    let counting = behaviour(r#"mode = "allow", tag = "fresh", report = true"#);
+    let policy = format!(
+        "version = 1\n{}{}",
+        workload("fresh", &upstream.url(), &format!("{counting}  isolation = \"per-request\"\n")),
+        workload("pooled", &upstream.url(), &counting)
+    );
+    let gw = TestGateway::start(&policy).await.unwrap();
+    let calls = |name: &'static str| {
+        let gw = &gw;
+        async move {
+            let echo = json(client().get(gw.url(name).await).send().await.unwrap()).await;
+            assert_eq!(seen(&echo, "x-fixture-allowed-by"), ["fresh"], "{echo}");
+            seen(&echo, "x-fixture-calls")
+        }
+    };
     for _ in 0..3 {
-        let r = client().get(gw.url("w").await).send().await.unwrap();
-        assert_eq!(seen(&json(r).await, "x-fixture-allowed-by"), ["fresh"]);
+        assert_eq!(calls("fresh").await, ["1"], "a per-request instance answers one call");
     }
+    // The pooled workload keeps its one instance (made at load) for every request.
+    let pooled = [calls("pooled").await, calls("pooled").await, calls("pooled").await];
+    assert_eq!(pooled, [["1"], ["2"], ["3"]], "one pooled instance answers every request");
 }

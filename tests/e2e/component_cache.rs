@@ -42,16 +42,28 @@ fn a_warm_cache_does_not_recompile() {
 
 #[tokio::test]
 async fn a_wrong_pin_is_refused_before_compiling() {
-    let policy = format!("version = 1\n{}", workload("w", "http://127.0.0.1:9", &behaviour(r#"mode = "allow""#)));
-    let gw = TestGateway::start(&policy).await.unwrap();
-    let text = std::fs::read_to_string(&gw.policy_path).unwrap();
-    let pinned = portcullis_tests::sha256_of(&fixture("behaviours"));
-    let tampered = text.replace(&pinned, &"0".repeat(64));
-    std::fs::write(&gw.policy_path, &tampered).unwrap();
+    // A private cache, empty, and a first policy that loads no component: the
+    // runtime's compile counter and the cache directory both show whether
+    // the tampered reload got as far as the compiler.
+    let cache = tempfile::tempdir().unwrap();
+    let open = format!("version = 1\n{}", workload("w", "http://127.0.0.1:9", "anonymous = true"));
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), &open, |o| o.cache_dir = Some(cache.path().to_owned())).await.unwrap();
+    let runtime = gw.gateway.runtime().clone();
+    let pinned = sha256_of(&fixture("behaviours"));
+    let text = format!("version = 1\n{}\n{}", portcullis_tests::fixture_components(), workload("w", "http://127.0.0.1:9", &behaviour(r#"mode = "allow""#)));
+    std::fs::write(&gw.policy_path, text.replace(&pinned, &"0".repeat(64))).unwrap();
     let err = format!("{:#}", gw.gateway.reload().await.unwrap_err());
     // Both values, so the operator sees which one to change.
     assert!(err.contains(&format!("the policy pins sha256 {}, the file's is {pinned}", "0".repeat(64))), "{err}");
     assert!(err.contains("components.behaviours.sha256"), "{err}");
+    assert_eq!(runtime.compilations(), 0, "the tampered file was compiled");
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0, "the tampered file reached the cache");
+
+    // The same reload with the right pin compiles it once, into that cache: the two observations work.
+    std::fs::write(&gw.policy_path, &text).unwrap();
+    gw.gateway.reload().await.unwrap();
+    assert_eq!(runtime.compilations(), 1);
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
 
 #[tokio::test]

@@ -40,3 +40,8 @@ pub async fn json(response: reqwest::Response) -> serde_json::Value {
 pub fn seen(echo: &serde_json::Value, name: &str) -> Vec<String> {
     echo["headers"][name].as_array().map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
 }
+
+/// The value of one series (`name{labels}`, exactly as written) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}

@@ -373,19 +373,45 @@ async fn an_oversize_download_is_refused() {
     assert!(refused.contains("only https://"), "{refused}");
 }
 
+/// The behaviours fixture as build `n`: its build marker rewritten (same
+/// length), so the "new version" reports itself in `x-fixture-build`.
+fn fixture_build(n: u8) -> Vec<u8> {
+    let mut wasm = std::fs::read(portcullis_tests::fixture("behaviours")).unwrap();
+    let marker = b"portcullis-fixture-build:1";
+    let at: Vec<usize> = wasm.windows(marker.len()).enumerate().filter(|(_, w)| w == marker).map(|(i, _)| i).collect();
+    assert_eq!(at.len(), 1, "the fixture holds its build marker once");
+    wasm[at[0] + marker.len() - 1] = b'0' + n;
+    wasm
+}
+
+/// Waits (up to 10 s) until `done`, or panics with `what`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}");
+}
+
 // Multi-threaded: requests keep flowing while the CLI (blocking) updates the pin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving() {
+    use std::sync::{Arc, Mutex};
     let registry = Registry::start().await;
     let site = Site::new();
-    let v1 = site.write("v1.wasm", &module());
-    let v2 = site.write("v2.wasm", &variant("2"));
-    site.ok(&["plugin", "push", &v1, &registry.reference("auth/api-key:stable")]);
-    site.ok(&["plugin", "add", &registry.reference("auth/api-key:stable")]);
+    let (v1, v2) = (fixture_build(1), fixture_build(2));
+    let stable = registry.reference("auth/fixture:stable");
+    site.ok(&["plugin", "push", &site.write("v1.wasm", &v1), &stable]);
+    site.ok(&["plugin", "add", &stable]);
     let upstream = TestUpstream::start().await;
     let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
-    let head = format!("[admin]\nlisten = \"{admin}\"\n");
-    std::fs::write(site.path("policy.toml"), policy(&head, &upstream.url(), &listen, "api-key")).unwrap();
+    let policy = format!(
+        "version = 1\n[admin]\nlisten = \"{admin}\"\n\n[[workloads]]\nname = \"w\"\nlisten = \"{listen}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:8080/mcp\"\n\n  [[workloads.inbound]]\n  component = \"plugin:fixture\"\n  config = {{ mode = \"allow\", tag = \"swap\", report = true }}\n",
+        upstream.url()
+    );
+    std::fs::write(site.path("policy.toml"), policy).unwrap();
     let mut gateway = Command::new(portcullis())
         .args(["run", "--policy"])
         .arg(site.path("policy.toml"))
@@ -396,9 +422,17 @@ async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving()
         .spawn()
         .unwrap();
     let url = format!("http://{listen}/");
+    // Which build answered a request, or why it failed.
+    let answer = |url: String| async move {
+        match client().get(&url).send().await {
+            Ok(r) if r.status() == 200 => seen(&json(r).await, "x-fixture-build").join(","),
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => format!("error {e}"),
+        }
+    };
     let mut up = false;
     for _ in 0..200 {
-        if client().get(&url).header("x-api-key", KEY).send().await.is_ok_and(|r| r.status() == 200) {
+        if answer(url.clone()).await == "portcullis-fixture-build:1" {
             up = true;
             break;
         }
@@ -406,62 +440,68 @@ async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving()
     }
     assert!(up, "the gateway did not start");
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Requests one after another, each answer recorded in order, until told to stop.
+    let answers = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
-        let (stop, url) = (stop.clone(), url.clone());
+        let (stop, answers, url) = (stop.clone(), answers.clone(), url.clone());
         tokio::spawn(async move {
-            let (mut sent, mut failed) = (0u32, Vec::new());
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                sent += 1;
-                match client().get(&url).header("x-api-key", KEY).send().await {
-                    Ok(r) if r.status() == 200 => {}
-                    Ok(r) => failed.push(r.status().to_string()),
-                    Err(e) => failed.push(e.to_string()),
-                }
+                let answer = answer(url.clone()).await;
+                answers.lock().unwrap().push(answer);
             }
-            (sent, failed)
         })
     };
+    let count = |build: &str| answers.lock().unwrap().iter().filter(|a| a.ends_with(build)).count();
+    until("no request was answered by build 1", || count(":1") >= 5).await;
     // A new build under the same tag, and the deliberate move of the pin.
-    site.ok(&["plugin", "push", &v2, &registry.reference("auth/api-key:stable")]);
-    let moved = site.ok(&["plugin", "update", "api-key"]);
-    assert!(moved.contains(&format!("-> sha256:{}", sha256(&variant("2")))), "{moved}");
+    site.ok(&["plugin", "push", &site.write("v2.wasm", &v2), &stable]);
+    let moved = site.ok(&["plugin", "update", "fixture"]);
+    assert!(moved.contains(&format!("-> sha256:{}", sha256(&v2))), "{moved}");
     let metrics = format!("http://{admin}/metrics");
-    let mut reloaded = false;
-    for _ in 0..100 {
-        let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
-        if text.contains("portcullis_reloads_total{result=\"success\"} 1") {
-            reloaded = true;
+    let reloads = |result: &'static str| {
+        let metrics = metrics.clone();
+        async move {
+            crate::metric(&client().get(&metrics).send().await.unwrap().text().await.unwrap(), &format!("portcullis_reloads_total{{result=\"{result}\"}}"))
+        }
+    };
+    for _ in 0..200 {
+        if reloads("success").await == Some(1.0) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // A lock that pins something unusable: the reload fails and the running snapshot keeps serving.
-    let lock = std::fs::read_to_string(site.path("portcullis.lock")).unwrap().replace(&sha256(&variant("2")), &"0".repeat(64));
+    assert_eq!(reloads("success").await, Some(1.0), "the lock file change reloaded the gateway");
+    until("build 2 never answered after the swap", || count(":2") >= 5).await;
+
+    // A lock that pins something unusable: the reload fails and build 2 keeps serving.
+    let lock = std::fs::read_to_string(site.path("portcullis.lock")).unwrap().replace(&sha256(&v2), &"0".repeat(64));
     std::fs::write(site.path("portcullis.lock"), lock).unwrap();
-    let mut refused = false;
-    for _ in 0..100 {
-        let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
-        if text.contains("portcullis_reloads_total{result=\"failure\"} 1") {
-            refused = true;
+    for _ in 0..200 {
+        if reloads("failure").await == Some(1.0) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    assert_eq!(reloads("failure").await, Some(1.0), "a lock pinning a module that is not in the store is refused");
+    let after_refusal = count(":2");
+    until("the refused reload stopped build 2 serving", || count(":2") >= after_refusal + 5).await;
     // The instance pool's gauges, read on each scrape.
     let text = client().get(&metrics).send().await.unwrap().text().await.unwrap();
-    for gauge in ["portcullis_pool_component_instances ", "portcullis_pool_unused_warm_memories ", "portcullis_pool_unused_memory_bytes_resident "] {
-        assert!(text.contains(gauge), "{gauge}in {text}");
+    for gauge in ["portcullis_pool_component_instances", "portcullis_pool_unused_warm_memories", "portcullis_pool_unused_memory_bytes_resident"] {
+        assert!(crate::metric(&text, gauge).is_some(), "{gauge} in {text}");
     }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (sent, failed) = load.await.unwrap();
+    load.await.unwrap();
     let _ = gateway.kill();
     let _ = gateway.wait();
-    assert!(reloaded, "the lock file change reloaded the gateway");
-    assert!(refused, "a lock pinning a module that is not in the store is refused");
-    assert!(sent > 20, "requests flowed during the swap ({sent})");
-    assert!(failed.is_empty(), "{} of {sent} requests failed: {failed:?}", failed.len());
+
+    // Build 1, then build 2 from one request to the next: no failure, no way back.
+    let answers = answers.lock().unwrap().clone();
+    let switch = answers.iter().position(|a| a.ends_with(":2")).unwrap();
+    let (before, after) = answers.split_at(switch);
+    assert!(before.iter().all(|a| a == "portcullis-fixture-build:1"), "before the swap: {before:?}");
+    assert!(after.iter().all(|a| a == "portcullis-fixture-build:2"), "after the swap: {after:?}");
 }
 
 #[test]

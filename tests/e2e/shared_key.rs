@@ -165,9 +165,11 @@ async fn stdio_clients_reach_it_through_the_bridge() {
     let bin = portcullis();
     let policy = gw.policy();
     let home = gw.home();
-    let envs = [("PORTCULLIS_HOME", home.to_str().unwrap()), ("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)];
-    let report = mcp_client(&["stdio", bin.to_str().unwrap(), "bridge", "everything", "--policy", policy.to_str().unwrap()], &envs).await;
+    // The bridge logs all it can, and all of it is searched for the key.
+    let envs = [("PORTCULLIS_HOME", home.to_str().unwrap()), ("PORTCULLIS_SECRETS_PASSWORD", PASSWORD), ("RUST_LOG", TRACE)];
+    let (report, output) = mcp_client_with_output(&["stdio", bin.to_str().unwrap(), "bridge", "everything", "--policy", policy.to_str().unwrap()], &envs).await;
     assert_mcp_ok(&report);
+    assert_no_key_in(&output, &[&key]);
 
     // With another store's key the bridge says so on stderr, once, and exits non-zero.
     let other = tempfile::tempdir().unwrap();
@@ -195,6 +197,25 @@ async fn stdio_clients_reach_it_through_the_bridge() {
     assert!(other_key.len() >= 32, "the other store's key: {other_key:?}");
     assert_no_key_in(&stderr, &[&key, &other_key]);
     assert_no_key_in(&gw.log(), &[&key, &other_key]);
+}
+
+/// Like `node::mcp_client`, also returning all the client wrote, stdout and
+/// stderr: over stdio, the bridge's stderr passes through the client's.
+async fn mcp_client_with_output(args: &[&str], envs: &[(&str, &str)]) -> (serde_json::Value, String) {
+    let dir = portcullis_tests::node::node_dir();
+    let output = tokio::process::Command::new("node")
+        .arg(dir.join("mcp-client.mjs"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let report = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("mcp-client printed no JSON report: stdout={stdout:?} stderr={stderr:?}"));
+    (report, format!("{stdout}{stderr}"))
 }
 
 /// Sends one initialize request through a bridge using the store at `home`.
