@@ -412,13 +412,15 @@ async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving()
         upstream.url()
     );
     std::fs::write(site.path("policy.toml"), policy).unwrap();
-    let mut gateway = Command::new(portcullis())
+    // Killed on drop: the checks below may fail while it runs.
+    let mut gateway = tokio::process::Command::new(portcullis())
         .args(["run", "--policy"])
         .arg(site.path("policy.toml"))
         .env("PORTCULLIS_HOME", site.path("home"))
         .env("PORTCULLIS_SECRETS_PASSWORD", PASSWORD)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let url = format!("http://{listen}/");
@@ -493,8 +495,8 @@ async fn an_update_swaps_the_module_under_load_and_a_bad_one_leaves_it_serving()
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.await.unwrap();
-    let _ = gateway.kill();
-    let _ = gateway.wait();
+    let _ = gateway.start_kill();
+    let _ = gateway.wait().await;
 
     // Build 1, then build 2 from one request to the next: no failure, no way back.
     let answers = answers.lock().unwrap().clone();
