@@ -86,7 +86,12 @@ async fn other_workloads_keep_serving_while_a_component_spins() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // All four spin once they hold an instance each (`healthy` holds its idle one: five in use).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while crate::metric(&gw.metrics().await, "portcullis_pool_component_instances") < Some(5.0) {
+        assert!(tokio::time::Instant::now() < deadline, "the four spinners never ran together");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let started = Instant::now();
     for _ in 0..20 {
         let r = c.get(&healthy).send().await.unwrap();
