@@ -9,6 +9,7 @@
 
 pub mod builtins;
 pub mod compile;
+pub mod components;
 pub mod error;
 pub mod file;
 pub mod load;

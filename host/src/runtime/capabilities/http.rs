@@ -15,7 +15,7 @@
 //! `Content-Length`, `Forwarded`, `Proxy-*`, ...; see [`routing_header`]): a
 //! `Host` header would reach any virtual host on a granted address.
 
-use super::{HostState, Mode};
+use super::{GrantProblem, HostState, Mode};
 use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
@@ -29,16 +29,67 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct HttpGrants {
+/// `grants.http` parsed: the origins a component may send to, and whether
+/// they may resolve to private addresses.
+#[derive(Debug, Default, Clone)]
+pub struct HttpGrant {
     origins: Vec<Origin>,
     private: bool,
+}
+
+impl HttpGrant {
+    /// Parses each origin of `grants.http`, once. A plain `http://` origin that
+    /// is not loopback would carry the component's requests (and whatever
+    /// credential they hold) in clear, whatever the component's own checks
+    /// say: refused, unless the workload consents with `allow_cleartext`
+    /// (then a warning). `None` when an origin is refused.
+    pub fn parse(origins: &[String], private: bool, allow_cleartext: bool, problems: &mut Vec<GrantProblem>) -> Option<HttpGrant> {
+        let mut parsed = Vec::with_capacity(origins.len());
+        let mut ok = true;
+        for (index, text) in origins.iter().enumerate() {
+            let problem = |message: String, hint: String, warning| GrantProblem { field: "http", index, message, hint: Some(hint), warning };
+            let Some(origin) = Origin::parse(text) else {
+                problems.push(problem(format!("{text:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".into(), false));
+                ok = false;
+                continue;
+            };
+            if in_clear(&origin) {
+                let host = origin.host();
+                if allow_cleartext {
+                    problems.push(problem(
+                        format!("the component may send requests in clear to {host} (`http://`, not loopback)"),
+                        "`allow_cleartext = true` on the workload allows it".into(),
+                        true,
+                    ));
+                } else {
+                    problems.push(problem(
+                        format!("{text:?} would carry the component's requests in clear: the origin is `http://` and not loopback"),
+                        format!("grant the https:// origin, or set `allow_cleartext = true` on the workload if the network to {host} is trusted"),
+                        false,
+                    ));
+                    ok = false;
+                }
+            }
+            parsed.push(origin);
+        }
+        ok.then_some(HttpGrant { origins: parsed, private })
+    }
+}
+
+/// Plain `http` to a host that is not loopback (127.0.0.0/8, `::1`, `localhost`).
+fn in_clear(origin: &Origin) -> bool {
+    origin.scheme() == "http" && !crate::plugins::is_loopback_authority(origin.host())
+}
+
+pub struct HttpGrants {
+    grant: HttpGrant,
     client: Arc<OutboundHttp>,
     mode: Mode,
 }
 
 impl HttpGrants {
-    pub fn new(origins: &[String], private: bool, client: Arc<OutboundHttp>, mode: Mode) -> Self {
-        HttpGrants { origins: origins.iter().filter_map(|o| Origin::parse(o)).collect(), private, client, mode }
+    pub fn new(grant: HttpGrant, client: Arc<OutboundHttp>, mode: Mode) -> Self {
+        HttpGrants { grant, client, mode }
     }
 }
 
@@ -134,7 +185,7 @@ impl OutboundHttp {
 
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let request = check_request(request)?;
-        if !grants.origins.contains(&request.origin) {
+        if !grants.grant.origins.contains(&request.origin) {
             return Err(HttpError::NotGranted(request.origin.to_string()));
         }
         // After the grant check, so `check` reports an ungranted origin as a
@@ -142,10 +193,10 @@ impl OutboundHttp {
         if grants.mode == Mode::Check {
             return Err(HttpError::InvalidRequest(NOT_DURING_CHECK.into()));
         }
-        if !grants.private {
+        if !grants.grant.private {
             check_public(&request.url).await?;
         }
-        let client = if grants.private { &self.any_address } else { &self.public_only };
+        let client = if grants.grant.private { &self.any_address } else { &self.public_only };
         let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers).body(request.body);
         match self.hand_over_to() {
             Some(home) => {
@@ -269,8 +320,12 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// component gets `timeout` back with time to fall back (e.g. to cached keys)
 /// instead of being cut off by the call's deadline.
 fn within(deadline: Option<std::time::Instant>) -> Option<Duration> {
-    let remaining = deadline?.saturating_duration_since(std::time::Instant::now());
-    Some(remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5))))
+    Some(less_margin(deadline?.saturating_duration_since(std::time::Instant::now())))
+}
+
+/// `remaining` less the margin [`within`] keeps.
+fn less_margin(remaining: Duration) -> Duration {
+    remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5)))
 }
 
 impl Host for HostState {
@@ -333,7 +388,8 @@ mod tests {
             }
         });
         let client = Arc::new(OutboundHttp::new());
-        let grants = HttpGrants::new(std::slice::from_ref(&origin), true, client.clone(), Mode::Serve);
+        let grant = HttpGrant::parse(std::slice::from_ref(&origin), true, false, &mut Vec::new()).expect("a loopback origin");
+        let grants = HttpGrants::new(grant, client.clone(), Mode::Serve);
         let home = tokio::runtime::Handle::current().id();
         assert!(client.hand_over_to().is_none(), "made where the gateway's own calls run");
         let lane = crate::runtime::slow_lane::SlowLane::new();
@@ -351,12 +407,41 @@ mod tests {
         assert_eq!((answer.status, answer.body.as_slice()), (200, b"ok".as_slice()));
     }
 
+    /// The margin is exact arithmetic; only `within`'s reading of the clock
+    /// depends on time, and its bounds hold however long the machine stalls.
     #[test]
     fn requests_end_before_the_calls_deadline() {
+        let ms = Duration::from_millis;
+        assert_eq!(less_margin(ms(100)), ms(90), "a tenth");
+        assert_eq!(less_margin(ms(20)), ms(15), "at least 5 ms");
+        assert_eq!(less_margin(ms(3)), Duration::ZERO);
         assert_eq!(within(None), None);
-        let soon = within(Some(std::time::Instant::now() + Duration::from_millis(100))).unwrap();
-        assert!(soon <= Duration::from_millis(90) && soon >= Duration::from_millis(80), "{soon:?}");
+        let soon = within(Some(std::time::Instant::now() + Duration::from_secs(10))).unwrap();
+        assert!(soon <= ms(9000), "{soon:?}");
         assert_eq!(within(Some(std::time::Instant::now())), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_http_grant_in_clear_is_refused_beyond_loopback_unless_the_workload_allows_it() {
+        let parse = |origins: &[&str], allow_cleartext| {
+            let origins: Vec<String> = origins.iter().map(|o| o.to_string()).collect();
+            let mut problems = Vec::new();
+            let grant = HttpGrant::parse(&origins, false, allow_cleartext, &mut problems);
+            (grant.map(|g| g.origins.len()), problems)
+        };
+        let loopback = ["http://127.0.0.1:9000", "http://127.1.2.3", "http://[::1]:8080", "http://LOCALHOST:1", "https://idp.example.com"];
+        assert_eq!(parse(&loopback, false), (Some(5), vec![]));
+        for in_clear in ["http://idp.example.com", "http://10.0.0.1:8080", "http://localhost.example.com", "http://[::ffff:127.0.0.1]"] {
+            let (grant, problems) = parse(&["https://ok.example", in_clear], false);
+            assert_eq!(grant, None, "{in_clear}");
+            assert_eq!(problems.len(), 1, "{in_clear}: {problems:?}");
+            assert_eq!((problems[0].field, problems[0].index, problems[0].warning), ("http", 1, false));
+            assert!(problems[0].message.contains("in clear"), "{}", problems[0].message);
+            assert!(problems[0].hint.as_deref().is_some_and(|h| h.contains("allow_cleartext = true")), "{:?}", problems[0].hint);
+            let (grant, problems) = parse(&[in_clear], true);
+            assert_eq!(grant, Some(1), "{in_clear}: consented to");
+            assert!(problems.len() == 1 && problems[0].warning, "{in_clear}: {problems:?}");
+        }
     }
 
     #[test]
