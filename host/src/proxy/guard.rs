@@ -181,7 +181,10 @@ mod tests {
         let origins = ["https://ok.example".into(), "null".into(), "https://a.example/path".into()];
         let errors = RequestGuard::parse(None, &hosts, &origins).unwrap_err();
         let found: Vec<(&str, usize)> = errors.iter().map(|e| (e.field, e.index)).collect();
-        assert_eq!(found, [("allowed_origins", 1), ("allowed_origins", 2), ("allowed_hosts", 1), ("allowed_hosts", 2), ("allowed_hosts", 3), ("allowed_hosts", 4)]);
+        assert_eq!(
+            found,
+            [("allowed_origins", 1), ("allowed_origins", 2), ("allowed_hosts", 1), ("allowed_hosts", 2), ("allowed_hosts", 3), ("allowed_hosts", 4)]
+        );
     }
 
     #[test]

@@ -77,14 +77,7 @@ const MAX_REFUSED_NAMES: usize = 64;
 
 impl SecretGrants {
     pub fn new(read: Vec<Pattern>, write: Vec<Pattern>, store: Arc<SecretStore>, mode: Mode) -> Self {
-        SecretGrants {
-            read,
-            write,
-            store,
-            mode,
-            provided: Vec::new(),
-            refused: Mutex::new(HashSet::new()),
-        }
+        SecretGrants { read, write, store, mode, provided: Vec::new(), refused: Mutex::new(HashSet::new()) }
     }
 
     /// Serves `value` under `name` to this entry (see `provided`).
