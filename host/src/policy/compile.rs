@@ -9,7 +9,6 @@ use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
 use super::load::{LoadedPolicy, ParsedWorkload};
 use super::location::KeyPath;
 use super::snapshot::Snapshot;
-use crate::admin::metrics::Metrics;
 use crate::mcp::annotations::{self, ToolAnnotations};
 use crate::mcp::audit::AuditFile;
 use crate::mcp::authorize::Authorizers;
@@ -20,9 +19,10 @@ use crate::proxy::resource_metadata::ProtectedResource;
 use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::{McpSettings, Workload};
-use crate::runtime::Runtime;
-use crate::runtime::capabilities::{Capabilities, Grants, Mode, PluginLabel, Services, cache};
-use crate::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
+use crate::runtime::capabilities::{Grants, Mode, PluginLabel, Services, cache};
+use crate::runtime::host::{Access, Entry, Host, set_up};
+use crate::runtime::plugin::{Limits, Plugin, Role};
+use crate::secrets::SecretString;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,17 +31,17 @@ use wasmtime::component::Component;
 
 /// Builds a snapshot. All components are compiled before any is instantiated,
 /// and each distinct component is compiled once however often it is used.
-pub async fn compile(policy: &LoadedPolicy, runtime: &Runtime, services: &Services, metrics: &Metrics) -> Result<Snapshot, PolicyErrors> {
+pub async fn compile(policy: &LoadedPolicy, host: &Host) -> Result<Snapshot, PolicyErrors> {
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
-    let audit = match audit_file(policy, services) {
+    let audit = match audit_file(policy, &host.services) {
         Ok(audit) => audit,
         Err(error) => return Err(PolicyErrors(vec![error])),
     };
     for (n, (file, parsed)) in policy.file.workloads.iter().zip(&policy.workloads).enumerate() {
         let key = KeyPath::root().key("workloads").index(n);
-        match compile_workload(policy, file, parsed, &key, runtime, services, metrics, &mut components, audit.as_ref()).await {
+        match compile_workload(policy, file, parsed, &key, host, &mut components, audit.as_ref()).await {
             Ok(workload) => {
                 workloads.insert(workload.name.clone(), Arc::new(workload));
             }
@@ -60,9 +60,7 @@ async fn compile_workload(
     file: &WorkloadFile,
     parsed: &ParsedWorkload,
     key: &KeyPath,
-    runtime: &Runtime,
-    services: &Services,
-    metrics: &Metrics,
+    host: &Host,
     components: &mut HashMap<String, Component>,
     audit: Option<&Arc<AuditFile>>,
 ) -> Result<Workload, Vec<PolicyError>> {
@@ -102,7 +100,7 @@ async fn compile_workload(
         for (position, (entry, grants)) in entries.iter().zip(&grants[chain]).enumerate() {
             let entry_key = chain_key.index(position);
             let place = Place { key: &entry_key, role, position, instances: instances.clone(), max_idle };
-            match compile_entry(policy, file, entry, grants, place, runtime, services, metrics, components).await {
+            match compile_entry(policy, file, entry, grants, place, host, components).await {
                 Ok(plugin) => chains[chain].push(plugin),
                 Err(e) => errors.push(e),
             }
@@ -114,7 +112,7 @@ async fn compile_workload(
     };
     let [inbound, outbound, authorize] = chains;
     let outbound_logs_in =
-        file.outbound.iter().any(|e| components.get(&e.component).is_some_and(|c| crate::runtime::login::LoginSession::offered_by(runtime, c)));
+        file.outbound.iter().any(|e| components.get(&e.component).is_some_and(|c| crate::runtime::login::LoginSession::offered_by(&host.runtime, c)));
     // Produced headers are stripped from the client's request before the chain:
     // a header one authenticator produces cannot be another's credential.
     for plugin in &inbound {
@@ -128,7 +126,7 @@ async fn compile_workload(
     }
     let max_message_bytes = limits.max_mcp_message_bytes;
     Ok(Workload {
-        metrics: metrics.workload(&file.name, &GatewayError::OUTCOMES),
+        metrics: host.metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: guard.clone(),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), outbound.iter().map(|p| p.manifest()), strip_request_headers),
         protected_resource: builtins_config::oidc_metadata(&file.inbound)
@@ -177,46 +175,40 @@ struct Place<'a> {
     max_idle: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn compile_entry(
     policy: &LoadedPolicy,
     workload: &WorkloadFile,
     entry: &ChainEntryFile,
     grants: &Grants,
     place: Place<'_>,
-    runtime: &Runtime,
-    services: &Services,
-    metrics: &Metrics,
+    host: &Host,
     components: &mut HashMap<String, Component>,
 ) -> Result<Arc<Plugin>, PolicyError> {
     let Place { key, role, position, instances, max_idle } = place;
     let component = match components.get(&entry.component) {
         Some(c) => c.clone(),
         None => {
-            let c = load_component(policy, &entry.component, key, runtime, services)?;
+            let c = load_component(policy, &entry.component, key, &host.runtime, &host.services)?;
             components.insert(entry.component.clone(), c.clone());
             c
         }
     };
     let declared = policy.file.components.get(&entry.component);
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
-    let chain = chain_name(role);
-    let Prepared { config_json, caps, limits } = prepare_entry(policy, workload, entry, grants, key, &format!("{chain}[{position}]"), services)?;
-    let spec = PluginSpec {
-        metrics: metrics.plugin(&workload.name, &entry.component, &FaultKind::labels()),
-        label: caps.label.clone(),
+    let prepared = prepare_entry(policy, workload, entry, key, &format!("{}[{position}]", chain_name(role)))?;
+    let entry_spec = Entry {
+        access: prepared.access(grants),
         role,
         component,
-        config_json,
+        config_json: prepared.config_json.clone(),
         // As written in the policy: it is the resource identifier tokens are issued for.
         public_url: workload.public_url.clone(),
-        limits,
+        limits: prepared.limits,
         isolation,
-        caps,
         instances,
         max_idle,
     };
-    Plugin::new(runtime, spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
+    set_up(&host.runtime, &host.services, &host.metrics, entry_spec).await.map_err(|e| policy.error_at(key, e.to_string(), Some(setup_hint(&entry.component))))
 }
 
 /// `[audit] file`, opened for appending; not during `portcullis check`, which changes nothing.
@@ -242,27 +234,35 @@ fn chain_name(role: Role) -> &'static str {
     }
 }
 
-/// What a chain entry's component is set up with.
+/// What a chain entry's component is set up with, besides its grants.
 struct Prepared {
+    label: PluginLabel,
     config_json: String,
-    caps: Arc<Capabilities>,
+    cache_scope: String,
+    quota: cache::Quota,
+    static_token: Option<SecretString>,
     limits: Limits,
 }
 
-/// The configuration, capabilities and limits of the chain entry at `key`
+impl Prepared {
+    /// What the entry may use, with its `grants`.
+    fn access<'a>(&'a self, grants: &'a Grants) -> Access<'a> {
+        Access {
+            label: self.label.clone(),
+            grants,
+            cache_scope: &self.cache_scope,
+            quota: self.quota,
+            provided: self.static_token.clone().map(|token| (builtins_config::STATIC_TOKEN_SECRET, token)),
+        }
+    }
+}
+
+/// The configuration, cache scope and limits of the chain entry at `key`
 /// (`position` is its chain and index, e.g. `outbound[0]`).
-fn prepare_entry(
-    policy: &LoadedPolicy,
-    workload: &WorkloadFile,
-    entry: &ChainEntryFile,
-    grants: &Grants,
-    key: &KeyPath,
-    position: &str,
-    services: &Services,
-) -> Result<Prepared, PolicyError> {
+fn prepare_entry(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath, position: &str) -> Result<Prepared, PolicyError> {
     let declared = policy.file.components.get(&entry.component);
     let base_limits = declared.map(|c| &c.limits);
-    let (mut limits, cache_quota) = merge_limits(entry.limits.as_ref(), base_limits);
+    let (mut limits, quota) = merge_limits(entry.limits.as_ref(), base_limits);
     if let Some(deadline) = builtins_config::default_deadline(entry)
         && entry.limits.as_ref().and_then(|l| l.deadline_ms).or(base_limits.and_then(|l| l.deadline_ms)).is_none()
     {
@@ -281,14 +281,10 @@ fn prepare_entry(
         }
         hex::encode(&hash.finalize()[..8])
     };
-    let mut caps = Capabilities::new(label, grants, services, &format!("{position}@{fingerprint}"), cache_quota);
     let registries = policy.file.workloads.iter().flat_map(|w| &w.outbound).filter(|e| e.component == builtins_config::REGISTRY_TOKEN).count();
     let static_token = builtins_config::static_token(entry, registries, |file| policy.resolve(std::path::Path::new(file)))
         .map_err(|e| policy.error_at(&key.key("config").key("token_file"), e, None))?;
-    if let Some(token) = static_token {
-        caps.secrets.provide(builtins_config::STATIC_TOKEN_SECRET, token);
-    }
-    Ok(Prepared { config_json, caps: Arc::new(caps), limits })
+    Ok(Prepared { label, config_json, cache_scope: format!("{position}@{fingerprint}"), quota, static_token, limits })
 }
 
 /// An outbound entry whose component offers an interactive login, ready for
@@ -301,7 +297,7 @@ pub struct LoginTarget {
 
 /// Sets up the first outbound entry of `workload_name` whose component offers
 /// a login, and calls its `init`.
-pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &Runtime, services: &Services) -> anyhow::Result<LoginTarget> {
+pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, host: &Host) -> anyhow::Result<LoginTarget> {
     use crate::runtime::login::{LoginSession, LoginSettings};
     let (n, workload) = policy.file.workloads.iter().enumerate().find(|(_, w)| w.name == workload_name).ok_or_else(|| {
         let names: Vec<&str> = policy.file.workloads.iter().map(|w| w.name.as_str()).collect();
@@ -309,15 +305,19 @@ pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, runtime: &
     })?;
     for (position, entry) in workload.outbound.iter().enumerate() {
         let key = KeyPath::root().key("workloads").index(n).key("outbound").index(position);
-        let component = load_component(policy, &entry.component, &key, runtime, services)?;
-        if !LoginSession::offered_by(runtime, &component) {
+        let component = load_component(policy, &entry.component, &key, &host.runtime, &host.services)?;
+        if !LoginSession::offered_by(&host.runtime, &component) {
             continue;
         }
-        let grants = &policy.workloads[n].grants[1][position];
-        let Prepared { config_json, caps, limits } = prepare_entry(policy, workload, entry, grants, &key, &format!("outbound[{position}]"), services)?;
-        let settings =
-            LoginSettings { config_json, workload: workload.name.clone(), public_url: workload.public_url.clone(), memory_bytes: limits.memory_bytes };
-        let session = LoginSession::start(runtime, &component, caps, settings).await?;
+        let prepared = prepare_entry(policy, workload, entry, &key, &format!("outbound[{position}]"))?;
+        let caps = Arc::new(prepared.access(&policy.workloads[n].grants[1][position]).capabilities(&host.services));
+        let settings = LoginSettings {
+            config_json: prepared.config_json,
+            workload: workload.name.clone(),
+            public_url: workload.public_url.clone(),
+            memory_bytes: prepared.limits.memory_bytes,
+        };
+        let session = LoginSession::start(&host.runtime, &component, caps, settings).await?;
         return Ok(LoginTarget { session, callback_port: builtins_config::callback_port(entry) });
     }
     anyhow::bail!("workload `{workload_name}` has no outbound component with an interactive login (such as builtin:registry-token)")

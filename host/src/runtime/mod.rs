@@ -14,6 +14,8 @@
 //! - [`slow_lane`]: the low-priority threads where expensive or faulting
 //!   guest work runs.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
+//! - [`host`]: the runtime and its services assembled for a command, and one
+//!   chain entry set up from its grants (the gateway's way, and `plugin test`'s).
 
 pub mod bindings;
 pub mod builtins;
@@ -21,6 +23,7 @@ pub mod capabilities;
 pub mod component_cache;
 pub mod engine;
 mod fault;
+pub mod host;
 pub mod inspect;
 pub mod login;
 pub mod plugin;
