@@ -150,8 +150,8 @@ fn load(policy: &std::path::Path) -> Option<crate::policy::LoadedPolicy> {
 }
 
 /// The host of a login: secret store writes allowed, nothing served.
-fn host() -> anyhow::Result<crate::runtime::host::Host> {
-    crate::runtime::host::Host::assemble(crate::runtime::host::Purpose::Login { home: &crate::home::dir()? })
+fn host() -> anyhow::Result<crate::runtime::setup::Host> {
+    crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Login { home: &crate::home::dir()? })
 }
 
 /// Opens `url` in the system browser: `$BROWSER`, else the desktop's opener.

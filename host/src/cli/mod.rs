@@ -153,7 +153,7 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let home = crate::home::dir()?;
     let compiled = runtime()?.block_on(async {
         // `check` changes nothing: components may not send requests or write secrets.
-        let host = crate::runtime::host::Host::assemble(crate::runtime::host::Purpose::Check { home: &home })?;
+        let host = crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Check { home: &home })?;
         anyhow::Ok(crate::policy::compile::compile(&loaded, &host).await)
     })?;
     match compiled {

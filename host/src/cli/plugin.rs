@@ -130,7 +130,7 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             };
             let report = super::runtime()?.block_on(async {
                 let home = crate::home::dir().ok();
-                let host = crate::runtime::host::Host::assemble(crate::runtime::host::Purpose::Author { home: home.as_deref() })?;
+                let host = crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Author { home: home.as_deref() })?;
                 trial::run(&host.runtime, spec).await
             })?;
             writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?)?;

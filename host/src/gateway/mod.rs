@@ -15,7 +15,7 @@ use crate::policy::{self, error::PolicyErrors};
 use crate::proxy::server::{self, ListenerHandle};
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
-use crate::runtime::host::{Host, Purpose};
+use crate::runtime::setup::{Host, Purpose};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use sites::{AdminSite, WorkloadSite};

@@ -4,7 +4,7 @@
 //! [`crate::runtime::capabilities::trial`]).
 //!
 //! The call goes through the gateway's own code: the component is set up by
-//! the same function as a policy's chain entry (`runtime::host::set_up`), with
+//! the same function as a policy's chain entry (`runtime::setup::set_up`), with
 //! the same linker, limits, manifest and verdict checks, so a verdict the
 //! gateway would refuse is reported as the same fault.
 
@@ -12,9 +12,9 @@ use crate::admin::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::runtime::capabilities::trial::{HostCall, Stubs, Trial};
 use crate::runtime::capabilities::{Grants, PluginLabel, Services, cache};
-use crate::runtime::host::{Access, Entry, set_up};
 use crate::runtime::plugin::{Isolation, Limits, Role};
 use crate::runtime::request::RequestData;
+use crate::runtime::setup::{Access, Entry, set_up};
 use crate::runtime::verdict::{Denial, HeaderEdits, Injection, Manifest, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -152,7 +152,7 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
         Role::Injector => "outbound[0]",
         Role::Authorizer => "authorize[0]",
     };
-    // Set up as the gateway sets up a chain entry (`runtime::host::set_up`), with no grants.
+    // Set up as the gateway sets up a chain entry (`runtime::setup::set_up`), with no grants.
     let entry = Entry {
         access: Access { label, grants: &Grants::default(), cache_scope: position, quota: cache::Quota::default(), provided: None },
         role,

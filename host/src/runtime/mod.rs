@@ -14,7 +14,7 @@
 //! - [`slow_lane`]: the low-priority threads where expensive or faulting
 //!   guest work runs.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
-//! - [`host`]: the runtime and its services assembled for a command, and one
+//! - [`setup`]: the runtime and its services assembled for a command, and one
 //!   chain entry set up from its grants (the gateway's way, and `plugin test`'s).
 
 pub mod bindings;
@@ -23,11 +23,11 @@ pub mod capabilities;
 pub mod component_cache;
 pub mod engine;
 mod fault;
-pub mod host;
 pub mod inspect;
 pub mod login;
 pub mod plugin;
 pub mod request;
+pub mod setup;
 pub mod slow_lane;
 mod state;
 pub mod verdict;
