@@ -3,7 +3,7 @@
 //! Components validate their own `config`; the host reads a few keys of the
 //! built-ins' tables for jobs a component cannot do: serving the RFC 9728
 //! metadata, reading `jwks_file` and Cedar's `policies_file` (components have
-//! no file access), warning about `audiences = []`, and the registry token's
+//! no file access: [`FileOrInline`]), warning about `audiences = []`, and the registry token's
 //! secret name, static tokens and login port. (`builtin:shared-key`'s keys are read by [`crate::keys`].)
 
 use super::file::ChainEntryFile;
