@@ -85,8 +85,8 @@ pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyError
     let (admin, parsed) = validate(&file, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
     // Every value parsed exactly when no error was found.
-    let (workloads, admin) = match (parsed.into_iter().collect::<Option<Vec<_>>>(), admin) {
-        (Some(workloads), Ok(admin)) if problems.errors.is_empty() => (workloads, admin),
+    let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
+        Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
@@ -147,19 +147,19 @@ fn toml_error(path: &Path, source: &str, error: &toml::de::Error, key: KeyPath) 
     }
 }
 
-/// Checks the whole file, and returns the admin listener's and each workload's parsed values.
-#[allow(clippy::type_complexity)]
-fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> (Result<Option<Admin>, ()>, Vec<Option<ParsedWorkload>>) {
+/// Checks the whole file, and returns the admin listener's and each
+/// workload's parsed values (complete when `p` holds no error).
+fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> (Option<Admin>, Vec<Option<ParsedWorkload>>) {
     let root = KeyPath::root();
     let mut parsed = Vec::with_capacity(file.workloads.len());
     if file.version != 1 {
         p.error(&root.key("version"), format!("unsupported policy version {}", file.version), "write `version = 1`".to_string());
     }
     let mut listens = HashSet::new();
-    let mut admin_parsed = Ok(None);
+    let mut admin_parsed = None;
     if let Some(admin) = &file.admin {
         listens.insert(admin.listen);
-        admin_parsed = guard(None, &admin.allowed_hosts, &[], &root.key("admin"), p).map(|guard| Some(Admin { listen: admin.listen, guard })).ok_or(());
+        admin_parsed = guard(None, &admin.allowed_hosts, &[], &root.key("admin"), p).map(|guard| Admin { listen: admin.listen, guard });
         if !admin.listen.ip().is_loopback() {
             p.warn(&root.key("admin").key("listen"), "the admin listener is not on loopback; /metrics is not authenticated", None);
         }

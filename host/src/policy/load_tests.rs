@@ -197,3 +197,13 @@ fn the_schema_states_the_defaults_and_ranges_the_code_applies() {
     says("LimitsFile", "cache_mib", format!("default {}, 1 to {}", cache::DEFAULT_CACHE_MIB, cache::MAX_CACHE_MIB));
     says("LimitsFile", "cache_entries", format!("default {}, 1 to {}", cache::DEFAULT_CACHE_ENTRIES, cache::MAX_CACHE_ENTRIES));
 }
+
+#[test]
+fn the_admin_listeners_hosts_are_parsed_at_load() {
+    let with = |hosts: &str| load(&GOOD.replace("version = 1\n", &format!("version = 1\n[admin]\nlisten = \"127.0.0.1:9901\"\nallowed_hosts = {hosts}\n")));
+    let policy = with(r#"["metrics.internal", "scraper:9901"]"#).unwrap();
+    let guard = &policy.admin.as_ref().expect("an admin listener").guard;
+    assert!(guard.host_allowed("scraper:9901") && guard.host_allowed("metrics.internal:1") && !guard.host_allowed("scraper:9902"));
+    let errors = with(r#"["ok", "a/b"]"#).unwrap_err().0;
+    assert_eq!(errors.iter().map(|e| (e.key.to_string(), e.line)).collect::<Vec<_>>(), [("admin.allowed_hosts[1]".to_owned(), Some(5))]);
+}
