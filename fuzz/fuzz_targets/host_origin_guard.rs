@@ -17,7 +17,7 @@ struct Input {
 
 static GUARD: LazyLock<RequestGuard> = LazyLock::new(|| {
     let public = url::Url::parse("https://mcp.example:8443/mcp").unwrap();
-    RequestGuard::new(Some(&public), &["alias.example".into(), "*.tenant.example".into()], &["https://app.example".into()])
+    RequestGuard::parse(Some(&public), &["alias.example".into(), "*.tenant.example".into()], &["https://app.example".into()]).expect("a valid guard")
 });
 
 fuzz_target!(|input: Input| {

@@ -35,6 +35,11 @@ impl Origin {
         Some(Origin { scheme, host: host_of(url)?, port: url.port_or_known_default()? })
     }
 
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
     /// The host, lower case, IPv6 in brackets.
     pub fn host(&self) -> &str {
         &self.host

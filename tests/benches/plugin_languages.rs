@@ -35,6 +35,7 @@ fn repo() -> PathBuf {
 async fn plugin(runtime: &Runtime, component: Component, services: &Services, memory_mib: usize) -> Arc<Plugin> {
     let label = PluginLabel { workload: "demo".into(), component: "api-key".into() };
     let grants = GrantsFile { secrets: vec!["workload:demo:api-key".into()], ..Default::default() };
+    let grants = portcullis::runtime::capabilities::Grants::parse(&grants, false).0.expect("good grants");
     let caps = Arc::new(Capabilities::new(label.clone(), &grants, services, "inbound[0]", Default::default()));
     let spec = PluginSpec {
         metrics: Metrics::new().plugin("demo", "api-key", &FaultKind::labels()),

@@ -161,6 +161,7 @@ fn host_state(store: std::sync::Arc<SecretStore>, grants: &str, check: bool) -> 
     let services = if check { Services::for_check(store) } else { Services::new(store) };
     let grants: portcullis::policy::file::GrantsFile = toml::from_str(grants).unwrap();
     let label = PluginLabel { workload: "w".into(), component: "c".into() };
+    let grants = portcullis::runtime::capabilities::Grants::parse(&grants, false).0.expect("good grants");
     let caps = Capabilities::new(label, &grants, &services, "inbound[0]", Default::default());
     HostState::new(std::sync::Arc::new(caps), 16 * 1024 * 1024)
 }

@@ -1,9 +1,9 @@
 //! A single component set up outside a gateway, for benchmarks.
 
 use portcullis::admin::metrics::Metrics;
-use portcullis::policy::file::{GrantsFile, Isolation};
+use portcullis::policy::file::Isolation;
 use portcullis::runtime::Runtime;
-use portcullis::runtime::capabilities::{Capabilities, PluginLabel, Services};
+use portcullis::runtime::capabilities::{Capabilities, Grants, PluginLabel, Services};
 use portcullis::runtime::plugin::{FaultKind, Limits, Plugin, PluginSpec, Role};
 use portcullis::runtime::request::RequestData;
 use portcullis::secrets::SecretStore;
@@ -15,7 +15,7 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
     let home = tempfile::tempdir().unwrap();
     let services = Services::new(Arc::new(SecretStore::new(home.path(), None)));
     let label = PluginLabel { workload: "bench".into(), component: name.into() };
-    let caps = Arc::new(Capabilities::new(label.clone(), &GrantsFile::default(), &services, "inbound[0]", Default::default()));
+    let caps = Arc::new(Capabilities::new(label.clone(), &Grants::default(), &services, "inbound[0]", Default::default()));
     let spec = PluginSpec {
         metrics: Metrics::new().plugin("bench", name, &FaultKind::labels()),
         label,

@@ -10,7 +10,6 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -49,8 +48,8 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     super::runtime()?.block_on(async {
-        let (runtime, services) = services()?;
-        let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
+        let host = host()?;
+        let mut target = crate::policy::login_target(&loaded, &args.workload, &host).await?;
         if args.device {
             return device_login(&mut target.session, &args.workload).await;
         }
@@ -138,8 +137,8 @@ pub fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     super::runtime()?.block_on(async {
-        let (runtime, services) = services()?;
-        let mut target = crate::policy::login_target(&loaded, &args.workload, &runtime, &services).await?;
+        let host = host()?;
+        let mut target = crate::policy::login_target(&loaded, &args.workload, &host).await?;
         target.session.logout().await?.map_err(|e| anyhow::anyhow!("the logout failed: {e}"))?;
         writeln!(std::io::stdout(), "Logged out: workload {}'s stored tokens are deleted; its configuration is kept.", args.workload)?;
         Ok(ExitCode::SUCCESS)
@@ -150,12 +149,9 @@ fn load(policy: &std::path::Path) -> Option<crate::policy::LoadedPolicy> {
     crate::policy::load_file(policy).map_err(|errors| eprintln!("{errors}")).ok()
 }
 
-/// The runtime and the services (secret store writes allowed) of a login.
-fn services() -> anyhow::Result<(Arc<crate::runtime::Runtime>, crate::runtime::capabilities::Services)> {
-    let home = crate::home::dir()?;
-    let runtime = crate::runtime::Runtime::new(Some(home.join("cache/components")))?;
-    let store = Arc::new(crate::secrets::SecretStore::in_home(&home));
-    Ok((runtime, crate::runtime::capabilities::Services::new(store)))
+/// The host of a login: secret store writes allowed, nothing served.
+fn host() -> anyhow::Result<crate::runtime::setup::Host> {
+    crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Login { home: &crate::home::dir()? })
 }
 
 /// Opens `url` in the system browser: `$BROWSER`, else the desktop's opener.

@@ -152,11 +152,9 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
     let home = crate::home::dir()?;
     let compiled = runtime()?.block_on(async {
-        let runtime = crate::runtime::Runtime::new(Some(home.join("cache/components")))?;
         // `check` changes nothing: components may not send requests or write secrets.
-        let services = crate::runtime::capabilities::Services::for_check(std::sync::Arc::new(crate::secrets::SecretStore::in_home(&home)));
-        let metrics = crate::admin::metrics::Metrics::new();
-        anyhow::Ok(crate::policy::compile::compile(&loaded, &runtime, &services, &metrics).await)
+        let host = crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Check { home: &home })?;
+        anyhow::Ok(crate::policy::compile::compile(&loaded, &host).await)
     })?;
     match compiled {
         Ok(snapshot) => {

@@ -130,8 +130,8 @@ pub fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             };
             let report = super::runtime()?.block_on(async {
                 let home = crate::home::dir().ok();
-                let runtime = crate::runtime::Runtime::for_authors(home.map(|h| h.join("cache/components")))?;
-                trial::run(&runtime, spec).await
+                let host = crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Author { home: home.as_deref() })?;
+                trial::run(&host.runtime, spec).await
             })?;
             writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&report)?)?;
             match expect {

@@ -15,8 +15,7 @@ use crate::policy::{self, error::PolicyErrors};
 use crate::proxy::server::{self, ListenerHandle};
 use crate::proxy::workload::Workload;
 use crate::runtime::Runtime;
-use crate::runtime::capabilities::Services;
-use crate::secrets::SecretStore;
+use crate::runtime::setup::{Host, Purpose};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use sites::{AdminSite, WorkloadSite};
@@ -71,8 +70,7 @@ impl Options {
 
 pub struct Gateway {
     shared: Arc<Shared>,
-    runtime: Arc<Runtime>,
-    services: Services,
+    host: Host,
     policy_path: PathBuf,
     listeners: Mutex<HashMap<Arc<str>, ListenerHandle>>,
     admin: Mutex<Option<ListenerHandle>>,
@@ -84,22 +82,18 @@ impl Gateway {
     /// Loads and compiles the policy, then binds every listener.
     pub async fn start(options: Options) -> anyhow::Result<Arc<Gateway>> {
         crate::proxy::tls::install_crypto_provider();
-        let runtime = Runtime::with_pool(Some(options.cache_dir.unwrap_or_else(|| options.home.join("cache/components"))), options.instance_pool)?;
-        let store = match options.secrets_password {
-            Some(password) => SecretStore::new(&options.home, Some(password)),
-            None => SecretStore::in_home(&options.home),
-        };
-        let services = Services::new(Arc::new(store));
-        let metrics = Arc::new(Metrics::new());
-        metrics.add_collector(Box::new(crate::runtime::engine::PoolGauges(runtime.engine().clone())));
-        metrics.slow_lane(runtime.slow_lane().metrics());
-        let snapshot = build(&options.policy, &runtime, &services, &metrics).await?;
+        let host = Host::assemble(Purpose::Serve {
+            home: &options.home,
+            cache_dir: options.cache_dir,
+            secrets_password: options.secrets_password,
+            instance_pool: options.instance_pool,
+        })?;
+        let snapshot = build(&options.policy, &host).await?;
         let empty = Snapshot { workloads: HashMap::new(), admin: None };
-        let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics, ready: AtomicBool::new(false) });
+        let shared = Arc::new(Shared { snapshot: ArcSwap::from_pointee(empty), metrics: host.metrics.clone(), ready: AtomicBool::new(false) });
         let gateway = Arc::new(Gateway {
             shared,
-            runtime,
-            services,
+            host,
             policy_path: options.policy,
             listeners: Mutex::new(HashMap::new()),
             admin: Mutex::new(None),
@@ -121,7 +115,7 @@ impl Gateway {
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
-        &self.runtime
+        &self.host.runtime
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -132,15 +126,15 @@ impl Gateway {
     /// on failure the old one keeps serving and the error says why.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let _one_at_a_time = self.reloading.lock().await;
-        let generation = self.runtime.begin_generation();
+        let generation = self.host.runtime.begin_generation();
         let result = async {
-            let snapshot = build(&self.policy_path, &self.runtime, &self.services, &self.shared.metrics).await?;
+            let snapshot = build(&self.policy_path, &self.host).await?;
             self.install(snapshot).await
         }
         .await;
         match result {
-            Ok(()) => self.runtime.forget_components_before(generation),
-            Err(_) => self.runtime.forget_components_of_failed(generation),
+            Ok(()) => self.host.runtime.forget_components_before(generation),
+            Err(_) => self.host.runtime.forget_components_of_failed(generation),
         }
         // It walks every allocator arena under their locks: not on a worker thread.
         tokio::task::spawn_blocking(memory::release_free_heap);
@@ -197,7 +191,7 @@ impl Gateway {
         // What the previous policy cached (verified tokens, key sets) goes with it.
         let live: std::collections::HashSet<&str> =
             snapshot.workloads.values().flat_map(|w| w.inbound.plugins.iter().chain(&w.outbound)).map(|p| p.cache_namespace()).collect();
-        self.services.cache.retain_namespaces(|namespace| live.contains(namespace));
+        self.host.services.cache.retain_namespaces(|namespace| live.contains(namespace));
         let stale: Vec<Arc<str>> = listeners.iter().filter(|(n, h)| !keeps(n, h)).map(|(n, _)| n.clone()).collect();
         for name in stale {
             if let Some(handle) = listeners.remove(&name) {
@@ -234,18 +228,18 @@ fn same_listen(wanted: SocketAddr, bound: SocketAddr) -> bool {
     wanted.ip() == bound.ip() && (wanted.port() == 0 || wanted.port() == bound.port())
 }
 
-async fn build(path: &std::path::Path, runtime: &Runtime, services: &Services, metrics: &Metrics) -> anyhow::Result<Snapshot> {
+async fn build(path: &std::path::Path, host: &Host) -> anyhow::Result<Snapshot> {
     let loaded = policy::load_file(path).map_err(anyhow::Error::new)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
     // Only a running gateway creates keys; `portcullis check` has no side effects.
-    crate::keys::ensure_auto(&services.secret_store, &loaded).context("creating the shared keys the policy asks for (`key = \"auto\"`)")?;
+    crate::keys::ensure_auto(&host.services.secret_store, &loaded).context("creating the shared keys the policy asks for (`key = \"auto\"`)")?;
     // Derive the store's key now, not inside a component's deadline.
-    if let Err(error) = services.secret_store.warm() {
+    if let Err(error) = host.services.secret_store.warm() {
         tracing::error!(%error, "the secret store cannot be opened; components that read secrets will be refused");
     }
-    policy::compile::compile(&loaded, runtime, services, metrics).await.map_err(|e: PolicyErrors| anyhow::Error::new(e))
+    policy::compile::compile(&loaded, host).await.map_err(|e: PolicyErrors| anyhow::Error::new(e))
 }
 
 pub use watch::run;

@@ -3,16 +3,18 @@
 //! every host call, with host responses stubbed (see
 //! [`crate::runtime::capabilities::trial`]).
 //!
-//! The call goes through the gateway's own code: the same linker, limits,
-//! manifest and verdict checks, so a verdict the gateway would refuse is
-//! reported as the same fault.
+//! The call goes through the gateway's own code: the component is set up by
+//! the same function as a policy's chain entry (`runtime::setup::set_up`), with
+//! the same linker, limits, manifest and verdict checks, so a verdict the
+//! gateway would refuse is reported as the same fault.
 
 use crate::admin::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::runtime::capabilities::trial::{HostCall, Stubs, Trial};
-use crate::runtime::capabilities::{Capabilities, PluginLabel, Services, cache};
-use crate::runtime::plugin::{FaultKind, Isolation, Limits, Plugin, PluginSpec, Role};
+use crate::runtime::capabilities::{Grants, PluginLabel, Services, cache};
+use crate::runtime::plugin::{Isolation, Limits, Role};
 use crate::runtime::request::RequestData;
+use crate::runtime::setup::{Access, Entry, set_up};
 use crate::runtime::verdict::{Denial, HeaderEdits, Injection, Manifest, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -150,26 +152,20 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
         Role::Injector => "outbound[0]",
         Role::Authorizer => "authorize[0]",
     };
-    let caps = Arc::new(Capabilities::new(label.clone(), &Default::default(), &services, position, cache::Quota::default()));
-    let metrics = Metrics::new();
-    let plugin = Plugin::new(
-        runtime,
-        PluginSpec {
-            metrics: metrics.plugin(&spec.workload, "plugin-test", &FaultKind::labels()),
-            label,
-            role,
-            component,
-            config_json: spec.config_json,
-            public_url: spec.public_url,
-            limits: spec.limits,
-            // The instance `init` ran on at load serves the call, as in a gateway.
-            isolation: Isolation::Pooled,
-            caps,
-            instances: Arc::new(tokio::sync::Semaphore::new(1)),
-            max_idle: 1,
-        },
-    )
-    .await;
+    // Set up as the gateway sets up a chain entry (`runtime::setup::set_up`), with no grants.
+    let entry = Entry {
+        access: Access { label, grants: &Grants::default(), cache_scope: position, quota: cache::Quota::default(), provided: None },
+        role,
+        component,
+        config_json: spec.config_json,
+        public_url: spec.public_url,
+        limits: spec.limits,
+        // The instance `init` ran on at load serves the call, as in a gateway.
+        isolation: Isolation::Pooled,
+        instances: Arc::new(tokio::sync::Semaphore::new(1)),
+        max_idle: 1,
+    };
+    let plugin = set_up(runtime, &services, &Metrics::new(), entry).await;
     let mut report =
         Report { sha256, world: inspection.world, init: json!("ok"), manifest: None, init_host_calls: trial.take(), verdict: None, host_calls: Vec::new() };
     let plugin = match plugin {

@@ -3,11 +3,13 @@
 //! Components validate their own `config`; the host reads a few keys of the
 //! built-ins' tables for jobs a component cannot do: serving the RFC 9728
 //! metadata, reading `jwks_file` and Cedar's `policies_file` (components have
-//! no file access), warning about `audiences = []`, and the registry token's
+//! no file access: [`FileOrInline`]), warning about `audiences = []`, and the registry token's
 //! secret name, static tokens and login port. (`builtin:shared-key`'s keys are read by [`crate::keys`].)
 
 use super::file::ChainEntryFile;
+use super::location::KeyPath;
 use serde_json::{Map, Value};
+use std::path::PathBuf;
 
 pub const OIDC_VERIFIER: &str = "builtin:oidc-verifier";
 
@@ -53,6 +55,69 @@ fn providers(config: &Map<String, Value>) -> impl Iterator<Item = &Map<String, V
 pub const REGISTRY_TOKEN: &str = "builtin:registry-token";
 
 pub const CEDAR: &str = "builtin:cedar";
+
+/// A value a built-in takes either inline (`jwks`, `policies`) or from a file
+/// beside the policy (`jwks_file`, `policies_file`). Components have no file
+/// access: the host reads the file and hands its content inline. A table
+/// gives one or the other, not both.
+pub struct FileOrInline {
+    pub file: &'static str,
+    pub inline: &'static str,
+    /// The file holds JSON, handed on as JSON (a key set); otherwise as text.
+    json: bool,
+}
+
+/// Every "path or text" value of the built-ins, by component.
+const FILE_OR_INLINE: &[(&str, FileOrInline)] = &[
+    (OIDC_VERIFIER, FileOrInline { file: "jwks_file", inline: "jwks", json: true }),
+    (CEDAR, FileOrInline { file: "policies_file", inline: "policies", json: false }),
+    (CEDAR, FileOrInline { file: "schema_file", inline: "schema", json: false }),
+    (CEDAR, FileOrInline { file: "entities_file", inline: "entities", json: false }),
+];
+
+/// A problem with a config value the host reads: where, what, and how to fix it.
+pub type ConfigError = (KeyPath, String, Option<String>);
+
+impl FileOrInline {
+    /// Replaces `file` in `table` (at `key`) by `inline`, holding the file's
+    /// content; `resolve` makes the path relative to the policy.
+    fn inline(&self, table: &mut Map<String, Value>, key: &KeyPath, resolve: &impl Fn(&str) -> PathBuf) -> Result<(), ConfigError> {
+        let Some(file) = table.remove(self.file) else {
+            return Ok(());
+        };
+        let key = key.key(self.file);
+        if table.contains_key(self.inline) {
+            return Err((key, format!("give `{}` or `{}`, not both", self.file, self.inline), None));
+        }
+        let path = resolve(file.as_str().unwrap_or_default());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| (key.clone(), format!("cannot read {}: {e}", path.display()), Some("the path is relative to the policy file".into())))?;
+        let value = match self.json {
+            true => serde_json::from_str(&text).map_err(|e| (key.clone(), format!("{} is not a JSON key set: {e}", path.display()), None))?,
+            false => Value::String(text),
+        };
+        table.insert(self.inline.into(), value);
+        Ok(())
+    }
+}
+
+/// Reads the files a built-in's `config` (at `key`) names, and puts their
+/// content inline: in the table itself, and in each of an OIDC verifier's `providers`.
+pub fn inline_files(component: &str, config: &mut Map<String, Value>, key: &KeyPath, resolve: impl Fn(&str) -> PathBuf) -> Result<(), ConfigError> {
+    for (_, value) in FILE_OR_INLINE.iter().filter(|(c, _)| *c == component) {
+        value.inline(config, key, &resolve)?;
+        if component == OIDC_VERIFIER
+            && let Some(Value::Array(providers)) = config.get_mut("providers")
+        {
+            for (n, provider) in providers.iter_mut().enumerate() {
+                if let Value::Object(provider) = provider {
+                    value.inline(provider, &key.key("providers").index(n), &resolve)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The secret under which a component's static bearer token is served when the
 /// host has one for it (`PORTCULLIS_REGISTRY_TOKEN`, or the entry's `token_file`).
@@ -157,6 +222,39 @@ fn static_token_from(
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn a_path_or_text_value_is_read_inline_once_and_never_both() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.cedar"), "permit(principal, action, resource);").unwrap();
+        std::fs::write(dir.path().join("keys.json"), r#"{"keys": []}"#).unwrap();
+        let resolve = |file: &str| dir.path().join(file);
+        let key = KeyPath::root().key("config");
+        let table = |json: Value| json.as_object().unwrap().clone();
+
+        let mut cedar = table(serde_json::json!({ "policies_file": "p.cedar" }));
+        inline_files(CEDAR, &mut cedar, &key, resolve).unwrap();
+        assert_eq!(Value::Object(cedar), serde_json::json!({ "policies": "permit(principal, action, resource);" }));
+
+        let mut oidc = table(serde_json::json!({ "jwks_file": "keys.json", "providers": [{ "jwks_file": "keys.json" }] }));
+        inline_files(OIDC_VERIFIER, &mut oidc, &key, resolve).unwrap();
+        assert_eq!(Value::Object(oidc), serde_json::json!({ "jwks": { "keys": [] }, "providers": [{ "jwks": { "keys": [] } }] }));
+
+        for (component, json) in [
+            (CEDAR, serde_json::json!({ "schema_file": "p.cedar", "schema": "inline" })),
+            (OIDC_VERIFIER, serde_json::json!({ "providers": [{ "jwks_file": "keys.json", "jwks": {} }] })),
+        ] {
+            let (at, message, _) = inline_files(component, &mut table(json), &key, resolve).unwrap_err();
+            assert!(message.contains("not both"), "{component}: {message}");
+            assert!(at.to_string().ends_with("_file"), "{at}");
+        }
+        let (at, message, _) = inline_files(CEDAR, &mut table(serde_json::json!({ "entities_file": "missing.json" })), &key, resolve).unwrap_err();
+        assert_eq!(at.to_string(), "config.entities_file");
+        assert!(message.contains("cannot read"), "{message}");
+        let mut other = table(serde_json::json!({ "jwks_file": "keys.json" }));
+        inline_files("builtin:shared-key", &mut other, &key, resolve).unwrap();
+        assert!(other.contains_key("jwks_file"), "only the built-ins that read files");
+    }
 
     #[test]
     fn the_environment_token_serves_only_a_single_registry() {

@@ -1,7 +1,9 @@
 //! The policy file's serde form. Field docs become the JSON Schema's descriptions.
 
-// The runtime and the proxy own these types; the file names them.
+// The runtime and the proxy own these types, and parse them; the file names them.
 pub use crate::proxy::chain::ChainRule;
+pub use crate::proxy::workload::WorkloadLimitsFile;
+pub use crate::runtime::capabilities::GrantsFile;
 pub use crate::runtime::plugin::Isolation;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -178,24 +180,6 @@ pub struct ChainEntryFile {
     pub isolation: Option<Isolation>,
 }
 
-/// Capabilities granted to one component in one workload.
-#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GrantsFile {
-    /// Secret names it may read; a trailing `*` matches any suffix (`workload:demo:*`).
-    #[serde(default)]
-    pub secrets: Vec<String>,
-    /// Secret names it may write (e.g. refresh tokens); same pattern syntax.
-    #[serde(default)]
-    pub secrets_write: Vec<String>,
-    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port).
-    #[serde(default)]
-    pub http: Vec<String>,
-    /// Allow those origins to resolve to loopback or private addresses (refused by default).
-    #[serde(default)]
-    pub http_private: bool,
-}
-
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFile {
@@ -203,48 +187,4 @@ pub struct TlsFile {
     pub cert: PathBuf,
     /// PEM private key, relative to the policy file.
     pub key: PathBuf,
-}
-
-#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WorkloadLimitsFile {
-    /// Largest request body accepted, in KiB (default 4096).
-    pub max_request_body_kib: Option<u64>,
-    /// Largest MCP message read on an MCP workload, in bytes (default 1048576);
-    /// a larger POST is refused with 413.
-    pub max_mcp_message_bytes: Option<u64>,
-    /// Largest `arguments` of one MCP call an authorizer is asked about, in bytes of
-    /// JSON (default 65536, at most `max_mcp_message_bytes`); a larger call is refused
-    /// with 403 before any authorizer is asked.
-    pub max_mcp_arguments_bytes: Option<u64>,
-    /// Most JSON values (objects, arrays, strings, numbers, booleans and nulls, at any
-    /// depth, the `arguments` object itself included) in one MCP call's `arguments`
-    /// an authorizer is asked about (default 4096); more is refused with 403 before any
-    /// authorizer is asked.
-    pub max_mcp_arguments_elements: Option<u64>,
-    /// Time allowed for the upstream to start its response, in milliseconds (default 30000).
-    pub upstream_timeout_ms: Option<u64>,
-    /// Time allowed for a client to send its request headers, in milliseconds (default 10000);
-    /// also the time a new connection has to send its first request.
-    pub header_timeout_ms: Option<u64>,
-    /// A connection without a request in flight for this long is closed, in milliseconds (default 60000).
-    pub idle_timeout_ms: Option<u64>,
-    /// Time allowed for a body the gateway reads whole (an MCP message) to arrive, in
-    /// milliseconds (default 10000), plus one second per `min_body_rate_kib` KiB received;
-    /// a slower body is refused with 408.
-    pub body_timeout_ms: Option<u64>,
-    /// The slowest rate, in KiB per second, at which such a body may keep arriving past
-    /// `body_timeout_ms` (default 16).
-    pub min_body_rate_kib: Option<u64>,
-    /// MCP message bytes the workload holds, across its connections, before its inbound
-    /// chain has decided, in KiB (default 65536). Only a workload with an authenticator
-    /// that reads MCP calls reads a message before deciding; past this, 503 at once.
-    /// Each connection may hold one message (`max_mcp_message_bytes`) of it.
-    pub max_pending_body_kib: Option<u64>,
-    /// Open connections at most on this workload's listener (default 1024); more wait in the kernel's queue.
-    pub max_connections: Option<u32>,
-    /// Component instances this workload may hold at once, idle or busy, across its
-    /// chains (default 64, at most 1000). A burst waits for an instance within the
-    /// call's deadline instead of taking every instance of the process from its neighbours.
-    pub max_instances: Option<u32>,
 }

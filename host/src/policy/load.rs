@@ -1,23 +1,33 @@
-//! Reading and validating a policy file, before anything is compiled or bound.
+//! Reading a policy file and parsing every value in it, before anything is
+//! compiled or bound. Each value is parsed once, by the module that uses it
+//! (`Grants::parse`, `RequestGuard::parse`, `WorkloadLimits::resolve`); this
+//! module collects their errors with the file, line and key they come from.
 
 use super::error::{PolicyError, PolicyErrors, Problems};
-use super::file::{ChainEntryFile, GrantsFile, LimitsFile, PolicyFile, WorkloadFile};
+use super::file::{ChainEntryFile, LimitsFile, PolicyFile, WorkloadFile};
 use super::location::KeyPath;
+use super::snapshot::Admin;
 use crate::plugins::lock::{self, Lockfile};
 use crate::plugins::signature::TrustedKeys;
+use crate::proxy::guard::RequestGuard;
+use crate::proxy::workload::WorkloadLimits;
 use crate::runtime::builtins;
+use crate::runtime::capabilities::Grants;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// A parsed policy whose values are all checked; compile it with [`super::compile`].
+/// A policy with every value parsed; compile it with [`super::compile`].
 #[derive(Debug)]
 pub struct LoadedPolicy {
     /// The file it came from (for relative paths and error messages).
     pub path: PathBuf,
     pub source: String,
+    /// The file as written (`portcullis status` shows it; components get their `config` from it).
     pub file: PolicyFile,
     /// The parsed values of `file.workloads`, in the same order.
     pub workloads: Vec<ParsedWorkload>,
+    /// The admin listener, its guard parsed.
+    pub admin: Option<Admin>,
     /// Things that work but deserve attention (`anonymous = true`, ...).
     pub warnings: Vec<PolicyError>,
     /// `portcullis.lock` beside the policy: what each `plugin:NAME` is.
@@ -49,6 +59,11 @@ pub struct ParsedWorkload {
     pub strip_request_headers: Vec<http::HeaderName>,
     /// Whether POSTs are read as MCP messages (`mcp`, or its default).
     pub mcp: bool,
+    /// `public_url`'s host, `allowed_hosts` and `allowed_origins`.
+    pub guard: RequestGuard,
+    pub limits: WorkloadLimits,
+    /// Each chain entry's grants: `inbound`, `outbound`, `authorize`, in the file's order.
+    pub grants: [Vec<Grants>; 3],
 }
 
 pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
@@ -67,15 +82,15 @@ pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
 pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
-    let parsed = validate(&file, &mut problems);
+    let (admin, parsed) = validate(&file, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
-    // Every workload parsed exactly when no error was found.
+    // Every value parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
         Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, warnings, lock, trusted_keys })
+    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
 }
 
 /// Reads the lock file and the trusted keys, and checks that every
@@ -132,17 +147,19 @@ fn toml_error(path: &Path, source: &str, error: &toml::de::Error, key: KeyPath) 
     }
 }
 
-/// Checks the whole file, and returns each workload's parsed values.
-fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> Vec<Option<ParsedWorkload>> {
+/// Checks the whole file, and returns the admin listener's and each
+/// workload's parsed values (complete when `p` holds no error).
+fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> (Option<Admin>, Vec<Option<ParsedWorkload>>) {
     let root = KeyPath::root();
     let mut parsed = Vec::with_capacity(file.workloads.len());
     if file.version != 1 {
         p.error(&root.key("version"), format!("unsupported policy version {}", file.version), "write `version = 1`".to_string());
     }
     let mut listens = HashSet::new();
+    let mut admin_parsed = None;
     if let Some(admin) = &file.admin {
         listens.insert(admin.listen);
-        check_hosts(&admin.allowed_hosts, &root.key("admin").key("allowed_hosts"), p);
+        admin_parsed = guard(None, &admin.allowed_hosts, &[], &root.key("admin"), p).map(|guard| Admin { listen: admin.listen, guard });
         if !admin.listen.ip().is_loopback() {
             p.warn(&root.key("admin").key("listen"), "the admin listener is not on loopback; /metrics is not authenticated", None);
         }
@@ -176,7 +193,18 @@ fn validate(file: &PolicyFile, p: &mut Problems<'_>) -> Vec<Option<ParsedWorkloa
         }
         parsed.push(validate_workload(file, workload, &key, p));
     }
-    parsed
+    (admin_parsed, parsed)
+}
+
+/// The request guard of a workload (or, without `public_url`, the admin listener at `key`).
+fn guard(public_url: Option<&url::Url>, hosts: &[String], origins: &[String], key: &KeyPath, p: &mut Problems<'_>) -> Option<RequestGuard> {
+    RequestGuard::parse(public_url, hosts, origins)
+        .map_err(|errors| {
+            for error in errors {
+                p.error(&key.key(error.field).index(error.index), error.message, error.hint);
+            }
+        })
+        .ok()
 }
 
 /// An `http`/`https` URL with a host and no query or fragment; `None` (and an error) otherwise.
@@ -204,15 +232,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     }
     let upstream = http_url(&w.upstream, &key.key("upstream"), "e.g. `upstream = \"http://127.0.0.1:3001\"`", p);
     let public_url = http_url(&w.public_url, &key.key("public_url"), "the URL clients use, e.g. `public_url = \"http://127.0.0.1:8080\"`", p);
-    for (n, origin) in w.allowed_origins.iter().enumerate() {
-        if crate::origin::Origin::parse(origin).is_none() {
-            p.error(
-                &key.key("allowed_origins").index(n),
-                format!("{origin:?} is not an origin"),
-                "write scheme://host[:port], e.g. `https://app.example.com`".to_string(),
-            );
-        }
-    }
+    let guard = guard(public_url.as_ref(), &w.allowed_hosts, &w.allowed_origins, key, p);
     let mut strip_request_headers = Vec::new();
     for (n, name) in w.strip_request_headers.iter().enumerate() {
         match http::HeaderName::from_bytes(name.as_bytes()) {
@@ -225,7 +245,6 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             Err(_) => p.error(&key.key("strip_request_headers").index(n), format!("{name:?} is not a header name"), None),
         }
     }
-    check_hosts(&w.allowed_hosts, &key.key("allowed_hosts"), p);
     if w.inbound.is_empty() && !w.anonymous {
         p.error(
             &key.key("inbound"),
@@ -237,29 +256,13 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
     } else if w.anonymous {
         p.warn(&key.key("anonymous"), "`anonymous = true` has no effect on a workload with authenticators", None);
     }
-    if let Some(kib) = w.limits.max_request_body_kib
-        && (kib == 0 || kib > 1024 * 1024)
-    {
-        p.error(&key.key("limits").key("max_request_body_kib"), "must be between 1 and 1048576", None);
-    }
-    for (field, value, max) in
-        [("max_connections", w.limits.max_connections, 65_536), ("max_instances", w.limits.max_instances, crate::runtime::engine::POOL_INSTANCES)]
-    {
-        if let Some(n) = value
-            && (n == 0 || n > max)
-        {
-            p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
-        }
-    }
-    for (field, value, max) in
-        [("min_body_rate_kib", w.limits.min_body_rate_kib, 1024 * 1024), ("max_pending_body_kib", w.limits.max_pending_body_kib, 16 * 1024 * 1024)]
-    {
-        if let Some(n) = value
-            && (n == 0 || n > max)
-        {
-            p.error(&key.key("limits").key(field), format!("must be between 1 and {max}"), None);
-        }
-    }
+    let limits = WorkloadLimits::resolve(&w.limits)
+        .map_err(|errors| {
+            for error in errors {
+                p.error(&key.key("limits").key(error.field), error.message, None);
+            }
+        })
+        .ok();
     let positions = w.inbound.len() + w.outbound.len() + w.authorize.len();
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
@@ -270,23 +273,11 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             format!("use at least {positions}"),
         );
     }
-    for (field, value) in [
-        ("upstream_timeout_ms", w.limits.upstream_timeout_ms),
-        ("header_timeout_ms", w.limits.header_timeout_ms),
-        ("idle_timeout_ms", w.limits.idle_timeout_ms),
-        ("body_timeout_ms", w.limits.body_timeout_ms),
-    ] {
-        if let Some(ms) = value
-            && (ms == 0 || ms > 3_600_000)
-        {
-            p.error(&key.key("limits").key(field), "must be between 1 and 3600000 ms", None);
-        }
-    }
-    for (chain, entries) in [("inbound", &w.inbound), ("outbound", &w.outbound), ("authorize", &w.authorize)] {
-        for (n, entry) in entries.iter().enumerate() {
-            validate_entry(file, entry, &key.key(chain).index(n), p);
-        }
-    }
+    // Every entry is checked (collected first: an `Option` collect would stop at the first error).
+    let grants = [("inbound", &w.inbound), ("outbound", &w.outbound), ("authorize", &w.authorize)].map(|(chain, entries)| {
+        entries.iter().enumerate().map(|(n, entry)| validate_entry(file, entry, w.allow_cleartext, &key.key(chain).index(n), p)).collect::<Vec<_>>()
+    });
+    let [inbound, outbound, authorize] = grants.map(|chain| chain.into_iter().collect::<Option<Vec<_>>>());
     if let Some(upstream) = &upstream {
         check_cleartext(w, upstream, key, p);
     }
@@ -300,17 +291,15 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             "set `mcp = true` (the default when `public_url`'s path ends in `/mcp`)".to_string(),
         );
     }
-    if let Some(bytes) = w.limits.max_mcp_message_bytes
-        && (bytes == 0 || bytes > 64 * 1024 * 1024)
-    {
-        p.error(&key.key("limits").key("max_mcp_message_bytes"), "must be between 1 and 67108864", None);
-    }
-    for (name, value) in [("max_mcp_arguments_bytes", w.limits.max_mcp_arguments_bytes), ("max_mcp_arguments_elements", w.limits.max_mcp_arguments_elements)] {
-        if value.is_some_and(|n| n == 0 || n > 64 * 1024 * 1024) {
-            p.error(&key.key("limits").key(name), "must be between 1 and 67108864", None);
-        }
-    }
-    Some(ParsedWorkload { upstream: upstream?, public_url, strip_request_headers, mcp })
+    Some(ParsedWorkload {
+        upstream: upstream?,
+        public_url,
+        strip_request_headers,
+        mcp,
+        guard: guard?,
+        limits: limits?,
+        grants: [inbound?, outbound?, authorize?],
+    })
 }
 
 /// Injectors send credentials (a registry token, an API key) to the upstream:
@@ -332,15 +321,8 @@ fn check_cleartext(w: &WorkloadFile, upstream: &url::Url, key: &KeyPath, p: &mut
     }
 }
 
-fn check_hosts(hosts: &[String], key: &KeyPath, p: &mut Problems<'_>) {
-    for (n, host) in hosts.iter().enumerate() {
-        if host.is_empty() || host.contains(['/', ' ', '@']) {
-            p.error(&key.index(n), format!("{host:?} is not a host name"), "write `host` or `host:port`".to_string());
-        }
-    }
-}
-
-fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &mut Problems<'_>) {
+/// Checks a chain entry, and returns its grants, parsed (`None` when one is wrong).
+fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, allow_cleartext: bool, key: &KeyPath, p: &mut Problems<'_>) -> Option<Grants> {
     let name = entry.component.as_str();
     let known = match name.strip_prefix("builtin:") {
         Some(builtin) => builtins::lookup(builtin).is_some(),
@@ -366,7 +348,12 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, key: &KeyPath, p: &
             "list this resource's identifier (the default is the workload's public_url)".to_string(),
         );
     }
-    check_grants(&entry.grants, &key.key("grants"), p);
+    let (grants, problems) = Grants::parse(&entry.grants, allow_cleartext);
+    for problem in problems {
+        let at = key.key("grants").key(problem.field).index(problem.index);
+        if problem.warning { p.warn(&at, problem.message, problem.hint) } else { p.error(&at, problem.message, problem.hint) }
+    }
+    grants
 }
 
 fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
@@ -396,151 +383,10 @@ fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {
     }
 }
 
-fn check_grants(grants: &GrantsFile, key: &KeyPath, p: &mut Problems<'_>) {
-    for (field, patterns) in [("secrets", &grants.secrets), ("secrets_write", &grants.secrets_write)] {
-        for (n, pattern) in patterns.iter().enumerate() {
-            let body = pattern.strip_suffix('*').unwrap_or(pattern);
-            if body.contains('*') || (body.is_empty() && pattern != "*") {
-                p.error(&key.key(field).index(n), format!("bad secret pattern {pattern:?}"), "a name, or a prefix followed by one `*` at the end".to_string());
-            } else if pattern == "*" {
-                p.warn(&key.key(field).index(n), "`*` grants every secret in the store", "grant only the names the component needs".to_string());
-            }
-        }
-    }
-    for (n, origin) in grants.http.iter().enumerate() {
-        if crate::origin::Origin::parse(origin).is_none() {
-            p.error(
-                &key.key("http").index(n),
-                format!("{origin:?} is not an origin"),
-                "write scheme://host[:port], e.g. `https://idp.example.com`".to_string(),
-            );
-        }
-    }
-}
-
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(src: &str) -> Result<LoadedPolicy, PolicyErrors> {
-        load_str(Path::new("policy.toml"), src.to_owned())
-    }
-
-    const GOOD: &str = r#"
-version = 1
-[[workloads]]
-name = "demo"
-listen = "127.0.0.1:8080"
-upstream = "http://127.0.0.1:3001"
-public_url = "http://127.0.0.1:8080"
-  [[workloads.inbound]]
-  component = "builtin:shared-key"
-  grants = { secrets = ["workload:demo:shared-key*"] }
-"#;
-
-    #[test]
-    fn a_good_policy_loads() {
-        let policy = load(GOOD).unwrap();
-        assert_eq!(policy.file.workloads[0].name, "demo");
-        assert!(policy.warnings.is_empty());
-    }
-
-    #[test]
-    fn unknown_keys_name_line_and_key() {
-        let src = GOOD.replace("upstream =", "upstrem =");
-        let err = load(&src).unwrap_err().to_string();
-        assert!(err.starts_with("policy.toml:"), "{err}");
-        assert!(err.contains("upstrem"), "{err}");
-        assert!(err.contains("workloads[0]"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_name_line_and_key() {
-        let src = GOOD.replace("http://127.0.0.1:3001", "ftp://x");
-        let err = load(&src).unwrap_err();
-        assert_eq!(err.0.len(), 1);
-        assert_eq!(err.0[0].line, Some(6));
-        assert_eq!(err.0[0].key.to_string(), "workloads[0].upstream");
-    }
-
-    #[test]
-    fn empty_inbound_needs_anonymous() {
-        let src = GOOD.split("  [[workloads.inbound]]").next().unwrap().to_owned();
-        let err = load(&src).unwrap_err().to_string();
-        assert!(err.contains("anonymous = true"), "{err}");
-        let ok = load(&format!("{src}anonymous = true\n")).unwrap();
-        assert_eq!(ok.warnings.len(), 1);
-    }
-
-    #[test]
-    fn unknown_component_and_bad_grant() {
-        let src = GOOD.replace("builtin:shared-key", "builtin:nope").replace("shared-key*\"]", "a*b\"], http = [\"nota url\"]");
-        let errors = load(&src).unwrap_err().0;
-        let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
-        assert!(keys.contains(&"workloads[0].inbound[0].component".to_string()), "{keys:?}");
-        assert!(keys.contains(&"workloads[0].inbound[0].grants.secrets[0]".to_string()), "{keys:?}");
-        assert!(keys.contains(&"workloads[0].inbound[0].grants.http[0]".to_string()), "{keys:?}");
-    }
-
-    #[test]
-    fn cache_quotas_are_checked_on_components_and_entries() {
-        let with = |component_limits: &str, entry_limits: &str| {
-            let declared = format!("[components.c]\npath = \"c.wasm\"\nsha256 = \"{}\"\nlimits = {{ {component_limits} }}\n", "a".repeat(64));
-            let src = GOOD
-                .replace("version = 1\n", &format!("version = 1\n{declared}"))
-                .replace("  grants = ", &format!("  limits = {{ {entry_limits} }}\n  grants = "));
-            load(&src).map(|_| ()).map_err(|e| e.0.iter().map(|e| e.key.to_string()).collect::<Vec<_>>())
-        };
-        assert_eq!(with("cache_mib = 1, cache_entries = 1", ""), Ok(()));
-        assert_eq!(with("cache_mib = 1024, cache_entries = 1000000", "cache_mib = 8, cache_entries = 10000"), Ok(()));
-        assert_eq!(
-            with("cache_mib = 0, cache_entries = 1000001", ""),
-            Err(vec!["components.c.limits.cache_mib".to_owned(), "components.c.limits.cache_entries".to_owned()])
-        );
-        assert_eq!(
-            with("", "cache_mib = 1025, cache_entries = 0"),
-            Err(vec!["workloads[0].inbound[0].limits.cache_mib".to_owned(), "workloads[0].inbound[0].limits.cache_entries".to_owned()])
-        );
-    }
-
-    #[test]
-    fn an_injector_toward_a_cleartext_upstream_is_refused_unless_allowed() {
-        let injector = "  [[workloads.outbound]]\n  component = \"builtin:registry-token\"\n";
-        let with = |upstream: &str, extra: &str| {
-            GOOD.replace("http://127.0.0.1:3001", upstream).replace("  [[workloads.inbound]]", &format!("{extra}{injector}  [[workloads.inbound]]"))
-        };
-        let errors = load(&with("http://registry.example.com/api", "")).unwrap_err().0;
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        let error = &errors[0];
-        assert_eq!((error.line, error.key.to_string()), (Some(6), "workloads[0].upstream".to_owned()));
-        assert!(error.message.contains("in clear") && error.message.contains("registry.example.com"), "{}", error.message);
-        assert!(error.hint.as_deref().is_some_and(|h| h.contains("https://") && h.contains("allow_cleartext = true")), "{:?}", error.hint);
-        // Loopback (127.0.0.0/8, ::1, localhost) and https need nothing.
-        for upstream in ["http://127.0.0.1:3001", "http://127.1.2.3:3001", "http://[::1]:3001", "http://LOCALHOST:3001", "https://registry.example.com"] {
-            let policy = load(&with(upstream, "")).unwrap_or_else(|e| panic!("{upstream}: {e}"));
-            assert!(policy.warnings.is_empty(), "{upstream}: {:?}", policy.warnings);
-        }
-        // Names that only look local are not loopback.
-        for upstream in ["http://localhost.example.com", "http://10.0.0.1", "http://[::ffff:8.8.8.8]"] {
-            assert!(load(&with(upstream, "")).is_err(), "{upstream}");
-        }
-        // An explicit opt-in loads, with a warning at the key.
-        let policy = load(&with("http://registry.example.com/api", "allow_cleartext = true\n")).unwrap();
-        assert_eq!(policy.warnings.len(), 1, "{:?}", policy.warnings);
-        assert_eq!(policy.warnings[0].key.to_string(), "workloads[0].allow_cleartext");
-        assert!(policy.warnings[0].message.contains("in clear"), "{}", policy.warnings[0].message);
-        // Without an injector there is no token to leak.
-        assert!(load(&GOOD.replace("http://127.0.0.1:3001", "http://10.0.0.1")).is_ok());
-    }
-
-    #[test]
-    fn duplicate_names_and_ports() {
-        let src = format!("{GOOD}{}", GOOD.replace("version = 1", ""));
-        let errors = load(&src).unwrap_err().0;
-        assert_eq!(errors.len(), 2, "{errors:?}");
-    }
-}
+#[path = "load_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ pub struct Snapshot {
 }
 
 /// The admin listener: where, and which `Host`/`Origin` values it answers.
+#[derive(Debug, Clone)]
 pub struct Admin {
     pub listen: SocketAddr,
     /// Loopback names and the policy's `admin.allowed_hosts`: a DNS-rebinding

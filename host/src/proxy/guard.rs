@@ -29,23 +29,53 @@ pub struct RequestGuard {
     origins: Vec<Origin>,
 }
 
+/// A value of `allowed_hosts` or `allowed_origins` that is not one: the list
+/// and the index, for the policy loader to locate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardError {
+    /// `allowed_hosts` or `allowed_origins`.
+    pub field: &'static str,
+    pub index: usize,
+    pub message: String,
+    pub hint: String,
+}
+
 impl RequestGuard {
-    /// `public_url`: the workload's (its host is accepted on any port); `None` for the admin listener.
-    pub fn new(public_url: Option<&url::Url>, allowed_hosts: &[String], allowed_origins: &[String]) -> Self {
+    /// Parses the policy's `allowed_hosts` and `allowed_origins` (every value,
+    /// each error kept). `public_url`: the workload's (its host is accepted on
+    /// any port); `None` for the admin listener.
+    pub fn parse(public_url: Option<&url::Url>, allowed_hosts: &[String], allowed_origins: &[String]) -> Result<Self, Vec<GuardError>> {
+        let mut errors = Vec::new();
         let mut any_port: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
         if let Some(host) = public_url.and_then(host_of) {
             any_port.push(host);
         }
+        let mut origins = Vec::with_capacity(allowed_origins.len());
+        for (index, text) in allowed_origins.iter().enumerate() {
+            match Origin::parse(text) {
+                Some(origin) => origins.push(origin),
+                None => errors.push(GuardError {
+                    field: "allowed_origins",
+                    index,
+                    message: format!("{text:?} is not an origin"),
+                    hint: "write scheme://host[:port], e.g. `https://app.example.com`".into(),
+                }),
+            }
+        }
         let mut exact = Vec::new();
-        for entry in allowed_hosts {
+        for (index, entry) in allowed_hosts.iter().enumerate() {
+            if entry.is_empty() || entry.contains(['/', ' ', '@']) {
+                let message = format!("{entry:?} is not a host name");
+                errors.push(GuardError { field: "allowed_hosts", index, message, hint: "write `host` or `host:port`".into() });
+                continue;
+            }
             let entry = entry.to_ascii_lowercase();
             match split_host_port(&entry) {
                 Some((_, Some(_))) => exact.push(entry),
                 _ => any_port.push(entry),
             }
         }
-        let origins = allowed_origins.iter().filter_map(|o| Origin::parse(o)).collect();
-        RequestGuard { any_port, exact, origins }
+        if errors.is_empty() { Ok(RequestGuard { any_port, exact, origins }) } else { Err(errors) }
     }
 
     /// Whether `authority` (the `Host` header or HTTP/2 `:authority`) names this server.
@@ -142,7 +172,19 @@ mod tests {
 
     fn guard() -> RequestGuard {
         let public = url::Url::parse("https://mcp.example.com/mcp").unwrap();
-        RequestGuard::new(Some(&public), &["alias.example.com".into(), "other.example:8443".into()], &["https://app.example.org".into()])
+        RequestGuard::parse(Some(&public), &["alias.example.com".into(), "other.example:8443".into()], &["https://app.example.org".into()]).unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_list_and_index() {
+        let hosts = ["ok.example".into(), "".into(), "a/b".into(), "u@h".into(), "x y".into()];
+        let origins = ["https://ok.example".into(), "null".into(), "https://a.example/path".into()];
+        let errors = RequestGuard::parse(None, &hosts, &origins).unwrap_err();
+        let found: Vec<(&str, usize)> = errors.iter().map(|e| (e.field, e.index)).collect();
+        assert_eq!(
+            found,
+            [("allowed_origins", 1), ("allowed_origins", 2), ("allowed_hosts", 1), ("allowed_hosts", 2), ("allowed_hosts", 3), ("allowed_hosts", 4)]
+        );
     }
 
     #[test]

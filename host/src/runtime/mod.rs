@@ -14,6 +14,8 @@
 //! - [`slow_lane`]: the low-priority threads where expensive or faulting
 //!   guest work runs.
 //! - [`inspect`]: what a `.wasm` file is (`portcullis plugin inspect`).
+//! - [`setup`]: the runtime and its services assembled for a command, and one
+//!   chain entry set up from its grants (the gateway's way, and `plugin test`'s).
 
 pub mod bindings;
 pub mod builtins;
@@ -25,6 +27,7 @@ pub mod inspect;
 pub mod login;
 pub mod plugin;
 pub mod request;
+pub mod setup;
 pub mod slow_lane;
 mod state;
 pub mod verdict;

@@ -15,7 +15,7 @@
 //! `Content-Length`, `Forwarded`, `Proxy-*`, ...; see [`routing_header`]): a
 //! `Host` header would reach any virtual host on a granted address.
 
-use super::{HostState, Mode};
+use super::{GrantProblem, HostState, Mode};
 use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
@@ -29,16 +29,67 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct HttpGrants {
+/// `grants.http` parsed: the origins a component may send to, and whether
+/// they may resolve to private addresses.
+#[derive(Debug, Default, Clone)]
+pub struct HttpGrant {
     origins: Vec<Origin>,
     private: bool,
+}
+
+impl HttpGrant {
+    /// Parses each origin of `grants.http`, once. A plain `http://` origin that
+    /// is not loopback would carry the component's requests (and whatever
+    /// credential they hold) in clear, whatever the component's own checks
+    /// say: refused, unless the workload consents with `allow_cleartext`
+    /// (then a warning). `None` when an origin is refused.
+    pub fn parse(origins: &[String], private: bool, allow_cleartext: bool, problems: &mut Vec<GrantProblem>) -> Option<HttpGrant> {
+        let mut parsed = Vec::with_capacity(origins.len());
+        let mut ok = true;
+        for (index, text) in origins.iter().enumerate() {
+            let problem = |message: String, hint: String, warning| GrantProblem { field: "http", index, message, hint: Some(hint), warning };
+            let Some(origin) = Origin::parse(text) else {
+                problems.push(problem(format!("{text:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".into(), false));
+                ok = false;
+                continue;
+            };
+            if in_clear(&origin) {
+                let host = origin.host();
+                if allow_cleartext {
+                    problems.push(problem(
+                        format!("the component may send requests in clear to {host} (`http://`, not loopback)"),
+                        "`allow_cleartext = true` on the workload allows it".into(),
+                        true,
+                    ));
+                } else {
+                    problems.push(problem(
+                        format!("{text:?} would carry the component's requests in clear: the origin is `http://` and not loopback"),
+                        format!("grant the https:// origin, or set `allow_cleartext = true` on the workload if the network to {host} is trusted"),
+                        false,
+                    ));
+                    ok = false;
+                }
+            }
+            parsed.push(origin);
+        }
+        ok.then_some(HttpGrant { origins: parsed, private })
+    }
+}
+
+/// Plain `http` to a host that is not loopback (127.0.0.0/8, `::1`, `localhost`).
+fn in_clear(origin: &Origin) -> bool {
+    origin.scheme() == "http" && !crate::plugins::is_loopback_authority(origin.host())
+}
+
+pub struct HttpGrants {
+    grant: HttpGrant,
     client: Arc<OutboundHttp>,
     mode: Mode,
 }
 
 impl HttpGrants {
-    pub fn new(origins: &[String], private: bool, client: Arc<OutboundHttp>, mode: Mode) -> Self {
-        HttpGrants { origins: origins.iter().filter_map(|o| Origin::parse(o)).collect(), private, client, mode }
+    pub fn new(grant: HttpGrant, client: Arc<OutboundHttp>, mode: Mode) -> Self {
+        HttpGrants { grant, client, mode }
     }
 }
 
@@ -134,7 +185,7 @@ impl OutboundHttp {
 
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let request = check_request(request)?;
-        if !grants.origins.contains(&request.origin) {
+        if !grants.grant.origins.contains(&request.origin) {
             return Err(HttpError::NotGranted(request.origin.to_string()));
         }
         // After the grant check, so `check` reports an ungranted origin as a
@@ -142,10 +193,10 @@ impl OutboundHttp {
         if grants.mode == Mode::Check {
             return Err(HttpError::InvalidRequest(NOT_DURING_CHECK.into()));
         }
-        if !grants.private {
+        if !grants.grant.private {
             check_public(&request.url).await?;
         }
-        let client = if grants.private { &self.any_address } else { &self.public_only };
+        let client = if grants.grant.private { &self.any_address } else { &self.public_only };
         let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers).body(request.body);
         match self.hand_over_to() {
             Some(home) => {
@@ -269,8 +320,12 @@ pub fn is_public(ip: IpAddr) -> bool {
 /// component gets `timeout` back with time to fall back (e.g. to cached keys)
 /// instead of being cut off by the call's deadline.
 fn within(deadline: Option<std::time::Instant>) -> Option<Duration> {
-    let remaining = deadline?.saturating_duration_since(std::time::Instant::now());
-    Some(remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5))))
+    Some(less_margin(deadline?.saturating_duration_since(std::time::Instant::now())))
+}
+
+/// `remaining` less the margin [`within`] keeps.
+fn less_margin(remaining: Duration) -> Duration {
+    remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5)))
 }
 
 impl Host for HostState {
@@ -300,145 +355,5 @@ impl Host for HostState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> OutgoingRequest {
-        OutgoingRequest {
-            method: method.into(),
-            url: url.into(),
-            headers: headers.iter().map(|(n, v)| Header { name: (*n).into(), value: (*v).into() }).collect(),
-            body: Vec::new(),
-            timeout_ms: None,
-        }
-    }
-
-    fn refusal(method: &str, url: &str, headers: &[(&str, &str)]) -> String {
-        match check_request(request(method, url, headers)) {
-            Err(HttpError::InvalidRequest(why)) => why,
-            other => panic!("{method} {url} {headers:?}: expected invalid-request, got {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_request_made_from_the_slow_lane_is_handed_to_the_gateways_runtime_and_answered() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-            }
-        });
-        let client = Arc::new(OutboundHttp::new());
-        let grants = HttpGrants::new(std::slice::from_ref(&origin), true, client.clone(), Mode::Serve);
-        let home = tokio::runtime::Handle::current().id();
-        assert!(client.hand_over_to().is_none(), "made where the gateway's own calls run");
-        let lane = crate::runtime::slow_lane::SlowLane::new();
-        let (on_lane, handed_to, answer) = lane
-            .run(std::time::Instant::now() + Duration::from_secs(10), async move {
-                let on_lane = tokio::runtime::Handle::current().id() != home;
-                let handed_to = client.hand_over_to().map(|h| h.id());
-                (on_lane, handed_to, client.send(&grants, request("GET", &format!("{origin}/"), &[])).await)
-            })
-            .await
-            .unwrap();
-        assert!(on_lane, "the call ran on the lane's runtime");
-        assert_eq!(handed_to, Some(home), "and its request is made on the gateway's");
-        let answer = answer.unwrap();
-        assert_eq!((answer.status, answer.body.as_slice()), (200, b"ok".as_slice()));
-    }
-
-    #[test]
-    fn requests_end_before_the_calls_deadline() {
-        assert_eq!(within(None), None);
-        let soon = within(Some(std::time::Instant::now() + Duration::from_millis(100))).unwrap();
-        assert!(soon <= Duration::from_millis(90) && soon >= Duration::from_millis(80), "{soon:?}");
-        assert_eq!(within(Some(std::time::Instant::now())), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn routing_and_framing_headers_are_refused_by_name() {
-        for name in [
-            "host",
-            "Host",
-            "HOST",
-            "content-length",
-            "Transfer-Encoding",
-            "connection",
-            "upgrade",
-            "te",
-            "trailer",
-            "keep-alive",
-            "proxy-authorization",
-            "Proxy-Connection",
-            "forwarded",
-            "x-forwarded-for",
-            "X-Forwarded-Host",
-        ] {
-            let why = refusal("GET", "https://idp.example.com/", &[("accept", "*/*"), (name, "evil.example")]);
-            assert!(why.contains(&format!("`{}`", name.to_ascii_lowercase())), "{name}: {why}");
-        }
-        for pseudo in [":authority", ":path", ":scheme"] {
-            let why = refusal("GET", "https://idp.example.com/", &[(pseudo, "evil.example")]);
-            assert!(why.contains(pseudo), "{why}");
-        }
-    }
-
-    #[test]
-    fn malformed_requests_are_invalid_not_panics() {
-        let url = "https://idp.example.com/";
-        assert!(refusal("GET", url, &[("bad name", "v")]).contains("invalid header name"));
-        assert!(refusal("GET", url, &[("", "v")]).contains("invalid header name"));
-        assert!(refusal("GET", url, &[("x-a\r\nhost", "v")]).contains("invalid header name"));
-        let why = refusal("GET", url, &[("authorization", "Bearer secret-token\r\nhost: evil")]);
-        assert!(why.contains("`authorization`") && !why.contains("secret-token"), "the value is not echoed: {why}");
-        assert!(refusal("GET", url, &[("x-a", "\0")]).contains("`x-a`"));
-        assert!(refusal("GE T", url, &[]).contains("bad method"));
-        assert!(refusal("CONNECT", url, &[]).contains("CONNECT"));
-        assert!(refusal("GET", "ftp://idp.example.com/", &[]).contains("http://"));
-        assert!(refusal("GET", "not a url", &[]).contains("bad URL"));
-        let long = "x".repeat(10_000);
-        assert!(refusal("GET", url, &[(&format!("{long} "), "v")]).len() < 200, "component strings are cut short");
-    }
-
-    #[test]
-    fn ordinary_requests_pass_with_their_headers() {
-        let checked = check_request(request(
-            "POST",
-            "https://IdP.example.com/token",
-            &[("Authorization", "Basic abc"), ("content-type", "application/x-www-form-urlencoded"), ("x-a", "1"), ("x-a", "2")],
-        ))
-        .unwrap();
-        assert_eq!(checked.origin.to_string(), "https://idp.example.com:443");
-        assert_eq!(checked.method, reqwest::Method::POST);
-        assert_eq!(checked.headers["authorization"], "Basic abc");
-        assert_eq!(checked.headers.get_all("x-a").iter().count(), 2, "repeated headers are kept");
-        assert_eq!(checked.timeout, DEFAULT_TIMEOUT);
-    }
-
-    #[test]
-    fn public_addresses() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "64:ff9b::a00:1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

@@ -1,10 +1,11 @@
 //! Host capabilities: what a component may reach beyond its own memory.
 //!
-//! Each capability is a small module with the same shape: a grant type built
-//! from the policy entry (validated at load, so `portcullis check` sees the same
-//! errors), and the WIT host trait implemented on [`HostState`] that enforces the
-//! grant on every call. Everything not granted is refused, and the refusal is
-//! logged with the component's and workload's names.
+//! Each capability is a small module with the same shape: a grant type parsed
+//! once from the policy entry's [`GrantsFile`] (at load, so `portcullis check`
+//! sees the same errors, located by the policy loader), and the WIT host trait
+//! implemented on [`HostState`] that enforces the grant on every call.
+//! Everything not granted is refused, and the refusal is logged with the
+//! component's and workload's names.
 //!
 //! [`Services`] are the process-wide parts behind the grants (the secret store,
 //! the outbound HTTP client, the cache); they outlive policy reloads.
@@ -17,8 +18,9 @@ pub mod request;
 pub mod secrets;
 pub mod trial;
 
-use crate::policy::file::GrantsFile;
 use crate::secrets::SecretStore;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use std::sync::Arc;
 
 pub use super::state::HostState;
@@ -85,6 +87,64 @@ pub struct PluginLabel {
     pub component: Arc<str>,
 }
 
+/// Capabilities granted to one component in one workload, as the policy writes them.
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsFile {
+    /// Secret names it may read; a trailing `*` matches any suffix (`workload:demo:*`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Secret names it may write (e.g. refresh tokens); same pattern syntax.
+    #[serde(default)]
+    pub secrets_write: Vec<String>,
+    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port).
+    /// `http://` only to loopback (127.0.0.0/8, `::1`, `localhost`), unless the workload sets `allow_cleartext`.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Allow those origins to resolve to loopback or private addresses (refused by default).
+    #[serde(default)]
+    pub http_private: bool,
+}
+
+/// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
+/// [`Grants::parse`] makes one from the file, so nothing granted is parsed twice.
+#[derive(Debug, Default, Clone)]
+pub struct Grants {
+    pub secrets: Vec<secrets::Pattern>,
+    pub secrets_write: Vec<secrets::Pattern>,
+    pub http: http::HttpGrant,
+}
+
+/// Something wrong with (or worth a warning about) one value of a grant: the
+/// list it is in and its index, for the policy loader to locate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantProblem {
+    /// `secrets`, `secrets_write` or `http`.
+    pub field: &'static str,
+    pub index: usize,
+    pub message: String,
+    pub hint: Option<String>,
+    /// It loads, with this warning.
+    pub warning: bool,
+}
+
+impl Grants {
+    /// Parses a chain entry's grants. `allow_cleartext` is the workload's
+    /// consent to plain `http://` beyond loopback (see [`http::HttpGrant::parse`]).
+    /// The grants are `Some` exactly when no problem is an error.
+    pub fn parse(file: &GrantsFile, allow_cleartext: bool) -> (Option<Grants>, Vec<GrantProblem>) {
+        let mut problems = Vec::new();
+        let secrets = secrets::Pattern::parse_all("secrets", &file.secrets, &mut problems);
+        let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
+        let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
+        let grants = match (secrets, secrets_write, http) {
+            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http }),
+            _ => None,
+        };
+        (grants, problems)
+    }
+}
+
 /// Everything one component in one workload was granted.
 pub struct Capabilities {
     pub label: PluginLabel,
@@ -97,13 +157,13 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Builds the grants of one chain entry. The grants were validated at load.
+    /// Builds the grants of one chain entry, parsed at load.
     /// `position` (`inbound[0]`) keeps the cache of two uses of one component
     /// apart; each use has its own cache `quota`.
-    pub fn new(label: PluginLabel, grants: &GrantsFile, services: &Services, position: &str, quota: cache::Quota) -> Self {
+    pub fn new(label: PluginLabel, grants: &Grants, services: &Services, position: &str, quota: cache::Quota) -> Self {
         Capabilities {
-            secrets: secrets::SecretGrants::new(&grants.secrets, &grants.secrets_write, services.secret_store.clone(), services.mode),
-            http: http::HttpGrants::new(&grants.http, grants.http_private, services.http.clone(), services.mode),
+            secrets: secrets::SecretGrants::new(grants.secrets.clone(), grants.secrets_write.clone(), services.secret_store.clone(), services.mode),
+            http: http::HttpGrants::new(grants.http.clone(), services.http.clone(), services.mode),
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),

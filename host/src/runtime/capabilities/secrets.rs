@@ -1,6 +1,6 @@
 //! The `secrets` import: named secrets, only those the policy grants.
 
-use super::{Capabilities, HostState, Mode};
+use super::{Capabilities, GrantProblem, HostState, Mode};
 use crate::runtime::bindings::host::portcullis::auth::secrets::{Host, SecretError};
 use crate::secrets::{ExposeSecret, SecretStore, SecretStoreError, SecretString};
 use std::collections::HashSet;
@@ -8,18 +8,47 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A granted name, or a prefix when the pattern ends in `*`.
-#[derive(Debug, Clone)]
-enum Pattern {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
     Exact(String),
     Prefix(String),
 }
 
 impl Pattern {
-    fn parse(s: &str) -> Self {
-        match s.strip_suffix('*') {
+    /// A name, or a prefix followed by one `*` at the end (`*` alone grants every name).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let pattern = match s.strip_suffix('*') {
             Some(prefix) => Pattern::Prefix(prefix.to_owned()),
             None => Pattern::Exact(s.to_owned()),
+        };
+        match &pattern {
+            Pattern::Exact(name) | Pattern::Prefix(name) if name.contains('*') => Err(format!("bad secret pattern {s:?}")),
+            Pattern::Exact(name) if name.is_empty() => Err(format!("bad secret pattern {s:?}")),
+            _ => Ok(pattern),
         }
+    }
+
+    /// Parses the patterns of `grants.<field>`; `None` when one is bad (each
+    /// problem is in `problems`, with a warning for a `*` that grants every secret).
+    pub(super) fn parse_all(field: &'static str, patterns: &[String], problems: &mut Vec<GrantProblem>) -> Option<Vec<Pattern>> {
+        let mut parsed = Vec::with_capacity(patterns.len());
+        let mut ok = true;
+        for (index, text) in patterns.iter().enumerate() {
+            let problem = |message: String, hint: &str, warning| GrantProblem { field, index, message, hint: Some(hint.to_owned()), warning };
+            match Pattern::parse(text) {
+                Ok(pattern) => {
+                    if pattern == Pattern::Prefix(String::new()) {
+                        problems.push(problem("`*` grants every secret in the store".into(), "grant only the names the component needs", true));
+                    }
+                    parsed.push(pattern);
+                }
+                Err(message) => {
+                    problems.push(problem(message, "a name, or a prefix followed by one `*` at the end", false));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(parsed)
     }
 
     fn matches(&self, name: &str) -> bool {
@@ -47,15 +76,8 @@ pub struct SecretGrants {
 const MAX_REFUSED_NAMES: usize = 64;
 
 impl SecretGrants {
-    pub fn new(read: &[String], write: &[String], store: Arc<SecretStore>, mode: Mode) -> Self {
-        SecretGrants {
-            read: read.iter().map(|s| Pattern::parse(s)).collect(),
-            write: write.iter().map(|s| Pattern::parse(s)).collect(),
-            store,
-            mode,
-            provided: Vec::new(),
-            refused: Mutex::new(HashSet::new()),
-        }
+    pub fn new(read: Vec<Pattern>, write: Vec<Pattern>, store: Arc<SecretStore>, mode: Mode) -> Self {
+        SecretGrants { read, write, store, mode, provided: Vec::new(), refused: Mutex::new(HashSet::new()) }
     }
 
     /// Serves `value` under `name` to this entry (see `provided`).
@@ -238,9 +260,14 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(Pattern::parse("a:b").matches("a:b"));
-        assert!(!Pattern::parse("a:b").matches("a:bc"));
-        assert!(Pattern::parse("a:*").matches("a:bc"));
-        assert!(!Pattern::parse("a:*").matches("b:a"));
+        let parse = |s: &str| Pattern::parse(s).unwrap();
+        assert!(parse("a:b").matches("a:b"));
+        assert!(!parse("a:b").matches("a:bc"));
+        assert!(parse("a:*").matches("a:bc"));
+        assert!(!parse("a:*").matches("b:a"));
+        assert!(parse("*").matches("anything"));
+        for bad in ["", "a*b", "**", "*a*", "a**"] {
+            assert!(Pattern::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }
