@@ -38,6 +38,7 @@ pub mod body;
 pub mod bridge;
 pub mod cli;
 pub mod client_config;
+pub mod error_chain;
 pub mod gateway;
 pub mod home;
 pub mod keys;

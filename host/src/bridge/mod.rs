@@ -19,12 +19,10 @@
 //!   input line, a JSON response, an SSE event. A larger one is refused with a
 //!   JSON-RPC error for its request (or a line on stderr), never buffered whole.
 
-pub mod sse;
-
 use crate::keys::KeySettings;
+use crate::mcp::sse::{self, EventSplitter, TooLarge};
 use crate::secrets::ExposeSecret;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sse::{SseParser, TooLarge};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -217,9 +215,10 @@ impl Bridge {
             }
             return Ok(());
         }
-        let mut parser = SseParser::new(MAX_MESSAGE_BYTES);
+        let mut events = EventSplitter::new(MAX_MESSAGE_BYTES);
         while let Ok(Some(chunk)) = response.chunk().await {
-            for data in parser.feed(&chunk)? {
+            // `event:`, `id:`, `retry:` and comments carry nothing the bridge forwards.
+            for data in events.feed(&chunk)?.iter().filter_map(|event| sse::data(event)) {
                 self.emit(data, is_initialize);
             }
         }

@@ -186,14 +186,7 @@ fn map_error(e: reqwest::Error) -> HttpError {
         HttpError::InvalidRequest(e.to_string())
     } else {
         // The chain of causes says what failed (refused, TLS, DNS) without anything secret.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        HttpError::Connection(message)
+        HttpError::Connection(crate::error_chain::Chain(&e).to_string())
     }
 }
 
