@@ -3,7 +3,7 @@
 //!
 //! For MCP clients that only speak stdio. Standard output carries protocol
 //! messages and nothing else (one JSON-RPC message per line); everything meant
-//! for a person goes to standard error.
+//! for a person goes to standard error, through the log (`tracing`).
 //!
 //! - Each line from stdin is POSTed. A JSON response is written out; an SSE
 //!   response is streamed out event by event (server requests made during a
@@ -107,7 +107,7 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
                     posts.spawn(async move { bridge.post(line).await });
                 }
                 Ok(Some(Line::TooLong)) => {
-                    eprintln!("portcullis bridge: an input message over {MAX_MESSAGE_BYTES} bytes was dropped");
+                    tracing::warn!("an input message over {MAX_MESSAGE_BYTES} bytes was dropped");
                 }
                 // End of input (or a closed stdin): finish up.
                 Ok(None) | Err(_) => break Ok(()),
@@ -189,7 +189,7 @@ impl Bridge {
             return;
         }
         if let Err(TooLarge) = self.relay(response, is_initialize).await {
-            eprintln!("portcullis bridge: a response message over {MAX_MESSAGE_BYTES} bytes was dropped");
+            tracing::warn!("a response message over {MAX_MESSAGE_BYTES} bytes was dropped");
             self.reply_error(id.as_ref(), &format!("the gateway's answer is larger than the bridge's limit of {MAX_MESSAGE_BYTES} bytes"));
         }
     }
@@ -249,7 +249,7 @@ impl Bridge {
             match response {
                 Ok(r) if r.status().is_success() => {
                     if let Err(TooLarge) = self.relay(r, false).await {
-                        eprintln!("portcullis bridge: a server message over {MAX_MESSAGE_BYTES} bytes was dropped; reopening the stream");
+                        tracing::warn!("a server message over {MAX_MESSAGE_BYTES} bytes was dropped; reopening the stream");
                     }
                 }
                 Ok(r) if r.status() == 401 || r.status() == 403 => {

@@ -39,6 +39,9 @@ impl EventSplitter {
         }
         let mut events = Vec::new();
         while let Some(end) = self.event_end() {
+            if end > self.max {
+                return Err(TooLarge);
+            }
             events.push(self.buffer.drain(..end).collect());
             self.scanned = 0;
         }
@@ -149,6 +152,8 @@ mod tests {
     fn an_event_without_an_end_is_bounded() {
         let mut s = EventSplitter::new(16);
         assert_eq!(s.feed(&[b'x'; 17]), Err(TooLarge));
+        let mut s = EventSplitter::new(16);
+        assert_eq!(s.feed(b"data: 0123456789\n\n"), Err(TooLarge), "nor one that came whole in one chunk");
         let mut s = EventSplitter::new(16);
         for _ in 0..10 {
             assert_eq!(s.feed(b"data: 123456\n\n").unwrap().len(), 1, "completed events free their room");
