@@ -1,4 +1,4 @@
-//! What happens to a request, in order. Each step can end the request with a
+//! What happens to a request, in order. Each stage can end the request with a
 //! [`GatewayError`]; nothing reaches the upstream without an [`Allowed`] from
 //! the inbound chain.
 
@@ -54,16 +54,21 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
 /// skip them.
 async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {
     let (mut parts, body) = request.into_parts();
-    // 1. Admit on the request head alone; the public metadata is served here.
+    // 1. Admit, on the request head alone. The protected-resource metadata is
+    //    public (clients read it to learn where to get a token): served before
+    //    any credential header is looked at.
     let authority = admit(workload, &parts)?;
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
         return Ok(resource.response(&parts.method));
     }
     let carries_body = clean_headers(workload, &mut parts, &body)?;
-    // 2. MCP read: only for a chain that decides on the message's calls.
+    // 2. MCP read. The body waits for the chain, so a caller without
+    //    credentials cannot hold a connection or memory with it; it is read
+    //    first only for an authenticator that decides on the MCP calls.
     let mut message = Message::new(workload, &parts.method, body, carries_body);
     let (mcp_calls, held) = message.read_first(workload, &parts.headers, conn).await?;
-    // 3. The inbound chain decides who is calling.
+    // 3. The inbound chain decides who is calling; the bytes read first
+    //    count against the budgets (`held`) until it has.
     let view = Arc::new(view(&mut parts, conn, authority, mcp_calls));
     let allowed = workload.inbound.decide(&view).await?;
     drop(held);

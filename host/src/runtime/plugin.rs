@@ -583,9 +583,10 @@ impl Plugin {
 /// the runtime or by a capability the component uses, carries the workload,
 /// the component and its role, so no log line writes them out by hand. It
 /// carries the request's id too (set by `proxy::request_id`): a JSON log
-/// line shows only its innermost span. Disabled below info, it allocates nothing.
+/// line shows only its innermost span. At error level, so that it is there
+/// whenever a line is, whatever the filter (`RUST_LOG=warn` included).
 pub(crate) fn call_span(label: &PluginLabel, role: &'static str, request_id: Option<&str>) -> tracing::Span {
-    tracing::info_span!("plugin.call", workload = %label.workload, component = %label.component, role, request_id)
+    tracing::error_span!("plugin.call", workload = %label.workload, component = %label.component, role, request_id)
 }
 
 /// What guest code does at each epoch tick: give the executor back (so a
