@@ -1,9 +1,11 @@
 //! Portcullis: a WebAssembly-extensible auth gateway.
 //!
-//! A request arrives on a workload's listener, passes the request guard (Host and
-//! Origin checks, size limits), then the workload's inbound chain of Wasm
-//! authenticators, then its outbound chain of credential injectors, and is
-//! forwarded to the upstream with the response streamed back unbuffered.
+//! A request arrives on a workload's listener and passes its stages in order
+//! ([`proxy::pipeline`]): admission (target, Host and Origin checks, header
+//! rules), the MCP read, the inbound chain of Wasm authenticators, MCP
+//! authorization, the outbound chain of credential injectors, the upstream
+//! (the response streamed back unbuffered), and the MCP response filter. The
+//! three MCP stages do nothing on a workload that is not MCP.
 //!
 //! # A map of the modules, in reading order
 //! - [`policy`]: the policy file — its serde form ([`policy::file`]), the errors
@@ -11,33 +13,41 @@
 //!   [`policy::snapshot::Snapshot`].
 //! - [`runtime`]: the Wasm plugin runtime — one wasmtime engine, the on-disk
 //!   compile cache, the WIT bindings, instance strategies (pooled or per-request)
-//!   with deadlines and memory caps, and the host capabilities each component is
-//!   granted ([`runtime::capabilities`]).
+//!   with deadlines and memory caps, each call in a `plugin.call` span, and the
+//!   host capabilities each component is granted ([`runtime::capabilities`]).
 //! - [`proxy`]: the data plane — listeners (plain and TLS), the request guard,
-//!   the pipeline ([`proxy::pipeline`], read it top to bottom), the chain rule,
-//!   the upstream forwarder and the one place errors become responses. A body
-//!   is read only for a caller the inbound chain admitted.
+//!   the pipeline ([`proxy::pipeline`]: `run` is the list of stages, read it
+//!   first), the chain rule, the upstream forwarder and the one place errors
+//!   become responses ([`proxy::error`]). A body is read only for a caller the
+//!   inbound chain admitted. [`proxy::mcp_stage`] is the one place the path
+//!   calls into MCP; skip it to read the plain proxy.
 //! - [`mcp`]: MCP workloads — each message read once and checked, calls decided
-//!   by authorizers, lists filtered; [`mcp::stage`] is the one place the
-//!   pipeline calls into it.
+//!   by authorizers, lists filtered, SSE events split; it knows nothing of the proxy.
 //! - [`gateway`]: the running gateway — the current snapshot, reload on SIGHUP
 //!   and file change, graceful shutdown.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`secrets`]: the encrypted secret store (AES-256-GCM; key from the OS
 //!   keychain or Argon2id from a password).
+//! - [`plugins`]: installed third-party components (`plugin:NAME`) — the store,
+//!   `portcullis.lock`, sources and downloads, minisign signatures.
+//! - [`plugin_kit`]: the author's tools — `plugin new`, `plugin test` (the
+//!   gateway's own code with stubs), `plugin add`/`update`/`remove`.
 //! - [`keys`]: shared keys for `builtin:shared-key` (create, rotate, delete).
 //! - [`bridge`]: `portcullis bridge`, MCP stdio ↔ Streamable HTTP with the key added.
 //! - [`client_config`]: MCP client configuration entries for a workload.
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
+//! - [`home`]: the data directory (`PORTCULLIS_HOME`) and private files in it.
 //! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
 //! - [`paths`]: the one path rule (request targets, MCP resource URIs).
 //! - [`body`]: the one body type of the proxy, the admin listener and MCP.
+//! - [`error_chain`]: an error with its causes on one line.
 
 pub mod admin;
 pub mod body;
 pub mod bridge;
 pub mod cli;
 pub mod client_config;
+pub mod error_chain;
 pub mod gateway;
 pub mod home;
 pub mod keys;

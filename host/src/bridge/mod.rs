@@ -3,7 +3,7 @@
 //!
 //! For MCP clients that only speak stdio. Standard output carries protocol
 //! messages and nothing else (one JSON-RPC message per line); everything meant
-//! for a person goes to standard error.
+//! for a person goes to standard error, through the log (`tracing`).
 //!
 //! - Each line from stdin is POSTed. A JSON response is written out; an SSE
 //!   response is streamed out event by event (server requests made during a
@@ -19,12 +19,10 @@
 //!   input line, a JSON response, an SSE event. A larger one is refused with a
 //!   JSON-RPC error for its request (or a line on stderr), never buffered whole.
 
-pub mod sse;
-
 use crate::keys::KeySettings;
+use crate::mcp::sse::{self, EventSplitter, TooLarge};
 use crate::secrets::ExposeSecret;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use sse::{SseParser, TooLarge};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -109,7 +107,7 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
                     posts.spawn(async move { bridge.post(line).await });
                 }
                 Ok(Some(Line::TooLong)) => {
-                    eprintln!("portcullis bridge: an input message over {MAX_MESSAGE_BYTES} bytes was dropped");
+                    tracing::warn!("an input message over {MAX_MESSAGE_BYTES} bytes was dropped");
                 }
                 // End of input (or a closed stdin): finish up.
                 Ok(None) | Err(_) => break Ok(()),
@@ -191,7 +189,7 @@ impl Bridge {
             return;
         }
         if let Err(TooLarge) = self.relay(response, is_initialize).await {
-            eprintln!("portcullis bridge: a response message over {MAX_MESSAGE_BYTES} bytes was dropped");
+            tracing::warn!("a response message over {MAX_MESSAGE_BYTES} bytes was dropped");
             self.reply_error(id.as_ref(), &format!("the gateway's answer is larger than the bridge's limit of {MAX_MESSAGE_BYTES} bytes"));
         }
     }
@@ -217,9 +215,10 @@ impl Bridge {
             }
             return Ok(());
         }
-        let mut parser = SseParser::new(MAX_MESSAGE_BYTES);
+        let mut events = EventSplitter::new(MAX_MESSAGE_BYTES);
         while let Ok(Some(chunk)) = response.chunk().await {
-            for data in parser.feed(&chunk)? {
+            // `event:`, `id:`, `retry:` and comments carry nothing the bridge forwards.
+            for data in events.feed(&chunk)?.iter().filter_map(|event| sse::data(event)) {
                 self.emit(data, is_initialize);
             }
         }
@@ -250,7 +249,7 @@ impl Bridge {
             match response {
                 Ok(r) if r.status().is_success() => {
                     if let Err(TooLarge) = self.relay(r, false).await {
-                        eprintln!("portcullis bridge: a server message over {MAX_MESSAGE_BYTES} bytes was dropped; reopening the stream");
+                        tracing::warn!("a server message over {MAX_MESSAGE_BYTES} bytes was dropped; reopening the stream");
                     }
                 }
                 Ok(r) if r.status() == 401 || r.status() == 403 => {

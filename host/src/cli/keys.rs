@@ -1,7 +1,7 @@
-//! `portcullis keys create|show|rotate|delete WORKLOAD`, `portcullis bridge` and
-//! `portcullis client-config`: the shared-key workflow.
+//! `portcullis keys create|show|rotate|delete WORKLOAD`: the shared-key
+//! workflow, and what `portcullis bridge` and `portcullis client-config`
+//! share with it (the workload's key settings, its endpoint).
 
-use crate::client_config::{self, Client};
 use crate::keys::{self, KeySettings};
 use crate::secrets::{ExposeSecret, SecretStore};
 use clap::{Args, Subcommand};
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 pub struct PolicyArg {
     /// The policy that configures the workload (its secret name, header and URL).
     #[arg(long)]
-    policy: Option<PathBuf>,
+    pub(super) policy: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -44,7 +44,7 @@ pub enum KeysCommand {
     },
 }
 
-fn settings(workload: &str, policy: &PolicyArg) -> anyhow::Result<KeySettings> {
+pub(super) fn settings(workload: &str, policy: &PolicyArg) -> anyhow::Result<KeySettings> {
     let loaded = match &policy.policy {
         Some(path) => Some(crate::policy::load_file(path).map_err(anyhow::Error::new)?),
         None => None,
@@ -52,7 +52,7 @@ fn settings(workload: &str, policy: &PolicyArg) -> anyhow::Result<KeySettings> {
     keys::settings_for(loaded.as_ref(), workload)
 }
 
-fn store() -> anyhow::Result<SecretStore> {
+pub(super) fn store() -> anyhow::Result<SecretStore> {
     Ok(SecretStore::in_home(&crate::home::dir()?))
 }
 
@@ -89,19 +89,8 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Args)]
-pub struct BridgeArgs {
-    /// The workload to reach.
-    workload: String,
-    #[command(flatten)]
-    policy: PolicyArg,
-    /// The workload's MCP endpoint (default: its `public_url` from --policy).
-    #[arg(long)]
-    url: Option<String>,
-}
-
 /// The MCP endpoint of a workload: `--url`, or `public_url` from the policy.
-fn endpoint(workload: &str, url: Option<String>, policy: &PolicyArg) -> anyhow::Result<String> {
+pub(super) fn endpoint(workload: &str, url: Option<String>, policy: &PolicyArg) -> anyhow::Result<String> {
     if let Some(url) = url {
         return Ok(url);
     }
@@ -116,77 +105,4 @@ fn endpoint(workload: &str, url: Option<String>, policy: &PolicyArg) -> anyhow::
         .find(|w| w.name == workload)
         .map(|w| w.public_url.clone())
         .ok_or_else(|| anyhow::anyhow!("no workload `{workload}` in {}", path.display()))
-}
-
-pub fn bridge(args: BridgeArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.workload, &args.policy)?;
-    let url = endpoint(&args.workload, args.url, &args.policy)?;
-    let Some(key) = store()?.get(&settings.secret)? else {
-        anyhow::bail!("workload `{}` has no key; create one with `portcullis keys create {}`", args.workload, args.workload);
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = runtime.block_on(crate::bridge::run(crate::bridge::BridgeOptions { url, key, settings }));
-    // A read of stdin may still be pending on a blocking thread: do not wait for it.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) => {
-            eprintln!("portcullis bridge: {error}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
-}
-
-#[derive(Args)]
-pub struct ClientConfigArgs {
-    workload: String,
-    #[arg(long, value_enum)]
-    client: Client,
-    #[command(flatten)]
-    policy: PolicyArg,
-    /// The workload's MCP endpoint (default: its `public_url` from --policy).
-    #[arg(long)]
-    url: Option<String>,
-    /// Merge the entry into the client's config file (a backup is kept).
-    #[arg(long)]
-    write: bool,
-    /// The config file to write (default: the client's user-level file).
-    #[arg(long)]
-    config_file: Option<PathBuf>,
-}
-
-pub fn client_config(args: ClientConfigArgs) -> anyhow::Result<ExitCode> {
-    let settings = settings(&args.workload, &args.policy)?;
-    let url = endpoint(&args.workload, args.url, &args.policy)?;
-    let mut bridge = vec![std::env::current_exe()?.display().to_string(), "bridge".into(), args.workload.clone()];
-    match &args.policy.policy {
-        Some(policy) => bridge.extend(["--policy".into(), std::path::absolute(policy)?.display().to_string()]),
-        None => bridge.extend(["--url".into(), url.clone()]),
-    }
-    // Only clients that send headers need the key itself.
-    let key = match args.client {
-        Client::ClaudeDesktop => String::new(),
-        _ => match store()?.get(&settings.secret)? {
-            Some(key) => settings.header_value(key.expose_secret()),
-            None => anyhow::bail!("workload `{}` has no key; create one with `portcullis keys create {}`", args.workload, args.workload),
-        },
-    };
-    let target = client_config::Target { workload: &args.workload, url: &url, header: (&settings.header, &key), bridge };
-    if !args.write {
-        writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&client_config::snippet(args.client, &target))?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let path = match args.config_file {
-        Some(path) => path,
-        None => {
-            let home = std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("HOME is not set; give --config-file"))?;
-            args.client.config_path(std::path::Path::new(&home))
-        }
-    };
-    let backup = client_config::write(args.client, &target, &path)?;
-    eprintln!("wrote `{}` into {}", args.workload, path.display());
-    if let Some(backup) = backup {
-        eprintln!("the previous file is saved as {}", backup.display());
-    }
-    Ok(ExitCode::SUCCESS)
 }

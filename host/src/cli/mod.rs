@@ -1,7 +1,9 @@
 //! The `portcullis` command line. Each subcommand is a small function over the
 //! library; output meant for people goes to stdout, logs go to stderr.
 
+mod bridge;
 mod callback;
+mod client_config;
 mod init;
 mod keys;
 mod login;
@@ -57,9 +59,9 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Speak MCP over stdio and forward to a workload over HTTP, adding its key.
-    Bridge(keys::BridgeArgs),
+    Bridge(bridge::BridgeArgs),
     /// Print (or write) an MCP client's configuration for a workload.
-    ClientConfig(keys::ClientConfigArgs),
+    ClientConfig(client_config::ClientConfigArgs),
     /// What a policy serves (listeners, upstreams, chains) and whether a gateway runs it.
     Status(status::StatusArgs),
     /// Log a workload's outbound injector in (OAuth in the browser), e.g. to a private MCP registry.
@@ -134,8 +136,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Secrets(command) => secrets::run(command),
         Command::Plugin(command) => plugin::run(command),
         Command::Keys(command) => keys::run(command),
-        Command::Bridge(args) => keys::bridge(args),
-        Command::ClientConfig(args) => keys::client_config(args),
+        Command::Bridge(args) => bridge::run(args),
+        Command::ClientConfig(args) => client_config::run(args),
     }
 }
 

@@ -8,7 +8,7 @@ use super::audit::AuditFile;
 use super::message;
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::bindings::types::Identity;
-use crate::runtime::plugin::{FaultKind, Plugin};
+use crate::runtime::plugin::{Plugin, PluginFault};
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Decision;
 use std::sync::Arc;
@@ -172,8 +172,9 @@ pub enum Refusal {
     Denied { id: Option<String>, reason: String },
     /// The caller needs these scopes.
     StepUp { scopes: Vec<String> },
-    /// An authorizer failed: the call is refused, never allowed.
-    Failed { component: Arc<str>, kind: FaultKind },
+    /// An authorizer failed: the call is refused, never allowed (the
+    /// response is the proxy's, `GatewayError::component_failed`).
+    Failed { component: Arc<str>, fault: PluginFault },
 }
 
 impl Authorizers {
@@ -246,10 +247,7 @@ impl Authorizers {
     ) -> Result<Decision, Refusal> {
         let mut decision = Decision::Allow { rule: None };
         for plugin in self.plugins.iter() {
-            decision = plugin
-                .authorize(request, identity, call)
-                .await
-                .map_err(|fault| Refusal::Failed { component: plugin.label.component.clone(), kind: fault.kind })?;
+            decision = plugin.authorize(request, identity, call).await.map_err(|fault| Refusal::Failed { component: plugin.label.component.clone(), fault })?;
             audit(workload, identity, call, &decision, &plugin.label.component, asked);
             if let (Some(file), true) = (&self.audit, asked) {
                 file.write(&record(request, workload, identity, call, &decision, &plugin.label.component, file));

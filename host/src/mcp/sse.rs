@@ -1,6 +1,6 @@
-//! Server-Sent Events, as far as filtering a list needs: split the stream
-//! into whole events (each passed on as soon as it is complete, byte for byte
-//! unless it is rewritten), read an event's data, and replace it.
+//! Server-Sent Events, as far as the gateway and the bridge need: split the
+//! stream into whole events (each passed on as soon as it is complete, byte
+//! for byte unless it is rewritten), read an event's data, and replace it.
 
 /// An event (or a line) larger than the bound: the stream is cut off.
 #[derive(Debug, PartialEq, Eq)]
@@ -12,18 +12,36 @@ pub struct EventSplitter {
     /// Where the scan for the end of the current event resumes.
     scanned: usize,
     max: usize,
+    /// No byte of the stream seen yet: a byte-order mark may still come.
+    at_start: bool,
 }
+
+/// U+FEFF in UTF-8. The SSE spec strips one at the start of the stream, and
+/// nowhere else: elsewhere it is part of a field's name.
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 impl EventSplitter {
     pub fn new(max: usize) -> Self {
-        EventSplitter { buffer: Vec::new(), scanned: 0, max }
+        EventSplitter { buffer: Vec::new(), scanned: 0, max, at_start: true }
     }
 
     /// Feeds a chunk; returns every event it completed.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, TooLarge> {
         self.buffer.extend_from_slice(chunk);
+        if self.at_start {
+            if BOM.starts_with(&self.buffer) && self.buffer.len() < BOM.len() {
+                return Ok(Vec::new()); // a mark split across chunks
+            }
+            if self.buffer.starts_with(BOM) {
+                self.buffer.drain(..BOM.len());
+            }
+            self.at_start = false;
+        }
         let mut events = Vec::new();
         while let Some(end) = self.event_end() {
+            if end > self.max {
+                return Err(TooLarge);
+            }
             events.push(self.buffer.drain(..end).collect());
             self.scanned = 0;
         }
@@ -55,13 +73,14 @@ impl EventSplitter {
 }
 
 fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    // A byte-order mark may start the stream, and so the first line.
-    event.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).map(|line| line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line))
+    event.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
-/// Whether the event has any `data:` line.
+/// Whether the event has any `data:` line, or one that a client which strips
+/// a byte-order mark from every line would read as data: such an event is
+/// not passed on unread (fail closed).
 pub fn has_data(event: &[u8]) -> bool {
-    lines(event).any(|line| line.starts_with(b"data:"))
+    lines(event).any(|line| line.strip_prefix(BOM).unwrap_or(line).starts_with(b"data:"))
 }
 
 /// The event's data: its `data:` lines, joined with newlines.
@@ -117,9 +136,24 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_stripped_once_at_the_start_of_the_stream() {
+        let mut s = EventSplitter::new(1024);
+        assert!(s.feed(&BOM[..2]).unwrap().is_empty(), "a mark split across chunks");
+        let events = s.feed(&[&BOM[2..], b"data: 1\n\n".as_slice(), BOM, b"data: 2\n\n"].concat()).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(data(&events[0]).as_deref(), Some("1"), "the stream's own mark goes");
+        assert_eq!(data(&events[1]), None, "a later one is part of the field's name: no data");
+        assert!(has_data(&events[1]), "yet such an event is not passed on as one without data");
+        let mut s = EventSplitter::new(1024);
+        assert_eq!(s.feed(b"data: x\n\n").unwrap(), vec![b"data: x\n\n".to_vec()], "no mark: nothing stripped");
+    }
+
+    #[test]
     fn an_event_without_an_end_is_bounded() {
         let mut s = EventSplitter::new(16);
         assert_eq!(s.feed(&[b'x'; 17]), Err(TooLarge));
+        let mut s = EventSplitter::new(16);
+        assert_eq!(s.feed(b"data: 0123456789\n\n"), Err(TooLarge), "nor one that came whole in one chunk");
         let mut s = EventSplitter::new(16);
         for _ in 0..10 {
             assert_eq!(s.feed(b"data: 123456\n\n").unwrap().len(), 1, "completed events free their room");

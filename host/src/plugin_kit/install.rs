@@ -81,7 +81,7 @@ pub fn remove(name: &str, policy: &Path) -> anyhow::Result<ExitCode> {
     lock.plugins.retain(|p| p.name != name);
     anyhow::ensure!(lock.plugins.len() < before, "{} pins no plugin named `{name}`", lock_path.display());
     lock.write(&lock_path)?;
-    eprintln!("removed `{name}` from {} (its bytes stay in the store)", lock_path.display());
+    tracing::info!(lock = %lock_path.display(), "removed `{name}` (its bytes stay in the store)");
     Ok(ExitCode::SUCCESS)
 }
 

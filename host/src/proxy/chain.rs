@@ -61,10 +61,7 @@ impl InboundChain {
         }
         let mut admitted: Option<Allowed> = None;
         for plugin in &self.plugins {
-            let verdict = plugin
-                .authenticate(request)
-                .await
-                .map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })?;
+            let verdict = plugin.authenticate(request).await.map_err(|fault| GatewayError::component_failed(&plugin.label.component, fault))?;
             match (verdict, self.rule) {
                 (Verdict::Deny(deny), _) => return Err(GatewayError::Denied(Box::new(deny))),
                 (Verdict::Allow { identity, edits }, ChainRule::FirstAllow) => {

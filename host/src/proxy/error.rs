@@ -5,7 +5,7 @@
 //! message, an upstream's socket error) go to the log only.
 
 use crate::body::{ProxyBody, full, json};
-use crate::runtime::plugin::FaultKind;
+use crate::runtime::plugin::{FaultKind, PluginFault};
 use crate::runtime::verdict::Denial;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::json;
@@ -29,7 +29,8 @@ pub enum GatewayError {
     Unauthenticated,
     /// A component refused the request with its own (checked) response.
     Denied(Box<Denial>),
-    /// A component failed; the request is refused, never allowed.
+    /// A component failed; the request is refused, never allowed. Made by
+    /// [`GatewayError::component_failed`] alone.
     ComponentFailed { component: Arc<str>, kind: FaultKind },
     /// The upstream could not be reached or broke the connection.
     UpstreamUnavailable,
@@ -83,6 +84,15 @@ impl GatewayError {
         "insufficient_scope",
         "list_unfilterable",
     ];
+
+    /// The one mapping from a component's failed call to the request's
+    /// answer, whichever stage made the call (inbound chain, authorizers,
+    /// injectors): refused with 500 or 503 by [`FaultKind`], naming the
+    /// component. The fault's detail was logged where it happened (the
+    /// `plugin.call` span) and never reaches the client.
+    pub fn component_failed(component: &Arc<str>, fault: PluginFault) -> GatewayError {
+        GatewayError::ComponentFailed { component: component.clone(), kind: fault.kind }
+    }
 
     /// A fixed label for metrics and logs.
     pub fn reason(&self) -> &'static str {

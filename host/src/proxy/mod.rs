@@ -3,6 +3,7 @@
 //! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
 //!   connection limits, graceful drain on shutdown.
 //! - [`pipeline`]: what happens to a request, in order — read this first.
+//! - [`mcp_stage`]: the one place MCP touches the path (skip it to read the plain proxy).
 //! - [`body_read`]: reading a body whole (an MCP message), bounded in bytes,
 //!   time and what is held before the inbound chain decides.
 //! - [`guard`]: `Host`/`Origin` checks against DNS rebinding, and `Sec-Fetch-Site` against cross-site requests.
@@ -21,6 +22,7 @@ pub mod chain;
 pub mod error;
 pub mod guard;
 pub mod headers;
+pub mod mcp_stage;
 pub mod pipeline;
 pub mod request_id;
 pub mod resource_metadata;

@@ -1,18 +1,18 @@
-//! What happens to a request, in order. Each step can end the request with a
+//! What happens to a request, in order. Each stage can end the request with a
 //! [`GatewayError`]; nothing reaches the upstream without an [`Allowed`] from
 //! the inbound chain.
-//!
-//! [`Allowed`]: super::chain::Allowed
 
+use super::chain::Allowed;
 use super::error::GatewayError;
 use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
+use super::mcp_stage::{self, Message};
 use super::request_id;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
 use crate::body::ProxyBody;
-use crate::mcp::stage::{self as mcp_stage, Answer, Message};
+use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -48,76 +48,43 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     response
 }
 
+/// The request path, as its stages in order. Each stage is a function below
+/// that says why it stands where it does; the MCP stages ([`mcp_stage`]) do
+/// nothing on a workload that is not MCP, so a reader of the plain proxy can
+/// skip them.
 async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {
     let (mut parts, body) = request.into_parts();
-    // 1. Admission on the request head alone: target, Host, Origin (`admit`).
+    // 1. Admit, on the request head alone. The protected-resource metadata is
+    //    public (clients read it to learn where to get a token): served before
+    //    any credential header is looked at.
     let authority = admit(workload, &parts)?;
-    // 2. The protected-resource metadata is public (clients read it to learn
-    //    where to get a token), so it is served before the chain.
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
         return Ok(resource.response(&parts.method));
     }
-    // 3. One reading of the framing, and the headers the client may not set
-    //    removed, so that components see exactly what the upstream will.
     let carries_body = clean_headers(workload, &mut parts, &body)?;
-    // 4. The body is not read before the chain decides, so a caller without
-    //    credentials cannot hold a connection or memory with it. The one
-    //    exception: an MCP message, when an authenticator reads its calls.
+    // 2. MCP read. The body waits for the chain, so a caller without
+    //    credentials cannot hold a connection or memory with it; it is read
+    //    first only for an authenticator that decides on the MCP calls.
     let mut message = Message::new(workload, &parts.method, body, carries_body);
-    let (mcp_calls, held) = match workload.inbound.reads_mcp_calls() {
-        true => message.read_first(workload, &parts.headers, conn).await?,
-        false => (Vec::new(), None),
-    };
-    // 5. The inbound chain decides on a read-only view that holds the headers
-    //    (moved, not copied) for the length of the chain.
-    let view = Arc::new(RequestData {
-        method: parts.method.clone(),
-        scheme: conn.scheme,
-        authority,
-        uri: parts.uri.clone(),
-        headers: std::mem::take(&mut parts.headers),
-        remote: conn.remote,
-        tls_client_identity: conn.tls_client_identity.clone(),
-        mcp_calls,
-    });
+    let (mcp_calls, held) = message.read_first(workload, &parts.headers, conn).await?;
+    // 3. The inbound chain decides who is calling; the bytes read first
+    //    count against the budgets (`held`) until it has.
+    let view = Arc::new(view(&mut parts, conn, authority, mcp_calls));
     let allowed = workload.inbound.decide(&view).await?;
     drop(held);
-    // 6. MCP: the admitted caller's message, each of its calls decided by the authorizers.
-    let (mut view, body, answer) = match &workload.mcp {
-        Some(mcp) => mcp_stage::decide(workload, mcp, message, view, &allowed).await?,
-        None => (RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, Answer::Pass),
-    };
-    // 7. Consumed credentials go, whichever component allowed; then the allow's edits.
-    workload.headers.remove_consumed(&mut view.headers);
-    allowed.edits.apply(&mut view.headers);
-    if let Some(identity) = &allowed.identity {
-        tracing::debug!(workload = %workload.name, subject = ?identity.subject, "request admitted");
-    }
-    // 8. Credential injectors, in order; each sees the edits of those before it.
-    for plugin in &workload.outbound {
-        let shared = Arc::new(view);
-        let injection = plugin.inject(&shared).await;
-        view = RequestData::unshare(shared);
-        match injection.map_err(|fault| GatewayError::ComponentFailed { component: plugin.label.component.clone(), kind: fault.kind })? {
-            Injection::Forward(edits) => edits.apply(&mut view.headers),
-            Injection::Deny(deny) => return Err(GatewayError::Denied(Box::new(deny))),
-        }
-    }
-    // 9. Forward, with the body streamed and capped.
-    parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
-    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await?;
-    // 10. An upstream that refuses a logged-in credential gets the person an
-    //     answer that names the command to run, not the registry's bare 401.
-    if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
-    }
-    // 11. MCP: a list comes back with only what the caller may use, and the
-    //     server's own stream with no answer on it.
+    // 4. MCP authorize: each call of the admitted caller's message.
+    let (view, body, answer) = mcp_stage::decide(workload, message, view, &allowed).await?;
+    // 5. Outbound: consumed credentials out, the allow's edits and the injectors' in.
+    let view = outbound(workload, view, &allowed).await?;
+    // 6. Upstream: forwarded with the proof the chain allowed.
+    let response = upstream(workload, parts, view, body, allowed, conn).await?;
+    // 7. MCP respond: a list filtered, the server's own stream kept clean.
     mcp_stage::respond(answer, response).await
 }
 
-/// What is checked on the request line and `Host`/`Origin`, before anything
-/// else reads the request; gives the authority the client used.
+/// Admission: what is checked on the request line and `Host`/`Origin`,
+/// before anything else reads the request (a component, the metadata route);
+/// gives the authority the client used.
 fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, GatewayError> {
     // The method and target: a path that cannot leave the upstream's base
     // path, checked before anything reads it (components, the metadata route).
@@ -136,8 +103,9 @@ fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, Ga
     Ok(authority)
 }
 
-/// The headers as every component and the upstream will see them; says
-/// whether the request carries a body.
+/// The headers as every component and the upstream will see them, cleaned
+/// before the first component runs; says whether the request carries a body.
+/// After the metadata route, which a credential header must not break.
 fn clean_headers(workload: &Workload, parts: &mut http::request::Parts, body: &Incoming) -> Result<bool, GatewayError> {
     // One reading of the body's framing for everyone; a declared oversize
     // body is refused before any component runs, an undeclared one is cut
@@ -153,4 +121,61 @@ fn clean_headers(workload: &Workload, parts: &mut http::request::Parts, body: &I
     workload.headers.check_credentials(&parts.headers)?;
     // HTTP/2 may send a body with neither header: ask the body itself.
     Ok(declared.is_some_and(|n| n > 0) || !hyper::body::Body::is_end_stream(body))
+}
+
+/// The read-only view every component decides on. The headers are moved, not
+/// copied, for the length of the chain; they go back into `parts` upstream.
+fn view(parts: &mut http::request::Parts, conn: &ConnectionInfo, authority: String, mcp_calls: Vec<McpCall>) -> RequestData {
+    RequestData {
+        method: parts.method.clone(),
+        scheme: conn.scheme,
+        authority,
+        uri: parts.uri.clone(),
+        headers: std::mem::take(&mut parts.headers),
+        remote: conn.remote,
+        tls_client_identity: conn.tls_client_identity.clone(),
+        mcp_calls,
+    }
+}
+
+/// After every decision on the caller: the credentials the chain consumed
+/// go (whichever component allowed), then the allow's edits apply, then the
+/// credential injectors run in order, each seeing the edits of those before
+/// it. An injector's deny refuses the request.
+async fn outbound(workload: &Workload, mut view: RequestData, allowed: &Allowed) -> Result<RequestData, GatewayError> {
+    workload.headers.remove_consumed(&mut view.headers);
+    allowed.edits.apply(&mut view.headers);
+    if let Some(identity) = &allowed.identity {
+        tracing::debug!(workload = %workload.name, subject = ?identity.subject, "request admitted");
+    }
+    for plugin in &workload.outbound {
+        let shared = Arc::new(view);
+        let injection = plugin.inject(&shared).await;
+        view = RequestData::unshare(shared);
+        match injection.map_err(|fault| GatewayError::component_failed(&plugin.label.component, fault))? {
+            Injection::Forward(edits) => edits.apply(&mut view.headers),
+            Injection::Deny(deny) => return Err(GatewayError::Denied(Box::new(deny))),
+        }
+    }
+    Ok(view)
+}
+
+/// Forwards the request, its body streamed and capped. The forwarder takes
+/// the [`Allowed`] only the inbound chain makes, so no path reaches here
+/// unchecked. An upstream that refuses a logged-in credential gets the person
+/// an answer that names the command to run, not the registry's bare 401.
+async fn upstream(
+    workload: &Workload,
+    mut parts: http::request::Parts,
+    mut view: RequestData,
+    body: ProxyBody,
+    allowed: Allowed,
+    conn: &ConnectionInfo,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
+    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await?;
+    if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
+    }
+    Ok(response)
 }

@@ -7,6 +7,7 @@ use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
 use super::server::ConnectionInfo;
 use crate::body::{BoxError, ProxyBody};
+use crate::error_chain::Chain;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
@@ -74,7 +75,7 @@ impl Upstream {
                 if body_too_large(&error) {
                     return Err(GatewayError::BodyTooLarge);
                 }
-                tracing::warn!(upstream = %self.base, error = %error_chain(&error), "upstream request failed");
+                tracing::warn!(upstream = %self.base, error = %Chain(&error), "upstream request failed");
                 return Err(GatewayError::UpstreamUnavailable);
             }
             Err(_) => {
@@ -142,15 +143,4 @@ fn body_too_large(error: &hyper_util::client::legacy::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

@@ -14,6 +14,7 @@ use super::plugin::yield_then_interrupt;
 use super::state::HostState;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 use wasmtime::Store;
 use wasmtime::component::Component;
 
@@ -123,7 +124,8 @@ impl LoginSession {
 async fn within_deadline<R>(store: &mut Store<HostState>, call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> anyhow::Result<R> {
     store.data_mut().begin_call(std::time::Instant::now() + CALL_DEADLINE);
     store.set_epoch_deadline(1);
-    let outcome = tokio::time::timeout(CALL_DEADLINE, call(store)).await;
+    let span = super::plugin::call_span(&store.data().caps.label, "login", None);
+    let outcome = tokio::time::timeout(CALL_DEADLINE, call(store)).instrument(span).await;
     store.data_mut().end_call();
     match outcome {
         Ok(result) => result.map_err(|e| anyhow::anyhow!("the component failed: {e:#}")),

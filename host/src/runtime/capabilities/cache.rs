@@ -230,7 +230,7 @@ impl Host for HostState {
         let stored = match caps.cache.set(&key, value, Duration::from_secs(ttl_seconds.into())) {
             Ok(()) => true,
             Err(why) => {
-                tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, bytes, key_bytes = key.len(),
+                tracing::warn!(bytes, key_bytes = key.len(),
                     reason = %why, "cache value not stored");
                 false
             }

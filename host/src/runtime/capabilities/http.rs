@@ -237,14 +237,7 @@ fn map_error(e: reqwest::Error) -> HttpError {
         HttpError::InvalidRequest(e.to_string())
     } else {
         // The chain of causes says what failed (refused, TLS, DNS) without anything secret.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        HttpError::Connection(message)
+        HttpError::Connection(crate::error_chain::Chain(&e).to_string())
     }
 }
 
@@ -342,12 +335,11 @@ impl Host for HostState {
         // The wait for the answer is not the guest's computing (see `slow_lane`).
         self.resume();
         match &result {
-            Err(HttpError::NotGranted(origin)) => tracing::warn!(workload = %caps.label.workload, component = %caps.label.component,
-                %origin, "refused an HTTP request: the policy does not grant this origin to this component"),
-            Err(HttpError::AddressRefused(why)) => tracing::warn!(workload = %caps.label.workload, component = %caps.label.component,
-                why = %why, "refused an HTTP request to a non-public address (grant http_private to allow)"),
-            Err(HttpError::InvalidRequest(why)) if why == NOT_DURING_CHECK => tracing::warn!(workload = %caps.label.workload,
-                component = %caps.label.component, "refused an HTTP request: components reach nothing during `portcullis check`"),
+            Err(HttpError::NotGranted(origin)) => tracing::warn!(%origin, "refused an HTTP request: the policy does not grant this origin to this component"),
+            Err(HttpError::AddressRefused(why)) => tracing::warn!(why = %why, "refused an HTTP request to a non-public address (grant http_private to allow)"),
+            Err(HttpError::InvalidRequest(why)) if why == NOT_DURING_CHECK => {
+                tracing::warn!("refused an HTTP request: components reach nothing during `portcullis check`")
+            }
             _ => {}
         }
         result

@@ -117,10 +117,10 @@ impl Host for HostState {
         if !caps.secrets.may_read(&name) {
             // `?name`: the name comes from the component; Debug escapes control characters.
             if caps.secrets.first_refusal(&name) {
-                tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                tracing::warn!(secret = ?name,
                     "refused a secret read: the policy does not grant this name to this component (reported once)");
             } else {
-                tracing::debug!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name, "refused a secret read");
+                tracing::debug!(secret = ?name, "refused a secret read");
             }
             return Err(SecretError::NotGranted);
         }
@@ -134,7 +134,7 @@ impl Host for HostState {
             Ok(Some(value)) => Ok(value.expose_secret().to_owned()),
             Ok(None) => Err(SecretError::NotFound),
             Err(error) => {
-                tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+                tracing::error!(secret = ?name,
                     %error, "the secret store is unavailable");
                 Err(SecretError::Unavailable)
             }
@@ -181,12 +181,12 @@ impl Host for HostState {
                 }
                 Ok(None) if Instant::now() < until => tokio::time::sleep(LOCK_POLL).await,
                 Ok(None) => {
-                    tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, lock = ?name,
+                    tracing::warn!(lock = ?name,
                         "a secret lock stayed taken for the whole wait");
                     return Err(SecretError::Unavailable);
                 }
                 Err(error) => {
-                    tracing::error!(workload = %caps.label.workload, component = %caps.label.component, lock = ?name,
+                    tracing::error!(lock = ?name,
                         %error, "could not take a secret lock");
                     return Err(SecretError::Unavailable);
                 }
@@ -230,7 +230,7 @@ async fn write_off_worker(
         Ok(Err(error)) => error.to_string(),
         Err(join) => format!("the write's thread failed: {join}"),
     };
-    tracing::error!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+    tracing::error!(secret = ?name,
         %error, "could not write to the secret store");
     Err(SecretError::Unavailable)
 }
@@ -241,12 +241,12 @@ impl HostState {
     fn may_write(&self, name: &str, what: &str) -> Result<(), SecretError> {
         let caps = &self.caps;
         if !caps.secrets.may_write(name) || name.starts_with(HOST_PROVIDED_PREFIX) {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+            tracing::warn!(secret = ?name,
                 "refused a secret {what}: the policy does not grant this name (grants.secrets_write)");
             return Err(SecretError::NotGranted);
         }
         if caps.secrets.mode == Mode::Check {
-            tracing::warn!(workload = %caps.label.workload, component = %caps.label.component, secret = ?name,
+            tracing::warn!(secret = ?name,
                 "refused a secret {what}: not available during `portcullis check`, which changes nothing");
             return Err(SecretError::Unavailable);
         }

@@ -5,26 +5,28 @@
 //! - [`decide`]: after the chain admitted the caller — the message is read (if
 //!   it was not), checked, and each call decided by the authorizers;
 //! - [`respond`]: a list's answer filtered to what the caller may use, and
-//!   the server's own stream kept free of answers ([`super::server_stream`]).
+//!   the server's own stream kept free of answers ([`server_stream`]).
+//!
+//! It stands in `proxy/`, not `mcp/`: it is the pipeline's, and so the rest
+//! of `mcp` knows nothing of the proxy.
 //!
 //! Why the message is read after the chain by default: a caller without
 //! credentials must not hold a connection or memory with a slow body. The
 //! chain decides on the headers; only an authenticator that imports
 //! `request.mcp-calls` makes the gateway read first, and then the bytes held
 //! until the decision are bounded per workload and per connection
-//! ([`crate::proxy::body_read`]).
+//! ([`super::body_read`]).
 
-use super::authorize::Refusal;
-use super::filter::ListFilter;
-use super::lists::{ListKind, ListRequest};
-use super::message;
-use super::server_stream;
+use super::body_read::{self, Budgets, Held, ReadError};
+use super::chain::Allowed;
+use super::error::GatewayError;
+use super::server::ConnectionInfo;
+use super::workload::{McpSettings, Workload};
 use crate::body::{ProxyBody, full};
-use crate::proxy::body_read::{self, Budgets, Held, ReadError};
-use crate::proxy::chain::Allowed;
-use crate::proxy::error::GatewayError;
-use crate::proxy::server::ConnectionInfo;
-use crate::proxy::workload::{McpSettings, Workload};
+use crate::mcp::authorize::Refusal;
+use crate::mcp::filter::ListFilter;
+use crate::mcp::lists::{ListKind, ListRequest};
+use crate::mcp::{message, server_stream};
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::request::RequestData;
 use bytes::Bytes;
@@ -61,8 +63,8 @@ impl Message {
         Message { state }
     }
 
-    /// Reads the message before the inbound chain decides, for a chain with an
-    /// authenticator that reads MCP calls. The bytes count against the
+    /// Reads the message before the inbound chain decides, only for a chain
+    /// with an authenticator that reads MCP calls (nothing otherwise). The bytes count against the
     /// workload's and the connection's budgets until the returned [`Held`] is
     /// dropped, which the pipeline does once the chain has decided. A body that
     /// is too slow, or a spent budget, is answered at once (408, 503): it
@@ -73,7 +75,8 @@ impl Message {
         headers: &HeaderMap,
         conn: &'a ConnectionInfo,
     ) -> Result<(Vec<McpCall>, Option<Held<'a>>), GatewayError> {
-        let Some(mcp) = workload.mcp.as_ref().filter(|_| matches!(self.state, State::Unread(_))) else {
+        let reads_first = matches!(self.state, State::Unread(_)) && workload.inbound.reads_mcp_calls();
+        let Some(mcp) = workload.mcp.as_ref().filter(|_| reads_first) else {
             return Ok((Vec::new(), None));
         };
         let mut held = Held::new(Budgets { workload: &mcp.held_before_decision, connection: &conn.held_before_decision });
@@ -130,14 +133,17 @@ impl Message {
 /// After the inbound chain admitted the caller: reads the message (if the
 /// chain did not need it first), then asks the authorizers about each call as
 /// the caller the chain established. Gives back the request view, the body
-/// toward the upstream, and the filter a list's answer goes through.
+/// toward the upstream, and the filter a list's answer goes through. Not an
+/// MCP workload: the view and the capped body, as they are.
 pub async fn decide(
     workload: &Workload,
-    mcp: &McpSettings,
     mut message: Message,
     mut view: Arc<RequestData>,
     allowed: &Allowed,
 ) -> Result<(RequestData, ProxyBody, Answer), GatewayError> {
+    let Some(mcp) = &workload.mcp else {
+        return Ok((RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, Answer::Pass));
+    };
     if matches!(message.state, State::Unread(_)) {
         let headers = std::mem::take(&mut Arc::make_mut(&mut view).headers);
         let calls = message.read(workload, mcp, &headers, None).await?;
@@ -203,6 +209,6 @@ fn refused(workload: &Workload, refusal: Refusal) -> GatewayError {
         Refusal::StepUp { scopes } => {
             GatewayError::InsufficientScope { scopes, resource_metadata: workload.protected_resource.as_ref().map(|r| r.url.clone()) }
         }
-        Refusal::Failed { component, kind } => GatewayError::ComponentFailed { component, kind },
+        Refusal::Failed { component, fault } => GatewayError::component_failed(&component, fault),
     }
 }
