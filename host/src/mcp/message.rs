@@ -13,6 +13,7 @@
 
 use crate::runtime::bindings::mcp::McpCall;
 use http::HeaderMap;
+use portcullis_contract::mcp::{McpMethod, Subject};
 use serde_json::Value;
 
 /// The largest integer id: ±(2^53 − 1), what an IEEE double (JavaScript's
@@ -101,26 +102,25 @@ fn call(method: &str, params: Option<&Value>, id: Option<String>) -> Result<McpC
         Some(arguments @ Value::Object(_)) => Some(arguments.to_string()),
         Some(_) => return Err(MessageError::NotJsonRpc("`params.arguments` is not an object")),
     };
-    let name = match method {
-        "tools/call" | "prompts/get" => {
-            Some(field("name").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.name` string"))?.to_owned())
-        }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(uri(field("uri"))?),
+    let name = match McpMethod::parse(method).and_then(McpMethod::subject) {
+        Some(Subject::Name) => Some(field("name").and_then(Value::as_str).ok_or(MessageError::NotJsonRpc("the call has no `params.name` string"))?.to_owned()),
+        Some(Subject::Uri) => Some(uri(field("uri"))?),
         // A completion is about the prompt or resource its `ref` names; the
         // `ref` itself is its `arguments_json`, which [`completion_subject`] reads.
-        "completion/complete" => {
+        Some(Subject::Reference) => {
             const NO_REF: MessageError =
                 MessageError::NotJsonRpc("`completion/complete` needs a `params.ref` of type `ref/prompt` with a `name`, or `ref/resource` with a `uri`");
             let reference = field("ref").filter(|r| r.is_object()).ok_or(NO_REF)?;
-            let subject = match reference.get("type").and_then(Value::as_str) {
-                Some("ref/prompt") => reference.get("name").and_then(Value::as_str).ok_or(NO_REF)?.to_owned(),
-                Some("ref/resource") => uri(Some(reference.get("uri").ok_or(NO_REF)?))?,
+            let decided_as = reference.get("type").and_then(Value::as_str).and_then(McpMethod::of_reference);
+            let subject = match decided_as.and_then(McpMethod::subject) {
+                Some(Subject::Name) => reference.get("name").and_then(Value::as_str).ok_or(NO_REF)?.to_owned(),
+                Some(Subject::Uri) => uri(Some(reference.get("uri").ok_or(NO_REF)?))?,
                 _ => return Err(NO_REF),
             };
             arguments_json = Some(reference.to_string());
             Some(subject)
         }
-        _ => None,
+        None => None,
     };
     Ok(McpCall { method: method.to_owned(), name, arguments_json, annotations_json: None, id })
 }
@@ -130,12 +130,8 @@ fn call(method: &str, params: Option<&Value>, id: Option<String>) -> Result<McpC
 /// [`parse`] did not make).
 pub fn completion_subject(call: &McpCall) -> Option<McpCall> {
     let reference: Value = serde_json::from_str(call.arguments_json.as_deref()?).ok()?;
-    let method = match reference.get("type")?.as_str()? {
-        "ref/prompt" => "prompts/get",
-        "ref/resource" => "resources/read",
-        _ => return None,
-    };
-    Some(McpCall { method: method.to_owned(), name: Some(call.name.clone()?), arguments_json: None, annotations_json: None, id: call.id.clone() })
+    let method = McpMethod::of_reference(reference.get("type")?.as_str()?)?;
+    Some(McpCall { method: method.as_str().to_owned(), name: Some(call.name.clone()?), arguments_json: None, annotations_json: None, id: call.id.clone() })
 }
 
 /// The headers of MCP revisions that name the method and its subject outside

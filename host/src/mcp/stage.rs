@@ -16,7 +16,7 @@
 
 use super::authorize::Refusal;
 use super::filter::ListFilter;
-use super::lists::{ListKind, ListRequest};
+use super::lists::{ListRequest, list_kind};
 use super::message;
 use super::server_stream;
 use crate::body::{ProxyBody, full};
@@ -149,7 +149,7 @@ pub async fn decide(
         return Ok((RequestData::unshare(view), body, Answer::Pass));
     }
     // A list in a batch could not be told from the batch's other answers.
-    if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| ListKind::of(&c.method).is_some()) {
+    if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| list_kind(&c.method).is_some()) {
         return Err(GatewayError::BadMcpMessage("a list method cannot be sent in a batch on this workload"));
     }
     mcp.authorizers.decide(&view, allowed.identity.as_ref(), &workload.name).await.map_err(|refusal| refused(workload, refusal))?;

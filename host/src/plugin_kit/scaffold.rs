@@ -76,9 +76,8 @@ pub fn create(dir: &Path, name: &str, world: World) -> anyhow::Result<std::path:
 
 /// A crate name that is also a fine file name: lower-case letters, digits, `-` and `_`.
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    // A crate name also starts with a letter.
+    let ok = portcullis_contract::names::is_valid_name(name) && name.starts_with(|c: char| c.is_ascii_lowercase());
     anyhow::ensure!(ok, "{name:?} is not a usable name: start with a lower-case letter, then lower-case letters, digits, `-` or `_`");
     // A package cannot depend on a crate of its own name.
     let crate_name = name.replace('-', "_");

@@ -6,8 +6,7 @@
 use crate::body::{ProxyBody, full};
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
-
-const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+use portcullis_contract::resource_metadata;
 
 pub struct ProtectedResource {
     /// The well-known path, and its path-inserted form for `public_url`'s path.
@@ -29,12 +28,13 @@ impl ProtectedResource {
         if !scopes.is_empty() {
             document["scopes_supported"] = serde_json::json!(scopes);
         }
-        let path = public_url.path().trim_end_matches('/');
-        let mut paths = vec![WELL_KNOWN.to_owned()];
-        if !path.is_empty() {
-            paths.push(format!("{WELL_KNOWN}{path}"));
+        // The rule `builtin:oidc-verifier` names in its challenges, on the same parse.
+        let url = resource_metadata::url(&public_url.origin().ascii_serialization(), public_url.path());
+        let mut paths = vec![resource_metadata::WELL_KNOWN.to_owned()];
+        let path = resource_metadata::path(public_url.path());
+        if path != resource_metadata::WELL_KNOWN {
+            paths.push(path);
         }
-        let url = format!("{}{}", public_url.origin().ascii_serialization(), paths.last().expect("the well-known path"));
         ProtectedResource { paths, document: Bytes::from(document.to_string()), url }
     }
 
