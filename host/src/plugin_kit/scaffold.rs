@@ -67,10 +67,8 @@ pub fn create(dir: &Path, name: &str, world: World) -> anyhow::Result<std::path:
         anyhow::bail!("{} already exists; choose another name or remove it", root.display());
     }
     let lib = name.replace('-', "_");
-    let mut files: Vec<(String, String)> = SDK
-        .iter()
-        .map(|(path, text)| (format!("portcullis-plugin/{path}"), text.replace(CONTRACT_PATH_IN_REPO, CONTRACT_PATH_IN_PROJECT)))
-        .collect();
+    let mut files: Vec<(String, String)> =
+        SDK.iter().map(|(path, text)| (format!("portcullis-plugin/{path}"), text.replace(CONTRACT_PATH_IN_REPO, CONTRACT_PATH_IN_PROJECT))).collect();
     files.extend(CONTRACT.iter().map(|(path, text)| (format!("portcullis-contract/{path}"), (*text).to_owned())));
     let source = match world {
         World::Authenticator => AUTHENTICATOR,
