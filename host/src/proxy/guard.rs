@@ -178,10 +178,21 @@ mod tests {
             h
         };
         assert!(g.origin_allowed(&HeaderMap::new()));
-        for ok in ["http://localhost:3000", "https://mcp.example.com", "https://app.example.org", "http://127.0.0.1:6274"] {
+        for ok in
+            ["http://localhost:3000", "https://mcp.example.com", "https://app.example.org", "http://127.0.0.1:6274", "http://127.0.0.2:6274", "http://[::1]:1"]
+        {
             assert!(g.origin_allowed(&with(ok)), "{ok}");
         }
-        for bad in ["https://evil.example", "null", "https://app.example.org.evil", "http://app.example.org", "file://", "junk"] {
+        for bad in [
+            "https://evil.example",
+            "null",
+            "https://app.example.org.evil",
+            "http://app.example.org",
+            "http://a.localhost:3000",
+            "http://[::ffff:127.0.0.1]",
+            "file://",
+            "junk",
+        ] {
             assert!(!g.origin_allowed(&with(bad)), "{bad}");
         }
         let mut two = with("http://localhost");

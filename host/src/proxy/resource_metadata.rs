@@ -55,3 +55,23 @@ impl ProtectedResource {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL a challenge names is where the document is served, however
+    /// `public_url` is written; `builtin:oidc-verifier` has the same case
+    /// (`metadata_urls_of_non_canonical_public_urls`), on the same rule.
+    #[test]
+    fn served_where_named_for_non_canonical_public_urls() {
+        for written in ["HTTPS://MCP.Example.com:443/mcp/", "https://mcp.example.com/mcp?tenant=a", "https://mcp.example.com/mcp"] {
+            let resource = ProtectedResource::new(&url::Url::parse(written).unwrap(), written, &[], &[]);
+            assert_eq!(resource.url, "https://mcp.example.com/.well-known/oauth-protected-resource/mcp", "{written}");
+            assert!(resource.serves("/.well-known/oauth-protected-resource/mcp") && resource.serves("/.well-known/oauth-protected-resource"));
+        }
+        let root = ProtectedResource::new(&url::Url::parse("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080", &[], &[]);
+        assert_eq!(root.url, "http://127.0.0.1:8080/.well-known/oauth-protected-resource");
+        assert_eq!(root.paths, ["/.well-known/oauth-protected-resource"]);
+    }
+}
