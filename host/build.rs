@@ -36,6 +36,8 @@ fn main() {
         std::fs::write(out.join(format!("{name}.wasm.sha256")), digest).expect("writing the guest's digest");
     }
     println!("cargo:rerun-if-changed={}", root.join("guest-plugins").display());
+    // The rules the guests share with the host (portcullis-contract).
+    println!("cargo:rerun-if-changed={}", root.join("contract").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 }
 

@@ -11,19 +11,10 @@ use crate::policy::LoadedPolicy;
 use crate::secrets::{SecretStore, SecretStoreError, SecretString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_contract::shared_key::{DEFAULT_HEADER, default_secret, previous_secret, previous_value};
 use secrecy::ExposeSecret;
 
 pub const COMPONENT: &str = "builtin:shared-key";
-
-/// The default secret name of a workload's key.
-pub fn default_secret(workload: &str) -> String {
-    format!("workload:{workload}:shared-key")
-}
-
-/// The secret holding the previous key during a rotation's grace period.
-pub fn previous_secret(secret: &str) -> String {
-    format!("{secret}:previous")
-}
 
 /// A new key: 32 bytes from the OS CSPRNG, base64url without padding.
 pub fn generate() -> SecretString {
@@ -47,7 +38,7 @@ pub struct KeySettings {
 impl KeySettings {
     /// The defaults, for a workload not described by a policy.
     pub fn default_for(workload: &str) -> Self {
-        KeySettings { workload: workload.to_owned(), secret: default_secret(workload), header: "x-portcullis-key".into(), scheme: None, auto: false }
+        KeySettings { workload: workload.to_owned(), secret: default_secret(workload), header: DEFAULT_HEADER.into(), scheme: None, auto: false }
     }
 
     /// The header value a client sends.
@@ -68,7 +59,7 @@ pub fn settings_in(policy: &LoadedPolicy) -> Vec<KeySettings> {
             out.push(KeySettings {
                 workload: workload.name.clone(),
                 secret: text("secret").unwrap_or_else(|| default_secret(&workload.name)),
-                header: text("header").unwrap_or_else(|| "x-portcullis-key".into()).to_ascii_lowercase(),
+                header: text("header").unwrap_or_else(|| DEFAULT_HEADER.into()).to_ascii_lowercase(),
                 scheme: text("scheme").filter(|s| !s.is_empty()),
                 auto: text("key").as_deref() == Some("auto"),
             });
@@ -118,7 +109,7 @@ pub fn rotate(store: &SecretStore, settings: &KeySettings, now_unix: u64) -> any
             missing = true;
             return false;
         };
-        entries.insert(previous_secret(&settings.secret), SecretString::from(format!("{now_unix} {old}")));
+        entries.insert(previous_secret(&settings.secret), SecretString::from(previous_value(now_unix, &old)));
         entries.insert(settings.secret.clone(), generate());
         true
     })?;

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::policies::{Policies, parse_schema};
 use crate::values::to_cedar;
 use cedar_policy::{Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, Request, RestrictedExpression};
-use portcullis_plugin::{Decision, Identity, McpCall, forbid, permit};
+use portcullis_plugin::{CallKind, Decision, Feature, Identity, McpCall, forbid, permit};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -96,19 +96,19 @@ enum Kind {
     List { feature: &'static str },
 }
 
-/// ToolHive's mapping of MCP methods (pkg/authz/middleware.go).
-fn operation(method: &str) -> Option<Operation> {
-    let (action, kind) = match method {
-        "tools/call" => ("call_tool", Kind::Item { operation: "call", feature: "tool" }),
-        "prompts/get" => ("get_prompt", Kind::Item { operation: "get", feature: "prompt" }),
-        // Subscribing to a resource reveals it as reading does.
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => ("read_resource", Kind::Item { operation: "read", feature: "resource" }),
-        "tools/list" => ("list_tools", Kind::List { feature: "tool" }),
-        "prompts/list" => ("list_prompts", Kind::List { feature: "prompt" }),
-        "resources/list" | "resources/templates/list" => ("list_resources", Kind::List { feature: "resource" }),
-        _ => return None,
+/// ToolHive's mapping of MCP methods (pkg/authz/middleware.go), by the
+/// gateway's kinds of call ([`McpCall::kind`]): subscribing to a resource
+/// reveals it as reading does, and both lists of resources are one action.
+fn operation(kind: CallKind) -> Operation {
+    let (action, kind) = match kind {
+        CallKind::Item(Feature::Tool) => ("call_tool", Kind::Item { operation: "call", feature: "tool" }),
+        CallKind::Item(Feature::Prompt) => ("get_prompt", Kind::Item { operation: "get", feature: "prompt" }),
+        CallKind::Item(Feature::Resource) => ("read_resource", Kind::Item { operation: "read", feature: "resource" }),
+        CallKind::List(Feature::Tool) => ("list_tools", Kind::List { feature: "tool" }),
+        CallKind::List(Feature::Prompt) => ("list_prompts", Kind::List { feature: "prompt" }),
+        CallKind::List(Feature::Resource) => ("list_resources", Kind::List { feature: "resource" }),
     };
-    Some(Operation { action, kind })
+    Operation { action, kind }
 }
 
 /// Every action of the model.
@@ -185,7 +185,7 @@ impl Engine {
 
     /// Decides one call.
     pub fn decide(&self, identity: Option<&Identity>, call: &McpCall) -> Verdict {
-        let Some(operation) = operation(&call.method) else {
+        let Some(operation) = call.kind().map(operation) else {
             // The gateway asks only about the methods above; anything else is
             // a method this version does not know, refused rather than guessed.
             return forbid(format!("`{}` is not a method this authorizer decides.", call.method)).rule("unknown-method").into();

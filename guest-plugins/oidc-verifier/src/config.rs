@@ -164,30 +164,20 @@ fn provider(file: ProviderFile, public_url: &str) -> Result<Provider, String> {
 }
 
 /// `https` except on loopback, where a local test provider is fine.
-pub fn require_https(what: &str, url: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!("`{what}` {url:?} is not a URL"));
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-    let name = if host.starts_with('[') { host.split(']').next().map(|h| &h[1..]).unwrap_or("") } else { host.split(':').next().unwrap_or("") };
-    let loopback = matches!(name, "localhost" | "127.0.0.1" | "::1");
-    match scheme {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(format!("`{what}` must use https (plain http only for loopback): {url:?}")),
+pub fn require_https(what: &str, text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|_| format!("`{what}` {text:?} is not a URL"))?;
+    if portcullis_contract::net::is_secure_or_loopback(url.scheme(), url.host_str()) {
+        Ok(())
+    } else {
+        Err(format!("`{what}` must use https (plain http only for loopback): {text:?}"))
     }
 }
 
-/// `<origin>/.well-known/oauth-protected-resource<path>` (RFC 9728 §3.1).
+/// Where the gateway serves the workload's protected-resource metadata
+/// (RFC 9728 §3.1), by the gateway's own rule on the same parse.
 fn metadata_url(public_url: &str) -> Result<String, String> {
-    let (scheme, rest) = public_url.split_once("://").ok_or("the workload's public_url is not a URL")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let path = path.trim_end_matches('/');
-    Ok(format!("{scheme}://{authority}/.well-known/oauth-protected-resource{path}"))
+    let url = url::Url::parse(public_url).map_err(|_| "the workload's public_url is not a URL")?;
+    Ok(portcullis_contract::resource_metadata::url(&url.origin().ascii_serialization(), url.path()))
 }
 
 #[cfg(test)]
@@ -196,5 +186,36 @@ mod tests {
     fn metadata_urls() {
         assert_eq!(super::metadata_url("http://127.0.0.1:8080/mcp").unwrap(), "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp");
         assert_eq!(super::metadata_url("https://x.example").unwrap(), "https://x.example/.well-known/oauth-protected-resource");
+    }
+
+    /// Plain http only to loopback, as the gateway means it (portcullis-contract).
+    #[test]
+    fn https_except_on_loopback() {
+        for good in ["https://idp.example.com", "HTTPS://IDP.example.com/x", "http://localhost:9000", "http://127.0.0.2:9000/realms/x", "http://[::1]/"] {
+            assert!(super::require_https("issuer", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://idp.example.com",
+            "http://127.0.0.1.nip.io",
+            "http://a.localhost",
+            "http://[::ffff:127.0.0.1]",
+            "idp.example.com",
+            "ftp://localhost",
+            "https://",
+        ] {
+            assert!(super::require_https("issuer", bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A `public_url` written otherwise than `url` writes it: the challenge
+    /// must name the URL the gateway serves the metadata at (the gateway's
+    /// `proxy/resource_metadata.rs` test has the same case), not a copy of
+    /// the text as written.
+    #[test]
+    fn metadata_urls_of_non_canonical_public_urls() {
+        let served = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+        for written in ["HTTPS://MCP.Example.com:443/mcp/", "https://mcp.example.com/mcp?tenant=a", "https://mcp.example.com/mcp#x"] {
+            assert_eq!(super::metadata_url(written).unwrap(), served, "{written}");
+        }
     }
 }

@@ -183,7 +183,7 @@ fn discover_jwks_uri(provider: &Provider) -> Result<String, String> {
     if let Some(uri) = cache::get(&cache_key) {
         return String::from_utf8(uri).map_err(|_| "bad cached discovery".to_string());
     }
-    let (body, ttl) = get(&openid_configuration_url(&provider.issuer)).or_else(|_| get(&oauth_metadata_url(&provider.issuer)))?;
+    let (body, ttl) = get(&openid_configuration_url(&provider.issuer)).or_else(|_| get(&oauth_metadata_url(&provider.issuer)?))?;
     let doc: Value = serde_json::from_slice(&body).map_err(|_| "the discovery document is not JSON".to_string())?;
     if doc.get("issuer").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
         return Err(format!("the discovery document names another issuer ({:?})", doc.get("issuer")));
@@ -201,14 +201,9 @@ pub fn openid_configuration_url(issuer: &str) -> String {
 
 /// RFC 8414 §3: the well-known segment goes between the host and the issuer's path
 /// (`https://idp/tenant` → `https://idp/.well-known/oauth-authorization-server/tenant`).
-pub fn oauth_metadata_url(issuer: &str) -> String {
-    let issuer = issuer.trim_end_matches('/');
-    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    format!("{scheme}://{authority}/.well-known/oauth-authorization-server{path}")
+pub fn oauth_metadata_url(issuer: &str) -> Result<String, String> {
+    let url = url::Url::parse(issuer).map_err(|_| format!("the issuer {issuer:?} is not a URL"))?;
+    Ok(format!("{}/.well-known/oauth-authorization-server{}", url.origin().ascii_serialization(), url.path().trim_end_matches('/')))
 }
 
 /// GETs `url`; returns the body and a cache lifetime from `Cache-Control`.

@@ -3,6 +3,7 @@
 
 use crate::__private::capabilities::portcullis::auth::mcp as wit_mcp;
 use crate::__private::wit;
+use portcullis_contract::mcp::{CallKind, McpMethod};
 
 /// One MCP call (WIT `mcp.mcp-call`): what the gateway read from the
 /// request's JSON-RPC message, or one item of a list it is filtering.
@@ -24,6 +25,22 @@ impl McpCall {
     #[doc(hidden)]
     pub fn from_wit(call: wit_mcp::McpCall) -> Self {
         McpCall { method: call.method, name: call.name, arguments_json: call.arguments_json, annotations_json: call.annotations_json, id: call.id }
+    }
+
+    /// The method, when it is one the gateway reads (`None` for any other).
+    pub fn mcp_method(&self) -> Option<McpMethod> {
+        McpMethod::parse(&self.method)
+    }
+
+    /// What the gateway asks about: one named tool, prompt or resource
+    /// (`CallKind::Item`, its `name` says which), or a list
+    /// (`CallKind::List`; the gateway then asks about each item it returns as
+    /// if it were called, and removes those refused). `None` for a method the
+    /// gateway never asks about: an authorizer refuses it rather than guess.
+    /// This is the gateway's own table ([`crate::contract::mcp`]), so a
+    /// component need not keep a copy.
+    pub fn kind(&self) -> Option<CallKind> {
+        self.mcp_method()?.kind()
     }
 
     /// The arguments as a JSON object (empty when there are none or they are not an object).

@@ -56,14 +56,19 @@ pub use config::{Context, parse_config};
 pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
 pub use host::{cache, crypto, http, log, secrets};
 pub use manifest::Manifest;
+/// The rules the gateway and components share, written once
+/// ([`portcullis_contract`]): what "loopback" means, the MCP method kinds, the
+/// name rule. Decide by these instead of copying them.
+pub use portcullis_contract as contract;
+pub use portcullis_contract::mcp::{CallKind, Feature, McpMethod};
 pub use request::{RepeatedHeader, Request};
 pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny, forward};
 
 /// Everything a component usually needs, for `use portcullis_plugin::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        Allow, Authenticator, Authorizer, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector, Login,
-        LoginStart, Manifest, McpCall, Request, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_authorizer,
+        Allow, Authenticator, Authorizer, CallKind, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector,
+        Login, LoginStart, Manifest, McpCall, Request, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_authorizer,
         export_device_injector, export_injector, export_interactive_injector, forbid, forward, http, log, permit, secrets, step_up,
     };
     pub use serde::Deserialize;

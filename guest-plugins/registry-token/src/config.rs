@@ -53,7 +53,7 @@ pub struct OAuth {
 }
 
 /// The secret the gateway fills from `PORTCULLIS_REGISTRY_TOKEN` or `token_file`.
-pub const STATIC_TOKEN_SECRET: &str = "portcullis:static-token";
+pub const STATIC_TOKEN_SECRET: &str = portcullis_contract::secrets::STATIC_TOKEN;
 
 /// `openid` makes OIDC providers accept the request; `offline_access` asks for
 /// the refresh token that lets the gateway renew without a person.
@@ -92,7 +92,7 @@ impl Config {
 fn oauth(issuer: String, client_id: Option<String>, scopes: Option<Vec<String>>, audience: Option<String>, resource: Option<String>) -> Result<OAuth, String> {
     let parts = uri::parts(&issuer).ok_or_else(|| format!("`issuer` {issuer:?} is not an http(s) URL"))?;
     if parts.scheme != uri::Scheme::Https && !parts.is_local_http() {
-        return Err(format!("`issuer` must use https (plain http only on localhost, 127.0.0.1 or [::1]): {issuer:?}"));
+        return Err(format!("`issuer` must use https (plain http only on localhost, 127.0.0.0/8 or [::1]): {issuer:?}"));
     }
     if parts.has_query || parts.has_fragment {
         return Err(format!("`issuer` may not have a query or a fragment: {issuer:?}"));
@@ -182,7 +182,7 @@ mod tests {
             (format!(r#"{{"issuer": "https://idp", {KEY}}}"#), "`client_id` is required"),
             (format!(r#"{{"issuer": "https://idp", "client_id": " ", {KEY}}}"#), "`client_id` is empty"),
             (format!(r#"{{"issuer": "http://idp.example.com", "client_id": "c", {KEY}}}"#), "must use https"),
-            (format!(r#"{{"issuer": "http://127.0.0.2", "client_id": "c", {KEY}}}"#), "must use https"),
+            (format!(r#"{{"issuer": "http://127.0.0.1.nip.io", "client_id": "c", {KEY}}}"#), "must use https"),
             (format!(r#"{{"issuer": "ftp://idp", "client_id": "c", {KEY}}}"#), "not an http(s) URL"),
             (format!(r#"{{"issuer": "idp.example.com", "client_id": "c", {KEY}}}"#), "not an http(s) URL"),
             (format!(r#"{{"issuer": "https://idp/?tenant=1", "client_id": "c", {KEY}}}"#), "query or a fragment"),

@@ -1,8 +1,10 @@
-//! Just enough URL inspection for the checks this component makes: the
-//! scheme, whether the host is a loopback name, and whether there is a query
-//! or a fragment. Full parsing stays with the gateway, whose HTTP client
-//! refuses any URL it cannot use; what matters here is that nothing is sent
-//! in the clear to a host that is not this machine.
+//! What this component checks on a URL: the scheme, whether the host is
+//! loopback, and whether there is a query or a fragment. URLs are parsed with
+//! the `url` crate, as the gateway's HTTP client parses them, so both see the
+//! same host; what matters here is that nothing is sent in the clear to a
+//! host that is not this machine ([`portcullis_contract::net`]).
+
+use portcullis_contract::net::{has_user_info, is_loopback_host};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -14,7 +16,7 @@ pub enum Scheme {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
     pub scheme: Scheme,
-    /// The host is `localhost`, `127.0.0.1` or `[::1]`.
+    /// The host is loopback ([`is_loopback_host`]).
     pub loopback: bool,
     pub has_query: bool,
     pub has_fragment: bool,
@@ -30,47 +32,31 @@ impl Parts {
 /// The parts of an absolute `http://` or `https://` URL, or `None` when it is
 /// not one. User information (`user:password@`) is refused: credentials do
 /// not belong in these URLs, and `https://good@evil` misleads a reader.
-pub fn parts(url: &str) -> Option<Parts> {
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+pub fn parts(text: &str) -> Option<Parts> {
+    if !written_plainly(text) {
         return None;
     }
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = if scheme.eq_ignore_ascii_case("https") {
-        Scheme::Https
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Scheme::Http
-    } else {
-        return None;
+    let url = url::Url::parse(text).ok()?;
+    let scheme = match url.scheme() {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        _ => return None,
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    if authority.contains(['@', '\\']) {
+    if has_user_info(url.username(), url.password()) {
         return None;
     }
-    let host = host(authority)?;
-    Some(Parts {
-        scheme,
-        loopback: host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "::1",
-        has_query: tail.contains('?'),
-        has_fragment: tail.contains('#'),
-    })
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(Parts { scheme, loopback: is_loopback_host(host), has_query: url.query().is_some(), has_fragment: url.fragment().is_some() })
 }
 
-/// The host of `host[:port]` or `[v6][:port]` (without brackets); `None` when
-/// the host is empty or the port is not a number.
-fn host(authority: &str) -> Option<&str> {
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => {
-            let (host, after) = bracketed.split_once(']')?;
-            (host, if after.is_empty() { None } else { Some(after.strip_prefix(':')?) })
-        }
-        None => match authority.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= 65_535));
-    (!host.is_empty() && port_ok).then_some(host)
+/// Whether `text` needs none of the repairs the URL standard makes before
+/// parsing: removing spaces, tabs and newlines, reading `\` as `/`, and
+/// finding the host after a missing or a third `/` (`https:idp`,
+/// `https:///idp`). A reader of such a URL would guess another host than the
+/// parser finds, so it is refused rather than repaired.
+fn written_plainly(text: &str) -> bool {
+    let authority = text.split_once(':').map(|(_, rest)| rest);
+    !text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') && authority.is_some_and(|rest| rest.starts_with("//") && !rest.starts_with("///"))
 }
 
 /// An absolute URI in the sense of RFC 3986 §4.3 (a scheme, something after
@@ -92,10 +78,17 @@ mod tests {
     fn schemes_and_loopback_hosts() {
         let p = parts("https://idp.example.com/realms/x?a=1").unwrap();
         assert_eq!((p.scheme, p.loopback, p.has_query, p.has_fragment), (Scheme::Https, false, true, false));
-        for local in ["http://localhost:8080", "http://127.0.0.1/x", "http://[::1]:9000/", "HTTP://LocalHost"] {
+        for local in ["http://localhost:8080", "http://127.0.0.1/x", "http://127.0.0.2", "http://[::1]:9000/", "HTTP://LocalHost", "http://127.1:80/"] {
             assert!(parts(local).unwrap().is_local_http(), "{local}");
         }
-        for remote in ["http://127.0.0.2", "http://localhost.evil.example", "http://[::2]", "http://10.0.0.1"] {
+        for remote in [
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://a.localhost",
+            "http://[::ffff:127.0.0.1]",
+            "http://[::2]",
+            "http://10.0.0.1",
+        ] {
             assert!(!parts(remote).unwrap().is_local_http(), "{remote}");
         }
         assert!(parts("https://idp/#frag").unwrap().has_fragment);
@@ -108,10 +101,13 @@ mod tests {
             "ftp://idp.example.com",
             "https://",
             "https:///path",
+            "https:idp.example.com",
+            "https:/idp.example.com",
+            "https://user@idp.example.com",
+            "https://:pw@idp.example.com",
             "https://user:pw@idp.example.com",
             "https://idp.example.com:notaport/",
             "https://idp.example.com:99999/",
-            "https://idp.example.com:/",
             "https://[::1/",
             "https://[::1]x/",
             "https://idp.example.com/a b",

@@ -1,7 +1,7 @@
 //! The configuration, checked once in `init`, and the decision it makes.
 
 use crate::glob::Glob;
-use portcullis_plugin::{Decision, Identity, McpCall, forbid, permit, step_up};
+use portcullis_plugin::{CallKind, Decision, Feature, Identity, McpCall, forbid, permit, step_up};
 use serde::Deserialize;
 
 /// The policy's `config` table as written.
@@ -33,27 +33,18 @@ pub enum Fallback {
     Deny,
 }
 
-/// What a rule is about: each method names one kind of thing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Tool,
-    Prompt,
-    Resource,
-}
-
-impl Kind {
-    fn noun(self) -> &'static str {
-        match self {
-            Kind::Tool => "tool",
-            Kind::Prompt => "prompt",
-            Kind::Resource => "resource",
-        }
+/// What a rule is about, as the rule's key names it.
+fn noun(kind: Feature) -> &'static str {
+    match kind {
+        Feature::Tool => "tool",
+        Feature::Prompt => "prompt",
+        Feature::Resource => "resource",
     }
 }
 
 #[derive(Debug)]
 struct Rule {
-    kind: Kind,
+    kind: Feature,
     glob: Glob,
     scopes: Vec<String>,
 }
@@ -74,20 +65,18 @@ impl Rules {
     /// Decides one call. Pure: the caller's scopes come from the identity's
     /// claims, nothing is read from the host.
     pub fn decide(&self, identity: Option<&Identity>, call: &McpCall) -> Decision {
-        let kind = match call.method.as_str() {
-            "tools/call" => Kind::Tool,
-            "prompts/get" => Kind::Prompt,
-            // Subscribing to a resource reveals it as reading does.
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Kind::Resource,
+        let kind = match call.kind() {
+            // Subscribing to a resource counts as reading it (the gateway's table).
+            Some(CallKind::Item(feature)) => feature,
             // The gateway asks about every item of a list as if it were called,
             // and removes the ones refused: the list itself may pass.
-            "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => return permit(),
+            Some(CallKind::List(_)) => return permit(),
             // The gateway asks only about the methods above; anything else is a
             // method this version does not know, so it is refused rather than guessed.
-            other => return forbid(format!("`{other}` is not a method this authorizer decides.")).rule("unknown-method"),
+            None => return forbid(format!("`{}` is not a method this authorizer decides.", call.method)).rule("unknown-method"),
         };
         let Some(name) = call.name.as_deref() else {
-            return forbid(format!("The {} call names no {}.", call.method, kind.noun()));
+            return forbid(format!("The {} call names no {}.", call.method, noun(kind)));
         };
         let Some((n, rule)) = self.rules.iter().enumerate().find(|(_, rule)| rule.kind == kind && rule.glob.matches(name)) else {
             return match self.default {
@@ -112,13 +101,13 @@ impl Rule {
     fn new(n: usize, file: RuleFile) -> Result<Rule, String> {
         let at = format!("config.rules[{n}]");
         let (kind, pattern) = match (file.tool, file.prompt, file.resource) {
-            (Some(glob), None, None) => (Kind::Tool, glob),
-            (None, Some(glob), None) => (Kind::Prompt, glob),
-            (None, None, Some(glob)) => (Kind::Resource, glob),
+            (Some(glob), None, None) => (Feature::Tool, glob),
+            (None, Some(glob), None) => (Feature::Prompt, glob),
+            (None, None, Some(glob)) => (Feature::Resource, glob),
             _ => return Err(format!("{at}: give exactly one of `tool`, `prompt` or `resource`")),
         };
         if pattern.is_empty() {
-            return Err(format!("{at}.{}: the glob is empty; \"*\" matches every {}", kind.noun(), kind.noun()));
+            return Err(format!("{at}.{}: the glob is empty; \"*\" matches every {}", noun(kind), noun(kind)));
         }
         for (m, scope) in file.scopes.iter().enumerate() {
             if !is_scope_token(scope) {

@@ -1,5 +1,6 @@
 //! The component's configuration, parsed once in `init`.
 
+use portcullis_contract::shared_key;
 use portcullis_plugin::{Verdict, deny};
 use serde::Deserialize;
 
@@ -28,8 +29,6 @@ pub struct Config {
     pub grace_granted: bool,
 }
 
-const DEFAULT_GRACE_SECONDS: u64 = 600;
-
 impl Config {
     pub fn new(file: File, workload: &str) -> Result<Config, String> {
         if let Some(key) = &file.key
@@ -37,17 +36,17 @@ impl Config {
         {
             return Err(format!("`key` may only be \"auto\" (got {key:?}); keys are never written in the policy"));
         }
-        let header = file.header.unwrap_or_else(|| "x-portcullis-key".to_string()).to_ascii_lowercase();
+        let header = file.header.unwrap_or_else(|| shared_key::DEFAULT_HEADER.to_string()).to_ascii_lowercase();
         if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(format!("`header` {header:?} is not a valid header name"));
         }
         let grace_seconds = match file.grace {
-            None => DEFAULT_GRACE_SECONDS,
+            None => shared_key::DEFAULT_GRACE_SECONDS,
             Some(value) => parse_duration(&value)?,
         };
         Ok(Config {
             workload: workload.to_string(),
-            secret: file.secret.unwrap_or_else(|| format!("workload:{workload}:shared-key")),
+            secret: file.secret.unwrap_or_else(|| shared_key::default_secret(workload)),
             header,
             scheme: file.scheme.filter(|s| !s.is_empty()),
             grace_seconds,
@@ -56,7 +55,7 @@ impl Config {
     }
 
     pub fn previous_secret(&self) -> String {
-        format!("{}:previous", self.secret)
+        shared_key::previous_secret(&self.secret)
     }
 
     /// 401 that tells a person what to send and where to find the key. It

@@ -96,16 +96,15 @@ fn presented_key(config: &Config, request: &Request) -> Option<String> {
     (!key.is_empty()).then(|| key.to_owned())
 }
 
-/// The previous key while its grace period lasts. Stored as `<rotated-at-unix-seconds> <key>`.
+/// The previous key while its grace period lasts, stored as the gateway's
+/// `portcullis keys rotate` writes it ([`portcullis_contract::shared_key::previous_value`]).
 fn previous_key(config: &Config) -> Option<String> {
     if !config.grace_granted {
         return None;
     }
     let stored = secrets::get(&config.previous_secret()).ok()?;
-    let (rotated_at, key) = stored.split_once(' ')?;
-    let rotated_at: u64 = rotated_at.parse().ok()?;
-    let now = now_unix_seconds();
-    (!key.is_empty() && now < rotated_at.saturating_add(config.grace_seconds)).then(|| key.to_string())
+    let (rotated_at, key) = portcullis_contract::shared_key::parse_previous(&stored)?;
+    (now_unix_seconds() < rotated_at.saturating_add(config.grace_seconds)).then(|| key.to_string())
 }
 
 fn key_unavailable(config: &Config, why: &str) -> Verdict {

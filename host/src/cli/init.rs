@@ -80,8 +80,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
 /// The starter policy's text.
 fn policy(args: &InitArgs) -> anyhow::Result<String> {
     let name = &args.name;
-    let name_ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    anyhow::ensure!(name_ok, "--name {name:?}: use 1-64 lower-case letters, digits, `-` or `_`");
+    anyhow::ensure!(portcullis_contract::names::is_valid_name(name), "--name {name:?}: use {}", portcullis_contract::names::NAME_RULE);
     let upstream = args.upstream.as_str().trim_end_matches('/');
     let listen = args.listen;
     let host = match listen.ip() {
@@ -126,12 +125,8 @@ public_url = "{public_url}"
             let issuer_text = issuer.as_str().trim_end_matches('/');
             anyhow::ensure!(crate::origin::Origin::of(issuer).is_some(), "--issuer must be an http:// or https:// URL");
             let origin = issuer.origin().ascii_serialization();
-            let private = match issuer.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
-            };
+            let private = issuer.host_str().is_some_and(portcullis_contract::net::is_loopback_host)
+                || matches!(issuer.host(), Some(url::Host::Ipv4(ip)) if ip.is_private());
             let private_line = if private { ", http_private = true" } else { "" };
             format!(
                 r#"

@@ -196,19 +196,13 @@ fn browser_url(url: &str) -> Result<&str, String> {
         return Err(format!("{:?} holds control characters or spaces", shown()));
     }
     let parsed = url::Url::parse(url).map_err(|e| format!("{:?} is not an absolute URL ({e})", shown()))?;
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    if portcullis_contract::net::has_user_info(parsed.username(), parsed.password()) {
         return Err(format!("{:?} carries user information", shown()));
     }
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
-        None => false,
-    };
     match parsed.scheme() {
         "https" if parsed.host().is_some() => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(format!("{:?} is plain http to another machine; only https (or http on 127.0.0.1, [::1] or localhost) is opened", shown())),
+        "http" if portcullis_contract::net::is_loopback_host(parsed.host_str().unwrap_or_default()) => Ok(url),
+        "http" => Err(format!("{:?} is plain http to another machine; only https (or http on 127.0.0.0/8, [::1] or localhost) is opened", shown())),
         _ => Err(format!("{:?} is not an https URL", shown())),
     }
 }
@@ -238,9 +232,13 @@ mod tests {
     // Issue 22, item 9: a component chooses the URL; only web pages are opened.
     #[test]
     fn only_https_or_loopback_http_urls_are_opened() {
-        for good in
-            ["https://idp.example.com/auth?client_id=a&state=s", "http://127.0.0.1:9000/auth?x=1", "http://localhost:9000/auth", "http://[::1]:9000/auth"]
-        {
+        for good in [
+            "https://idp.example.com/auth?client_id=a&state=s",
+            "http://127.0.0.1:9000/auth?x=1",
+            "http://localhost:9000/auth",
+            "http://[::1]:9000/auth",
+            "http://127.0.0.2:9000/auth",
+        ] {
             assert_eq!(opened(good).as_deref(), Some(good), "{good}");
         }
         for bad in [
@@ -250,7 +248,8 @@ mod tests {
             "smb://attacker.example/share",
             "ms-settings:",
             "http://idp.example.com/auth",
-            "http://127.0.0.2/auth",
+            "http://127.0.0.1.nip.io/auth",
+            "http://a.localhost/auth",
             "https://idp.example.com/auth\n--new-window",
             "https://idp.example.com/auth\u{1b}]8;;x",
             "https://idp.example.com/a b",

@@ -11,6 +11,7 @@
 //! server.
 
 use crate::runtime::bindings::mcp::McpCall;
+use portcullis_contract::mcp::McpMethod;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -59,7 +60,7 @@ impl ToolAnnotations {
         if tools.is_empty() {
             return;
         }
-        for call in calls.iter_mut().filter(|c| c.method == "tools/call") {
+        for call in calls.iter_mut().filter(|c| McpMethod::parse(&c.method) == Some(McpMethod::ToolsCall)) {
             call.annotations_json = call.name.as_ref().and_then(|name| tools.get(name)).cloned().flatten();
         }
     }

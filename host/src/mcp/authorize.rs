@@ -11,23 +11,8 @@ use crate::runtime::bindings::types::Identity;
 use crate::runtime::plugin::{Plugin, PluginFault};
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Decision;
+use portcullis_contract::mcp::McpMethod;
 use std::sync::Arc;
-
-/// The methods an authorizer is asked about. A `completion/complete` is asked
-/// about as the `prompts/get` or `resources/read` of its `ref`
-/// ([`message::completion_subject`]); every other method (initialize, ping,
-/// notifications, logging) passes without asking.
-pub const AUTHORIZED_METHODS: [&str; 9] = [
-    "tools/call",
-    "prompts/get",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "tools/list",
-    "prompts/list",
-    "resources/list",
-    "resources/templates/list",
-];
 
 /// A workload's authorizers, in policy order.
 #[derive(Clone, Default)]
@@ -182,18 +167,22 @@ impl Authorizers {
         self.plugins.is_empty()
     }
 
-    /// Decides every call of the request that needs a decision.
+    /// Decides every call of the request that needs a decision: those with a
+    /// [kind](McpMethod::kind). A `completion/complete` is asked about as the
+    /// `prompts/get` or `resources/read` of its `ref`
+    /// ([`message::completion_subject`]); every other method (initialize,
+    /// ping, notifications, logging) passes without asking.
     pub async fn decide(&self, request: &Arc<RequestData>, identity: Option<&Identity>, workload: &str) -> Result<(), Refusal> {
         for call in &request.mcp_calls {
             let completion;
-            let call = match call.method.as_str() {
-                "completion/complete" => {
+            let call = match McpMethod::parse(&call.method) {
+                Some(McpMethod::CompletionComplete) => {
                     // `parse` made the call, so its `ref` reads; should it not, refuse.
                     completion = message::completion_subject(call)
                         .ok_or_else(|| Refusal::Denied { id: call.id.clone(), reason: "completion/complete: the reference cannot be read".into() })?;
                     &completion
                 }
-                method if AUTHORIZED_METHODS.contains(&method) => call,
+                Some(method) if method.kind().is_some() => call,
                 _ => continue,
             };
             // Decided by the gateway, before any authorizer: an authorizer
@@ -207,7 +196,7 @@ impl Authorizers {
                 }
                 return Err(Refusal::Denied { id: call.id.clone(), reason });
             }
-            if let (Some(tools), "tools/call", Some(name)) = (&self.annotations, call.method.as_str(), &call.name)
+            if let (Some(tools), Some(McpMethod::ToolsCall), Some(name)) = (&self.annotations, McpMethod::parse(&call.method), &call.name)
                 && !tools.listed(name)
             {
                 // Decided by the gateway, before any authorizer, and audited as such.

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Channel, Full};
+use portcullis_contract::mcp::McpMethod;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -201,7 +202,7 @@ impl ListFilter {
                         _ => Seen::Unfilterable,
                     };
                 };
-                if self.list.kind.item_method == "tools/call" {
+                if self.list.kind.item_method == McpMethod::ToolsCall {
                     self.tools.learn(&items);
                 }
                 let mut keep = Vec::with_capacity(items.len());

@@ -4,30 +4,13 @@
 //! never sees a tool it cannot call.
 
 use crate::runtime::bindings::mcp::McpCall;
+pub use portcullis_contract::mcp::ListKind;
+use portcullis_contract::mcp::McpMethod;
 use serde_json::Value;
 
-/// What one list method returns and how its items are asked about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListKind {
-    /// The result's array: `tools`, `prompts`, `resources`, `resourceTemplates`.
-    pub key: &'static str,
-    /// The method an item is asked about as: `tools/call`, ...
-    pub item_method: &'static str,
-    /// The item's field that names it: `name`, `uri`, `uriTemplate`.
-    pub item_name: &'static str,
-}
-
-impl ListKind {
-    pub fn of(method: &str) -> Option<ListKind> {
-        let (key, item_method, item_name) = match method {
-            "tools/list" => ("tools", "tools/call", "name"),
-            "prompts/list" => ("prompts", "prompts/get", "name"),
-            "resources/list" => ("resources", "resources/read", "uri"),
-            "resources/templates/list" => ("resourceTemplates", "resources/read", "uriTemplate"),
-            _ => return None,
-        };
-        Some(ListKind { key, item_method, item_name })
-    }
+/// The list kind of `method`, when it is a list method.
+pub fn list_kind(method: &str) -> Option<ListKind> {
+    McpMethod::parse(method)?.list()
 }
 
 /// The list request whose response is filtered: its kind and JSON-RPC id.
@@ -42,7 +25,7 @@ impl ListRequest {
     /// The list request of a message, when it is exactly one list call.
     pub fn of(calls: &[McpCall]) -> Option<ListRequest> {
         match calls {
-            [call] => Some(ListRequest { kind: ListKind::of(&call.method)?, id: call.id.clone()? }),
+            [call] => Some(ListRequest { kind: list_kind(&call.method)?, id: call.id.clone()? }),
             _ => None,
         }
     }
@@ -67,7 +50,7 @@ impl ListRequest {
     /// the same URI in a `resources/read` is refused.
     pub fn name_problem(&self, item: &McpCall) -> Option<&'static str> {
         match self.kind.item_method {
-            "resources/read" => crate::paths::resource_uri_problem(item.name.as_deref().unwrap_or_default()),
+            McpMethod::ResourcesRead => crate::paths::resource_uri_problem(item.name.as_deref().unwrap_or_default()),
             _ => None,
         }
     }
@@ -83,11 +66,11 @@ impl ListRequest {
 
     fn item_call(&self, item: &Value) -> McpCall {
         let annotations = match self.kind.item_method {
-            "tools/call" => Some(tool_annotations(item.get("annotations")).to_string()),
+            McpMethod::ToolsCall => Some(tool_annotations(item.get("annotations")).to_string()),
             _ => item.get("annotations").filter(|a| a.is_object()).map(Value::to_string),
         };
         McpCall {
-            method: self.kind.item_method.to_owned(),
+            method: self.kind.item_method.as_str().to_owned(),
             // An item without a name is asked about with an empty one: a policy
             // that allows by name never matches it.
             name: Some(item.get(self.kind.item_name).and_then(Value::as_str).unwrap_or_default().to_owned()),

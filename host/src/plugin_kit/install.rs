@@ -230,7 +230,6 @@ fn default_name(source: &Source) -> anyhow::Result<String> {
 }
 
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    anyhow::ensure!(ok, "{name:?} is not a plugin name: lower-case letters, digits, `-` and `_`");
+    anyhow::ensure!(portcullis_contract::names::is_valid_name(name), "{name:?} is not a plugin name: lower-case letters, digits, `-` and `_`");
     Ok(())
 }

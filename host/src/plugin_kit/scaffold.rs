@@ -1,8 +1,9 @@
 //! `portcullis plugin new NAME`: a component crate that builds with nothing but
 //! Rust, the `wasm32-wasip2` target and crates.io.
 //!
-//! The crate carries its own copy of the SDK and the WIT (both embedded in this
-//! binary), so it builds anywhere on disk and pins the contract it was made
+//! The crate carries its own copy of the SDK, the WIT and the rules the SDK
+//! shares with the gateway (`portcullis-contract`), all embedded in this
+//! binary, so it builds anywhere on disk and pins the contract it was made
 //! for; `Cargo.lock` pins the crates.io versions this project tests with.
 
 use anyhow::Context as _;
@@ -34,6 +35,23 @@ const SDK: &[(&str, &str)] = &[
     ("wit/worlds.wit", include_str!("../../../wit/worlds.wit")),
 ];
 
+/// The rules the SDK shares with the gateway, written to `portcullis-contract/`.
+const CONTRACT: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../../../contract/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../../contract/src/lib.rs")),
+    ("src/mcp.rs", include_str!("../../../contract/src/mcp.rs")),
+    ("src/names.rs", include_str!("../../../contract/src/names.rs")),
+    ("src/net.rs", include_str!("../../../contract/src/net.rs")),
+    ("src/resource_metadata.rs", include_str!("../../../contract/src/resource_metadata.rs")),
+    ("src/secrets.rs", include_str!("../../../contract/src/secrets.rs")),
+    ("src/shared_key.rs", include_str!("../../../contract/src/shared_key.rs")),
+];
+
+/// The SDK's dependency on the contract: a path in this repository, and the
+/// path in a new project, where the contract sits beside the SDK.
+const CONTRACT_PATH_IN_REPO: &str = r#"portcullis-contract = { path = "../../contract" }"#;
+const CONTRACT_PATH_IN_PROJECT: &str = r#"portcullis-contract = { path = "../portcullis-contract" }"#;
+
 /// The versions the built-in components are built and tested with.
 const LOCK: &str = include_str!("../../../guest-plugins/Cargo.lock");
 
@@ -49,7 +67,9 @@ pub fn create(dir: &Path, name: &str, world: World) -> anyhow::Result<std::path:
         anyhow::bail!("{} already exists; choose another name or remove it", root.display());
     }
     let lib = name.replace('-', "_");
-    let mut files: Vec<(String, String)> = SDK.iter().map(|(path, text)| (format!("portcullis-plugin/{path}"), (*text).to_owned())).collect();
+    let mut files: Vec<(String, String)> =
+        SDK.iter().map(|(path, text)| (format!("portcullis-plugin/{path}"), text.replace(CONTRACT_PATH_IN_REPO, CONTRACT_PATH_IN_PROJECT))).collect();
+    files.extend(CONTRACT.iter().map(|(path, text)| (format!("portcullis-contract/{path}"), (*text).to_owned())));
     let source = match world {
         World::Authenticator => AUTHENTICATOR,
         World::CredentialInjector => INJECTOR,
@@ -76,13 +96,12 @@ pub fn create(dir: &Path, name: &str, world: World) -> anyhow::Result<std::path:
 
 /// A crate name that is also a fine file name: lower-case letters, digits, `-` and `_`.
 fn check_name(name: &str) -> anyhow::Result<()> {
-    let ok = name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    // A crate name also starts with a letter.
+    let ok = portcullis_contract::names::is_valid_name(name) && name.starts_with(|c: char| c.is_ascii_lowercase());
     anyhow::ensure!(ok, "{name:?} is not a usable name: start with a lower-case letter, then lower-case letters, digits, `-` or `_`");
     // A package cannot depend on a crate of its own name.
     let crate_name = name.replace('-', "_");
-    let taken = ["portcullis_plugin", "serde", "serde_json", "serde_path_to_error", "subtle", "wit_bindgen"];
+    let taken = ["portcullis_plugin", "portcullis_contract", "serde", "serde_json", "serde_path_to_error", "subtle", "wit_bindgen"];
     anyhow::ensure!(!taken.contains(&crate_name.as_str()), "{name:?} is the name of a crate the component depends on; choose another");
     Ok(())
 }
@@ -165,6 +184,7 @@ fn readme(name: &str, lib: &str, world: World) -> String {
         "# {name}\n\nA Portcullis {kind}: it {what}. Made with `portcullis plugin new`.\n\n\
          - `src/lib.rs`: the component.\n\
          - `portcullis-plugin/`: the SDK and the WIT contract (`portcullis:auth@0.2.0`) it implements.\n\
+         - `portcullis-contract/`: the rules the SDK shares with the gateway (MCP method kinds, loopback, names).\n\
          - `tests/`: a configuration, stubbed secrets and requests for `portcullis plugin test`.\n\n\
          ## Build\n\n    rustup target add wasm32-wasip2   # once\n    cargo build --release\n\n\
          The component is `target/wasm32-wasip2/release/{lib}.wasm`.\n\n\
@@ -205,6 +225,26 @@ mod tests {
         let mut embedded: Vec<String> = SDK.iter().map(|(path, _)| (*path).to_owned()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk);
+    }
+
+    /// Every file of the contract is written out, and the SDK finds it beside itself.
+    #[test]
+    fn the_scaffold_carries_the_contract_beside_the_sdk() {
+        let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract");
+        let mut on_disk = vec!["Cargo.toml".to_owned()];
+        for entry in std::fs::read_dir(contract.join("src")).unwrap() {
+            on_disk.push(format!("src/{}", entry.unwrap().file_name().to_string_lossy()));
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = CONTRACT.iter().map(|(path, _)| (*path).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = create(dir.path(), "demo", World::Authenticator).unwrap();
+        let sdk = std::fs::read_to_string(root.join("portcullis-plugin/Cargo.toml")).unwrap();
+        assert!(sdk.contains(CONTRACT_PATH_IN_PROJECT) && !sdk.contains(CONTRACT_PATH_IN_REPO), "{sdk}");
+        assert!(root.join("portcullis-contract/src/mcp.rs").is_file());
     }
 
     #[test]

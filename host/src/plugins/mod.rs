@@ -20,12 +20,3 @@ pub mod store;
 
 /// The largest module accepted from any source.
 pub const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
-pub fn is_loopback_authority(authority: &str) -> bool {
-    let host = match authority.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => authority.rsplit_once(':').map_or(authority, |(host, port)| if port.bytes().all(|b| b.is_ascii_digit()) { host } else { authority }),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}

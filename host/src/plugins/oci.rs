@@ -32,7 +32,7 @@ fn client(reference: &Reference) -> Client {
     // oci-client leaves the TLS provider to us; ours is ring, as for every other TLS in the gateway.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let registry = reference.registry().to_owned();
-    let protocol = if super::is_loopback_authority(&registry) { ClientProtocol::HttpsExcept(vec![registry]) } else { ClientProtocol::Https };
+    let protocol = if portcullis_contract::net::is_loopback_authority(&registry) { ClientProtocol::HttpsExcept(vec![registry]) } else { ClientProtocol::Https };
     Client::new(ClientConfig {
         protocol,
         read_timeout: Some(std::time::Duration::from_secs(60)),

@@ -3,10 +3,11 @@
 //! reference. Downloads are capped at [`super::MAX_MODULE_BYTES`]; plain
 //! `http` is accepted only to a loopback address.
 
-use super::{MAX_MODULE_BYTES, is_loopback_authority};
+use super::MAX_MODULE_BYTES;
 use crate::secrets::{ExposeSecret, SecretStore};
 use anyhow::Context as _;
 use oci_client::secrets::RegistryAuth;
+use portcullis_contract::net::is_loopback_authority;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]

@@ -121,7 +121,7 @@ pub fn inline_files(component: &str, config: &mut Map<String, Value>, key: &KeyP
 
 /// The secret under which a component's static bearer token is served when the
 /// host has one for it (`PORTCULLIS_REGISTRY_TOKEN`, or the entry's `token_file`).
-pub const STATIC_TOKEN_SECRET: &str = "portcullis:static-token";
+pub const STATIC_TOKEN_SECRET: &str = portcullis_contract::secrets::STATIC_TOKEN;
 
 /// The environment variable that gives every registry-token entry a static
 /// bearer token (CI, headless machines); it wins over `token_file`.

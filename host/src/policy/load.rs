@@ -226,8 +226,7 @@ fn http_url(text: &str, key: &KeyPath, example: &str, p: &mut Problems<'_>) -> O
 
 /// Validates a workload and returns its parsed values (`None` when something is wrong).
 fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) -> Option<ParsedWorkload> {
-    let name_ok = !w.name.is_empty() && w.name.len() <= 64 && w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !name_ok {
+    if !portcullis_contract::names::is_valid_name(&w.name) {
         p.error(&key.key("name"), format!("invalid workload name {:?}", w.name), "use 1-64 lower-case letters, digits, `-` or `_`".to_string());
     }
     let upstream = http_url(&w.upstream, &key.key("upstream"), "e.g. `upstream = \"http://127.0.0.1:3001\"`", p);
@@ -305,7 +304,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
 /// Injectors send credentials (a registry token, an API key) to the upstream:
 /// over plain `http` only to loopback, or where the policy says so on purpose.
 fn check_cleartext(w: &WorkloadFile, upstream: &url::Url, key: &KeyPath, p: &mut Problems<'_>) {
-    let cleartext = upstream.scheme() == "http" && !upstream.host_str().is_some_and(crate::plugins::is_loopback_authority);
+    let cleartext = upstream.scheme() == "http" && !upstream.host_str().is_some_and(portcullis_contract::net::is_loopback_authority);
     if w.outbound.is_empty() || !cleartext {
         return;
     }

@@ -14,14 +14,15 @@
 use crate::origin::{Origin, host_of};
 use http::request::Parts;
 use http::{HeaderMap, header};
+use portcullis_contract::net::is_loopback_host;
 
-const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 const SEC_FETCH_SITE: http::HeaderName = http::HeaderName::from_static("sec-fetch-site");
 
 /// A workload's accepted hosts and origins, built once at policy load.
 #[derive(Debug, Clone)]
 pub struct RequestGuard {
-    /// Host names accepted on any port (lower case, IPv6 in brackets).
+    /// Host names accepted on any port (lower case, IPv6 in brackets),
+    /// besides the loopback hosts ([`is_loopback_host`]).
     any_port: Vec<String>,
     /// `host:port` pairs accepted exactly.
     exact: Vec<String>,
@@ -46,7 +47,7 @@ impl RequestGuard {
     /// any port); `None` for the admin listener.
     pub fn parse(public_url: Option<&url::Url>, allowed_hosts: &[String], allowed_origins: &[String]) -> Result<Self, Vec<GuardError>> {
         let mut errors = Vec::new();
-        let mut any_port: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
+        let mut any_port = Vec::new();
         if let Some(host) = public_url.and_then(host_of) {
             any_port.push(host);
         }
@@ -84,7 +85,7 @@ impl RequestGuard {
         let Some((host, _port)) = split_host_port(authority) else {
             return false;
         };
-        self.any_port.iter().any(|h| h.eq_ignore_ascii_case(host)) || self.exact.iter().any(|e| e.eq_ignore_ascii_case(authority))
+        is_loopback_host(host) || self.any_port.iter().any(|h| h.eq_ignore_ascii_case(host)) || self.exact.iter().any(|e| e.eq_ignore_ascii_case(authority))
     }
 
     /// Whether the request's `Origin` (if any) is acceptable, and a browser's
@@ -104,7 +105,7 @@ impl RequestGuard {
             // Includes `Origin: null` (sandboxed frames, file: pages): never trusted.
             return false;
         };
-        self.origins.contains(&origin) || self.any_port.iter().any(|h| h == origin.host())
+        self.origins.contains(&origin) || is_loopback_host(origin.host()) || self.any_port.iter().any(|h| h == origin.host())
     }
 }
 
@@ -190,10 +191,22 @@ mod tests {
     #[test]
     fn hosts() {
         let g = guard();
-        for ok in ["mcp.example.com", "MCP.example.com:443", "localhost:8080", "127.0.0.1:1", "[::1]:9", "alias.example.com:1", "other.example:8443"] {
+        for ok in
+            ["mcp.example.com", "MCP.example.com:443", "localhost:8080", "127.0.0.1:1", "[::1]:9", "127.0.0.2", "alias.example.com:1", "other.example:8443"]
+        {
             assert!(g.host_allowed(ok), "{ok}");
         }
-        for bad in ["evil.example", "mcp.example.com.evil.example", "other.example:8444", "", "127.0.0.2", "localhost:notaport", "a@localhost"] {
+        for bad in [
+            "evil.example",
+            "mcp.example.com.evil.example",
+            "other.example:8444",
+            "",
+            "127.0.0.1.evil.example",
+            "a.localhost",
+            "[::ffff:127.0.0.1]",
+            "localhost:notaport",
+            "a@localhost",
+        ] {
             assert!(!g.host_allowed(bad), "{bad}");
         }
     }
@@ -207,10 +220,21 @@ mod tests {
             h
         };
         assert!(g.origin_allowed(&HeaderMap::new()));
-        for ok in ["http://localhost:3000", "https://mcp.example.com", "https://app.example.org", "http://127.0.0.1:6274"] {
+        for ok in
+            ["http://localhost:3000", "https://mcp.example.com", "https://app.example.org", "http://127.0.0.1:6274", "http://127.0.0.2:6274", "http://[::1]:1"]
+        {
             assert!(g.origin_allowed(&with(ok)), "{ok}");
         }
-        for bad in ["https://evil.example", "null", "https://app.example.org.evil", "http://app.example.org", "file://", "junk"] {
+        for bad in [
+            "https://evil.example",
+            "null",
+            "https://app.example.org.evil",
+            "http://app.example.org",
+            "http://a.localhost:3000",
+            "http://[::ffff:127.0.0.1]",
+            "file://",
+            "junk",
+        ] {
             assert!(!g.origin_allowed(&with(bad)), "{bad}");
         }
         let mut two = with("http://localhost");

@@ -25,7 +25,7 @@ use super::workload::{McpSettings, Workload};
 use crate::body::{ProxyBody, full};
 use crate::mcp::authorize::Refusal;
 use crate::mcp::filter::ListFilter;
-use crate::mcp::lists::{ListKind, ListRequest};
+use crate::mcp::lists::{ListRequest, list_kind};
 use crate::mcp::{message, server_stream};
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::request::RequestData;
@@ -155,7 +155,7 @@ pub async fn decide(
         return Ok((RequestData::unshare(view), body, Answer::Pass));
     }
     // A list in a batch could not be told from the batch's other answers.
-    if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| ListKind::of(&c.method).is_some()) {
+    if view.mcp_calls.len() > 1 && view.mcp_calls.iter().any(|c| list_kind(&c.method).is_some()) {
         return Err(GatewayError::BadMcpMessage("a list method cannot be sent in a batch on this workload"));
     }
     mcp.authorizers.decide(&view, allowed.identity.as_ref(), &workload.name).await.map_err(|refusal| refused(workload, refusal))?;

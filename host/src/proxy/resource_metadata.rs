@@ -6,8 +6,7 @@
 use crate::body::{ProxyBody, full};
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
-
-const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+use portcullis_contract::resource_metadata;
 
 pub struct ProtectedResource {
     /// The well-known path, and its path-inserted form for `public_url`'s path.
@@ -29,12 +28,13 @@ impl ProtectedResource {
         if !scopes.is_empty() {
             document["scopes_supported"] = serde_json::json!(scopes);
         }
-        let path = public_url.path().trim_end_matches('/');
-        let mut paths = vec![WELL_KNOWN.to_owned()];
-        if !path.is_empty() {
-            paths.push(format!("{WELL_KNOWN}{path}"));
+        // The rule `builtin:oidc-verifier` names in its challenges, on the same parse.
+        let url = resource_metadata::url(&public_url.origin().ascii_serialization(), public_url.path());
+        let mut paths = vec![resource_metadata::WELL_KNOWN.to_owned()];
+        let path = resource_metadata::path(public_url.path());
+        if path != resource_metadata::WELL_KNOWN {
+            paths.push(path);
         }
-        let url = format!("{}{}", public_url.origin().ascii_serialization(), paths.last().expect("the well-known path"));
         ProtectedResource { paths, document: Bytes::from(document.to_string()), url }
     }
 
@@ -53,5 +53,25 @@ impl ProtectedResource {
         response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
         response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("max-age=300"));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL a challenge names is where the document is served, however
+    /// `public_url` is written; `builtin:oidc-verifier` has the same case
+    /// (`metadata_urls_of_non_canonical_public_urls`), on the same rule.
+    #[test]
+    fn served_where_named_for_non_canonical_public_urls() {
+        for written in ["HTTPS://MCP.Example.com:443/mcp/", "https://mcp.example.com/mcp?tenant=a", "https://mcp.example.com/mcp"] {
+            let resource = ProtectedResource::new(&url::Url::parse(written).unwrap(), written, &[], &[]);
+            assert_eq!(resource.url, "https://mcp.example.com/.well-known/oauth-protected-resource/mcp", "{written}");
+            assert!(resource.serves("/.well-known/oauth-protected-resource/mcp") && resource.serves("/.well-known/oauth-protected-resource"));
+        }
+        let root = ProtectedResource::new(&url::Url::parse("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080", &[], &[]);
+        assert_eq!(root.url, "http://127.0.0.1:8080/.well-known/oauth-protected-resource");
+        assert_eq!(root.paths, ["/.well-known/oauth-protected-resource"]);
     }
 }

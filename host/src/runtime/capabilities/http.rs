@@ -78,7 +78,7 @@ impl HttpGrant {
 
 /// Plain `http` to a host that is not loopback (127.0.0.0/8, `::1`, `localhost`).
 fn in_clear(origin: &Origin) -> bool {
-    origin.scheme() == "http" && !crate::plugins::is_loopback_authority(origin.host())
+    origin.scheme() == "http" && !portcullis_contract::net::is_loopback_authority(origin.host())
 }
 
 pub struct HttpGrants {
