@@ -21,6 +21,7 @@ mod oidc;
 mod plugin_kit;
 mod plugins;
 mod proxy;
+mod registry_logout;
 mod registry_token;
 mod reload;
 mod shared_key;
