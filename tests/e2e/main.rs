@@ -25,6 +25,7 @@ mod registry_logout;
 mod registry_token;
 mod reload;
 mod shared_key;
+mod shared_key_twice;
 mod slow_body;
 
 /// A client that never uses an environment proxy.
