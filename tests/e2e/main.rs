@@ -19,6 +19,7 @@ mod logs;
 mod mcp_messages;
 mod oidc;
 mod plugin_kit;
+mod plugin_redirect;
 mod plugins;
 mod proxy;
 mod registry_logout;
