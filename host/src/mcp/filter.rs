@@ -106,9 +106,11 @@ impl ListFilter {
                 let Ok(data) = frame.into_data() else {
                     continue; // trailers: SSE has none worth keeping
                 };
+                // The splitter bounds an unfinished event; one that a chunk
+                // completed may have grown past the bound by that chunk.
                 let events = match splitter.feed(&data) {
-                    Ok(events) => events,
-                    Err(sse::TooLarge) => {
+                    Ok(events) if events.iter().all(|e| e.len() <= MAX_LIST_BYTES) => events,
+                    Ok(_) | Err(sse::TooLarge) => {
                         tracing::warn!(workload = %self.workload, "an SSE event of a list response is over 16 MiB; the response is cut off");
                         return tx.abort("an SSE event over the filter's bound".into());
                     }
@@ -238,100 +240,5 @@ enum Seen {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::bindings::mcp::McpCall;
-
-    /// The filter of a `tools/list` with `id`; no authorizers, so every item is kept.
-    fn filter(id: &str) -> ListFilter {
-        let call = McpCall { method: "tools/list".into(), name: None, arguments_json: None, annotations_json: None, id: Some(id.into()) };
-        let request = RequestData {
-            method: http::Method::POST,
-            scheme: "http",
-            authority: "localhost".into(),
-            uri: "/mcp".parse().unwrap(),
-            headers: http::HeaderMap::new(),
-            remote: "127.0.0.1:1".parse().unwrap(),
-            tls_client_identity: None,
-            mcp_calls: vec![call.clone()],
-        };
-        ListFilter {
-            list: ListRequest::of(&[call]).unwrap(),
-            authorizers: Authorizers::default(),
-            request: Arc::new(request),
-            identity: None,
-            workload: "w".into(),
-            tools: Default::default(),
-        }
-    }
-
-    fn response(status: u16, content_type: &'static str, body: &'static str) -> Response<Body> {
-        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed());
-        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-        if !content_type.is_empty() {
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        }
-        response
-    }
-
-    async fn body_of(response: Response<Body>) -> Result<Bytes, BoxError> {
-        response.into_body().collect().await.map(|c| c.to_bytes())
-    }
-
-    const LIST_7: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"echo"}]}}"#;
-
-    #[tokio::test]
-    async fn the_answer_with_the_request_id_is_filtered() {
-        let json = filter("7").apply(response(200, "application/json", LIST_7)).await.unwrap();
-        assert!(body_of(json).await.unwrap().starts_with(br#"{"id":7"#));
-        let sse = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[]}}\n\n";
-        let sse = filter("7").apply(response(200, "text/event-stream", sse)).await.unwrap();
-        assert!(body_of(sse).await.is_ok());
-        // An error status is the server's answer, not a list.
-        assert!(filter("7").apply(response(404, "application/json", "{}")).await.is_ok());
-    }
-
-    /// A legacy HTTP+SSE server answers 202 and sends the list elsewhere; a
-    /// server that rounds ids answers with another id: neither is a list the
-    /// filter has read, so neither is passed on.
-    #[tokio::test]
-    async fn a_success_without_the_list_is_unfilterable() {
-        assert!(filter("7").apply(response(202, "", "")).await.is_err(), "202");
-        assert!(filter("7").apply(response(200, "", "")).await.is_err(), "200 empty");
-        assert!(filter("7").apply(response(204, "", "")).await.is_err(), "204");
-        for other in [
-            r#"{"jsonrpc":"2.0","id":7.0,"result":{"tools":[{"name":"x"}]}}"#,
-            r#"{"jsonrpc":"2.0","id":"7","result":{"tools":[{"name":"x"}]}}"#,
-            r#"{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"x"}]}}"#,
-            r#"[{"jsonrpc":"2.0","id":8,"result":{"tools":[{"name":"x"}]}}]"#,
-            r#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#,
-        ] {
-            assert!(filter("7").apply(response(200, "application/json", other)).await.is_err(), "{other}");
-        }
-        // On a stream, an answer with another id cuts the stream off before it
-        // reaches the client, and so does a stream that ends without the list.
-        for stream in [
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":9007199254740992,\"result\":{\"tools\":[{\"name\":\"x\"}]}}\n\n",
-            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{}}\n\n",
-        ] {
-            let response = filter("7").apply(response(200, "text/event-stream", stream)).await.unwrap();
-            match body_of(response).await {
-                Err(_) => {}
-                Ok(bytes) => panic!("passed: {}", String::from_utf8_lossy(&bytes)),
-            }
-        }
-    }
-
-    /// A resource whose URI could resolve elsewhere is hidden before any
-    /// authorizer is asked (here there are none, which allows everything).
-    #[tokio::test]
-    async fn resource_items_out_of_the_one_spelling_are_hidden() {
-        let call = McpCall { method: "resources/list".into(), name: None, arguments_json: None, annotations_json: None, id: Some("7".into()) };
-        let mut filter = filter("7");
-        filter.list = ListRequest::of(&[call]).unwrap();
-        let list = r#"{"jsonrpc":"2.0","id":7,"result":{"resources":[{"uri":"file:///public/a"},{"uri":"file:///public/../secret"},{"uri":"file:///public/%73ecret"},{"uri":"FILE:///public/b"},{"uri":"file://localhost/public/c"}]}}"#;
-        let response = filter.apply(response(200, "application/json", list)).await.unwrap();
-        let value: Value = serde_json::from_slice(&body_of(response).await.unwrap()).unwrap();
-        assert_eq!(value["result"]["resources"], serde_json::json!([{"uri":"file:///public/a"}]));
-    }
-}
+#[path = "filter_tests.rs"]
+mod tests;
