@@ -161,7 +161,7 @@ async fn unreadable_sse_events_are_dropped() {
     stream.extend_from_slice(b": a comment passes\n\n");
     stream.extend_from_slice(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"echo\"}]}}\n\n");
     let response = filter("7").apply(response(200, "text/event-stream", stream)).await.unwrap();
-    let body = String::from_utf8(body_of(response).await.unwrap().to_vec()).unwrap();
+    let body = String::from_utf8_lossy(&body_of(response).await.unwrap()).into_owned();
     assert!(!body.contains("hidden"), "{body}");
     assert!(body.contains(": a comment passes") && body.contains(r#""name":"echo""#), "{body}");
 }
