@@ -18,6 +18,7 @@ mod limits;
 mod logs;
 mod mcp_messages;
 mod oidc;
+mod oidc_refetch;
 mod plugin_kit;
 mod plugin_redirect;
 mod plugins;
