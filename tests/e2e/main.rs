@@ -14,6 +14,7 @@ mod fair_lanes;
 mod faults;
 mod first_run;
 mod keychain;
+mod last_event_id;
 mod limits;
 mod logs;
 mod mcp_messages;
