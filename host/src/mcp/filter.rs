@@ -106,11 +106,9 @@ impl ListFilter {
                 let Ok(data) = frame.into_data() else {
                     continue; // trailers: SSE has none worth keeping
                 };
-                // The splitter bounds an unfinished event; one that a chunk
-                // completed may have grown past the bound by that chunk.
                 let events = match splitter.feed(&data) {
-                    Ok(events) if events.iter().all(|e| e.len() <= MAX_LIST_BYTES) => events,
-                    Ok(_) | Err(sse::TooLarge) => {
+                    Ok(events) => events,
+                    Err(sse::TooLarge) => {
                         tracing::warn!(workload = %self.workload, "an SSE event of a list response is over 16 MiB; the response is cut off");
                         return tx.abort("an SSE event over the filter's bound".into());
                     }

@@ -24,6 +24,9 @@ impl EventSplitter {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         while let Some(end) = self.event_end() {
+            if end > self.max {
+                return Err(TooLarge);
+            }
             events.push(self.buffer.drain(..end).collect());
             self.scanned = 0;
         }
