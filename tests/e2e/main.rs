@@ -14,16 +14,21 @@ mod fair_lanes;
 mod faults;
 mod first_run;
 mod keychain;
+mod last_event_id;
 mod limits;
 mod logs;
 mod mcp_messages;
 mod oidc;
+mod oidc_refetch;
 mod plugin_kit;
+mod plugin_redirect;
 mod plugins;
 mod proxy;
+mod registry_logout;
 mod registry_token;
 mod reload;
 mod shared_key;
+mod shared_key_twice;
 mod slow_body;
 
 /// A client that never uses an environment proxy.

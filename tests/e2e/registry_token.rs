@@ -16,12 +16,31 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Access tokens live 35 s and are refreshed when 30 s or less remain: a
-/// token is fresh for its first 5 s, then the next request refreshes it.
-const ACCESS_TTL: u32 = 35;
-const UNTIL_REFRESH: Duration = Duration::from_millis(5_600);
+/// Access tokens live an hour, so none is renewed before a test says so:
+/// [`make_due`] brings the stored token's expiry near, as time would.
+const ACCESS_TTL: u32 = 3600;
 
-fn policy(registry: &str, issuer: &str, callback_port: u16) -> String {
+/// Makes the stored token due for renewal (tokens are renewed when 30 s or
+/// less remain): it now expires in 29 s, so it still serves while a renewal
+/// fails. Then waits past the gateway's look at the store (every 250 ms).
+async fn make_due(home: &Path) {
+    let store = SecretStore::new(home, Some(SecretString::from(PASSWORD.to_owned())));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let changed = store
+        .update(|entries| {
+            let Some((_, value)) = entries.iter_mut().find(|(name, _)| name.starts_with("REGISTRY_OAUTH_")) else { return false };
+            let mut record: Value = serde_json::from_str(value.expose_secret()).unwrap();
+            record["expires_at"] = (now + 29).into();
+            *value = SecretString::from(record.to_string());
+            true
+        })
+        .unwrap();
+    assert!(changed, "a login is stored");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
+pub(crate) fn policy(registry: &str, issuer: &str, callback_port: Option<u16>) -> String {
+    let callback_port = callback_port.map(|port| format!(", callback_port = {port}")).unwrap_or_default();
     format!(
         r#"version = 1
 
@@ -35,13 +54,13 @@ anonymous = true
   [[workloads.outbound]]
   component = "builtin:registry-token"
   grants = {{ http = ["{issuer}"], http_private = true, secrets = ["REGISTRY_OAUTH_*"], secrets_write = ["REGISTRY_OAUTH_*"] }}
-  config = {{ issuer = "{issuer}", client_id = "portcullis-cli", scopes = ["openid", "offline_access", "registry:read"], resource = "http://127.0.0.1/registry", callback_port = {callback_port} }}
+  config = {{ issuer = "{issuer}", client_id = "portcullis-cli", scopes = ["openid", "offline_access", "registry:read"], resource = "http://127.0.0.1/registry"{callback_port} }}
 "#
     )
 }
 
 /// The real binary, in the gateway's home, with `args`.
-fn command(home: &Path, args: &[&str]) -> tokio::process::Command {
+pub(crate) fn command(home: &Path, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(portcullis());
     command
         .args(args)
@@ -56,18 +75,32 @@ fn command(home: &Path, args: &[&str]) -> tokio::process::Command {
 }
 
 /// A `portcullis login` in progress: the URL it printed, and the process.
-struct Login {
-    url: String,
+pub(crate) struct Login {
+    pub(crate) url: String,
     child: tokio::process::Child,
     stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     printed: Vec<String>,
 }
 
-async fn start_login(home: &Path, policy: &Path) -> Login {
-    start_login_with(home, policy, &["--no-browser", "--timeout", "60"]).await
+/// A login with its callback on a free port (the default port, 8666, may be
+/// taken on the machine that runs the tests): if another process takes the
+/// port first, the login says so and exits, and it starts again on another.
+pub(crate) async fn start_login(home: &Path, policy: &Path) -> Login {
+    for _ in 0..20 {
+        let port = free_port().to_string();
+        if let Some(login) = try_start_login(home, policy, &["--no-browser", "--timeout", "60", "--callback-port", &port]).await {
+            return login;
+        }
+    }
+    panic!("no free callback port");
 }
 
 async fn start_login_with(home: &Path, policy: &Path, flags: &[&str]) -> Login {
+    try_start_login(home, policy, flags).await.expect("the callback port is free")
+}
+
+/// `None` when the login could not bind its callback port.
+async fn try_start_login(home: &Path, policy: &Path, flags: &[&str]) -> Option<Login> {
     let mut args = vec!["login", "registry", "--policy", policy.to_str().unwrap()];
     args.extend_from_slice(flags);
     let mut child = command(home, &args).spawn().unwrap();
@@ -86,13 +119,17 @@ async fn start_login_with(home: &Path, policy: &Path, flags: &[&str]) -> Login {
     .expect("login prints its URL in time");
     let Some(url) = url else {
         let output = child.wait_with_output().await.unwrap();
-        panic!("login printed no URL: {printed:?}\n{}", text(&output.stderr));
+        let stderr = text(&output.stderr);
+        if stderr.contains("--callback-port") {
+            return None;
+        }
+        panic!("login printed no URL: {printed:?}\n{stderr}");
     };
-    Login { url, child, stdout, printed }
+    Some(Login { url, child, stdout, printed })
 }
 
 /// Waits for the login to end; returns (success, everything it printed).
-async fn finish_login(mut login: Login) -> (bool, String) {
+pub(crate) async fn finish_login(mut login: Login) -> (bool, String) {
     while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_secs(60), login.stdout.next_line()).await {
         login.printed.push(line);
     }
@@ -101,7 +138,7 @@ async fn finish_login(mut login: Login) -> (bool, String) {
 }
 
 /// The tokens stored by the login, registered so that any log line holding one fails the test.
-fn stored_tokens(home: &Path) -> (String, Value) {
+pub(crate) fn stored_tokens(home: &Path) -> (String, Value) {
     let store = SecretStore::new(home, Some(SecretString::from(PASSWORD.to_owned())));
     let name = store.list().unwrap().into_iter().find(|n| n.starts_with("REGISTRY_OAUTH_")).expect("the login stored its tokens");
     let record: Value = serde_json::from_str(store.get(&name).unwrap().unwrap().expose_secret()).unwrap();
@@ -122,7 +159,7 @@ async fn all(requests: impl Iterator<Item = tokio::task::JoinHandle<u16>>) -> Ve
     statuses
 }
 
-async fn status(home: &Path, policy: &Path) -> String {
+pub(crate) async fn status(home: &Path, policy: &Path) -> String {
     let out = command(home, &["status", "--policy", policy.to_str().unwrap()]).output().await.unwrap();
     text(&out.stdout)
 }
@@ -132,7 +169,7 @@ async fn a_browser_login_keeps_a_fresh_token_on_every_registry_request() {
     let mut idp = RegistryIdp::start(ACCESS_TTL).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy_text = policy(&registry.url, &idp.issuer, free_port());
+    let policy_text = policy(&registry.url, &idp.issuer, None);
     let gw = TestGateway::start_in(dir, &policy_text).await.unwrap();
     let (home, policy_path) = (gw.home(), gw.policy_path.clone());
     let url = gw.url("registry").await;
@@ -172,7 +209,7 @@ async fn a_browser_login_keeps_a_fresh_token_on_every_registry_request() {
 
     // At expiry, 50 concurrent requests: all served, one refresh between them,
     // and the rotated refresh token is what the store holds.
-    tokio::time::sleep(UNTIL_REFRESH).await;
+    make_due(&home).await;
     let requests = (0..50).map(|_| {
         let url = url.clone();
         tokio::spawn(async move { client().get(format!("{url}/v0/servers")).send().await.unwrap().status().as_u16() })
@@ -186,7 +223,7 @@ async fn a_browser_login_keeps_a_fresh_token_on_every_registry_request() {
 
     // The provider fails (500, an HTML page): the current token keeps
     // serving, and once it recovers the next refresh works with no new login.
-    tokio::time::sleep(UNTIL_REFRESH).await;
+    make_due(&home).await;
     idp.fail_token_requests(1).await;
     let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the still-valid token serves while the provider fails");
@@ -206,7 +243,7 @@ async fn a_browser_login_keeps_a_fresh_token_on_every_registry_request() {
     let body = json(r).await;
     assert_eq!(body["error"], "login_refused", "{body}");
     assert!(body["message"].as_str().unwrap().contains("portcullis login registry"), "{body}");
-    tokio::time::sleep(UNTIL_REFRESH).await;
+    make_due(&home).await;
     let r = client().get(format!("{url}/v0/servers")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(json(r).await["code"], "registry_auth_required");
@@ -221,7 +258,7 @@ async fn two_gateways_on_one_store_refresh_once() {
     let mut idp = RegistryIdp::start(ACCESS_TTL).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let policy_text = policy(&registry.url, &idp.issuer, free_port());
+    let policy_text = policy(&registry.url, &idp.issuer, None);
     let first = TestGateway::start_in(dir, &policy_text).await.unwrap();
     let login = start_login(&first.home(), &first.policy_path).await;
     assert_eq!(browser_login(&login.url, "bob").await["ok"], true);
@@ -236,7 +273,7 @@ async fn two_gateways_on_one_store_refresh_once() {
     for url in &urls {
         assert_eq!(client().get(url.as_str()).send().await.unwrap().status(), 200);
     }
-    tokio::time::sleep(UNTIL_REFRESH).await;
+    make_due(&first.home()).await;
     let requests = (0..40).map(|n| {
         let url = urls[n % 2].clone();
         tokio::spawn(async move { client().get(url).send().await.unwrap().status().as_u16() })
@@ -253,7 +290,7 @@ async fn a_device_login_needs_no_browser_on_this_machine() {
     let mut idp = RegistryIdp::start(ACCESS_TTL).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, None)).await.unwrap();
     // The person finishes on another device: here, a browser that never
     // talks to the CLI, only to the provider's verification pages.
     let login = start_login_with(&gw.home(), &gw.policy_path, &["--device"]).await;
@@ -276,10 +313,11 @@ async fn login_refuses_a_busy_callback_port() {
     let idp = RegistryIdp::start(ACCESS_TTL).await;
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Below the ephemeral range: once free, no client connection takes it.
+    let busy = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
     let busy_port = busy.local_addr().unwrap().port();
     let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, busy_port)).unwrap();
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, Some(busy_port))).unwrap();
 
     // A busy port is an error naming it and the flag, never another port.
     let out = command(&home, &["login", "registry", "--policy", policy_path.to_str().unwrap(), "--no-browser"]).output().await.unwrap();
@@ -290,7 +328,7 @@ async fn login_refuses_a_busy_callback_port() {
     drop(busy);
 
     // Once free, the callback is on loopback, on the configured port.
-    let login = start_login(&home, &policy_path).await;
+    let login = start_login_with(&home, &policy_path, &["--no-browser", "--timeout", "60"]).await;
     assert_eq!(redirect_uri(&login.url), format!("http://127.0.0.1:{busy_port}/callback"));
 }
 
@@ -306,7 +344,7 @@ fn query_param(url: &str, name: &str) -> String {
 }
 
 /// A complete login as `user` with the real browser.
-async fn log_in(home: &Path, policy: &Path, user: &str) {
+pub(crate) async fn log_in(home: &Path, policy: &Path, user: &str) {
     let login = start_login(home, policy).await;
     let report = browser_login(&login.url, user).await;
     assert_eq!(report["ok"], true, "{report}");
@@ -323,7 +361,7 @@ async fn stray_callbacks_neither_end_nor_hold_up_a_login() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, None)).unwrap();
     let login = start_login(&home, &policy_path).await;
     let (redirect, state) = (redirect_uri(&login.url), query_param(&login.url, "state"));
 
@@ -366,7 +404,7 @@ async fn a_callback_without_iss_is_refused_when_the_provider_sends_it() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, None)).unwrap();
     let login = start_login(&home, &policy_path).await;
     let (redirect, state) = (redirect_uri(&login.url), query_param(&login.url, "state"));
     let r = client().get(format!("{redirect}?code=not-issued&state={state}")).send().await.unwrap();
@@ -384,19 +422,35 @@ async fn the_browser_gets_no_secrets_in_its_environment() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, free_port())).unwrap();
+    std::fs::write(&policy_path, policy("http://127.0.0.1:9", &idp.issuer, None)).unwrap();
     let browser = dir.path().join("browser.sh");
     std::fs::write(&browser, "#!/bin/sh\nenv > \"$0.env.tmp\"\nprintf '%s' \"$1\" > \"$0.url\"\nmv \"$0.env.tmp\" \"$0.env\"\n").unwrap();
     std::fs::set_permissions(&browser, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut login = command(&home, &["login", "registry", "--policy", policy_path.to_str().unwrap(), "--timeout", "30"]);
-    login.env("BROWSER", &browser).env("PORTCULLIS_REGISTRY_TOKEN", "static-registry-token-value");
-    let _child = login.spawn().unwrap();
     let env_file = dir.path().join("browser.sh.env");
-    for _ in 0..200 {
-        if env_file.exists() {
-            break;
+    // The callback on a free port; again on another if a process took it first.
+    let mut _child = None;
+    while _child.is_none() {
+        let port = free_port().to_string();
+        let mut login = command(&home, &["login", "registry", "--policy", policy_path.to_str().unwrap(), "--timeout", "60", "--callback-port", &port]);
+        login.env("BROWSER", &browser).env("PORTCULLIS_REGISTRY_TOKEN", "static-registry-token-value");
+        let mut child = login.spawn().unwrap();
+        let exited = tokio::time::timeout(Duration::from_secs(60), async {
+            while !env_file.exists() {
+                if child.try_wait().unwrap().is_some() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        })
+        .await
+        .expect("the browser is started, or the login ends, within 60 s");
+        if exited {
+            let output = child.wait_with_output().await.unwrap();
+            assert!(text(&output.stderr).contains("--callback-port"), "the login ended: {}", text(&output.stderr));
+        } else {
+            _child = Some(child);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let env = std::fs::read_to_string(&env_file).expect("the browser was started");
     assert!(env.contains("PORTCULLIS_HOME="), "the rest of the environment is kept");
@@ -414,11 +468,11 @@ async fn a_403_or_404_from_before_the_token_endpoint_keeps_the_login() {
     let mut idp = RegistryIdp::start(ACCESS_TTL).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, None)).await.unwrap();
     let (home, policy_path) = (gw.home(), gw.policy_path.clone());
     log_in(&home, &policy_path, "dave").await;
     let url = gw.url("registry").await;
-    tokio::time::sleep(UNTIL_REFRESH).await;
+    make_due(&home).await;
     idp.fail_token_requests_with(1, 403).await;
     let r = client().get(url.as_str()).send().await.unwrap();
     assert_eq!(r.status(), 200, "the token in hand still serves after a 403");
@@ -443,7 +497,7 @@ async fn logout_and_a_new_login_reach_a_running_gateway() {
     let idp = RegistryIdp::start(300).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, None)).await.unwrap();
     let (home, policy_path) = (gw.home(), gw.policy_path.clone());
     let url = gw.url("registry").await;
     log_in(&home, &policy_path, "alice").await;
@@ -473,19 +527,23 @@ async fn a_refresh_in_flight_does_not_write_back_a_removed_login() {
     let mut idp = RegistryIdp::start(ACCESS_TTL).await;
     let registry = RegistryServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
-    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, free_port())).await.unwrap();
+    let gw = TestGateway::start_in(dir, &policy(&registry.url, &idp.issuer, None)).await.unwrap();
     let (home, policy_path) = (gw.home(), gw.policy_path.clone());
     let url = gw.url("registry").await;
     log_in(&home, &policy_path, "erin").await;
     let (secret, _) = stored_tokens(&home);
     assert_eq!(client().get(url.as_str()).send().await.unwrap().status(), 200);
 
-    tokio::time::sleep(UNTIL_REFRESH).await;
-    idp.delay_next_token_request(1_500).await;
-    let refreshing = tokio::spawn(async move { client().get(url.as_str()).send().await.unwrap().status().as_u16() });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    make_due(&home).await;
+    // Opened before the refresh, so that the delete below derives no key
+    // while the gateway waits for the provider.
     let store = SecretStore::new(&home, Some(SecretString::from(PASSWORD.to_owned())));
+    store.warm().unwrap();
+    idp.hold_next_token_request().await;
+    let refreshing = tokio::spawn(async move { client().get(url.as_str()).send().await.unwrap().status().as_u16() });
+    idp.token_request_held().await;
     assert!(store.delete(&secret).unwrap(), "the login was stored");
+    idp.release_token_request().await;
     let answered = refreshing.await.unwrap();
     assert_eq!(idp.token_calls("refresh_token", 200), 1, "the refresh was in flight");
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -44,9 +44,21 @@ public_url = "http://127.0.0.1:{port}/mcp"
     /// The gateway binary on the policy `policy(port, dir)` gives, listening on
     /// `port`, logging what `log_filter` (`RUST_LOG`) selects; the policy file is
     /// in `dir`, where relative paths in it point.
-    pub(crate) async fn with_policy(log_filter: &str, policy: impl FnOnce(u16, &Path) -> String) -> RunningGateway {
+    pub(crate) async fn with_policy(log_filter: &str, policy: impl Fn(u16, &Path) -> String) -> RunningGateway {
+        // The binary cannot bind port 0 and say which port it got, so it is
+        // given a free port; if another process takes the port first, the
+        // gateway exits, and it starts again on another.
+        for _ in 0..20 {
+            if let Some(gateway) = RunningGateway::on_port(free_port(), log_filter, &policy).await {
+                return gateway;
+            }
+        }
+        panic!("the gateway found no free port");
+    }
+
+    /// The gateway on `port`, or `None` when it exited because it could not bind it.
+    async fn on_port(port: u16, log_filter: &str, policy: &impl Fn(u16, &Path) -> String) -> Option<RunningGateway> {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let text = policy(port, dir.path());
         std::fs::write(dir.path().join("policy.toml"), text).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
@@ -60,10 +72,17 @@ public_url = "http://127.0.0.1:{port}/mcp"
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let gateway = RunningGateway { dir, port, child };
+        let pid = child.id().unwrap();
+        let mut gateway = RunningGateway { dir, port, child };
         for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return gateway;
+            // Up when the gateway itself holds the listening socket (not another process that took the port).
+            if portcullis_tests::node::listens_on(pid, port) {
+                return Some(gateway);
+            }
+            if gateway.child.try_wait().unwrap().is_some() {
+                let log = gateway.log();
+                assert!(log.contains("in use"), "the gateway exited: {log}");
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

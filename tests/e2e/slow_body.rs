@@ -29,7 +29,7 @@ const KEYED_PATIENCE: Duration = Duration::from_secs(10);
 const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
 /// A shared-key MCP workload (`tls`: HTTPS with HTTP/2) in front of `upstream`.
-fn policy(upstream: String, tls: bool) -> impl FnOnce(u16, &Path) -> String {
+fn policy(upstream: String, tls: bool) -> impl Fn(u16, &Path) -> String {
     move |port, dir| {
         let (scheme, tls_line) = match tls {
             true => {

@@ -22,6 +22,9 @@
 //                                     `-` when the request had none.
 //   FAILING <n>                       after a `fail-token <n>` command took effect
 //   DELAYING <ms>                     after a `delay-token <ms>` command took effect
+//   HOLDING                           after a `hold-token` command took effect
+//   HELD <grant_type>                 when the held token request has arrived (it waits for release)
+//   RELEASED                          after a `release-token` command took effect
 //   REVOKED                           after a `revoke-all` command took effect
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
 //   fail-token <n>  the next <n> token-endpoint requests are answered 500 with content-type text/html
@@ -34,6 +37,9 @@
 //   delay-token <ms>
 //                   the next token-endpoint request waits <ms> before the provider handles it (so a
 //                   refresh rotates only after the wait). `delay-token 0` cancels.
+//   hold-token      the next token-endpoint request waits, before the provider handles it, until
+//                   `release-token` (so a test can act while a refresh is surely in flight).
+//   release-token   lets the held request (or, if none arrived yet, the next one) go on.
 //   revoke-all      destroy every grant, refresh token, access token and authorization code the
 //                   provider holds. Afterwards: refresh -> 400 {"error":"invalid_grant",...};
 //                   introspection of any previously issued access token -> {"active":false}.
@@ -353,6 +359,9 @@ function createProvider(issuer, jwks) {
 let failRemaining = 0;
 let failStatus = 500;
 let delayNextMs = 0;
+// `hold-token`: the promise the next token request waits on, and its resolver.
+let hold = null;
+let releaseHeld = null;
 let providerCallback = (_req, res) => {
   res.statusCode = 503;
   res.end("starting\n");
@@ -383,6 +392,12 @@ async function handle(req, res) {
     delayNextMs = 0;
     console.error(`registry-idp: delaying a token request by ${ms} ms`);
     await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+  if (hold) {
+    const { released } = hold;
+    hold = null;
+    process.stdout.write(`HELD ${grantType}\n`);
+    await released;
   }
   if (failRemaining > 0) {
     failRemaining -= 1;
@@ -448,12 +463,22 @@ rl.on("line", (line) => {
   } else if (cmd === "delay-token" && rest.length === 1 && /^\d+$/.test(rest[0])) {
     delayNextMs = Number(rest[0]);
     process.stdout.write(`DELAYING ${delayNextMs}\n`);
+  } else if (cmd === "hold-token" && rest.length === 0) {
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    hold = { released, release };
+    releaseHeld = release;
+    process.stdout.write("HOLDING\n");
+  } else if (cmd === "release-token" && rest.length === 0) {
+    releaseHeld?.();
+    releaseHeld = null;
+    process.stdout.write("RELEASED\n");
   } else if (cmd === "revoke-all" && rest.length === 0) {
     revokeAll();
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | revoke-all | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | revoke-all | quit)`);
   }
 });
 

@@ -4,7 +4,7 @@
 //! introspection (`registry-server.mjs`), and a real Chromium that logs in
 //! (`browser-login.mjs`). See `tests/node/README.md`.
 
-use crate::node::{free_port, node_dir, start};
+use crate::node::{node_dir, ready_port, start};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
@@ -21,7 +21,7 @@ pub struct RegistryIdp {
 impl RegistryIdp {
     /// Access tokens live `access_ttl` seconds.
     pub async fn start(access_ttl: u32) -> RegistryIdp {
-        let args = [free_port().to_string(), "--access-ttl".into(), access_ttl.to_string()];
+        let args = ["0".to_owned(), "--access-ttl".into(), access_ttl.to_string()];
         let (child, ready, lines) = start("registry-idp.mjs", &args).await;
         let issuer = ready.trim_start_matches("READY").trim().to_owned();
         RegistryIdp { issuer, child, lines, token_calls: Vec::new() }
@@ -48,9 +48,19 @@ impl RegistryIdp {
         self.command(&format!("fail-token {n} {status}"), "FAILING").await;
     }
 
-    /// The next token request waits `ms` before the provider handles it.
-    pub async fn delay_next_token_request(&mut self, ms: u64) {
-        self.command(&format!("delay-token {ms}"), "DELAYING").await;
+    /// The next token request waits, before the provider handles it, until [`Self::release_token_request`].
+    pub async fn hold_next_token_request(&mut self) {
+        self.command("hold-token", "HOLDING").await;
+    }
+
+    /// Waits until the held token request has arrived (it is then in flight, unanswered).
+    pub async fn token_request_held(&mut self) {
+        self.wait_for("HELD").await;
+    }
+
+    /// Lets the held token request go on.
+    pub async fn release_token_request(&mut self) {
+        self.command("release-token", "RELEASED").await;
     }
 
     /// Revokes every grant, refresh token and access token the provider holds.
@@ -62,11 +72,16 @@ impl RegistryIdp {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
         stdin.flush().await.unwrap();
+        self.wait_for(answer).await;
+    }
+
+    /// Reads the provider's lines until one starts with `prefix`.
+    async fn wait_for(&mut self, prefix: &str) {
         loop {
-            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await.expect("the provider answers").expect("provider alive");
+            let line = tokio::time::timeout(Duration::from_secs(30), self.lines.recv()).await.expect("the provider answers").expect("provider alive");
             if line.starts_with("TOKEN ") {
                 self.token_calls.push(line);
-            } else if line.starts_with(answer) {
+            } else if line.starts_with(prefix) {
                 return;
             }
         }
@@ -82,9 +97,8 @@ pub struct RegistryServer {
 
 impl RegistryServer {
     pub async fn start(issuer: &str) -> RegistryServer {
-        let port = free_port();
-        let (child, _, _) = start("registry-server.mjs", &[port.to_string(), issuer.to_owned()]).await;
-        RegistryServer { url: format!("http://127.0.0.1:{port}"), _child: child }
+        let (child, ready, _) = start("registry-server.mjs", &["0".into(), issuer.to_owned()]).await;
+        RegistryServer { url: format!("http://127.0.0.1:{}", ready_port(&ready)), _child: child }
     }
 }
 

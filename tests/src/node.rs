@@ -23,6 +23,10 @@ fn script(name: &str) -> PathBuf {
 /// and released can be handed to another test, or become the local end of a
 /// client connection, before the process binds it. Ports below the range are
 /// only ever taken by name; each call in this process gets a different one.
+/// Still, another process may take it first: only for programs that cannot
+/// bind port 0 and say which port they got (the gateway binary, the
+/// registry), whose callers start again on another port when the bind fails.
+/// Our Node scripts bind port 0 themselves and report the port (see [`start`]).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20000;
@@ -36,6 +40,30 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free loopback port in {FIRST}..{}", FIRST + COUNT)
+}
+
+/// Whether process `pid` holds the socket listening on `127.0.0.1:port`
+/// (from `/proc`): a process that was handed a port by [`free_port`] is
+/// known to have bound it, rather than another process that took it first.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else { return false };
+    // Columns: sl, local_address, rem_address, st (0A = LISTEN), ..., inode (the 10th).
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() > 9 && c[1] == local && c[3] == "0A")
+        .map(|c| format!("socket:[{}]", c[9]))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str())))
+}
+
+/// The port in a `READY <port>` or `READY http://127.0.0.1:<port>` line.
+pub fn ready_port(ready: &str) -> u16 {
+    let last = ready.trim().rsplit([' ', ':']).next().unwrap_or_default();
+    last.parse().unwrap_or_else(|_| panic!("no port in {ready:?}"))
 }
 
 /// Spawns a Node script and waits for its `READY ...` line; returns the child,
@@ -81,9 +109,9 @@ pub struct EverythingServer {
 
 impl EverythingServer {
     pub async fn start() -> EverythingServer {
-        let port = free_port();
-        let (child, _, _) = start("everything-server.mjs", &[port.to_string()]).await;
-        EverythingServer { port, _child: child }
+        // Port 0: the script binds a port of its own and reports it.
+        let (child, ready, _) = start("everything-server.mjs", &["0".into()]).await;
+        EverythingServer { port: ready_port(&ready), _child: child }
     }
 
     pub fn url(&self) -> String {
@@ -100,21 +128,19 @@ pub struct McpServer {
 
 impl McpServer {
     pub async fn start(json: bool) -> McpServer {
-        let port = free_port();
-        let mut args = vec![port.to_string()];
+        let mut args = vec!["0".to_owned()];
         if json {
             args.push("--json".into());
         }
-        let (child, _, _) = start("mcp-server.mjs", &args).await;
-        McpServer { port, _child: child }
+        let (child, ready, _) = start("mcp-server.mjs", &args).await;
+        McpServer { port: ready_port(&ready), _child: child }
     }
 
     /// The 2024-11-05 HTTP+SSE transport (`--legacy-sse`): POSTs are answered
     /// 202, their answers sent on the GET stream.
     pub async fn start_legacy_sse() -> McpServer {
-        let port = free_port();
-        let (child, _, _) = start("mcp-server.mjs", &[port.to_string(), "--legacy-sse".into()]).await;
-        McpServer { port, _child: child }
+        let (child, ready, _) = start("mcp-server.mjs", &["0".into(), "--legacy-sse".into()]).await;
+        McpServer { port: ready_port(&ready), _child: child }
     }
 
     pub fn url(&self) -> String {
@@ -149,7 +175,7 @@ pub struct OpenIdProvider {
 
 impl OpenIdProvider {
     pub async fn start() -> OpenIdProvider {
-        let (child, ready, lines) = start("oidc-provider.mjs", &[free_port().to_string()]).await;
+        let (child, ready, lines) = start("oidc-provider.mjs", &["0".into()]).await;
         let issuer = ready.trim_start_matches("READY").trim().to_owned();
         OpenIdProvider { issuer, child, lines }
     }

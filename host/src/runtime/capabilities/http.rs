@@ -275,6 +275,10 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
     }
 }
 
+#[cfg(test)]
+#[path = "http_rebinding_tests.rs"]
+mod rebinding_tests;
+
 /// Whether `ip` is a globally routable unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
