@@ -328,3 +328,21 @@ limits = { max_mcp_message_bytes = 65536, max_pending_body_kib = 64, body_timeou
     // The budget came back with the decision: discovery is served again.
     assert_eq!(post(TOOLS_LIST).await, 200);
 }
+
+/// A caller refused while its body is still on the way gets the refusal, not
+/// a connection reset: the gateway ends the connection with a lingering close
+/// (`proxy/linger.rs`), reading and dropping the rest for a bounded time
+/// instead of closing on unread bytes.
+#[tokio::test]
+async fn a_caller_refused_mid_body_reads_its_refusal() {
+    let upstream = TestUpstream::start().await;
+    let gw = RunningGateway::with_policy(LOGS, policy(upstream.url(), false)).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://localhost:{}/mcp", gw.port());
+    for attempt in 0..20 {
+        let body = vec![b' '; 2 * 1024 * 1024];
+        let answer = client.post(&url).header("content-type", "application/json").body(body).send().await;
+        let status = answer.unwrap_or_else(|error| panic!("attempt {attempt}: no answer, {error:?}")).status();
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+}

@@ -1,6 +1,7 @@
 //! The data plane.
 //!
 //! - [`server`]: one listener per workload (plain or TLS; HTTP/1.1 and HTTP/2),
+//!   with a bounded lingering close ([`linger`]),
 //!   connection limits, graceful drain on shutdown.
 //! - [`pipeline`]: what happens to a request, in order — read this first.
 //! - [`mcp_stage`]: the one place MCP touches the path (skip it to read the plain proxy).
@@ -22,6 +23,7 @@ pub mod chain;
 pub mod error;
 pub mod guard;
 pub mod headers;
+pub mod linger;
 pub mod mcp_stage;
 pub mod pipeline;
 pub mod request_id;

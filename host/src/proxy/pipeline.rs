@@ -28,6 +28,7 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
     let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
+    let http1 = request.version() < http::Version::HTTP_2;
     let mut response = match run(workload, request, conn).instrument(span).await {
         Ok(response) => {
             workload.metrics.request("forwarded");
@@ -38,10 +39,16 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
             tracing::debug!(workload = %workload.name, reason = error.reason(), request_id = %request_id::text(&id), "request refused");
             // A refused body may be unread, or trickling in: whoever sends one
             // pays a new connection for the next, and keeps no slot.
+            // HTTP/1.1 says so on the answer, so the client does not send its
+            // next request on a connection that is closing (HTTP/2: GOAWAY).
+            let mut response = error.into_response();
             if carries_body {
                 conn.close_after_response();
+                if http1 {
+                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
             }
-            error.into_response()
+            response
         }
     };
     response.headers_mut().entry(request_id::HEADER).or_insert(id);

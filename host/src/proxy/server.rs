@@ -13,8 +13,11 @@
 //! - plain-text listeners speak HTTP/1.1 only: no cleartext HTTP/2 (h2c);
 //! - a refused request that carried a body ends its connection once answered
 //!   ([`ConnectionInfo::close_after_response`]): whoever sends bodies the
-//!   gateway refuses pays a new connection for each, and cannot keep a slot.
+//!   gateway refuses pays a new connection for each, and cannot keep a slot
+//!   (past a bounded lingering close, [`super::linger`], so the answer is not
+//!   lost to a reset).
 
+use super::linger::Lingering;
 use crate::body::{BoxError, ProxyBody};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -183,7 +186,7 @@ async fn serve_connection<S: Site>(stream: tokio::net::TcpStream, remote: Socket
         match tls {
             Some(config) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(Lingering::new(stream))).await {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(error)) => {
                         tracing::debug!(%remote, %error, "TLS handshake failed");
@@ -194,7 +197,7 @@ async fn serve_connection<S: Site>(stream: tokio::net::TcpStream, remote: Socket
                 until_closed(builder.serve_connection(TokioIo::new(stream), service), &conn, stopped).await
             }
             // Cleartext HTTP/2 (h2c) is not offered: HTTP/2 comes through TLS ALPN.
-            None => until_closed(builder.http1_only().serve_connection(TokioIo::new(stream), service), &conn, stopped).await,
+            None => until_closed(builder.http1_only().serve_connection(TokioIo::new(Lingering::new(stream)), service), &conn, stopped).await,
         }
     };
     tokio::select! {
