@@ -7,7 +7,7 @@
 //! under `<name>:previous` as `<rotated-at-unix-seconds> <key>`, which the
 //! component accepts until the grace period (its `grace` setting) ends.
 
-use crate::policy::LoadedPolicy;
+use crate::policy::Policy;
 use crate::secrets::{SecretStore, SecretStoreError, SecretString};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -51,7 +51,7 @@ impl KeySettings {
 }
 
 /// The shared-key settings of every workload in `policy` that uses the component.
-pub fn settings_in(policy: &LoadedPolicy) -> Vec<KeySettings> {
+pub fn settings_in(policy: &Policy) -> Vec<KeySettings> {
     let mut out = Vec::new();
     for workload in &policy.file.workloads {
         for entry in workload.inbound.iter().filter(|e| e.component == COMPONENT) {
@@ -69,7 +69,7 @@ pub fn settings_in(policy: &LoadedPolicy) -> Vec<KeySettings> {
 }
 
 /// The settings of `workload` in `policy`, or an error that says what is wrong.
-pub fn settings_for(policy: Option<&LoadedPolicy>, workload: &str) -> anyhow::Result<KeySettings> {
+pub fn settings_for(policy: Option<&Policy>, workload: &str) -> anyhow::Result<KeySettings> {
     let Some(policy) = policy else {
         return Ok(KeySettings::default_for(workload));
     };
@@ -91,7 +91,7 @@ pub fn ensure(store: &SecretStore, settings: &KeySettings) -> Result<bool, Secre
 }
 
 /// Creates keys for every `key = "auto"` workload that has none yet.
-pub fn ensure_auto(store: &SecretStore, policy: &LoadedPolicy) -> Result<(), SecretStoreError> {
+pub fn ensure_auto(store: &SecretStore, policy: &Policy) -> Result<(), SecretStoreError> {
     for settings in settings_in(policy).into_iter().filter(|s| s.auto) {
         if ensure(store, &settings)? {
             tracing::info!(workload = %settings.workload, secret = %settings.secret,

@@ -8,13 +8,16 @@
 //! three MCP stages do nothing on a workload that is not MCP.
 //!
 //! # A map of the modules, in reading order
-//! - [`policy`]: the policy file — its serde form ([`policy::file`]), the errors
-//!   that name file, line and key, and the compile step into a runtime
-//!   [`policy::snapshot::Snapshot`].
+//! - [`policy`]: the policy file — its serde form ([`policy::file`]), loaded
+//!   into a [`policy::Policy`] with every value parsed once by the module that
+//!   uses it, the errors that name file, line and key, and the compile step
+//!   into a runtime [`policy::snapshot::Snapshot`].
 //! - [`runtime`]: the Wasm plugin runtime — one wasmtime engine, the on-disk
 //!   compile cache, the WIT bindings, instance strategies (pooled or per-request)
 //!   with deadlines and memory caps, each call in a `plugin.call` span, and the
-//!   host capabilities each component is granted ([`runtime::capabilities`]).
+//!   host capabilities each component is granted ([`runtime::capabilities`]);
+//!   [`runtime::setup`] assembles it the one way for run, check, login and
+//!   `plugin test`.
 //! - [`proxy`]: the data plane — listeners (plain and TLS), the request guard,
 //!   the pipeline ([`proxy::pipeline`]: `run` is the list of stages, read it
 //!   first), the chain rule, the upstream forwarder and the one place errors

@@ -145,7 +145,7 @@ pub fn logout(args: LogoutArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn load(policy: &std::path::Path) -> Option<crate::policy::LoadedPolicy> {
+fn load(policy: &std::path::Path) -> Option<crate::policy::Policy> {
     crate::policy::load_file(policy).map_err(|errors| eprintln!("{errors}")).ok()
 }
 

@@ -6,7 +6,7 @@ use super::builtins as builtins_config;
 use super::components::{component_sha256, load_component};
 use super::error::{PolicyError, PolicyErrors};
 use super::file::{ChainEntryFile, Isolation, LimitsFile, WorkloadFile};
-use super::load::{LoadedPolicy, ParsedWorkload};
+use super::load::{ParsedWorkload, Policy};
 use super::location::KeyPath;
 use super::snapshot::Snapshot;
 use crate::mcp::annotations::{self, ToolAnnotations};
@@ -31,7 +31,7 @@ use wasmtime::component::Component;
 
 /// Builds a snapshot. All components are compiled before any is instantiated,
 /// and each distinct component is compiled once however often it is used.
-pub async fn compile(policy: &LoadedPolicy, host: &Host) -> Result<Snapshot, PolicyErrors> {
+pub async fn compile(policy: &Policy, host: &Host) -> Result<Snapshot, PolicyErrors> {
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
@@ -56,7 +56,7 @@ pub async fn compile(policy: &LoadedPolicy, host: &Host) -> Result<Snapshot, Pol
 
 #[allow(clippy::too_many_arguments)]
 async fn compile_workload(
-    policy: &LoadedPolicy,
+    policy: &Policy,
     file: &WorkloadFile,
     parsed: &ParsedWorkload,
     key: &KeyPath,
@@ -176,7 +176,7 @@ struct Place<'a> {
 }
 
 async fn compile_entry(
-    policy: &LoadedPolicy,
+    policy: &Policy,
     workload: &WorkloadFile,
     entry: &ChainEntryFile,
     grants: &Grants,
@@ -212,7 +212,7 @@ async fn compile_entry(
 }
 
 /// `[audit] file`, opened for appending; not during `portcullis check`, which changes nothing.
-fn audit_file(policy: &LoadedPolicy, services: &Services) -> Result<Option<Arc<AuditFile>>, PolicyError> {
+fn audit_file(policy: &Policy, services: &Services) -> Result<Option<Arc<AuditFile>>, PolicyError> {
     let Some(settings) = &policy.file.audit else {
         return Ok(None);
     };
@@ -259,7 +259,7 @@ impl Prepared {
 
 /// The configuration, cache scope and limits of the chain entry at `key`
 /// (`position` is its chain and index, e.g. `outbound[0]`).
-fn prepare_entry(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath, position: &str) -> Result<Prepared, PolicyError> {
+fn prepare_entry(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath, position: &str) -> Result<Prepared, PolicyError> {
     let declared = policy.file.components.get(&entry.component);
     let base_limits = declared.map(|c| &c.limits);
     let (mut limits, quota) = merge_limits(entry.limits.as_ref(), base_limits);
@@ -297,7 +297,7 @@ pub struct LoginTarget {
 
 /// Sets up the first outbound entry of `workload_name` whose component offers
 /// a login, and calls its `init`.
-pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, host: &Host) -> anyhow::Result<LoginTarget> {
+pub async fn login_target(policy: &Policy, workload_name: &str, host: &Host) -> anyhow::Result<LoginTarget> {
     use crate::runtime::login::{LoginSession, LoginSettings};
     let (n, workload) = policy.file.workloads.iter().enumerate().find(|(_, w)| w.name == workload_name).ok_or_else(|| {
         let names: Vec<&str> = policy.file.workloads.iter().map(|w| w.name.as_str()).collect();
@@ -326,7 +326,7 @@ pub async fn login_target(policy: &LoadedPolicy, workload_name: &str, host: &Hos
 /// The component's config as JSON: the files a built-in names read inline
 /// ([`builtins_config::inline_files`]: components have no file access), and
 /// the registry token's secret name added.
-fn component_config(policy: &LoadedPolicy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
+fn component_config(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
     if entry.component == builtins_config::REGISTRY_TOKEN {
         builtins_config::registry_token_config(&mut config, &workload.upstream);

@@ -4,7 +4,7 @@
 //! check before the bytes reach the compiler.
 
 use super::error::PolicyError;
-use super::load::LoadedPolicy;
+use super::load::Policy;
 use super::location::KeyPath;
 use crate::runtime::Runtime;
 use crate::runtime::builtins;
@@ -14,7 +14,7 @@ use wasmtime::component::Component;
 
 /// An installed module: the lock's digest, the store's bytes (checked against
 /// it), the signature when the policy requires one, then the compiler.
-fn load_plugin(policy: &LoadedPolicy, reference: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
+fn load_plugin(policy: &Policy, reference: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
     let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
     let locked = policy.lock.find(reference).ok_or_else(|| err(format!("the plugin `{reference}` is not in portcullis.lock"), None))?;
     let update = Some(format!("`portcullis plugin update {} --policy {}` fetches it again from {}", locked.name, policy.path.display(), locked.source));
@@ -41,7 +41,7 @@ fn load_plugin(policy: &LoadedPolicy, reference: &str, key: &KeyPath, runtime: &
 }
 
 /// The pinned SHA-256 of a component named in the policy.
-pub fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
+pub fn component_sha256<'a>(policy: &'a Policy, name: &str) -> &'a str {
     if let Some(reference) = name.strip_prefix("plugin:") {
         return policy.lock.find(reference).map(|p| p.sha256()).unwrap_or_default();
     }
@@ -52,7 +52,7 @@ pub fn component_sha256<'a>(policy: &'a LoadedPolicy, name: &str) -> &'a str {
 }
 
 /// Reads a component, checks its pin, and compiles it (or takes it from the cache).
-pub fn load_component(policy: &LoadedPolicy, name: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
+pub fn load_component(policy: &Policy, name: &str, key: &KeyPath, runtime: &Runtime, services: &Services) -> Result<Component, PolicyError> {
     let err = |message: String, hint: Option<String>| policy.error_at(key, message, hint);
     if let Some(reference) = name.strip_prefix("plugin:") {
         return load_plugin(policy, reference, key, runtime, services);

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// A policy with every value parsed; compile it with [`super::compile`].
 #[derive(Debug)]
-pub struct LoadedPolicy {
+pub struct Policy {
     /// The file it came from (for relative paths and error messages).
     pub path: PathBuf,
     pub source: String,
@@ -36,7 +36,7 @@ pub struct LoadedPolicy {
     pub trusted_keys: TrustedKeys,
 }
 
-impl LoadedPolicy {
+impl Policy {
     /// Resolves a path from the policy relative to the policy file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         match self.path.parent() {
@@ -66,7 +66,7 @@ pub struct ParsedWorkload {
     pub grants: [Vec<Grants>; 3],
 }
 
-pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
+pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| {
         PolicyErrors(vec![PolicyError {
             file: path.to_owned(),
@@ -79,7 +79,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPolicy, PolicyErrors> {
     load_str(path, source)
 }
 
-pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyErrors> {
+pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
     let (admin, parsed) = validate(&file, &mut problems);
@@ -90,7 +90,7 @@ pub fn load_str(path: &Path, source: String) -> Result<LoadedPolicy, PolicyError
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(LoadedPolicy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
+    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
 }
 
 /// Reads the lock file and the trusted keys, and checks that every

@@ -1,6 +1,6 @@
 use super::*;
 
-fn load(src: &str) -> Result<LoadedPolicy, PolicyErrors> {
+fn load(src: &str) -> Result<Policy, PolicyErrors> {
     load_str(Path::new("policy.toml"), src.to_owned())
 }
 

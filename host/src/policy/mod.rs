@@ -21,7 +21,7 @@ pub mod snapshot;
 pub use compile::{LoginTarget, login_target};
 pub use error::PolicyError;
 pub use file::PolicyFile;
-pub use load::{LoadedPolicy, load_file, load_str};
+pub use load::{Policy, load_file, load_str};
 
 /// The JSON Schema of the policy file, for editors (`portcullis schema`).
 pub fn json_schema() -> serde_json::Value {
