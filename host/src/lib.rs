@@ -32,6 +32,7 @@
 //! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
 //! - [`paths`]: the one path rule (request targets, MCP resource URIs).
 //! - [`body`]: the one body type of the proxy, the admin listener and MCP.
+//! - [`http_client`]: the one way to make an HTTP client (its TLS: ring, Mozilla roots).
 
 pub mod admin;
 pub mod body;
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod client_config;
 pub mod gateway;
 pub mod home;
+pub mod http_client;
 pub mod keys;
 pub mod mcp;
 pub mod origin;

@@ -48,7 +48,7 @@ impl Registry {
         let url = format!("http://{}/v2/", registry.addr);
         for _ in 0..100 {
             // Up when it answers (401 is an answer, for a registry that wants a login).
-            if reqwest::get(&url).await.is_ok() {
+            if crate::http_client().build().unwrap().get(&url).send().await.is_ok() {
                 return registry;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
