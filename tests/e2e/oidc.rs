@@ -283,7 +283,7 @@ async fn valid_tokens_pass_and_attacks_fail() {
     // could take it as an HMAC secret (RFC 8725 §2.1, §3.1): an HS* token is
     // checked only with the configured `hs_secret`, and a public key never
     // verifies an HMAC.
-    let targets = [("k1", &keys.good.public), ("plain-ec", &plain_ec.public), ("plain-rsa", &plain_rsa_public)];
+    let targets = [("plain-ec", &plain_ec.public), ("plain-rsa", &plain_rsa_public), ("k1", &keys.good.public)];
     for (kid, forms) in targets {
         for (form, public) in forms {
             let token = mint(
