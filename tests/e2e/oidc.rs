@@ -14,12 +14,15 @@ pub(crate) const PUBLIC_URL: &str = "http://127.0.0.1:8080/mcp";
 pub(crate) const ISSUER: &str = "https://issuer.test";
 const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-32b";
 
+/// A public key in the forms a confused verifier could use as an HMAC key.
+type PublicForms = Vec<(&'static str, Vec<u8>)>;
+
 /// A P-256 signing key and its public JWK.
 pub(crate) struct EcKey {
     encoding: EncodingKey,
     pub(crate) jwk: Value,
     /// The public key in the forms a confused verifier could use as an HMAC key.
-    public: Vec<(&'static str, Vec<u8>)>,
+    public: PublicForms,
 }
 
 pub(crate) fn ec_key(kid: &str, extra: Value) -> EcKey {
@@ -44,7 +47,7 @@ pub(crate) fn ec_key(kid: &str, extra: Value) -> EcKey {
 
 /// An RSA public key (the HMAC confusion attack needs no private key): its
 /// JWK, and its forms a confused verifier could use as an HMAC key.
-fn rsa_public_key(kid: &str) -> (Value, Vec<(&'static str, Vec<u8>)>) {
+fn rsa_public_key(kid: &str) -> (Value, PublicForms) {
     use rsa::pkcs1::EncodeRsaPublicKey;
     use rsa::pkcs8::{EncodePublicKey, LineEnding};
     use rsa::traits::PublicKeyParts;
@@ -102,7 +105,7 @@ fn keys() -> Keys {
 
 /// Keys in the set with no `use` or `alg` to restrict them, as many providers
 /// publish them: the targets of the HMAC confusion attack.
-fn unrestricted_keys() -> (EcKey, (Value, Vec<(&'static str, Vec<u8>)>)) {
+fn unrestricted_keys() -> (EcKey, (Value, PublicForms)) {
     (ec_key("plain-ec", json!({})), rsa_public_key("plain-rsa"))
 }
 
