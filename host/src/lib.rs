@@ -44,6 +44,7 @@
 //! - [`paths`]: the one path rule (request targets, MCP resource URIs).
 //! - [`body`]: the one body type of the proxy, the admin listener and MCP.
 //! - [`error_chain`]: an error with its causes on one line.
+//! - [`http_client`]: the one way to make an HTTP client (its TLS: ring, Mozilla roots).
 
 pub mod admin;
 pub mod body;
@@ -53,6 +54,7 @@ pub mod client_config;
 pub mod error_chain;
 pub mod gateway;
 pub mod home;
+pub mod http_client;
 pub mod keys;
 pub mod mcp;
 pub mod origin;

@@ -73,7 +73,7 @@ async fn post(client: &reqwest::Client, url: &str, caller: &str, arguments: &Val
 /// cores busy), each back to back, until `stop`: each latency, and the count of each status.
 async fn caller_a(url: String, stop: Arc<AtomicBool>) -> (Vec<Duration>, BTreeMap<u16, usize>) {
     let clients: usize = std::env::var("HEAVY_A_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = portcullis_tests::http_client().no_proxy().build().unwrap();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
@@ -104,7 +104,7 @@ async fn caller_a(url: String, stop: Arc<AtomicBool>) -> (Vec<Duration>, BTreeMa
 
 /// B: about 500 KB of `arguments` (25,000 strings) once a second, until `stop`; the count of each status.
 async fn caller_b(url: String, stop: Arc<AtomicBool>) -> BTreeMap<u16, usize> {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = portcullis_tests::http_client().no_proxy().build().unwrap();
     let arguments = json!({ "path": "/srv/x", "items": (0..25_000).map(|n| format!("item-{n:08}-padding")).collect::<Vec<_>>() });
     eprintln!("B's arguments: {} bytes", arguments.to_string().len());
     let mut statuses = BTreeMap::new();
@@ -180,7 +180,7 @@ fn main() {
         on_own_thread("sizes", {
             let url = url.clone();
             async move {
-                let client = reqwest::Client::builder().no_proxy().build().unwrap();
+                let client = portcullis_tests::http_client().no_proxy().build().unwrap();
                 for items in [10, 300, 1_300, 2_600, 25_000] {
                     let arguments = json!({ "path": "/srv/x", "items": (0..items).map(|n| format!("item-{n:08}-padding")).collect::<Vec<_>>() });
                     let mut took = Vec::new();

@@ -98,7 +98,7 @@ impl Load {
 }
 
 async fn hostile_load(shape: Load, urls: Vec<String>, modes: Vec<&'static str>, stop: Arc<AtomicBool>, calls: Arc<AtomicU64>) {
-    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(64).build().unwrap();
+    let client = portcullis_tests::http_client().no_proxy().pool_max_idle_per_host(64).build().unwrap();
     let one = move |client: reqwest::Client, n: usize| {
         let (url, mode, calls) = (urls[n % urls.len()].clone(), modes[n % modes.len()], calls.clone());
         async move {
@@ -173,7 +173,7 @@ fn main() {
     });
 
     let client_rt = runtime("healthy-client", 1);
-    let client = client_rt.block_on(async { reqwest::Client::builder().no_proxy().pool_max_idle_per_host(16).build().unwrap() });
+    let client = client_rt.block_on(async { portcullis_tests::http_client().no_proxy().pool_max_idle_per_host(16).build().unwrap() });
     client_rt.block_on(async {
         for _ in 0..500 {
             client.get(&healthy).send().await.unwrap();

@@ -128,7 +128,7 @@ async fn malformed_http2_gets_goaway_and_the_gateway_keeps_serving() {
     assert_eq!(goaway_code(&answer), Some(0x1), "PROTOCOL_ERROR for headers on stream 0: {answer:?}");
 
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
-    let good = reqwest::Client::builder().no_proxy().add_root_certificate(ca).resolve("localhost", addr).build().unwrap();
+    let good = portcullis_tests::http_client().no_proxy().add_root_certificate(ca).resolve("localhost", addr).build().unwrap();
     let r = good.get(format!("https://localhost:{}/", addr.port())).send().await.unwrap();
     assert_eq!((r.status(), r.version()), (reqwest::StatusCode::OK, reqwest::Version::HTTP_2), "still serving HTTP/2");
 }

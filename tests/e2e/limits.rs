@@ -64,7 +64,7 @@ async fn connections_past_the_cap_wait_for_a_free_one() {
     // Two clients hold their connections with a stream the upstream keeps open.
     let mut streams = Vec::new();
     for _ in 0..2 {
-        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let c = portcullis_tests::http_client().no_proxy().build().unwrap();
         let r = c.get(format!("{url}/sse")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         streams.push((c, r));
@@ -120,7 +120,7 @@ async fn silent_and_idle_connections_are_closed() {
 async fn plain_listeners_do_not_speak_cleartext_http2() {
     let upstream = TestUpstream::start().await;
     let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#)))).await.unwrap();
-    let h2c = reqwest::Client::builder().no_proxy().http2_prior_knowledge().timeout(Duration::from_secs(5)).build().unwrap();
+    let h2c = portcullis_tests::http_client().no_proxy().http2_prior_knowledge().timeout(Duration::from_secs(5)).build().unwrap();
     assert!(h2c.get(gw.url("w").await).send().await.is_err(), "h2c with prior knowledge is refused");
     let r = client().get(gw.url("w").await).send().await.unwrap();
     assert_eq!(json(r).await["version"], "HTTP/1.1");

@@ -33,7 +33,7 @@ mod slow_body;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    portcullis_tests::http_client().no_proxy().build().unwrap()
 }
 
 pub async fn json(response: reqwest::Response) -> serde_json::Value {

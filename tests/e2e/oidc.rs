@@ -14,10 +14,15 @@ pub(crate) const PUBLIC_URL: &str = "http://127.0.0.1:8080/mcp";
 pub(crate) const ISSUER: &str = "https://issuer.test";
 const HS_SECRET: &str = "hs-secret-hs-secret-hs-secret-32b";
 
+/// A public key in the forms a confused verifier could use as an HMAC key.
+type PublicForms = Vec<(&'static str, Vec<u8>)>;
+
 /// A P-256 signing key and its public JWK.
 pub(crate) struct EcKey {
     encoding: EncodingKey,
     pub(crate) jwk: Value,
+    /// The public key in the forms a confused verifier could use as an HMAC key.
+    public: PublicForms,
 }
 
 pub(crate) fn ec_key(kid: &str, extra: Value) -> EcKey {
@@ -27,7 +32,37 @@ pub(crate) fn ec_key(kid: &str, extra: Value) -> EcKey {
     for (k, v) in extra.as_object().unwrap() {
         jwk[k] = v.clone();
     }
-    EcKey { encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(), jwk }
+    let pem = pair.public_key_pem();
+    let public = vec![
+        ("SPKI DER", rcgen::PublicKeyData::subject_public_key_info(&pair)),
+        ("SPKI PEM", pem.clone().into_bytes()),
+        ("SPKI PEM without its last newline", pem.trim_end().as_bytes().to_vec()),
+        ("uncompressed point", raw.to_vec()),
+        ("x and y", raw[1..].to_vec()),
+        ("x", raw[1..33].to_vec()),
+        ("JWK text", jwk.to_string().into_bytes()),
+    ];
+    EcKey { encoding: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(), jwk, public }
+}
+
+/// An RSA public key (the HMAC confusion attack needs no private key): its
+/// JWK, and its forms a confused verifier could use as an HMAC key.
+fn rsa_public_key(kid: &str) -> (Value, PublicForms) {
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPublicKey::from(rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap());
+    let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+    let jwk = json!({ "kty": "RSA", "kid": kid, "n": B64.encode(&n), "e": B64.encode(&e) });
+    let public = vec![
+        ("SPKI DER", key.to_public_key_der().unwrap().into_vec()),
+        ("SPKI PEM", key.to_public_key_pem(LineEnding::LF).unwrap().into_bytes()),
+        ("PKCS#1 DER", key.to_pkcs1_der().unwrap().into_vec()),
+        ("PKCS#1 PEM", key.to_pkcs1_pem(LineEnding::LF).unwrap().into_bytes()),
+        ("modulus", n),
+        ("JWK text", jwk.to_string().into_bytes()),
+    ];
+    (jwk, public)
 }
 
 fn now() -> u64 {
@@ -68,6 +103,12 @@ fn keys() -> Keys {
     }
 }
 
+/// Keys in the set with no `use` or `alg` to restrict them, as many providers
+/// publish them: the targets of the HMAC confusion attack.
+fn unrestricted_keys() -> (EcKey, (Value, PublicForms)) {
+    (ec_key("plain-ec", json!({})), rsa_public_key("plain-rsa"))
+}
+
 /// The verifier entry; its key set is read from `jwks.json` beside the policy.
 fn verifier(extra: &str) -> String {
     format!(
@@ -80,6 +121,11 @@ fn oidc_workload(name: &str, upstream: &str, body: &str) -> String {
 }
 
 async fn gateway(upstream: &TestUpstream, keys: &Keys) -> TestGateway {
+    gateway_trusting(upstream, keys, &[]).await
+}
+
+/// The gateway of [`gateway`], with `more` keys in its key set.
+async fn gateway_trusting(upstream: &TestUpstream, keys: &Keys, more: &[&Value]) -> TestGateway {
     let dir = tempfile::tempdir().unwrap();
     let store = portcullis::secrets::SecretStore::new(
         &dir.path().join("home"),
@@ -87,7 +133,8 @@ async fn gateway(upstream: &TestUpstream, keys: &Keys) -> TestGateway {
     );
     portcullis_tests::leaks::register(HS_SECRET);
     store.set("oidc:hs", portcullis::secrets::SecretString::from(HS_SECRET.to_owned())).unwrap();
-    let jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
+    let mut jwks = json!({ "keys": [keys.good.jwk, keys.enc.jwk, keys.rs_only.jwk] });
+    jwks["keys"].as_array_mut().unwrap().extend(more.iter().map(|k| (*k).clone()));
     std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
     let policy = format!(
         "version = 1\n{}{}",
@@ -115,7 +162,8 @@ async fn assert_invalid(gw: &TestGateway, token: &str, case: &str) -> String {
 async fn valid_tokens_pass_and_attacks_fail() {
     let upstream = TestUpstream::start().await;
     let keys = keys();
-    let gw = gateway(&upstream, &keys).await;
+    let (plain_ec, (plain_rsa, plain_rsa_public)) = unrestricted_keys();
+    let gw = gateway_trusting(&upstream, &keys, &[&plain_ec.jwk, &plain_rsa]).await;
 
     // A good token: allowed, its claims go upstream as headers, the token does not.
     let r = call(&gw, "api", &es256("k1", &good_claims(), &keys.good)).await;
@@ -174,8 +222,19 @@ async fn valid_tokens_pass_and_attacks_fail() {
                 Algorithm::ES256,
             ),
         ),
+        // The key comes from the key set, never from the token (RFC 8725 §3.10):
+        // with a trusted `kid`, only that rule can refuse the attacker's key.
         (
-            "embedded jwk",
+            "embedded jwk with a trusted kid",
+            mint(
+                &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jwk": keys.attacker.jwk }),
+                good_claims().to_string().as_bytes(),
+                &keys.attacker.encoding,
+                Algorithm::ES256,
+            ),
+        ),
+        (
+            "embedded jwk with its own kid",
             mint(
                 &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "attacker", "jwk": keys.attacker.jwk }),
                 good_claims().to_string().as_bytes(),
@@ -190,15 +249,6 @@ async fn valid_tokens_pass_and_attacks_fail() {
                 good_claims().to_string().as_bytes(),
                 &keys.attacker.encoding,
                 Algorithm::ES256,
-            ),
-        ),
-        (
-            "HS256 keyed with the public key",
-            mint(
-                &json!({ "alg": "HS256", "typ": "at+jwt", "kid": "k1" }),
-                good_claims().to_string().as_bytes(),
-                &EncodingKey::from_secret(keys.good.jwk.to_string().as_bytes()),
-                Algorithm::HS256,
             ),
         ),
         ("RS256 not allowed", {
@@ -221,6 +271,7 @@ async fn valid_tokens_pass_and_attacks_fail() {
         ("signed by another key", "the signature is not valid"),
         // `jku`/`x5u` are never followed: the trusted key checks the attacker's signature.
         ("jku and x5u", "the signature is not valid"),
+        ("embedded jwk with a trusted kid", "the signature is not valid"),
         ("RS256 not allowed", "the algorithm RS256 is not accepted"),
         ("wrong issuer", "the token's issuer is not trusted"),
         ("unknown crit", "the token uses a critical header extension this server does not support"),
@@ -231,6 +282,24 @@ async fn valid_tokens_pass_and_attacks_fail() {
             assert!(challenge.contains(&format!("error_description=\"{reason}\"")), "{case}: {challenge}");
         }
     }
+    // HS256 keyed with a trusted public key, in every form a confused verifier
+    // could take it as an HMAC secret (RFC 8725 §2.1, §3.1): an HS* token is
+    // checked only with the configured `hs_secret`, and a public key never
+    // verifies an HMAC.
+    let targets = [("plain-ec", &plain_ec.public), ("plain-rsa", &plain_rsa_public), ("k1", &keys.good.public)];
+    for (kid, forms) in targets {
+        for (form, public) in forms {
+            let token = mint(
+                &json!({ "alg": "HS256", "typ": "at+jwt", "kid": kid }),
+                good_claims().to_string().as_bytes(),
+                &EncodingKey::from_secret(public),
+                Algorithm::HS256,
+            );
+            let challenge = assert_invalid(&gw, &token, &format!("HS256 keyed with {kid}'s {form}")).await;
+            assert!(challenge.contains("error_description=\"the signature is not valid\""), "{kid}'s {form}: {challenge}");
+        }
+    }
+
     // With a good signature, `jku` and `x5u` change nothing: they are ignored, not obeyed.
     let with_jku = mint(
         &json!({ "alg": "ES256", "typ": "at+jwt", "kid": "k1", "jku": "https://evil.test/jwks", "x5u": "https://evil.test/cert" }),
@@ -549,8 +618,13 @@ async fn a_black_holed_provider_costs_no_failures() {
     let upstream = TestUpstream::start().await;
     let keys = keys();
     let server = KeyServer::start(json!({ "keys": [keys.good.jwk] })).await;
+    // The host cuts the black-holed fetch off a tenth of the deadline before
+    // it, and the verifier's fallback must fit in that tenth: 300 ms here (the
+    // 400 ms this had left 40 ms, thin on a loaded machine). Not more: the
+    // verifier's own 3 s fetch timeout must not end the fetch first, or the
+    // host's cut would go untested.
     let body = format!(
-        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{iss}\" }}\n  grants = {{ http = [\"{iss}\"], http_private = true }}\n  limits = {{ deadline_ms = 400 }}\n",
+        "  [[workloads.inbound]]\n  component = \"builtin:oidc-verifier\"\n  config = {{ issuer = \"{iss}\" }}\n  grants = {{ http = [\"{iss}\"], http_private = true }}\n  limits = {{ deadline_ms = 3000 }}\n",
         iss = server.issuer
     );
     let gw = TestGateway::start(&format!("version = 1\n{}", oidc_workload("w", &upstream.url(), &body))).await.unwrap();

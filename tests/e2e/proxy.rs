@@ -141,7 +141,7 @@ async fn tls_listener_speaks_http2_and_http1() {
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
     let url = format!("https://localhost:{}/", gw.addr("w").await.port());
     for (http2, version) in [(true, reqwest::Version::HTTP_2), (false, reqwest::Version::HTTP_11)] {
-        let mut builder = reqwest::Client::builder().no_proxy().add_root_certificate(ca.clone()).resolve("localhost", gw.addr("w").await);
+        let mut builder = portcullis_tests::http_client().no_proxy().add_root_certificate(ca.clone()).resolve("localhost", gw.addr("w").await);
         if !http2 {
             builder = builder.http1_only();
         }

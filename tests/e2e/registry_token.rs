@@ -399,7 +399,16 @@ async fn stray_callbacks_neither_end_nor_hold_up_a_login() {
 #[tokio::test]
 async fn a_callback_without_iss_is_refused_when_the_provider_sends_it() {
     let idp = RegistryIdp::start(ACCESS_TTL).await;
-    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", idp.issuer)).await.unwrap().json().await.unwrap();
+    let discovery: Value = portcullis_tests::http_client()
+        .build()
+        .unwrap()
+        .get(format!("{}/.well-known/openid-configuration", idp.issuer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(discovery["authorization_response_iss_parameter_supported"], true, "{discovery}");
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");

@@ -88,7 +88,7 @@ async fn trickled_http1_bodies_without_credentials_do_not_hold_the_workload() {
     // Every attacker has sent its head (past the cap, into the kernel's queue).
     let _all = started.acquire_many(ATTACKERS as u32).await.unwrap();
 
-    let keyed = reqwest::Client::builder().no_proxy().resolve("localhost", ([127, 0, 0, 1], port).into()).build().unwrap();
+    let keyed = portcullis_tests::http_client().no_proxy().resolve("localhost", ([127, 0, 0, 1], port).into()).build().unwrap();
     let version = served_within_patience(&keyed, &format!("http://localhost:{port}/mcp"), &key).await;
     assert_eq!(version, reqwest::Version::HTTP_11);
 
@@ -182,7 +182,7 @@ async fn stalled_http2_bodies_without_credentials_do_not_hold_the_workload() {
     let _all = started.acquire_many(ATTACKERS as u32).await.unwrap();
 
     let ca = reqwest::Certificate::from_pem(&pem).unwrap();
-    let keyed = reqwest::Client::builder().no_proxy().add_root_certificate(ca).resolve("localhost", ([127, 0, 0, 1], port).into()).build().unwrap();
+    let keyed = portcullis_tests::http_client().no_proxy().add_root_certificate(ca).resolve("localhost", ([127, 0, 0, 1], port).into()).build().unwrap();
     let version = served_within_patience(&keyed, &format!("https://localhost:{port}/mcp"), &key).await;
     assert_eq!(version, reqwest::Version::HTTP_2);
 
@@ -337,7 +337,7 @@ limits = { max_mcp_message_bytes = 65536, max_pending_body_kib = 64, body_timeou
 async fn a_caller_refused_mid_body_reads_its_refusal() {
     let upstream = TestUpstream::start().await;
     let gw = RunningGateway::with_policy(LOGS, policy(upstream.url(), false)).await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = portcullis_tests::http_client().no_proxy().build().unwrap();
     let url = format!("http://localhost:{}/mcp", gw.port());
     for attempt in 0..20 {
         let body = vec![b' '; 2 * 1024 * 1024];

@@ -35,6 +35,14 @@ pub fn fixture_components() -> String {
     out
 }
 
+/// The tests' HTTP client builder. reqwest is built without a crypto provider
+/// of its own (the workspace `Cargo.toml` says why), so ring is installed as
+/// the process's default first. Only the roots a test adds are trusted.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().tls_certs_only([])
+}
+
 /// Logs for failing tests (`cargo test -- --nocapture` shows them): the gateway
 /// at trace level, everything else at warn, unless `RUST_LOG` says otherwise;
 /// every line is checked for registered secrets ([`leaks`]).

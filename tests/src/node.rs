@@ -183,7 +183,7 @@ impl OpenIdProvider {
     /// An access token for `resource` from `client` (`test-client`: RS256, `test-client-es256`: ES256).
     pub async fn token(&self, client: &str, resource: &str, scope: &str) -> String {
         let body = format!("grant_type=client_credentials&resource={}&scope={}", urlencode(resource), urlencode(scope));
-        let response = reqwest::Client::builder()
+        let response = crate::http_client()
             .no_proxy()
             .build()
             .unwrap()

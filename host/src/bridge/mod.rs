@@ -74,7 +74,7 @@ pub async fn run(options: BridgeOptions) -> Result<(), BridgeError> {
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<BridgeError>();
     let bridge = Arc::new(Bridge {
         // The key is for this URL only: no proxy from the environment, no redirects.
-        client: reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("HTTP client"),
+        client: crate::http_client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("HTTP client"),
         url: options.url,
         auth,
         session: Mutex::new(None),

@@ -55,7 +55,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
 /// What the admin listener's `/readyz` says.
 async fn readiness(admin: std::net::SocketAddr) -> String {
     let host = if admin.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], admin.port())) } else { admin };
-    let client = match reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(2)).build() {
+    let client = match crate::http_client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(2)).build() {
         Ok(client) => client,
         Err(error) => return format!("unknown ({error})"),
     };

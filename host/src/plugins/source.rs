@@ -62,7 +62,7 @@ impl Source {
                 Ok(Fetched { wasm, signature, tag: None })
             }
             Source::Url(url) => {
-                let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(std::time::Duration::from_secs(60)).build()?;
+                let client = crate::http_client::builder().redirect(reqwest::redirect::Policy::none()).timeout(std::time::Duration::from_secs(60)).build()?;
                 let wasm = download(&client, url.as_str()).await?.ok_or_else(|| anyhow::anyhow!("{url} answered 404"))?;
                 let signature = download(&client, &format!("{url}.minisig")).await?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
                 Ok(Fetched { wasm, signature, tag: None })

@@ -170,7 +170,7 @@ impl Default for OutboundHttp {
 impl OutboundHttp {
     pub fn new() -> Self {
         let build = |public_only: bool| {
-            let builder = reqwest::Client::builder()
+            let builder = crate::http_client::builder()
                 // Never through a proxy from the environment: the address check
                 // would see the proxy, and the proxy would resolve the target.
                 .no_proxy()
