@@ -14,7 +14,7 @@ const PASSWORD: &str = "log-test-password";
 #[tokio::test]
 async fn a_refused_grant_is_logged_once_and_component_text_cannot_forge_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let port = |_: u8| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = |_: u8| portcullis_tests::node::free_port();
     let (sk, secret) = (port(0), port(1));
     let upstream = portcullis_tests::upstream::TestUpstream::start().await;
     let workload = |name: &str, port: u16, body: &str| {
@@ -80,7 +80,7 @@ async fn a_refused_grant_is_logged_once_and_component_text_cannot_forge_lines() 
 #[tokio::test]
 async fn log_lines_carry_the_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = portcullis_tests::node::free_port();
     let upstream = portcullis_tests::upstream::TestUpstream::start().await;
     let policy = format!(
         "version = 1\n{}\n[[workloads]]\nname = \"w\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}",
@@ -125,7 +125,7 @@ async fn log_lines_carry_the_request_id() {
 #[tokio::test]
 async fn a_log_flood_is_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = portcullis_tests::node::free_port();
     let upstream = portcullis_tests::upstream::TestUpstream::start().await;
     let policy = format!(
         "version = 1\n{}\n[[workloads]]\nname = \"flood\"\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{}  limits = {{ deadline_ms = 5000 }}\n",
