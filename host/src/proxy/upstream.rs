@@ -33,6 +33,13 @@ pub struct Upstream {
     timeout: Duration,
 }
 
+/// How long an idle upstream connection is kept for reuse: under the 5 s
+/// after which Node's `http.Server` (`keepAliveTimeout`) and uvicorn
+/// (`timeout_keep_alive`), which serve most MCP servers, close an idle one.
+/// Reused at the moment the server closes it, a request fails with 502
+/// (seen once in ten e2e runs against the Node registry server at 90 s).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 impl Upstream {
     pub fn new(url: &url::Url, tls: rustls::ClientConfig, timeout: Duration) -> anyhow::Result<Self> {
         let mut http = HttpConnector::new();
@@ -40,7 +47,7 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().enable_http2().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
         let scheme: Scheme = url.scheme().parse()?;
         let authority: Authority = url_authority(url).parse()?;
         let host = HeaderValue::from_str(authority.as_str())?;
