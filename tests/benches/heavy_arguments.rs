@@ -18,6 +18,7 @@
 //! 10, then gets about a tenth of a core).
 
 use portcullis_tests::gateway::{TestGateway, behaviour, workload};
+use portcullis_tests::threads::{on_own_thread, runtime};
 use portcullis_tests::upstream::TestUpstream;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -33,22 +34,6 @@ permit(principal, action, resource);
 forbid(principal, action == Action::"call_tool", resource)
 when { context has arg_path && context.arg_path like "/etc/*" };
 "#;
-
-fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
-    let mut builder = if threads == 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
-    if threads > 1 {
-        builder.worker_threads(threads);
-    }
-    builder.thread_name(name).enable_all().build().unwrap()
-}
-
-fn on_own_thread<F: std::future::Future + Send + 'static>(name: &str, future: F) -> std::thread::JoinHandle<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let rt = runtime(name, 1);
-    std::thread::Builder::new().name(name.into()).spawn(move || rt.block_on(future)).unwrap()
-}
 
 /// The status of a `tools/call` as `caller`; 0 when the connection failed.
 async fn post(client: &reqwest::Client, url: &str, caller: &str, arguments: &Value) -> u16 {

@@ -15,6 +15,7 @@
 //! the behaviours.
 
 use portcullis_tests::gateway::{TestGateway, behaviour, workload};
+use portcullis_tests::threads::{on_own_thread, runtime};
 use portcullis_tests::upstream::TestUpstream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,26 +54,6 @@ fn report(label: &str, samples: &[Duration]) -> Duration {
     let p99 = percentile(samples, 0.99);
     eprintln!("{label:>16}: p50 {:?}  p90 {:?}  p99 {:?}  max {:?}", percentile(samples, 0.5), percentile(samples, 0.9), p99, samples[samples.len() - 1]);
     p99
-}
-
-/// A runtime on threads of its own: the gateway, its upstream and each client
-/// run apart, as separate processes would, so that a client waiting behind the
-/// gateway's guest code is the gateway's doing and not the benchmark's.
-fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
-    let mut builder = if threads == 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
-    if threads > 1 {
-        builder.worker_threads(threads);
-    }
-    builder.thread_name(name).enable_all().build().unwrap()
-}
-
-/// Runs `future` to completion on a new thread with a current-thread runtime of its own.
-fn on_own_thread<F: std::future::Future + Send + 'static>(name: &str, future: F) -> std::thread::JoinHandle<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let rt = runtime(name, 1);
-    std::thread::Builder::new().name(name.into()).spawn(move || rt.block_on(future)).unwrap()
 }
 
 /// The hostile traffic's shape.

@@ -8,6 +8,7 @@ pub mod login;
 pub mod node;
 pub mod plugin;
 pub mod registry;
+pub mod threads;
 pub mod upstream;
 
 use sha2::{Digest, Sha256};
