@@ -13,6 +13,7 @@ fn filter(id: &str) -> ListFilter {
         remote: "127.0.0.1:1".parse().unwrap(),
         tls_client_identity: None,
         mcp_calls: vec![call.clone()],
+        body: bytes::Bytes::new(),
     };
     ListFilter {
         list: ListRequest::of(&[call]).unwrap(),

@@ -221,6 +221,7 @@ fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
         remote: remote.parse().map_err(|_| anyhow::anyhow!("request: `remote_addr` {remote:?} is not a socket address"))?,
         tls_client_identity: None,
         mcp_calls,
+        body: bytes::Bytes::new(),
     })
 }
 

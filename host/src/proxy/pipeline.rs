@@ -142,6 +142,7 @@ fn view(parts: &mut http::request::Parts, conn: &ConnectionInfo, authority: Stri
         remote: conn.remote,
         tls_client_identity: conn.tls_client_identity.clone(),
         mcp_calls,
+        body: bytes::Bytes::new(),
     }
 }
 

@@ -14,6 +14,8 @@ pub mod host {
             // Writes run on a blocking thread (key derivation, the keychain, the writers' lock).
             "portcullis:auth/secrets.set": async,
             "portcullis:auth/secrets.delete": async,
+            // The store may be Redis, over the network.
+            "portcullis:auth/store": async,
             // Reading the request can fail only on a gateway bug: trap, never guess.
             "portcullis:auth/types": trappable,
         },
@@ -39,6 +41,8 @@ macro_rules! world {
                     "portcullis:auth/cache": super::host::portcullis::auth::cache,
                     "portcullis:auth/log": super::host::portcullis::auth::log,
                     "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
+                    "portcullis:auth/signing": super::host::portcullis::auth::signing,
+                    "portcullis:auth/store": super::host::portcullis::auth::store,
                 },
             });
         }
@@ -59,6 +63,12 @@ world!(
     "portcullis:auth/device-injector"
 );
 
+world!(
+    /// A component that answers requests on routes it declares (the embedded authorization server).
+    server,
+    "portcullis:auth/authorization-server"
+);
+
 pub use host::portcullis::auth::{mcp, types};
 
 /// The type the bindings use for `Resource<request>`: a marker, since the
@@ -74,3 +84,4 @@ pub const INJECT_EXPORT: &str = "portcullis:auth/inject@0.2.0";
 pub const AUTHORIZE_EXPORT: &str = "portcullis:auth/authorize@0.2.0";
 pub const LOGIN_EXPORT: &str = "portcullis:auth/login@0.2.0";
 pub const DEVICE_LOGIN_EXPORT: &str = "portcullis:auth/device-login@0.2.0";
+pub const SERVE_EXPORT: &str = "portcullis:auth/serve@0.2.0";

@@ -28,6 +28,8 @@ pub struct RequestData {
     /// The calls of the request's JSON-RPC message (MCP workloads, POST);
     /// empty otherwise.
     pub mcp_calls: Vec<McpCall>,
+    /// The body, read whole for a route a `serve` component declared; empty otherwise.
+    pub body: bytes::Bytes,
 }
 
 impl RequestData {

@@ -16,6 +16,8 @@ pub mod http;
 pub mod log;
 pub mod request;
 pub mod secrets;
+pub mod signing;
+pub mod store;
 pub mod trial;
 
 use crate::secrets::SecretStore;

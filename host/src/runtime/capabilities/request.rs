@@ -71,6 +71,10 @@ impl HostRequest for HostState {
         Ok(self.request()?.mcp_calls.clone())
     }
 
+    fn body(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.request()?.body.to_vec())
+    }
+
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
         // Components only ever hold a borrow; there is nothing to free.
         Ok(())
