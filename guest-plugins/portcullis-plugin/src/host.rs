@@ -297,3 +297,125 @@ pub mod crypto {
         })
     }
 }
+
+/// JWS signing with keys the gateway holds (`grants.signing_keys`); the private
+/// keys never enter the component.
+pub mod signing {
+    use super::wit::signing as imp;
+
+    /// Why nothing was signed.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum SigningError {
+        /// The policy grants this component no signing keys.
+        NotGranted,
+        /// The claims are not a JSON object, or the type is not a token type.
+        InvalidClaims,
+    }
+
+    impl std::fmt::Display for SigningError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(match self {
+                SigningError::NotGranted => "the policy grants this component no signing keys",
+                SigningError::InvalidClaims => "the claims are not a JSON object, or the type is not a token type",
+            })
+        }
+    }
+
+    impl std::error::Error for SigningError {}
+
+    impl From<imp::SigningError> for SigningError {
+        fn from(error: imp::SigningError) -> Self {
+            match error {
+                imp::SigningError::NotGranted => SigningError::NotGranted,
+                imp::SigningError::InvalidClaims => SigningError::InvalidClaims,
+            }
+        }
+    }
+
+    /// Signs `claims_json` (a JSON object) with the first listed key as a
+    /// compact JWS whose header carries `alg`, `kid` and `typ`.
+    pub fn sign(claims_json: &str, typ: &str) -> Result<String, SigningError> {
+        imp::sign(claims_json, typ).map_err(Into::into)
+    }
+
+    /// Every listed public key, as a JWK Set JSON document.
+    pub fn jwks() -> Result<String, SigningError> {
+        imp::jwks().map_err(Into::into)
+    }
+}
+
+/// A key-value store shared by the gateway's replicas (`grants.store`),
+/// namespaced by the gateway per workload and component. Every operation is
+/// atomic on the backend.
+pub mod store {
+    use super::wit::store as imp;
+
+    /// Why an operation did not happen.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum StoreError {
+        /// The policy does not grant this component the store.
+        NotGranted,
+        /// The backend is unreachable or failed.
+        Unavailable(String),
+        /// The key or value exceeds the gateway's size limits.
+        TooLarge,
+    }
+
+    impl std::fmt::Display for StoreError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                StoreError::NotGranted => f.write_str("the policy does not grant this component the store"),
+                StoreError::Unavailable(why) => write!(f, "the store is unavailable: {why}"),
+                StoreError::TooLarge => f.write_str("the key or value exceeds the store's size limits"),
+            }
+        }
+    }
+
+    impl std::error::Error for StoreError {}
+
+    impl From<imp::StoreError> for StoreError {
+        fn from(error: imp::StoreError) -> Self {
+            match error {
+                imp::StoreError::NotGranted => StoreError::NotGranted,
+                imp::StoreError::Unavailable(why) => StoreError::Unavailable(why),
+                imp::StoreError::TooLarge => StoreError::TooLarge,
+            }
+        }
+    }
+
+    /// The value under `key`, if present and not expired.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        imp::get(key).map_err(Into::into)
+    }
+
+    /// Stores `value` under `key` for `ttl_seconds`.
+    pub fn put(key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError> {
+        imp::put(key, value, ttl_seconds).map_err(Into::into)
+    }
+
+    /// Stores `value` only when `key` is absent; whether it was stored.
+    pub fn put_new(key: &str, value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError> {
+        imp::put_new(key, value, ttl_seconds).map_err(Into::into)
+    }
+
+    /// Replaces the value only when it is exactly `expected`; whether it was replaced.
+    pub fn swap(key: &str, expected: &[u8], value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError> {
+        imp::swap(key, expected, value, ttl_seconds).map_err(Into::into)
+    }
+
+    /// Removes `key` and gives back its value: of several callers, exactly one gets it.
+    pub fn take(key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        imp::take(key).map_err(Into::into)
+    }
+
+    /// Removes `key` (absent is fine).
+    pub fn delete(key: &str) -> Result<(), StoreError> {
+        imp::delete(key).map_err(Into::into)
+    }
+
+    /// Adds one to the counter `key` (expiring `window_seconds` after its first
+    /// count) and gives the count.
+    pub fn count(key: &str, window_seconds: u32) -> Result<u64, StoreError> {
+        imp::count(key, window_seconds).map_err(Into::into)
+    }
+}

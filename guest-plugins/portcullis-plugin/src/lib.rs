@@ -54,7 +54,7 @@ mod verdict;
 pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};
 pub use config::{Context, parse_config};
 pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
-pub use host::{cache, crypto, http, log, secrets};
+pub use host::{cache, crypto, http, log, secrets, signing, store};
 pub use manifest::Manifest;
 /// The rules the gateway and components share, written once
 /// ([`portcullis_contract`]): what "loopback" means, the MCP method kinds, the

@@ -95,4 +95,10 @@ impl<'a> Request<'a> {
     pub fn tls_client_identity(&self) -> Option<String> {
         self.inner.peer().tls_client_identity
     }
+
+    /// The request body, read whole and bounded by the gateway: set only on a
+    /// route a `serve` component declared, empty otherwise.
+    pub fn body(&self) -> Vec<u8> {
+        self.inner.body()
+    }
 }
