@@ -23,6 +23,9 @@
 //   --legacy-sse the 2024-11-05 HTTP+SSE transport (SDK `SSEServerTransport`) instead: GET /mcp
 //                opens the event stream, whose first event is `endpoint` (`/mcp?sessionId=<id>`);
 //                each POST to that URL is answered 202 and its answer sent on the GET stream.
+//   --headers-tool  also offer the tool `request_headers` {} -> text: the JSON object of the HTTP
+//                request headers that carried the call (names lower-cased), so a test can assert what
+//                reached the MCP server (e.g. that no Authorization header or token was passed through).
 //   --keepalive-ms N  SSE keep-alive comment (`: keepalive`) interval, SDK default 15000; 0 = off.
 //                Together with --delay-ms it puts comment frames into POST SSE responses.
 //   default      stateful: `initialize` (POST without `Mcp-Session-Id`) creates a session and the
@@ -79,7 +82,7 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
 const USAGE =
-  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N]";
+  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N] [--headers-tool]";
 const args = process.argv.slice(2);
 const portArg = args[0];
 if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) {
@@ -92,6 +95,7 @@ let LEGACY_SSE = false;
 let DELAY_MS = 0;
 let NOTIFY = false;
 let KEEPALIVE_MS; // undefined = SDK default (15000)
+let HEADERS_TOOL = false;
 for (let i = 1; i < args.length; i++) {
   const flag = args[i];
   const number = () => {
@@ -106,6 +110,7 @@ for (let i = 1; i < args.length; i++) {
   else if (flag === "--stateless") STATELESS = true;
   else if (flag === "--legacy-sse") LEGACY_SSE = true;
   else if (flag === "--notify") NOTIFY = true;
+  else if (flag === "--headers-tool") HEADERS_TOOL = true;
   else if (flag === "--delay-ms") DELAY_MS = number();
   else if (flag === "--keepalive-ms") KEEPALIVE_MS = number();
   else {
@@ -163,6 +168,18 @@ function createMcpServer() {
     },
     async ({ env }) => text(`deployed to ${env}`),
   );
+  if (HEADERS_TOOL) {
+    server.registerTool(
+      "request_headers",
+      {
+        title: "Request headers",
+        description: "Returns the HTTP request headers this call arrived with",
+        inputSchema: {},
+        annotations: { readOnlyHint: true },
+      },
+      async (_args, extra) => text(JSON.stringify(extra?.requestInfo?.headers ?? null)),
+    );
+  }
 
   server.registerPrompt(
     "greeting",

@@ -6,6 +6,7 @@ pub mod key_server;
 pub mod leaks;
 pub mod login;
 pub mod node;
+pub mod oauth;
 pub mod plugin;
 pub mod registry;
 pub mod threads;

@@ -1,0 +1,128 @@
+//! The embedded authorization server's signing keys across reloads: every
+//! listed key is published and trusted, the first one signs, a dropped key's
+//! tokens are refused; and a rotation (add, move first, drop after the token
+//! lifetime) under a steady stream of requests fails none of them.
+
+use crate::oauth_server::Setup;
+use portcullis_tests::oauth::{Discovered, Pkce, jwt_parts, listed_code, mcp_status, redeem, refresh};
+use reqwest::StatusCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn keys(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| format!("file:keys/{n}.pem")).collect()
+}
+
+async fn kids_published(server: &Discovered) -> Vec<String> {
+    let jwks: serde_json::Value = portcullis_tests::oauth::client().get(server.endpoint("jwks_uri")).send().await.unwrap().json().await.unwrap();
+    jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn fresh_token(server: &Discovered) -> (String, String) {
+    let pkce = Pkce::new();
+    let (request, code) = listed_code(server, &pkce, "alice").await;
+    let answer = redeem(server, &request, &code, &pkce.verifier).await;
+    (answer.access_token(), answer.refresh_token())
+}
+
+fn kid(token: &str) -> String {
+    jwt_parts(token).0["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_token_signed_by_a_dropped_key_is_refused() {
+    let mut setup = Setup::start(|p| p.keys = keys(&["as-1"])).await;
+    let mcp = setup.mcp_url();
+    let (old, _) = fresh_token(&setup.server).await;
+    let old_kid = kid(&old);
+    assert_eq!(kids_published(&setup.server).await, std::slice::from_ref(&old_kid));
+    assert_eq!(mcp_status(&mcp, &old).await, StatusCode::OK);
+
+    // The new key first: it signs, both are published, the old key's token still passes.
+    setup.policy.keys = keys(&["as-2", "as-1"]);
+    setup.gw.reload_with(&setup.policy.toml()).await.unwrap();
+    let (new, _) = fresh_token(&setup.server).await;
+    let new_kid = kid(&new);
+    assert_ne!(new_kid, old_kid, "the first listed key signs");
+    assert_eq!(kids_published(&setup.server).await, [new_kid.clone(), old_kid.clone()], "every listed key, signer first");
+    assert_eq!(mcp_status(&mcp, &old).await, StatusCode::OK, "a listed key's token stays valid");
+
+    // The old key dropped: its token is refused, the new one passes.
+    setup.policy.keys = keys(&["as-2"]);
+    setup.gw.reload_with(&setup.policy.toml()).await.unwrap();
+    assert_eq!(kids_published(&setup.server).await, [new_kid]);
+    assert_eq!(mcp_status(&mcp, &old).await, StatusCode::UNAUTHORIZED, "a dropped key's token is refused");
+    assert_eq!(mcp_status(&mcp, &new).await, StatusCode::OK);
+}
+
+/// Add a key, move it first, drop the old one after the access-token lifetime,
+/// while a client keeps calling and refreshing: no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_under_load_without_a_failed_request() {
+    const TTL: u64 = 3;
+    let mut setup = Setup::start(|p| {
+        p.keys = keys(&["as-1"]);
+        p.config = format!("  access_token_ttl = {TTL}\n");
+    })
+    .await;
+    let (access, refresh_token) = fresh_token(&setup.server).await;
+    let first_kid = kid(&access);
+
+    // The client: calls the MCP server continuously and refreshes well before expiry.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (calls, failures) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let kids_seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let load = {
+        let (server, mcp, stop, calls, failures, kids_seen) =
+            (setup.server.clone(), setup.mcp_url(), stop.clone(), calls.clone(), failures.clone(), kids_seen.clone());
+        tokio::spawn(async move {
+            let (mut access, mut refresh_token, mut issued) = (access, refresh_token, Instant::now());
+            let mut problems = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if issued.elapsed() > Duration::from_millis(700) {
+                    let answer = refresh(&server, &refresh_token).await;
+                    if answer.status != StatusCode::OK {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        problems.push(format!("refresh: {answer:?}"));
+                        break;
+                    }
+                    (access, refresh_token, issued) = (answer.access_token(), answer.refresh_token(), Instant::now());
+                    let kid = kid(&access);
+                    let mut seen = kids_seen.lock().unwrap();
+                    if seen.last() != Some(&kid) {
+                        seen.push(kid);
+                    }
+                }
+                let status = mcp_status(&mcp, &access).await;
+                calls.fetch_add(1, Ordering::Relaxed);
+                if status != StatusCode::OK {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    problems.push(format!("call with kid {}: {status}", kid(&access)));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            problems
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    setup.policy.keys = keys(&["as-1", "as-2"]); // add
+    setup.gw.reload_with(&setup.policy.toml()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    setup.policy.keys = keys(&["as-2", "as-1"]); // move first
+    setup.gw.reload_with(&setup.policy.toml()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(TTL + 1)).await; // every as-1 token has expired
+    setup.policy.keys = keys(&["as-2"]); // drop
+    setup.gw.reload_with(&setup.policy.toml()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    let problems = load.await.unwrap();
+
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(failures.load(Ordering::Relaxed), 0);
+    assert!(calls.load(Ordering::Relaxed) > 50, "the load ran: {} calls", calls.load(Ordering::Relaxed));
+    let seen = kids_seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one signer, then the other: {seen:?}");
+    assert_eq!(seen[0], first_kid, "{seen:?}");
+}
