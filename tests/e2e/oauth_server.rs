@@ -20,7 +20,7 @@ pub(crate) struct Setup {
     pub policy: ServerPolicy,
     pub server: Discovered,
     pub mcp: HeaderReportingMcpServer,
-    pub _idp: CompanyIdp,
+    pub idp: CompanyIdp,
 }
 
 impl Setup {
@@ -37,7 +37,7 @@ impl Setup {
             match TestGateway::start_in(dir, &policy.toml()).await {
                 Ok(gw) => {
                     let server = Discovered::from(&policy.public_url()).await;
-                    return Setup { gw, policy, server, mcp, _idp: idp };
+                    return Setup { gw, policy, server, mcp, idp };
                 }
                 Err(e) if format!("{e:#}").contains("in use") => continue,
                 Err(e) => panic!("the gateway did not start: {e:#}\n{}", policy.toml()),
@@ -257,7 +257,7 @@ async fn a_callback_with_a_foreign_state_is_refused() {
     let redis = Redis::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let before = stored(&redis);
-    let callback = format!("{}/oauth/callback?code=forged&state=foreign&iss={}", setup.issuer(), setup._idp.issuer);
+    let callback = format!("{}/oauth/callback?code=forged&state=foreign&iss={}", setup.issuer(), setup.idp.issuer);
     let response = client().get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none(), "no redirect anywhere");
@@ -342,7 +342,7 @@ async fn oversize_and_malformed_bodies_are_refused_on_every_route() {
 /// authorization server's, not the login driver's).
 #[tokio::test]
 async fn the_plain_http_login_gets_a_code_from_the_idp() {
-    let idp = CompanyIdp::start(&[]).await;
+    let mut idp = CompanyIdp::start(&[]).await;
     let pkce = Pkce::new();
     let request = Authorize {
         client_id: portcullis_tests::oauth::IDP_CLIENT_ID.into(),
@@ -369,4 +369,46 @@ async fn the_plain_http_login_gets_a_code_from_the_idp() {
     .await;
     let (_, claims) = jwt_parts(answer.body["id_token"].as_str().unwrap_or_else(|| panic!("{answer:?}")));
     assert_eq!(claims["sub"], "carol");
+
+    // The IdP forges the next ID token on request (for the relying party's checks).
+    idp.tamper_id_token("nonce").await;
+    let url = format!("{}&nonce=n-1", request.url(&format!("{}/auth", idp.issuer)));
+    let landing = login(&url, "carol", &request.redirect_uri).await;
+    let answer = token(
+        &format!("{}/token", idp.issuer),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &landing.code()),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", &request.client_id),
+            ("redirect_uri", &request.redirect_uri),
+        ],
+    )
+    .await;
+    let (_, claims) = jwt_parts(answer.body["id_token"].as_str().unwrap_or_else(|| panic!("{answer:?}")));
+    assert_eq!((claims["sub"].as_str(), claims["nonce"].as_str()), (Some("carol"), Some("not-the-nonce-you-sent")));
+}
+
+/// An upstream ID token with a wrong `nonce`, `aud` or signature ends the
+/// login: no code for the client, no session or code stored.
+#[tokio::test]
+async fn an_upstream_id_token_with_a_wrong_nonce_audience_or_signature_is_refused() {
+    let redis = Redis::start();
+    let mut setup = Setup::start(with_redis(&redis)).await;
+    let pkce = Pkce::new();
+    let endpoint = setup.server.endpoint("authorization_endpoint");
+    for what in ["nonce", "aud", "signature"] {
+        setup.idp.tamper_id_token(what).await;
+        let request = Authorize::listed(&setup.server.resource, &pkce, 40200);
+        let landing = login(&request.url(&endpoint), "alice", &request.redirect_uri).await;
+        assert!(landing.param("code").is_none(), "{what}: the login went through: {landing:?}");
+        if let Landing::Page { status, .. } = &landing {
+            assert!(status.is_client_error() || status.is_server_error(), "{what}: {landing:?}");
+        }
+        let kept: Vec<String> = stored(&redis).into_iter().filter(|k| k.contains(":session:") || k.contains(":code:")).collect();
+        assert!(kept.is_empty(), "{what}: stored {kept:?}");
+    }
+    // The same IdP, untampered: the login works (the refusals were the forgeries').
+    let (_, code) = listed_code(&setup.server, &pkce, "alice").await;
+    assert!(!code.is_empty());
 }

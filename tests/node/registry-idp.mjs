@@ -26,6 +26,7 @@
 //   HELD <grant_type>                 when the held token request has arrived (it waits for release)
 //   RELEASED                          after a `release-token` command took effect
 //   REVOKED                           after a `revoke-all` command took effect
+//   TAMPERING <what>                  after a `tamper-id-token <what>` command took effect
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
 //   fail-token <n>  the next <n> token-endpoint requests are answered 500 with content-type text/html
 //                   and body `<html><body>Internal Server Error</body></html>` WITHOUT reaching the
@@ -40,6 +41,11 @@
 //   hold-token      the next token-endpoint request waits, before the provider handles it, until
 //                   `release-token` (so a test can act while a refresh is surely in flight).
 //   release-token   lets the held request (or, if none arrived yet, the next one) go on.
+//   tamper-id-token nonce|aud|signature
+//                   the next successful token-endpoint response carries a forged `id_token`: its
+//                   claims with `nonce` (or `aud`) replaced by a wrong value and signed with the
+//                   provider's own key (same kid), or (`signature`) the true claims signed with a
+//                   fresh key under the provider's kid. For the relying party's ID token checks.
 //   revoke-all      destroy every grant, refresh token, access token and authorization code the
 //                   provider holds. Afterwards: refresh -> 400 {"error":"invalid_grant",...};
 //                   introspection of any previously issued access token -> {"active":false}.
@@ -357,6 +363,7 @@ function createProvider(issuer, jwks) {
 // ---------------------------------------------------------------------------------------------
 
 let failRemaining = 0;
+let tamperNext = null; // "nonce" | "aud" | "signature": forge the next response's id_token
 let failStatus = 500;
 let delayNextMs = 0;
 // `hold-token`: the promise the next token request waits on, and its resolver.
@@ -410,8 +417,51 @@ async function handle(req, res) {
     res.end(FAIL_BODY);
     return;
   }
+  if (tamperNext) {
+    const what = tamperNext;
+    tamperNext = null;
+    forgeIdTokenIn(res, what);
+  }
   req.body = body;
   return providerCallback(req, res);
+}
+
+// Rewrites the id_token of the JSON body that oidc-provider (Koa) ends `res` with; Koa sets the
+// headers with setHeader and sends them with end(body), so the length can still be corrected.
+function forgeIdTokenIn(res, what) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    let json;
+    try {
+      json = JSON.parse(Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk));
+    } catch {
+      return end(chunk, ...rest);
+    }
+    if (!json.id_token) return end(chunk, ...rest);
+    forgeIdToken(json.id_token, what).then(
+      (forged) => {
+        const body = JSON.stringify({ ...json, id_token: forged });
+        if (!res.headersSent) res.setHeader("content-length", Buffer.byteLength(body));
+        console.error(`registry-idp: forged the id_token (${what})`);
+        end(body);
+      },
+      (err) => {
+        console.error("registry-idp: forging failed:", err);
+        end(chunk, ...rest);
+      },
+    );
+    return res;
+  };
+}
+
+async function forgeIdToken(idToken, what) {
+  const header = jose.decodeProtectedHeader(idToken);
+  const claims = jose.decodeJwt(idToken);
+  let key = await jose.importJWK(signingJwks.keys[0], "RS256");
+  if (what === "nonce") claims.nonce = "not-the-nonce-you-sent";
+  else if (what === "aud") claims.aud = "someone-else";
+  else key = (await jose.generateKeyPair("RS256")).privateKey;
+  return new jose.SignJWT(claims).setProtectedHeader({ alg: header.alg, kid: header.kid, typ: header.typ }).sign(key);
 }
 
 const server = http.createServer((req, res) => {
@@ -433,7 +483,8 @@ console.error(
     (extraRedirectUris.length ? `, extra redirect URIs ${extraRedirectUris.join(" ")}` : ""),
 );
 
-const provider = createProvider(issuer, await generateSigningJwks());
+const signingJwks = await generateSigningJwks();
+const provider = createProvider(issuer, structuredClone(signingJwks));
 providerCallback = provider.callback();
 process.stdout.write(`READY ${issuer}\n`);
 
@@ -473,12 +524,15 @@ rl.on("line", (line) => {
     releaseHeld?.();
     releaseHeld = null;
     process.stdout.write("RELEASED\n");
+  } else if (cmd === "tamper-id-token" && rest.length === 1 && ["nonce", "aud", "signature"].includes(rest[0])) {
+    tamperNext = rest[0];
+    process.stdout.write(`TAMPERING ${tamperNext}\n`);
   } else if (cmd === "revoke-all" && rest.length === 0) {
     revokeAll();
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | revoke-all | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | revoke-all | quit)`);
   }
 });
 

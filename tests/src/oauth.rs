@@ -159,7 +159,8 @@ public_url = "http://127.0.0.1:{port}/mcp"
 /// registered for its public client `portcullis-cli` (PKCE, auto-consent).
 pub struct CompanyIdp {
     pub issuer: String,
-    _child: Child,
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl CompanyIdp {
@@ -170,8 +171,23 @@ impl CompanyIdp {
             args.push("--redirect-uri".into());
             args.push(callback.clone());
         }
-        let (child, ready, _) = start("registry-idp.mjs", &args).await;
-        CompanyIdp { issuer: ready.trim_start_matches("READY").trim().to_owned(), _child: child }
+        let (child, ready, lines) = start("registry-idp.mjs", &args).await;
+        CompanyIdp { issuer: ready.trim_start_matches("READY").trim().to_owned(), child, lines }
+    }
+
+    /// The next token response carries a forged ID token: `nonce` or `aud`
+    /// wrong (signed with the IdP's key), or `signature` (another key, same kid).
+    pub async fn tamper_id_token(&mut self, what: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("tamper-id-token {what}\n").as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await.expect("the IdP answers").expect("the IdP is alive");
+            if line.starts_with("TAMPERING") {
+                return;
+            }
+        }
     }
 }
 
