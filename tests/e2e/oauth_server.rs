@@ -89,7 +89,7 @@ async fn the_sdk_client_logs_in_through_the_gateway_and_the_mcp_server_sees_no_t
     assert!(claims["aud"] == setup.server.resource.as_str() || claims["aud"][0] == setup.server.resource.as_str(), "{claims}");
     assert_eq!(claims["client_id"], report["clientId"], "{claims}");
     assert_eq!(claims["sub"], "alice", "the IdP's subject: {claims}");
-    for claim in ["exp", "iat", "jti", "scope"] {
+    for claim in ["exp", "iat", "jti", "scope", "sid"] {
         assert!(!claims[claim].is_null(), "{claim} missing: {claims}");
     }
     assert_eq!(report["hasRefreshToken"], true);
@@ -145,7 +145,7 @@ async fn bad_authorization_requests_are_refused_and_store_nothing() {
         ("path differs by case", |a| a.redirect_uri = a.redirect_uri.replace("/callback", "/Callback")),
         ("trailing slash", |a| a.redirect_uri.push('/')),
         ("https instead of http", |a| a.redirect_uri = a.redirect_uri.replace("http:", "https:")),
-        ("localhost is not a loopback literal", |a| a.redirect_uri = a.redirect_uri.replace("127.0.0.1", "localhost")),
+        ("localhost for a 127.0.0.1 registration", |a| a.redirect_uri = a.redirect_uri.replace("127.0.0.1", "localhost")),
         ("another host", |a| a.redirect_uri = "http://evil.example/callback".into()),
         ("unknown client", |a| a.client_id = "nobody".into()),
         ("CIMD client id over http", |a| a.client_id = "http://127.0.0.1:9/client.json".into()),
@@ -245,6 +245,14 @@ async fn bad_token_requests_are_refused() {
     assert_eq!((reuse.status, reuse.error()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{reuse:?}");
     let newer = refresh(server, &rt2).await;
     assert_eq!((newer.status, newer.error()), (StatusCode::BAD_REQUEST, "invalid_grant"), "the family is revoked: {newer:?}");
+
+    // Revocation (RFC 7009): a revoked refresh token no longer refreshes.
+    let (request, code) = listed_code(server, &pkce, "carol").await;
+    let rt = redeem(server, &request, &code, &pkce.verifier).await.refresh_token();
+    let revoked = client().post(server.endpoint("revocation_endpoint")).form(&[("token", rt.as_str()), ("client_id", LISTED_CLIENT)]).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let after = refresh(server, &rt).await;
+    assert_eq!((after.status, after.error()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{after:?}");
 
     // Unknown grant types and clients.
     let answer = token(&server.endpoint("token_endpoint"), &[("grant_type", "password"), ("client_id", LISTED_CLIENT)]).await;
