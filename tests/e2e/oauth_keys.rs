@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn keys(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| format!("file:keys/{n}.pem")).collect()
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 async fn kids_published(server: &Discovered) -> Vec<String> {

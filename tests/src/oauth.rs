@@ -97,8 +97,10 @@ pub struct ServerPolicy {
     pub port: u16,
     pub upstream: String,
     pub idp: String,
-    /// `signing_keys` grant entries, signer first (e.g. `file:keys/as-1.pem`).
+    /// The signing keys' names, signer first: `file:{key_dir}/{name}.pem` each.
     pub keys: Vec<String>,
+    /// Where the key files are (relative paths are the policy file's directory's).
+    pub key_dir: String,
     /// Extra `key = value` lines for `[workloads.server.config]`.
     pub config: String,
     /// A `[store]` section, or empty for the memory store.
@@ -111,7 +113,8 @@ impl ServerPolicy {
             port,
             upstream: upstream.to_owned(),
             idp: idp.to_owned(),
-            keys: vec!["file:keys/as-1.pem".into()],
+            keys: vec!["as-1".into()],
+            key_dir: "keys".into(),
             config: String::new(),
             store: String::new(),
         }
@@ -122,7 +125,7 @@ impl ServerPolicy {
     }
 
     pub fn toml(&self) -> String {
-        let keys = self.keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+        let keys = self.keys.iter().map(|k| format!("\"file:{}/{k}.pem\"", self.key_dir)).collect::<Vec<_>>().join(", ");
         let ServerPolicy { port, upstream, idp, config, store, .. } = self;
         format!(
             r#"version = 1
@@ -587,6 +590,12 @@ impl Redis {
         let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
         keys.sort();
         keys
+    }
+
+    /// The remaining lifetime of `key` in seconds (-1: none, -2: no such key).
+    pub fn ttl(&self, key: &str) -> i64 {
+        let out = std::process::Command::new("redis-cli").args(["-p", &self.port.to_string(), "ttl", key]).output().expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
     /// Stops the server (SIGKILL: what it acknowledged is already in its append-only file).
