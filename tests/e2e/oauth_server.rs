@@ -427,3 +427,33 @@ async fn an_upstream_id_token_with_a_wrong_nonce_audience_or_signature_is_refuse
     let (_, code) = listed_code(&setup.server, &pkce, "alice").await;
     assert!(!code.is_empty());
 }
+
+/// A person's browser reaches `/oauth/authorize` from the client's site and
+/// `/oauth/callback` from the IdP's: top-level navigations that a browser
+/// marks `Sec-Fetch-Site: cross-site` and sends without an `Origin`. The
+/// gateway's browser guard (meant for the MCP endpoint) must not refuse them,
+/// or no login completes in a real browser.
+#[tokio::test]
+async fn cross_site_browser_navigations_reach_the_server_routes() {
+    let setup = Setup::start(|_| {}).await;
+    let pkce = Pkce::new();
+    let request = Authorize::listed(&setup.server.resource, &pkce, 40300);
+    let navigate = |url: String| {
+        client()
+            .get(url)
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+            .header("sec-fetch-user", "?1")
+            .send()
+    };
+    let authorize = navigate(request.url(&setup.server.endpoint("authorization_endpoint"))).await.unwrap();
+    let location = authorize.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    assert!(authorize.status().is_redirection(), "{}: {:?}", authorize.status(), authorize.text().await);
+    assert!(location.unwrap().starts_with(&setup.idp.issuer), "sent on to the IdP");
+    let callback = navigate(format!("{}/oauth/callback?code=x&state=unknown", setup.issuer())).await.unwrap();
+    let status = callback.status();
+    let body = callback.text().await.unwrap();
+    assert!(!body.contains("origin_not_allowed"), "{status}: {body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the server's own answer to an unknown state: {body}");
+}
