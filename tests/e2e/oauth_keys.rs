@@ -134,3 +134,11 @@ async fn keys_rotate_under_load_without_a_failed_request() {
     assert_eq!(seen.len(), 2, "one signer, then the other: {seen:?}");
     assert_eq!(seen[0], first_kid, "{seen:?}");
 }
+
+/// `signing_keys = ["file:keys/as-1.pem"]` is relative to the policy file (not
+/// the working directory), for the server entry as for every chain entry.
+#[tokio::test]
+async fn a_relative_key_path_is_the_policy_files() {
+    let setup = Setup::start(|p| p.key_dir = "keys".into()).await;
+    assert_eq!(kids_published(&setup.server).await.len(), 1);
+}
