@@ -10,7 +10,7 @@ use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
     Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, Redis, ServerPolicy, client, jwt_parts, listed_code, login,
-    mcp_status, prepare_dir, redeem, refresh, sdk_client, token,
+    mcp_status, prepare_dir, random, redeem, refresh, sdk_client, token,
 };
 use reqwest::StatusCode;
 
@@ -272,7 +272,8 @@ async fn a_callback_with_a_foreign_state_is_refused() {
     let redis = Redis::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let before = stored(&redis);
-    let callback = format!("{}/oauth/callback?code=forged&state=foreign&iss={}", setup.issuer(), setup.idp.issuer);
+    // Well-formed (a state of this server's shape), but never issued by it.
+    let callback = format!("{}/oauth/callback?code={}&state={}&iss={}", setup.issuer(), random(32), random(32), setup.idp.issuer);
     let response = client().get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none(), "no redirect anywhere");

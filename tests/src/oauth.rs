@@ -435,11 +435,23 @@ pub async fn listed_code(server: &Discovered, pkce: &Pkce, user: &str) -> (Autho
 }
 
 /// A token endpoint answer: status, JSON body (`Null` if none), and its `Cache-Control`.
-#[derive(Debug)]
 pub struct TokenAnswer {
     pub status: StatusCode,
     pub body: serde_json::Value,
     pub cache_control: Option<String>,
+}
+
+/// Shown in failures with the token values left out (only their presence).
+impl std::fmt::Debug for TokenAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut body = self.body.clone();
+        for name in ["access_token", "refresh_token", "id_token"] {
+            if let Some(value) = body.get_mut(name) {
+                *value = "<redacted>".into();
+            }
+        }
+        f.debug_struct("TokenAnswer").field("status", &self.status).field("body", &body).field("cache_control", &self.cache_control).finish()
+    }
 }
 
 impl TokenAnswer {
