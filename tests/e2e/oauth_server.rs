@@ -172,6 +172,39 @@ async fn bad_authorization_requests_are_refused_and_store_nothing() {
         }
     }
 
+    // A registered web client's https redirect URI matches exactly: another
+    // port, case, a trailing slash or http are untrusted (an error page).
+    let registered: serde_json::Value = client()
+        .post(server.endpoint("registration_endpoint"))
+        .json(&serde_json::json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "application_type": "web"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web_client = registered["client_id"].as_str().unwrap_or_else(|| panic!("{registered}")).to_owned();
+    let authorize_web = |redirect_uri: &str| {
+        let mut request = Authorize::listed(&server.resource, &pkce, 1);
+        (request.client_id, request.redirect_uri) = (web_client.clone(), redirect_uri.to_owned());
+        client().get(request.url(&endpoint)).send()
+    };
+    let accepted = authorize_web("https://app.example/cb").await.unwrap();
+    let location = accepted.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+    assert!(location.is_some_and(|l| l.starts_with(&setup.idp.issuer)), "the registered URI is sent on to the IdP");
+    let before = stored(&redis);
+    for (case, redirect_uri) in [
+        ("another port", "https://app.example:8443/cb"),
+        ("path case", "https://app.example/CB"),
+        ("trailing slash", "https://app.example/cb/"),
+        ("http", "http://app.example/cb"),
+    ] {
+        let response = authorize_web(redirect_uri).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(response.headers().get("location").is_none(), "{case}: redirected");
+        assert_eq!(stored(&redis), before, "{case}: nothing stored");
+    }
+
     // Loopback redirect URIs match on any port (RFC 8252 7.3): two ports, two codes.
     for port in [40002, 5] {
         let request = Authorize::listed(&server.resource, &pkce, port);
