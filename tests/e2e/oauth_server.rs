@@ -496,3 +496,29 @@ async fn cross_site_browser_navigations_reach_the_server_routes() {
     assert!(!body.contains("origin_not_allowed"), "{status}: {body}");
     assert_eq!(status, StatusCode::BAD_REQUEST, "the server's own answer to an unknown state: {body}");
 }
+
+/// The upstream tokens (the IdP's access, refresh and ID tokens) are stored
+/// sealed: after a login, the session record exists, has a lifetime, and no
+/// stored value holds a JWT (the ID token) or the person's IdP login in clear.
+#[tokio::test]
+async fn upstream_tokens_are_stored_sealed() {
+    let redis = Redis::start();
+    let setup = Setup::start(with_redis(&redis)).await;
+    let pkce = Pkce::new();
+    let (request, code) = listed_code(&setup.server, &pkce, "dora-the-explorer").await;
+    assert_eq!(redeem(&setup.server, &request, &code, &pkce.verifier).await.status, StatusCode::OK);
+    let keys = redis.keys();
+    let sessions: Vec<&String> = keys.iter().filter(|k| k.contains(":session:")).collect();
+    assert!(!sessions.is_empty(), "the upstream tokens are stored per session: {keys:?}");
+    for key in &sessions {
+        assert!(redis.ttl(key) > 0, "{key} has a lifetime");
+    }
+    for key in &keys {
+        let Some(value) = redis.get(key) else { continue };
+        let text = String::from_utf8_lossy(&value);
+        assert!(!text.contains("eyJ"), "{key} holds a JWT in clear");
+        if key.contains(":session:") {
+            assert!(!text.contains("dora-the-explorer"), "{key} holds upstream claims in clear");
+        }
+    }
+}

@@ -604,6 +604,17 @@ impl Redis {
         keys
     }
 
+    /// The value of a string `key` (`None` when absent or not a string).
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let port = self.port.to_string();
+        let kind = std::process::Command::new("redis-cli").args(["-p", &port, "type", key]).output().expect("redis-cli is installed");
+        if String::from_utf8_lossy(&kind.stdout).trim() != "string" {
+            return None;
+        }
+        let out = std::process::Command::new("redis-cli").args(["-p", &port, "--raw", "get", key]).output().expect("redis-cli is installed");
+        Some(out.stdout)
+    }
+
     /// The remaining lifetime of `key` in seconds (-1: none, -2: no such key).
     pub fn ttl(&self, key: &str) -> i64 {
         let out = std::process::Command::new("redis-cli").args(["-p", &self.port.to_string(), "ttl", key]).output().expect("redis-cli is installed");
