@@ -522,3 +522,31 @@ async fn upstream_tokens_are_stored_sealed() {
         }
     }
 }
+
+/// RFC 8414 metadata in the MCP profile, at the well-known URL and its
+/// path-inserted form, naming the workload's issuer; the RFC 9728 document
+/// names this server.
+#[tokio::test]
+async fn the_metadata_is_the_mcp_profiles() {
+    let setup = Setup::start(|_| {}).await;
+    let issuer = setup.issuer();
+    assert_eq!(setup.server.issuer, issuer, "the RFC 9728 document names the embedded server");
+    assert_eq!(setup.server.resource, setup.mcp_url());
+    let metadata = &setup.server.metadata;
+    assert_eq!(metadata["issuer"], issuer.as_str());
+    assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
+    for (name, path) in [
+        ("authorization_endpoint", "/oauth/authorize"),
+        ("token_endpoint", "/oauth/token"),
+        ("registration_endpoint", "/oauth/register"),
+        ("revocation_endpoint", "/oauth/revoke"),
+        ("jwks_uri", "/oauth/jwks"),
+    ] {
+        assert_eq!(metadata[name], format!("{issuer}{path}").as_str(), "{name}");
+    }
+    let inserted: serde_json::Value = client().get(format!("{issuer}/.well-known/oauth-authorization-server/mcp")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(&inserted, metadata, "the path-inserted form serves the same document");
+}
