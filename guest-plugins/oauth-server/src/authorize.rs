@@ -178,9 +178,12 @@ mod tests {
         assert!(matches!(check(&query(&[], &["redirect_uri"]), &client(), &config()), Err(Refusal::Page(_))));
     }
 
+    /// Parameters to set, parameters to drop, the error expected.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+
     #[test]
     fn errors_go_back_with_state_and_iss() {
-        let cases: &[(&[(&str, &str)], &[&str], &str)] = &[
+        let cases: &[Case] = &[
             (&[("response_type", "token")], &[], "unsupported_response_type"),
             (&[], &["response_type"], "invalid_request"),
             (&[("code_challenge_method", "plain")], &[], "invalid_request"),
