@@ -172,6 +172,7 @@ mod tests {
             "data:text/html,x",
             "file:///etc/passwd",
             "HTTPS://app.example/cb",
+            "Com.Example.App:/cb",
             "/relative",
             "",
             "https://app.example/a b",
