@@ -63,7 +63,8 @@ pub fn check(params: &Params, client: &Client, config: &Config) -> Result<Pendin
     match params.get("resource") {
         Some(resource) if config.resource.is(resource) => {}
         Some(_) => return Err(back("invalid_target", "resource does not name this server's resource")),
-        None => return Err(back("invalid_target", "resource is required (RFC 8707): name this server's resource")),
+        None if config.require_resource => return Err(back("invalid_target", "resource is required (RFC 8707): name this server's resource")),
+        None => {}
     }
     let scope = match params.get("scope") {
         None => config.scopes.join(" "),
@@ -209,6 +210,16 @@ mod tests {
         assert!(location.starts_with("https://app.example/cb?x=1&error=unsupported_response_type&"), "{location}");
         assert!(!location.contains("state="));
         assert!(location.ends_with("&iss=https%3A%2F%2Fgw.example"));
+    }
+
+    #[test]
+    fn resource_may_be_optional() {
+        let mut config = config();
+        config.require_resource = false;
+        let p = check(&query(&[], &["resource"]), &client(), &config).unwrap();
+        assert_eq!(p.resource, "https://gw.example/mcp", "missing: this server's resource");
+        let refusal = check(&query(&[("resource", "https://other.example/mcp")], &[]), &client(), &config).unwrap_err();
+        assert!(redirected(refusal).contains("error=invalid_target"), "named, it must still be this one");
     }
 
     #[test]

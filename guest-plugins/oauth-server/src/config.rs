@@ -22,6 +22,8 @@ pub struct File {
     registration_per_minute: u32,
     #[serde(default = "yes")]
     cimd: bool,
+    #[serde(default = "yes")]
+    require_resource: bool,
     token_key_secret: String,
     #[serde(default)]
     clients: Vec<ListedClient>,
@@ -69,6 +71,10 @@ pub struct Config {
     pub registration: bool,
     pub registration_per_minute: u32,
     pub cimd: bool,
+    /// Whether `/authorize` refuses a request without `resource` (RFC 8707,
+    /// which MCP clients MUST send). Off, a missing `resource` means this
+    /// server's one resource: for clients that predate resource indicators.
+    pub require_resource: bool,
     pub token_key_secret: String,
     pub clients: Vec<ListedClient>,
     /// `https://gateway.example` (the public URL's origin).
@@ -121,6 +127,7 @@ impl Config {
             registration: file.registration,
             registration_per_minute: file.registration_per_minute,
             cimd: file.cimd,
+            require_resource: file.require_resource,
             token_key_secret: file.token_key_secret,
             clients: file.clients,
             issuer,
@@ -158,7 +165,7 @@ mod tests {
         let c = parse(r#"{"token_key_secret": "oauth:token-key"}"#).unwrap();
         assert_eq!((c.access_token_ttl, c.refresh_token_ttl, c.code_ttl), (900, 604800, 60));
         assert_eq!(c.scopes, ["mcp"]);
-        assert!(c.registration && c.cimd);
+        assert!(c.registration && c.cimd && c.require_resource);
         assert_eq!(c.registration_per_minute, 10);
         assert_eq!(c.issuer, "https://gw.example");
         assert_eq!(c.endpoint("/oauth/token"), "https://gw.example/oauth/token");
