@@ -2,10 +2,7 @@
 //!
 //! A component is a type that implements [`Authenticator`] (inbound: decides
 //! about each request) or [`Injector`] (outbound: adds credentials toward the
-//! upstream), exported with [`export_authenticator!`] or [`export_injector!`]
-//! (below). A [`Server`] answers requests itself on the routes it declares
-//! (the embedded OAuth authorization server), exported with [`export_server!`]
-//! and answering with [`Response`]s:
+//! upstream), exported with [`export_authenticator!`] or [`export_injector!`]:
 //!
 //! ```ignore
 //! use portcullis_plugin::prelude::*;
@@ -33,6 +30,31 @@
 //! }
 //!
 //! export_authenticator!(HeaderPresent);
+//! ```
+//!
+//! A [`Server`] answers requests itself, on the [`Route`]s it declares (the
+//! embedded OAuth authorization server), with [`Response`]s; it is exported
+//! with [`export_server!`]:
+//!
+//! ```ignore
+//! use portcullis_plugin::prelude::*;
+//!
+//! struct Hello;
+//!
+//! impl Server for Hello {
+//!     type Config = serde_json::Value;
+//!     fn init(_config: serde_json::Value, _context: &Context) -> Result<Self, String> {
+//!         Ok(Hello)
+//!     }
+//!     fn routes(&self) -> Vec<Route> {
+//!         vec![Route::get("/hello")]
+//!     }
+//!     fn handle(&self, _request: &Request) -> Response {
+//!         Response::new(200).json(&serde_json::json!({ "hello": "world" }))
+//!     }
+//! }
+//!
+//! export_server!(Hello);
 //! ```
 //!
 //! What the SDK does for you: it parses the policy's `config` table into your
