@@ -70,10 +70,19 @@ impl Server for OAuthServer {
         if store::get("grant-check") == Err(StoreError::NotGranted) {
             return Err("the policy does not grant this component the store: add `store = true` to its grants".into());
         }
-        if secrets::get(&config.token_key_secret) == Err(SecretError::NotGranted) {
-            return Err(format!("`token_key_secret`: the policy does not grant the secret {:?} to this component", config.token_key_secret));
+        let token_key = OnceCell::new();
+        match secrets::get(&config.token_key_secret) {
+            Err(SecretError::NotGranted) => {
+                return Err(format!("`token_key_secret`: the policy does not grant the secret {:?} to this component", config.token_key_secret));
+            }
+            Ok(text) => {
+                let key = decode_key(&text).map_err(|e| format!("`token_key_secret`: the secret {:?} {e}", config.token_key_secret))?;
+                let _ = token_key.set(key);
+            }
+            // Not stored yet, or the store is locked: logins wait for it (503 at the callback), the rest serves.
+            Err(e) => log::warn(&format!("the token key {:?} is not available yet: {e}", config.token_key_secret)),
         }
-        Ok(OAuthServer { config, upstreams, token_key: OnceCell::new() })
+        Ok(OAuthServer { config, upstreams, token_key })
     }
 
     fn routes(&self) -> Vec<Route> {
