@@ -66,9 +66,8 @@ pub fn parse_key(base64_text: &str) -> Result<[u8; 32], String> {
         .iter()
         .find_map(|engine| engine.decode(text).ok())
         .ok_or("the token key is not base64 (standard or URL-safe); generate one with `openssl rand -base64 32`")?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!("the token key is {} bytes long; AES-256-GCM needs exactly 32 (generate one with `openssl rand -base64 32`)", bytes.len())
-    })
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("the token key is {} bytes long; AES-256-GCM needs exactly 32 (generate one with `openssl rand -base64 32`)", bytes.len()))
 }
 
 #[cfg(test)]
@@ -123,7 +122,9 @@ mod tests {
     #[test]
     fn keys() {
         let key: Vec<u8> = (0u8..32).collect();
-        for text in [STANDARD.encode(&key), STANDARD_NO_PAD.encode(&key), URL_SAFE.encode(&key), URL_SAFE_NO_PAD.encode(&key), format!(" {}\n", STANDARD.encode(&key))] {
+        for text in
+            [STANDARD.encode(&key), STANDARD_NO_PAD.encode(&key), URL_SAFE.encode(&key), URL_SAFE_NO_PAD.encode(&key), format!(" {}\n", STANDARD.encode(&key))]
+        {
             assert_eq!(parse_key(&text).unwrap().as_slice(), key.as_slice(), "{text}");
         }
         // 0xfb 0xff... encodes with `+`/`/` in one alphabet and `-`/`_` in the other.
