@@ -15,6 +15,8 @@ mod config;
 mod discovery;
 mod exchange;
 mod fetch;
+mod flow;
+mod gateway;
 mod id_token;
 mod jwks;
 mod pending;
@@ -22,9 +24,10 @@ mod subject;
 mod text;
 mod tokens;
 
-use config::{Kind, Provider};
-use portcullis_plugin::{crypto, log, secrets, store};
-use serde_json::{Map, Value};
+use config::Provider;
+use gateway::Gateway;
+use portcullis_plugin::log;
+use serde_json::Value;
 
 pub use tokens::StoredTokens;
 
@@ -116,181 +119,21 @@ impl Upstreams {
         self.providers.iter().find(|p| p.name == name)
     }
 
-    /// Starts a login at `provider` for the authorize request `pending_id`;
-    /// the URL to send the browser to.
+    /// Starts a login at `provider` for the authorize request `pending_id`:
+    /// creates its own `state`, PKCE S256 verifier and (OpenID Connect)
+    /// `nonce`, keeps them under `up:{state}` for 10 minutes, and gives the
+    /// URL to send the browser to.
     pub fn begin(&self, provider: &str, pending_id: &str, callback_url: &str) -> Result<String, String> {
-        let provider = self.provider(provider).ok_or_else(|| format!("there is no upstream named {:?}", text::printable(provider, 64)))?;
-        let (authorization_endpoint, nonce) = match &provider.kind {
-            Kind::Oidc { issuer, issuer_is_local, .. } => {
-                let metadata = discovery::metadata(issuer, *issuer_is_local).map_err(|why| format!("the discovery of `{}` failed: {why}", provider.name))?;
-                (metadata.authorization_endpoint, Some(text::random_value()?))
-            }
-            Kind::OAuth2 { authorization_endpoint, .. } => (authorization_endpoint.clone(), None),
-        };
-        let state = text::random_value()?;
-        let leg = pending::Leg {
-            pending_id: pending_id.to_owned(),
-            provider: provider.name.clone(),
-            verifier: text::random_value()?,
-            nonce,
-            redirect_uri: callback_url.to_owned(),
-        };
-        match store::put_new(&pending::key(&state), &leg.to_bytes(), pending::TTL) {
-            Ok(true) => {}
-            Ok(false) => return Err("a fresh random `state` is already in use; the random source is broken".into()),
-            Err(e) => return Err(format!("the login at `{}` could not be recorded: {e}", provider.name)),
-        }
-        let challenge = text::pkce_challenge(&leg.verifier);
-        Ok(authorize::url(
-            &authorization_endpoint,
-            &authorize::Request {
-                client_id: &provider.client_id,
-                redirect_uri: callback_url,
-                scopes: &provider.scopes,
-                state: &state,
-                challenge: &challenge,
-                nonce: leg.nonce.as_deref(),
-            },
-        ))
+        flow::begin(&Gateway, self, provider, pending_id, callback_url)
     }
 
-    /// Completes `/oauth/callback` (`query` without `?`).
+    /// Completes `/oauth/callback` (`query` without `?`): takes the login's
+    /// `state` once, exchanges the code, seals and stores the whole token
+    /// response under `session:{session_id}:{provider}`, then verifies the
+    /// ID token (or reads the subject); on a failure after the store, the
+    /// stored tokens are removed.
     pub fn finish(&self, query: &str, callback_url: &str, session_id: &str, token_key: &[u8; 32]) -> Result<Finished, CallbackError> {
-        let callback = callback::parse(query).map_err(|why| {
-            log::debug(&format!("a callback was refused: {why}"));
-            CallbackError::ForeignState
-        })?;
-        if !text::is_random_value(&callback.state) {
-            return Err(CallbackError::ForeignState);
-        }
-        let leg = match store::take(&pending::key(&callback.state)) {
-            Ok(Some(bytes)) => pending::Leg::from_bytes(&bytes).ok_or(CallbackError::ForeignState)?,
-            Ok(None) => return Err(CallbackError::ForeignState),
-            Err(e) => return Err(CallbackError::Upstream(format!("the login's state could not be read: {e}"))),
-        };
-        let fail = |why: String| {
-            log::warn(&format!("the login at `{}` failed: {why}", leg.provider));
-            CallbackError::Upstream(why)
-        };
-        let Some(provider) = self.provider(&leg.provider) else {
-            return Err(fail(format!("the login began at the upstream `{}`, which is no longer configured", leg.provider)));
-        };
-        self.complete(provider, &leg, callback, callback_url, session_id, token_key).map_err(fail)
-    }
-
-    fn complete(
-        &self,
-        provider: &Provider,
-        leg: &pending::Leg,
-        callback: callback::Callback,
-        callback_url: &str,
-        session_id: &str,
-        token_key: &[u8; 32],
-    ) -> Result<Finished, String> {
-        let name = &provider.name;
-        let code = match callback.outcome {
-            callback::Outcome::Code(code) => code,
-            callback::Outcome::Error(error) => return Err(format!("`{name}` refused the login: {error}")),
-            callback::Outcome::Nothing => return Err(format!("the callback from `{name}` has neither a code nor an error")),
-        };
-        if leg.redirect_uri != callback_url {
-            return Err(format!("the login at `{name}` began with another callback URL (are the replicas' public_url the same?)"));
-        }
-        if session_id.is_empty() {
-            return Err("no session id to keep the tokens under".into());
-        }
-        let metadata = match &provider.kind {
-            Kind::Oidc { issuer, issuer_is_local, .. } => {
-                let metadata = discovery::metadata(issuer, *issuer_is_local).map_err(|why| format!("the discovery of `{name}` failed: {why}"))?;
-                check_iss(callback.iss.as_deref(), issuer, metadata.iss_parameter).map_err(|why| format!("the callback from `{name}` {why}"))?;
-                Some(metadata)
-            }
-            Kind::OAuth2 { .. } => None,
-        };
-        let token_endpoint = match (&provider.kind, &metadata) {
-            (_, Some(metadata)) => metadata.token_endpoint.clone(),
-            (Kind::OAuth2 { token_endpoint, .. }, None) => token_endpoint.clone(),
-            (Kind::Oidc { .. }, None) => unreachable!("OpenID Connect providers have metadata"),
-        };
-        let secret = match &provider.client_secret_secret {
-            Some(secret_name) => Some(secrets::get(secret_name).map_err(|e| format!("the client secret `{secret_name}` of `{name}` cannot be read: {e}"))?),
-            None => None,
-        };
-        let client = exchange::Client { client_id: &provider.client_id, secret: secret.as_deref() };
-        let response = exchange::exchange(&token_endpoint, &client, &code, &leg.redirect_uri, &leg.verifier)
-            .map_err(|why| format!("the token endpoint of `{name}` {why}"))?;
-
-        // #6194: persist first. Nothing between the answer and this line can fail.
-        let now = now();
-        let stored = StoredTokens::from_response(response.clone(), now);
-        tokens::save(&stored, session_id, name, token_key, self.session_ttl)?;
-
-        let identified = identify(provider, metadata.as_ref(), leg, &stored, &response, now);
-        match identified {
-            Ok((subject, claims)) => Ok(Finished { pending_id: leg.pending_id.clone(), subject, provider: name.clone(), claims }),
-            Err(why) => {
-                forget(session_id, name);
-                Err(why)
-            }
-        }
-    }
-}
-
-/// RFC 9207 against mix-up: an `iss` in the callback must be the provider's
-/// issuer, and is required when the provider says it always sends it.
-fn check_iss(iss: Option<&str>, issuer: &str, required: bool) -> Result<(), String> {
-    match iss {
-        Some(iss) if iss == issuer => Ok(()),
-        Some(iss) => Err(format!("names the issuer {:?}, not {issuer:?}", text::printable(iss, 200))),
-        None if required => Err("has no `iss`, which the provider says it always sends (RFC 9207)".into()),
-        None => Ok(()),
-    }
-}
-
-/// The subject and the claims, from the verified ID token (OpenID Connect),
-/// the userinfo document, or the token response.
-fn identify(
-    provider: &Provider,
-    metadata: Option<&discovery::Metadata>,
-    leg: &pending::Leg,
-    stored: &StoredTokens,
-    response: &Map<String, Value>,
-    now: u64,
-) -> Result<(String, Value), String> {
-    let name = &provider.name;
-    match (&provider.kind, metadata) {
-        (Kind::Oidc { issuer, subject_claim, .. }, Some(metadata)) => {
-            let id_token = stored.id_token.as_deref().ok_or_else(|| format!("the token response of `{name}` has no ID token"))?;
-            let nonce = leg.nonce.as_deref().ok_or_else(|| format!("the login at `{name}` has no nonce"))?;
-            let parsed = id_token::parse(id_token, metadata.id_token_algs.as_deref()).map_err(|why| format!("`{name}`: {why}"))?;
-            let jwk = jwks::key(&metadata.jwks_uri, &parsed.alg, parsed.kid.as_deref()).map_err(|why| format!("`{name}`: {why}"))?;
-            match crypto::verify_jws(&parsed.alg, &jwk, parsed.signing_input, parsed.signature) {
-                Ok(true) => {}
-                Ok(false) => {
-                    // The provider may have moved its keys elsewhere: rediscover next time.
-                    discovery::forget(issuer);
-                    return Err(format!("`{name}`: the ID token's signature does not verify"));
-                }
-                Err(e) => return Err(format!("`{name}`: the ID token's signature cannot be checked: {e}")),
-            }
-            let expected = id_token::Expected { issuer, client_id: &provider.client_id, nonce, now };
-            id_token::check_claims(&parsed.claims, &expected).map_err(|why| format!("`{name}`: {why}"))?;
-            let subject =
-                subject::at_path(&parsed.claims, subject_claim).ok_or_else(|| format!("`{name}`: the ID token has no usable `{}`", subject_claim.join(".")))?;
-            Ok((subject, Value::Object(parsed.claims)))
-        }
-        (Kind::OAuth2 { userinfo_endpoint: Some(endpoint), subject_claim, .. }, _) => {
-            let doc = subject::userinfo(endpoint, &stored.access_token).map_err(|why| format!("the userinfo endpoint of `{name}` {why}"))?;
-            let subject =
-                subject::at_path(&doc, subject_claim).ok_or_else(|| format!("the userinfo of `{name}` has no usable `{}`", subject_claim.join(".")))?;
-            Ok((subject, Value::Object(doc)))
-        }
-        (Kind::OAuth2 { userinfo_endpoint: None, subject_claim, .. }, _) => {
-            let subject = subject::at_path(response, subject_claim)
-                .ok_or_else(|| format!("the token response of `{name}` has no usable `{}`", subject_claim.join(".")))?;
-            Ok((subject.clone(), serde_json::json!({ "sub": subject })))
-        }
-        (Kind::Oidc { .. }, None) => Err(format!("`{name}` has no discovery metadata")),
+        flow::finish(&Gateway, self, query, callback_url, session_id, token_key)
     }
 }
 
@@ -303,28 +146,16 @@ pub fn stored_tokens(session_id: &str, provider: &str, token_key: &[u8; 32]) -> 
 
 /// Removes the session's tokens from `provider` (logout, revocation, a
 /// failed login). A failure is logged; the record still expires with its TTL.
+#[allow(dead_code, reason = "for logout and revocation (H4a's routes, issue 25)")]
 pub fn forget(session_id: &str, provider: &str) {
     if let Err(why) = tokens::forget(session_id, provider) {
         log::warn(&why);
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc_9207_iss() {
-        assert_eq!(check_iss(Some("https://idp"), "https://idp", true), Ok(()));
-        assert_eq!(check_iss(None, "https://idp", false), Ok(()));
-        assert!(check_iss(None, "https://idp", true).unwrap_err().contains("RFC 9207"));
-        assert!(check_iss(Some("https://evil"), "https://idp", false).unwrap_err().contains("evil"));
-        assert!(check_iss(Some("https://idp/"), "https://idp", false).is_err());
-    }
 
     #[test]
     fn the_config_shape() {

@@ -91,12 +91,6 @@ pub fn open_record(sealed: &[u8], session_id: &str, provider: &str, token_key: &
     serde_json::from_slice(&plaintext).ok()
 }
 
-/// Seals and stores `tokens` for `ttl_seconds`.
-pub fn save(tokens: &StoredTokens, session_id: &str, provider: &str, token_key: &[u8; 32], ttl_seconds: u32) -> Result<(), String> {
-    store::put(&record_key(session_id, provider), &seal_record(tokens, session_id, provider, token_key), ttl_seconds)
-        .map_err(|e| format!("the tokens of `{provider}` could not be stored: {e}"))
-}
-
 /// The session's tokens from `provider`, if stored.
 pub fn load(session_id: &str, provider: &str, token_key: &[u8; 32]) -> Result<Option<StoredTokens>, String> {
     let Some(sealed) = store::get(&record_key(session_id, provider)).map_err(|e| format!("the tokens of `{provider}` could not be read: {e}"))? else {
