@@ -39,3 +39,24 @@ impl Leg {
         serde_json::from_slice(bytes).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_no_secret_in_debug() {
+        let leg = Leg {
+            pending_id: "p-1".into(),
+            provider: "corp".into(),
+            verifier: "verifier-secret".into(),
+            nonce: Some("nonce-secret".into()),
+            redirect_uri: "https://gw/oauth/callback".into(),
+        };
+        assert_eq!(Leg::from_bytes(&leg.to_bytes()), Some(leg.clone()));
+        assert_eq!(Leg::from_bytes(b"garbage"), None);
+        let debug = format!("{leg:?}");
+        assert!(debug.contains("p-1") && !debug.contains("secret"), "{debug}");
+        assert_eq!(key("abc"), "up:abc");
+    }
+}
