@@ -31,6 +31,7 @@ mod redirect;
 mod register;
 mod resource;
 mod routes;
+mod seal;
 mod token;
 mod upstream;
 
@@ -62,7 +63,7 @@ impl Server for OAuthServer {
 
     fn init(file: config::File, context: &Context) -> Result<Self, String> {
         let (config, upstreams) = config::Config::new(file, &context.public_url)?;
-        let upstreams = Upstreams::from_config(upstreams)?;
+        let upstreams = Upstreams::from_config(upstreams)?.with_session_ttl(config.refresh_token_ttl);
         // Grants are fixed for this configuration: a missing one refuses the policy, not every request.
         if signing::jwks() == Err(SigningError::NotGranted) {
             return Err("the policy grants this component no signing keys: add `signing_keys` to its grants".into());
@@ -76,7 +77,7 @@ impl Server for OAuthServer {
                 return Err(format!("`token_key_secret`: the policy does not grant the secret {:?} to this component", config.token_key_secret));
             }
             Ok(text) => {
-                let key = decode_key(&text).map_err(|e| format!("`token_key_secret`: the secret {:?} {e}", config.token_key_secret))?;
+                let key = seal::parse_key(&text).map_err(|e| format!("`token_key_secret`: the secret {:?} {e}", config.token_key_secret))?;
                 let _ = token_key.set(key);
             }
             // Not stored yet, or the store is locked: logins wait for it (503 at the callback), the rest serves.
@@ -208,7 +209,11 @@ impl OAuthServer {
                 Ok(pending) => pending,
                 Err(_) => return page(500, "The authorization request could not be read back."),
             },
-            Ok(None) => return page(400, "This authorization request expired or was already completed. Start again from your application."),
+            Ok(None) => {
+                // The upstream tokens were stored first (#6194); with no request to complete, they go.
+                upstream::forget(&session_id, &finished.provider);
+                return page(400, "This authorization request expired or was already completed. Start again from your application.");
+            }
             Err(e) => return store_page(&e),
         };
         let sign = |_: &str| Err("not used".to_owned());
@@ -292,7 +297,7 @@ impl OAuthServer {
         }
         let name = &self.config.token_key_secret;
         let text = secrets::get(name).map_err(|e| format!("the token key {name:?}: {e}"))?;
-        let key = decode_key(&text).map_err(|e| format!("the token key {name:?}: {e}"))?;
+        let key = seal::parse_key(&text).map_err(|e| format!("the token key {name:?}: {e}"))?;
         Ok(*self.token_key.get_or_init(|| key))
     }
 }
@@ -316,15 +321,6 @@ fn form_body(request: &Request) -> Result<Params, Response> {
         return Err(oauth_error(400, "invalid_request", "send the parameters as application/x-www-form-urlencoded"));
     }
     Params::parse(&request.body()).map_err(|e| oauth_error(400, "invalid_request", &e.0))
-}
-
-/// The key sealing upstream tokens: 32 bytes, base64 (standard or URL-safe, padded or not).
-fn decode_key(text: &str) -> Result<[u8; 32], String> {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let text = text.trim();
-    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|engine| engine.decode(text).ok()).ok_or("is not base64")?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("holds {} bytes; it must hold 32 (AES-256)", bytes.len()))
 }
 
 /// Whom a registration counts against: the peer's IPv4 address, or its
@@ -353,17 +349,6 @@ export_server!(OAuthServer);
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_keys() {
-        let key = [7u8; 32];
-        use base64::Engine as _;
-        for engine in [base64::engine::general_purpose::STANDARD, base64::engine::general_purpose::URL_SAFE_NO_PAD] {
-            assert_eq!(decode_key(&format!(" {}\n", engine.encode(key))).unwrap(), key);
-        }
-        assert!(decode_key(&base64::engine::general_purpose::STANDARD.encode([1u8; 16])).unwrap_err().contains("16 bytes"));
-        assert!(decode_key("not base64!").is_err());
-    }
 
     #[test]
     fn rate_limit_sources() {
