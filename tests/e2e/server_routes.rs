@@ -38,7 +38,9 @@ async fn a_servers_routes_are_answered_by_it_ahead_of_the_chain_and_never_upstre
         assert_eq!(r.text().await.unwrap(), if method == reqwest::Method::GET { "hello" } else { "" });
     }
     // Another method: 405 with the route's methods, before the component runs.
-    for (method, path, allow) in [(reqwest::Method::POST, "/hello", "GET, HEAD"), (reqwest::Method::GET, "/echo", "POST"), (reqwest::Method::DELETE, "/echo", "POST")] {
+    for (method, path, allow) in
+        [(reqwest::Method::POST, "/hello", "GET, HEAD"), (reqwest::Method::GET, "/echo", "POST"), (reqwest::Method::DELETE, "/echo", "POST")]
+    {
         let r = c.request(method.clone(), format!("{url}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 405, "{method} {path}");
         assert_eq!(r.headers()["allow"], allow, "{method} {path}");
@@ -139,8 +141,57 @@ async fn a_component_without_serve_or_with_bad_routes_is_refused_at_load() {
     let not_a_server = policy(&upstream, "").replace("component = \"serve\"\n  config = {  }", "component = \"behaviours\"\n  config = { mode = \"abstain\" }");
     let error = format!("{:#}", TestGateway::start(&not_a_server).await.err().expect("refused"));
     assert!(error.contains("workloads[0].server") && error.contains("does not export `portcullis:auth/serve@0.2.0`"), "{error}");
-    for (extra, why) in [("/.well-known/oauth-protected-resource", "the gateway's own"), ("/hello", "declared twice"), ("/x?y=1", "not a plain absolute path")] {
+    for (extra, why) in [("/.well-known/oauth-protected-resource", "the gateway's own"), ("/hello", "declared twice"), ("/x?y=1", "not a plain absolute path")]
+    {
         let error = format!("{:#}", TestGateway::start(&policy(&upstream, &format!("extra_route = {extra:?}"))).await.err().expect("refused"));
         assert!(error.contains("workloads[0].server") && error.contains(why), "{extra}: {error}");
     }
+}
+
+/// Runs the `portcullis` binary with `home` and the tests' password.
+fn portcullis(home: &std::path::Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::cli::portcullis())
+        .args(args)
+        .env("PORTCULLIS_HOME", home)
+        .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// `portcullis init --mode authorization-server` writes a policy that
+/// passes `check` with the keys it created in the secret store, and
+/// `examples/authorization-server.toml` passes it given its secrets.
+/// (Needs `builtin:oauth-server` and the `store`/`signing_keys` grants.)
+#[test]
+fn the_authorization_server_starter_and_example_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let output = dir.path().join("portcullis.toml");
+    let init = ["init", "--mode", "authorization-server", "--upstream-issuer", "https://idp.example.com", "--output", output.to_str().unwrap()];
+    let out = portcullis(&home, &init, None);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let listed = text(&portcullis(&home, &["secrets", "list"], None).stdout);
+    assert!(listed.contains("oauth:signing-key") && listed.contains("oauth:token-key"), "{listed}");
+    // A second init keeps the keys (tokens they signed stay valid).
+    let again = portcullis(
+        &home,
+        &["init", "--mode", "authorization-server", "--upstream-issuer", "https://idp.example.com", "--force", "--output", output.to_str().unwrap()],
+        None,
+    );
+    assert!(!text(&again.stdout).contains("created"), "{}", text(&again.stdout));
+
+    portcullis(&home, &["secrets", "set", "oauth:corp-client-secret"], Some("s3cret"));
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/authorization-server.toml");
+    let out = portcullis(&home, &["check", example.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
 }

@@ -17,7 +17,6 @@ use crate::proxy::error::GatewayError;
 use crate::proxy::headers::HeaderRules;
 use crate::proxy::resource_metadata::ProtectedResource;
 use crate::proxy::routes::{MAX_ROUTE_BODY_BYTES, Routes};
-use portcullis_contract::resource_metadata;
 use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::{McpSettings, Workload};
@@ -25,6 +24,7 @@ use crate::runtime::capabilities::{Grants, Mode, PluginLabel, Services, cache};
 use crate::runtime::plugin::{Limits, Plugin, Role};
 use crate::runtime::setup::{Access, Entry, Host, set_up};
 use crate::secrets::SecretString;
+use portcullis_contract::resource_metadata;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,7 +110,9 @@ async fn compile_workload(
                 let reserved = |path: &str| path == resource_metadata::WELL_KNOWN || path.starts_with(&format!("{}/", resource_metadata::WELL_KNOWN));
                 match Routes::new(server, reserved, limits.max_pending_body_bytes as usize) {
                     Ok(mounted) => routes = Some(mounted),
-                    Err(why) => errors.push(policy.error_at(&server_key, format!("the component's routes are refused: {why}"), Some(setup_hint(&entry.component)))),
+                    Err(why) => {
+                        errors.push(policy.error_at(&server_key, format!("the component's routes are refused: {why}"), Some(setup_hint(&entry.component))))
+                    }
                 }
             }
             Err(e) => errors.push(e),

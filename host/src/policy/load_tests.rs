@@ -234,7 +234,8 @@ fn a_server_entry_is_checked_like_a_chain_entry() {
 #[test]
 fn embedded_server_needs_a_server_and_names_nothing_it_fills() {
     let verifier = |config: &str| {
-        GOOD.replace("builtin:shared-key", "builtin:oidc-verifier").replace("grants = { secrets = [\"workload:demo:shared-key*\"] }", &format!("config = {{ {config} }}"))
+        GOOD.replace("builtin:shared-key", "builtin:oidc-verifier")
+            .replace("grants = { secrets = [\"workload:demo:shared-key*\"] }", &format!("config = {{ {config} }}"))
     };
     let server = "  [workloads.server]\n  component = \"builtin:shared-key\"\n";
     let errors = load(&verifier("embedded_server = true")).unwrap_err().0;

@@ -100,7 +100,10 @@ enum Exports {
 enum Question<'a> {
     Authenticate,
     Inject,
-    Authorize { identity: Option<Cow<'a, wit::Identity>>, call: Cow<'a, McpCall> },
+    Authorize {
+        identity: Option<Cow<'a, wit::Identity>>,
+        call: Cow<'a, McpCall>,
+    },
     /// A server's routes, asked once at load (no request).
     Routes,
     /// A request to one of a server's routes.
@@ -522,7 +525,13 @@ impl Plugin {
     /// Puts `question` to `instance` (about `request`, if any) by `deadline`;
     /// a trap, the deadline or the memory cap is a fault, and the caller
     /// then retires the instance.
-    async fn put_in_time(&self, instance: &mut Instance, question: &Question<'_>, request: Option<&Arc<RequestData>>, deadline: Instant) -> Result<Answer, PluginFault> {
+    async fn put_in_time(
+        &self,
+        instance: &mut Instance,
+        question: &Question<'_>,
+        request: Option<&Arc<RequestData>>,
+        deadline: Instant,
+    ) -> Result<Answer, PluginFault> {
         let state = instance.store.data_mut();
         state.memory.hit = false;
         state.request = request.cloned();
