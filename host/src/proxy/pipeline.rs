@@ -1,6 +1,7 @@
 //! What happens to a request, in order. Each stage can end the request with a
 //! [`GatewayError`]; nothing reaches the upstream without an [`Allowed`] from
-//! the inbound chain.
+//! the inbound chain. The routes a workload's server declares ([`routes`])
+//! are answered by it after admission and never forwarded.
 
 use super::chain::Allowed;
 use super::error::GatewayError;

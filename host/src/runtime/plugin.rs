@@ -1,5 +1,8 @@
-//! One component in one chain position: its pre-linked instance, its instance
-//! strategy, its deadline and memory cap, and the metrics of its calls.
+//! One component in one chain position (or a workload's server): its
+//! pre-linked instance, its instance strategy, its deadline and memory cap,
+//! and the metrics of its calls. A server (`Role::Server`) declares its
+//! routes once, at load, on the instance its `init` ran on, and then answers
+//! requests on them ([`Plugin::serve`]) under the same rules as any call.
 //!
 //! Failure handling is the point of this module. A trap, a deadline hit, a
 //! memory-cap hit or a malformed verdict becomes a [`PluginFault`] — never an
