@@ -146,6 +146,11 @@ async fn a_component_without_serve_or_with_bad_routes_is_refused_at_load() {
         let error = format!("{:#}", TestGateway::start(&policy(&upstream, &format!("extra_route = {extra:?}"))).await.err().expect("refused"));
         assert!(error.contains("workloads[0].server") && error.contains(why), "{extra}: {error}");
     }
+    // A verifier that trusts the server needs keys the server was granted.
+    let embedded = policy(&upstream, "")
+        .replace("config = { issuer = \"https://idp.example.com\", jwks_uri = \"https://idp.example.com/jwks\" }", "config = { embedded_server = true }");
+    let error = format!("{:#}", TestGateway::start(&embedded).await.err().expect("refused"));
+    assert!(error.contains("workloads[0].inbound[1].config.embedded_server") && error.contains("signing_keys"), "{error}");
 }
 
 /// Runs the `portcullis` binary with `home` and the tests' password.
