@@ -200,3 +200,14 @@ fn the_authorization_server_starter_and_example_check() {
     let out = portcullis(&home, &["check", example.to_str().unwrap()], None);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
 }
+
+/// `plugin inspect` names the world of a `serve` component.
+#[test]
+fn inspect_names_the_authorization_server_world() {
+    let home = tempfile::tempdir().unwrap();
+    let fixture = portcullis_tests::fixture("serve");
+    let out = portcullis(home.path(), &["plugin", "inspect", "--json", fixture.to_str().unwrap()], None);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["world"], "authorization-server");
+    assert!(info["exports"].as_array().unwrap().iter().any(|e| e == "portcullis:auth/serve@0.2.0"), "{info}");
+}
