@@ -141,8 +141,12 @@ async fn a_component_without_serve_or_with_bad_routes_is_refused_at_load() {
     let not_a_server = policy(&upstream, "").replace("component = \"serve\"\n  config = {  }", "component = \"behaviours\"\n  config = { mode = \"abstain\" }");
     let error = format!("{:#}", TestGateway::start(&not_a_server).await.err().expect("refused"));
     assert!(error.contains("workloads[0].server") && error.contains("does not export `portcullis:auth/serve@0.2.0`"), "{error}");
-    for (extra, why) in [("/.well-known/oauth-protected-resource", "the gateway's own"), ("/hello", "declared twice"), ("/x?y=1", "not a plain absolute path")]
-    {
+    for (extra, why) in [
+        ("/.well-known/oauth-protected-resource", "the gateway's own"),
+        ("/hello", "declared twice"),
+        ("/x?y=1", "not a plain absolute path"),
+        ("/", "the resource's own path"),
+    ] {
         let error = format!("{:#}", TestGateway::start(&policy(&upstream, &format!("extra_route = {extra:?}"))).await.err().expect("refused"));
         assert!(error.contains("workloads[0].server") && error.contains(why), "{extra}: {error}");
     }

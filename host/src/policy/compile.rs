@@ -106,8 +106,18 @@ async fn compile_workload(
         match compile_entry(policy, file, entry, grants, place, host, components, None).await {
             Ok(server) => {
                 server_jwks = server.signing_jwks();
-                // The metadata paths are the gateway's, whatever the component declares.
-                let reserved = |path: &str| path == resource_metadata::WELL_KNOWN || path.starts_with(&format!("{}/", resource_metadata::WELL_KNOWN));
+                // The metadata paths are the gateway's, and the resource's own path is the
+                // upstream's (the MCP endpoint), whatever the component declares.
+                let resource_path = public_url.path().trim_end_matches('/');
+                let reserved = |path: &str| {
+                    if path == resource_metadata::WELL_KNOWN || path.starts_with(&format!("{}/", resource_metadata::WELL_KNOWN)) {
+                        Some("the gateway's own (the protected-resource metadata)")
+                    } else if path.trim_end_matches('/') == resource_path {
+                        Some("the resource's own path (`public_url`), which the upstream serves")
+                    } else {
+                        None
+                    }
+                };
                 match Routes::new(server, reserved, limits.max_pending_body_bytes as usize) {
                     Ok(mounted) => routes = Some(mounted),
                     Err(why) => {

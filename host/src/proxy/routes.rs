@@ -10,7 +10,7 @@
 //! What the gateway keeps to itself:
 //! - the paths: exact matches on what the component declared at load,
 //!   checked there ([`Routes::new`]: one path once, no query, never the
-//!   RFC 9728 metadata path the gateway serves);
+//!   RFC 9728 metadata path the gateway serves nor the resource's own path);
 //! - the methods: another gets 405 with `Allow`, before the component runs;
 //! - the body: read whole for the component, at most [`MAX_ROUTE_BODY_BYTES`]
 //!   (a declared larger one is refused with 413 before a byte is read), at the
@@ -62,9 +62,9 @@ pub struct Mounted {
 
 impl Routes {
     /// Mounts the routes `server` declared, refusing (with why) a path that
-    /// is not a plain absolute path, is declared twice or is `reserved` (the
-    /// gateway's own), and a method that is not an upper-case token.
-    pub fn new(server: Arc<Plugin>, reserved: impl Fn(&str) -> bool, held_bytes: usize) -> Result<Routes, String> {
+    /// is not a plain absolute path, is declared twice or is `reserved` (which
+    /// says whose it is), and a method that is not an upper-case token.
+    pub fn new(server: Arc<Plugin>, reserved: impl Fn(&str) -> Option<&'static str>, held_bytes: usize) -> Result<Routes, String> {
         let mounted = mount(server.routes(), reserved)?;
         Ok(Routes { server, mounted, held: Semaphore::new(held_bytes.min(Semaphore::MAX_PERMITS)) })
     }
@@ -81,7 +81,7 @@ impl Routes {
 }
 
 /// The declared routes, checked, by path.
-fn mount(declared: &[Route], reserved: impl Fn(&str) -> bool) -> Result<HashMap<String, Mounted>, String> {
+fn mount(declared: &[Route], reserved: impl Fn(&str) -> Option<&'static str>) -> Result<HashMap<String, Mounted>, String> {
     if declared.is_empty() {
         return Err("`serve.routes` declares no route".into());
     }
@@ -97,8 +97,8 @@ fn mount(declared: &[Route], reserved: impl Fn(&str) -> bool) -> Result<HashMap<
         if !plain {
             return Err(format!("the route {path:?} is not a plain absolute path (it starts with `/`; no query, fragment, escapes or dot segments)"));
         }
-        if reserved(path) {
-            return Err(format!("the route {path:?} is the gateway's own (the protected-resource metadata)"));
+        if let Some(whose) = reserved(path) {
+            return Err(format!("the route {path:?} is {whose}"));
         }
         if route.methods.is_empty() {
             return Err(format!("the route {path:?} declares no method"));

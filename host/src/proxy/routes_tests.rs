@@ -6,8 +6,8 @@ fn route(path: &str, methods: &[&str]) -> Route {
     Route { path: path.into(), methods: methods.iter().map(|m| m.to_string()).collect() }
 }
 
-fn metadata(path: &str) -> bool {
-    path.starts_with("/.well-known/oauth-protected-resource")
+fn metadata(path: &str) -> Option<&'static str> {
+    path.starts_with("/.well-known/oauth-protected-resource").then_some("the gateway's own")
 }
 
 #[test]
