@@ -212,10 +212,18 @@ pub fn callback_port(entry: &ChainEntryFile) -> u16 {
 /// The deadline of a built-in's calls when the policy sets none: the
 /// registry token's calls may wait for the refresh lock (up to 3 s) and then
 /// refresh at the identity provider (an HTTP round trip of up to 3 s), which
-/// 100 ms does not fit.
+/// 100 ms does not fit. `builtin:oauth-server`'s calls may fetch a client's metadata document
+/// (CIMD) or complete a login at the identity provider (discovery, token,
+/// keys): several HTTP round trips in one call.
 pub fn default_deadline(entry: &ChainEntryFile) -> Option<std::time::Duration> {
-    (entry.component == REGISTRY_TOKEN).then(|| std::time::Duration::from_secs(8))
+    match entry.component.as_str() {
+        REGISTRY_TOKEN => Some(std::time::Duration::from_secs(8)),
+        OAUTH_SERVER => Some(std::time::Duration::from_secs(5)),
+        _ => None,
+    }
 }
+
+pub const OAUTH_SERVER: &str = "builtin:oauth-server";
 
 /// The secret name a registry-token entry keeps its OAuth tokens under:
 /// `REGISTRY_OAUTH_` and 8 hex digits of SHA-256(registry URL, NUL, issuer)

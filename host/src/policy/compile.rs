@@ -106,19 +106,7 @@ async fn compile_workload(
         match compile_entry(policy, file, entry, grants, place, host, components, None).await {
             Ok(server) => {
                 server_jwks = server.signing_jwks();
-                // The metadata paths are the gateway's, and the resource's own path is the
-                // upstream's (the MCP endpoint), whatever the component declares.
-                let resource_path = public_url.path().trim_end_matches('/');
-                let reserved = |path: &str| {
-                    if path == resource_metadata::WELL_KNOWN || path.starts_with(&format!("{}/", resource_metadata::WELL_KNOWN)) {
-                        Some("the gateway's own (the protected-resource metadata)")
-                    } else if path.trim_end_matches('/') == resource_path {
-                        Some("the resource's own path (`public_url`), which the upstream serves")
-                    } else {
-                        None
-                    }
-                };
-                match Routes::new(server, reserved, limits.max_pending_body_bytes as usize) {
+                match Routes::new(server, |path| reserved_path(public_url, path), limits.max_pending_body_bytes as usize) {
                     Ok(mounted) => routes = Some(mounted),
                     Err(why) => {
                         errors.push(policy.error_at(&server_key, format!("the component's routes are refused: {why}"), Some(setup_hint(&entry.component))))
@@ -204,6 +192,19 @@ async fn compile_workload(
         routes,
         name,
     })
+}
+
+/// Whose `path` is, if a workload's server may not declare it as a route:
+/// the metadata paths are the gateway's, and the resource's own path is the
+/// upstream's (the MCP endpoint).
+fn reserved_path(public_url: &url::Url, path: &str) -> Option<&'static str> {
+    if path == resource_metadata::WELL_KNOWN || path.strip_prefix(resource_metadata::WELL_KNOWN).is_some_and(|rest| rest.starts_with('/')) {
+        Some("the gateway's own (the protected-resource metadata)")
+    } else if path.trim_end_matches('/') == public_url.path().trim_end_matches('/') {
+        Some("the resource's own path (`public_url`), which the upstream serves")
+    } else {
+        None
+    }
 }
 
 /// Where a chain entry sits: its policy key, role and position, and its workload's instance bound.
