@@ -19,7 +19,13 @@ fn a_servers_routes_keep_off_the_gateways_and_the_upstreams_paths() {
     for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/mcp", "/mcp/"] {
         assert!(reserved_path(&mcp, path).is_some(), "{path}");
     }
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server/mcp", "/.well-known/oauth-protected-resourcex", "/oauth/token", "/"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/mcp",
+        "/.well-known/oauth-protected-resourcex",
+        "/oauth/token",
+        "/",
+    ] {
         assert_eq!(reserved_path(&mcp, path), None, "{path}");
     }
     let root = url::Url::parse("http://127.0.0.1:8080").unwrap();
