@@ -252,9 +252,9 @@ impl Stores {
         }
         let store = match &backend {
             Backend::Memory => Store::memory(),
-            Backend::Redis { url, .. } => Store::Redis(
-                RedisStore::connect(url, credentials.unwrap_or_default()).map_err(|message| OpenError { field: "url", message })?,
-            ),
+            Backend::Redis { url, .. } => {
+                Store::Redis(RedisStore::connect(url, credentials.unwrap_or_default()).map_err(|message| OpenError { field: "url", message })?)
+            }
         };
         if let Some(previous) = current.as_ref() {
             tracing::info!(from = previous.store.kind(), to = store.kind(), "the policy changed the store: a new one is opened");

@@ -86,8 +86,7 @@ impl RedisStore {
             // Each operation is bounded anyway; retrying inside one only delays its answer.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("cannot set up the Redis connection to {target}: {e}"))?;
+        let manager = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| format!("cannot set up the Redis connection to {target}: {e}"))?;
         let store = RedisStore {
             manager,
             target,

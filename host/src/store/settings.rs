@@ -62,7 +62,9 @@ impl StoreSettings {
         }
         let backend = match file.backend {
             StoreBackend::Memory => {
-                for (field, set) in [("url", file.url.is_some()), ("username_secret", file.username_secret.is_some()), ("password_secret", file.password_secret.is_some())] {
+                for (field, set) in
+                    [("url", file.url.is_some()), ("username_secret", file.username_secret.is_some()), ("password_secret", file.password_secret.is_some())]
+                {
                     if set {
                         error(field, format!("`{field}` is for the Redis store, and the backend is `memory`"), Some("set `backend = \"redis\"`, or remove it"));
                     }
@@ -80,7 +82,11 @@ impl StoreSettings {
                     }
                     Some(text) => redis_url(text, &mut problems),
                 }
-                .map(|url| Backend::Redis { url, username_secret: file.username_secret.clone(), password_secret: file.password_secret.clone() })
+                .map(|url| Backend::Redis {
+                    url,
+                    username_secret: file.username_secret.clone(),
+                    password_secret: file.password_secret.clone(),
+                })
             }
         };
         let ok = !problems.iter().any(|p| !p.warning);
