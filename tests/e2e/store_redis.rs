@@ -284,3 +284,90 @@ async fn redis_down_at_start_is_unavailable_then_works() {
     back(&ns).await;
     ns.put("k", b"v", 60).await.unwrap();
 }
+
+/// `[store]` on `redis` with the password in secret `store:redis-password`, and a workload whose component is granted the store.
+fn gateway_policy(redis: &RedisServer, extra: &str) -> String {
+    let store = format!("version = 1\n[store]\nbackend = \"redis\"\nurl = \"{}\"\npassword_secret = \"store:redis-password\"\n{extra}\n", redis.url());
+    let entry = "  [[workloads.inbound]]\n  component = \"behaviours\"\n  config = { mode = \"allow\" }\n  grants = { store = true }\n";
+    format!("{store}{}", portcullis_tests::gateway::workload("mcp", "http://127.0.0.1:1", entry))
+}
+
+/// The ids of the clients connected to `redis`, besides the `redis-cli` asking.
+fn clients(redis: &RedisServer) -> Vec<String> {
+    let list = redis.cli(&["CLIENT", "LIST"]);
+    list.lines().filter(|l| !l.contains("cmd=client")).map(|l| l.split_whitespace().next().unwrap().to_owned()).collect()
+}
+
+/// Waits (up to 5 s) until `redis` has exactly `n` clients besides `redis-cli`.
+async fn until_clients(redis: &RedisServer, n: usize) -> Vec<String> {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ids = clients(redis);
+        if ids.len() == n || Instant::now() > until {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_keeps_its_redis_connection_across_reloads_until_the_password_changes() {
+    use portcullis_tests::gateway::{PASSWORD, TestGateway};
+    let redis = RedisServer::start_with(RedisAuth::Password("first-password".into()));
+
+    // The secret is missing: the policy does not load, and the error names the key.
+    let error = TestGateway::start(&gateway_policy(&redis, "")).await.err().expect("refused without the secret");
+    let error = format!("{error:#}");
+    assert!(error.contains("store.password_secret") && error.contains("store:redis-password"), "{error}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    secrets.set("store:redis-password", SecretString::from("first-password".to_owned())).unwrap();
+    let gateway = TestGateway::start_in(dir, &gateway_policy(&redis, "")).await.unwrap();
+    let first = until_clients(&redis, 1).await;
+    assert_eq!(first.len(), 1, "the store connects at load: {first:?}");
+
+    // The same [store] (a new prefix is not a new store): the same connection.
+    gateway.reload_with(&gateway_policy(&redis, "prefix = \"gw\"")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(clients(&redis), first);
+
+    // A rotated password: a new connection, authenticated with it; the old one is closed.
+    redis.cli(&["CONFIG", "SET", "requirepass", "second-password"]);
+    secrets.set("store:redis-password", SecretString::from("second-password".to_owned())).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the gateway's copy of the secret store is rechecked each second
+    gateway.reload_with(&gateway_policy(&redis, "prefix = \"gw\"")).await.unwrap();
+    let second = until_clients(&redis, 1).await;
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+}
+
+#[test]
+fn check_validates_the_store_without_reaching_redis() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let fixtures = portcullis_tests::fixture_components();
+    std::fs::write(&policy, gateway_policy(&redis, "").replace("[[workloads]]", &format!("{fixtures}\n[[workloads]]"))).unwrap();
+    let check = |policy: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portcullis-under-test"))
+            .args(["check", policy.to_str().unwrap()])
+            .env("PORTCULLIS_HOME", dir.path().join("home"))
+            .env("PORTCULLIS_SECRETS_PASSWORD", "pw")
+            .output()
+            .unwrap()
+    };
+    // Valid, though the password secret is not set here: `check` reads no store credentials.
+    let out = check(&policy);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(clients(&redis), Vec::<String>::new(), "check did not connect");
+    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+    // A bad [store] is reported with its line and key.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&policy).unwrap().replace("redis://127.0.0.1", "redis://:hunter2@127.0.0.1")).unwrap();
+    let out = check(&bad);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("bad.toml:4: `store.url`") && stderr.contains("credentials"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
