@@ -295,15 +295,16 @@ fn gateway_policy(redis: &RedisServer, extra: &str) -> String {
 /// The ids of the clients connected to `redis`, besides the `redis-cli` asking.
 fn clients(redis: &RedisServer) -> Vec<String> {
     let list = redis.cli(&["CLIENT", "LIST"]);
+    assert!(list.starts_with("id="), "{list}");
     list.lines().filter(|l| !l.contains("cmd=client")).map(|l| l.split_whitespace().next().unwrap().to_owned()).collect()
 }
 
-/// Waits (up to 5 s) until `redis` has exactly `n` clients besides `redis-cli`.
-async fn until_clients(redis: &RedisServer, n: usize) -> Vec<String> {
+/// Waits (up to 5 s) until the clients of `redis` besides `redis-cli` are as `wanted`; returns them.
+async fn until_clients(redis: &RedisServer, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
         let ids = clients(redis);
-        if ids.len() == n || Instant::now() > until {
+        if wanted(&ids) || Instant::now() > until {
             return ids;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -313,7 +314,7 @@ async fn until_clients(redis: &RedisServer, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn the_gateway_keeps_its_redis_connection_across_reloads_until_the_password_changes() {
     use portcullis_tests::gateway::{PASSWORD, TestGateway};
-    let redis = RedisServer::start_with(RedisAuth::Password("first-password".into()));
+    let mut redis = RedisServer::start_with(RedisAuth::Password("first-password".into()));
 
     // The secret is missing: the policy does not load, and the error names the key.
     let error = TestGateway::start(&gateway_policy(&redis, "")).await.err().expect("refused without the secret");
@@ -324,7 +325,7 @@ async fn the_gateway_keeps_its_redis_connection_across_reloads_until_the_passwor
     let secrets = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
     secrets.set("store:redis-password", SecretString::from("first-password".to_owned())).unwrap();
     let gateway = TestGateway::start_in(dir, &gateway_policy(&redis, "")).await.unwrap();
-    let first = until_clients(&redis, 1).await;
+    let first = until_clients(&redis, |ids| ids.len() == 1).await;
     assert_eq!(first.len(), 1, "the store connects at load: {first:?}");
 
     // The same [store] (a new prefix is not a new store): the same connection.
@@ -333,13 +334,14 @@ async fn the_gateway_keeps_its_redis_connection_across_reloads_until_the_passwor
     assert_eq!(clients(&redis), first);
 
     // A rotated password: a new connection, authenticated with it; the old one is closed.
-    redis.cli(&["CONFIG", "SET", "requirepass", "second-password"]);
+    assert_eq!(redis.cli(&["CONFIG", "SET", "requirepass", "second-password"]), "OK");
+    redis.set_auth(RedisAuth::Password("second-password".into()));
     secrets.set("store:redis-password", SecretString::from("second-password".to_owned())).unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await; // the gateway's copy of the secret store is rechecked each second
     gateway.reload_with(&gateway_policy(&redis, "prefix = \"gw\"")).await.unwrap();
-    let second = until_clients(&redis, 1).await;
-    assert_eq!(second.len(), 1, "{second:?}");
-    assert_ne!(second, first);
+    let second = until_clients(&redis, |ids| ids.len() == 1 && ids != first).await;
+    assert_eq!(second.len(), 1, "the old connection is closed: {second:?}");
+    assert_ne!(second, first, "a new connection");
 }
 
 #[test]

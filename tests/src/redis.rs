@@ -99,6 +99,12 @@ impl RedisServer {
         }
     }
 
+    /// Authenticates [`RedisServer::cli`] (and a restarted server) with
+    /// `auth` from now on: after a test changed the password on the server.
+    pub fn set_auth(&mut self, auth: RedisAuth) {
+        self.auth = auth;
+    }
+
     /// Runs `redis-cli` against the server, authenticated, and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut command = Command::new("redis-cli");
