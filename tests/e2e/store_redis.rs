@@ -21,10 +21,14 @@ fn redis_store(server: &RedisServer) -> Arc<Store> {
 
 /// `[store]` for `server`, as the policy loader parses it (plus extra lines).
 fn settings(server: &RedisServer, extra: &str) -> StoreSettings {
+    settings_at(&server.url(), extra)
+}
+
+/// `[store]` for the Redis at `url`, as the policy loader parses it (plus extra lines).
+fn settings_at(url: &str, extra: &str) -> StoreSettings {
     let source = format!(
-        "version = 1\n[store]\nbackend = \"redis\"\nurl = \"{}\"\n{extra}\n[[workloads]]\nname = \"mcp\"\nlisten = \"127.0.0.1:0\"\n\
-         upstream = \"http://127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1/mcp\"\nanonymous = true\n",
-        server.url()
+        "version = 1\n[store]\nbackend = \"redis\"\nurl = \"{url}\"\n{extra}\n[[workloads]]\nname = \"mcp\"\nlisten = \"127.0.0.1:0\"\n\
+         upstream = \"http://127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1/mcp\"\nanonymous = true\n"
     );
     load_str(std::path::Path::new("policy.toml"), source).unwrap().store
 }
@@ -372,4 +376,41 @@ fn check_validates_the_store_without_reaching_redis() {
     assert!(!out.status.success());
     assert!(stderr.contains("bad.toml:4: `store.url`") && stderr.contains("credentials"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// The variable that hands [`rediss_with_a_trusted_certificate`] its server.
+const REDISS_URL: &str = "PORTCULLIS_TEST_REDISS_URL";
+
+#[tokio::test]
+async fn rediss_verifies_the_servers_certificate() {
+    let redis = RedisServer::start_tls();
+    assert_eq!(redis.cli(&["PING"]), "PONG");
+    // A certificate no trusted root signed: refused, fail closed.
+    let ns = Namespace::new(redis_store(&redis), "portcullis", "mcp", SERVER);
+    let why = unavailable(ns.get("k").await);
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+    assert_eq!(redis.cli(&["DBSIZE"]), "0");
+    // Trusted through `SSL_CERT_FILE` (the system roots' loader reads it): in
+    // a child process, as the variable is the whole process's.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store_redis::rediss_with_a_trusted_certificate", "--ignored", "--nocapture"])
+        .env("SSL_CERT_FILE", redis.ca_file())
+        .env(REDISS_URL, redis.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 passed"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(redis.cli(&["GET", "portcullis:mcp:builtin%3Aoauth-server:over-tls"]), "yes");
+}
+
+#[tokio::test]
+#[ignore = "run by rediss_verifies_the_servers_certificate, which sets SSL_CERT_FILE"]
+async fn rediss_with_a_trusted_certificate() {
+    let url = std::env::var(REDISS_URL).expect("the parent test sets it");
+    let home = tempfile::tempdir().unwrap();
+    let store = Stores::new(false).open(&settings_at(&url, ""), &SecretStore::new(home.path(), None)).unwrap();
+    let ns = Namespace::new(store, "portcullis", "mcp", SERVER);
+    ns.put("over-tls", b"yes", 60).await.unwrap();
+    assert_eq!(ns.take("over-tls").await.unwrap().as_deref(), Some(&b"yes"[..]));
+    ns.put("over-tls", b"yes", 60).await.unwrap();
 }

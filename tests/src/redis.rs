@@ -6,6 +6,7 @@
 //! (so [`RedisServer::restart`] on the same port brings it back, as a real
 //! restart would), [`RedisServer::kill`] loses it, and [`RedisServer::pause`]
 //! leaves it listening but silent (a hung server: only timeouts notice).
+//! [`RedisServer::start_tls`] serves `rediss://` with a self-signed certificate.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +27,8 @@ pub enum RedisAuth {
 pub struct RedisServer {
     port: u16,
     auth: RedisAuth,
+    /// TLS only (`rediss://`), with a self-signed certificate for `127.0.0.1` and `localhost`.
+    tls: bool,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -38,9 +41,25 @@ impl RedisServer {
 
     /// A server that requires `auth`.
     pub fn start_with(auth: RedisAuth) -> RedisServer {
+        Self::start_as(auth, false)
+    }
+
+    /// A server that speaks TLS only, with a self-signed certificate
+    /// ([`RedisServer::ca_file`]) for `127.0.0.1` and `localhost`.
+    pub fn start_tls() -> RedisServer {
+        Self::start_as(RedisAuth::None, true)
+    }
+
+    fn start_as(auth: RedisAuth, tls: bool) -> RedisServer {
         // Another process may take the free port first: then start on another.
         for _ in 0..20 {
-            let mut server = RedisServer { port: crate::node::free_port(), auth: auth.clone(), dir: tempfile::tempdir().unwrap(), child: None };
+            let dir = tempfile::tempdir().unwrap();
+            if tls {
+                let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+                std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+                std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+            }
+            let mut server = RedisServer { port: crate::node::free_port(), auth: auth.clone(), tls, dir, child: None };
             if server.spawn() {
                 return server;
             }
@@ -52,9 +71,15 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/0` (no credentials: the store reads them from the secret store).
+    /// `redis://127.0.0.1:<port>/0`, or `rediss://` for a TLS server (no
+    /// credentials: the store reads them from the secret store).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("{}://127.0.0.1:{}/0", if self.tls { "rediss" } else { "redis" }, self.port)
+    }
+
+    /// The PEM certificate a TLS server presents (self-signed: its own CA).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     /// Shuts the server down, saving its data first (`SHUTDOWN SAVE`).
@@ -109,6 +134,9 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> String {
         let mut command = Command::new("redis-cli");
         command.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "--no-auth-warning"]);
+        if self.tls {
+            command.arg("--tls").arg("--cacert").arg(self.ca_file());
+        }
         match &self.auth {
             RedisAuth::None => {}
             RedisAuth::Password(password) => {
@@ -139,9 +167,18 @@ impl RedisServer {
         };
         std::fs::write(&config, users).unwrap();
         let log: PathBuf = self.dir.path().join("redis.log");
+        let port = self.port.to_string();
+        let ports = if self.tls {
+            let (cert, key) = (self.dir.path().join("cert.pem"), self.dir.path().join("key.pem"));
+            let (cert, key) = (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned());
+            vec!["--port".into(), "0".into(), "--tls-port".into(), port, "--tls-cert-file".into(), cert, "--tls-key-file".into(), key, "--tls-auth-clients".into(), "no".into()]
+        } else {
+            vec!["--port".into(), port]
+        };
         let mut child = Command::new("redis-server")
             .arg(&config)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(&ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
             .arg("--logfile")
