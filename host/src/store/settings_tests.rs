@@ -121,3 +121,13 @@ fn stores_are_kept_while_the_settings_stay_the_same() {
 fn block<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
+
+#[test]
+fn the_schema_describes_store() {
+    let schema = crate::policy::json_schema();
+    let definitions = schema.get("$defs").or_else(|| schema.get("definitions")).unwrap();
+    let prefix = definitions["StoreFile"]["properties"]["prefix"]["description"].as_str().unwrap();
+    assert!(prefix.contains(&format!("default `{}`", settings::DEFAULT_PREFIX)), "{prefix}");
+    assert!(definitions["GrantsFile"]["properties"]["store"]["description"].as_str().is_some());
+    assert_eq!(definitions["StoreBackend"]["enum"], serde_json::json!(["memory", "redis"]));
+}
