@@ -168,16 +168,15 @@ impl RedisServer {
         std::fs::write(&config, users).unwrap();
         let log: PathBuf = self.dir.path().join("redis.log");
         let port = self.port.to_string();
-        let ports = if self.tls {
-            let (cert, key) = (self.dir.path().join("cert.pem"), self.dir.path().join("key.pem"));
-            let (cert, key) = (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned());
-            vec!["--port".into(), "0".into(), "--tls-port".into(), port, "--tls-cert-file".into(), cert, "--tls-key-file".into(), key, "--tls-auth-clients".into(), "no".into()]
+        let mut command = Command::new("redis-server");
+        command.arg(&config);
+        if self.tls {
+            command.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no", "--tls-cert-file"]);
+            command.arg(self.dir.path().join("cert.pem")).arg("--tls-key-file").arg(self.dir.path().join("key.pem"));
         } else {
-            vec!["--port".into(), port]
-        };
-        let mut child = Command::new("redis-server")
-            .arg(&config)
-            .args(&ports)
+            command.args(["--port", &port]);
+        }
+        let mut child = command
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
