@@ -31,6 +31,7 @@ mod server_routes;
 mod shared_key;
 mod shared_key_twice;
 mod slow_body;
+mod store_redis;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {

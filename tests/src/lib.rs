@@ -7,6 +7,7 @@ pub mod leaks;
 pub mod login;
 pub mod node;
 pub mod plugin;
+pub mod redis;
 pub mod registry;
 pub mod threads;
 pub mod upstream;

@@ -37,6 +37,7 @@ pub async fn compile(policy: &Policy, host: &Host) -> Result<Snapshot, PolicyErr
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
+    open_store(policy, host)?;
     let audit = match audit_file(policy, &host.services) {
         Ok(audit) => audit,
         Err(error) => return Err(PolicyErrors(vec![error])),
@@ -270,6 +271,14 @@ fn audit_file(policy: &Policy, services: &Services) -> Result<Option<Arc<AuditFi
         .map_err(|e| policy.error_at(&KeyPath::root().key("audit").key("file"), format!("cannot open {} for appending: {e}", path.display()), None))
 }
 
+/// Opens the store `[store]` names, before any component is granted a namespace in it.
+fn open_store(policy: &Policy, host: &Host) -> Result<(), PolicyErrors> {
+    host.services.store.open(&policy.store, &host.services.secret_store).map(drop).map_err(|e| {
+        let hint = Some("set the secret with `portcullis secret set NAME`, or fix `[store]`".to_string());
+        PolicyErrors(vec![policy.error_at(&KeyPath::root().key("store").key(e.field), e.message, hint)])
+    })
+}
+
 /// The policy key of a role's chain.
 fn chain_name(role: Role) -> &'static str {
     match role {
@@ -363,6 +372,7 @@ pub async fn login_target(policy: &Policy, workload_name: &str, host: &Host) -> 
             continue;
         }
         let prepared = prepare_entry(policy, workload, entry, &key, &format!("outbound[{position}]"), None)?;
+        open_store(policy, host)?;
         let caps = Arc::new(prepared.access(&policy.workloads[n].grants[1][position]).capabilities(&host.services));
         let settings = LoginSettings {
             config_json: prepared.config_json,

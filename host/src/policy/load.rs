@@ -34,6 +34,8 @@ pub struct Policy {
     pub lock: Lockfile,
     /// The keys `[plugins] trusted_keys` names, parsed.
     pub trusted_keys: TrustedKeys,
+    /// `[store]`, parsed (the memory store when absent).
+    pub store: crate::store::StoreSettings,
 }
 
 impl Policy {
@@ -86,13 +88,24 @@ pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     let mut problems = Problems::new(path.to_owned(), &source);
     let (admin, parsed) = validate(&file, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
+    let store = check_store(&file, &mut problems);
     // Every value parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
         Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
+    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys, store: store.unwrap_or_default() })
+}
+
+/// Parses `[store]`, each problem located at its key.
+fn check_store(file: &PolicyFile, p: &mut Problems<'_>) -> Option<crate::store::StoreSettings> {
+    let (settings, problems) = crate::store::StoreSettings::parse(file.store.as_ref());
+    for problem in problems {
+        let at = KeyPath::root().key("store").key(problem.field);
+        if problem.warning { p.warn(&at, problem.message, problem.hint) } else { p.error(&at, problem.message, problem.hint) }
+    }
+    settings
 }
 
 /// Reads the lock file and the trusted keys, and checks that every

@@ -34,7 +34,8 @@ pub enum Mode {
     Serve,
     /// `portcullis check`: components are initialised to validate their
     /// configuration, and must leave no trace. Outbound HTTP and secret writes
-    /// are refused, even when granted; secret reads and the (in-memory) cache work.
+    /// are refused, even when granted; secret reads and the (in-memory) cache work,
+    /// and so does the store, in memory whatever `[store]` says.
     Check,
 }
 
@@ -48,6 +49,8 @@ pub struct Services {
     pub trial: Option<Arc<trial::Trial>>,
     /// Installed plugin modules (`plugin:NAME`), in the same home as the secret store.
     pub plugins: Arc<crate::plugins::store::PluginStore>,
+    /// The key-value store behind `grants.store`, as `[store]` configures it (see [`crate::store::Stores`]).
+    pub store: crate::store::Stores,
 }
 
 impl Services {
@@ -70,6 +73,7 @@ impl Services {
             cache: Arc::new(cache::SharedCache::default()),
             mode,
             trial: None,
+            store: crate::store::Stores::new(mode == Mode::Check),
         }
     }
 
@@ -106,6 +110,9 @@ pub struct GrantsFile {
     /// Allow those origins to resolve to loopback or private addresses (refused by default).
     #[serde(default)]
     pub http_private: bool,
+    /// The key-value store (`[store]`), in a namespace of its own: this component in this workload.
+    #[serde(default)]
+    pub store: bool,
 }
 
 /// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
@@ -115,6 +122,7 @@ pub struct Grants {
     pub secrets: Vec<secrets::Pattern>,
     pub secrets_write: Vec<secrets::Pattern>,
     pub http: http::HttpGrant,
+    pub store: bool,
 }
 
 /// Something wrong with (or worth a warning about) one value of a grant: the
@@ -140,7 +148,7 @@ impl Grants {
         let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
         let grants = match (secrets, secrets_write, http) {
-            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http }),
+            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http, store: file.store }),
             _ => None,
         };
         (grants, problems)
@@ -156,6 +164,8 @@ pub struct Capabilities {
     /// How many log lines it may still write (shared by its instances).
     pub log_budget: log::Budget,
     pub trial: Option<Arc<trial::Trial>>,
+    /// Its namespace in the store; `None`: not granted.
+    pub store: Option<crate::store::Namespace>,
 }
 
 impl Capabilities {
@@ -169,6 +179,7 @@ impl Capabilities {
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),
+            store: grants.store.then(|| services.store.namespace(&label.workload, &label.component)),
             label,
         }
     }
