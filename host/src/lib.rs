@@ -65,3 +65,4 @@ pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;
+pub mod signing;

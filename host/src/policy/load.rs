@@ -82,7 +82,8 @@ pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
 pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
-    let (admin, parsed) = validate(&file, &mut problems);
+    let (admin, mut parsed) = validate(&file, &mut problems);
+    load_signing_keys(path, &mut parsed, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
     // Every value parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
@@ -91,6 +92,24 @@ pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     };
     let warnings = problems.warnings;
     Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
+}
+
+/// Reads the signing keys the grants name in files (relative to the policy
+/// file), at every load: a missing, unreadable or exposed key is an error
+/// located at its grant, and a reload picks up a rotated list.
+fn load_signing_keys(path: &Path, workloads: &mut [Option<ParsedWorkload>], p: &mut Problems<'_>) {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for (w, workload) in workloads.iter_mut().enumerate() {
+        let Some(workload) = workload else { continue };
+        for (chain, entries) in ["inbound", "outbound", "authorize"].into_iter().zip(&mut workload.grants) {
+            for (n, grants) in entries.iter_mut().enumerate() {
+                for problem in grants.signing.load_files(dir) {
+                    let at = KeyPath::root().key("workloads").index(w).key(chain).index(n).key("grants").key(problem.field).index(problem.index);
+                    p.error(&at, problem.message, problem.hint);
+                }
+            }
+        }
+    }
 }
 
 /// Reads the lock file and the trusted keys, and checks that every

@@ -48,6 +48,8 @@ pub struct Services {
     pub trial: Option<Arc<trial::Trial>>,
     /// Installed plugin modules (`plugin:NAME`), in the same home as the secret store.
     pub plugins: Arc<crate::plugins::store::PluginStore>,
+    /// The ephemeral signing keys (`ephemeral_keys = true`): kept across reloads.
+    pub ephemeral_keys: Arc<crate::signing::EphemeralKeys>,
 }
 
 impl Services {
@@ -70,6 +72,7 @@ impl Services {
             cache: Arc::new(cache::SharedCache::default()),
             mode,
             trial: None,
+            ephemeral_keys: Arc::default(),
         }
     }
 
@@ -106,6 +109,15 @@ pub struct GrantsFile {
     /// Allow those origins to resolve to loopback or private addresses (refused by default).
     #[serde(default)]
     pub http_private: bool,
+    /// Private keys for the `signing` import, in order: the first signs, every one is published in the JWKS.
+    /// `file:PATH` (PEM PKCS#8, P-256 or RSA; relative to the policy file; readable by its owner only) or
+    /// `secret:NAME` (the PEM text in the secret store, under a name `secrets` does not grant).
+    #[serde(default)]
+    pub signing_keys: Vec<String>,
+    /// Sign with one P-256 key made when the process starts (no `signing_keys`): the tokens it signs stop
+    /// verifying when the process exits. For trying things out.
+    #[serde(default)]
+    pub ephemeral_keys: bool,
 }
 
 /// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
@@ -115,6 +127,8 @@ pub struct Grants {
     pub secrets: Vec<secrets::Pattern>,
     pub secrets_write: Vec<secrets::Pattern>,
     pub http: http::HttpGrant,
+    /// The signing key sources; the file keys are read by the policy loader.
+    pub signing: crate::signing::SigningGrant,
 }
 
 /// Something wrong with (or worth a warning about) one value of a grant: the
@@ -139,8 +153,10 @@ impl Grants {
         let secrets = secrets::Pattern::parse_all("secrets", &file.secrets, &mut problems);
         let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
-        let grants = match (secrets, secrets_write, http) {
-            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http }),
+        let readable = secrets.as_deref().unwrap_or_default();
+        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, readable, &mut problems);
+        let grants = match (secrets, secrets_write, http, signing) {
+            (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, signing }),
             _ => None,
         };
         (grants, problems)
@@ -156,6 +172,8 @@ pub struct Capabilities {
     /// How many log lines it may still write (shared by its instances).
     pub log_budget: log::Budget,
     pub trial: Option<Arc<trial::Trial>>,
+    /// The signing keys (`None`: `signing` is not granted).
+    pub signing: Option<Arc<crate::signing::KeyRing>>,
 }
 
 impl Capabilities {
@@ -169,6 +187,7 @@ impl Capabilities {
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),
+            signing: signing::key_ring(&label, grants, services),
             label,
         }
     }
