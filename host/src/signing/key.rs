@@ -166,4 +166,4 @@ fn der_length(len: usize) -> Result<Vec<u8>, KeyError> {
 
 #[cfg(test)]
 #[path = "key_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -131,4 +131,4 @@ impl<'de> Visitor<'de> for ObjectCheck {
 
 #[cfg(test)]
 #[path = "key_ring_tests.rs"]
-mod tests;
+pub(crate) mod tests;
