@@ -65,7 +65,7 @@ fn a_key_file_others_can_read_is_refused_at_its_grant() {
     write_key(&dir.path().join("a.pem"), EC_PEM, 0o600);
     write_key(&dir.path().join("b.pem"), RSA_PEM, 0o644);
     let located = load(dir.path(), r#"signing_keys = ["file:a.pem", "file:b.pem"]"#).unwrap_err();
-    assert_eq!(located.0[0].line, Some(11), "the line of the grant");
+    assert_eq!(located.0[0].line, Some(10), "the line of the grant");
     let found = errors(Err(located));
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "workloads[0].inbound[0].grants.signing_keys[1]");
