@@ -50,15 +50,15 @@ impl SigningKey {
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`, P-256 or RSA), SEC1
     /// (`EC PRIVATE KEY`, P-256) or PKCS#1 (`RSA PRIVATE KEY`).
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
-        let der = PrivateKeyDer::from_pem_slice(pem)
-            .map_err(|_| KeyError("no PEM private key found (an encrypted key is not read: decrypt it first)".into()))?;
+        let der =
+            PrivateKeyDer::from_pem_slice(pem).map_err(|_| KeyError("no PEM private key found (an encrypted key is not read: decrypt it first)".into()))?;
         match der {
             PrivateKeyDer::Pkcs8(der) => Self::from_pkcs8(der.secret_pkcs8_der()),
             PrivateKeyDer::Sec1(der) => Self::from_pkcs8(&sec1_in_pkcs8(der.secret_sec1_der())?)
                 .map_err(|_| KeyError("the `EC PRIVATE KEY` is not a P-256 key with its public key".into())),
-            PrivateKeyDer::Pkcs1(der) => RsaKeyPair::from_der(der.secret_pkcs1_der())
-                .map_err(|e| KeyError(format!("the `RSA PRIVATE KEY` is not usable ({e})")))
-                .and_then(Self::rsa),
+            PrivateKeyDer::Pkcs1(der) => {
+                RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(|e| KeyError(format!("the `RSA PRIVATE KEY` is not usable ({e})"))).map(Self::rsa)
+            }
             _ => Err(KeyError("an unknown PEM private key type".into())),
         }
     }
@@ -69,7 +69,7 @@ impl SigningKey {
         match ec {
             Ok(pair) => Ok(Self::ec(pair)),
             Err(ec_error) => match RsaKeyPair::from_pkcs8(der) {
-                Ok(pair) => Self::rsa(pair),
+                Ok(pair) => Ok(Self::rsa(pair)),
                 // Neither: say why as a P-256 key, the form we recommend.
                 Err(_) => Err(KeyError(format!("the key is neither a P-256 (ES256) nor an RSA (RS256) private key ({ec_error})"))),
             },
@@ -93,16 +93,13 @@ impl SigningKey {
         SigningKey { pair: Pair::Ec(pair), kid, jwk }
     }
 
-    fn rsa(pair: RsaKeyPair) -> Result<Self, KeyError> {
-        // RFC 7518 §3.3: 2048 bits at least (`ring` reads smaller keys too).
-        if pair.public().modulus_len() < 256 {
-            return Err(KeyError(format!("the RSA key has {} bits; RS256 needs 2048 or more", pair.public().modulus_len() * 8)));
-        }
+    /// `ring` reads RSA keys of 2048 to 4096 bits only (RFC 7518 §3.3 asks for 2048 or more).
+    fn rsa(pair: RsaKeyPair) -> Self {
         let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
         let (n, e) = (URL_SAFE_NO_PAD.encode(&public.n), URL_SAFE_NO_PAD.encode(&public.e));
         let kid = thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#));
         let jwk = format!(r#"{{"kty":"RSA","n":"{n}","e":"{e}","kid":"{kid}","alg":"RS256","use":"sig"}}"#);
-        Ok(SigningKey { pair: Pair::Rsa(pair), kid, jwk })
+        SigningKey { pair: Pair::Rsa(pair), kid, jwk }
     }
 
     /// The RFC 7638 thumbprint of the public key.
@@ -146,9 +143,8 @@ pub fn thumbprint(canonical_jwk: &str) -> String {
 /// of a P-256 key (RFC 5208), which is what `ring` reads.
 fn sec1_in_pkcs8(sec1: &[u8]) -> Result<Vec<u8>, KeyError> {
     // version 0, AlgorithmIdentifier { id-ecPublicKey, prime256v1 }
-    const HEAD: [u8; 24] = [
-        0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-    ];
+    const HEAD: [u8; 24] =
+        [0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
     let octets = [&[0x04][..], &der_length(sec1.len())?, sec1].concat();
     let body = [&HEAD[..], &octets].concat();
     Ok([&[0x30][..], &der_length(body.len())?, &body].concat())

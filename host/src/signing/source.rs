@@ -107,8 +107,12 @@ impl SigningGrant {
     pub fn key_ring(&self, secrets: &SecretStore, ephemeral: &EphemeralKeys, workload: &str, component: &str) -> Result<Option<Arc<KeyRing>>, GrantProblem> {
         if self.ephemeral {
             let key = ephemeral.key(workload, component).map_err(|e| problem(0, e.0, None))?;
-            tracing::warn!(workload, component, kid = key.kid(),
-                "signing with an ephemeral key (`ephemeral_keys = true`): the tokens it signs stop verifying when this process exits");
+            tracing::warn!(
+                workload,
+                component,
+                kid = key.kid(),
+                "signing with an ephemeral key (`ephemeral_keys = true`): the tokens it signs stop verifying when this process exits"
+            );
             return Ok(Some(Arc::new(KeyRing::new(vec![key]).map_err(|_| problem(0, "no ephemeral key".into(), None))?)));
         }
         if self.sources.is_empty() {
@@ -145,7 +149,8 @@ type LoadError = (String, String);
 /// Reads a PEM key file that only its owner can read.
 fn read_key_file(path: &Path) -> Result<SigningKey, LoadError> {
     let shown = path.display();
-    let mut file = std::fs::File::open(path).map_err(|e| (format!("cannot read the key file {shown}: {e}"), "the path is relative to the policy file".into()))?;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| (format!("cannot read the key file {shown}: {e}"), "the path is relative to the policy file".into()))?;
     // The open file's metadata: the file checked is the file read.
     let metadata = file.metadata().map_err(|e| (format!("cannot read the key file {shown}: {e}"), "the path is relative to the policy file".into()))?;
     if !metadata.is_file() {
@@ -176,7 +181,9 @@ fn read_key_file(path: &Path) -> Result<SigningKey, LoadError> {
 /// Reads a PEM key from the secret store.
 fn read_key_secret(secrets: &SecretStore, name: &str) -> Result<SigningKey, LoadError> {
     match secrets.get(name) {
-        Ok(Some(pem)) => SigningKey::from_pem(pem.expose_secret().as_bytes()).map_err(|KeyError(why)| (format!("the secret `{name}`: {why}"), CONVERT_HINT.into())),
+        Ok(Some(pem)) => {
+            SigningKey::from_pem(pem.expose_secret().as_bytes()).map_err(|KeyError(why)| (format!("the secret `{name}`: {why}"), CONVERT_HINT.into()))
+        }
         Ok(None) => Err((format!("the secret store has no `{name}`"), format!("`portcullis secrets set {name} < KEY.pem`"))),
         Err(e) => Err((format!("the secret store is unavailable: {e}"), "see `portcullis secrets list`".into())),
     }

@@ -59,3 +59,7 @@ impl Host for HostState {
         self.key_ring().map(KeyRing::jwks_json)
     }
 }
+
+#[cfg(test)]
+#[path = "signing_tests.rs"]
+mod tests;
