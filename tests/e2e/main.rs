@@ -27,6 +27,7 @@ mod proxy;
 mod registry_logout;
 mod registry_token;
 mod reload;
+mod server_routes;
 mod shared_key;
 mod shared_key_twice;
 mod slow_body;

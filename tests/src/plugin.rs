@@ -57,5 +57,6 @@ pub fn mcp_request(extra: &[(&str, &str)]) -> Arc<RequestData> {
         remote: "127.0.0.1:53122".parse().unwrap(),
         tls_client_identity: None,
         mcp_calls: Vec::new(),
+        body: bytes::Bytes::new(),
     })
 }

@@ -153,6 +153,11 @@ pub struct WorkloadFile {
     /// item of a list response, needs each of them to allow.
     #[serde(default)]
     pub authorize: Vec<ChainEntryFile>,
+    /// A component that answers requests itself on routes it declares (the
+    /// embedded OAuth authorization server, `builtin:oauth-server`): it must
+    /// export `serve`. Its routes are public, answered ahead of `inbound`,
+    /// and never reach the upstream.
+    pub server: Option<ChainEntryFile>,
     /// Serve TLS with these PEM files instead of plain HTTP.
     pub tls: Option<TlsFile>,
     /// Extra CA certificates (PEM) trusted for an `https` upstream, besides the system and bundled roots.

@@ -64,6 +64,8 @@ pub struct ParsedWorkload {
     pub limits: WorkloadLimits,
     /// Each chain entry's grants: `inbound`, `outbound`, `authorize`, in the file's order.
     pub grants: [Vec<Grants>; 3],
+    /// `[workloads.server]`'s grants, when the workload has a server.
+    pub server: Option<Grants>,
 }
 
 pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
@@ -130,17 +132,21 @@ fn check_plugins(path: &Path, file: &PolicyFile, p: &mut Problems<'_>) -> (Lockf
         p.error(&root.key("plugins").key("trusted_keys"), "`require_signatures = true` needs at least one trusted key", None);
     }
     for (w, workload) in file.workloads.iter().enumerate() {
-        for (chain, entries) in [("inbound", &workload.inbound), ("outbound", &workload.outbound), ("authorize", &workload.authorize)] {
-            for (n, entry) in entries.iter().enumerate() {
-                let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
-                if lock.find(reference).is_none() {
-                    let name = reference.split('@').next().unwrap_or(reference);
-                    p.error(
-                        &root.key("workloads").index(w).key(chain).index(n).key("component"),
-                        format!("the plugin `{reference}` is not installed: {} does not pin it", lock_path.display()),
-                        format!("install it beside the policy: `portcullis plugin add SOURCE --name {name} --policy {}`", path.display()),
-                    );
-                }
+        let workload_key = root.key("workloads").index(w);
+        let mut entries: Vec<(KeyPath, &ChainEntryFile)> = Vec::new();
+        for (chain, chained) in [("inbound", &workload.inbound), ("outbound", &workload.outbound), ("authorize", &workload.authorize)] {
+            entries.extend(chained.iter().enumerate().map(|(n, entry)| (workload_key.key(chain).index(n), entry)));
+        }
+        entries.extend(workload.server.iter().map(|entry| (workload_key.key("server"), entry)));
+        for (key, entry) in entries {
+            let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
+            if lock.find(reference).is_none() {
+                let name = reference.split('@').next().unwrap_or(reference);
+                p.error(
+                    &key.key("component"),
+                    format!("the plugin `{reference}` is not installed: {} does not pin it", lock_path.display()),
+                    format!("install it beside the policy: `portcullis plugin add SOURCE --name {name} --policy {}`", path.display()),
+                );
             }
         }
     }
@@ -281,7 +287,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             }
         })
         .ok();
-    let positions = w.inbound.len() + w.outbound.len() + w.authorize.len();
+    let positions = w.inbound.len() + w.outbound.len() + w.authorize.len() + usize::from(w.server.is_some());
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
     {
@@ -296,6 +302,12 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         entries.iter().enumerate().map(|(n, entry)| validate_entry(file, entry, w.allow_cleartext, &key.key(chain).index(n), p)).collect::<Vec<_>>()
     });
     let [inbound, outbound, authorize] = grants.map(|chain| chain.into_iter().collect::<Option<Vec<_>>>());
+    // The server's entry is checked like a chain entry; `None` when it is wrong (or absent: then `Some(None)`).
+    let server = match &w.server {
+        Some(entry) => validate_entry(file, entry, w.allow_cleartext, &key.key("server"), p).map(Some),
+        None => Some(None),
+    };
+    check_embedded_server(w, key, p);
     if let Some(upstream) = &upstream {
         check_cleartext(w, upstream, key, p);
     }
@@ -317,7 +329,27 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         guard: guard?,
         limits: limits?,
         grants: [inbound?, outbound?, authorize?],
+        server: server?,
     })
+}
+
+/// An OIDC verifier that trusts the workload's own server
+/// (`embedded_server = true`) needs that server, and takes its issuer,
+/// audience and keys from it: the keys that would name another are refused.
+fn check_embedded_server(w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) {
+    for (n, entry) in w.inbound.iter().enumerate() {
+        let at = key.key("inbound").index(n).key("config");
+        match super::builtins::embedded_server(entry) {
+            Ok(false) => {}
+            Ok(true) if w.server.is_none() => p.error(
+                &at.key(super::builtins::EMBEDDED_SERVER),
+                "`embedded_server = true` trusts the workload's own server, and this workload has none",
+                "add a `[workloads.server]` table (e.g. `component = \"builtin:oauth-server\"`), or name an `issuer`".to_string(),
+            ),
+            Ok(true) => {}
+            Err((field, message)) => p.error(&at.key(field), message, None),
+        }
+    }
 }
 
 /// Injectors send credentials (a registry token, an API key) to the upstream:

@@ -1,6 +1,7 @@
 //! What happens to a request, in order. Each stage can end the request with a
 //! [`GatewayError`]; nothing reaches the upstream without an [`Allowed`] from
-//! the inbound chain.
+//! the inbound chain. The routes a workload's server declares ([`routes`])
+//! are answered by it after admission and never forwarded.
 
 use super::chain::Allowed;
 use super::error::GatewayError;
@@ -8,6 +9,7 @@ use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
 use super::mcp_stage::{self, Message};
 use super::request_id;
+use super::routes;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
@@ -30,8 +32,8 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
     let mut response = match run(workload, request, conn).instrument(span).await {
-        Ok(response) => {
-            workload.metrics.request("forwarded");
+        Ok((response, outcome)) => {
+            workload.metrics.request(outcome);
             response
         }
         Err(error) => {
@@ -58,15 +60,21 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
 /// The request path, as its stages in order. Each stage is a function below
 /// that says why it stands where it does; the MCP stages ([`mcp_stage`]) do
 /// nothing on a workload that is not MCP, so a reader of the plain proxy can
-/// skip them.
-async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {
+/// skip them. Gives the response and its outcome (`forwarded`, or `served`
+/// by the workload's server).
+async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<(Response<ProxyBody>, &'static str), GatewayError> {
     let (mut parts, body) = request.into_parts();
     // 1. Admit, on the request head alone. The protected-resource metadata is
     //    public (clients read it to learn where to get a token): served before
     //    any credential header is looked at.
     let authority = admit(workload, &parts)?;
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
-        return Ok(resource.response(&parts.method));
+        return Ok((resource.response(&parts.method), "forwarded"));
+    }
+    // 1b. The workload's server's routes (an authorization server's token
+    //     endpoint, ...): public too, answered by the server, never forwarded.
+    if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
+        return routes::answer(workload, routes, route, parts, body, conn, authority).await.map(|response| (response, "served"));
     }
     let carries_body = clean_headers(workload, &mut parts, &body)?;
     // 2. MCP read. The body waits for the chain, so a caller without
@@ -86,7 +94,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     // 6. Upstream: forwarded with the proof the chain allowed.
     let response = upstream(workload, parts, view, body, allowed, conn).await?;
     // 7. MCP respond: a list filtered, the server's own stream kept clean.
-    mcp_stage::respond(answer, response).await
+    mcp_stage::respond(answer, response).await.map(|response| (response, "forwarded"))
 }
 
 /// Admission: what is checked on the request line and `Host`/`Origin`,
