@@ -103,12 +103,15 @@ fn load_signing_keys(path: &Path, workloads: &mut [Option<ParsedWorkload>], p: &
     let dir = path.parent().unwrap_or(Path::new(""));
     for (w, workload) in workloads.iter_mut().enumerate() {
         let Some(workload) = workload else { continue };
-        for (chain, entries) in ["inbound", "outbound", "authorize"].into_iter().zip(&mut workload.grants) {
-            for (n, grants) in entries.iter_mut().enumerate() {
-                for problem in grants.signing.load_files(dir) {
-                    let at = KeyPath::root().key("workloads").index(w).key(chain).index(n).key("grants").key(problem.field).index(problem.index);
-                    p.error(&at, problem.message, problem.hint);
-                }
+        let key = KeyPath::root().key("workloads").index(w);
+        let mut entries: Vec<(KeyPath, &mut Grants)> = Vec::new();
+        for (chain, chained) in ["inbound", "outbound", "authorize"].into_iter().zip(&mut workload.grants) {
+            entries.extend(chained.iter_mut().enumerate().map(|(n, grants)| (key.key(chain).index(n), grants)));
+        }
+        entries.extend(workload.server.as_mut().map(|grants| (key.key("server"), grants)));
+        for (at, grants) in entries {
+            for problem in grants.signing.load_files(dir) {
+                p.error(&at.key("grants").key(problem.field).index(problem.index), problem.message, problem.hint);
             }
         }
     }
