@@ -166,3 +166,29 @@ fn ephemeral_keys_are_one_per_entry_and_outlive_reloads() {
     assert!(ring_of(&none, &secrets).unwrap().is_none());
     assert!(!none.workloads[0].grants[0][0].signing.granted());
 }
+
+#[cfg(unix)]
+#[test]
+fn the_server_s_key_files_are_read_at_load_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write_key(&dir.path().join("as.pem"), EC_PEM, 0o644);
+    let source = r#"
+version = 1
+[[workloads]]
+name = "demo"
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:3001"
+public_url = "http://127.0.0.1:8080"
+anonymous = true
+  [workloads.server]
+  component = "builtin:oauth-server"
+  grants = { signing_keys = ["file:as.pem"] }
+"#;
+    let found = errors(load_str(&dir.path().join("policy.toml"), source.to_owned()));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "workloads[0].server.grants.signing_keys[0]");
+    std::fs::set_permissions(dir.path().join("as.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let policy = load_str(&dir.path().join("policy.toml"), source.to_owned()).unwrap();
+    let grant = &policy.workloads[0].server.as_ref().unwrap().signing;
+    assert!(matches!(&grant.sources[..], [KeySource::Loaded { key, .. }] if key.kid() == EC_KID));
+}
