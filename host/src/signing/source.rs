@@ -49,11 +49,11 @@ fn problem(index: usize, message: String, hint: Option<String>) -> GrantProblem 
 }
 
 impl SigningGrant {
-    /// Parses `signing_keys` and `ephemeral_keys`. `readable` are the secret
-    /// names the same entry may read through the `secrets` import: a key the
-    /// component could read is not a key it cannot see, so it is refused.
+    /// Parses `signing_keys` and `ephemeral_keys`. `reachable` are the secret
+    /// names the same entry may read or write through the `secrets` import: a
+    /// key the component could read (or replace with one it knows) is refused.
     /// `None` when something is wrong (each problem is in `problems`).
-    pub fn parse(keys: &[String], ephemeral: bool, readable: &[Pattern], problems: &mut Vec<GrantProblem>) -> Option<SigningGrant> {
+    pub fn parse(keys: &[String], ephemeral: bool, reachable: &[Pattern], problems: &mut Vec<GrantProblem>) -> Option<SigningGrant> {
         let before = problems.len();
         if ephemeral && !keys.is_empty() {
             problems.push(problem(
@@ -67,11 +67,11 @@ impl SigningGrant {
             if let Some(path) = text.strip_prefix("file:").filter(|p| !p.is_empty()) {
                 sources.push(KeySource::File(PathBuf::from(path)));
             } else if let Some(name) = text.strip_prefix("secret:").filter(|n| !n.is_empty()) {
-                if readable.iter().any(|p| matches(p, name)) {
+                if reachable.iter().any(|p| matches(p, name)) {
                     problems.push(problem(
                         index,
-                        format!("the secret `{name}` is a signing key, and `secrets` lets the component read it"),
-                        Some("keep signing keys under names the `secrets` patterns do not match (e.g. `signing:...`)".into()),
+                        format!("the secret `{name}` is a signing key, and `secrets` or `secrets_write` lets the component read or replace it"),
+                        Some("keep signing keys under names the `secrets` and `secrets_write` patterns do not match (e.g. `signing:...`)".into()),
                     ));
                 }
                 sources.push(KeySource::Secret(name.to_owned()));

@@ -106,6 +106,9 @@ fn a_key_the_component_may_read_as_a_secret_is_refused() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "workloads[0].inbound[0].grants.signing_keys[1]");
     assert!(load(dir.path(), r#"secrets = ["oauth:*"], signing_keys = ["secret:signing:oauth:key"]"#).is_ok());
+    // Nor one it could replace with a key it knows.
+    let found = errors(load(dir.path(), r#"secrets_write = ["signing:*"], signing_keys = ["secret:signing:a"]"#));
+    assert_eq!(found[0].0, "workloads[0].inbound[0].grants.signing_keys[0]", "{found:?}");
 }
 
 #[test]
