@@ -153,8 +153,9 @@ impl Grants {
         let secrets = secrets::Pattern::parse_all("secrets", &file.secrets, &mut problems);
         let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
-        let readable = secrets.as_deref().unwrap_or_default();
-        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, readable, &mut problems);
+        // Secret names the component may read or replace: never a signing key's.
+        let reachable: Vec<secrets::Pattern> = secrets.iter().chain(&secrets_write).flatten().cloned().collect();
+        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
         let grants = match (secrets, secrets_write, http, signing) {
             (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, signing }),
             _ => None,
