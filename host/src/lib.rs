@@ -67,4 +67,5 @@ pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;
+pub mod signing;
 pub mod store;

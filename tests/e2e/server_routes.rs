@@ -190,7 +190,7 @@ fn the_authorization_server_starter_and_example_check() {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
     let listed = text(&portcullis(&home, &["secrets", "list"], None).stdout);
-    assert!(listed.contains("oauth:signing-key") && listed.contains("oauth:token-key"), "{listed}");
+    assert!(listed.contains("signing:oauth-server") && listed.contains("oauth:token-key"), "{listed}");
     // A second init keeps the keys (tokens they signed stay valid).
     let again = portcullis(
         &home,

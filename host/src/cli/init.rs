@@ -168,7 +168,7 @@ public_url = "{public_url}"
 }
 
 /// The secret holding the starter authorization server's signing key, and the one sealing upstream tokens.
-const SIGNING_KEY_SECRET: &str = "oauth:signing-key";
+const SIGNING_KEY_SECRET: &str = "signing:oauth-server";
 const TOKEN_KEY_SECRET: &str = "oauth:token-key";
 
 /// The chain and server of `--mode authorization-server`: the workload's
@@ -292,7 +292,7 @@ mod tests {
         let server = &workload["server"];
         assert_eq!(server["component"].as_str(), Some("builtin:oauth-server"));
         assert_eq!(server["config"]["upstreams"][0]["issuer"].as_str(), Some("https://idp.example.com/realms/corp"));
-        assert_eq!(server["grants"]["signing_keys"][0].as_str(), Some("secret:oauth:signing-key"));
+        assert_eq!(server["grants"]["signing_keys"][0].as_str(), Some("secret:signing:oauth-server"));
         assert_eq!(workload["inbound"][0]["config"]["embedded_server"].as_bool(), Some(true));
         assert_eq!(workload["public_url"].as_str(), Some("http://127.0.0.1:8080/mcp"));
         assert!(text.contains("http = [\"https://idp.example.com\"]\n"), "{text}");

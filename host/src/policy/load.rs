@@ -86,7 +86,8 @@ pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
 pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
-    let (admin, parsed) = validate(&file, &mut problems);
+    let (admin, mut parsed) = validate(&file, &mut problems);
+    load_signing_keys(path, &mut parsed, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
     let store = check_store(&file, &mut problems);
     // Every value parsed exactly when no error was found.
@@ -106,6 +107,27 @@ fn check_store(file: &PolicyFile, p: &mut Problems<'_>) -> Option<crate::store::
         if problem.warning { p.warn(&at, problem.message, problem.hint) } else { p.error(&at, problem.message, problem.hint) }
     }
     settings
+}
+
+/// Reads the signing keys the grants name in files (relative to the policy
+/// file), at every load: a missing, unreadable or exposed key is an error
+/// located at its grant, and a reload picks up a rotated list.
+fn load_signing_keys(path: &Path, workloads: &mut [Option<ParsedWorkload>], p: &mut Problems<'_>) {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for (w, workload) in workloads.iter_mut().enumerate() {
+        let Some(workload) = workload else { continue };
+        let key = KeyPath::root().key("workloads").index(w);
+        let mut entries: Vec<(KeyPath, &mut Grants)> = Vec::new();
+        for (chain, chained) in ["inbound", "outbound", "authorize"].into_iter().zip(&mut workload.grants) {
+            entries.extend(chained.iter_mut().enumerate().map(|(n, grants)| (key.key(chain).index(n), grants)));
+        }
+        entries.extend(workload.server.as_mut().map(|grants| (key.key("server"), grants)));
+        for (at, grants) in entries {
+            for problem in grants.signing.load_files(dir) {
+                p.error(&at.key("grants").key(problem.field).index(problem.index), problem.message, problem.hint);
+            }
+        }
+    }
 }
 
 /// Reads the lock file and the trusted keys, and checks that every

@@ -330,9 +330,7 @@ impl Plugin {
     /// The public keys of the signing keys this component was granted
     /// (`grants.signing_keys`), as a JWK set; `None` when it has none.
     pub fn signing_jwks(&self) -> Option<String> {
-        // MERGE(H3): `Capabilities::signing` lands with the signing import; until then no component has keys.
-        // self.caps.signing.as_ref().map(|keys| keys.jwks_json())
-        None
+        self.caps.signing.as_ref().map(|keys| keys.jwks_json())
     }
 
     /// A server's routes as it declared them (empty for other roles).

@@ -51,6 +51,8 @@ pub struct Services {
     pub plugins: Arc<crate::plugins::store::PluginStore>,
     /// The key-value store behind `grants.store`, as `[store]` configures it (see [`crate::store::Stores`]).
     pub store: crate::store::Stores,
+    /// The ephemeral signing keys (`ephemeral_keys = true`): kept across reloads.
+    pub ephemeral_keys: Arc<crate::signing::EphemeralKeys>,
 }
 
 impl Services {
@@ -74,6 +76,7 @@ impl Services {
             mode,
             trial: None,
             store: crate::store::Stores::new(mode == Mode::Check),
+            ephemeral_keys: Arc::default(),
         }
     }
 
@@ -113,6 +116,15 @@ pub struct GrantsFile {
     /// The key-value store (`[store]`), in a namespace of its own: this component in this workload.
     #[serde(default)]
     pub store: bool,
+    /// Private keys for the `signing` import, in order: the first signs, every one is published in the JWKS.
+    /// `file:PATH` (PEM PKCS#8, P-256 or RSA; relative to the policy file; readable by its owner only) or
+    /// `secret:NAME` (the PEM text in the secret store, under a name `secrets` does not grant).
+    #[serde(default)]
+    pub signing_keys: Vec<String>,
+    /// Sign with one P-256 key made when the process starts (no `signing_keys`): the tokens it signs stop
+    /// verifying when the process exits. For trying things out.
+    #[serde(default)]
+    pub ephemeral_keys: bool,
 }
 
 /// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
@@ -123,6 +135,8 @@ pub struct Grants {
     pub secrets_write: Vec<secrets::Pattern>,
     pub http: http::HttpGrant,
     pub store: bool,
+    /// The signing key sources; the file keys are read by the policy loader.
+    pub signing: crate::signing::SigningGrant,
 }
 
 /// Something wrong with (or worth a warning about) one value of a grant: the
@@ -147,8 +161,11 @@ impl Grants {
         let secrets = secrets::Pattern::parse_all("secrets", &file.secrets, &mut problems);
         let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
-        let grants = match (secrets, secrets_write, http) {
-            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http, store: file.store }),
+        // Secret names the component may read or replace: never a signing key's.
+        let reachable: Vec<secrets::Pattern> = secrets.iter().chain(&secrets_write).flatten().cloned().collect();
+        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
+        let grants = match (secrets, secrets_write, http, signing) {
+            (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, store: file.store, signing }),
             _ => None,
         };
         (grants, problems)
@@ -166,6 +183,8 @@ pub struct Capabilities {
     pub trial: Option<Arc<trial::Trial>>,
     /// Its namespace in the store; `None`: not granted.
     pub store: Option<crate::store::Namespace>,
+    /// The signing keys (`None`: `signing` is not granted).
+    pub signing: Option<Arc<crate::signing::KeyRing>>,
 }
 
 impl Capabilities {
@@ -180,6 +199,7 @@ impl Capabilities {
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),
             store: grants.store.then(|| services.store.namespace(&label.workload, &label.component)),
+            signing: signing::key_ring(&label, grants, services),
             label,
         }
     }
