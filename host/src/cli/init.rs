@@ -203,7 +203,9 @@ fn authorization_server(args: &InitArgs) -> anyhow::Result<String> {
   limits = {{ deadline_ms = 5000 }}
 
     [workloads.server.grants]
-    http = ["{origin}"]{private_line}
+    # The identity provider, and (`https://*`) the Client ID Metadata Documents
+    # clients name: any https origin on a public address, never loopback or the LAN.
+    http = ["{origin}", "https://*"]{private_line}
     secrets = ["oauth:*"]
     store = true
     # Created by `portcullis init` in the secret store. The first key signs, every
@@ -295,9 +297,9 @@ mod tests {
         assert_eq!(server["grants"]["signing_keys"][0].as_str(), Some("secret:signing:oauth-server"));
         assert_eq!(workload["inbound"][0]["config"]["embedded_server"].as_bool(), Some(true));
         assert_eq!(workload["public_url"].as_str(), Some("http://127.0.0.1:8080/mcp"));
-        assert!(text.contains("http = [\"https://idp.example.com\"]\n"), "{text}");
+        assert!(text.contains("http = [\"https://idp.example.com\", \"https://*\"]\n"), "{text}");
         let local = policy_text(&["--mode", "authorization-server", "--upstream-issuer", "http://127.0.0.1:9000"]);
-        assert!(local.contains("http = [\"http://127.0.0.1:9000\"], http_private = true"), "{local}");
+        assert!(local.contains("http = [\"http://127.0.0.1:9000\", \"https://*\"], http_private = true"), "{local}");
         assert!(Cli::try_parse_from(["init", "--mode", "authorization-server"]).is_err(), "--upstream-issuer is required");
     }
 

@@ -106,7 +106,8 @@ pub struct GrantsFile {
     /// Secret names it may write (e.g. refresh tokens); same pattern syntax.
     #[serde(default)]
     pub secrets_write: Vec<String>,
-    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port).
+    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port);
+    /// `https://*` for any https origin on a public address (never a private one, whatever `http_private` says).
     /// `http://` only to loopback (127.0.0.0/8, `::1`, `localhost`), unless the workload sets `allow_cleartext`.
     #[serde(default)]
     pub http: Vec<String>,
