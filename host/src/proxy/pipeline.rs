@@ -68,13 +68,18 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //    public (clients read it to learn where to get a token): served before
     //    any credential header is looked at.
     let authority = admit(workload, &parts)?;
-    if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
-        return Ok((resource.response(&parts.method), "forwarded"));
-    }
     // 1b. The workload's server's routes (an authorization server's token
     //     endpoint, ...): public too, answered by the server, never forwarded.
+    //     Before the Origin check: a login is a cross-site navigation by
+    //     nature (the client's redirect to `/authorize`, the identity
+    //     provider's back to the callback), protected by OAuth's own `state`
+    //     and PKCE; the Host check above still holds.
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
         return routes::answer(workload, routes, route, parts, body, conn, authority).await.map(|response| (response, "served"));
+    }
+    check_origin(workload, &parts)?;
+    if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
+        return Ok((resource.response(&parts.method), "forwarded"));
     }
     let carries_body = clean_headers(workload, &mut parts, &body)?;
     // 2. MCP read. The body waits for the chain, so a caller without
@@ -97,9 +102,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     mcp_stage::respond(answer, response).await.map(|response| (response, "forwarded"))
 }
 
-/// Admission: what is checked on the request line and `Host`/`Origin`,
-/// before anything else reads the request (a component, the metadata route);
-/// gives the authority the client used.
+/// Admission: what is checked on the request line and `Host`, before
+/// anything else reads the request (a component, the metadata route); gives
+/// the authority the client used.
 fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, GatewayError> {
     // The method and target: a path that cannot leave the upstream's base
     // path, checked before anything reads it (components, the metadata route).
@@ -110,12 +115,17 @@ fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, Ga
     if !workload.guard.host_allowed(&authority) {
         return Err(GatewayError::HostNotAllowed);
     }
-    // A browser's Origin, when present, must be one we accept, and a
-    // cross-site request (`Sec-Fetch-Site`) must carry one.
+    Ok(authority)
+}
+
+/// A browser's Origin, when present, must be one we accept, and a
+/// cross-site request (`Sec-Fetch-Site`) must carry one: a hostile page
+/// cannot drive the MCP server with the user's browser.
+fn check_origin(workload: &Workload, parts: &http::request::Parts) -> Result<(), GatewayError> {
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
-    Ok(authority)
+    Ok(())
 }
 
 /// The headers as every component and the upstream will see them, cleaned
