@@ -31,6 +31,8 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`secrets`]: the encrypted secret store (AES-256-GCM; key from the OS
 //!   keychain or Argon2id from a password).
+//! - [`store`]: the key-value store behind the `store` import (memory or
+//!   Redis), one per process, a namespace per workload and component.
 //! - [`plugins`]: installed third-party components (`plugin:NAME`) — the store,
 //!   `portcullis.lock`, sources and downloads, minisign signatures.
 //! - [`plugin_kit`]: the author's tools — `plugin new`, `plugin test` (the
@@ -65,3 +67,5 @@ pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod secrets;
+pub mod signing;
+pub mod store;

@@ -96,12 +96,37 @@ fn every_example_policy_checks() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             let home = tempfile::tempdir().unwrap();
+            for (name, value) in example_secrets(&std::fs::read_to_string(&path).unwrap()) {
+                let set = cli(home.path(), "pw", &["secrets", "set", name], Some(&value));
+                assert!(set.status.success(), "{name}: {}", text(&set.stderr));
+            }
             let out = cli(home.path(), "pw", &["check", path.to_str().unwrap()], None);
             assert!(out.status.success(), "{}: {}", path.display(), text(&out.stderr));
             checked += 1;
         }
     }
     assert!(checked > 0);
+}
+
+/// The secrets an example's header tells its reader to store first
+/// (`portcullis secrets set NAME`), with values of the right form: a check
+/// reads them as a serving gateway would.
+fn example_secrets(policy: &str) -> Vec<(&str, String)> {
+    use base64::Engine as _;
+    let header = policy.lines().take_while(|line| line.starts_with('#'));
+    let names = header.filter_map(|line| line.split("portcullis secrets set ").nth(1)).filter_map(|rest| rest.split_whitespace().next());
+    names
+        .map(|name| {
+            let value = if name.starts_with("signing:") {
+                rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap().serialize_pem()
+            } else if name.ends_with("token-key") {
+                base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+            } else {
+                "example-secret-value".to_owned()
+            };
+            (name, value)
+        })
+        .collect()
 }
 
 #[test]

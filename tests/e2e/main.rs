@@ -31,9 +31,11 @@ mod proxy;
 mod registry_logout;
 mod registry_token;
 mod reload;
+mod server_routes;
 mod shared_key;
 mod shared_key_twice;
 mod slow_body;
+mod store_redis;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {

@@ -8,6 +8,7 @@ pub mod login;
 pub mod node;
 pub mod oauth;
 pub mod plugin;
+pub mod redis;
 pub mod registry;
 pub mod threads;
 pub mod upstream;
@@ -28,9 +29,13 @@ pub fn sha256_of(path: &std::path::Path) -> String {
 /// `[components]` entries for every fixture, to prepend to test policies.
 pub fn fixture_components() -> String {
     let mut out = String::new();
-    for (name, file) in
-        [("behaviours", "behaviours"), ("inject-header", "inject_header"), ("method-gate", "method_gate"), ("test-authorizer", "test_authorizer")]
-    {
+    for (name, file) in [
+        ("behaviours", "behaviours"),
+        ("inject-header", "inject_header"),
+        ("method-gate", "method_gate"),
+        ("serve", "serve"),
+        ("test-authorizer", "test_authorizer"),
+    ] {
         let path = fixture(file);
         out.push_str(&format!("[components.{name}]\npath = {:?}\nsha256 = \"{}\"\n\n", path.display().to_string(), sha256_of(&path)));
     }

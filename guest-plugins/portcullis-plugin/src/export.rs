@@ -1,7 +1,7 @@
-//! The two kinds of component, and the macros that export them.
+//! The kinds of component, and the macros that export them.
 
 use crate::__private::wit;
-use crate::{Context, Decision, Identity, Injection, Manifest, McpCall, Request, Verdict, deny, parse_config};
+use crate::{Context, Decision, Identity, Injection, Manifest, McpCall, Request, Response, Route, Verdict, deny, parse_config};
 use serde::de::DeserializeOwned;
 use std::cell::OnceCell;
 
@@ -54,6 +54,25 @@ pub trait Authorizer: Sized + 'static {
 
     /// Decides one call; `identity` is none on an anonymous workload.
     fn authorize(&self, request: &Request, identity: Option<&Identity>, call: &McpCall) -> Decision;
+}
+
+/// A component that answers requests itself, on routes it declares under the
+/// workload (world `authorization-server`: the embedded OAuth authorization
+/// server). The routes are public: the gateway mounts them ahead of the
+/// inbound chain, and nothing they answer reaches the upstream.
+pub trait Server: Sized + 'static {
+    /// The policy's `config` table. Use `#[serde(deny_unknown_fields)]`.
+    type Config: DeserializeOwned;
+
+    /// Checks the configuration and sets up; see [`Authenticator::init`].
+    fn init(config: Self::Config, context: &Context) -> Result<Self, String>;
+
+    /// The routes this server answers: asked once, after `init`.
+    fn routes(&self) -> Vec<Route>;
+
+    /// Answers one request to a declared route ([`Request::body`] holds its
+    /// body, bounded by the gateway).
+    fn handle(&self, request: &Request) -> Response;
 }
 
 /// An injector whose credential comes from a person: `portcullis login
@@ -173,6 +192,15 @@ macro_rules! export_device_injector {
     };
 }
 
+/// Exports `$type`, a [`Server`], as this crate's component (world
+/// `portcullis:auth/authorization-server`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_server {
+    ($type:ty) => {
+        $crate::__export_component!($type, "portcullis:auth/authorization-server", init_server, $crate::__export_serve!(););
+    };
+}
+
 /// What every export macro expands to: the world's bindings (generated in the
 /// component's crate), an instance slot, `init`, and the world's other
 /// exports (`$exports`: the `__export_*` macros below, which implement them
@@ -279,6 +307,26 @@ macro_rules! __export_device_login {
     };
 }
 
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_serve {
+    () => {
+        impl exports::serve::Guest for Component {
+            fn routes() -> ::std::vec::Vec<exports::serve::Route> {
+                INSTANCE
+                    .with(|instance| $crate::__private::routes(instance))
+                    .into_iter()
+                    .map(|route| exports::serve::Route { path: route.path, methods: route.methods })
+                    .collect()
+            }
+            fn handle(request: &$crate::__private::wit::Request) -> exports::serve::Response {
+                let (status, headers, body) = INSTANCE.with(|instance| $crate::__private::handle(instance, request)).into_wit_parts();
+                exports::serve::Response { status, headers, body }
+            }
+        }
+    };
+}
+
 pub fn init_authenticator<T: Authenticator>(slot: &OnceCell<T>, config_json: &str, workload: String, public_url: String) -> Result<wit::Manifest, String> {
     init(slot, config_json, Context { workload, public_url }, T::init, T::manifest)
 }
@@ -331,6 +379,23 @@ pub fn authorize<T: Authorizer>(
     match slot.get() {
         Some(instance) => instance.authorize(&Request::new(request), identity.map(Identity::from_wit).as_ref(), &McpCall::from_wit(call)),
         None => crate::forbid("The component was called before init."),
+    }
+}
+
+pub fn init_server<T: Server>(slot: &OnceCell<T>, config_json: &str, workload: String, public_url: String) -> Result<wit::Manifest, String> {
+    // A server's routes are answered, never forwarded: it handles no headers.
+    init(slot, config_json, Context { workload, public_url }, T::init, |_| Manifest::new())
+}
+
+pub fn routes<T: Server>(slot: &OnceCell<T>) -> Vec<Route> {
+    // Before init there is nothing to serve: declare no routes.
+    slot.get().map(T::routes).unwrap_or_default()
+}
+
+pub fn handle<T: Server>(slot: &OnceCell<T>, request: &wit::Request) -> Response {
+    match slot.get() {
+        Some(instance) => instance.handle(&Request::new(request)),
+        None => Response::new(500).json(&serde_json::json!({ "error": "not_initialised", "message": "The component was called before init." })),
     }
 }
 

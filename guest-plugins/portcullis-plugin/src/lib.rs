@@ -32,11 +32,37 @@
 //! export_authenticator!(HeaderPresent);
 //! ```
 //!
+//! A [`Server`] answers requests itself, on the [`Route`]s it declares (the
+//! embedded OAuth authorization server), with [`Response`]s; it is exported
+//! with [`export_server!`]:
+//!
+//! ```ignore
+//! use portcullis_plugin::prelude::*;
+//!
+//! struct Hello;
+//!
+//! impl Server for Hello {
+//!     type Config = serde_json::Value;
+//!     fn init(_config: serde_json::Value, _context: &Context) -> Result<Self, String> {
+//!         Ok(Hello)
+//!     }
+//!     fn routes(&self) -> Vec<Route> {
+//!         vec![Route::get("/hello")]
+//!     }
+//!     fn handle(&self, _request: &Request) -> Response {
+//!         Response::new(200).json(&serde_json::json!({ "hello": "world" }))
+//!     }
+//! }
+//!
+//! export_server!(Hello);
+//! ```
+//!
 //! What the SDK does for you: it parses the policy's `config` table into your
 //! `Config` type (errors name the key), keeps your instance between calls,
 //! declares your [`Manifest`] to the gateway once, turns the verdict builders
 //! into the contract's records, and wraps the host imports ([`secrets`],
-//! [`http`], [`cache`], [`log`], [`crypto`]) in functions that return `Result`s.
+//! [`http`], [`cache`], [`log`], [`crypto`], and for servers [`signing`] and
+//! [`store`]) in functions that return `Result`s.
 //!
 //! The contract is `portcullis:auth@0.2.0`, in `wit/` beside this crate.
 
@@ -49,11 +75,12 @@ mod export;
 pub mod host;
 mod manifest;
 mod request;
+mod response;
 mod verdict;
 
 pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};
 pub use config::{Context, parse_config};
-pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart};
+pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart, Server};
 pub use host::{cache, crypto, http, log, secrets, signing, store};
 pub use manifest::Manifest;
 /// The rules the gateway and components share, written once
@@ -62,14 +89,16 @@ pub use manifest::Manifest;
 pub use portcullis_contract as contract;
 pub use portcullis_contract::mcp::{CallKind, Feature, McpMethod};
 pub use request::{RepeatedHeader, Request};
+pub use response::{Response, Route};
 pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny, forward};
 
 /// Everything a component usually needs, for `use portcullis_plugin::prelude::*`.
 pub mod prelude {
     pub use crate::{
         Allow, Authenticator, Authorizer, CallKind, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector,
-        Login, LoginStart, Manifest, McpCall, Request, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny, export_authenticator, export_authorizer,
-        export_device_injector, export_injector, export_interactive_injector, forbid, forward, http, log, permit, secrets, step_up,
+        Login, LoginStart, Manifest, McpCall, Request, Response, Route, Server, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny,
+        export_authenticator, export_authorizer, export_device_injector, export_injector, export_interactive_injector, export_server, forbid, forward, http,
+        log, permit, secrets, signing, step_up, store,
     };
     pub use serde::Deserialize;
 }
@@ -86,8 +115,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::export::{
-        authenticate, authorize, begin_device_login, begin_login, finish_login, init_authenticator, init_authorizer, init_injector, inject, logout,
-        poll_device_login,
+        authenticate, authorize, begin_device_login, begin_login, finish_login, handle, init_authenticator, init_authorizer, init_injector, init_server,
+        inject, logout, poll_device_login, routes,
     };
     pub use wit_bindgen;
 

@@ -15,6 +15,9 @@ pub enum Mode {
     Oidc,
     /// No authentication (local experiments only).
     Anonymous,
+    /// The gateway is the MCP server's own OAuth authorization server
+    /// (`builtin:oauth-server`), federating logins to your identity provider.
+    AuthorizationServer,
 }
 
 #[derive(Args)]
@@ -28,6 +31,13 @@ pub struct InitArgs {
     /// The OpenID Provider's issuer URL (`--mode oidc`).
     #[arg(long, required_if_eq("mode", "oidc"))]
     issuer: Option<url::Url>,
+    /// The identity provider people log in at (`--mode authorization-server`):
+    /// its OpenID Connect issuer URL.
+    #[arg(long, required_if_eq("mode", "authorization-server"))]
+    upstream_issuer: Option<url::Url>,
+    /// The client id the gateway has at that identity provider (`--mode authorization-server`).
+    #[arg(long, default_value = "portcullis")]
+    upstream_client_id: String,
     /// Where the gateway listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -62,6 +72,10 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     file.write_all(text.as_bytes())?;
     drop(file);
     writeln!(std::io::stdout(), "wrote {}", args.output.display())?;
+    // The keys the policy names, before it is checked (the check loads them).
+    if args.mode == Mode::AuthorizationServer {
+        create_server_secrets()?;
+    }
     let checked = super::check(&args.output)?;
     if checked == ExitCode::SUCCESS {
         let next = match args.mode {
@@ -147,7 +161,157 @@ public_url = "{public_url}"
 "#
             )
         }
+        Mode::AuthorizationServer => authorization_server(args)?,
         Mode::Anonymous => "# No authentication: for local experiments only. The gateway still checks\n# Host and Origin (DNS-rebinding protection) and logs a warning at start.\nanonymous = true\n".to_owned(),
     };
     Ok(format!("{head}{chain}"))
+}
+
+/// The secret holding the starter authorization server's signing key, and the one sealing upstream tokens.
+const SIGNING_KEY_SECRET: &str = "signing:oauth-server";
+const TOKEN_KEY_SECRET: &str = "oauth:token-key";
+
+/// The chain and server of `--mode authorization-server`: the workload's
+/// verifier trusts its own server, which federates logins to `--upstream-issuer`.
+fn authorization_server(args: &InitArgs) -> anyhow::Result<String> {
+    let issuer = args.upstream_issuer.as_ref().ok_or_else(|| anyhow::anyhow!("--mode authorization-server needs --upstream-issuer URL"))?;
+    anyhow::ensure!(crate::origin::Origin::of(issuer).is_some(), "--upstream-issuer must be an http:// or https:// URL");
+    // Written into a TOML string: visible ASCII, no quote or escape.
+    let client_id = &args.upstream_client_id;
+    anyhow::ensure!(
+        !client_id.is_empty() && client_id.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'),
+        "--upstream-client-id {client_id:?}: use visible ASCII characters other than `\"` and `\\`"
+    );
+    let issuer_text = issuer.as_str().trim_end_matches('/');
+    let origin = issuer.origin().ascii_serialization();
+    let private =
+        issuer.host_str().is_some_and(portcullis_contract::net::is_loopback_host) || matches!(issuer.host(), Some(url::Host::Ipv4(ip)) if ip.is_private());
+    let private_line = if private { ", http_private = true" } else { "" };
+    Ok(format!(
+        r#"
+  # Tokens are checked against the server below: the gateway fills in its issuer
+  # (this workload's origin), `public_url` as the audience, and its keys.
+  [[workloads.inbound]]
+  component = "builtin:oidc-verifier"
+  config = {{ embedded_server = true, scopes_supported = ["mcp"] }}
+
+  # The MCP server's own OAuth authorization server; its routes are public and
+  # never reach the upstream. docs/authorization-server.md describes it.
+  [workloads.server]
+  component = "builtin:oauth-server"
+  # A login calls the identity provider within one call.
+  limits = {{ deadline_ms = 5000 }}
+
+    [workloads.server.grants]
+    # The identity provider, and (`https://*`) the Client ID Metadata Documents
+    # clients name: any https origin on a public address, never loopback or the LAN.
+    http = ["{origin}", "https://*"]{private_line}
+    secrets = ["oauth:*"]
+    store = true
+    # Created by `portcullis init` in the secret store. The first key signs, every
+    # key listed is published: to rotate, add a key first, drop the old one later.
+    signing_keys = ["secret:{SIGNING_KEY_SECRET}"]
+
+    [workloads.server.config]
+    scopes = ["mcp"]
+    # Seals the identity provider's tokens before they are stored (created by `portcullis init`).
+    token_key_secret = "{TOKEN_KEY_SECRET}"
+
+    # Where people log in. Register <public_url's origin>/oauth/callback there as a redirect URI.
+    [[workloads.server.config.upstreams]]
+    name = "idp"
+    issuer = "{issuer_text}"
+    client_id = "{client_id}"
+    # A confidential client: `printf %s SECRET | portcullis secrets set oauth:idp-client-secret`, then:
+    # client_secret_secret = "oauth:idp-client-secret"
+    scopes = ["openid", "email"]
+"#
+    ))
+}
+
+/// Creates the starter authorization server's signing key (ECDSA P-256,
+/// PKCS#8 PEM) and token-sealing key (32 random bytes, base64) in the secret
+/// store, each only if it is not there: a second `init` keeps the keys that
+/// signed tokens already. Neither is ever printed.
+fn create_server_secrets() -> anyhow::Result<()> {
+    use base64::Engine;
+    use ring::rand::{SecureRandom, SystemRandom};
+    let store = crate::secrets::SecretStore::in_home(&crate::home::dir()?);
+    let rng = SystemRandom::new();
+    let fresh =
+        |name: &str| -> anyhow::Result<bool> { Ok(store.get(name).map_err(|e| anyhow::anyhow!("cannot read the secret store for `{name}`: {e}"))?.is_none()) };
+    if fresh(SIGNING_KEY_SECRET)? {
+        let der = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| anyhow::anyhow!("cannot generate a signing key"))?;
+        let pem = pem("PRIVATE KEY", der.as_ref());
+        store.set(SIGNING_KEY_SECRET, crate::secrets::SecretString::from(pem))?;
+        writeln!(std::io::stdout(), "created the signing key `{SIGNING_KEY_SECRET}` in the secret store")?;
+    }
+    if fresh(TOKEN_KEY_SECRET)? {
+        let mut key = [0u8; 32];
+        rng.fill(&mut key).map_err(|_| anyhow::anyhow!("cannot generate a key"))?;
+        store.set(TOKEN_KEY_SECRET, crate::secrets::SecretString::from(base64::engine::general_purpose::STANDARD.encode(key)))?;
+        writeln!(std::io::stdout(), "created the token-sealing key `{TOKEN_KEY_SECRET}` in the secret store")?;
+    }
+    Ok(())
+}
+
+/// `der` as PEM with `label`, in 64-column lines.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        init: InitArgs,
+    }
+
+    fn args(line: &[&str]) -> InitArgs {
+        Cli::try_parse_from(std::iter::once("init").chain(line.iter().copied())).unwrap().init
+    }
+
+    /// The starter policy has the server and the verifier that trusts it
+    /// (`portcullis init` checks the whole policy before it returns).
+    #[test]
+    fn the_authorization_server_starter_policy_has_its_server_and_embedded_verifier() {
+        let text = policy(&args(&["--mode", "authorization-server", "--upstream-issuer", "https://idp.example.com/realms/corp/"])).unwrap();
+        let policy: toml::Value = toml::from_str(&text).unwrap();
+        let workload = &policy["workloads"][0];
+        let server = &workload["server"];
+        assert_eq!(server["component"].as_str(), Some("builtin:oauth-server"));
+        assert_eq!(server["config"]["upstreams"][0]["issuer"].as_str(), Some("https://idp.example.com/realms/corp"));
+        assert_eq!(server["grants"]["signing_keys"][0].as_str(), Some("secret:signing:oauth-server"));
+        assert_eq!(workload["inbound"][0]["config"]["embedded_server"].as_bool(), Some(true));
+        assert_eq!(workload["public_url"].as_str(), Some("http://127.0.0.1:8080/mcp"));
+        assert!(text.contains("http = [\"https://idp.example.com\", \"https://*\"]\n"), "{text}");
+        let local = policy_text(&["--mode", "authorization-server", "--upstream-issuer", "http://127.0.0.1:9000"]);
+        assert!(local.contains("http = [\"http://127.0.0.1:9000\", \"https://*\"], http_private = true"), "{local}");
+        assert!(Cli::try_parse_from(["init", "--mode", "authorization-server"]).is_err(), "--upstream-issuer is required");
+    }
+
+    fn policy_text(line: &[&str]) -> String {
+        policy(&args(line)).unwrap()
+    }
+
+    #[test]
+    fn keys_are_pem_in_64_columns() {
+        let text = pem("PRIVATE KEY", &[7u8; 100]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!((lines[0], lines[lines.len() - 1]), ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----"));
+        assert!(lines[1..lines.len() - 1].iter().all(|l| l.len() <= 64) && lines[1].len() == 64);
+    }
 }

@@ -151,6 +151,7 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
         Role::Authenticator => "inbound[0]",
         Role::Injector => "outbound[0]",
         Role::Authorizer => "authorize[0]",
+        Role::Server => unreachable!("a server is refused above"),
     };
     // Set up as the gateway sets up a chain entry (`runtime::setup::set_up`), with no grants.
     let entry = Entry {
@@ -181,6 +182,7 @@ pub async fn run(runtime: &Runtime, spec: TrialSpec) -> anyhow::Result<Report> {
         Role::Authenticator => plugin.authenticate(&request).await.map(verdict_json),
         Role::Injector => plugin.inject(&request).await.map(injection_json),
         Role::Authorizer => plugin.authorize(&request, identity.as_ref(), &request.mcp_calls[0]).await.map(decision_json),
+        Role::Server => unreachable!("a server is refused above"),
     };
     report.host_calls = trial.take();
     report.verdict = Some(verdict.unwrap_or_else(|fault| Decision {

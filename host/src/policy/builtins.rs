@@ -3,7 +3,8 @@
 //! Components validate their own `config`; the host reads a few keys of the
 //! built-ins' tables for jobs a component cannot do: serving the RFC 9728
 //! metadata, reading `jwks_file` and Cedar's `policies_file` (components have
-//! no file access: [`FileOrInline`]), warning about `audiences = []`, and the registry token's
+//! no file access: [`FileOrInline`]), warning about `audiences = []`, filling in a verifier
+//! that trusts the workload's own server ([`embedded_verifier_config`]), and the registry token's
 //! secret name, static tokens and login port. (`builtin:shared-key`'s keys are read by [`crate::keys`].)
 
 use super::file::ChainEntryFile;
@@ -13,14 +14,15 @@ use std::path::PathBuf;
 
 pub const OIDC_VERIFIER: &str = "builtin:oidc-verifier";
 
-/// The issuers and advertised scopes of every OIDC verifier in `inbound`;
+/// The issuers and advertised scopes of every OIDC verifier in `inbound`,
+/// the workload's own server's issuer first when it has one (`server_issuer`);
 /// `None` when no verifier guards the workload.
-pub fn oidc_metadata(inbound: &[ChainEntryFile]) -> Option<(Vec<String>, Vec<String>)> {
+pub fn oidc_metadata(inbound: &[ChainEntryFile], server_issuer: Option<&str>) -> Option<(Vec<String>, Vec<String>)> {
     let verifiers: Vec<&Map<String, Value>> = inbound.iter().filter(|e| e.component == OIDC_VERIFIER).map(|e| &e.config).collect();
     if verifiers.is_empty() {
         return None;
     }
-    let mut issuers: Vec<String> = Vec::new();
+    let mut issuers: Vec<String> = server_issuer.map(str::to_owned).into_iter().collect();
     let mut scopes: Vec<String> = Vec::new();
     for config in verifiers {
         for provider in providers(config) {
@@ -50,6 +52,79 @@ pub fn audience_check_off(entry: &ChainEntryFile) -> bool {
 fn providers(config: &Map<String, Value>) -> impl Iterator<Item = &Map<String, Value>> {
     let listed = config.get("providers").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object);
     std::iter::once(config).chain(listed)
+}
+
+/// The verifier's key that makes it trust the workload's own server.
+pub const EMBEDDED_SERVER: &str = "embedded_server";
+
+/// The verifier's keys the host fills in for `embedded_server = true`, so the
+/// policy may not give them too.
+const EMBEDDED_FILLS: [&str; 5] = ["issuer", "audiences", "jwks", "jwks_file", "jwks_uri"];
+
+/// Whether an entry is an OIDC verifier with `embedded_server = true`; an
+/// error (the key and why) when the value is not a boolean, or when the
+/// table also names what the host fills in.
+pub fn embedded_server(entry: &ChainEntryFile) -> Result<bool, (&'static str, String)> {
+    if entry.component != OIDC_VERIFIER {
+        return Ok(false);
+    }
+    match entry.config.get(EMBEDDED_SERVER) {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => match EMBEDDED_FILLS.iter().find(|k| entry.config.contains_key(**k)) {
+            Some(key) => Err((key, format!("`{key}` comes from the workload's server with `embedded_server = true`: remove it"))),
+            None => Ok(true),
+        },
+        Some(_) => Err((EMBEDDED_SERVER, "`embedded_server` is `true` or `false`".into())),
+    }
+}
+
+/// The issuer of a workload's own server: the origin of its `public_url`
+/// (scheme and authority; no path, no trailing `/`).
+pub fn server_issuer(public_url: &url::Url) -> String {
+    public_url.origin().ascii_serialization()
+}
+
+/// A verifier's `config` as its component receives it: `embedded_server`
+/// taken out (the component does not know it) and, when it was `true`, the
+/// server's issuer, the workload's resource identifier (`public_url`, as
+/// written) as the audience, and the server's key set (`jwks_json`, its
+/// public keys) inline, with the algorithms of its keys unless the table
+/// lists some. No HTTP to itself: the keys are the host's own.
+pub fn embedded_verifier_config(config: &mut Map<String, Value>, public_url: &url::Url, written: &str, jwks_json: Option<&str>) -> Result<(), String> {
+    if config.remove(EMBEDDED_SERVER) != Some(Value::Bool(true)) {
+        return Ok(());
+    }
+    let jwks_json = jwks_json.ok_or("`embedded_server = true`, and the workload's server has no signing keys: grant it `signing_keys`")?;
+    let jwks: Value = serde_json::from_str(jwks_json).map_err(|e| format!("the server's key set is not JSON: {e}"))?;
+    let keys = jwks.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty()).ok_or("the workload's server publishes no keys")?;
+    let mut algorithms: Vec<String> = Vec::new();
+    for alg in keys.iter().filter_map(key_algorithm) {
+        if !algorithms.contains(&alg) {
+            algorithms.push(alg);
+        }
+    }
+    if !config.contains_key("algorithms") && !algorithms.is_empty() {
+        config.insert("algorithms".into(), Value::from(algorithms));
+    }
+    config.insert("issuer".into(), Value::String(server_issuer(public_url)));
+    config.insert("audiences".into(), Value::from(vec![written.to_owned()]));
+    config.insert("jwks".into(), jwks);
+    Ok(())
+}
+
+/// The JWS algorithm of a public JWK: its `alg`, else the one its key type implies.
+fn key_algorithm(jwk: &Value) -> Option<String> {
+    if let Some(alg) = jwk.get("alg").and_then(Value::as_str) {
+        return Some(alg.to_owned());
+    }
+    let alg = match (jwk.get("kty").and_then(Value::as_str)?, jwk.get("crv").and_then(Value::as_str)) {
+        ("EC", Some("P-256")) => "ES256",
+        ("EC", Some("P-384")) => "ES384",
+        ("OKP", Some("Ed25519")) => "EdDSA",
+        ("RSA", _) => "RS256",
+        _ => return None,
+    };
+    Some(alg.to_owned())
 }
 
 pub const REGISTRY_TOKEN: &str = "builtin:registry-token";
@@ -137,10 +212,18 @@ pub fn callback_port(entry: &ChainEntryFile) -> u16 {
 /// The deadline of a built-in's calls when the policy sets none: the
 /// registry token's calls may wait for the refresh lock (up to 3 s) and then
 /// refresh at the identity provider (an HTTP round trip of up to 3 s), which
-/// 100 ms does not fit.
+/// 100 ms does not fit. `builtin:oauth-server`'s calls may fetch a client's metadata document
+/// (CIMD) or complete a login at the identity provider (discovery, token,
+/// keys): several HTTP round trips in one call.
 pub fn default_deadline(entry: &ChainEntryFile) -> Option<std::time::Duration> {
-    (entry.component == REGISTRY_TOKEN).then(|| std::time::Duration::from_secs(8))
+    match entry.component.as_str() {
+        REGISTRY_TOKEN => Some(std::time::Duration::from_secs(8)),
+        OAUTH_SERVER => Some(std::time::Duration::from_secs(5)),
+        _ => None,
+    }
 }
+
+pub const OAUTH_SERVER: &str = "builtin:oauth-server";
 
 /// The secret name a registry-token entry keeps its OAuth tokens under:
 /// `REGISTRY_OAUTH_` and 8 hex digits of SHA-256(registry URL, NUL, issuer)
@@ -288,4 +371,44 @@ mod tests {
     }
 
     const KNOWN_KEY: &str = "REGISTRY_OAUTH_48230903";
+
+    #[test]
+    fn an_embedded_verifier_gets_the_servers_issuer_audience_and_keys() {
+        let public_url = url::Url::parse("HTTPS://MCP.example.com:443/mcp").unwrap();
+        let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"x","y":"y","kid":"a"},{"kty":"RSA","n":"n","e":"AQAB","kid":"b","alg":"PS256"}]}"#;
+        let mut config = serde_json::json!({ "embedded_server": true, "required_scopes": ["mcp"] }).as_object().unwrap().clone();
+        embedded_verifier_config(&mut config, &public_url, "https://mcp.example.com/mcp", Some(jwks)).unwrap();
+        assert_eq!(
+            Value::Object(config),
+            serde_json::json!({
+                "issuer": "https://mcp.example.com",
+                "audiences": ["https://mcp.example.com/mcp"],
+                "jwks": serde_json::from_str::<Value>(jwks).unwrap(),
+                "algorithms": ["ES256", "PS256"],
+                "required_scopes": ["mcp"],
+            })
+        );
+        // The key is taken out either way: the component refuses keys it does not know.
+        let mut off = serde_json::json!({ "embedded_server": false, "issuer": "https://idp.example" }).as_object().unwrap().clone();
+        embedded_verifier_config(&mut off, &public_url, "x", None).unwrap();
+        assert_eq!(Value::Object(off), serde_json::json!({ "issuer": "https://idp.example" }));
+        let mut keyless = serde_json::json!({ "embedded_server": true }).as_object().unwrap().clone();
+        assert!(embedded_verifier_config(&mut keyless, &public_url, "x", None).unwrap_err().contains("signing_keys"));
+        let mut keyless = serde_json::json!({ "embedded_server": true }).as_object().unwrap().clone();
+        assert!(embedded_verifier_config(&mut keyless, &public_url, "x", Some(r#"{"keys":[]}"#)).unwrap_err().contains("no keys"));
+    }
+
+    #[test]
+    fn embedded_server_is_a_boolean_and_excludes_what_it_fills() {
+        let entry = |config: &str| toml::from_str::<ChainEntryFile>(&format!("component = \"builtin:oidc-verifier\"\nconfig = {{ {config} }}")).unwrap();
+        assert_eq!(embedded_server(&entry("embedded_server = true")), Ok(true));
+        assert_eq!(embedded_server(&entry("embedded_server = false, issuer = \"https://i.example\"")), Ok(false));
+        assert_eq!(embedded_server(&entry("embedded_server = \"yes\"")).unwrap_err().0, "embedded_server");
+        for key in ["issuer = \"https://i.example\"", "jwks_uri = \"https://i.example/k\"", "audiences = []", "jwks_file = \"k.json\""] {
+            let (at, message) = embedded_server(&entry(&format!("embedded_server = true, {key}"))).unwrap_err();
+            assert!(key.starts_with(at) && message.contains("remove it"), "{key}: {at} {message}");
+        }
+        let other: ChainEntryFile = toml::from_str("component = \"builtin:shared-key\"\nconfig = { embedded_server = true }").unwrap();
+        assert_eq!(embedded_server(&other), Ok(false));
+    }
 }

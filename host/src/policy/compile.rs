@@ -16,6 +16,7 @@ use crate::proxy::chain::InboundChain;
 use crate::proxy::error::GatewayError;
 use crate::proxy::headers::HeaderRules;
 use crate::proxy::resource_metadata::ProtectedResource;
+use crate::proxy::routes::{MAX_ROUTE_BODY_BYTES, Routes};
 use crate::proxy::server::ConnectionLimits;
 use crate::proxy::upstream::Upstream;
 use crate::proxy::workload::{McpSettings, Workload};
@@ -23,6 +24,7 @@ use crate::runtime::capabilities::{Grants, Mode, PluginLabel, Services, cache};
 use crate::runtime::plugin::{Limits, Plugin, Role};
 use crate::runtime::setup::{Access, Entry, Host, set_up};
 use crate::secrets::SecretString;
+use portcullis_contract::resource_metadata;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub async fn compile(policy: &Policy, host: &Host) -> Result<Snapshot, PolicyErr
     let mut errors = Vec::new();
     let mut components: HashMap<String, Component> = HashMap::new();
     let mut workloads = HashMap::new();
+    open_store(policy, host)?;
     let audit = match audit_file(policy, &host.services) {
         Ok(audit) => audit,
         Err(error) => return Err(PolicyErrors(vec![error])),
@@ -66,7 +69,7 @@ async fn compile_workload(
 ) -> Result<Workload, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let name: Arc<str> = file.name.as_str().into();
-    let ParsedWorkload { public_url, upstream: upstream_url, strip_request_headers, mcp, guard, limits, grants } = parsed;
+    let ParsedWorkload { public_url, upstream: upstream_url, strip_request_headers, mcp, guard, limits, grants, server: server_grants } = parsed;
 
     let tls = match &file.tls {
         Some(tls) => match crate::proxy::tls::server_config(&policy.resolve(&tls.cert), &policy.resolve(&tls.key)) {
@@ -93,14 +96,38 @@ async fn compile_workload(
     let max_instances = limits.max_instances;
     let instances = Arc::new(tokio::sync::Semaphore::new(max_instances));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let max_idle = (max_instances / (file.inbound.len() + file.outbound.len() + file.authorize.len()).max(1)).clamp(1, cores * 4);
+    let positions = file.inbound.len() + file.outbound.len() + file.authorize.len() + usize::from(file.server.is_some());
+    let max_idle = (max_instances / positions.max(1)).clamp(1, cores * 4);
+    // The server first: an inbound verifier may trust its keys (`embedded_server`).
+    let mut routes = None;
+    let mut server_jwks = None;
+    if let (Some(entry), Some(grants)) = (&file.server, server_grants) {
+        let server_key = key.key("server");
+        let place = Place { key: &server_key, role: Role::Server, position: 0, instances: instances.clone(), max_idle };
+        match compile_entry(policy, file, entry, grants, place, host, components, None).await {
+            Ok(server) => {
+                server_jwks = server.signing_jwks();
+                match Routes::new(server, |path| reserved_path(public_url, path), limits.max_pending_body_bytes as usize) {
+                    Ok(mounted) => routes = Some(mounted),
+                    Err(why) => {
+                        errors.push(policy.error_at(&server_key, format!("the component's routes are refused: {why}"), Some(setup_hint(&entry.component))))
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
     let mut chains: [Vec<Arc<Plugin>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for (chain, role, entries) in [(0, Role::Authenticator, &file.inbound), (1, Role::Injector, &file.outbound), (2, Role::Authorizer, &file.authorize)] {
         let chain_key = key.key(chain_name(role));
         for (position, (entry, grants)) in entries.iter().zip(&grants[chain]).enumerate() {
+            // A verifier that trusts a server which failed has its error already (the server's).
+            if file.server.is_some() && routes.is_none() && builtins_config::embedded_server(entry) == Ok(true) {
+                continue;
+            }
             let entry_key = chain_key.index(position);
             let place = Place { key: &entry_key, role, position, instances: instances.clone(), max_idle };
-            match compile_entry(policy, file, entry, grants, place, host, components).await {
+            match compile_entry(policy, file, entry, grants, place, host, components, server_jwks.as_deref()).await {
                 Ok(plugin) => chains[chain].push(plugin),
                 Err(e) => errors.push(e),
             }
@@ -129,7 +156,7 @@ async fn compile_workload(
         metrics: host.metrics.workload(&file.name, &GatewayError::OUTCOMES),
         guard: guard.clone(),
         headers: HeaderRules::new(inbound.iter().map(|p| p.manifest()), outbound.iter().map(|p| p.manifest()), strip_request_headers),
-        protected_resource: builtins_config::oidc_metadata(&file.inbound)
+        protected_resource: builtins_config::oidc_metadata(&file.inbound, routes.is_some().then(|| builtins_config::server_issuer(public_url)).as_deref())
             .map(|(issuers, scopes)| ProtectedResource::new(public_url, &file.public_url, &issuers, &scopes)),
         inbound: InboundChain { rule: file.chain_rule, plugins: inbound, anonymous: file.anonymous },
         outbound,
@@ -160,10 +187,25 @@ async fn compile_workload(
             max_connections: limits.max_connections,
             header_timeout: limits.header_timeout,
             idle_timeout: limits.idle_timeout,
-            held_before_decision: if *mcp { max_message_bytes } else { 0 },
+            // One MCP message, or one route's body, per connection.
+            held_before_decision: if *mcp { max_message_bytes } else { 0 }.max(if routes.is_some() { MAX_ROUTE_BODY_BYTES } else { 0 }),
         },
+        routes,
         name,
     })
+}
+
+/// Whose `path` is, if a workload's server may not declare it as a route:
+/// the metadata paths are the gateway's, and the resource's own path is the
+/// upstream's (the MCP endpoint).
+fn reserved_path(public_url: &url::Url, path: &str) -> Option<&'static str> {
+    if path == resource_metadata::WELL_KNOWN || path.strip_prefix(resource_metadata::WELL_KNOWN).is_some_and(|rest| rest.starts_with('/')) {
+        Some("the gateway's own (the protected-resource metadata)")
+    } else if path.trim_end_matches('/') == public_url.path().trim_end_matches('/') {
+        Some("the resource's own path (`public_url`), which the upstream serves")
+    } else {
+        None
+    }
 }
 
 /// Where a chain entry sits: its policy key, role and position, and its workload's instance bound.
@@ -175,6 +217,9 @@ struct Place<'a> {
     max_idle: usize,
 }
 
+/// Sets up one entry at `place`; `server_jwks` is the workload's server's key
+/// set, for a verifier that trusts it (`embedded_server`).
+#[allow(clippy::too_many_arguments)]
 async fn compile_entry(
     policy: &Policy,
     workload: &WorkloadFile,
@@ -183,6 +228,7 @@ async fn compile_entry(
     place: Place<'_>,
     host: &Host,
     components: &mut HashMap<String, Component>,
+    server_jwks: Option<&str>,
 ) -> Result<Arc<Plugin>, PolicyError> {
     let Place { key, role, position, instances, max_idle } = place;
     let component = match components.get(&entry.component) {
@@ -195,7 +241,7 @@ async fn compile_entry(
     };
     let declared = policy.file.components.get(&entry.component);
     let isolation = entry.isolation.or(declared.and_then(|c| c.isolation)).unwrap_or(Isolation::Pooled);
-    let prepared = prepare_entry(policy, workload, entry, key, &format!("{}[{position}]", chain_name(role)))?;
+    let prepared = prepare_entry(policy, workload, entry, key, &format!("{}[{position}]", chain_name(role)), server_jwks)?;
     let entry_spec = Entry {
         access: prepared.access(grants),
         role,
@@ -225,12 +271,21 @@ fn audit_file(policy: &Policy, services: &Services) -> Result<Option<Arc<AuditFi
         .map_err(|e| policy.error_at(&KeyPath::root().key("audit").key("file"), format!("cannot open {} for appending: {e}", path.display()), None))
 }
 
+/// Opens the store `[store]` names, before any component is granted a namespace in it.
+fn open_store(policy: &Policy, host: &Host) -> Result<(), PolicyErrors> {
+    host.services.store.open(&policy.store, &host.services.secret_store).map(drop).map_err(|e| {
+        let hint = Some("set the secret with `portcullis secret set NAME`, or fix `[store]`".to_string());
+        PolicyErrors(vec![policy.error_at(&KeyPath::root().key("store").key(e.field), e.message, hint)])
+    })
+}
+
 /// The policy key of a role's chain.
 fn chain_name(role: Role) -> &'static str {
     match role {
         Role::Authenticator => "inbound",
         Role::Injector => "outbound",
         Role::Authorizer => "authorize",
+        Role::Server => "server",
     }
 }
 
@@ -259,7 +314,14 @@ impl Prepared {
 
 /// The configuration, cache scope and limits of the chain entry at `key`
 /// (`position` is its chain and index, e.g. `outbound[0]`).
-fn prepare_entry(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath, position: &str) -> Result<Prepared, PolicyError> {
+fn prepare_entry(
+    policy: &Policy,
+    workload: &WorkloadFile,
+    entry: &ChainEntryFile,
+    key: &KeyPath,
+    position: &str,
+    server_jwks: Option<&str>,
+) -> Result<Prepared, PolicyError> {
     let declared = policy.file.components.get(&entry.component);
     let base_limits = declared.map(|c| &c.limits);
     let (mut limits, quota) = merge_limits(entry.limits.as_ref(), base_limits);
@@ -269,7 +331,7 @@ fn prepare_entry(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFil
         limits.deadline = deadline;
     }
     let label = PluginLabel { workload: workload.name.as_str().into(), component: entry.component.as_str().into() };
-    let config_json = component_config(policy, workload, entry, key)?;
+    let config_json = component_config(policy, workload, entry, key, server_jwks)?;
     // The cache scope names the chain position and fingerprints what the
     // component is and may do: after a reload that changes any of it, nothing
     // the old configuration cached (verified tokens, key sets) is visible.
@@ -309,7 +371,8 @@ pub async fn login_target(policy: &Policy, workload_name: &str, host: &Host) -> 
         if !LoginSession::offered_by(&host.runtime, &component) {
             continue;
         }
-        let prepared = prepare_entry(policy, workload, entry, &key, &format!("outbound[{position}]"))?;
+        let prepared = prepare_entry(policy, workload, entry, &key, &format!("outbound[{position}]"), None)?;
+        open_store(policy, host)?;
         let caps = Arc::new(prepared.access(&policy.workloads[n].grants[1][position]).capabilities(&host.services));
         let settings = LoginSettings {
             config_json: prepared.config_json,
@@ -324,12 +387,18 @@ pub async fn login_target(policy: &Policy, workload_name: &str, host: &Host) -> 
 }
 
 /// The component's config as JSON: the files a built-in names read inline
-/// ([`builtins_config::inline_files`]: components have no file access), and
-/// the registry token's secret name added.
-fn component_config(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath) -> Result<String, PolicyError> {
+/// ([`builtins_config::inline_files`]: components have no file access), the
+/// registry token's secret name added, and a verifier that trusts the
+/// workload's server given its issuer, audience and keys (`server_jwks`).
+fn component_config(policy: &Policy, workload: &WorkloadFile, entry: &ChainEntryFile, key: &KeyPath, server_jwks: Option<&str>) -> Result<String, PolicyError> {
     let mut config = entry.config.clone();
     if entry.component == builtins_config::REGISTRY_TOKEN {
         builtins_config::registry_token_config(&mut config, &workload.upstream);
+    }
+    if entry.component == builtins_config::OIDC_VERIFIER {
+        let public_url = url::Url::parse(&workload.public_url).map_err(|e| policy.error_at(key, format!("public_url: {e}"), None))?;
+        builtins_config::embedded_verifier_config(&mut config, &public_url, &workload.public_url, server_jwks)
+            .map_err(|why| policy.error_at(&key.key("config").key(builtins_config::EMBEDDED_SERVER), why, None))?;
     }
     builtins_config::inline_files(&entry.component, &mut config, &key.key("config"), |file| policy.resolve(std::path::Path::new(file)))
         .map_err(|(key, message, hint)| policy.error_at(&key, message, hint))?;

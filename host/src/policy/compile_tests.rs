@@ -11,3 +11,24 @@ fn limits_merge_entry_over_component_over_default() {
     assert_eq!(limits.max_uses, 7);
     assert_eq!(quota, cache::Quota { bytes: 2 * 1024 * 1024, entries: 5 });
 }
+
+/// A server may not declare the metadata paths (the gateway's) or the resource's own path (the upstream's).
+#[test]
+fn a_servers_routes_keep_off_the_gateways_and_the_upstreams_paths() {
+    let mcp = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp", "/mcp", "/mcp/"] {
+        assert!(reserved_path(&mcp, path).is_some(), "{path}");
+    }
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-authorization-server/mcp",
+        "/.well-known/oauth-protected-resourcex",
+        "/oauth/token",
+        "/",
+    ] {
+        assert_eq!(reserved_path(&mcp, path), None, "{path}");
+    }
+    let root = url::Url::parse("http://127.0.0.1:8080").unwrap();
+    assert!(reserved_path(&root, "/").is_some());
+    assert_eq!(reserved_path(&root, "/oauth/token"), None);
+}

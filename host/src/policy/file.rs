@@ -30,6 +30,37 @@ pub struct PolicyFile {
     pub plugins: Option<PluginsFile>,
     /// An audit file of authorization decisions, besides the log.
     pub audit: Option<AuditFileSettings>,
+    /// Where the `store` import keeps values (components granted `grants.store`); memory when absent.
+    pub store: Option<StoreFile>,
+}
+
+/// `[store]`: the key-value store behind the `store` import, one per gateway.
+/// Keys are `{prefix}:{workload}:{component}:{key}`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// `memory` (the default: this process only, lost when it stops) or
+    /// `redis` (Redis or Valkey: shared by replicas, kept across restarts).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The Redis server: `redis://host:port/db`, or `rediss://` for TLS.
+    /// Without credentials: they come from the secret store.
+    pub url: Option<String>,
+    /// The name of the secret (in the secret store) holding the Redis ACL username.
+    pub username_secret: Option<String>,
+    /// The name of the secret (in the secret store) holding the Redis password.
+    pub password_secret: Option<String>,
+    /// The first part of every key (default `portcullis`): letters, digits, `-`, `_`, `.`.
+    pub prefix: Option<String>,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Memory,
+    Redis,
 }
 
 /// `[audit]`: where authorization decisions are appended, one JSON line each.
@@ -153,6 +184,11 @@ pub struct WorkloadFile {
     /// item of a list response, needs each of them to allow.
     #[serde(default)]
     pub authorize: Vec<ChainEntryFile>,
+    /// A component that answers requests itself on routes it declares (the
+    /// embedded OAuth authorization server, `builtin:oauth-server`): it must
+    /// export `serve`. Its routes are public, answered ahead of `inbound`,
+    /// and never reach the upstream.
+    pub server: Option<ChainEntryFile>,
     /// Serve TLS with these PEM files instead of plain HTTP.
     pub tls: Option<TlsFile>,
     /// Extra CA certificates (PEM) trusted for an `https` upstream, besides the system and bundled roots.

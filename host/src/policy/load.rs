@@ -34,6 +34,8 @@ pub struct Policy {
     pub lock: Lockfile,
     /// The keys `[plugins] trusted_keys` names, parsed.
     pub trusted_keys: TrustedKeys,
+    /// `[store]`, parsed (the memory store when absent).
+    pub store: crate::store::StoreSettings,
 }
 
 impl Policy {
@@ -64,6 +66,8 @@ pub struct ParsedWorkload {
     pub limits: WorkloadLimits,
     /// Each chain entry's grants: `inbound`, `outbound`, `authorize`, in the file's order.
     pub grants: [Vec<Grants>; 3],
+    /// `[workloads.server]`'s grants, when the workload has a server.
+    pub server: Option<Grants>,
 }
 
 pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
@@ -82,15 +86,48 @@ pub fn load_file(path: &Path) -> Result<Policy, PolicyErrors> {
 pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     let file = parse(path, &source)?;
     let mut problems = Problems::new(path.to_owned(), &source);
-    let (admin, parsed) = validate(&file, &mut problems);
+    let (admin, mut parsed) = validate(&file, &mut problems);
+    load_signing_keys(path, &mut parsed, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
+    let store = check_store(&file, &mut problems);
     // Every value parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
         Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys })
+    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys, store: store.unwrap_or_default() })
+}
+
+/// Parses `[store]`, each problem located at its key.
+fn check_store(file: &PolicyFile, p: &mut Problems<'_>) -> Option<crate::store::StoreSettings> {
+    let (settings, problems) = crate::store::StoreSettings::parse(file.store.as_ref());
+    for problem in problems {
+        let at = KeyPath::root().key("store").key(problem.field);
+        if problem.warning { p.warn(&at, problem.message, problem.hint) } else { p.error(&at, problem.message, problem.hint) }
+    }
+    settings
+}
+
+/// Reads the signing keys the grants name in files (relative to the policy
+/// file), at every load: a missing, unreadable or exposed key is an error
+/// located at its grant, and a reload picks up a rotated list.
+fn load_signing_keys(path: &Path, workloads: &mut [Option<ParsedWorkload>], p: &mut Problems<'_>) {
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for (w, workload) in workloads.iter_mut().enumerate() {
+        let Some(workload) = workload else { continue };
+        let key = KeyPath::root().key("workloads").index(w);
+        let mut entries: Vec<(KeyPath, &mut Grants)> = Vec::new();
+        for (chain, chained) in ["inbound", "outbound", "authorize"].into_iter().zip(&mut workload.grants) {
+            entries.extend(chained.iter_mut().enumerate().map(|(n, grants)| (key.key(chain).index(n), grants)));
+        }
+        entries.extend(workload.server.as_mut().map(|grants| (key.key("server"), grants)));
+        for (at, grants) in entries {
+            for problem in grants.signing.load_files(dir) {
+                p.error(&at.key("grants").key(problem.field).index(problem.index), problem.message, problem.hint);
+            }
+        }
+    }
 }
 
 /// Reads the lock file and the trusted keys, and checks that every
@@ -111,17 +148,21 @@ fn check_plugins(path: &Path, file: &PolicyFile, p: &mut Problems<'_>) -> (Lockf
         p.error(&root.key("plugins").key("trusted_keys"), "`require_signatures = true` needs at least one trusted key", None);
     }
     for (w, workload) in file.workloads.iter().enumerate() {
-        for (chain, entries) in [("inbound", &workload.inbound), ("outbound", &workload.outbound), ("authorize", &workload.authorize)] {
-            for (n, entry) in entries.iter().enumerate() {
-                let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
-                if lock.find(reference).is_none() {
-                    let name = reference.split('@').next().unwrap_or(reference);
-                    p.error(
-                        &root.key("workloads").index(w).key(chain).index(n).key("component"),
-                        format!("the plugin `{reference}` is not installed: {} does not pin it", lock_path.display()),
-                        format!("install it beside the policy: `portcullis plugin add SOURCE --name {name} --policy {}`", path.display()),
-                    );
-                }
+        let workload_key = root.key("workloads").index(w);
+        let mut entries: Vec<(KeyPath, &ChainEntryFile)> = Vec::new();
+        for (chain, chained) in [("inbound", &workload.inbound), ("outbound", &workload.outbound), ("authorize", &workload.authorize)] {
+            entries.extend(chained.iter().enumerate().map(|(n, entry)| (workload_key.key(chain).index(n), entry)));
+        }
+        entries.extend(workload.server.iter().map(|entry| (workload_key.key("server"), entry)));
+        for (key, entry) in entries {
+            let Some(reference) = entry.component.strip_prefix("plugin:") else { continue };
+            if lock.find(reference).is_none() {
+                let name = reference.split('@').next().unwrap_or(reference);
+                p.error(
+                    &key.key("component"),
+                    format!("the plugin `{reference}` is not installed: {} does not pin it", lock_path.display()),
+                    format!("install it beside the policy: `portcullis plugin add SOURCE --name {name} --policy {}`", path.display()),
+                );
             }
         }
     }
@@ -262,7 +303,7 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
             }
         })
         .ok();
-    let positions = w.inbound.len() + w.outbound.len() + w.authorize.len();
+    let positions = w.inbound.len() + w.outbound.len() + w.authorize.len() + usize::from(w.server.is_some());
     if let Some(n) = w.limits.max_instances
         && (n as usize) < positions
     {
@@ -277,6 +318,12 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         entries.iter().enumerate().map(|(n, entry)| validate_entry(file, entry, w.allow_cleartext, &key.key(chain).index(n), p)).collect::<Vec<_>>()
     });
     let [inbound, outbound, authorize] = grants.map(|chain| chain.into_iter().collect::<Option<Vec<_>>>());
+    // The server's entry is checked like a chain entry; `None` when it is wrong (or absent: then `Some(None)`).
+    let server = match &w.server {
+        Some(entry) => validate_entry(file, entry, w.allow_cleartext, &key.key("server"), p).map(Some),
+        None => Some(None),
+    };
+    check_embedded_server(w, key, p);
     if let Some(upstream) = &upstream {
         check_cleartext(w, upstream, key, p);
     }
@@ -298,7 +345,27 @@ fn validate_workload(file: &PolicyFile, w: &WorkloadFile, key: &KeyPath, p: &mut
         guard: guard?,
         limits: limits?,
         grants: [inbound?, outbound?, authorize?],
+        server: server?,
     })
+}
+
+/// An OIDC verifier that trusts the workload's own server
+/// (`embedded_server = true`) needs that server, and takes its issuer,
+/// audience and keys from it: the keys that would name another are refused.
+fn check_embedded_server(w: &WorkloadFile, key: &KeyPath, p: &mut Problems<'_>) {
+    for (n, entry) in w.inbound.iter().enumerate() {
+        let at = key.key("inbound").index(n).key("config");
+        match super::builtins::embedded_server(entry) {
+            Ok(false) => {}
+            Ok(true) if w.server.is_none() => p.error(
+                &at.key(super::builtins::EMBEDDED_SERVER),
+                "`embedded_server = true` trusts the workload's own server, and this workload has none",
+                "add a `[workloads.server]` table (e.g. `component = \"builtin:oauth-server\"`), or name an `issuer`".to_string(),
+            ),
+            Ok(true) => {}
+            Err((field, message)) => p.error(&at.key(field), message, None),
+        }
+    }
 }
 
 /// Injectors send credentials (a registry token, an API key) to the upstream:

@@ -207,3 +207,43 @@ fn the_admin_listeners_hosts_are_parsed_at_load() {
     let errors = with(r#"["ok", "a/b"]"#).unwrap_err().0;
     assert_eq!(errors.iter().map(|e| (e.key.to_string(), e.line)).collect::<Vec<_>>(), [("admin.allowed_hosts[1]".to_owned(), Some(5))]);
 }
+
+/// `[workloads.server]` is checked like a chain entry, each error at its key.
+#[test]
+fn a_server_entry_is_checked_like_a_chain_entry() {
+    let server = "  [workloads.server]\n  component = \"builtin:nope\"\n  grants = { http = [\"nota url\"] }\n  limits = { deadline_ms = 0 }\n";
+    let errors = load(&format!("{GOOD}{server}")).unwrap_err().0;
+    let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
+    for key in ["workloads[0].server.component", "workloads[0].server.grants.http[0]", "workloads[0].server.limits.deadline_ms"] {
+        assert!(keys.contains(&key.to_string()), "{key} in {keys:?}");
+    }
+    assert!(errors.iter().all(|e| e.line.is_some()), "every error has its line: {errors:?}");
+    let plugin = load(&format!("{GOOD}  [workloads.server]\n  component = \"plugin:as\"\n")).unwrap_err().0;
+    assert_eq!(plugin[0].key.to_string(), "workloads[0].server.component");
+    assert!(plugin[0].message.contains("not installed"), "{}", plugin[0].message);
+    // A server takes an instance of the workload's bound too.
+    let bound = GOOD.replace("public_url =", "limits = { max_instances = 1 }\npublic_url =");
+    let errors = load(&format!("{bound}  [workloads.server]\n  component = \"builtin:shared-key\"\n")).unwrap_err().0;
+    assert_eq!(errors[0].key.to_string(), "workloads[0].limits.max_instances", "{errors:?}");
+    let ok = load(&format!("{GOOD}  [workloads.server]\n  component = \"builtin:shared-key\"\n")).unwrap();
+    assert!(ok.workloads[0].server.is_some());
+}
+
+/// A verifier that trusts the workload's own server needs one, and takes
+/// the issuer, audience and keys from it.
+#[test]
+fn embedded_server_needs_a_server_and_names_nothing_it_fills() {
+    let verifier = |config: &str| {
+        GOOD.replace("builtin:shared-key", "builtin:oidc-verifier")
+            .replace("grants = { secrets = [\"workload:demo:shared-key*\"] }", &format!("config = {{ {config} }}"))
+    };
+    let server = "  [workloads.server]\n  component = \"builtin:shared-key\"\n";
+    let errors = load(&verifier("embedded_server = true")).unwrap_err().0;
+    assert_eq!(errors[0].key.to_string(), "workloads[0].inbound[0].config.embedded_server");
+    assert!(errors[0].message.contains("has none"), "{}", errors[0].message);
+    load(&format!("{}{server}", verifier("embedded_server = true"))).unwrap();
+    let errors = load(&format!("{}{server}", verifier("embedded_server = true, issuer = \"https://idp.example\""))).unwrap_err().0;
+    assert_eq!(errors[0].key.to_string(), "workloads[0].inbound[0].config.issuer");
+    let errors = load(&format!("{}{server}", verifier("embedded_server = 1"))).unwrap_err().0;
+    assert_eq!(errors[0].key.to_string(), "workloads[0].inbound[0].config.embedded_server");
+}

@@ -19,6 +19,8 @@ pub enum GatewayError {
     OriginNotAllowed,
     /// `TRACE` or `CONNECT`.
     MethodNotAllowed,
+    /// A method a server's route does not answer; the `Allow` value lists those it does.
+    RouteMethodNotAllowed(HeaderValue),
     /// A request target that could leave the upstream's base path, or is not a path.
     BadTarget(&'static str),
     /// Malformed framing or credential headers.
@@ -60,9 +62,11 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    /// Every label [`GatewayError::reason`] gives, and `forwarded`: the request outcomes.
-    pub const OUTCOMES: [&'static str; 21] = [
+    /// Every label [`GatewayError::reason`] gives, `forwarded`, and `served`
+    /// (answered by the workload's server on one of its routes): the request outcomes.
+    pub const OUTCOMES: [&'static str; 22] = [
         "forwarded",
+        "served",
         "host_not_allowed",
         "origin_not_allowed",
         "method_not_allowed",
@@ -99,7 +103,7 @@ impl GatewayError {
         match self {
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::OriginNotAllowed => "origin_not_allowed",
-            GatewayError::MethodNotAllowed => "method_not_allowed",
+            GatewayError::MethodNotAllowed | GatewayError::RouteMethodNotAllowed(_) => "method_not_allowed",
             GatewayError::BadTarget(_) => "bad_target",
             GatewayError::BadRequest(_) => "bad_request",
             GatewayError::BodyTooLarge => "body_too_large",
@@ -126,6 +130,12 @@ impl GatewayError {
             GatewayError::HostNotAllowed => (StatusCode::FORBIDDEN, "The Host header does not name this server.".to_owned()),
             GatewayError::OriginNotAllowed => (StatusCode::FORBIDDEN, "Requests from this Origin are not allowed.".to_owned()),
             GatewayError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "This method is not served.".to_owned()),
+            GatewayError::RouteMethodNotAllowed(allow) => {
+                let body = json!({ "error": code, "message": "This method is not served on this path." });
+                let mut response = respond(StatusCode::METHOD_NOT_ALLOWED, json(&body));
+                response.headers_mut().insert(header::ALLOW, allow);
+                return response;
+            }
             GatewayError::BadTarget(why) => (StatusCode::BAD_REQUEST, format!("The request path is not accepted: {why}.")),
             GatewayError::BadRequest(why) => (StatusCode::BAD_REQUEST, format!("The request is malformed: {why}.")),
             GatewayError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.".to_owned()),
@@ -221,6 +231,7 @@ mod tests {
             GatewayError::HostNotAllowed,
             GatewayError::OriginNotAllowed,
             GatewayError::MethodNotAllowed,
+            GatewayError::RouteMethodNotAllowed(HeaderValue::from_static("GET")),
             GatewayError::BadTarget(""),
             GatewayError::BadRequest(""),
             GatewayError::BodyTooLarge,

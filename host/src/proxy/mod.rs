@@ -13,6 +13,7 @@
 //! - [`headers`]: the gateway's header rules — framing, hop-by-hop, the identity
 //!   namespace stripped before the chain, consumed credentials removed after it.
 //! - [`resource_metadata`]: RFC 9728 metadata for OIDC-guarded workloads.
+//! - [`routes`]: the routes a `[workloads.server]` component declares, answered by it.
 //! - [`upstream`]: the forwarder (pooled client, hop-by-hop removal, `X-Forwarded-*`).
 //! - [`error`]: every refusal and failure, mapped to a response in one place.
 //! - [`request_id`]: the `X-Request-Id` each request carries upstream, back, and in the logs.
@@ -28,6 +29,7 @@ pub mod mcp_stage;
 pub mod pipeline;
 pub mod request_id;
 pub mod resource_metadata;
+pub mod routes;
 pub mod server;
 pub mod target;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! What happens to a request, in order. Each stage can end the request with a
 //! [`GatewayError`]; nothing reaches the upstream without an [`Allowed`] from
-//! the inbound chain.
+//! the inbound chain. The routes a workload's server declares ([`routes`])
+//! are answered by it after admission and never forwarded.
 
 use super::chain::Allowed;
 use super::error::GatewayError;
@@ -8,6 +9,7 @@ use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
 use super::mcp_stage::{self, Message};
 use super::request_id;
+use super::routes;
 use super::server::ConnectionInfo;
 use super::target;
 use super::workload::Workload;
@@ -30,8 +32,8 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
     let mut response = match run(workload, request, conn).instrument(span).await {
-        Ok(response) => {
-            workload.metrics.request("forwarded");
+        Ok((response, outcome)) => {
+            workload.metrics.request(outcome);
             response
         }
         Err(error) => {
@@ -58,15 +60,26 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
 /// The request path, as its stages in order. Each stage is a function below
 /// that says why it stands where it does; the MCP stages ([`mcp_stage`]) do
 /// nothing on a workload that is not MCP, so a reader of the plain proxy can
-/// skip them.
-async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<Response<ProxyBody>, GatewayError> {
+/// skip them. Gives the response and its outcome (`forwarded`, or `served`
+/// by the workload's server).
+async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionInfo) -> Result<(Response<ProxyBody>, &'static str), GatewayError> {
     let (mut parts, body) = request.into_parts();
     // 1. Admit, on the request head alone. The protected-resource metadata is
     //    public (clients read it to learn where to get a token): served before
     //    any credential header is looked at.
     let authority = admit(workload, &parts)?;
+    // 1b. The workload's server's routes (an authorization server's token
+    //     endpoint, ...): public too, answered by the server, never forwarded.
+    //     Before the Origin check: a login is a cross-site navigation by
+    //     nature (the client's redirect to `/authorize`, the identity
+    //     provider's back to the callback), protected by OAuth's own `state`
+    //     and PKCE; the Host check above still holds.
+    if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
+        return routes::answer(workload, routes, route, parts, body, conn, authority).await.map(|response| (response, "served"));
+    }
+    check_origin(workload, &parts)?;
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
-        return Ok(resource.response(&parts.method));
+        return Ok((resource.response(&parts.method), "forwarded"));
     }
     let carries_body = clean_headers(workload, &mut parts, &body)?;
     // 2. MCP read. The body waits for the chain, so a caller without
@@ -86,12 +99,12 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     // 6. Upstream: forwarded with the proof the chain allowed.
     let response = upstream(workload, parts, view, body, allowed, conn).await?;
     // 7. MCP respond: a list filtered, the server's own stream kept clean.
-    mcp_stage::respond(answer, response).await
+    mcp_stage::respond(answer, response).await.map(|response| (response, "forwarded"))
 }
 
-/// Admission: what is checked on the request line and `Host`/`Origin`,
-/// before anything else reads the request (a component, the metadata route);
-/// gives the authority the client used.
+/// Admission: what is checked on the request line and `Host`, before
+/// anything else reads the request (a component, the metadata route); gives
+/// the authority the client used.
 fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, GatewayError> {
     // The method and target: a path that cannot leave the upstream's base
     // path, checked before anything reads it (components, the metadata route).
@@ -102,12 +115,17 @@ fn admit(workload: &Workload, parts: &http::request::Parts) -> Result<String, Ga
     if !workload.guard.host_allowed(&authority) {
         return Err(GatewayError::HostNotAllowed);
     }
-    // A browser's Origin, when present, must be one we accept, and a
-    // cross-site request (`Sec-Fetch-Site`) must carry one.
+    Ok(authority)
+}
+
+/// A browser's Origin, when present, must be one we accept, and a
+/// cross-site request (`Sec-Fetch-Site`) must carry one: a hostile page
+/// cannot drive the MCP server with the user's browser.
+fn check_origin(workload: &Workload, parts: &http::request::Parts) -> Result<(), GatewayError> {
     if !workload.guard.origin_allowed(&parts.headers) {
         return Err(GatewayError::OriginNotAllowed);
     }
-    Ok(authority)
+    Ok(())
 }
 
 /// The headers as every component and the upstream will see them, cleaned

@@ -7,6 +7,7 @@ use super::chain::InboundChain;
 use super::guard::RequestGuard;
 use super::headers::HeaderRules;
 use super::resource_metadata::ProtectedResource;
+use super::routes::Routes;
 use super::server::ConnectionLimits;
 use super::upstream::Upstream;
 use crate::admin::metrics::WorkloadMetrics;
@@ -31,6 +32,8 @@ pub struct Workload {
     pub headers: HeaderRules,
     /// RFC 9728 metadata, for workloads with an OIDC verifier.
     pub protected_resource: Option<ProtectedResource>,
+    /// The routes `[workloads.server]` answers, ahead of the inbound chain.
+    pub routes: Option<Routes>,
     pub inbound: InboundChain,
     pub outbound: Vec<Arc<Plugin>>,
     /// An outbound injector's credential comes from `portcullis login`

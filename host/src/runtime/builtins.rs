@@ -25,6 +25,7 @@ static BUILTINS: &[Builtin] = &[
     builtin!("registry-token", "registry_token"),
     builtin!("cedar", "cedar"),
     builtin!("scopes", "scopes"),
+    builtin!("oauth-server", "oauth_server"),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {

@@ -1,6 +1,6 @@
 //! What a component file is: its world, imports and exports (`portcullis plugin inspect`).
 
-use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, DEVICE_LOGIN_EXPORT, INJECT_EXPORT, LOGIN_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, DEVICE_LOGIN_EXPORT, INJECT_EXPORT, LOGIN_EXPORT, SERVE_EXPORT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 pub struct Inspection {
     pub sha256: String,
     pub size_bytes: usize,
-    /// `authenticator`, `authorizer`, `credential-injector`, `interactive-injector`, `device-injector`, or `unknown`.
+    /// `authenticator`, `authorizer`, `credential-injector`, `interactive-injector`, `device-injector`, `authorization-server`, or `unknown`.
     pub world: &'static str,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -46,6 +46,8 @@ pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
         "interactive-injector"
     } else if has(INJECT_EXPORT) {
         "credential-injector"
+    } else if has(SERVE_EXPORT) {
+        "authorization-server"
     } else {
         "unknown"
     };

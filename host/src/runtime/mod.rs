@@ -8,8 +8,8 @@
 //! - [`request`]: the `request` resource components query (the lazy request view).
 //! - [`verdict`]: manifests and verdicts, checked once into forms the proxy
 //!   applies without further checks.
-//! - [`plugin`]: one component in one chain position, with its instance strategy,
-//!   deadline and memory cap; this is what the proxy calls. `fault`: why a
+//! - [`plugin`]: one component in one chain position (or a workload's server),
+//!   with its instance strategy, deadline and memory cap; this is what the proxy calls. `fault`: why a
 //!   call produced no verdict.
 //! - [`slow_lane`]: the low-priority threads where expensive or faulting
 //!   guest work runs.

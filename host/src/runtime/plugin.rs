@@ -1,5 +1,8 @@
-//! One component in one chain position: its pre-linked instance, its instance
-//! strategy, its deadline and memory cap, and the metrics of its calls.
+//! One component in one chain position (or a workload's server): its
+//! pre-linked instance, its instance strategy, its deadline and memory cap,
+//! and the metrics of its calls. A server (`Role::Server`) declares its
+//! routes once, at load, on the instance its `init` ran on, and then answers
+//! requests on them ([`Plugin::serve`]) under the same rules as any call.
 //!
 //! Failure handling is the point of this module. A trap, a deadline hit, a
 //! memory-cap hit or a malformed verdict becomes a [`PluginFault`] — never an
@@ -12,8 +15,10 @@ use super::bindings::authorizer::exports::portcullis::auth::authorize::Decision 
 use super::bindings::authorizer::{Authorizer, AuthorizerPre};
 use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
 use super::bindings::mcp::McpCall;
+use super::bindings::server::exports::portcullis::auth::serve::{Response as ServeResponse, Route};
+use super::bindings::server::{AuthorizationServer, AuthorizationServerPre};
 use super::bindings::types as wit;
-use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT, SERVE_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
@@ -47,6 +52,8 @@ pub enum Role {
     Authenticator,
     Injector,
     Authorizer,
+    /// Answers the routes it declares under the workload (`[workloads.server]`).
+    Server,
 }
 
 impl Role {
@@ -56,6 +63,7 @@ impl Role {
             Role::Authenticator => "authenticator",
             Role::Injector => "injector",
             Role::Authorizer => "authorizer",
+            Role::Server => "server",
         }
     }
 }
@@ -80,12 +88,14 @@ enum Pre {
     Authenticator(AuthenticatorPre<HostState>),
     Injector(CredentialInjectorPre<HostState>),
     Authorizer(AuthorizerPre<HostState>),
+    Server(AuthorizationServerPre<HostState>),
 }
 
 enum Exports {
     Authenticator(Authenticator),
     Injector(CredentialInjector),
     Authorizer(Authorizer),
+    Server(AuthorizationServer),
 }
 
 /// What a component is asked: borrowed from the request for a call made in
@@ -93,7 +103,14 @@ enum Exports {
 enum Question<'a> {
     Authenticate,
     Inject,
-    Authorize { identity: Option<Cow<'a, wit::Identity>>, call: Cow<'a, McpCall> },
+    Authorize {
+        identity: Option<Cow<'a, wit::Identity>>,
+        call: Cow<'a, McpCall>,
+    },
+    /// A server's routes, asked once at load (no request).
+    Routes,
+    /// A request to one of a server's routes.
+    Serve,
 }
 
 /// What a component answered, before the gateway checks it.
@@ -101,6 +118,8 @@ enum Answer {
     Verdict(wit::Verdict),
     Injection(wit::Injection),
     Decision(AuthorizeDecision),
+    Routes(Vec<Route>),
+    Response(ServeResponse),
 }
 
 impl Question<'_> {
@@ -108,6 +127,8 @@ impl Question<'_> {
         match self {
             Question::Authenticate => Question::Authenticate,
             Question::Inject => Question::Inject,
+            Question::Routes => Question::Routes,
+            Question::Serve => Question::Serve,
             Question::Authorize { identity, call } => {
                 Question::Authorize { identity: identity.map(|i| Cow::Owned(i.into_owned())), call: Cow::Owned(call.into_owned()) }
             }
@@ -131,7 +152,9 @@ impl Question<'_> {
         match self {
             Question::Authorize { call, .. } => of(call),
             Question::Authenticate | Question::Inject if reads_mcp_calls => request.mcp_calls.iter().map(of).sum(),
-            Question::Authenticate | Question::Inject => 0,
+            Question::Authenticate | Question::Inject | Question::Routes => 0,
+            // A route's body is the client's, read whole (at most 64 KiB).
+            Question::Serve => request.body.len(),
         }
     }
 
@@ -145,6 +168,8 @@ impl Question<'_> {
             (Exports::Authorizer(a), Question::Authorize { identity, call }) => {
                 a.portcullis_auth_authorize().call_authorize(&mut instance.store, handle(), identity.as_deref(), call).await.map(Answer::Decision)
             }
+            (Exports::Server(s), Question::Routes) => s.portcullis_auth_serve().call_routes(&mut instance.store).await.map(Answer::Routes),
+            (Exports::Server(s), Question::Serve) => s.portcullis_auth_serve().call_handle(&mut instance.store, handle()).await.map(Answer::Response),
             _ => unreachable!("roles are checked at load"),
         }
     }
@@ -173,6 +198,9 @@ pub struct Plugin {
     settings: InitSettings,
     /// What the component declared at `init` (from its first instance, at load).
     manifest: Manifest,
+    /// A server's routes, as `serve.routes` declared them at load (unchecked:
+    /// the policy checks them against the workload); empty for other roles.
+    routes: Vec<Route>,
     /// It imports `request.mcp-calls`: an authenticator that may decide on the
     /// MCP message, which the gateway must then read before the chain.
     reads_mcp_calls: bool,
@@ -237,6 +265,7 @@ impl Plugin {
             Role::Authenticator => (AUTHENTICATE_EXPORT, "an inbound authenticator"),
             Role::Injector => (INJECT_EXPORT, "an outbound credential injector"),
             Role::Authorizer => (AUTHORIZE_EXPORT, "an authorizer"),
+            Role::Server => (SERVE_EXPORT, "the workload's server (`[workloads.server]`)"),
         };
         if !has(expected) {
             return Err(SetupError::WrongWorld { expected, role: role_name });
@@ -246,6 +275,7 @@ impl Plugin {
             Role::Authenticator => Pre::Authenticator(AuthenticatorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Authorizer => Pre::Authorizer(AuthorizerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
+            Role::Server => Pre::Server(AuthorizationServerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
         };
         let reads_mcp_calls = imports_mcp_calls(engine, &spec.component);
         let mut plugin = Plugin {
@@ -256,6 +286,7 @@ impl Plugin {
             engine: engine.clone(),
             pre,
             manifest: Manifest::default(),
+            routes: Vec::new(),
             limits: spec.limits,
             isolation: spec.isolation,
             caps: spec.caps,
@@ -267,12 +298,24 @@ impl Plugin {
             heavy: Arc::new(Marks::heavy()),
             faulted: Marks::faulted(),
         };
-        let (instance, manifest) = match plugin.instantiate(Instant::now() + plugin.limits.deadline).instrument(plugin.span(None)).await {
+        let deadline = Instant::now() + plugin.limits.deadline;
+        let (mut instance, manifest) = match plugin.instantiate(deadline).instrument(plugin.span(None)).await {
             Ok(started) => started,
             Err(Setup::Refused(message)) => return Err(SetupError::Config(message)),
             Err(Setup::Fault(fault)) => return Err(SetupError::Fault(fault)),
         };
         plugin.manifest = Manifest::parse(manifest).map_err(SetupError::Manifest)?;
+        // A server's routes are asked once, on the instance `init` ran on, within the same deadline.
+        if plugin.role == Role::Server {
+            match plugin.put_in_time(&mut instance, &Question::Routes, None, deadline).instrument(plugin.span(None)).await {
+                Ok(Answer::Routes(routes)) => plugin.routes = routes,
+                Ok(_) => unreachable!("`routes` answers with routes"),
+                Err(fault) => {
+                    plugin.retire(instance);
+                    return Err(SetupError::Fault(fault));
+                }
+            }
+        }
         if plugin.isolation == Isolation::Pooled {
             plugin.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
         }
@@ -282,6 +325,17 @@ impl Plugin {
     /// This chain position's cache namespace.
     pub fn cache_namespace(&self) -> &str {
         self.caps.cache.namespace()
+    }
+
+    /// The public keys of the signing keys this component was granted
+    /// (`grants.signing_keys`), as a JWK set; `None` when it has none.
+    pub fn signing_jwks(&self) -> Option<String> {
+        self.caps.signing.as_ref().map(|keys| keys.jwks_json())
+    }
+
+    /// A server's routes as it declared them (empty for other roles).
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
     /// The headers this component consumes and produces.
@@ -330,6 +384,17 @@ impl Plugin {
         self.call(request, question, |answer| match answer {
             Answer::Decision(decision) => Decision::check(decision),
             _ => unreachable!("an authorizer answers with a decision"),
+        })
+        .await
+    }
+
+    /// Asks a server to answer `request` (on one of its routes; the body read),
+    /// and checks its response with `check`: a response that does not pass is
+    /// the component's fault, as a malformed verdict is.
+    pub async fn serve<R>(self: &Arc<Self>, request: &Arc<RequestData>, check: impl FnOnce(ServeResponse) -> Result<R, String>) -> Result<R, PluginFault> {
+        self.call(request, Question::Serve, |answer| match answer {
+            Answer::Response(response) => check(response),
+            _ => unreachable!("a server answers with a response"),
         })
         .await
     }
@@ -445,27 +510,44 @@ impl Plugin {
             Some(instance) => instance,
             None => self.replace_instance(deadline).await?,
         };
-        let state = instance.store.data_mut();
-        if let Some(lane) = &mut state.lane {
+        if let Some(lane) = &mut instance.store.data_mut().lane {
             lane.caller = Some(caller);
         }
+        match self.put_in_time(&mut instance, question, Some(request), deadline).await {
+            Ok(answer) => Ok((instance, answer)),
+            Err(fault) => {
+                // After a fault the instance's state cannot be trusted: it goes.
+                self.retire(instance);
+                Err(fault)
+            }
+        }
+    }
+
+    /// Puts `question` to `instance` (about `request`, if any) by `deadline`;
+    /// a trap, the deadline or the memory cap is a fault, and the caller
+    /// then retires the instance.
+    async fn put_in_time(
+        &self,
+        instance: &mut Instance,
+        question: &Question<'_>,
+        request: Option<&Arc<RequestData>>,
+        deadline: Instant,
+    ) -> Result<Answer, PluginFault> {
+        let state = instance.store.data_mut();
         state.memory.hit = false;
-        state.request = Some(request.clone());
+        state.request = request.cloned();
         // From the next epoch tick on, guest code yields every tick and traps
         // past the deadline (see `yield_then_interrupt`); the timer also
         // covers time spent in host imports (an HTTP request the guest awaits).
         state.begin_call(deadline);
         instance.store.set_epoch_deadline(1);
-        let outcome = tokio::time::timeout_at(deadline.into(), question.put(&mut instance)).await;
+        let outcome = tokio::time::timeout_at(deadline.into(), question.put(instance)).await;
         instance.store.data_mut().end_call();
-        let fault = match outcome {
-            Ok(Ok(answer)) => return Ok((instance, answer)),
-            Ok(Err(error)) => classify(&error, &instance.store),
-            Err(_elapsed) => self.deadline_fault(),
-        };
-        // After a fault the instance's state cannot be trusted: it goes.
-        self.retire(instance);
-        Err(fault)
+        match outcome {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(classify(&error, &instance.store)),
+            Err(_elapsed) => Err(self.deadline_fault()),
+        }
     }
 
     fn deadline_fault(&self) -> PluginFault {
@@ -547,6 +629,7 @@ impl Plugin {
                 Pre::Authenticator(pre) => init!(pre, authenticator, Authenticator),
                 Pre::Injector(pre) => init!(pre, injector, Injector),
                 Pre::Authorizer(pre) => init!(pre, authorizer, Authorizer),
+                Pre::Server(pre) => init!(pre, server, Server),
             };
             match init {
                 (exports, Ok(Ok(manifest))) => Ok((exports, manifest)),

@@ -35,7 +35,14 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct HttpGrant {
     origins: Vec<Origin>,
     private: bool,
+    /// `https://*`: any https origin, on public addresses only whatever
+    /// `http_private` says (fetching a client's metadata document from the
+    /// URL the client names, for example).
+    any_public_https: bool,
 }
+
+/// The grant of every https origin on a public address.
+pub const ANY_PUBLIC_HTTPS: &str = "https://*";
 
 impl HttpGrant {
     /// Parses each origin of `grants.http`, once. A plain `http://` origin that
@@ -46,7 +53,12 @@ impl HttpGrant {
     pub fn parse(origins: &[String], private: bool, allow_cleartext: bool, problems: &mut Vec<GrantProblem>) -> Option<HttpGrant> {
         let mut parsed = Vec::with_capacity(origins.len());
         let mut ok = true;
+        let mut any_public_https = false;
         for (index, text) in origins.iter().enumerate() {
+            if text == ANY_PUBLIC_HTTPS {
+                any_public_https = true;
+                continue;
+            }
             let problem = |message: String, hint: String, warning| GrantProblem { field: "http", index, message, hint: Some(hint), warning };
             let Some(origin) = Origin::parse(text) else {
                 problems.push(problem(format!("{text:?} is not an origin"), "write scheme://host[:port], e.g. `https://idp.example.com`".into(), false));
@@ -72,7 +84,7 @@ impl HttpGrant {
             }
             parsed.push(origin);
         }
-        ok.then_some(HttpGrant { origins: parsed, private })
+        ok.then_some(HttpGrant { origins: parsed, private, any_public_https })
     }
 }
 
@@ -185,18 +197,21 @@ impl OutboundHttp {
 
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let request = check_request(request)?;
-        if !grants.grant.origins.contains(&request.origin) {
+        let listed = grants.grant.origins.contains(&request.origin);
+        if !listed && !(grants.grant.any_public_https && request.origin.scheme() == "https") {
             return Err(HttpError::NotGranted(request.origin.to_string()));
         }
+        // An origin reached through `https://*` alone is never a private address.
+        let private = listed && grants.grant.private;
         // After the grant check, so `check` reports an ungranted origin as a
         // serving gateway would; before the DNS lookup, which already reaches out.
         if grants.mode == Mode::Check {
             return Err(HttpError::InvalidRequest(NOT_DURING_CHECK.into()));
         }
-        if !grants.grant.private {
+        if !private {
             check_public(&request.url).await?;
         }
-        let client = if grants.grant.private { &self.any_address } else { &self.public_only };
+        let client = if private { &self.any_address } else { &self.public_only };
         let builder = client.request(request.method, request.url).timeout(request.timeout).headers(request.headers).body(request.body);
         match self.hand_over_to() {
             Some(home) => {

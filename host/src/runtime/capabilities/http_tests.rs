@@ -168,3 +168,28 @@ fn public_addresses() {
         assert!(is_public(public.parse().unwrap()), "{public}");
     }
 }
+
+/// `https://*` reaches any https origin, but only on public addresses: a
+/// client's metadata document URL cannot point the gateway at loopback or
+/// the LAN, even in a grant that also allows private addresses for its
+/// listed origins. Plain http is not covered by it.
+#[tokio::test]
+async fn any_public_https_never_reaches_a_private_address_nor_plain_http() {
+    let listed = "https://127.0.0.1:9".to_owned();
+    let grant = HttpGrant::parse(&[ANY_PUBLIC_HTTPS.to_owned(), listed.clone()], true, false, &mut Vec::new()).expect("both parse");
+    let grants = HttpGrants::new(grant, Arc::new(OutboundHttp::new()), Mode::Serve);
+    let client = OutboundHttp::new();
+    match client.send(&grants, request("GET", "https://127.0.0.2:9/client.json", &[])).await {
+        Err(HttpError::AddressRefused(_)) => {}
+        other => panic!("a loopback address through the wildcard: {other:?}"),
+    }
+    match client.send(&grants, request("GET", "http://example.com/client.json", &[])).await {
+        Err(HttpError::NotGranted(origin)) => assert_eq!(origin, "http://example.com:80"),
+        other => panic!("plain http through the wildcard: {other:?}"),
+    }
+    // The listed origin keeps its private-address grant (nothing listens: a connection error, not a refusal).
+    match client.send(&grants, request("GET", &format!("{listed}/"), &[])).await {
+        Err(HttpError::Connection(_) | HttpError::Timeout) => {}
+        other => panic!("the listed private origin: {other:?}"),
+    }
+}

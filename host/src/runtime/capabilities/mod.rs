@@ -34,7 +34,8 @@ pub enum Mode {
     Serve,
     /// `portcullis check`: components are initialised to validate their
     /// configuration, and must leave no trace. Outbound HTTP and secret writes
-    /// are refused, even when granted; secret reads and the (in-memory) cache work.
+    /// are refused, even when granted; secret reads and the (in-memory) cache work,
+    /// and so does the store, in memory whatever `[store]` says.
     Check,
 }
 
@@ -48,6 +49,10 @@ pub struct Services {
     pub trial: Option<Arc<trial::Trial>>,
     /// Installed plugin modules (`plugin:NAME`), in the same home as the secret store.
     pub plugins: Arc<crate::plugins::store::PluginStore>,
+    /// The key-value store behind `grants.store`, as `[store]` configures it (see [`crate::store::Stores`]).
+    pub store: crate::store::Stores,
+    /// The ephemeral signing keys (`ephemeral_keys = true`): kept across reloads.
+    pub ephemeral_keys: Arc<crate::signing::EphemeralKeys>,
 }
 
 impl Services {
@@ -70,6 +75,8 @@ impl Services {
             cache: Arc::new(cache::SharedCache::default()),
             mode,
             trial: None,
+            store: crate::store::Stores::new(mode == Mode::Check),
+            ephemeral_keys: Arc::default(),
         }
     }
 
@@ -99,13 +106,26 @@ pub struct GrantsFile {
     /// Secret names it may write (e.g. refresh tokens); same pattern syntax.
     #[serde(default)]
     pub secrets_write: Vec<String>,
-    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port).
+    /// Origins it may send HTTP requests to, e.g. `https://idp.example.com` (scheme, host, optional port);
+    /// `https://*` for any https origin on a public address (never a private one, whatever `http_private` says).
     /// `http://` only to loopback (127.0.0.0/8, `::1`, `localhost`), unless the workload sets `allow_cleartext`.
     #[serde(default)]
     pub http: Vec<String>,
     /// Allow those origins to resolve to loopback or private addresses (refused by default).
     #[serde(default)]
     pub http_private: bool,
+    /// The key-value store (`[store]`), in a namespace of its own: this component in this workload.
+    #[serde(default)]
+    pub store: bool,
+    /// Private keys for the `signing` import, in order: the first signs, every one is published in the JWKS.
+    /// `file:PATH` (PEM PKCS#8, P-256 or RSA; relative to the policy file; readable by its owner only) or
+    /// `secret:NAME` (the PEM text in the secret store, under a name `secrets` does not grant).
+    #[serde(default)]
+    pub signing_keys: Vec<String>,
+    /// Sign with one P-256 key made when the process starts (no `signing_keys`): the tokens it signs stop
+    /// verifying when the process exits. For trying things out.
+    #[serde(default)]
+    pub ephemeral_keys: bool,
 }
 
 /// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
@@ -115,6 +135,9 @@ pub struct Grants {
     pub secrets: Vec<secrets::Pattern>,
     pub secrets_write: Vec<secrets::Pattern>,
     pub http: http::HttpGrant,
+    pub store: bool,
+    /// The signing key sources; the file keys are read by the policy loader.
+    pub signing: crate::signing::SigningGrant,
 }
 
 /// Something wrong with (or worth a warning about) one value of a grant: the
@@ -139,8 +162,11 @@ impl Grants {
         let secrets = secrets::Pattern::parse_all("secrets", &file.secrets, &mut problems);
         let secrets_write = secrets::Pattern::parse_all("secrets_write", &file.secrets_write, &mut problems);
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
-        let grants = match (secrets, secrets_write, http) {
-            (Some(secrets), Some(secrets_write), Some(http)) => Some(Grants { secrets, secrets_write, http }),
+        // Secret names the component may read or replace: never a signing key's.
+        let reachable: Vec<secrets::Pattern> = secrets.iter().chain(&secrets_write).flatten().cloned().collect();
+        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
+        let grants = match (secrets, secrets_write, http, signing) {
+            (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, store: file.store, signing }),
             _ => None,
         };
         (grants, problems)
@@ -156,6 +182,10 @@ pub struct Capabilities {
     /// How many log lines it may still write (shared by its instances).
     pub log_budget: log::Budget,
     pub trial: Option<Arc<trial::Trial>>,
+    /// Its namespace in the store; `None`: not granted.
+    pub store: Option<crate::store::Namespace>,
+    /// The signing keys (`None`: `signing` is not granted).
+    pub signing: Option<Arc<crate::signing::KeyRing>>,
 }
 
 impl Capabilities {
@@ -169,6 +199,8 @@ impl Capabilities {
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),
+            store: grants.store.then(|| services.store.namespace(&label.workload, &label.component)),
+            signing: signing::key_ring(&label, grants, services),
             label,
         }
     }

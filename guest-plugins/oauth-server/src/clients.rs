@@ -1,0 +1,53 @@
+//! The clients this server knows: listed in the policy, registered (RFC
+//! 7591, kept in the store), or described by a Client ID Metadata Document
+//! (fetched, see `cimd`). All are public clients that use PKCE.
+
+use crate::config::Config;
+use portcullis_plugin::store::{self, StoreError};
+use serde::{Deserialize, Serialize};
+
+/// How long a registered client is kept (the store's cap): a client that
+/// comes back after that registers again.
+pub const REGISTERED_TTL: u32 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+}
+
+/// The store key of a registered client.
+pub fn registered_key(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+/// Whether `client_id` could be a registered client's id (what
+/// `/oauth/register` hands out), so that nothing else is looked up.
+fn could_be_registered(client_id: &str) -> bool {
+    client_id.len() == 43 && client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The client `client_id`, if this server trusts it. `Err` only when the store failed.
+pub fn lookup(config: &Config, client_id: &str) -> Result<Option<Client>, StoreError> {
+    if let Some(listed) = config.clients.iter().find(|c| c.client_id == client_id) {
+        return Ok(Some(Client {
+            client_id: listed.client_id.clone(),
+            redirect_uris: listed.redirect_uris.clone(),
+            application_type: None,
+            client_name: None,
+        }));
+    }
+    if crate::cimd::is_cimd_client_id(client_id) {
+        return if config.cimd { crate::cimd::resolve(client_id) } else { Ok(None) };
+    }
+    // Registered clients stay valid until their TTL when `registration` is
+    // switched off: switching it off stops new registrations.
+    if could_be_registered(client_id) {
+        return Ok(store::get(&registered_key(client_id))?.and_then(|bytes| serde_json::from_slice(&bytes).ok()));
+    }
+    Ok(None)
+}

@@ -1,0 +1,186 @@
+//! The policy's `config` table, checked once at `init`.
+
+use crate::resource::Resource;
+use crate::upstream::UpstreamConfig;
+use serde::Deserialize;
+
+/// The table as written (`[workloads.server.config]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+    #[serde(default = "default_access_token_ttl")]
+    access_token_ttl: u32,
+    #[serde(default = "default_refresh_token_ttl")]
+    refresh_token_ttl: u32,
+    #[serde(default = "default_code_ttl")]
+    code_ttl: u32,
+    #[serde(default = "yes")]
+    registration: bool,
+    #[serde(default = "default_registration_per_minute")]
+    registration_per_minute: u32,
+    #[serde(default = "yes")]
+    cimd: bool,
+    #[serde(default = "yes")]
+    require_resource: bool,
+    token_key_secret: String,
+    #[serde(default)]
+    clients: Vec<ListedClient>,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// A client listed in the policy: public, PKCE, exact redirect URIs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedClient {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["mcp".to_owned()]
+}
+fn default_access_token_ttl() -> u32 {
+    900
+}
+fn default_refresh_token_ttl() -> u32 {
+    7 * 24 * 3600
+}
+fn default_code_ttl() -> u32 {
+    60
+}
+fn default_registration_per_minute() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+
+/// The store's own cap on a TTL (90 days): a longer lifetime could not be kept.
+const STORE_TTL_CAP: u32 = 90 * 24 * 3600;
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub scopes: Vec<String>,
+    pub access_token_ttl: u32,
+    pub refresh_token_ttl: u32,
+    pub code_ttl: u32,
+    pub registration: bool,
+    pub registration_per_minute: u32,
+    pub cimd: bool,
+    /// Whether `/authorize` refuses a request without `resource` (RFC 8707,
+    /// which MCP clients MUST send). Off, a missing `resource` means this
+    /// server's one resource: for clients that predate resource indicators.
+    pub require_resource: bool,
+    pub token_key_secret: String,
+    pub clients: Vec<ListedClient>,
+    /// `https://gateway.example` (the public URL's origin).
+    pub issuer: String,
+    /// The resource clients must name (RFC 8707) and the tokens' `aud`.
+    pub resource: Resource,
+}
+
+impl Config {
+    /// Checks `file` for the workload at `public_url`; the upstreams are left to federation.
+    pub fn new(file: File, public_url: &str) -> Result<(Config, Vec<UpstreamConfig>), String> {
+        let resource = Resource::new(public_url).map_err(|e| format!("the workload's public_url: {e}"))?;
+        let issuer = resource.issuer();
+        if file.scopes.is_empty() {
+            return Err("`scopes`: list at least one scope a client may ask for".into());
+        }
+        for scope in &file.scopes {
+            if !is_scope_token(scope) {
+                return Err(format!("`scopes`: {scope:?} is not a scope (printable ASCII without spaces, quotes or backslashes, RFC 6749 §3.3)"));
+            }
+        }
+        check_ttl("access_token_ttl", file.access_token_ttl, 60, 24 * 3600)?;
+        check_ttl("refresh_token_ttl", file.refresh_token_ttl, 300, STORE_TTL_CAP)?;
+        check_ttl("code_ttl", file.code_ttl, 10, 600)?;
+        if file.registration && file.registration_per_minute == 0 {
+            return Err("`registration_per_minute`: must be at least 1 (or set `registration = false`)".into());
+        }
+        if file.token_key_secret.trim().is_empty() {
+            return Err("`token_key_secret`: name the secret holding the 32-byte key that seals upstream tokens".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, client) in file.clients.iter().enumerate() {
+            let at = format!("`clients[{i}]`");
+            if client.client_id.is_empty() || client.client_id.len() > 255 || client.client_id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(format!("{at}.client_id: 1 to 255 characters, no spaces or control characters"));
+            }
+            if crate::cimd::is_cimd_client_id(&client.client_id) {
+                return Err(format!("{at}.client_id: an https URL with a path is a Client ID Metadata Document's id; pick another id"));
+            }
+            if !seen.insert(client.client_id.as_str()) {
+                return Err(format!("{at}.client_id: {:?} is listed twice", client.client_id));
+            }
+            crate::register::check_redirect_uris(&client.redirect_uris, None).map_err(|e| format!("{at}.redirect_uris: {e}"))?;
+        }
+        let config = Config {
+            scopes: file.scopes,
+            access_token_ttl: file.access_token_ttl,
+            refresh_token_ttl: file.refresh_token_ttl,
+            code_ttl: file.code_ttl,
+            registration: file.registration,
+            registration_per_minute: file.registration_per_minute,
+            cimd: file.cimd,
+            require_resource: file.require_resource,
+            token_key_secret: file.token_key_secret,
+            clients: file.clients,
+            issuer,
+            resource,
+        };
+        Ok((config, file.upstreams))
+    }
+
+    /// `{issuer}{path}`: where one of this server's endpoints is.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+fn check_ttl(key: &str, value: u32, min: u32, max: u32) -> Result<(), String> {
+    if (min..=max).contains(&value) { Ok(()) } else { Err(format!("`{key}`: {value} seconds is outside {min}..={max}")) }
+}
+
+/// A scope token (RFC 6749 §3.3: `%x21 / %x23-5B / %x5D-7E`).
+pub fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty() && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Config, String> {
+        let file: File = portcullis_plugin::parse_config(json)?;
+        Config::new(file, "https://gw.example/mcp").map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_and_refusals() {
+        let c = parse(r#"{"token_key_secret": "oauth:token-key"}"#).unwrap();
+        assert_eq!((c.access_token_ttl, c.refresh_token_ttl, c.code_ttl), (900, 604800, 60));
+        assert_eq!(c.scopes, ["mcp"]);
+        assert!(c.registration && c.cimd && c.require_resource);
+        assert_eq!(c.registration_per_minute, 10);
+        assert_eq!(c.issuer, "https://gw.example");
+        assert_eq!(c.endpoint("/oauth/token"), "https://gw.example/oauth/token");
+
+        assert!(parse("{}").unwrap_err().contains("token_key_secret"));
+        assert!(parse(r#"{"token_key_secret": "k", "scope": []}"#).unwrap_err().contains("unknown field"));
+        assert!(parse(r#"{"token_key_secret": "k", "scopes": []}"#).is_err());
+        assert!(parse(r#"{"token_key_secret": "k", "scopes": ["a b"]}"#).is_err());
+        assert!(parse(r#"{"token_key_secret": "k", "code_ttl": 3600}"#).is_err());
+        assert!(parse(r#"{"token_key_secret": "k", "registration_per_minute": 0}"#).is_err());
+        let twice = r#"{"token_key_secret": "k", "clients": [{"client_id": "a", "redirect_uris": ["http://127.0.0.1/cb"]}, {"client_id": "a", "redirect_uris": ["http://127.0.0.1/cb"]}]}"#;
+        assert!(parse(twice).unwrap_err().contains("listed twice"));
+        let bad_redirect = r#"{"token_key_secret": "k", "clients": [{"client_id": "a", "redirect_uris": ["http://evil.example/cb"]}]}"#;
+        assert!(parse(bad_redirect).unwrap_err().contains("clients[0]"));
+        let cimd_like = r#"{"token_key_secret": "k", "clients": [{"client_id": "https://c.example/id", "redirect_uris": ["http://127.0.0.1/cb"]}]}"#;
+        assert!(parse(cimd_like).is_err());
+    }
+}

@@ -1,0 +1,53 @@
+//! The store, behind a trait: the gateway's `store` import in the component,
+//! a map in native tests, so that the token logic is tested without a host.
+
+use portcullis_plugin::store::{self, StoreError};
+
+pub trait Kv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError>;
+    /// Removes and returns: of several callers, exactly one gets the value.
+    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// The gateway's store.
+pub struct HostStore;
+
+impl Kv for HostStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        store::get(key)
+    }
+    fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError> {
+        store::put(key, value, ttl_seconds.max(1))
+    }
+    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        store::take(key)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        store::delete(key)
+    }
+}
+
+/// A map (TTLs ignored), for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Memory(pub std::cell::RefCell<std::collections::HashMap<String, Vec<u8>>>);
+
+#[cfg(test)]
+impl Kv for Memory {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.borrow().get(key).cloned())
+    }
+    fn put(&self, key: &str, value: &[u8], _ttl_seconds: u32) -> Result<(), StoreError> {
+        self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.borrow_mut().remove(key))
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.borrow_mut().remove(key);
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! `builtin:oauth-server`: the workload's own OAuth 2.1 authorization server,
+//! in the MCP profile, that federates the login to the company's identity
+//! provider (`upstream`).
+//!
+//! Routes, under the workload's origin (the issuer is that origin):
+//! - `/.well-known/oauth-authorization-server` (and the path-inserted form
+//!   for the public URL's path): RFC 8414 metadata (`metadata`);
+//! - `/oauth/jwks`: the gateway's signing keys, every listed one;
+//! - `/oauth/authorize`: checks the request (`authorize`), keeps it under
+//!   `pending:{id}` and sends the person to the identity provider;
+//! - `/oauth/callback`: the provider's answer (`upstream::finish`); issues the code;
+//! - `/oauth/token`: codes and refresh tokens (`token`);
+//! - `/oauth/register`: RFC 7591 registration (`register`), unless `registration = false`;
+//! - `/oauth/revoke`: RFC 7009 revocation.
+//!
+//! Clients are public and use PKCE S256: listed in the policy, registered,
+//! or described by a Client ID Metadata Document (`clients`, `cimd`).
+//! Codes and refresh tokens are stored hashed; no token value is logged.
+
+mod answer;
+mod authorize;
+mod cimd;
+mod clients;
+mod config;
+mod form;
+mod kv;
+mod metadata;
+mod pkce;
+mod random;
+mod redirect;
+mod register;
+mod resource;
+mod routes;
+mod seal;
+mod token;
+mod upstream;
+
+use answer::{oauth_error, page, unavailable};
+use authorize::{Pending, Refusal};
+use form::{Params, is_media_type};
+use portcullis_plugin::prelude::*;
+use portcullis_plugin::secrets::SecretError;
+use portcullis_plugin::signing::SigningError;
+use portcullis_plugin::store::StoreError;
+use std::cell::OnceCell;
+use token::Tokens;
+use upstream::{CallbackError, Upstreams};
+
+/// How long an authorization request waits for the person to log in upstream.
+const LOGIN_TTL: u32 = 600;
+/// The registration rate limit's window.
+const RATE_WINDOW: u32 = 60;
+
+struct OAuthServer {
+    config: config::Config,
+    upstreams: Upstreams,
+    /// The key that seals upstream tokens, read from the secret store on first use.
+    token_key: OnceCell<[u8; 32]>,
+}
+
+impl Server for OAuthServer {
+    type Config = config::File;
+
+    fn init(file: config::File, context: &Context) -> Result<Self, String> {
+        let (config, upstreams) = config::Config::new(file, &context.public_url)?;
+        let upstreams = Upstreams::from_config(upstreams)?.with_session_ttl(config.refresh_token_ttl);
+        // Grants are fixed for this configuration: a missing one refuses the policy, not every request.
+        if signing::jwks() == Err(SigningError::NotGranted) {
+            return Err("the policy grants this component no signing keys: add `signing_keys` to its grants".into());
+        }
+        if store::get("grant-check") == Err(StoreError::NotGranted) {
+            return Err("the policy does not grant this component the store: add `store = true` to its grants".into());
+        }
+        let token_key = OnceCell::new();
+        match secrets::get(&config.token_key_secret) {
+            Err(SecretError::NotGranted) => {
+                return Err(format!("`token_key_secret`: the policy does not grant the secret {:?} to this component", config.token_key_secret));
+            }
+            Ok(text) => {
+                let key = seal::parse_key(&text).map_err(|e| format!("`token_key_secret`: the secret {:?} {e}", config.token_key_secret))?;
+                let _ = token_key.set(key);
+            }
+            // Not stored yet, or the store is locked: logins wait for it (503 at the callback), the rest serves.
+            Err(e) => log::warn(&format!("the token key {:?} is not available yet: {e}", config.token_key_secret)),
+        }
+        Ok(OAuthServer { config, upstreams, token_key })
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let mut routes: Vec<Route> = metadata::paths(&self.config).into_iter().map(Route::get).collect();
+        routes.extend([
+            Route::get(routes::JWKS),
+            Route::get(routes::AUTHORIZE),
+            Route::post(routes::TOKEN),
+            Route::post(routes::REVOKE),
+            Route::get(routes::CALLBACK),
+        ]);
+        // Switched off, registration is not mounted at all: the gateway answers 404.
+        if self.config.registration {
+            routes.push(Route::post(routes::REGISTER));
+        }
+        routes
+    }
+
+    fn handle(&self, request: &Request) -> Response {
+        let path = request.path();
+        let method = request.method();
+        let expected = if matches!(path.as_str(), routes::TOKEN | routes::REVOKE | routes::REGISTER) { "POST" } else { "GET" };
+        if method != expected {
+            return Response::new(405).header("allow", expected);
+        }
+        match path.as_str() {
+            routes::JWKS => self.jwks(),
+            routes::AUTHORIZE => self.authorize(request),
+            routes::CALLBACK => self.callback(request),
+            routes::TOKEN => self.token(request),
+            routes::REVOKE => self.revoke(request),
+            routes::REGISTER if self.config.registration => self.register(request),
+            other if metadata::paths(&self.config).iter().any(|p| p == other) => Response::new(200)
+                .json(&metadata::document(&self.config))
+                .header("cache-control", "public, max-age=300")
+                .header("access-control-allow-origin", "*"),
+            _ => Response::new(404),
+        }
+    }
+}
+
+impl OAuthServer {
+    fn tokens<'a>(&'a self, sign: &'a dyn Fn(&str) -> Result<String, String>) -> Tokens<'a> {
+        Tokens { config: &self.config, kv: &kv::HostStore, now: now(), sign, warn: log::warn }
+    }
+
+    fn jwks(&self) -> Response {
+        match signing::jwks() {
+            Ok(jwks) => {
+                Response::new(200).body("application/json", jwks).header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*")
+            }
+            Err(e) => {
+                log::error(&format!("the key set: {e}"));
+                oauth_error(500, "server_error", "the key set is not available")
+            }
+        }
+    }
+
+    fn authorize(&self, request: &Request) -> Response {
+        let params = match Params::parse(request.query().unwrap_or_default().as_bytes()) {
+            Ok(params) => params,
+            Err(e) => return page(400, &format!("The authorization request is malformed: {}.", e.0)),
+        };
+        let client_id = match authorize::client_id(&params) {
+            Ok(id) => id,
+            Err(refusal) => return refused(refusal),
+        };
+        let client = match clients::lookup(&self.config, client_id) {
+            Ok(Some(client)) => client,
+            Ok(None) => return page(400, "The client is not known to this server (not listed, not registered, or its metadata document is unusable)."),
+            Err(e) => return store_page(&e),
+        };
+        let pending = match authorize::check(&params, &client, &self.config) {
+            Ok(pending) => pending,
+            Err(refusal) => return refused(refusal),
+        };
+        let Ok(pending_id) = random::value() else {
+            return page(500, "The authorization server has no random numbers.");
+        };
+        let key = format!("pending:{pending_id}");
+        if let Err(e) = store::put(&key, &serde_json::to_vec(&pending).unwrap_or_default(), LOGIN_TTL) {
+            return store_page(&e);
+        }
+        match self.upstreams.begin(self.upstreams.identity_provider(), &pending_id, &self.config.endpoint(routes::CALLBACK)) {
+            Ok(url) => Response::redirect(url),
+            Err(why) => {
+                log::error(&format!("the login at the identity provider could not start: {why}"));
+                let _ = store::delete(&key);
+                let description = "the login at the identity provider could not start";
+                Response::redirect(authorize::error_location(
+                    &pending.redirect_uri,
+                    "temporarily_unavailable",
+                    description,
+                    pending.state.as_deref(),
+                    &self.config.issuer,
+                ))
+            }
+        }
+    }
+
+    fn callback(&self, request: &Request) -> Response {
+        let key = match self.token_key() {
+            Ok(key) => key,
+            Err(why) => {
+                log::error(&why);
+                return page(503, "The authorization server cannot complete logins: its token key is not available.");
+            }
+        };
+        let Ok(session_id) = random::value() else {
+            return page(500, "The authorization server has no random numbers.");
+        };
+        let query = request.query().unwrap_or_default();
+        let finished = match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &session_id, &key) {
+            Ok(finished) => finished,
+            Err(CallbackError::ForeignState) => return page(400, "This login is unknown or already completed. Start again from your application."),
+            Err(CallbackError::Upstream(why)) => {
+                log::warn(&format!("the login at the identity provider failed: {why}"));
+                return page(502, "The login at the identity provider failed. Start again from your application.");
+            }
+        };
+        let pending: Pending = match store::take(&format!("pending:{}", finished.pending_id)) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(pending) => pending,
+                Err(_) => return page(500, "The authorization request could not be read back."),
+            },
+            Ok(None) => {
+                // The upstream tokens were stored first (#6194); with no request to complete, they go.
+                upstream::forget(&session_id, &finished.provider);
+                return page(400, "This authorization request expired or was already completed. Start again from your application.");
+            }
+            Err(e) => return store_page(&e),
+        };
+        let sign = |_: &str| Err("not used".to_owned());
+        match self.tokens(&sign).issue_code(&pending, &finished.subject, &session_id) {
+            Ok(code) => Response::redirect(authorize::code_location(&pending.redirect_uri, &code, pending.state.as_deref(), &self.config.issuer)),
+            Err(token::Failure::Store(e)) => store_page(&e),
+            Err(_) => page(500, "The authorization server could not issue a code."),
+        }
+    }
+
+    fn token(&self, request: &Request) -> Response {
+        let params = match form_body(request) {
+            Ok(params) => params,
+            Err(response) => return response,
+        };
+        let sign = |claims: &str| signing::sign(claims, "at+jwt").map_err(|e| format!("an access token could not be signed: {e}"));
+        match self.tokens(&sign).grant(&params) {
+            Ok(body) => answer::json(200, &body),
+            Err(failure) => answer::failure(failure),
+        }
+    }
+
+    fn revoke(&self, request: &Request) -> Response {
+        let params = match form_body(request) {
+            Ok(params) => params,
+            Err(response) => return response,
+        };
+        let sign = |_: &str| Err("not used".to_owned());
+        match self.tokens(&sign).revoke(&params) {
+            Ok(()) => Response::new(200).no_store(),
+            Err(failure) => answer::failure(failure),
+        }
+    }
+
+    fn register(&self, request: &Request) -> Response {
+        let source = rate_limit_source(&request.remote_addr());
+        match store::count(&format!("rl:register:{source}"), RATE_WINDOW) {
+            Ok(count) if count > u64::from(self.config.registration_per_minute) => {
+                return oauth_error(429, "too_many_requests", "too many registrations from this address; try again in a minute")
+                    .header("retry-after", RATE_WINDOW.to_string());
+            }
+            Ok(_) => {}
+            Err(e) => return unavailable(&e),
+        }
+        if !matches!(request.single_header("content-type"), Ok(Some(t)) if is_media_type(&t, "application/json")) {
+            return oauth_error(400, "invalid_client_metadata", "send the client metadata as application/json");
+        }
+        let Ok(metadata) = serde_json::from_slice::<serde_json::Value>(&request.body()) else {
+            return oauth_error(400, "invalid_client_metadata", "the body is not JSON");
+        };
+        let Ok(client_id) = random::value() else {
+            return oauth_error(500, "server_error", "no random numbers");
+        };
+        let client = match register::check_metadata(&metadata, &client_id) {
+            Ok(client) => client,
+            Err(refused) => return oauth_error(400, refused.error, &refused.description),
+        };
+        match store::put_new(&clients::registered_key(&client_id), &serde_json::to_vec(&client).unwrap_or_default(), clients::REGISTERED_TTL) {
+            Ok(true) => {}
+            Ok(false) => return oauth_error(500, "server_error", "a client id was drawn twice"),
+            Err(e) => return unavailable(&e),
+        }
+        let mut body = serde_json::json!({
+            "client_id": client.client_id,
+            "client_id_issued_at": now(),
+            "redirect_uris": client.redirect_uris,
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "application_type": client.application_type,
+        });
+        if let Some(name) = client.client_name {
+            body["client_name"] = name.into();
+        }
+        answer::json(201, &body)
+    }
+
+    fn token_key(&self) -> Result<[u8; 32], String> {
+        if let Some(key) = self.token_key.get() {
+            return Ok(*key);
+        }
+        let name = &self.config.token_key_secret;
+        let text = secrets::get(name).map_err(|e| format!("the token key {name:?}: {e}"))?;
+        let key = seal::parse_key(&text).map_err(|e| format!("the token key {name:?}: {e}"))?;
+        Ok(*self.token_key.get_or_init(|| key))
+    }
+}
+
+/// A page for an authorization error, or the redirect back to the client.
+fn refused(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Page(message) => page(400, &message),
+        Refusal::Redirect { location } => Response::redirect(location),
+    }
+}
+
+fn store_page(error: &StoreError) -> Response {
+    log::error(&format!("the store failed: {error}"));
+    page(503, "The authorization server's store is unavailable. Try again shortly.")
+}
+
+/// A form body (`/token`, `/revoke`), strictly parsed.
+fn form_body(request: &Request) -> Result<Params, Response> {
+    if !matches!(request.single_header("content-type"), Ok(Some(t)) if is_media_type(&t, "application/x-www-form-urlencoded")) {
+        return Err(oauth_error(400, "invalid_request", "send the parameters as application/x-www-form-urlencoded"));
+    }
+    Params::parse(&request.body()).map_err(|e| oauth_error(400, "invalid_request", &e.0))
+}
+
+/// Whom a registration counts against: the peer's IPv4 address, or its
+/// IPv6 /64 (one host usually holds a whole /64). Behind a proxy this is
+/// the proxy: the gateway does not trust forwarding headers.
+fn rate_limit_source(remote_addr: &str) -> String {
+    match remote_addr.parse::<std::net::SocketAddr>().map(|a| a.ip()) {
+        Ok(std::net::IpAddr::V4(ip)) => ip.to_string(),
+        Ok(std::net::IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => remote_addr.to_owned(),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+export_server!(OAuthServer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_sources() {
+        assert_eq!(rate_limit_source("203.0.113.9:5000"), "203.0.113.9");
+        assert_eq!(rate_limit_source("[2001:db8:1:2:3:4:5:6]:443"), "2001:db8:1:2::/64");
+        assert_eq!(rate_limit_source("[2001:db8:1:2:ffff::1]:1"), "2001:db8:1:2::/64");
+        assert_eq!(rate_limit_source("[::ffff:203.0.113.9]:1"), "203.0.113.9");
+    }
+}

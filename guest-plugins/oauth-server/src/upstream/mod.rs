@@ -1,0 +1,174 @@
+//! Federation: where the users of this authorization server log in. The
+//! server is an OAuth client of each upstream provider (OpenID Connect with
+//! discovery, or OAuth 2 with explicit endpoints), with its own `state`,
+//! PKCE S256 verifier and, for OpenID Connect, `nonce`; every provider
+//! answers on the one `/oauth/callback`, which the `state` ties to its login.
+//!
+//! The provider's token response is sealed and stored before anything else
+//! that can fail (ToolHive #6194: a rotated refresh token was lost when the
+//! ID token's validation timed out); if the ID token (or the subject) then
+//! fails, the stored tokens are removed and the login fails.
+
+mod authorize;
+mod callback;
+mod config;
+mod discovery;
+mod exchange;
+mod fetch;
+mod flow;
+mod gateway;
+mod id_token;
+mod jwks;
+mod pending;
+mod subject;
+mod text;
+mod tokens;
+
+use config::Provider;
+use gateway::Gateway;
+use portcullis_plugin::log;
+use serde_json::Value;
+
+pub use tokens::StoredTokens;
+
+/// One `[[workloads.server.config.upstreams]]` entry.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The provider's name in this server (`corp`): store keys, messages.
+    pub name: String,
+    /// OpenID Connect: the issuer, whose discovery document gives the rest.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// OAuth 2 (instead of `issuer`).
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// OAuth 2 (instead of `issuer`).
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// OAuth 2: where the subject is read (with the access token).
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// The claim path of the user's id (`sub` by default; `user.id` for a
+    /// nested one): in the ID token (OpenID Connect), the userinfo document,
+    /// or the token response (OAuth 2 without userinfo).
+    #[serde(default)]
+    pub subject_claim: Option<String>,
+    pub client_id: String,
+    /// The name of the client secret in the secret store; absent: a public client.
+    #[serde(default)]
+    pub client_secret_secret: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// The configured upstream providers, checked.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    providers: Vec<Provider>,
+    session_ttl: u32,
+}
+
+/// A completed upstream login.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The authorize request in flight that this login completes.
+    pub pending_id: String,
+    /// The user's id at the provider.
+    pub subject: String,
+    pub provider: String,
+    /// The verified ID token's claims (OpenID Connect), the userinfo document
+    /// (OAuth 2 with userinfo), or `{"sub": subject}`. Never a token.
+    /// Not read yet: kept for the session listing of per-user upstream credentials (issue 25).
+    #[allow(dead_code)]
+    pub claims: Value,
+}
+
+/// Why `/oauth/callback` did not complete a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackError {
+    /// No login of this server is waiting for this `state` (unknown, already
+    /// used, expired), or the query cannot be attributed to one.
+    ForeignState,
+    /// The login was ours and failed; the sentence names the step and the
+    /// provider, never a token.
+    Upstream(String),
+}
+
+/// The stored tokens' lifetime when [`Upstreams::with_session_ttl`] is not
+/// called: the refresh token family's default lifetime (7 days).
+const DEFAULT_SESSION_TTL: u32 = 7 * 24 * 3600;
+
+impl Upstreams {
+    pub fn from_config(list: Vec<UpstreamConfig>) -> Result<Upstreams, String> {
+        Ok(Upstreams { providers: config::check_all(list)?, session_ttl: DEFAULT_SESSION_TTL })
+    }
+
+    /// How long the sealed upstream tokens are kept (seconds): the session's
+    /// lifetime, i.e. the server's `refresh_token_ttl`.
+    #[allow(dead_code, reason = "the routes call it with `refresh_token_ttl`; unused until they do")]
+    pub fn with_session_ttl(mut self, seconds: u32) -> Upstreams {
+        self.session_ttl = seconds.max(1);
+        self
+    }
+
+    /// The first upstream's name: where users log in.
+    pub fn identity_provider(&self) -> &str {
+        &self.providers[0].name
+    }
+
+    fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Starts a login at `provider` for the authorize request `pending_id`:
+    /// creates its own `state`, PKCE S256 verifier and (OpenID Connect)
+    /// `nonce`, keeps them under `up:{state}` for 10 minutes, and gives the
+    /// URL to send the browser to.
+    pub fn begin(&self, provider: &str, pending_id: &str, callback_url: &str) -> Result<String, String> {
+        flow::begin(&Gateway, self, provider, pending_id, callback_url)
+    }
+
+    /// Completes `/oauth/callback` (`query` without `?`): takes the login's
+    /// `state` once, exchanges the code, seals and stores the whole token
+    /// response under `session:{session_id}:{provider}`, then verifies the
+    /// ID token (or reads the subject); on a failure after the store, the
+    /// stored tokens are removed.
+    pub fn finish(&self, query: &str, callback_url: &str, session_id: &str, token_key: &[u8; 32]) -> Result<Finished, CallbackError> {
+        flow::finish(&Gateway, self, query, callback_url, session_id, token_key)
+    }
+}
+
+/// The session's sealed tokens from `provider`, opened; `Ok(None)` when none
+/// are stored, `Err` when they cannot be read or do not open.
+#[allow(dead_code, reason = "issue 25 (per-user upstream tokens) reads them")]
+pub fn stored_tokens(session_id: &str, provider: &str, token_key: &[u8; 32]) -> Result<Option<StoredTokens>, String> {
+    tokens::load(session_id, provider, token_key)
+}
+
+/// Removes the session's tokens from `provider` (logout, revocation, a
+/// failed login). A failure is logged; the record still expires with its TTL.
+#[allow(dead_code, reason = "for logout and revocation (H4a's routes, issue 25)")]
+pub fn forget(session_id: &str, provider: &str) {
+    if let Err(why) = tokens::forget(session_id, provider) {
+        log::warn(&why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_shape() {
+        let toml_like = serde_json::json!({"name": "corp", "issuer": "https://idp.example.com", "client_id": "portcullis",
+            "client_secret_secret": "oauth:corp-client-secret", "scopes": ["openid", "email"]});
+        let config: UpstreamConfig = serde_json::from_value(toml_like).unwrap();
+        let upstreams = Upstreams::from_config(vec![config]).unwrap();
+        assert_eq!(upstreams.identity_provider(), "corp");
+        assert_eq!(upstreams.session_ttl, DEFAULT_SESSION_TTL);
+        assert_eq!(upstreams.with_session_ttl(0).session_ttl, 1);
+        let unknown = serde_json::json!({"name": "corp", "issuer": "https://idp", "client_id": "c", "client_secret": "oops"});
+        assert!(serde_json::from_value::<UpstreamConfig>(unknown).unwrap_err().to_string().contains("unknown field"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Small helpers the federation's steps share: provider text made safe for a
+//! message, JSON that refuses duplicate keys, and random values.
+//!
+//! (`printable` and the strict JSON parser are also in registry-token and
+//! oidc-verifier; they are cdylib crates, so they cannot be depended on. The
+//! SDK is the place to share them; see the report of issue 24.)
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// `text` with everything but printable ASCII removed, cut to `max`
+/// characters (with `...` when cut): a hostile provider cannot forge log
+/// lines or fill a page with its own prose.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut kept: String = text.chars().filter(|c| (' '..='~').contains(c)).collect();
+    if kept.len() > max {
+        kept.truncate(max.saturating_sub(3));
+        kept.push_str("...");
+    }
+    kept
+}
+
+/// 32 random bytes as base64url without padding (43 characters): a `state`,
+/// a PKCE verifier (RFC 7636 §4.1) or a `nonce`.
+pub fn random_value() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no secure random numbers are available: {e}"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether `text` could be a [`random_value`]: checked before a value from a
+/// request becomes part of a store key.
+pub fn is_random_value(text: &str) -> bool {
+    text.len() == 43 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The PKCE S256 challenge: `BASE64URL(SHA256(verifier))`, RFC 7636 §4.2.
+pub fn pkce_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Parses a JSON object, refusing duplicate keys at any depth:
+/// `{"sub":"a","sub":"b"}` means different things to different parsers.
+pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({})", printable(&e.to_string(), 100)))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err("not a JSON object".into()),
+    }
+}
+
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if out.insert(key.clone(), value).is_some() {
+                return Err(A::Error::custom(format!("duplicate key `{}`", printable(&key, 40))));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_7636_appendix_b() {
+        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn random_values() {
+        let (a, b) = (random_value().unwrap(), random_value().unwrap());
+        assert_ne!(a, b);
+        assert!(is_random_value(&a) && is_random_value(&b));
+        for bad in ["", "short", &"a".repeat(44), &format!("{}:", "a".repeat(42)), &format!("{}=", "a".repeat(42))] {
+            assert!(!is_random_value(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn strict_json() {
+        assert!(strict_object(br#"{"a":{"b":1},"c":[{"d":2}]}"#).is_ok());
+        assert!(strict_object(br#"{"sub":"a","sub":"b"}"#).unwrap_err().contains("duplicate key `sub`"));
+        assert!(strict_object(br#"{"a":{"b":1,"b":2}}"#).unwrap_err().contains("duplicate"));
+        assert!(strict_object(br#"[1]"#).unwrap_err().contains("not a JSON object"));
+        assert!(strict_object(b"<html>").is_err());
+    }
+
+    #[test]
+    fn printable_text() {
+        assert_eq!(printable("bad\r\nINFO forged\u{7}é", 64), "badINFO forged");
+        assert_eq!(printable(&"x".repeat(300), 200).len(), 200);
+    }
+}
