@@ -91,7 +91,10 @@ fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 /// A workload that runs `builtin:oauth-server` in front of an MCP server,
-/// federating to `idp`, its inbound verifier trusting the server's own keys.
+/// federating to `idp`, its inbound verifier trusting the server's own keys:
+/// `examples/authorization-server.toml`'s shape, on loopback (`http_private`
+/// for the IdP; `https://*` lets it fetch a client's metadata document, on
+/// public addresses only).
 pub struct ServerPolicy {
     /// The workload's port: the issuer is `http://127.0.0.1:<port>`, the resource `…/mcp`.
     pub port: u16,
@@ -137,10 +140,10 @@ upstream = "{upstream}"
 public_url = "http://127.0.0.1:{port}/mcp"
   [[workloads.inbound]]
   component = "builtin:oidc-verifier"
-  config = {{ embedded_server = true }}
+  config = {{ embedded_server = true, required_scopes = ["mcp"], scopes_supported = ["mcp"] }}
   [workloads.server]
   component = "builtin:oauth-server"
-  grants = {{ http = ["{idp}"], http_private = true, secrets = ["oauth:*"], store = true, signing_keys = [{keys}] }}
+  grants = {{ http = ["{idp}", "https://*"], http_private = true, secrets = ["oauth:*"], store = true, signing_keys = [{keys}] }}
   [workloads.server.config]
   token_key_secret = "{TOKEN_KEY_SECRET}"
   scopes = ["mcp"]
