@@ -9,9 +9,10 @@ use crate::cli::portcullis;
 use portcullis::secrets::{SecretStore, SecretString};
 use portcullis_tests::node::{free_port, listens_on};
 use portcullis_tests::oauth::{
-    Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, Pkce, Redis, ServerPolicy, TOKEN_KEY_SECRET, client, login, mcp_status, random, redeem,
+    Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, Pkce, ServerPolicy, Stored, TOKEN_KEY_SECRET, client, login, mcp_status, random, redeem,
     refresh, signing_key_pem, write_private,
 };
+use portcullis_tests::redis::RedisServer;
 use reqwest::StatusCode;
 use std::path::Path;
 use std::process::Stdio;
@@ -119,14 +120,14 @@ struct Deployment {
     replicas: Vec<Replica>,
     proxy: Haproxy,
     server: Discovered,
-    redis: Redis,
+    redis: RedisServer,
     _idp: CompanyIdp,
     _mcp: HeaderReportingMcpServer,
 }
 
 impl Deployment {
     async fn start() -> Deployment {
-        let redis = Redis::start();
+        let redis = RedisServer::start();
         let mcp = HeaderReportingMcpServer::start().await;
         let keys = tempfile::tempdir().unwrap();
         write_private(&keys.path().join("as-1.pem"), &signing_key_pem());

@@ -9,9 +9,10 @@ use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
-    Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, Redis, ServerPolicy, client, jwt_parts, listed_code, login,
+    Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, ServerPolicy, Stored, client, jwt_parts, listed_code, login,
     mcp_status, prepare_dir, random, redeem, refresh, sdk_client, token,
 };
+use portcullis_tests::redis::RedisServer;
 use reqwest::StatusCode;
 
 /// A gateway whose workload `mcp` runs the authorization server, with the IdP and the MCP server behind it.
@@ -57,7 +58,7 @@ impl Setup {
     }
 }
 
-fn with_redis(redis: &Redis) -> impl Fn(&mut ServerPolicy) + '_ {
+fn with_redis(redis: &RedisServer) -> impl Fn(&mut ServerPolicy) + '_ {
     move |p: &mut ServerPolicy| {
         p.store = format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url());
         p.config = "  registration_per_minute = 3\n".into();
@@ -65,7 +66,7 @@ fn with_redis(redis: &Redis) -> impl Fn(&mut ServerPolicy) + '_ {
 }
 
 /// The keys in Redis, but for the per-source registration counters (which a refused request may count).
-fn stored(redis: &Redis) -> Vec<String> {
+fn stored(redis: &RedisServer) -> Vec<String> {
     redis.keys().into_iter().filter(|k| !k.contains(":rl:")).collect()
 }
 
@@ -113,7 +114,7 @@ async fn the_sdk_client_logs_in_through_the_gateway_and_the_mcp_server_sees_no_t
 /// redirected only to a trusted client's registered redirect URI, and nothing stored.
 #[tokio::test]
 async fn bad_authorization_requests_are_refused_and_store_nothing() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let server = &setup.server;
     let endpoint = server.endpoint("authorization_endpoint");
@@ -232,7 +233,7 @@ async fn a_cimd_client_id_on_loopback_is_not_fetched() {
 /// Bad token requests: each refused with the right error and nothing new stored.
 #[tokio::test]
 async fn bad_token_requests_are_refused() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let server = &setup.server;
 
@@ -302,7 +303,7 @@ async fn bad_token_requests_are_refused() {
 /// A callback whose `state` this server never issued is refused and stores nothing.
 #[tokio::test]
 async fn a_callback_with_a_foreign_state_is_refused() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let before = stored(&redis);
     // Well-formed (a state of this server's shape), but never issued by it.
@@ -316,7 +317,7 @@ async fn a_callback_with_a_foreign_state_is_refused() {
 /// Dynamic registration: public clients only, rate-limited per source (429 past the limit).
 #[tokio::test]
 async fn a_registration_flood_is_limited() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let register = setup.server.endpoint("registration_endpoint");
     let body = serde_json::json!({
@@ -447,7 +448,7 @@ async fn the_plain_http_login_gets_a_code_from_the_idp() {
 /// login: no code for the client, no session or code stored.
 #[tokio::test]
 async fn an_upstream_id_token_with_a_wrong_nonce_audience_or_signature_is_refused() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let mut setup = Setup::start(with_redis(&redis)).await;
     let pkce = Pkce::new();
     let endpoint = setup.server.endpoint("authorization_endpoint");
@@ -502,7 +503,7 @@ async fn cross_site_browser_navigations_reach_the_server_routes() {
 /// stored value holds a JWT (the ID token) or the person's IdP login in clear.
 #[tokio::test]
 async fn upstream_tokens_are_stored_sealed() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let setup = Setup::start(with_redis(&redis)).await;
     let pkce = Pkce::new();
     let (request, code) = listed_code(&setup.server, &pkce, "dora-the-explorer").await;
@@ -515,7 +516,7 @@ async fn upstream_tokens_are_stored_sealed() {
     }
     for key in &keys {
         let Some(value) = redis.get(key) else { continue };
-        let text = String::from_utf8_lossy(&value);
+        let text = value;
         assert!(!text.contains("eyJ"), "{key} holds a JWT in clear");
         if key.contains(":session:") {
             assert!(!text.contains("dora-the-explorer"), "{key} holds upstream claims in clear");

@@ -549,98 +549,29 @@ pub async fn sdk_client(args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|_| panic!("mcp-oauth-client printed no JSON report: stdout={stdout:?} stderr={}", String::from_utf8_lossy(&output.stderr)))
 }
 
-/// A `redis-server` of our own on a loopback port, with an append-only file
-/// (fsync on every write) in a temporary directory, so that a stop and a start
-/// lose nothing; `keys` lists what the authorization server stored.
-pub struct Redis {
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
+/// What the tests read of the authorization server's records in Redis
+/// ([`crate::redis::RedisServer`]): keys, lifetimes and values.
+pub trait Stored {
+    /// Every key, sorted.
+    fn keys(&self) -> Vec<String>;
+    /// The remaining lifetime of `key` in seconds (-1: none, -2: no such key).
+    fn ttl(&self, key: &str) -> i64;
+    /// The value of a string `key`, as text (`None` when absent or not a string).
+    fn get(&self, key: &str) -> Option<String>;
 }
 
-impl Redis {
-    pub fn start() -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let mut redis = Redis { port: 0, dir, child: None };
-        for _ in 0..20 {
-            redis.port = crate::node::free_port();
-            if redis.spawn() {
-                return redis;
-            }
-        }
-        panic!("redis-server did not start");
-    }
-
-    /// Starts the server on its port and directory; false if it could not bind.
-    fn spawn(&mut self) -> bool {
-        let mut child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
-        let pid = child.id();
-        for _ in 0..250 {
-            if crate::node::listens_on(pid, self.port) {
-                self.child = Some(child);
-                return true;
-            }
-            if child.try_wait().unwrap().is_some() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not listen within 5 s");
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Every key, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        let out = std::process::Command::new("redis-cli").args(["-p", &self.port.to_string(), "--scan"]).output().expect("redis-cli is installed");
-        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+impl Stored for crate::redis::RedisServer {
+    fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.cli(&["--scan"]).lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
         keys.sort();
         keys
     }
 
-    /// The value of a string `key` (`None` when absent or not a string).
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let port = self.port.to_string();
-        let kind = std::process::Command::new("redis-cli").args(["-p", &port, "type", key]).output().expect("redis-cli is installed");
-        if String::from_utf8_lossy(&kind.stdout).trim() != "string" {
-            return None;
-        }
-        let out = std::process::Command::new("redis-cli").args(["-p", &port, "--raw", "get", key]).output().expect("redis-cli is installed");
-        Some(out.stdout)
+    fn ttl(&self, key: &str) -> i64 {
+        self.cli(&["ttl", key]).trim().parse().unwrap()
     }
 
-    /// The remaining lifetime of `key` in seconds (-1: none, -2: no such key).
-    pub fn ttl(&self, key: &str) -> i64 {
-        let out = std::process::Command::new("redis-cli").args(["-p", &self.port.to_string(), "ttl", key]).output().expect("redis-cli is installed");
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
-    /// Stops the server (SIGKILL: what it acknowledged is already in its append-only file).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port, with the same data.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop it first");
-        assert!(self.spawn(), "redis-server could not bind its port again");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
+    fn get(&self, key: &str) -> Option<String> {
+        (self.cli(&["type", key]).trim() == "string").then(|| self.cli(&["--raw", "get", key]))
     }
 }
