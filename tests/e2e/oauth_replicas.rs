@@ -244,4 +244,10 @@ async fn two_replicas_on_one_redis_behind_haproxy() {
     }
     refresh_token = answer.refresh_token();
     assert_eq!(refresh(&b, &refresh_token).await.status, StatusCode::OK, "the token the outage did not consume still works, on either replica");
+
+    // No token in either replica's log (at debug level), whatever happened above.
+    let log = d.replicas[0].log() + &d.replicas[1].log();
+    for (name, token) in [("access token", &access), ("refresh token", &refresh_token), ("code", &code_a)] {
+        assert!(!log.contains(token.as_str()), "a {name} is in the log");
+    }
 }
