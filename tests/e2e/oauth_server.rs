@@ -73,7 +73,7 @@ fn stored(redis: &RedisServer) -> Vec<String> {
 #[tokio::test]
 async fn the_sdk_client_logs_in_through_the_gateway_and_the_mcp_server_sees_no_token() {
     let mut setup = Setup::start(|_| {}).await;
-    let report = sdk_client(&[&setup.mcp_url(), "--tool", "request_headers"]).await;
+    let report = sdk_client(&[&setup.mcp_url(), "--tool", "request_headers", "--refresh"]).await;
     assert_eq!(report["ok"], true, "{report:#}");
     assert_eq!(report["firstStatus"], "unauthorized", "the first connection met a 401 and discovered the server");
     assert_eq!(report["registered"], true, "no CIMD URL offered: the SDK registered dynamically");
@@ -105,6 +105,12 @@ async fn the_sdk_client_logs_in_through_the_gateway_and_the_mcp_server_sees_no_t
     assert_eq!(report["tokenInCall"], false);
     let bearer = headers.as_object().unwrap().values().filter_map(|v| v.as_str()).any(|v| v.to_ascii_lowercase().contains("bearer") || v.starts_with("eyJ"));
     assert!(!bearer, "a token-like header reached the MCP server: {headers}");
+    // The SDK's refresh: a new access token and a rotated refresh token, which reach the tools.
+    let refreshed = &report["refreshed"];
+    assert_eq!(refreshed["result"], "AUTHORIZED", "{report:#}");
+    assert_eq!((&refreshed["newAccessToken"], &refreshed["rotatedRefreshToken"]), (&true.into(), &true.into()), "{refreshed}");
+    assert!(refreshed["tools"].as_u64().unwrap() >= 5, "{refreshed}");
+
     let requests = setup.mcp.requests();
     assert!(!requests.is_empty());
     assert!(requests.iter().all(|r| r.ends_with("auth=no")), "{requests:#?}");

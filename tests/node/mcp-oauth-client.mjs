@@ -16,6 +16,9 @@
 //                                  client_id_metadata_document_supported; else it registers)
 //          --user NAME             who logs in at the IdP (default "alice")
 //          --tool NAME --args JSON the tool to call after listing (default: none)
+//          --refresh               then refresh the tokens with the SDK's `auth()` (refresh_token
+//                                  grant: the refresh token rotates) and list the tools again with
+//                                  the new access token
 //
 // stdout protocol: exactly one JSON line, then exit.
 //   success (exit 0): {"ok":true,"clientId":..,"registered":true|false (dynamic registration used),
@@ -27,7 +30,9 @@
 //                      "tools":[names],"call":<CallToolResult or null>,
 //                      "callText":<first text content or null>,
 //                      "tokenInCall":bool (the access token appears in callText; with mcp-server.mjs
-//                      --headers-tool and --tool request_headers this says whether the MCP server saw it)}
+//                      --headers-tool and --tool request_headers this says whether the MCP server saw it),
+//                      "refreshed":null | {"result":"AUTHORIZED","newAccessToken":bool,
+//                      "rotatedRefreshToken":bool,"tools":<count listed with the new token>}}
 //   failure (exit 1): {"ok":false,"error":<message>,"stage":<where>}
 // Tokens are never printed: only the JWT's decoded header and claims (not its signature).
 // Diagnostics go to stderr.
@@ -39,7 +44,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { UnauthorizedError, auth } from "@modelcontextprotocol/sdk/client/auth.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const OVERALL_TIMEOUT_MS = 90_000;
@@ -66,6 +71,7 @@ let user = "alice";
 let tool;
 let toolArgs = {};
 let scope;
+let refresh = false;
 for (let i = 0; i < argv.length; i++) {
   const arg = argv[i];
   const value = () => {
@@ -78,6 +84,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (arg === "--tool") tool = value();
   else if (arg === "--args") toolArgs = JSON.parse(value());
   else if (arg === "--scope") scope = value();
+  else if (arg === "--refresh") refresh = true;
   else if (mcpUrl === undefined) mcpUrl = arg;
   else finish(false, { error: `unexpected argument ${arg}`, stage });
 }
@@ -227,6 +234,23 @@ async function run() {
   }
   const callText = call?.content?.find((c) => c.type === "text")?.text ?? null;
   const accessToken = memory.tokens?.access_token ?? "";
+  let refreshed = null;
+  if (refresh) {
+    stage = "refresh";
+    const before = memory.tokens;
+    const result = await auth(provider, { serverUrl: mcpUrl });
+    const after = memory.tokens;
+    await client.close();
+    transport = newTransport();
+    client = new Client({ name: "portcullis-e2e-oauth-client", version: "1.0.0" });
+    await client.connect(transport);
+    refreshed = {
+      result,
+      newAccessToken: after.access_token !== before.access_token,
+      rotatedRefreshToken: Boolean(after.refresh_token) && after.refresh_token !== before.refresh_token,
+      tools: (await client.listTools()).tools.length,
+    };
+  }
   const { header, claims } = decodeJwt(accessToken);
   const authorizeParams = memory.authorizeUrl ? Object.fromEntries(memory.authorizeUrl.searchParams) : null;
   await client.close();
@@ -247,6 +271,7 @@ async function run() {
     call,
     callText,
     tokenInCall: Boolean(accessToken && callText && callText.includes(accessToken)),
+    refreshed,
   });
 }
 
