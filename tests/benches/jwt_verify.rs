@@ -103,5 +103,34 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The embedded authorization server's own tokens (issue 24): signed by the
+/// host's `KeyRing` (ES256, `at+jwt`, with `sid` and `client_id`), checked by
+/// a verifier configured as `embedded_server = true` makes it (the issuer,
+/// the audience and the key ring's JWKS inline). They must stay on the
+/// cached path (≤ 5 µs). Also the cost of one signature, paid per token issued.
+fn embedded_server(c: &mut Criterion) {
+    use portcullis::signing::{KeyRing, SigningKey};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = Runtime::new(Some(portcullis_tests::gateway::shared_cache_dir())).unwrap();
+    let builtin = builtins::lookup("oidc-verifier").unwrap();
+    let component = runtime.component(builtin.sha256(), builtin.wasm).unwrap();
+    let keys = KeyRing::new(vec![Arc::new(SigningKey::generate().unwrap())]).unwrap();
+    let issuer = "http://127.0.0.1:8080";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({ "iss": issuer, "sub": "alice", "aud": AUD, "client_id": "cli", "scope": "mcp", "exp": now + 900, "iat": now, "jti": "j1", "sid": "s1" }).to_string();
+    c.bench_function("jwt/embedded-server/sign-ES256", |b| b.iter(|| keys.sign(&claims, "at+jwt").unwrap()));
+    let token = keys.sign(&claims, "at+jwt").unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&keys.jwks_json()).unwrap();
+    let view = mcp_request(&[("authorization", &format!("Bearer {token}"))]);
+    for (name, token_cache) in [("component", false), ("component-cached", true)] {
+        let config = json!({ "issuer": issuer, "audiences": [AUD], "jwks": jwks, "algorithms": ["ES256"], "token_cache": token_cache }).to_string();
+        let plugin = rt.block_on(authenticator(&runtime, component.clone(), "builtin:oidc-verifier", &config, AUD, Isolation::Pooled));
+        c.bench_function(&format!("jwt/embedded-server/{name}"), |b| {
+            b.to_async(&rt).iter(|| async { assert!(matches!(plugin.authenticate(&view).await.unwrap(), Verdict::Allow { .. })) })
+        });
+    }
+}
+
+criterion_group!(benches, bench, embedded_server);
 criterion_main!(benches);

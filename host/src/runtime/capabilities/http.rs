@@ -198,7 +198,8 @@ impl OutboundHttp {
     async fn send(&self, grants: &HttpGrants, request: OutgoingRequest) -> Result<IncomingResponse, HttpError> {
         let request = check_request(request)?;
         let listed = grants.grant.origins.contains(&request.origin);
-        if !listed && !(grants.grant.any_public_https && request.origin.scheme() == "https") {
+        let by_wildcard = grants.grant.any_public_https && request.origin.scheme() == "https";
+        if !listed && !by_wildcard {
             return Err(HttpError::NotGranted(request.origin.to_string()));
         }
         // An origin reached through `https://*` alone is never a private address.
