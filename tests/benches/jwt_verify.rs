@@ -118,7 +118,9 @@ fn embedded_server(c: &mut Criterion) {
     let keys = KeyRing::new(vec![Arc::new(SigningKey::generate().unwrap())]).unwrap();
     let issuer = "http://127.0.0.1:8080";
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims = json!({ "iss": issuer, "sub": "alice", "aud": AUD, "client_id": "cli", "scope": "mcp", "exp": now + 900, "iat": now, "jti": "j1", "sid": "s1" }).to_string();
+    let claims =
+        json!({ "iss": issuer, "sub": "alice", "aud": AUD, "client_id": "cli", "scope": "mcp", "exp": now + 900, "iat": now, "jti": "j1", "sid": "s1" })
+            .to_string();
     c.bench_function("jwt/embedded-server/sign-ES256", |b| b.iter(|| keys.sign(&claims, "at+jwt").unwrap()));
     let token = keys.sign(&claims, "at+jwt").unwrap();
     let jwks: serde_json::Value = serde_json::from_str(&keys.jwks_json()).unwrap();
