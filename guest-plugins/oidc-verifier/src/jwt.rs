@@ -1,6 +1,5 @@
 //! Compact JWS parsing: three base64url parts, a strict JSON header and claims.
 
-use crate::strict_json;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -21,7 +20,7 @@ pub fn parse(token: &str) -> Result<Token<'_>, String> {
     let signing_input = &token[..token.len() - signature.len() - 1];
     let header_bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| "the header is not base64url")?;
     let payload_bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| "the payload is not base64url")?;
-    let header = strict_json::object(&header_bytes).map_err(|e| format!("bad header: {e}"))?;
-    let claims = strict_json::object(&payload_bytes).map_err(|e| format!("bad claims: {e}"))?;
+    let header = portcullis_plugin::strict_json::object(&header_bytes).map_err(|e| format!("bad header: {e}"))?;
+    let claims = portcullis_plugin::strict_json::object(&payload_bytes).map_err(|e| format!("bad claims: {e}"))?;
     Ok(Token { header, claims, signing_input, signature })
 }

@@ -16,7 +16,6 @@ mod claims;
 mod config;
 mod jwt;
 mod keys;
-mod strict_json;
 
 use config::Config;
 use portcullis_plugin::prelude::*;

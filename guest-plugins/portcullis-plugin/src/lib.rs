@@ -76,6 +76,7 @@ pub mod host;
 mod manifest;
 mod request;
 mod response;
+pub mod strict_json;
 mod verdict;
 
 pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};

@@ -29,6 +29,7 @@ const SDK: &[(&str, &str)] = &[
     ("src/host.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/host.rs")),
     ("src/manifest.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/manifest.rs")),
     ("src/request.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/request.rs")),
+    ("src/strict_json.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/strict_json.rs")),
     ("src/response.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/response.rs")),
     ("src/verdict.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/verdict.rs")),
     ("wit/types.wit", include_str!("../../../wit/types.wit")),

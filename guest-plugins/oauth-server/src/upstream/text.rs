@@ -1,16 +1,10 @@
 //! Small helpers the federation's steps share: provider text made safe for a
-//! message, JSON that refuses duplicate keys, and random values.
-//!
-//! (`printable` and the strict JSON parser are also in registry-token and
-//! oidc-verifier; they are cdylib crates, so they cannot be depended on. The
-//! SDK is the place to share them; see the report of issue 24.)
+//! message, JSON that refuses duplicate keys (the SDK's), and random values.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use std::fmt;
 
 /// `text` with everything but printable ASCII removed, cut to `max`
 /// characters (with `...` when cut): a hostile provider cannot forge log
@@ -43,70 +37,10 @@ pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// Parses a JSON object, refusing duplicate keys at any depth:
-/// `{"sub":"a","sub":"b"}` means different things to different parsers.
+/// Parses a JSON object, refusing duplicate keys at any depth (the SDK's
+/// [`portcullis_plugin::strict_json`]).
 pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({})", printable(&e.to_string(), 100)))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err("not a JSON object".into()),
-    }
-}
-
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let Strict(value) = map.next_value()?;
-            if out.insert(key.clone(), value).is_some() {
-                return Err(A::Error::custom(format!("duplicate key `{}`", printable(&key, 40))));
-            }
-        }
-        Ok(Value::Object(out))
-    }
+    portcullis_plugin::strict_json::object(bytes)
 }
 
 #[cfg(test)]

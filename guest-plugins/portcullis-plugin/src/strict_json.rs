@@ -1,10 +1,27 @@
-//! JSON parsing that refuses duplicate object keys: `{"sub":"a","sub":"b"}`
-//! means different things to different parsers, so a token carrying it is
-//! rejected rather than read one way here and another way upstream.
+//! JSON parsing that refuses duplicate object keys, at any depth:
+//! `{"sub":"a","sub":"b"}` means different things to different parsers, so a
+//! document carrying it (a token's claims, a provider's metadata) is refused
+//! rather than read one way here and another way elsewhere.
 
 use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
+
+/// Parses a JSON object, refusing duplicate keys at any depth. The error
+/// names the problem and at most 40 printable characters of a key.
+pub fn object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON ({})", printable(&e.to_string())))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err("not a JSON object".into()),
+    }
+}
+
+/// Printable ASCII only, at most 100 characters: text from the document
+/// never forges a log line.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| (' '..='~').contains(c)).take(100).collect()
+}
 
 struct Strict(Value);
 
@@ -55,18 +72,22 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let Strict(value) = map.next_value()?;
             if out.insert(key.clone(), value).is_some() {
-                return Err(A::Error::custom(format!("duplicate key `{key}`")));
+                return Err(A::Error::custom(format!("duplicate key `{}`", printable(&key))));
             }
         }
         Ok(Value::Object(out))
     }
 }
 
-/// Parses a JSON object, refusing duplicate keys at any depth.
-pub fn object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let Strict(value) = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err("not a JSON object".into()),
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        assert_eq!(super::object(br#"{"a":1,"b":{"c":[1,{"d":2}]}}"#).unwrap().len(), 2);
+        assert!(super::object(br#"{"sub":"a","sub":"b"}"#).unwrap_err().contains("duplicate key `sub`"));
+        assert!(super::object(br#"{"x":{"y":1,"y":2}}"#).unwrap_err().contains("duplicate key `y`"));
+        assert!(super::object(br#"{"x":[{"z":1,"z":1}]}"#).unwrap_err().contains("duplicate key `z`"));
+        assert_eq!(super::object(b"[]").unwrap_err(), "not a JSON object");
+        assert!(super::object(b"<html>").unwrap_err().starts_with("not valid JSON"));
     }
 }
