@@ -22,13 +22,19 @@ pub fn check_challenge(challenge: Option<&str>, method: Option<&str>) -> Result<
     Ok(challenge.to_owned())
 }
 
+/// The S256 challenge of `verifier`: `BASE64URL(SHA256(verifier))`, RFC 7636 §4.2
+/// (for a client's verifier here, and for the server's own toward the upstream provider).
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
 /// Whether `verifier` is a well-formed RFC 7636 verifier whose S256
 /// challenge is `challenge`, compared in constant time.
-pub fn verify(verifier: &str, challenge: &str) -> bool {
+pub fn verify(verifier: &str, expected: &str) -> bool {
     let well_formed = (43..=128).contains(&verifier.len()) && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let computed = challenge(verifier);
     // Compute and compare even for a malformed verifier: the time says nothing about which check failed.
-    let same = portcullis_plugin::constant_time_eq(computed.as_bytes(), challenge.as_bytes());
+    let same = portcullis_plugin::constant_time_eq(computed.as_bytes(), expected.as_bytes());
     well_formed & same
 }
 
@@ -45,6 +51,7 @@ mod tests {
 
     #[test]
     fn rfc_7636_appendix_b() {
+        assert_eq!(super::challenge(VERIFIER), CHALLENGE);
         assert!(verify(VERIFIER, CHALLENGE));
         assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", CHALLENGE));
         assert!(!verify(CHALLENGE, CHALLENGE), "plain: the challenge as its own verifier");

@@ -45,7 +45,7 @@ pub fn url(endpoint: &str, request: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::text::pkce_challenge;
+    use crate::pkce::challenge as pkce_challenge;
 
     fn params(url: &str) -> Vec<(String, String)> {
         form_urlencoded::parse(url.split_once('?').unwrap().1.as_bytes()).into_owned().collect()

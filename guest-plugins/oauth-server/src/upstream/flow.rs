@@ -29,7 +29,7 @@ pub fn begin(host: &impl Host, upstreams: &Upstreams, provider: &str, pending_id
         Ok(false) => return Err("a fresh random `state` is already in use; the random source is broken".into()),
         Err(e) => return Err(format!("the login at `{}` could not be recorded: {e}", provider.name)),
     }
-    let challenge = text::pkce_challenge(&leg.verifier);
+    let challenge = crate::pkce::challenge(&leg.verifier);
     Ok(authorize::url(
         &authorization_endpoint,
         &authorize::Request {

@@ -4,7 +4,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// `text` with everything but printable ASCII removed, cut to `max`
 /// characters (with `...` when cut): a hostile provider cannot forge log
@@ -32,11 +31,6 @@ pub fn is_random_value(text: &str) -> bool {
     text.len() == 43 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The PKCE S256 challenge: `BASE64URL(SHA256(verifier))`, RFC 7636 §4.2.
-pub fn pkce_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
 /// Parses a JSON object, refusing duplicate keys at any depth (the SDK's
 /// [`portcullis_plugin::strict_json`]).
 pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
@@ -46,11 +40,6 @@ pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc_7636_appendix_b() {
-        assert_eq!(pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-    }
 
     #[test]
     fn random_values() {

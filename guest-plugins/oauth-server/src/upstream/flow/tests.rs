@@ -207,7 +207,7 @@ fn begin_creates_state_pkce_and_nonce() {
     assert_eq!(params["redirect_uri"], CALLBACK);
     assert_eq!(params["scope"], "openid email");
     assert_eq!(params["code_challenge_method"], "S256");
-    assert_eq!(params["code_challenge"], text::pkce_challenge(&leg.verifier));
+    assert_eq!(params["code_challenge"], crate::pkce::challenge(&leg.verifier));
     assert_ne!(params["code_challenge"], leg.verifier, "the verifier never leaves the server");
     assert_eq!(Some(&params["nonce"]), leg.nonce.as_ref());
     let distinct: std::collections::HashSet<&str> = [params["state"].as_str(), leg.verifier.as_str(), params["nonce"].as_str()].into();
