@@ -69,3 +69,4 @@ pub mod runtime;
 pub mod secrets;
 pub mod signing;
 pub mod store;
+mod task;

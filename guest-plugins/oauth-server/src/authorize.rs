@@ -4,10 +4,10 @@
 //! redirect); after that, it goes back to the client with `state` and `iss`
 //! (RFC 9207), as every redirect from this server does.
 
-use crate::clients::Client;
 use crate::config::{Config, is_scope_token};
 use crate::form::{Params, encode};
 use crate::pkce;
+use crate::register::Client;
 use serde::{Deserialize, Serialize};
 
 /// An authorization request that passed every check, kept under

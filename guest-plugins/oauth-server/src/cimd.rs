@@ -9,8 +9,8 @@
 //! `no-cache` are honoured by not caching; a failure is cached for 30 s so
 //! that a broken or hostile URL is not fetched on every request.
 
-use crate::clients::Client;
 use crate::random;
+use crate::register::Client;
 use portcullis_plugin::store::{self, StoreError};
 use portcullis_plugin::{http, log};
 use serde::{Deserialize, Serialize};

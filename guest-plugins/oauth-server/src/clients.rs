@@ -3,22 +3,12 @@
 //! (fetched, see `cimd`). All are public clients that use PKCE.
 
 use crate::config::Config;
+pub use crate::register::Client;
 use portcullis_plugin::store::{self, StoreError};
-use serde::{Deserialize, Serialize};
 
 /// How long a registered client is kept (the store's cap): a client that
 /// comes back after that registers again.
 pub const REGISTERED_TTL: u32 = 90 * 24 * 3600;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Client {
-    pub client_id: String,
-    pub redirect_uris: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub application_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_name: Option<String>,
-}
 
 /// The store key of a registered client.
 pub fn registered_key(client_id: &str) -> String {

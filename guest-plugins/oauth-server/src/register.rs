@@ -2,9 +2,21 @@
 //! registration (or a Client ID Metadata Document, which has the same
 //! fields) may say. The route itself is in `lib.rs`.
 
-use crate::clients::Client;
 use crate::redirect::{self, Kind};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// A client this server knows, whichever way: listed, registered, or described
+/// by a metadata document (see `clients`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+}
 
 /// `native` or `web` (OpenID Connect Dynamic Client Registration §2, which
 /// the MCP revision 2026-07-28 asks clients to send).

@@ -5,6 +5,7 @@ pub use crate::proxy::chain::ChainRule;
 pub use crate::proxy::workload::WorkloadLimitsFile;
 pub use crate::runtime::capabilities::GrantsFile;
 pub use crate::runtime::plugin::Isolation;
+pub use crate::store::{StoreBackend, StoreFile};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -32,35 +33,6 @@ pub struct PolicyFile {
     pub audit: Option<AuditFileSettings>,
     /// Where the `store` import keeps values (components granted `grants.store`); memory when absent.
     pub store: Option<StoreFile>,
-}
-
-/// `[store]`: the key-value store behind the `store` import, one per gateway.
-/// Keys are `{prefix}:{workload}:{component}:{key}`.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StoreFile {
-    /// `memory` (the default: this process only, lost when it stops) or
-    /// `redis` (Redis or Valkey: shared by replicas, kept across restarts).
-    #[serde(default)]
-    pub backend: StoreBackend,
-    /// The Redis server: `redis://host:port/db`, or `rediss://` for TLS.
-    /// Without credentials: they come from the secret store.
-    pub url: Option<String>,
-    /// The name of the secret (in the secret store) holding the Redis ACL username.
-    pub username_secret: Option<String>,
-    /// The name of the secret (in the secret store) holding the Redis password.
-    pub password_secret: Option<String>,
-    /// The first part of every key (default `portcullis`): letters, digits, `-`, `_`, `.`.
-    pub prefix: Option<String>,
-}
-
-/// `[store] backend`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    #[default]
-    Memory,
-    Redis,
 }
 
 /// `[audit]`: where authorization decisions are appended, one JSON line each.

@@ -75,7 +75,8 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //     provider's back to the callback), protected by OAuth's own `state`
     //     and PKCE; the Host check above still holds.
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
-        return routes::answer(workload, routes, route, parts, body, conn, authority).await.map(|response| (response, "served"));
+        let request = Request::from_parts(parts, body);
+        return routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace).await.map(|response| (response, "served"));
     }
     check_origin(workload, &parts)?;
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {

@@ -20,11 +20,10 @@
 //!   gateway owns (hop-by-hop, `content-length`) are dropped, and it is not
 //!   cached unless the component says how ([`check_response`]).
 
-use super::body_read::{self, Budgets, Held, ReadError};
+use super::body_read::{self, BodyPace, Budgets, Held, ReadError};
 use super::error::GatewayError;
-use super::headers::{normalise_framing, remove_hop_by_hop};
+use super::headers::{HeaderRules, normalise_framing, remove_hop_by_hop};
 use super::server::ConnectionInfo;
-use super::workload::Workload;
 use crate::body::{ProxyBody, full};
 use crate::runtime::bindings::server::exports::portcullis::auth::serve::{Response as ServeResponse, Route};
 use crate::runtime::plugin::Plugin;
@@ -123,16 +122,18 @@ fn mount(declared: &[Route], reserved: impl Fn(&str) -> Option<&'static str>) ->
 }
 
 /// Answers a request to `route`: the method checked, the body read within
-/// its bounds, the server asked, and its response checked.
+/// its bounds (the workload's `pace`), the headers cleaned by the
+/// workload's `rules`, the server asked, and its response checked.
 pub async fn answer(
-    workload: &Workload,
     routes: &Routes,
     route: &Mounted,
-    mut parts: http::request::Parts,
-    body: Incoming,
+    request: http::Request<Incoming>,
     conn: &ConnectionInfo,
     authority: String,
+    rules: &HeaderRules,
+    pace: BodyPace,
 ) -> Result<Response<ProxyBody>, GatewayError> {
+    let (mut parts, body) = request.into_parts();
     if !route.methods.contains(&parts.method) {
         return Err(GatewayError::RouteMethodNotAllowed(route.allow.clone()));
     }
@@ -144,12 +145,12 @@ pub async fn answer(
     }
     remove_hop_by_hop(&mut parts.headers);
     // The client's proxy headers and identity headers mean nothing here either.
-    workload.headers.strip_untrusted(&mut parts.headers);
+    rules.strip_untrusted(&mut parts.headers);
     let carries_body = declared.is_some_and(|n| n > 0) || !hyper::body::Body::is_end_stream(&body);
     // Held until the component has answered: the body is in its hands until then.
     let mut held = Held::new(Budgets { workload: &routes.held, connection: &conn.held_before_decision });
     let body = match carries_body {
-        true => body_read::read_whole(body, MAX_ROUTE_BODY_BYTES, workload.body_pace, Some(&mut held)).await.map_err(|e| match e {
+        true => body_read::read_whole(body, MAX_ROUTE_BODY_BYTES, pace, Some(&mut held)).await.map_err(|e| match e {
             ReadError::TooLarge => GatewayError::BodyTooLarge,
             ReadError::TimedOut => GatewayError::BodyTimeout,
             ReadError::Busy => GatewayError::BodyBudgetSpent,

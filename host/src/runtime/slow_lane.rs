@@ -30,6 +30,7 @@
 //! in the metrics (`portcullis_slow_lane_*`).
 
 use crate::admin::metrics::LaneMetrics;
+use crate::task::AbortOnDrop;
 use prometheus_client::metrics::gauge::Gauge;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -258,15 +259,6 @@ pub enum Late {
     NotStarted,
     /// It started and was still running.
     Running,
-}
-
-/// A spawned task that is aborted when its handle is dropped.
-pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Who a call is made for, as far as the lane tells callers apart: the

@@ -6,13 +6,12 @@
 //! - [`key_ring`]: the keys of one grant, in order: the first signs, every one
 //!   is published, so a token signed by a key still listed keeps verifying
 //!   after a reload that adds, reorders or drops other keys.
-//! - [`source`]: where the keys come from (`file:PATH`, `secret:NAME`, or one
-//!   ephemeral key per process with `ephemeral_keys = true`) and their checks.
+//!
+//! Where a grant's keys come from (`file:PATH`, `secret:NAME`, ephemeral) is
+//! the capability's business: `runtime::capabilities::signing_grant`.
 
 pub mod key;
 pub mod key_ring;
-pub mod source;
 
 pub use key::{KeyError, SigningKey};
 pub use key_ring::{KeyRing, SignError};
-pub use source::{EphemeralKeys, KeySource, SigningGrant};

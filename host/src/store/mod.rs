@@ -15,7 +15,7 @@ mod settings;
 
 pub use memory::{MemoryLimits, MemoryStore};
 pub use redis::{RedisCredentials, RedisStore};
-pub use settings::{Backend, SettingsProblem, StoreSettings};
+pub use settings::{Backend, SettingsProblem, StoreBackend, StoreFile, StoreSettings};
 
 use crate::secrets::{ExposeSecret, SecretStore};
 use std::sync::{Arc, Mutex};

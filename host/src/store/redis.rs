@@ -9,7 +9,7 @@
 //! holds a request.
 
 use super::{OPERATION_TIMEOUT, StoreError};
-use crate::runtime::slow_lane::AbortOnDrop;
+use crate::task::AbortOnDrop;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Cmd, IntoConnectionInfo, Script};
 use sha2::{Digest, Sha256};

@@ -17,6 +17,7 @@ pub mod log;
 pub mod request;
 pub mod secrets;
 pub mod signing;
+pub mod signing_grant;
 pub mod store;
 pub mod trial;
 
@@ -52,7 +53,7 @@ pub struct Services {
     /// The key-value store behind `grants.store`, as `[store]` configures it (see [`crate::store::Stores`]).
     pub store: crate::store::Stores,
     /// The ephemeral signing keys (`ephemeral_keys = true`): kept across reloads.
-    pub ephemeral_keys: Arc<crate::signing::EphemeralKeys>,
+    pub ephemeral_keys: Arc<signing_grant::EphemeralKeys>,
 }
 
 impl Services {
@@ -137,7 +138,7 @@ pub struct Grants {
     pub http: http::HttpGrant,
     pub store: bool,
     /// The signing key sources; the file keys are read by the policy loader.
-    pub signing: crate::signing::SigningGrant,
+    pub signing: signing_grant::SigningGrant,
 }
 
 /// Something wrong with (or worth a warning about) one value of a grant: the
@@ -164,7 +165,7 @@ impl Grants {
         let http = http::HttpGrant::parse(&file.http, file.http_private, allow_cleartext, &mut problems);
         // Secret names the component may read or replace: never a signing key's.
         let reachable: Vec<secrets::Pattern> = secrets.iter().chain(&secrets_write).flatten().cloned().collect();
-        let signing = crate::signing::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
+        let signing = signing_grant::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
         let grants = match (secrets, secrets_write, http, signing) {
             (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, store: file.store, signing }),
             _ => None,

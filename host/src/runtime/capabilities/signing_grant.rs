@@ -7,11 +7,11 @@
 //! with one P-256 key made per process and chain entry: kept across reloads
 //! ([`EphemeralKeys`] lives in the process-wide services), lost with the process.
 
-use super::key::{CONVERT_HINT, KeyError, SigningKey};
-use super::key_ring::KeyRing;
-use crate::runtime::capabilities::GrantProblem;
-use crate::runtime::capabilities::secrets::Pattern;
+use super::GrantProblem;
+use super::secrets::Pattern;
 use crate::secrets::{ExposeSecret, SecretStore};
+use crate::signing::key::{CONVERT_HINT, KeyError, SigningKey};
+use crate::signing::key_ring::KeyRing;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -210,5 +210,5 @@ impl EphemeralKeys {
 }
 
 #[cfg(test)]
-#[path = "source_tests.rs"]
+#[path = "signing_grant_tests.rs"]
 mod tests;
