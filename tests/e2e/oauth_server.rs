@@ -320,6 +320,36 @@ async fn a_callback_with_a_foreign_state_is_refused() {
     assert_eq!(stored(&redis), before);
 }
 
+/// A login the identity provider refuses (the person cancels, the provider
+/// denies) ends at the client's redirect URI with `access_denied`, the
+/// client's `state` and our `iss` (RFC 6749 §4.1.2.1, RFC 9207): the client
+/// is told rather than left waiting. The request is used up.
+#[tokio::test]
+async fn a_refused_upstream_login_is_reported_to_the_client() {
+    let setup = Setup::start(|_| {}).await;
+    let pkce = Pkce::new();
+    let request = Authorize::listed(&setup.server.resource, &pkce, 43210);
+    // The server sends the browser to the IdP with a state of its own.
+    let to_idp = client().get(request.url(&setup.server.endpoint("authorization_endpoint"))).send().await.unwrap();
+    assert_eq!(to_idp.status(), StatusCode::FOUND);
+    let location = reqwest::Url::parse(to_idp.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(&setup.idp.issuer), "{location}");
+    let upstream_state = location.query_pairs().find(|(n, _)| n == "state").map(|(_, v)| v.into_owned()).unwrap();
+    // What the IdP sends back when the person cancels.
+    let callback = format!("{}/oauth/callback?error=access_denied&state={upstream_state}&iss={}", setup.issuer(), setup.idp.issuer);
+    let back = client().get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::FOUND, "{:?}", back.text().await);
+    let to_client = reqwest::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(to_client.as_str().starts_with(&request.redirect_uri), "{to_client}");
+    let param = |name: &str| to_client.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned());
+    assert_eq!(param("error").as_deref(), Some("access_denied"));
+    assert_eq!(param("state").as_deref(), Some(request.state.as_str()));
+    assert_eq!(param("iss"), Some(setup.issuer()));
+    assert_eq!(param("code"), None);
+    // Used up: the same callback again is foreign.
+    assert_eq!(client().get(&callback).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+}
+
 /// Dynamic registration: public clients only, rate-limited per source (429 past the limit).
 #[tokio::test]
 async fn a_registration_flood_is_limited() {

@@ -199,22 +199,35 @@ impl OAuthServer {
         let finished = match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &session_id, &key) {
             Ok(finished) => finished,
             Err(CallbackError::ForeignState) => return page(400, "This login is unknown or already completed. Start again from your application."),
-            Err(CallbackError::Upstream(why)) => {
-                log::warn(&format!("the login at the identity provider failed: {why}"));
-                return page(502, "The login at the identity provider failed. Start again from your application.");
+            Err(CallbackError::Unavailable(why)) => {
+                log::error(&why);
+                return page(503, "The authorization server's store is unavailable. Try again shortly.");
+            }
+            // The client is waiting on its redirect URI: it is told (RFC 6749
+            // §4.1.2.1), with its `state` and our `iss`, rather than left waiting.
+            // (The federation logged why; the client learns only that it failed.)
+            Err(CallbackError::Upstream { pending_id, .. }) => {
+                return match take_pending(&pending_id) {
+                    Ok(Some(pending)) => Response::redirect(authorize::error_location(
+                        &pending.redirect_uri,
+                        "access_denied",
+                        "the login at the identity provider did not complete",
+                        pending.state.as_deref(),
+                        &self.config.issuer,
+                    )),
+                    Ok(None) => page(502, "The login at the identity provider failed. Start again from your application."),
+                    Err(response) => response,
+                };
             }
         };
-        let pending: Pending = match store::take(&format!("pending:{}", finished.pending_id)) {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(pending) => pending,
-                Err(_) => return page(500, "The authorization request could not be read back."),
-            },
+        let pending = match take_pending(&finished.pending_id) {
+            Ok(Some(pending)) => pending,
             Ok(None) => {
                 // The upstream tokens were stored first (#6194); with no request to complete, they go.
                 upstream::forget(&session_id, &finished.provider);
                 return page(400, "This authorization request expired or was already completed. Start again from your application.");
             }
-            Err(e) => return store_page(&e),
+            Err(response) => return response,
         };
         let sign = |_: &str| Err("not used".to_owned());
         match self.tokens(&sign).issue_code(&pending, &finished.subject, &session_id) {
@@ -313,6 +326,16 @@ fn refused(refusal: Refusal) -> Response {
 fn store_page(error: &StoreError) -> Response {
     log::error(&format!("the store failed: {error}"));
     page(503, "The authorization server's store is unavailable. Try again shortly.")
+}
+
+/// Takes the authorization request `id` waits for (once): `None` when it
+/// expired or was completed; the answer to give when the store failed.
+fn take_pending(id: &str) -> Result<Option<Pending>, Response> {
+    match store::take(&format!("pending:{id}")) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|_| page(500, "The authorization request could not be read back.")),
+        Ok(None) => Ok(None),
+        Err(e) => Err(store_page(&e)),
+    }
 }
 
 /// A form body (`/token`, `/revoke`), strictly parsed.

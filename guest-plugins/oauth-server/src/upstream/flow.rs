@@ -60,11 +60,11 @@ pub fn finish(
     let leg = match host.take(&pending::key(&callback.state)) {
         Ok(Some(bytes)) => pending::Leg::from_bytes(&bytes).ok_or(CallbackError::ForeignState)?,
         Ok(None) => return Err(CallbackError::ForeignState),
-        Err(e) => return Err(CallbackError::Upstream(format!("the login's state could not be read: {e}"))),
+        Err(e) => return Err(CallbackError::Unavailable(format!("the login's state could not be read: {e}"))),
     };
     let fail = |why: String| {
         host.warn(&format!("the login at `{}` failed: {why}", leg.provider));
-        CallbackError::Upstream(why)
+        CallbackError::Upstream { pending_id: leg.pending_id.clone(), why }
     };
     let Some(provider) = upstreams.provider(&leg.provider) else {
         return Err(fail(format!("the login began at the upstream `{}`, which is no longer configured", leg.provider)));

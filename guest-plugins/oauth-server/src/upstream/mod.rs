@@ -90,9 +90,23 @@ pub enum CallbackError {
     /// No login of this server is waiting for this `state` (unknown, already
     /// used, expired), or the query cannot be attributed to one.
     ForeignState,
-    /// The login was ours and failed; the sentence names the step and the
-    /// provider, never a token.
-    Upstream(String),
+    /// The login was ours and failed: `pending_id` is the authorization
+    /// request it was for (so the client can be told, RFC 6749 §4.1.2.1);
+    /// `why` names the step and the provider, never a token.
+    Upstream { pending_id: String, why: String },
+    /// The store could not be read: nothing was decided, try again.
+    Unavailable(String),
+}
+
+impl CallbackError {
+    /// Why the login failed, for a login of ours.
+    #[cfg(test)]
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            CallbackError::Upstream { why, .. } => Some(why),
+            _ => None,
+        }
+    }
 }
 
 /// The stored tokens' lifetime when [`Upstreams::with_session_ttl`] is not

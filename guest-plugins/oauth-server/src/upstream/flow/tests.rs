@@ -261,7 +261,7 @@ fn tokens_are_stored_before_the_id_token_is_checked_and_removed_when_it_fails() 
         }
         *fake.answer.borrow_mut() = Ok(answer(Some(id_token(claims))));
         let error = finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
-        let CallbackError::Upstream(why) = error else { panic!("{what}: {error:?}") };
+        let CallbackError::Upstream { why, .. } = error else { panic!("{what}: {error:?}") };
         assert!(why.starts_with("`corp`: ") && why.contains(what), "{what}: {why}");
         let events = fake.events();
         let put = events.iter().position(|e| e == "put session:sid-1:corp").expect("stored");
@@ -284,7 +284,7 @@ fn an_id_token_signed_with_none_is_refused() {
     let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims.to_string()));
     *fake.answer.borrow_mut() = Ok(answer(Some(unsigned)));
     let error = finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
-    assert!(matches!(&error, CallbackError::Upstream(why) if why.contains("\"none\", which is not accepted")), "{error:?}");
+    assert!(matches!(&error, CallbackError::Upstream { why, .. } if why.contains("\"none\", which is not accepted")), "{error:?}");
     assert!(!fake.events().contains(&"verify".to_owned()));
     assert!(session_record(&fake).is_none());
 }
@@ -296,7 +296,7 @@ fn no_id_token_is_a_failure() {
     let (state, _) = begun(&fake, &upstreams);
     *fake.answer.borrow_mut() = Ok(answer(None));
     let error = finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
-    assert_eq!(error, CallbackError::Upstream("the token response of `corp` has no ID token".into()));
+    assert_eq!(error.why(), Some("the token response of `corp` has no ID token"));
     assert!(session_record(&fake).is_none());
 }
 
@@ -329,7 +329,8 @@ fn a_refused_login_uses_up_its_state() {
     let query = format!("error=access_denied&error_description=at-secret+no&state={state}");
     assert_eq!(
         finish(&fake, &upstreams, &query, CALLBACK, "sid-1", &KEY).unwrap_err(),
-        CallbackError::Upstream("`corp` refused the login: access_denied".into())
+        CallbackError::Upstream { pending_id: "pending-1".into(), why: "`corp` refused the login: access_denied".into() },
+        "the failure names the authorization request it ends, so the client can be told"
     );
     assert!(!fake.events().iter().any(|e| e.starts_with("exchange") || e.starts_with("put session")));
     assert_eq!(finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err(), CallbackError::ForeignState);
@@ -344,7 +345,7 @@ fn the_token_endpoint_refuses() {
     let (state, _) = begun(&fake, &upstreams);
     *fake.answer.borrow_mut() = exchange::classify(400, br#"{"error":"invalid_grant","error_description":"code at-secret spent"}"#);
     let error = finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
-    assert_eq!(error, CallbackError::Upstream("the token endpoint of `corp` answered 400 invalid_grant".into()));
+    assert_eq!(error.why(), Some("the token endpoint of `corp` answered 400 invalid_grant"));
     assert!(!fake.store.borrow().keys().any(|k| k.starts_with("session:")));
 }
 
@@ -362,7 +363,7 @@ fn mix_up_and_callback_checks() {
         let query = if why.is_empty() { format!("state={state}") } else { format!("code=c&state={state}{query_tail}") };
         let error = finish(&fake, &upstreams, &query, callback, "sid-1", &KEY).unwrap_err();
         let expected = if why.is_empty() { "neither a code nor an error" } else { why };
-        assert!(matches!(&error, CallbackError::Upstream(w) if w.contains(expected)), "{error:?}");
+        assert!(matches!(&error, CallbackError::Upstream { why: w, .. } if w.contains(expected)), "{error:?}");
     }
     assert!(!fake.events().iter().any(|e| e.starts_with("exchange")), "nothing exchanged");
 }
@@ -374,7 +375,7 @@ fn a_store_failure_stops_before_anything_else() {
     let (state, leg) = begun(&fake, &upstreams);
     *fake.answer.borrow_mut() = Ok(answer(Some(id_token(good_claims(leg.nonce.as_deref().unwrap())))));
     let error = finish(&fake, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
-    assert_eq!(error, CallbackError::Upstream("the tokens of `corp` could not be stored: the store is unavailable: connection refused".into()));
+    assert_eq!(error.why(), Some("the tokens of `corp` could not be stored: the store is unavailable: connection refused"));
     assert!(!fake.events().contains(&"verify".to_owned()), "no login without its tokens kept");
 }
 
@@ -415,7 +416,7 @@ fn oauth2_subject_from_the_token_response_or_a_failure() {
                 assert!(fake.store.borrow().contains_key("session:sid-1:gh"));
             }
             None => {
-                assert_eq!(result.unwrap_err(), CallbackError::Upstream("the token response of `gh` has no usable `authed_user.id`".into()));
+                assert_eq!(result.unwrap_err().why(), Some("the token response of `gh` has no usable `authed_user.id`"));
                 assert!(!fake.store.borrow().contains_key("session:sid-1:gh"), "removed");
             }
         }
