@@ -14,6 +14,7 @@
 use crate::config::Provider;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis_plugin::jwk::find;
 use portcullis_plugin::{cache, http, log, secrets};
 use serde_json::Value;
 use std::time::Duration;
@@ -85,40 +86,6 @@ fn hmac_key(provider: &Provider, alg: &str) -> Result<String, KeyError> {
         return Err(KeyError::Unavailable(why));
     }
     Ok(serde_json::json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret.as_bytes()) }).to_string())
-}
-
-/// Whether `key` may verify `alg`: its type and curve fit, and its `use`,
-/// `key_ops` and `alg` (when present) allow it. `oct` keys never qualify here.
-fn usable(key: &Value, alg: &str) -> bool {
-    let field = |name: &str| key.get(name).and_then(Value::as_str);
-    let type_fits = match (field("kty"), alg) {
-        (Some("RSA"), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512") => true,
-        (Some("EC"), "ES256") => field("crv") == Some("P-256"),
-        (Some("EC"), "ES384") => field("crv") == Some("P-384"),
-        (Some("OKP"), "EdDSA") => field("crv") == Some("Ed25519"),
-        _ => false,
-    };
-    let use_fits = field("use").is_none_or(|u| u == "sig");
-    let ops_fit = match key.get("key_ops") {
-        None => true,
-        Some(Value::Array(ops)) => ops.iter().any(|op| op == "verify"),
-        Some(_) => false,
-    };
-    let alg_fits = field("alg").is_none_or(|a| a == alg);
-    type_fits && use_fits && ops_fit && alg_fits
-}
-
-/// The key for `kid`; without a `kid`, the only usable key (several is ambiguous).
-fn find(keys: &[Value], alg: &str, kid: Option<&str>) -> Option<String> {
-    let mut usable_keys = keys.iter().filter(|k| usable(k, alg));
-    let found = match kid {
-        Some(kid) => usable_keys.find(|k| k.get("kid").and_then(Value::as_str) == Some(kid)),
-        None => {
-            let first = usable_keys.next();
-            if usable_keys.next().is_some() { None } else { first }
-        }
-    };
-    found.map(Value::to_string)
 }
 
 /// The key set at `uri`: cached, or fetched (`force` skips the fresh cache).

@@ -73,6 +73,7 @@ mod authorize;
 mod config;
 mod export;
 pub mod host;
+pub mod jwk;
 mod manifest;
 mod request;
 mod response;

@@ -27,6 +27,7 @@ const SDK: &[(&str, &str)] = &[
     ("src/config.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/config.rs")),
     ("src/export.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/export.rs")),
     ("src/host.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/host.rs")),
+    ("src/jwk.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/jwk.rs")),
     ("src/manifest.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/manifest.rs")),
     ("src/request.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/request.rs")),
     ("src/strict_json.rs", include_str!("../../../guest-plugins/portcullis-plugin/src/strict_json.rs")),

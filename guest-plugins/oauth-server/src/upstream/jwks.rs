@@ -57,39 +57,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<Value>, String> {
     }
 }
 
-/// Whether `key` may verify `alg`: its type and curve fit, and its `use`,
-/// `key_ops` and `alg` (when present) allow it. Symmetric keys never do.
-fn usable(key: &Value, alg: &str) -> bool {
-    let field = |name: &str| key.get(name).and_then(Value::as_str);
-    let type_fits = match (field("kty"), alg) {
-        (Some("RSA"), "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512") => true,
-        (Some("EC"), "ES256") => field("crv") == Some("P-256"),
-        (Some("EC"), "ES384") => field("crv") == Some("P-384"),
-        (Some("OKP"), "EdDSA") => field("crv") == Some("Ed25519"),
-        _ => false,
-    };
-    let use_fits = field("use").is_none_or(|u| u == "sig");
-    let ops_fit = match key.get("key_ops") {
-        None => true,
-        Some(Value::Array(ops)) => ops.iter().any(|op| op == "verify"),
-        Some(_) => false,
-    };
-    type_fits && use_fits && ops_fit && field("alg").is_none_or(|a| a == alg)
-}
-
-/// The usable key with `kid`; without a `kid`, the only usable key (several
-/// would be ambiguous).
-pub fn find(keys: &[Value], alg: &str, kid: Option<&str>) -> Option<String> {
-    let mut usable_keys = keys.iter().filter(|k| usable(k, alg));
-    let found = match kid {
-        Some(kid) => usable_keys.find(|k| k.get("kid").and_then(Value::as_str) == Some(kid)),
-        None => {
-            let first = usable_keys.next();
-            if usable_keys.next().is_some() { None } else { first }
-        }
-    };
-    found.map(Value::to_string)
-}
+/// The usable key with `kid`; without a `kid`, the only usable key (the SDK's rule).
+pub use portcullis_plugin::jwk::find;
 
 #[cfg(test)]
 mod tests {
