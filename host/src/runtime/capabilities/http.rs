@@ -19,6 +19,7 @@ use super::{GrantProblem, HostState, Mode};
 use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
+use crate::runtime::state::within;
 use crate::task::AbortOnDrop;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
@@ -326,19 +327,6 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 can reach private IPv4
         }
     }
-}
-
-/// The time an outbound request may take inside a call that must end by
-/// `deadline`: what remains, less a margin (a tenth, at least 5 ms) so the
-/// component gets `timeout` back with time to fall back (e.g. to cached keys)
-/// instead of being cut off by the call's deadline.
-fn within(deadline: Option<std::time::Instant>) -> Option<Duration> {
-    Some(less_margin(deadline?.saturating_duration_since(std::time::Instant::now())))
-}
-
-/// `remaining` less the margin [`within`] keeps.
-fn less_margin(remaining: Duration) -> Duration {
-    remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5)))
 }
 
 impl Host for HostState {

@@ -7,8 +7,8 @@
 
 use super::HostState;
 use crate::runtime::bindings::host::portcullis::auth::store::{Host, StoreError};
+use crate::runtime::state::within;
 use crate::store::{self, Namespace};
-use std::time::{Duration, Instant};
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
@@ -68,14 +68,6 @@ impl HostState {
 
 fn late() -> store::StoreError {
     store::StoreError::Unavailable("the store did not answer before the call's deadline".into())
-}
-
-/// The time a store operation may take inside a call that must end by
-/// `deadline`: what remains, less a tenth (at least 5 ms), so the component
-/// gets `unavailable` back with time to answer (a 503) rather than being cut off.
-fn within(deadline: Option<Instant>) -> Option<Duration> {
-    let remaining = deadline?.saturating_duration_since(Instant::now());
-    Some(remaining.saturating_sub((remaining / 10).max(Duration::from_millis(5))))
 }
 
 #[cfg(test)]
