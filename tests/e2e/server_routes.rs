@@ -215,3 +215,32 @@ fn inspect_names_the_authorization_server_world() {
     assert_eq!(info["world"], "authorization-server");
     assert!(info["exports"].as_array().unwrap().iter().any(|e| e == "portcullis:auth/serve@0.2.0"), "{info}");
 }
+
+/// The server's routes are public: callers without credentials can keep its
+/// instances busy (a slow CIMD host, an identity provider that hangs). They
+/// hold the server's own instances, never the bound the inbound chain needs,
+/// so admitted callers keep being served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_public_routes_do_not_hold_the_chains_instances() {
+    let upstream = TestUpstream::start().await;
+    let body = format!(
+        // A fresh instance per admitted request: each needs a place in the bound.
+        "limits = {{ max_instances = 2 }}\n{}  isolation = \"per-request\"\n  [workloads.server]\n  component = \"serve\"\n  limits = {{ deadline_ms = 3000 }}\n",
+        behaviour(r#"mode = "allow""#)
+    );
+    let gw = TestGateway::start(&format!("version = 1\n{}", workload("as", &upstream.url(), &body))).await.unwrap();
+    let url = gw.url("as").await;
+    let c = client();
+    assert_eq!(c.get(format!("{url}/admitted")).send().await.unwrap().status(), 200, "admitted before the flood");
+    // More spinning route calls than the workload's instance bound.
+    let spins: Vec<_> = (0..4).map(|_| tokio::spawn(client().get(format!("{url}/spin")).send())).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        let r = c.get(format!("{url}/admitted")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "an admitted caller while the routes spin: {:?}", r.text().await);
+    }
+    for spin in spins {
+        let status = spin.await.unwrap().unwrap().status();
+        assert!(status.is_server_error(), "a spinning route fails closed: {status}");
+    }
+}

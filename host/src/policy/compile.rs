@@ -91,19 +91,23 @@ async fn compile_workload(
         }
     };
 
-    // One bound on the instances of all this workload's components; each
+    // One bound on the instances of the workload's chain components; each
     // position keeps at most its share idle (the loader checked there is one each).
     let max_instances = limits.max_instances;
     let instances = Arc::new(tokio::sync::Semaphore::new(max_instances));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let positions = file.inbound.len() + file.outbound.len() + file.authorize.len() + usize::from(file.server.is_some());
+    let positions = file.inbound.len() + file.outbound.len() + file.authorize.len();
     let max_idle = (max_instances / positions.max(1)).clamp(1, cores * 4);
     // The server first: an inbound verifier may trust its keys (`embedded_server`).
     let mut routes = None;
     let mut server_jwks = None;
     if let (Some(entry), Some(grants)) = (&file.server, server_grants) {
         let server_key = key.key("server");
-        let place = Place { key: &server_key, role: Role::Server, position: 0, instances: instances.clone(), max_idle };
+        // A bound of its own, as large: its routes are public, and callers
+        // without credentials keeping it busy must not take the instances
+        // the chain needs to admit anyone.
+        let own = Arc::new(tokio::sync::Semaphore::new(max_instances));
+        let place = Place { key: &server_key, role: Role::Server, position: 0, instances: own, max_idle };
         match compile_entry(policy, file, entry, grants, place, host, components, None).await {
             Ok(server) => {
                 server_jwks = server.signing_jwks();

@@ -4,7 +4,8 @@
 //! - `POST /echo`: JSON of the method, path, query, the headers it saw and
 //!   the body (as text), answered with the status in `x-status` (default 200)
 //!   and headers the gateway must drop (`content-length`, `connection`, ...);
-//! - `GET /trap`: traps; `GET /bad-status`: answers status 99.
+//! - `GET /trap`: traps; `GET /bad-status`: answers status 99; `GET /spin`:
+//!   computes until the call's deadline stops it (a slow public route).
 //!
 //! `config.extra_route` adds one more (`GET`) route, to test the gateway's
 //! refusals of the routes a component declares.
@@ -45,7 +46,7 @@ fn header(name: &str, value: &str) -> Header {
 impl Serve for Server {
     fn routes() -> Vec<Route> {
         let route = |path: &str, methods: &[&str]| Route { path: path.into(), methods: methods.iter().map(|m| m.to_string()).collect() };
-        let mut routes = vec![route("/hello", &["GET", "HEAD"]), route("/echo", &["POST"]), route("/trap", &["GET"]), route("/bad-status", &["GET"])];
+        let mut routes = vec![route("/hello", &["GET", "HEAD"]), route("/echo", &["POST"]), route("/trap", &["GET"]), route("/bad-status", &["GET"]), route("/spin", &["GET"])];
         if let Some(extra) = CONFIG.with(|c| c.borrow().extra_route.clone()) {
             routes.push(route(&extra, &["GET"]));
         }
@@ -78,6 +79,9 @@ impl Serve for Server {
                 }
             }
             "/trap" => panic!("the fixture traps on /trap"),
+            "/spin" => loop {
+                std::hint::black_box(request.path());
+            },
             "/bad-status" => Response { status: 99, headers: Vec::new(), body: Vec::new() },
             _ => Response { status: 404, headers: Vec::new(), body: b"extra".to_vec() },
         }
