@@ -46,7 +46,13 @@ fn header(name: &str, value: &str) -> Header {
 impl Serve for Server {
     fn routes() -> Vec<Route> {
         let route = |path: &str, methods: &[&str]| Route { path: path.into(), methods: methods.iter().map(|m| m.to_string()).collect() };
-        let mut routes = vec![route("/hello", &["GET", "HEAD"]), route("/echo", &["POST"]), route("/trap", &["GET"]), route("/bad-status", &["GET"]), route("/spin", &["GET"])];
+        let mut routes = vec![
+            route("/hello", &["GET", "HEAD"]),
+            route("/echo", &["POST"]),
+            route("/trap", &["GET"]),
+            route("/bad-status", &["GET"]),
+            route("/spin", &["GET"]),
+        ];
         if let Some(extra) = CONFIG.with(|c| c.borrow().extra_route.clone()) {
             routes.push(route(&extra, &["GET"]));
         }
