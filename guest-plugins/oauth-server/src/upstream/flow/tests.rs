@@ -27,6 +27,7 @@ struct Fake {
     signature_ok: bool,
     userinfo: Result<Map<String, Value>, String>,
     fail_put: bool,
+    fail_take: bool,
     client_secret_seen: RefCell<Option<String>>,
 }
 
@@ -42,6 +43,7 @@ impl Fake {
             signature_ok: true,
             userinfo: Err("no userinfo prepared".into()),
             fail_put: false,
+            fail_take: false,
             client_secret_seen: RefCell::new(None),
         }
     }
@@ -89,6 +91,9 @@ impl Host for Fake {
     }
     fn take(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
         self.event(format!("take {key}"));
+        if self.fail_take {
+            return Err("the store is unavailable: connection refused".into());
+        }
         Ok(self.store.borrow_mut().remove(key).map(|(value, _)| value))
     }
     fn delete(&self, key: &str) -> Result<(), String> {
@@ -366,6 +371,18 @@ fn mix_up_and_callback_checks() {
         assert!(matches!(&error, CallbackError::Upstream { why: w, .. } if w.contains(expected)), "{error:?}");
     }
     assert!(!fake.events().iter().any(|e| e.starts_with("exchange")), "nothing exchanged");
+}
+
+/// The store failing when the callback's state is taken decides nothing: the
+/// login is not attributed to anyone nor failed (a 503, try again).
+#[test]
+fn a_store_failure_at_the_state_is_unavailable_not_a_failed_login() {
+    let upstreams = Upstreams::from_config(vec![oidc()]).unwrap();
+    let fake = Fake::new();
+    let (state, _) = begun(&fake, &upstreams);
+    let failing = Fake { fail_take: true, ..Fake::new() };
+    let error = finish(&failing, &upstreams, &format!("code=c&state={state}"), CALLBACK, "sid-1", &KEY).unwrap_err();
+    assert!(matches!(&error, CallbackError::Unavailable(why) if why.contains("state could not be read")), "{error:?}");
 }
 
 #[test]
