@@ -144,8 +144,6 @@ impl Tokens<'_> {
             return Err(oauth("invalid_grant", "the code_verifier does not match the code_challenge"));
         }
         let family_id = random::value().map_err(Failure::Server)?;
-        // The replay marker is written before anything is issued.
-        self.kv.put(&format!("used:{hash}"), family_id.as_bytes(), self.config.refresh_token_ttl)?;
         let family = Family {
             client_id: record.client_id,
             sub: record.sub,
@@ -155,6 +153,9 @@ impl Tokens<'_> {
             expires_at: self.now + u64::from(self.config.refresh_token_ttl),
         };
         self.kv.put(&format!("family:{family_id}"), &to_json(&family), self.config.refresh_token_ttl)?;
+        // The replay marker, before anything is issued and after the family
+        // exists: a replay that finds the marker always finds a family to revoke.
+        self.kv.put(&format!("used:{hash}"), family_id.as_bytes(), self.config.refresh_token_ttl)?;
         let scope = family.scope.clone();
         self.answer(&family_id, &family, &scope)
     }
