@@ -21,6 +21,7 @@ pub mod bindings;
 pub mod builtins;
 pub mod capabilities;
 pub mod component_cache;
+mod deadline;
 pub mod engine;
 mod fault;
 pub mod inspect;

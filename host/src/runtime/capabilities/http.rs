@@ -19,7 +19,7 @@ use super::{GrantProblem, HostState, Mode};
 use crate::origin::Origin;
 use crate::runtime::bindings::host::portcullis::auth::http_client::{Host, HttpError, IncomingResponse, OutgoingRequest};
 use crate::runtime::bindings::types::Header;
-use crate::runtime::state::within;
+use crate::runtime::deadline::within;
 use crate::task::AbortOnDrop;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::runtime::state::less_margin;
+use crate::runtime::deadline::less_margin;
 
 fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> OutgoingRequest {
     OutgoingRequest {

@@ -7,7 +7,7 @@
 
 use super::HostState;
 use crate::runtime::bindings::host::portcullis::auth::store::{Host, StoreError};
-use crate::runtime::state::within;
+use crate::runtime::deadline::within;
 use crate::store::{self, Namespace};
 
 impl Host for HostState {
