@@ -19,6 +19,7 @@ mod limits;
 mod logs;
 mod mcp_messages;
 mod oauth_conformance;
+mod oauth_consent;
 mod oauth_keys;
 mod oauth_replicas;
 mod oauth_server;

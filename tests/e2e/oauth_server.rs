@@ -9,8 +9,8 @@ use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
-    Authorize, CompanyIdp, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, ServerPolicy, Stored, client, jwt_parts, listed_code, login,
-    mcp_status, prepare_dir, random, redeem, refresh, sdk_client, token,
+    Authorize, Browser, CompanyIdp, Consent, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, ServerPolicy, Stored, client, jwt_parts,
+    listed_code, login, mcp_status, prepare_dir, random, redeem, refresh, sdk_client, token,
 };
 use portcullis_tests::redis::RedisServer;
 use reqwest::StatusCode;
@@ -197,8 +197,8 @@ async fn bad_authorization_requests_are_refused_and_store_nothing() {
         client().get(request.url(&endpoint)).send()
     };
     let accepted = authorize_web("https://app.example/cb").await.unwrap();
-    let location = accepted.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
-    assert!(location.is_some_and(|l| l.starts_with(&setup.idp.issuer)), "the registered URI is sent on to the IdP");
+    assert_eq!(accepted.status(), StatusCode::OK, "the registered URI is accepted: the person is asked");
+    assert!(accepted.text().await.unwrap().contains("https://app.example/cb"), "the consent page names the redirect URI");
     let before = stored(&redis);
     for (case, redirect_uri) in [
         ("another port", "https://app.example:8443/cb"),
@@ -330,14 +330,15 @@ async fn a_refused_upstream_login_is_reported_to_the_client() {
     let pkce = Pkce::new();
     let request = Authorize::listed(&setup.server.resource, &pkce, 43210);
     // The server sends the browser to the IdP with a state of its own.
-    let to_idp = client().get(request.url(&setup.server.endpoint("authorization_endpoint"))).send().await.unwrap();
+    let mut browser = Browser::new(Consent::Allow);
+    let to_idp = browser.get(&request.url(&setup.server.endpoint("authorization_endpoint"))).await;
     assert_eq!(to_idp.status(), StatusCode::FOUND);
     let location = reqwest::Url::parse(to_idp.headers()["location"].to_str().unwrap()).unwrap();
     assert!(location.as_str().starts_with(&setup.idp.issuer), "{location}");
     let upstream_state = location.query_pairs().find(|(n, _)| n == "state").map(|(_, v)| v.into_owned()).unwrap();
     // What the IdP sends back when the person cancels.
     let callback = format!("{}/oauth/callback?error=access_denied&state={upstream_state}&iss={}", setup.issuer(), setup.idp.issuer);
-    let back = client().get(&callback).send().await.unwrap();
+    let back = browser.get(&callback).await;
     assert_eq!(back.status(), StatusCode::FOUND, "{:?}", back.text().await);
     let to_client = reqwest::Url::parse(back.headers()["location"].to_str().unwrap()).unwrap();
     assert!(to_client.as_str().starts_with(&request.redirect_uri), "{to_client}");
@@ -347,7 +348,7 @@ async fn a_refused_upstream_login_is_reported_to_the_client() {
     assert_eq!(param("iss"), Some(setup.issuer()));
     assert_eq!(param("code"), None);
     // Used up: the same callback again is foreign.
-    assert_eq!(client().get(&callback).send().await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::BAD_REQUEST);
 }
 
 /// Dynamic registration: public clients only, rate-limited per source (429 past the limit).
@@ -407,7 +408,7 @@ async fn oversize_and_malformed_bodies_are_refused_on_every_route() {
         match response {
             // A POST route refuses the body unread (413); a GET route refuses the method (405).
             Ok(r) => {
-                let posted = ["/oauth/token", "/oauth/register", "/oauth/revoke"].contains(&route);
+                let posted = ["/oauth/token", "/oauth/register", "/oauth/revoke", "/oauth/authorize"].contains(&route);
                 let want = if posted { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::METHOD_NOT_ALLOWED };
                 assert_eq!(r.status(), want, "{route} oversize");
             }

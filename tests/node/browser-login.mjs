@@ -24,6 +24,8 @@
 // Pages handled (both modes; the loop acts on whatever page is showing, at most 10 steps):
 //   login page        (form with input[name=login])              fill login + password, submit
 //   consent page      (form with input[name=prompt][value=consent]) click "Continue"
+//   gateway consent   (form with button[name=decision][value=allow], Portcullis's embedded
+//                     authorization server asking about an unlisted client)  click "Allow"
 //   device pages only:
 //   user code page    (title "Sign-in", form with text input[name=user_code]) type the code if the input
 //                     is empty, click "Continue"; if the page shows an error (p.red, e.g. "The code you
@@ -265,6 +267,16 @@ const CONSENT_PAGE = {
   },
 };
 
+// The gateway's own consent page (builtin:oauth-server, for a client the policy does not list):
+// "Allow access?" with Allow / Deny buttons named `decision`. Clicks Allow.
+const GATEWAY_CONSENT_PAGE = {
+  selector: "form button[name=decision][value=allow]",
+  async act() {
+    log("gateway consent page: clicking Allow");
+    await clickAndWait("form button[name=decision][value=allow]");
+  },
+};
+
 // oidc-provider's deviceFlow.userCodeInputSource: also re-rendered with a red message on errors.
 const USER_CODE_PAGE = {
   selector: "form input[type=text][name=user_code]",
@@ -331,7 +343,7 @@ async function codeFlow() {
   const response = await page.goto(startUrl, { waitUntil: "load" });
   log(`loaded ${stripQuery(page.url())} (HTTP ${response?.status()})`);
 
-  await driveUntil(async () => stripQuery(page.url()) === target, [LOGIN_PAGE, CONSENT_PAGE], "the redirect URI");
+  await driveUntil(async () => stripQuery(page.url()) === target, [GATEWAY_CONSENT_PAGE, LOGIN_PAGE, CONSENT_PAGE], "the redirect URI");
 
   // We are on the redirect URI and its page (served by the CLI under test) has finished loading.
   const landed = new URL(page.url());

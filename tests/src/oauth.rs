@@ -338,13 +338,15 @@ impl Landing {
     }
 }
 
-/// A per-origin cookie jar, just enough for oidc-provider's interaction cookies.
+/// A cookie jar per host, just enough for oidc-provider's interaction
+/// cookies and the gateway's login binding. Per host, not per origin, as a
+/// browser keeps them (RFC 6265 §8.5: cookies do not tell ports apart).
 #[derive(Default)]
 struct Jar(HashMap<String, BTreeMap<String, String>>);
 
 impl Jar {
     fn origin(url: &Url) -> String {
-        url.origin().ascii_serialization()
+        url.host_str().unwrap_or_default().to_owned()
     }
 
     fn header(&self, url: &Url) -> Option<String> {
@@ -368,57 +370,116 @@ impl Jar {
     }
 }
 
-/// Follows an authorization request the way a browser would: redirects, the
-/// IdP's login form (signing in as `user`) and its consent form, until the
-/// client's redirect URI (`redirect_prefix`, without the query) or a page
-/// that is neither.
+/// Follows an authorization request the way a browser would, in a fresh
+/// browser that allows on the gateway's consent page: see [`Browser::login`].
 pub async fn login(authorize_url: &str, user: &str, redirect_prefix: &str) -> Landing {
-    let http = client();
-    let mut jar = Jar::default();
-    let mut url = Url::parse(authorize_url).unwrap();
-    let mut form: Option<Vec<(String, String)>> = None;
-    for _ in 0..20 {
-        let mut request = match &form {
-            Some(fields) => http.request(Method::POST, url.clone()).form(fields),
-            None => http.get(url.clone()),
-        };
-        if let Some(cookies) = jar.header(&url) {
+    Browser::new(Consent::Allow).login(authorize_url, user, redirect_prefix).await
+}
+
+/// What a [`Browser`] answers on the gateway's consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Allow,
+    Deny,
+}
+
+/// One person's browser over plain HTTP: its cookies, kept across logins.
+pub struct Browser {
+    jar: Jar,
+    consent: Consent,
+}
+
+impl Browser {
+    pub fn new(consent: Consent) -> Browser {
+        Browser { jar: Jar::default(), consent }
+    }
+
+    /// A GET in this browser (its cookies sent, the ones set kept), not followed.
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
+        let url = Url::parse(url).unwrap();
+        let mut request = client().get(url.clone());
+        if let Some(cookies) = self.jar.header(&url) {
             request = request.header("cookie", cookies);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("login step {url}: {e}"));
-        jar.take(&url, &response);
-        let status = response.status();
-        form = None;
-        if status.is_redirection() {
-            let location = response.headers().get("location").expect("a redirect has a Location").to_str().unwrap();
-            let next = url.join(location).unwrap();
-            let mut bare = next.clone();
-            bare.set_query(None);
-            if bare.as_str() == redirect_prefix || bare.as_str().trim_end_matches('/') == redirect_prefix.trim_end_matches('/') {
-                let params = next.query_pairs().map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
-                return Landing::Redirect { url: next, params };
+        let response = request.send().await.unwrap();
+        self.jar.take(&url, &response);
+        response
+    }
+
+    /// The cookies this browser would send to `url`.
+    pub fn cookies(&self, url: &str) -> Option<String> {
+        self.jar.header(&Url::parse(url).unwrap())
+    }
+
+    /// Follows an authorization request the way a browser would: redirects, the
+    /// gateway's consent page (answered as the browser's [`Consent`]), the IdP's
+    /// login form (signing in as `user`) and its consent form, until the
+    /// client's redirect URI (`redirect_prefix`, without the query) or a page
+    /// that is none of these.
+    pub async fn login(&mut self, authorize_url: &str, user: &str, redirect_prefix: &str) -> Landing {
+        let http = client();
+        let jar = &mut self.jar;
+        let mut url = Url::parse(authorize_url).unwrap();
+        let mut form: Option<Vec<(String, String)>> = None;
+        for _ in 0..20 {
+            let mut request = match &form {
+                // A browser names the page's origin on a form post.
+                Some(fields) => http.request(Method::POST, url.clone()).header("origin", url.origin().ascii_serialization()).form(fields),
+                None => http.get(url.clone()),
+            };
+            if let Some(cookies) = jar.header(&url) {
+                request = request.header("cookie", cookies);
             }
-            url = next;
-            continue;
-        }
-        let body = response.text().await.unwrap_or_default();
-        if status == StatusCode::OK
-            && let Some(action) = form_action(&body)
-        {
-            let next = url.join(&action).unwrap();
-            if body.contains("name=\"login\"") {
-                form = Some(vec![("prompt".into(), "login".into()), ("login".into(), user.into()), ("password".into(), "portcullis-test-password".into())]);
-            } else if body.contains("name=\"prompt\" value=\"consent\"") {
-                form = Some(vec![("prompt".into(), "consent".into())]);
-            }
-            if form.is_some() {
+            let response = request.send().await.unwrap_or_else(|e| panic!("login step {url}: {e}"));
+            jar.take(&url, &response);
+            let status = response.status();
+            form = None;
+            if status.is_redirection() {
+                let location = response.headers().get("location").expect("a redirect has a Location").to_str().unwrap();
+                let next = url.join(location).unwrap();
+                let mut bare = next.clone();
+                bare.set_query(None);
+                if bare.as_str() == redirect_prefix || bare.as_str().trim_end_matches('/') == redirect_prefix.trim_end_matches('/') {
+                    let params = next.query_pairs().map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
+                    return Landing::Redirect { url: next, params };
+                }
                 url = next;
                 continue;
             }
+            let body = response.text().await.unwrap_or_default();
+            if status == StatusCode::OK
+                && let Some(action) = form_action(&body)
+            {
+                let next = url.join(&action).unwrap();
+                if body.contains("name=\"login\"") {
+                    form = Some(vec![("prompt".into(), "login".into()), ("login".into(), user.into()), ("password".into(), "portcullis-test-password".into())]);
+                } else if body.contains("name=\"prompt\" value=\"consent\"") {
+                    form = Some(vec![("prompt".into(), "consent".into())]);
+                } else if body.contains("name=\"decision\"") {
+                    let decision = if self.consent == Consent::Allow { "allow" } else { "deny" };
+                    form = Some(hidden_inputs(&body).into_iter().chain([("decision".to_owned(), decision.to_owned())]).collect());
+                }
+                if form.is_some() {
+                    url = next;
+                    continue;
+                }
+            }
+            return Landing::Page { url: url.to_string(), status, body };
         }
-        return Landing::Page { url: url.to_string(), status, body };
+        panic!("the login took more than 20 steps (last at {url})");
     }
-    panic!("the login took more than 20 steps (last at {url})");
+}
+
+/// The `name` and `value` of each `<input type="hidden">` of a page.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attribute = |tag: &str, name: &str| tag.split(&format!("{name}=\"")).nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned);
+    html.split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let tag = tag.split('>').next()?;
+            tag.contains("type=\"hidden\"").then(|| Some((attribute(tag, "name")?, attribute(tag, "value")?)))?
+        })
+        .collect()
 }
 
 /// The `action` of the first form in an HTML page, HTML entities undone.

@@ -22,6 +22,10 @@ pub struct Pending {
     pub scope: String,
     pub resource: String,
     pub state: Option<String>,
+    /// The hash of the browser binding's secret (`browser`); empty in a
+    /// request stored before bindings existed, which then binds no browser.
+    #[serde(default)]
+    pub browser: String,
 }
 
 /// Where an error goes.
@@ -88,6 +92,7 @@ pub fn check(params: &Params, client: &Client, config: &Config) -> Result<Pendin
         scope,
         resource: config.resource.audience().to_owned(),
         state: state.map(str::to_owned),
+        browser: String::new(),
     })
 }
 

@@ -7,8 +7,11 @@
 //!   for the public URL's path): RFC 8414 metadata (`metadata`);
 //! - `/oauth/jwks`: the gateway's signing keys, every listed one;
 //! - `/oauth/authorize`: checks the request (`authorize`), keeps it under
-//!   `pending:{id}` and sends the person to the identity provider;
-//! - `/oauth/callback`: the provider's answer (`upstream::finish`); issues the code;
+//!   `pending:{id}`, binds it to the browser (`browser`), asks the person
+//!   about a client the policy does not list (`consent`, posted back here),
+//!   and sends the person to the identity provider;
+//! - `/oauth/callback`: the provider's answer (`upstream::finish`), in the
+//!   browser the request is bound to; issues the code;
 //! - `/oauth/token`: codes and refresh tokens (`token`);
 //! - `/oauth/register`: RFC 7591 registration (`register`), unless `registration = false`;
 //! - `/oauth/revoke`: RFC 7009 revocation.
@@ -19,9 +22,11 @@
 
 mod answer;
 mod authorize;
+mod browser;
 mod cimd;
 mod clients;
 mod config;
+mod consent;
 mod form;
 mod kv;
 mod metadata;
@@ -90,7 +95,7 @@ impl Server for OAuthServer {
         let mut routes: Vec<Route> = metadata::paths(&self.config).into_iter().map(Route::get).collect();
         routes.extend([
             Route::get(routes::JWKS),
-            Route::get(routes::AUTHORIZE),
+            Route::new(routes::AUTHORIZE, &["GET", "POST"]),
             Route::post(routes::TOKEN),
             Route::post(routes::REVOKE),
             Route::get(routes::CALLBACK),
@@ -105,12 +110,17 @@ impl Server for OAuthServer {
     fn handle(&self, request: &Request) -> Response {
         let path = request.path();
         let method = request.method();
-        let expected = if matches!(path.as_str(), routes::TOKEN | routes::REVOKE | routes::REGISTER) { "POST" } else { "GET" };
-        if method != expected {
+        let expected = match path.as_str() {
+            routes::TOKEN | routes::REVOKE | routes::REGISTER => "POST",
+            routes::AUTHORIZE => "GET, POST",
+            _ => "GET",
+        };
+        if !expected.split(", ").any(|m| m == method) {
             return Response::new(405).header("allow", expected);
         }
         match path.as_str() {
             routes::JWKS => self.jwks(),
+            routes::AUTHORIZE if method == "POST" => self.consented(request),
             routes::AUTHORIZE => self.authorize(request),
             routes::CALLBACK => self.callback(request),
             routes::TOKEN => self.token(request),
@@ -156,24 +166,75 @@ impl OAuthServer {
             Ok(None) => return page(400, "The client is not known to this server (not listed, not registered, or its metadata document is unusable)."),
             Err(e) => return store_page(&e),
         };
-        let pending = match authorize::check(&params, &client, &self.config) {
+        let mut pending = match authorize::check(&params, &client, &self.config) {
             Ok(pending) => pending,
             Err(refusal) => return refused(refusal),
         };
-        let Ok(pending_id) = random::value() else {
+        let (Ok(pending_id), Ok(binding)) = (random::value(), browser::Binding::new()) else {
             return page(500, "The authorization server has no random numbers.");
         };
-        let key = format!("pending:{pending_id}");
-        if let Err(e) = store::put(&key, &serde_json::to_vec(&pending).unwrap_or_default(), LOGIN_TTL) {
+        pending.browser = binding.hash;
+        if let Err(e) = store::put(&pending_key(&pending_id), &serde_json::to_vec(&pending).unwrap_or_default(), LOGIN_TTL) {
             return store_page(&e);
         }
-        match self.upstreams.begin(self.upstreams.identity_provider(), &pending_id, &self.config.endpoint(routes::CALLBACK)) {
-            Ok(url) => Response::redirect(url),
+        let answer =
+            if consent::needed(&self.config, &client) { consent::page(&client, &pending, &pending_id) } else { self.log_in(&pending, &pending_id, 302) };
+        answer.header("set-cookie", browser::set_cookie(&self.config.issuer, &pending_id, &binding.secret, LOGIN_TTL))
+    }
+
+    /// The consent page's answer (a form post to `/oauth/authorize`): in the
+    /// browser the request is bound to, from this origin, or nothing happens.
+    fn consented(&self, request: &Request) -> Response {
+        let header = |name: &str| request.single_header(name).ok().flatten();
+        if !consent::same_origin(header("origin").as_deref(), header("sec-fetch-site").as_deref(), &self.config.issuer) {
+            return page(403, "This form must be sent from the authorization server's own page.");
+        }
+        if !matches!(header("content-type"), Some(t) if is_media_type(&t, "application/x-www-form-urlencoded")) {
+            return page(400, "The answer must be a form.");
+        }
+        let params = match Params::parse(&request.body()) {
+            Ok(params) => params,
+            Err(e) => return page(400, &format!("The answer is malformed: {}.", e.0)),
+        };
+        let (Some(pending_id), Some(decision)) = (params.get("pending").filter(|id| random::is_value(id)), consent::Decision::parse(params.get("decision")))
+        else {
+            return page(400, "The answer names no authorization request or no decision.");
+        };
+        let pending = match get_pending(pending_id) {
+            Ok(Some(pending)) => pending,
+            Ok(None) => return page(400, "This authorization request expired or was already completed. Start again from your application."),
+            Err(response) => return response,
+        };
+        if !browser::is_bound(request, &self.config.issuer, pending_id, &pending.browser) {
+            return page(403, "This authorization request was started in another browser. Start again from your application.");
+        }
+        let clear = browser::clear_cookie(&self.config.issuer, pending_id);
+        match decision {
+            consent::Decision::Allow => self.log_in(&pending, pending_id, 303),
+            consent::Decision::Deny => match take_pending(pending_id) {
+                Ok(_) => see_other(authorize::error_location(
+                    &pending.redirect_uri,
+                    "access_denied",
+                    "the person declined the request",
+                    pending.state.as_deref(),
+                    &self.config.issuer,
+                ))
+                .header("set-cookie", clear),
+                Err(response) => response,
+            },
+        }
+    }
+
+    /// Sends the person to the identity provider for `pending` (`status`:
+    /// 302 after the authorization request, 303 after the consent form).
+    fn log_in(&self, pending: &Pending, pending_id: &str, status: u16) -> Response {
+        match self.upstreams.begin(self.upstreams.identity_provider(), pending_id, &self.config.endpoint(routes::CALLBACK)) {
+            Ok(url) => Response::new(status).header("location", url).no_store(),
             Err(why) => {
                 log::error(&format!("the login at the identity provider could not start: {why}"));
-                let _ = store::delete(&key);
+                let _ = store::delete(&pending_key(pending_id));
                 let description = "the login at the identity provider could not start";
-                Response::redirect(authorize::error_location(
+                see_other(authorize::error_location(
                     &pending.redirect_uri,
                     "temporarily_unavailable",
                     description,
@@ -196,6 +257,32 @@ impl OAuthServer {
             return page(500, "The authorization server has no random numbers.");
         };
         let query = request.query().unwrap_or_default();
+        // The browser first: a login started elsewhere ends before its code is redeemed.
+        let pending_id = match upstream::waiting_login(&query) {
+            Ok(Some((state, pending_id))) => match get_pending(&pending_id) {
+                Ok(Some(pending)) if browser::is_bound(request, &self.config.issuer, &pending_id, &pending.browser) => Some(pending_id),
+                Ok(Some(_)) => {
+                    upstream::abandon(&state);
+                    log::warn("a login came back to a browser other than the one that started it: refused");
+                    return page(403, "This login was started in another browser. Start again from your application.");
+                }
+                Ok(None) => {
+                    upstream::abandon(&state);
+                    return page(400, "This authorization request expired or was already completed. Start again from your application.");
+                }
+                Err(response) => return response,
+            },
+            // `finish` refuses what is not a login of ours.
+            Ok(None) => None,
+            Err(why) => {
+                log::error(&why);
+                return page(503, "The authorization server's store is unavailable. Try again shortly.");
+            }
+        };
+        let clear = |response: Response| match &pending_id {
+            Some(id) => response.header("set-cookie", browser::clear_cookie(&self.config.issuer, id)),
+            None => response,
+        };
         let finished = match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &session_id, &key) {
             Ok(finished) => finished,
             Err(CallbackError::ForeignState) => return page(400, "This login is unknown or already completed. Start again from your application."),
@@ -208,13 +295,13 @@ impl OAuthServer {
             // (The federation logged why; the client learns only that it failed.)
             Err(CallbackError::Upstream { pending_id, .. }) => {
                 return match take_pending(&pending_id) {
-                    Ok(Some(pending)) => Response::redirect(authorize::error_location(
+                    Ok(Some(pending)) => clear(Response::redirect(authorize::error_location(
                         &pending.redirect_uri,
                         "access_denied",
                         "the login at the identity provider did not complete",
                         pending.state.as_deref(),
                         &self.config.issuer,
-                    )),
+                    ))),
                     Ok(None) => page(502, "The login at the identity provider failed. Start again from your application."),
                     Err(response) => response,
                 };
@@ -231,7 +318,7 @@ impl OAuthServer {
         };
         let sign = |_: &str| Err("not used".to_owned());
         match self.tokens(&sign).issue_code(&pending, &finished.subject, &session_id) {
-            Ok(code) => Response::redirect(authorize::code_location(&pending.redirect_uri, &code, pending.state.as_deref(), &self.config.issuer)),
+            Ok(code) => clear(Response::redirect(authorize::code_location(&pending.redirect_uri, &code, pending.state.as_deref(), &self.config.issuer))),
             Err(token::Failure::Store(e)) => store_page(&e),
             Err(_) => page(500, "The authorization server could not issue a code."),
         }
@@ -328,14 +415,32 @@ fn store_page(error: &StoreError) -> Response {
     page(503, "The authorization server's store is unavailable. Try again shortly.")
 }
 
+fn pending_key(id: &str) -> String {
+    format!("pending:{id}")
+}
+
 /// Takes the authorization request `id` waits for (once): `None` when it
 /// expired or was completed; the answer to give when the store failed.
 fn take_pending(id: &str) -> Result<Option<Pending>, Response> {
-    match store::take(&format!("pending:{id}")) {
+    read_pending(store::take(&pending_key(id)))
+}
+
+/// The authorization request `id`, left in place.
+fn get_pending(id: &str) -> Result<Option<Pending>, Response> {
+    read_pending(store::get(&pending_key(id)))
+}
+
+fn read_pending(stored: Result<Option<Vec<u8>>, StoreError>) -> Result<Option<Pending>, Response> {
+    match stored {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|_| page(500, "The authorization request could not be read back.")),
         Ok(None) => Ok(None),
         Err(e) => Err(store_page(&e)),
     }
+}
+
+/// `303 See Other` to `location`: after a form post, the browser follows with a GET.
+fn see_other(location: String) -> Response {
+    Response::new(303).header("location", location).no_store()
 }
 
 /// A form body (`/token`, `/revoke`), strictly parsed.

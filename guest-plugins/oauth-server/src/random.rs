@@ -15,6 +15,12 @@ pub fn value() -> Result<String, String> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Whether `text` could be a [`value`] (43 base64url characters): checked
+/// before a value from a request becomes part of a store key.
+pub fn is_value(text: &str) -> bool {
+    text.len() == 43 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The SHA-256 of `secret`, base64url: the store key's suffix for a code or token.
 pub fn hash(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
@@ -29,6 +35,10 @@ mod tests {
         let (a, b) = (value().unwrap(), value().unwrap());
         assert_eq!(a.len(), 43);
         assert_ne!(a, b);
+        assert!(is_value(&a) && is_value(&b));
+        for bad in ["", "short", &"a".repeat(44), &format!("{}:", "a".repeat(42)), &format!("{}=", "a".repeat(42))] {
+            assert!(!is_value(bad), "{bad}");
+        }
         assert_eq!(hash("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
         assert_ne!(hash(&a), a);
     }

@@ -25,6 +25,7 @@ fn pending() -> Pending {
         scope: "mcp admin".into(),
         resource: "https://gw.example/mcp".into(),
         state: Some("s".into()),
+        browser: String::new(),
     }
 }
 

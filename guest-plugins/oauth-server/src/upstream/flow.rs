@@ -54,7 +54,7 @@ pub fn finish(
     // A query this server cannot attribute to one of its logins is foreign;
     // its `state` is not taken, so a forged request cannot cancel a real login.
     let callback = callback::parse(query).map_err(|_| CallbackError::ForeignState)?;
-    if !text::is_random_value(&callback.state) {
+    if !crate::random::is_value(&callback.state) {
         return Err(CallbackError::ForeignState);
     }
     let leg = match host.take(&pending::key(&callback.state)) {

@@ -3,14 +3,14 @@
 //! `state` once) is tested natively with a fake, and runs in the gateway
 //! with [`Gateway`].
 
-use crate::upstream::{discovery, exchange, jwks, subject, text};
+use crate::upstream::{discovery, exchange, jwks, subject};
 use portcullis_plugin::{crypto, log, secrets, store};
 use serde_json::{Map, Value};
 
 pub trait Host {
     /// Unix seconds.
     fn now(&self) -> u64;
-    /// A fresh [`text::random_value`].
+    /// A fresh [`crate::random::value`].
     fn random(&self) -> Result<String, String>;
     fn warn(&self, message: &str);
 
@@ -36,7 +36,7 @@ impl Host for Gateway {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
     fn random(&self) -> Result<String, String> {
-        text::random_value()
+        crate::random::value()
     }
     fn warn(&self, message: &str) {
         log::warn(message)

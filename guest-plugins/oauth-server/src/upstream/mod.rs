@@ -153,6 +153,26 @@ impl Upstreams {
     }
 }
 
+/// The login a callback's `query` answers, without taking it: its `state`
+/// and the authorization request it is for (`pending_id`), so that the
+/// caller can check the browser before the code is redeemed. `Ok(None)` when
+/// no login of this server waits for it (`finish` then says so).
+pub fn waiting_login(query: &str) -> Result<Option<(String, String)>, String> {
+    let Ok(callback) = callback::parse(query) else { return Ok(None) };
+    if !crate::random::is_value(&callback.state) {
+        return Ok(None);
+    }
+    let leg = portcullis_plugin::store::get(&pending::key(&callback.state)).map_err(|e| format!("the login's state could not be read: {e}"))?;
+    Ok(leg.and_then(|bytes| pending::Leg::from_bytes(&bytes)).map(|leg| (callback.state, leg.pending_id)))
+}
+
+/// Ends the login waiting under `state` without completing it.
+pub fn abandon(state: &str) {
+    if let Err(e) = portcullis_plugin::store::delete(&pending::key(state)) {
+        log::warn(&format!("an abandoned login's state could not be removed (it expires): {e}"));
+    }
+}
+
 /// The session's sealed tokens from `provider`, opened; `Ok(None)` when none
 /// are stored, `Err` when they cannot be read or do not open.
 #[allow(dead_code, reason = "issue 25 (per-user upstream tokens) reads them")]

@@ -1,8 +1,6 @@
 //! Small helpers the federation's steps share: provider text made safe for a
-//! message, JSON that refuses duplicate keys (the SDK's), and random values.
+//! message, and JSON that refuses duplicate keys (the SDK's).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 
 /// `text` with everything but printable ASCII removed, cut to `max`
@@ -17,20 +15,6 @@ pub fn printable(text: &str, max: usize) -> String {
     kept
 }
 
-/// 32 random bytes as base64url without padding (43 characters): a `state`,
-/// a PKCE verifier (RFC 7636 §4.1) or a `nonce`.
-pub fn random_value() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no secure random numbers are available: {e}"))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Whether `text` could be a [`random_value`]: checked before a value from a
-/// request becomes part of a store key.
-pub fn is_random_value(text: &str) -> bool {
-    text.len() == 43 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Parses a JSON object, refusing duplicate keys at any depth (the SDK's
 /// [`portcullis_plugin::strict_json`]).
 pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
@@ -40,16 +24,6 @@ pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_values() {
-        let (a, b) = (random_value().unwrap(), random_value().unwrap());
-        assert_ne!(a, b);
-        assert!(is_random_value(&a) && is_random_value(&b));
-        for bad in ["", "short", &"a".repeat(44), &format!("{}:", "a".repeat(42)), &format!("{}=", "a".repeat(42))] {
-            assert!(!is_random_value(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn strict_json() {
