@@ -6,8 +6,10 @@ use portcullis_plugin::store::{self, StoreError};
 pub trait Kv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError>;
-    /// Removes and returns: of several callers, exactly one gets the value.
-    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replaces the value under `key` (and its TTL) only when it is exactly
+    /// `expected`; whether it was replaced. Of several callers that expect
+    /// the same value, exactly one succeeds.
+    fn swap(&self, key: &str, expected: &[u8], value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
@@ -21,8 +23,8 @@ impl Kv for HostStore {
     fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError> {
         store::put(key, value, ttl_seconds.max(1))
     }
-    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        store::take(key)
+    fn swap(&self, key: &str, expected: &[u8], value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError> {
+        store::swap(key, expected, value, ttl_seconds.max(1))
     }
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         store::delete(key)
@@ -43,8 +45,15 @@ impl Kv for Memory {
         self.0.borrow_mut().insert(key.to_owned(), value.to_vec());
         Ok(())
     }
-    fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.borrow_mut().remove(key))
+    fn swap(&self, key: &str, expected: &[u8], value: &[u8], _ttl_seconds: u32) -> Result<bool, StoreError> {
+        let mut map = self.0.borrow_mut();
+        match map.get_mut(key) {
+            Some(current) if current.as_slice() == expected => {
+                *current = value.to_vec();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.borrow_mut().remove(key);

@@ -2,14 +2,23 @@
 //! code issued at the callback, and `/oauth/revoke`.
 //!
 //! Store keys (the host adds the workload's and component's namespace):
-//! - `code:{hash}`: an authorization code (single use: redeemed with `take`);
-//! - `used:{hash}`: a redeemed code → the family it started, so that a replay
-//!   revokes that family (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3);
+//! - `code:{hash}`: an authorization code, for `code_ttl`; once presented,
+//!   the spent marker `spent:{family}` under the same key, for the family's
+//!   lifetime, so that a replay revokes the family the code started
+//!   (RFC 6749 §4.1.2, OAuth 2.1 §4.1.3). A code that failed a check is
+//!   spent too, with no family (`spent:`), for `code_ttl`;
 //! - `family:{id}`: one login's grant (client, subject, session, scope), for
 //!   the absolute refresh lifetime; deleting it revokes every refresh token of it;
-//! - `rt:{hash}` → family: the current refresh token (rotated on each use with `take`);
-//! - `rt-used:{hash}` → family: a rotated refresh token, kept for the family's
-//!   lifetime, so that its reuse revokes the family (OAuth 2.1 §4.3.1).
+//! - `rt:{hash}` → family: a refresh token; once used, `spent:{family}` under
+//!   the same key for the family's lifetime, so that its reuse revokes the
+//!   family (OAuth 2.1 §4.3.1).
+//!
+//! A code or refresh token is spent with one compare-and-swap (`Kv::swap`)
+//! from the value that was read to the spent marker: of several requests that
+//! present it at once, exactly one swaps; every other one then reads the
+//! marker and revokes the family it names. The family is stored before the
+//! marker that names it, so a replay that finds the marker always finds the
+//! family to revoke.
 //!
 //! Codes and refresh tokens are stored only hashed. Access tokens are JWTs
 //! (RFC 9068, `typ: at+jwt`) signed by the gateway; they are not stored, and
@@ -80,6 +89,11 @@ pub struct Tokens<'a> {
     pub now: u64,
     /// Signs claims (JSON) as an `at+jwt`.
     pub sign: &'a dyn Fn(&str) -> Result<String, String>,
+    /// Whether this server, configured as `config`, still trusts the client
+    /// `client_id` (`clients::lookup`: listed in the policy, registered and
+    /// not expired, or a CIMD client while `cimd` is on, whose document may
+    /// be fetched, cached). `Err` when the store failed.
+    pub client_known: fn(&Config, &str) -> Result<bool, StoreError>,
     /// Writes a warning (the gateway's log; nothing in tests).
     pub warn: fn(&str),
 }
@@ -124,25 +138,33 @@ impl Tokens<'_> {
         {
             return Err(oauth("invalid_target", "resource does not name this server's resource"));
         }
-        let hash = random::hash(code);
-        // Taken, whatever follows: a code that failed a check is spent too.
-        let Some(bytes) = self.kv.take(&format!("code:{hash}"))? else {
-            if let Some(family) = self.kv.get(&format!("used:{hash}"))? {
-                self.revoke_family(&String::from_utf8_lossy(&family))?;
-                (self.warn)("a redeemed authorization code was presented again: the tokens it issued are revoked");
-            }
-            return Err(oauth("invalid_grant", "the code is unknown, expired or already used"));
+        let key = format!("code:{}", random::hash(code));
+        let Some(bytes) = self.kv.get(&key)? else {
+            return Err(oauth("invalid_grant", CODE_UNKNOWN));
         };
+        if let Some(family_id) = spent_family(&bytes) {
+            return Err(self.replayed(family_id, CODE_REPLAYED, CODE_UNKNOWN));
+        }
         let record: Code = from_json(&bytes)?;
-        if record.client_id != client_id {
-            return Err(oauth("invalid_grant", "the code was issued to another client"));
+        let refused = if record.client_id != client_id {
+            Some(oauth("invalid_grant", "the code was issued to another client"))
+        } else if record.redirect_uri != redirect_uri {
+            Some(oauth("invalid_grant", "redirect_uri differs from the authorization request's"))
+        } else if !pkce::verify(verifier, &record.code_challenge) {
+            Some(oauth("invalid_grant", "the code_verifier does not match the code_challenge"))
+        } else if !(self.client_known)(self.config, &record.client_id)? {
+            // A store failure above is a 503 and spends nothing: the client may retry.
+            Some(oauth("invalid_grant", "the client is no longer known to this server"))
+        } else {
+            None
+        };
+        // Spent, whatever failed: a code is presented once.
+        if let Some(refused) = refused {
+            self.spend(&key, &bytes, "", self.config.code_ttl, CODE_REPLAYED, CODE_UNKNOWN)?;
+            return Err(refused);
         }
-        if record.redirect_uri != redirect_uri {
-            return Err(oauth("invalid_grant", "redirect_uri differs from the authorization request's"));
-        }
-        if !pkce::verify(verifier, &record.code_challenge) {
-            return Err(oauth("invalid_grant", "the code_verifier does not match the code_challenge"));
-        }
+        // The family first, then the marker that names it: a replay that finds
+        // the marker always finds the family to revoke.
         let family_id = random::value().map_err(Failure::Server)?;
         let family = Family {
             client_id: record.client_id,
@@ -152,10 +174,14 @@ impl Tokens<'_> {
             resource: record.resource,
             expires_at: self.now + u64::from(self.config.refresh_token_ttl),
         };
-        self.kv.put(&format!("family:{family_id}"), &to_json(&family), self.config.refresh_token_ttl)?;
-        // The replay marker, before anything is issued and after the family
-        // exists: a replay that finds the marker always finds a family to revoke.
-        self.kv.put(&format!("used:{hash}"), family_id.as_bytes(), self.config.refresh_token_ttl)?;
+        let family_key = format!("family:{family_id}");
+        self.kv.put(&family_key, &to_json(&family), self.config.refresh_token_ttl)?;
+        if let Err(failure) = self.spend(&key, &bytes, &family_id, self.config.refresh_token_ttl, CODE_REPLAYED, CODE_UNKNOWN) {
+            // Another request spent the code first: this family issues nothing.
+            // Best effort: without a refresh token it is inert, and expires.
+            let _ = self.kv.delete(&family_key);
+            return Err(failure);
+        }
         let scope = family.scope.clone();
         self.answer(&family_id, &family, &scope)
     }
@@ -168,15 +194,14 @@ impl Tokens<'_> {
         {
             return Err(oauth("invalid_target", "resource does not name this server's resource"));
         }
-        let hash = random::hash(token);
-        let Some(family_id) = self.kv.take(&format!("rt:{hash}"))? else {
-            if let Some(family_id) = self.kv.get(&format!("rt-used:{hash}"))? {
-                self.revoke_family(&String::from_utf8_lossy(&family_id))?;
-                (self.warn)("a rotated refresh token was presented again: its family is revoked");
-            }
-            return Err(oauth("invalid_grant", "the refresh token is unknown, expired, revoked or already used"));
+        let key = format!("rt:{}", random::hash(token));
+        let Some(value) = self.kv.get(&key)? else {
+            return Err(oauth("invalid_grant", RT_UNKNOWN));
         };
-        let family_id = String::from_utf8_lossy(&family_id).into_owned();
+        if let Some(family_id) = spent_family(&value) {
+            return Err(self.replayed(family_id, RT_REPLAYED, RT_UNKNOWN));
+        }
+        let family_id = String::from_utf8_lossy(&value).into_owned();
         let Some(bytes) = self.kv.get(&format!("family:{family_id}"))? else {
             return Err(oauth("invalid_grant", "the refresh token was revoked"));
         };
@@ -185,8 +210,17 @@ impl Tokens<'_> {
         if remaining == 0 {
             return Err(oauth("invalid_grant", "the refresh token expired"));
         }
-        // Kept for the family's lifetime: a second use of this token is theft or a bug, and revokes the family.
-        self.kv.put(&format!("rt-used:{hash}"), family_id.as_bytes(), ttl(remaining))?;
+        // Removed from the policy, its registration expired, or CIMD switched
+        // off: the login ends. Before the token is spent, so that a store
+        // failure (503) leaves it usable for a retry.
+        if !(self.client_known)(self.config, &family.client_id)? {
+            self.revoke_family(&family_id)?;
+            (self.warn)("a refresh token of a client this server no longer knows was presented: its family is revoked");
+            return Err(oauth("invalid_grant", "the client is no longer known to this server"));
+        }
+        // Spent, whatever follows, and kept for the family's lifetime: a second
+        // use of this token is theft or a bug, and revokes the family.
+        self.spend(&key, &value, &family_id, ttl(remaining), RT_REPLAYED, RT_UNKNOWN)?;
         if family.client_id != client_id {
             return Err(oauth("invalid_grant", "the refresh token was issued to another client"));
         }
@@ -201,6 +235,36 @@ impl Tokens<'_> {
             }
         };
         self.answer(&family_id, &family, &scope)
+    }
+
+    /// Spends the one-time `key`, read as `current`: swaps it to the marker
+    /// naming `family_id` (empty: none) for `ttl_seconds`. Of several requests
+    /// that read `current`, exactly one swaps; each other one is a replay, and
+    /// revokes the family the winner's marker names (`invalid_grant`).
+    fn spend(&self, key: &str, current: &[u8], family_id: &str, ttl_seconds: u32, warning: &str, unknown: &'static str) -> Result<(), Failure> {
+        if self.kv.swap(key, current, &spent(family_id), ttl_seconds)? {
+            return Ok(());
+        }
+        // The only change a one-time key sees is to its marker (or it expired).
+        match self.kv.get(key)? {
+            Some(value) => match spent_family(&value) {
+                Some(family_id) => Err(self.replayed(family_id, warning, unknown)),
+                None => Err(oauth("invalid_grant", unknown)),
+            },
+            None => Err(oauth("invalid_grant", unknown)),
+        }
+    }
+
+    /// A spent code or refresh token presented again: revokes `family_id`
+    /// (when the marker names one) and gives the answer.
+    fn replayed(&self, family_id: &str, warning: &str, unknown: &'static str) -> Failure {
+        if !family_id.is_empty() {
+            if let Err(failure) = self.revoke_family(family_id) {
+                return failure;
+            }
+            (self.warn)(warning);
+        }
+        oauth("invalid_grant", unknown)
     }
 
     /// A new refresh token in `family_id`, an access token, and the answer.
@@ -238,6 +302,10 @@ impl Tokens<'_> {
         let Some(family_id) = self.kv.get(&format!("rt:{}", random::hash(token)))? else {
             return Ok(());
         };
+        if spent_family(&family_id).is_some() {
+            // A rotated token: already dead.
+            return Ok(());
+        }
         let family_id = String::from_utf8_lossy(&family_id).into_owned();
         if let Some(client_id) = params.get("client_id")
             && let Some(bytes) = self.kv.get(&format!("family:{family_id}"))?
@@ -252,6 +320,25 @@ impl Tokens<'_> {
         self.kv.delete(&format!("family:{family_id}"))?;
         Ok(())
     }
+}
+
+const CODE_UNKNOWN: &str = "the code is unknown, expired or already used";
+const CODE_REPLAYED: &str = "a redeemed authorization code was presented again: the tokens it issued are revoked";
+const RT_UNKNOWN: &str = "the refresh token is unknown, expired, revoked or already used";
+const RT_REPLAYED: &str = "a rotated refresh token was presented again: its family is revoked";
+
+/// The prefix of a spent code's or refresh token's value, before the family
+/// it names. Neither a code's record (JSON) nor a family id (base64url) starts so.
+const SPENT: &[u8] = b"spent:";
+
+/// The spent marker naming `family_id`.
+fn spent(family_id: &str) -> Vec<u8> {
+    [SPENT, family_id.as_bytes()].concat()
+}
+
+/// The family a spent marker names (empty: none); `None` when `value` is not a marker.
+fn spent_family(value: &[u8]) -> Option<&str> {
+    value.strip_prefix(SPENT).map(|family_id| std::str::from_utf8(family_id).unwrap_or_default())
 }
 
 fn ttl(seconds: u64) -> u32 {

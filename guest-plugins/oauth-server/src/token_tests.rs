@@ -2,6 +2,7 @@ use super::*;
 use crate::config::File;
 use crate::form::encode;
 use crate::kv::Memory;
+use std::cell::RefCell;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -70,7 +71,10 @@ impl Setup {
         Setup { config: config(), kv: Memory::default() }
     }
     fn tokens(&self) -> Tokens<'_> {
-        Tokens { config: &self.config, kv: &self.kv, now: NOW, sign: &sign, warn: |_| {} }
+        Tokens { config: &self.config, kv: &self.kv, now: NOW, sign: &sign, client_known: |_, _| Ok(true), warn: |_| {} }
+    }
+    fn tokens_on<'a>(&'a self, kv: &'a dyn Kv) -> Tokens<'a> {
+        Tokens { kv, ..self.tokens() }
     }
     fn families(&self) -> usize {
         self.kv.0.borrow().keys().filter(|k| k.starts_with("family:")).count()
@@ -111,7 +115,7 @@ fn bad_redemptions_are_refused_and_spend_the_code() {
         assert_eq!(error(s.tokens().grant(&redeem(&code, changes))), *expected, "{changes:?}");
         assert_eq!(s.families(), 0, "nothing issued: {changes:?}");
         assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant", "spent: {changes:?}");
-        assert_eq!(s.kv.0.borrow().len(), 0, "nothing stored: {changes:?}");
+        assert!(s.kv.0.borrow().keys().all(|k| k.starts_with("code:")), "nothing stored but the spent code: {changes:?}");
     }
     // Refused before the code is looked at: it stays redeemable.
     let cases: &[(&[(&str, &str)], &str)] = &[
@@ -199,4 +203,211 @@ fn revocation() {
     assert_eq!(s.families(), 0);
     assert_eq!(error(s.tokens().grant(&refresh(&token, &[]))), "invalid_grant");
     assert!(matches!(s.tokens().revoke(&params(&[])), Err(Failure::OAuth { error: "invalid_request", .. })));
+}
+
+/// A store in which, when a request reaches its one-time step (its `swap`) on
+/// a key that starts with `prefix`, the next queued request runs
+/// in full: just before that step (`after` false: both read the key first),
+/// or just after it (`after` true: between the step and what follows it).
+struct Race<'a> {
+    inner: &'a Memory,
+    prefix: &'static str,
+    after: bool,
+    queued: RefCell<Vec<Request<'a>>>,
+}
+
+/// A request that runs on the store it is given.
+type Request<'a> = Box<dyn FnOnce(&dyn Kv) + 'a>;
+
+impl Race<'_> {
+    fn interleave(&self, key: &str) {
+        if key.starts_with(self.prefix) {
+            let next = self.queued.borrow_mut().pop();
+            if let Some(run) = next {
+                run(self);
+            }
+        }
+    }
+}
+
+impl Kv for Race<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError> {
+        self.inner.put(key, value, ttl_seconds)
+    }
+    fn swap(&self, key: &str, expected: &[u8], value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError> {
+        if !self.after {
+            self.interleave(key);
+        }
+        let swapped = self.inner.swap(key, expected, value, ttl_seconds);
+        if self.after {
+            self.interleave(key);
+        }
+        swapped
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+}
+
+/// `n` copies of `request` interleaved on `prefix` keys as `Race` says; the
+/// answers, the first request's last.
+fn race(s: &Setup, prefix: &'static str, after: bool, n: usize, request: &Params) -> Vec<Result<Value, Failure>> {
+    let answers = RefCell::new(Vec::new());
+    let store = Race { inner: &s.kv, prefix, after, queued: RefCell::new(Vec::new()) };
+    for _ in 1..n {
+        store.queued.borrow_mut().push(Box::new(|kv: &dyn Kv| {
+            let answer = s.tokens_on(kv).grant(request);
+            answers.borrow_mut().push(answer);
+        }));
+    }
+    let first = s.tokens_on(&store).grant(request);
+    answers.borrow_mut().push(first);
+    answers.take()
+}
+
+/// Of the answers, exactly one has tokens and every other is `invalid_grant`; its refresh token.
+fn one_winner(answers: Vec<Result<Value, Failure>>) -> String {
+    let (won, lost): (Vec<_>, Vec<_>) = answers.into_iter().partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "exactly one redemption succeeds; the others: {lost:?}");
+    for answer in lost {
+        assert_eq!(error(answer), "invalid_grant");
+    }
+    won[0].as_ref().unwrap()["refresh_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_code_replayed_during_its_redemption_revokes_what_it_issued() {
+    for (after, n) in [(true, 2), (false, 2), (false, 3)] {
+        let s = Setup::new();
+        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let winner = one_winner(race(&s, "code:", after, n, &redeem(&code, &[])));
+        assert_eq!(s.families(), 0, "after {after}, {n} at once: the family is revoked and no loser left one");
+        assert_eq!(error(s.tokens().grant(&refresh(&winner, &[]))), "invalid_grant", "after {after}, {n} at once");
+        assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant", "after {after}, {n} at once: still spent");
+    }
+}
+
+#[test]
+fn a_refresh_token_replayed_during_its_rotation_revokes_the_family() {
+    for (after, n) in [(true, 2), (false, 2), (false, 3)] {
+        let s = Setup::new();
+        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+        let winner = one_winner(race(&s, "rt:", after, n, &refresh(&token, &[])));
+        assert_eq!(s.families(), 0, "after {after}, {n} at once: the family is revoked");
+        assert_eq!(error(s.tokens().grant(&refresh(&winner, &[]))), "invalid_grant", "after {after}, {n} at once");
+    }
+}
+
+#[test]
+fn a_code_that_failed_a_check_is_spent_but_a_redemption_it_raced_is_revoked() {
+    // A wrong verifier and the right one at once: one spends the code; when
+    // the right one issued tokens, the wrong one's loss revokes them.
+    for after in [true, false] {
+        let s = Setup::new();
+        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let wrong = redeem(&code, &[("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK")]);
+        let answers = RefCell::new(Vec::new());
+        let store = Race { inner: &s.kv, prefix: "code:", after, queued: RefCell::new(Vec::new()) };
+        store.queued.borrow_mut().push(Box::new(|kv: &dyn Kv| answers.borrow_mut().push(s.tokens_on(kv).grant(&wrong))));
+        let right = s.tokens_on(&store).grant(&redeem(&code, &[]));
+        assert_eq!(error(answers.take().pop().unwrap()), "invalid_grant");
+        if let Ok(answer) = right {
+            assert_eq!(s.families(), 0, "after {after}: what the right one issued is revoked");
+            assert_eq!(error(s.tokens().grant(&refresh(answer["refresh_token"].as_str().unwrap(), &[]))), "invalid_grant");
+        } else {
+            assert_eq!(error(right), "invalid_grant", "after {after}");
+            assert_eq!(s.families(), 0, "after {after}");
+        }
+        assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant", "after {after}: spent");
+    }
+}
+
+#[test]
+fn the_replay_markers_live_as_long_as_the_family() {
+    // A map that keeps the TTLs.
+    #[derive(Default)]
+    struct Ttls(Memory, RefCell<std::collections::HashMap<String, u32>>);
+    impl Kv for Ttls {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn put(&self, key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), StoreError> {
+            self.1.borrow_mut().insert(key.to_owned(), ttl_seconds);
+            self.0.put(key, value, ttl_seconds)
+        }
+        fn swap(&self, key: &str, expected: &[u8], value: &[u8], ttl_seconds: u32) -> Result<bool, StoreError> {
+            let swapped = self.0.swap(key, expected, value, ttl_seconds)?;
+            if swapped {
+                self.1.borrow_mut().insert(key.to_owned(), ttl_seconds);
+            }
+            Ok(swapped)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.1.borrow_mut().remove(key);
+            self.0.delete(key)
+        }
+    }
+    let s = Setup::new();
+    let store = Ttls::default();
+    let code = s.tokens_on(&store).issue_code(&pending(), "alice", "sid").unwrap();
+    assert_eq!(store.1.borrow()[&format!("code:{}", random::hash(&code))], 60, "a code lives code_ttl");
+    let token = s.tokens_on(&store).grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    let later = Tokens { now: NOW + 1000, ..s.tokens_on(&store) };
+    later.grant(&refresh(&token, &[])).unwrap();
+    let ttls = store.1.borrow();
+    let marker = |prefix: &str, secret: &str| {
+        let keys = [format!("{prefix}:{}", random::hash(secret)), format!("used:{}", random::hash(secret)), format!("rt-used:{}", random::hash(secret))];
+        keys.iter().find_map(|k| ttls.get(k).copied())
+    };
+    assert_eq!(marker("code", &code), Some(604_800), "a redeemed code's marker lives as long as its family");
+    assert_eq!(marker("rt", &token), Some(604_800 - 1000), "a rotated token's marker lives as long as its family");
+}
+
+#[test]
+fn a_refresh_needs_a_client_this_server_still_trusts() {
+    let s = Setup::new();
+    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    // Removed from the policy, its registration expired, or `cimd` switched off.
+    let forgotten = Tokens { client_known: |_, client_id| Ok(client_id != "cli"), ..s.tokens() };
+    assert_eq!(error(forgotten.grant(&refresh(&token, &[]))), "invalid_grant");
+    assert_eq!(s.families(), 0, "the family is revoked");
+    assert_eq!(error(s.tokens().grant(&refresh(&token, &[]))), "invalid_grant", "trusted again, the family stays revoked");
+}
+
+#[test]
+fn a_code_needs_a_client_this_server_still_trusts() {
+    let s = Setup::new();
+    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let forgotten = Tokens { client_known: |_, client_id| Ok(client_id != "cli"), ..s.tokens() };
+    assert_eq!(error(forgotten.grant(&redeem(&code, &[]))), "invalid_grant");
+    assert_eq!(s.families(), 0, "nothing issued");
+    assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant", "the code is spent");
+}
+
+#[test]
+fn a_store_failure_at_the_client_check_is_unavailable_and_spends_nothing() {
+    let s = Setup::new();
+    let down = Tokens { client_known: |_, _| Err(StoreError::Unavailable("down".into())), ..s.tokens() };
+    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    assert!(matches!(down.grant(&redeem(&code, &[])), Err(Failure::Store(StoreError::Unavailable(_)))));
+    let token = s.tokens().grant(&redeem(&code, &[])).expect("the code was not spent")["refresh_token"].as_str().unwrap().to_owned();
+    assert!(matches!(down.grant(&refresh(&token, &[])), Err(Failure::Store(StoreError::Unavailable(_)))));
+    s.tokens().grant(&refresh(&token, &[])).expect("the refresh token was not spent");
+    assert_eq!(s.families(), 1);
+}
+
+#[test]
+fn revoking_a_rotated_token_changes_nothing() {
+    let s = Setup::new();
+    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let first = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    let second = s.tokens().grant(&refresh(&first, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    s.tokens().revoke(&params(&[("token", &first)])).unwrap();
+    assert_eq!(s.families(), 1, "a rotated token is already dead: revoking it is a no-op");
+    s.tokens().grant(&refresh(&second, &[])).unwrap();
 }
