@@ -6,7 +6,7 @@
 //! already logged in at the IdP would otherwise hand them a code unseen.
 
 use crate::oauth_server::Setup;
-use portcullis_tests::oauth::{Authorize, Browser, Consent, Landing, Pkce, Stored, client, hidden_inputs, login, redeem};
+use portcullis_tests::oauth::{Authorize, Browser, Consent, Landing, Pkce, Stored, client, hidden_inputs, login, redeem, token as token_request};
 use portcullis_tests::redis::RedisServer;
 use reqwest::StatusCode;
 
@@ -164,4 +164,31 @@ async fn a_login_started_in_one_browser_cannot_be_finished_in_another() {
     // The same login in one browser completes (the refusals were the binding's).
     let request = request_for(&setup, portcullis_tests::oauth::LISTED_CLIENT, &pkce, 40503);
     assert!(login(&request.url(&endpoint), "alice", &request.redirect_uri).await.param("code").is_some());
+}
+
+/// A refresh re-checks the client: once a registered client's registration
+/// is gone (expired, or removed by an operator), its refresh tokens get
+/// nothing more, and the family is revoked.
+#[tokio::test]
+async fn a_refresh_needs_a_client_the_server_still_knows() {
+    let redis = RedisServer::start();
+    let setup = start(&redis).await;
+    let pkce = Pkce::new();
+    let client_id = register(&setup, "http://127.0.0.1/callback", "Tool").await;
+    let request = request_for(&setup, &client_id, &pkce, 40504);
+    let landing = login(&request.url(&setup.server.endpoint("authorization_endpoint")), "alice", &request.redirect_uri).await;
+    let issued = redeem(&setup.server, &request, &landing.code(), &pkce.verifier).await;
+    let token_endpoint = setup.server.endpoint("token_endpoint");
+    let refresh = |token: String| {
+        let (endpoint, client_id) = (token_endpoint.clone(), client_id.clone());
+        async move { token_request(&endpoint, &[("grant_type", "refresh_token"), ("refresh_token", &token), ("client_id", &client_id)]).await }
+    };
+    let rotated = refresh(issued.refresh_token()).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{rotated:?}");
+
+    let registration = redis.keys().into_iter().find(|k| k.ends_with(&format!(":client:{client_id}"))).expect("the registration is stored");
+    redis.cli(&["del", &registration]);
+    let refused = refresh(rotated.refresh_token()).await;
+    assert_eq!((refused.status, refused.error()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{refused:?}");
+    assert!(redis.keys().iter().all(|k| !k.contains(":family:")), "the family is revoked: {:?}", redis.keys());
 }

@@ -15,12 +15,6 @@ pub fn registered_key(client_id: &str) -> String {
     format!("client:{client_id}")
 }
 
-/// Whether `client_id` could be a registered client's id (what
-/// `/oauth/register` hands out), so that nothing else is looked up.
-fn could_be_registered(client_id: &str) -> bool {
-    client_id.len() == 43 && client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// The client `client_id`, if this server trusts it. `Err` only when the store failed.
 pub fn lookup(config: &Config, client_id: &str) -> Result<Option<Client>, StoreError> {
     if let Some(listed) = config.clients.iter().find(|c| c.client_id == client_id) {
@@ -36,8 +30,21 @@ pub fn lookup(config: &Config, client_id: &str) -> Result<Option<Client>, StoreE
     }
     // Registered clients stay valid until their TTL when `registration` is
     // switched off: switching it off stops new registrations.
-    if could_be_registered(client_id) {
+    // A registered client's id is what `/oauth/register` hands out: nothing else is looked up.
+    if crate::random::is_value(client_id) {
         return Ok(store::get(&registered_key(client_id))?.and_then(|bytes| serde_json::from_slice(&bytes).ok()));
     }
     Ok(None)
+}
+
+/// Whether a client that was trusted when its login began still is, at a
+/// refresh or a code's redemption: still listed, or still registered, or a
+/// CIMD client while `cimd` is on. A CIMD document is not fetched again
+/// here: its redirect URIs were checked at the authorization, and an outage
+/// of the client's site must not end its users' logins. `Err`: the store failed.
+pub fn still_trusted(config: &Config, client_id: &str) -> Result<bool, StoreError> {
+    if crate::cimd::is_cimd_client_id(client_id) && !config.clients.iter().any(|c| c.client_id == client_id) {
+        return Ok(config.cimd);
+    }
+    lookup(config, client_id).map(|client| client.is_some())
 }
