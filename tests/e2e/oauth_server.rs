@@ -588,3 +588,52 @@ async fn the_metadata_is_the_mcp_profiles() {
     let inserted: serde_json::Value = client().get(format!("{issuer}/.well-known/oauth-authorization-server/mcp")).send().await.unwrap().json().await.unwrap();
     assert_eq!(&inserted, metadata, "the path-inserted form serves the same document");
 }
+
+/// A client that runs in a web page (an inspector, a web agent) calls the
+/// discovery, registration, token and revocation routes from its own origin:
+/// they answer its preflight and any origin may read them. The routes a
+/// person's browser navigates (authorize, its consent form, the callback)
+/// are not readable by other sites.
+#[tokio::test]
+async fn a_client_in_a_web_page_may_call_the_token_routes_and_nothing_else() {
+    let setup = Setup::start(|_| {}).await;
+    let issuer = setup.issuer();
+    let page = "http://inspector.example:6274";
+    let preflight = |route: &str, method: &str, headers: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, format!("{issuer}{route}"))
+            .header("origin", page)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+    let header = |response: &reqwest::Response, name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    for (route, method, headers) in [
+        ("/oauth/token", "POST", "content-type"),
+        ("/oauth/register", "POST", "content-type"),
+        ("/oauth/revoke", "POST", "content-type"),
+        ("/.well-known/oauth-authorization-server", "GET", "mcp-protocol-version"),
+        ("/oauth/jwks", "GET", ""),
+    ] {
+        let answer = preflight(route, method, headers).await.unwrap();
+        assert!(answer.status().is_success(), "{route}: {}", answer.status());
+        assert_eq!(header(&answer, "access-control-allow-origin").as_deref(), Some("*"), "{route}");
+        assert!(header(&answer, "access-control-allow-methods").is_some_and(|m| m.contains(method)), "{route}");
+        assert!(header(&answer, "access-control-allow-headers").is_some_and(|h| h.contains(headers)), "{route}");
+    }
+    // The answers themselves, errors included, are readable.
+    let token = client().post(format!("{issuer}/oauth/token")).header("origin", page).form(&[("grant_type", "password")]).send().await.unwrap();
+    assert_eq!(token.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&token, "access-control-allow-origin").as_deref(), Some("*"));
+
+    // Not the person's routes: no preflight, and nothing readable cross-origin.
+    for route in ["/oauth/authorize", "/oauth/callback"] {
+        let answer = preflight(route, "POST", "content-type").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{route}");
+        assert!(header(&answer, "access-control-allow-origin").is_none(), "{route}");
+    }
+    let pkce = Pkce::new();
+    let authorize =
+        client().get(Authorize::listed(&setup.server.resource, &pkce, 40600).url(&setup.server.endpoint("authorization_endpoint"))).send().await.unwrap();
+    assert!(header(&authorize, "access-control-allow-origin").is_none());
+}

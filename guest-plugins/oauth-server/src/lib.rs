@@ -27,6 +27,7 @@ mod cimd;
 mod clients;
 mod config;
 mod consent;
+mod cors;
 mod form;
 mod kv;
 mod metadata;
@@ -92,59 +93,67 @@ impl Server for OAuthServer {
     }
 
     fn routes(&self) -> Vec<Route> {
-        let mut routes: Vec<Route> = metadata::paths(&self.config).into_iter().map(Route::get).collect();
-        routes.extend([
-            Route::get(routes::JWKS),
-            Route::new(routes::AUTHORIZE, &["GET", "POST"]),
-            Route::post(routes::TOKEN),
-            Route::post(routes::REVOKE),
-            Route::get(routes::CALLBACK),
-        ]);
-        // Switched off, registration is not mounted at all: the gateway answers 404.
-        if self.config.registration {
-            routes.push(Route::post(routes::REGISTER));
-        }
-        routes
+        let mut paths = metadata::paths(&self.config);
+        paths.extend([routes::JWKS, routes::AUTHORIZE, routes::CALLBACK, routes::TOKEN, routes::REVOKE, routes::REGISTER].map(str::to_owned));
+        paths
+            .into_iter()
+            .filter_map(|path| {
+                let (methods, cross_origin) = self.route(&path)?;
+                let options: &[&str] = if cross_origin { &["OPTIONS"] } else { &[] };
+                Some(Route::new(path, &[methods, options].concat()))
+            })
+            .collect()
     }
 
     fn handle(&self, request: &Request) -> Response {
         let path = request.path();
         let method = request.method();
-        let expected = match path.as_str() {
-            routes::TOKEN | routes::REVOKE | routes::REGISTER => "POST",
-            routes::AUTHORIZE => "GET, POST",
-            _ => "GET",
+        let Some((methods, cross_origin)) = self.route(&path) else {
+            return Response::new(404);
         };
-        if !expected.split(", ").any(|m| m == method) {
-            return Response::new(405).header("allow", expected);
+        if cross_origin && method == "OPTIONS" {
+            return cors::preflight(methods);
         }
-        match path.as_str() {
+        if !methods.contains(&method.as_str()) {
+            return Response::new(405).header("allow", methods.join(", "));
+        }
+        let answer = match path.as_str() {
             routes::JWKS => self.jwks(),
             routes::AUTHORIZE if method == "POST" => self.consented(request),
             routes::AUTHORIZE => self.authorize(request),
             routes::CALLBACK => self.callback(request),
             routes::TOKEN => self.token(request),
             routes::REVOKE => self.revoke(request),
-            routes::REGISTER if self.config.registration => self.register(request),
-            other if metadata::paths(&self.config).iter().any(|p| p == other) => Response::new(200)
-                .json(&metadata::document(&self.config))
-                .header("cache-control", "public, max-age=300")
-                .header("access-control-allow-origin", "*"),
-            _ => Response::new(404),
-        }
+            routes::REGISTER => self.register(request),
+            _ => Response::new(200).json(&metadata::document(&self.config)).header("cache-control", "public, max-age=300"),
+        };
+        if cross_origin { cors::allow_any_origin(answer) } else { answer }
     }
 }
 
 impl OAuthServer {
+    /// The methods the route `path` answers, and whether pages of other
+    /// origins may call it (`cors`); `None`: not a route of this server.
+    /// (Switched off, registration is not mounted at all: the gateway answers 404.)
+    fn route(&self, path: &str) -> Option<(&'static [&'static str], bool)> {
+        match path {
+            routes::AUTHORIZE => Some((&["GET", "POST"], false)),
+            routes::CALLBACK => Some((&["GET"], false)),
+            routes::TOKEN | routes::REVOKE => Some((&["POST"], true)),
+            routes::REGISTER if self.config.registration => Some((&["POST"], true)),
+            routes::JWKS => Some((&["GET"], true)),
+            other if metadata::paths(&self.config).iter().any(|p| p == other) => Some((&["GET"], true)),
+            _ => None,
+        }
+    }
+
     fn tokens<'a>(&'a self, sign: &'a dyn Fn(&str) -> Result<String, String>) -> Tokens<'a> {
         Tokens { config: &self.config, kv: &kv::HostStore, now: now(), sign, client_known: clients::still_trusted, warn: log::warn }
     }
 
     fn jwks(&self) -> Response {
         match signing::jwks() {
-            Ok(jwks) => {
-                Response::new(200).body("application/json", jwks).header("cache-control", "public, max-age=300").header("access-control-allow-origin", "*")
-            }
+            Ok(jwks) => Response::new(200).body("application/json", jwks).header("cache-control", "public, max-age=300"),
             Err(e) => {
                 log::error(&format!("the key set: {e}"));
                 oauth_error(500, "server_error", "the key set is not available")
