@@ -12,16 +12,8 @@ use reqwest::StatusCode;
 
 /// Registers a public client with `redirect_uri` and `name`; its id.
 async fn register(setup: &Setup, redirect_uri: &str, name: &str) -> String {
-    let answer: serde_json::Value = client()
-        .post(setup.server.endpoint("registration_endpoint"))
-        .json(&serde_json::json!({"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none", "client_name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["client_id"].as_str().unwrap_or_else(|| panic!("{answer}")).to_owned()
+    let metadata = serde_json::json!({"redirect_uris": [redirect_uri], "token_endpoint_auth_method": "none", "client_name": name});
+    portcullis_tests::oauth::register(&setup.server, metadata).await
 }
 
 /// A gateway whose store is `redis`.

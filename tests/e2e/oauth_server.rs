@@ -10,7 +10,7 @@ use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
     Authorize, Browser, CompanyIdp, Consent, Discovered, HeaderReportingMcpServer, LISTED_CLIENT, Landing, Pkce, ServerPolicy, Stored, client, jwt_parts,
-    listed_code, login, mcp_status, prepare_dir, random, redeem, refresh, sdk_client, token,
+    listed_code, login, mcp_status, prepare_dir, random, redeem, refresh, register, sdk_client, token,
 };
 use portcullis_tests::redis::RedisServer;
 use reqwest::StatusCode;
@@ -181,16 +181,8 @@ async fn bad_authorization_requests_are_refused_and_store_nothing() {
 
     // A registered web client's https redirect URI matches exactly: another
     // port, case, a trailing slash or http are untrusted (an error page).
-    let registered: serde_json::Value = client()
-        .post(server.endpoint("registration_endpoint"))
-        .json(&serde_json::json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "application_type": "web"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let web_client = registered["client_id"].as_str().unwrap_or_else(|| panic!("{registered}")).to_owned();
+    let metadata = serde_json::json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "application_type": "web"});
+    let web_client = register(server, metadata).await;
     let authorize_web = |redirect_uri: &str| {
         let mut request = Authorize::listed(&server.resource, &pkce, 1);
         (request.client_id, request.redirect_uri) = (web_client.clone(), redirect_uri.to_owned());

@@ -569,6 +569,12 @@ pub async fn refresh(server: &Discovered, refresh_token: &str) -> TokenAnswer {
     .await
 }
 
+/// Registers a client (RFC 7591) with `metadata` at `server`; its `client_id`.
+pub async fn register(server: &Discovered, metadata: serde_json::Value) -> String {
+    let answer: serde_json::Value = client().post(server.endpoint("registration_endpoint")).json(&metadata).send().await.unwrap().json().await.unwrap();
+    answer["client_id"].as_str().unwrap_or_else(|| panic!("not registered: {answer}")).to_owned()
+}
+
 /// Status of an MCP `initialize` sent with `token`.
 pub async fn mcp_status(mcp_url: &str, token: &str) -> StatusCode {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"probe","version":"0"}}}"#;
