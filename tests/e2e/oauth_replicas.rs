@@ -197,12 +197,16 @@ async fn two_replicas_on_one_redis_behind_haproxy() {
     }
 
     // The whole flow through HAProxy, several times (round robin spreads each over both).
-    for port in [41002, 41003, 41004] {
+    let admitted = |replica: &Replica| replica.log().matches("request admitted").count();
+    let before: Vec<usize> = d.replicas.iter().map(admitted).collect();
+    for port in [41002, 41003, 41004, 41005] {
         let (request, code) = code(&d.server, &pkce, port).await;
         let answer = redeem(&d.server, &request, &code, &pkce.verifier).await;
         assert_eq!(mcp_status(&d.mcp_url(), &answer.access_token()).await, StatusCode::OK);
         assert_eq!(refresh(&d.server, &answer.refresh_token()).await.status, StatusCode::OK);
     }
+    let after: Vec<usize> = d.replicas.iter().map(admitted).collect();
+    assert!(before.iter().zip(&after).all(|(b, a)| a > b), "HAProxy sent MCP requests to both replicas: {before:?} -> {after:?}");
 
     // One code redeemed on both replicas at once: exactly one succeeds.
     for round in 0..3 {
