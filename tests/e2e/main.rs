@@ -28,6 +28,7 @@ mod oidc_refetch;
 mod plugin_kit;
 mod plugin_redirect;
 mod plugins;
+mod prometheus;
 mod proxy;
 mod registry_logout;
 mod registry_token;

@@ -62,6 +62,11 @@ impl Metrics {
         let call_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-6, 4.0, 11)));
         let faults = Family::<FaultLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        // Both results exist (at 0) from the start: a series born at 1 has no
+        // increase, so an alert on the first failed reload would never fire.
+        for result in ["success", "failure"] {
+            let _ = reloads.get_or_create(&ReloadLabels { result });
+        }
         registry.register("requests", "Requests by workload and outcome", requests.clone());
         registry.register("component_call_seconds", "Duration of component calls", call_seconds.clone());
         registry.register("component_faults", "Component calls that failed (trap, deadline, memory limit, ...)", faults.clone());
