@@ -9,6 +9,7 @@ mod chain;
 mod cli;
 mod component_cache;
 mod conformance;
+mod deploy_manifests;
 mod edges;
 mod fair_lanes;
 mod faults;
