@@ -112,6 +112,17 @@ impl Metrics {
         registry.register("slow_lane_not_started", "Component calls the slow lane was too busy to start by their deadline", lane.not_started.clone());
     }
 
+    /// Registers the key-value store's count of operations answered
+    /// `unavailable` (one per process: see `store::Stores`).
+    pub fn store(&self, unavailable: &Counter) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register(
+            "store_unavailable",
+            "Store operations answered unavailable (the backend unreachable, failing, or too slow for the call's deadline)",
+            unavailable.clone(),
+        );
+    }
+
     /// Adds metrics read on each scrape (e.g. the instance pool's).
     pub fn add_collector(&self, collector: Box<dyn prometheus_client::collector::Collector>) {
         self.registry.lock().unwrap_or_else(|p| p.into_inner()).register_collector(collector);

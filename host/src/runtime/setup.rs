@@ -55,6 +55,7 @@ impl Host {
                 metrics.slow_lane(runtime.slow_lane().metrics());
                 let services = Services::new(Arc::new(store));
                 metrics.add_collector(Box::new(cache::CacheMetrics(services.cache.clone())));
+                metrics.store(services.store.unavailable());
                 (runtime, services)
             }
             Purpose::Check { home } => (Runtime::new(Some(cache_of(home)))?, Services::for_check(Arc::new(SecretStore::in_home(home)))),
