@@ -8,6 +8,7 @@ pub mod login;
 pub mod node;
 pub mod oauth;
 pub mod plugin;
+pub mod prometheus;
 pub mod redis;
 pub mod registry;
 pub mod threads;

@@ -62,6 +62,11 @@ impl Metrics {
         let call_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1e-6, 4.0, 11)));
         let faults = Family::<FaultLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        // Both results exist (at 0) from the start: a series born at 1 has no
+        // increase, so an alert on the first failed reload would never fire.
+        for result in ["success", "failure"] {
+            let _ = reloads.get_or_create(&ReloadLabels { result });
+        }
         registry.register("requests", "Requests by workload and outcome", requests.clone());
         registry.register("component_call_seconds", "Duration of component calls", call_seconds.clone());
         registry.register("component_faults", "Component calls that failed (trap, deadline, memory limit, ...)", faults.clone());
@@ -105,6 +110,17 @@ impl Metrics {
         registry.register("slow_lane_wait_seconds", "Time from sending work to the slow lane to its start", lane.wait.clone());
         registry.register("slow_lane_calls", "Component calls sent to the slow lane, by why", lane.calls.clone());
         registry.register("slow_lane_not_started", "Component calls the slow lane was too busy to start by their deadline", lane.not_started.clone());
+    }
+
+    /// Registers the key-value store's count of operations answered
+    /// `unavailable` (one per process: see `store::Stores`).
+    pub fn store(&self, unavailable: &Counter) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register(
+            "store_unavailable",
+            "Store operations answered unavailable (the backend unreachable, failing, or too slow for the call's deadline)",
+            unavailable.clone(),
+        );
     }
 
     /// Adds metrics read on each scrape (e.g. the instance pool's).

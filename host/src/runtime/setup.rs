@@ -53,7 +53,10 @@ impl Host {
                 };
                 metrics.add_collector(Box::new(super::engine::PoolGauges(runtime.engine().clone())));
                 metrics.slow_lane(runtime.slow_lane().metrics());
-                (runtime, Services::new(Arc::new(store)))
+                let services = Services::new(Arc::new(store));
+                metrics.add_collector(Box::new(cache::CacheMetrics(services.cache.clone())));
+                metrics.store(services.store.unavailable());
+                (runtime, services)
             }
             Purpose::Check { home } => (Runtime::new(Some(cache_of(home)))?, Services::for_check(Arc::new(SecretStore::in_home(home)))),
             Purpose::Login { home } => (Runtime::new(Some(cache_of(home)))?, Services::new(Arc::new(SecretStore::in_home(home)))),

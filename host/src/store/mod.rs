@@ -18,6 +18,7 @@ pub use redis::{RedisCredentials, RedisStore};
 pub use settings::{Backend, SettingsProblem, StoreBackend, StoreFile, StoreSettings};
 
 use crate::secrets::{ExposeSecret, SecretStore};
+use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +115,8 @@ pub struct Namespace {
     store: Arc<Store>,
     /// The full-key prefix, ending in `:`.
     prefix: Arc<str>,
+    /// Operations answered `unavailable`, shared by every namespace of a [`Stores`].
+    unavailable: Counter,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -130,7 +133,13 @@ impl Namespace {
     /// `builtin%3Aoauth-server`.
     pub fn new(store: Arc<Store>, prefix: &str, workload: &str, component: &str) -> Namespace {
         let prefix = format!("{prefix}:{}:{}:", escape(workload), escape(component));
-        Namespace { store, prefix: prefix.into() }
+        Namespace { store, prefix: prefix.into(), unavailable: Counter::default() }
+    }
+
+    /// Counts an operation answered `unavailable` (the backend unreachable,
+    /// failing, or too slow for the call's deadline).
+    pub fn count_unavailable(&self) {
+        self.unavailable.inc();
     }
 
     /// The full key of `key`, or `too-large`.
@@ -200,6 +209,8 @@ fn escape(name: &str) -> String {
 pub struct Stores {
     check: bool,
     current: Mutex<Option<Current>>,
+    /// `portcullis_store_unavailable_total`: every namespace's operations answered `unavailable`.
+    unavailable: Counter,
 }
 
 struct Current {
@@ -221,7 +232,12 @@ pub struct OpenError {
 impl Stores {
     /// `check`: `portcullis check`, which gets memory stores only.
     pub fn new(check: bool) -> Stores {
-        Stores { check, current: Mutex::new(None) }
+        Stores { check, current: Mutex::new(None), unavailable: Counter::default() }
+    }
+
+    /// The count of operations answered `unavailable`, for the metrics.
+    pub fn unavailable(&self) -> &Counter {
+        &self.unavailable
     }
 
     /// Opens the store `settings` name (or keeps the current one when it is
@@ -274,7 +290,7 @@ impl Stores {
             prefix: settings::DEFAULT_PREFIX.into(),
             store: Arc::new(Store::memory()),
         });
-        Namespace::new(current.store.clone(), &current.prefix, workload, component)
+        Namespace { unavailable: self.unavailable.clone(), ..Namespace::new(current.store.clone(), &current.prefix, workload, component) }
     }
 }
 

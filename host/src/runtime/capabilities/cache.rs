@@ -89,6 +89,30 @@ impl SharedCache {
     pub fn namespaces(&self) -> Vec<String> {
         self.spaces.lock().unwrap_or_else(|p| p.into_inner()).keys().map(|n| n.to_string()).collect()
     }
+
+    /// Each namespace's use so far and its entries and bytes, in no order
+    /// (for the metrics). Each namespace is locked on its own, briefly.
+    fn usage(&self) -> Vec<(Arc<str>, Usage, usize, usize)> {
+        let spaces: Vec<_> = self.spaces.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        spaces
+            .into_iter()
+            .map(|(name, space)| {
+                let space = space.lock().unwrap_or_else(|p| p.into_inner());
+                (name, space.usage, space.entries.len(), space.bytes)
+            })
+            .collect()
+    }
+}
+
+/// One namespace's use: what it holds, and how its reads and writes went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Usage {
+    /// Reads that found a live value.
+    hits: u64,
+    /// Reads that found nothing, or an expired value.
+    misses: u64,
+    /// Live entries dropped to make room for a write (the quota is full).
+    evictions: u64,
 }
 
 /// One namespace: the entries, and two orders over them (by expiry, and by
@@ -103,6 +127,7 @@ struct Space {
     next_stamp: u64,
     /// Keys and values of every entry.
     bytes: usize,
+    usage: Usage,
 }
 
 struct Entry {
@@ -118,11 +143,16 @@ impl Space {
     }
 
     fn get(&mut self, key: &str, now: Instant) -> Option<Arc<[u8]>> {
-        let entry = self.entries.get(key)?;
+        let Some(entry) = self.entries.get(key) else {
+            self.usage.misses += 1;
+            return None;
+        };
         if entry.expires <= now {
             self.remove(key);
+            self.usage.misses += 1;
             return None;
         }
+        self.usage.hits += 1;
         let (old, value) = (entry.stamp, entry.value.clone());
         let stamp = self.stamp();
         let key = self.by_use.remove(&old).expect("every entry has a use stamp");
@@ -150,6 +180,7 @@ impl Space {
         while self.entries.len() >= quota.entries || self.bytes + size > quota.bytes {
             let Some((_, lru)) = self.by_use.pop_first() else { break };
             self.remove(&lru);
+            self.usage.evictions += 1;
         }
         let key: Arc<str> = key.into();
         let stamp = self.stamp();
@@ -210,6 +241,63 @@ impl CacheSpace {
 
     fn delete(&self, key: &str) {
         self.lock().remove(key);
+    }
+}
+
+/// Every namespace's use on each metrics scrape, labelled by its chain entry
+/// (the parts of `workload/position/component`, names from the policy):
+/// `cache_hits_total`, `cache_misses_total`, `cache_evictions_total`,
+/// `cache_entries`, `cache_bytes`. Components keep JWKS, discovery documents
+/// and verified tokens here: this is the gateway's token cache.
+pub struct CacheMetrics(pub Arc<SharedCache>);
+
+impl std::fmt::Debug for CacheMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheMetrics")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct CacheLabels {
+    workload: String,
+    position: String,
+    component: String,
+}
+
+impl prometheus_client::collector::Collector for CacheMetrics {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType::{Counter, Gauge};
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        // Each namespace's labels and values, in the order of `METRICS`.
+        let mut spaces: Vec<(CacheLabels, [u64; 5])> = Vec::new();
+        for (name, usage, entries, bytes) in self.0.usage() {
+            let mut parts = name.splitn(3, '/');
+            let labels = match (parts.next(), parts.next(), parts.next()) {
+                (Some(w), Some(p), Some(c)) => CacheLabels { workload: w.to_owned(), position: p.to_owned(), component: c.to_owned() },
+                _ => CacheLabels { workload: name.to_string(), position: String::new(), component: String::new() },
+            };
+            spaces.push((labels, [usage.hits, usage.misses, usage.evictions, entries as u64, bytes as u64]));
+        }
+        const METRICS: [(&str, &str, prometheus_client::metrics::MetricType); 5] = [
+            ("cache_hits", "Reads of the components' cache that found a live value", Counter),
+            ("cache_misses", "Reads of the components' cache that found nothing or an expired value", Counter),
+            ("cache_evictions", "Live cache entries dropped to make room (the namespace's quota is full)", Counter),
+            ("cache_entries", "Entries in the components' cache", Gauge),
+            ("cache_bytes", "Bytes of keys and values in the components' cache", Gauge),
+        ];
+        for (i, (name, help, kind)) in METRICS.into_iter().enumerate() {
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+            for (labels, values) in &spaces {
+                let metric = family.encode_family(labels)?;
+                match kind {
+                    Counter => ConstCounter::new(values[i]).encode(metric)?,
+                    _ => ConstGauge::new(values[i] as i64).encode(metric)?,
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -359,6 +447,33 @@ mod tests {
         s.set("k", vec![0; 10], MINUTE).unwrap();
         assert_eq!(s.set("k", vec![0; MAX_VALUE_BYTES + 1], MINUTE), Err(NotStored::TooLarge));
         assert_eq!(usage(&s), (0, 0), "so does a value too large to keep");
+    }
+
+    #[test]
+    fn hits_misses_and_evictions_are_counted_per_namespace_and_scraped() {
+        let cache = Arc::new(SharedCache::default());
+        let s = space(&cache, "w/inbound[0]/builtin:oidc-verifier", 1 << 20, 2);
+        let _quiet = space(&cache, "w/outbound[0]/inject", 1 << 20, 2);
+        s.set("a", b"1".to_vec(), MINUTE).unwrap();
+        s.set("b", b"2".to_vec(), MINUTE).unwrap();
+        assert!(s.get("a").is_some() && s.get("a").is_some());
+        assert!(s.get("nothing").is_none());
+        s.set("c", b"3".to_vec(), MINUTE).unwrap(); // evicts `b`, the least recently used
+        assert!(s.get("b").is_none());
+        s.set("short", b"4".to_vec(), Duration::from_nanos(1)).unwrap(); // evicts `a`
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(s.get("short").is_none(), "expired: a miss, not an eviction");
+
+        let mut registry = prometheus_client::registry::Registry::with_prefix("portcullis");
+        registry.register_collector(Box::new(CacheMetrics(cache.clone())));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let labels = r#"{workload="w",position="inbound[0]",component="builtin:oidc-verifier"}"#;
+        for (name, value) in [("hits_total", 2), ("misses_total", 3), ("evictions_total", 2), ("entries", 1), ("bytes", 2)] {
+            assert!(text.contains(&format!("portcullis_cache_{name}{labels} {value}\n")), "cache_{name} {value} in\n{text}");
+        }
+        let quiet = r#"{workload="w",position="outbound[0]",component="inject"}"#;
+        assert!(text.contains(&format!("portcullis_cache_hits_total{quiet} 0\n")), "{text}");
     }
 
     #[test]

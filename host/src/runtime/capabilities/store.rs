@@ -60,6 +60,9 @@ impl HostState {
             store::StoreError::TooLarge => StoreError::TooLarge,
             store::StoreError::Unavailable(why) => {
                 tracing::warn!(operation = what, why = %why, "a store operation failed");
+                if let Some(namespace) = &self.caps.store {
+                    namespace.count_unavailable();
+                }
                 StoreError::Unavailable(why)
             }
         })

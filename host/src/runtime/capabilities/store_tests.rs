@@ -54,6 +54,8 @@ async fn a_call_past_its_deadline_gets_unavailable() {
     let mut s = state(&services, "mcp", "builtin:oauth-server", true);
     s.deadline = Some(std::time::Instant::now());
     assert!(matches!(Host::put(&mut s, "k".into(), b"v".to_vec(), 60).await, Err(StoreError::Unavailable(why)) if why.contains("deadline")));
+    assert_eq!(services.store.unavailable().get(), 1, "counted for the metrics");
     s.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
     Host::put(&mut s, "k".into(), b"v".to_vec(), 60).await.unwrap();
+    assert_eq!(services.store.unavailable().get(), 1, "a served operation is not counted");
 }
