@@ -25,14 +25,13 @@ use tracing::Instrument;
 /// Handles one request on `workload` and counts its outcome. Everything logged
 /// while it runs (by the gateway or by a component) carries its span: the
 /// workload, the method and the request id, which also goes upstream and back
-/// to the client as `X-Request-Id`. The span is also the exported trace's
-/// root ([`crate::telemetry`]): the route, status and outcome are recorded on it.
+/// to the client as `X-Request-Id`. While exporting, the span is also the
+/// trace's root ([`crate::telemetry::request`]).
 pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
-    let started = std::time::Instant::now();
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
     let span = tracing::info_span!(
         "request",
-        otel.kind = "server",
+        otel.kind = tracing::field::Empty,
         workload = %workload.name,
         method = %request.method(),
         request_id = %request_id::text(&id),
@@ -40,11 +39,7 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
         status = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
-    // Before the span is entered, so that every child is in the client's trace.
-    if workload.trust_trace_context && crate::telemetry::enabled() {
-        crate::telemetry::context::continue_from_client(&span, request.headers());
-    }
-    let method = request.method().clone();
+    let exported = crate::telemetry::request::start(&span, request.headers(), request.method(), workload.trust_trace_context);
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
     let (mut response, outcome) = match run(workload, request, conn).instrument(span.clone()).await {
@@ -67,8 +62,9 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
         }
     };
     workload.metrics.request(outcome);
-    span.record("status", i64::from(response.status().as_u16())).record("outcome", outcome);
-    crate::telemetry::metrics::request_duration(&workload.name, &method, conn.scheme, response.status(), started.elapsed());
+    if let Some(exported) = exported {
+        exported.finish(&span, &workload.name, conn.scheme, response.status(), outcome);
+    }
     response.headers_mut().entry(request_id::HEADER).or_insert(id);
     response
 }
@@ -92,8 +88,10 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //     and PKCE; the Host check above still holds.
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
         // The path is one the server declared (matched exactly), not the client's text.
-        tracing::Span::current().record("route", parts.uri.path());
         let span = crate::telemetry::span!("server.route", route = parts.uri.path());
+        if crate::telemetry::enabled() {
+            tracing::Span::current().record("route", parts.uri.path());
+        }
         let request = Request::from_parts(parts, body);
         let answered = routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace).instrument(span).await;
         return answered.map(|response| (response, "served"));

@@ -7,6 +7,8 @@
 //!   the one subscriber ([`layer`]) turns exactly those into OpenTelemetry
 //!   spans: no events (log lines can carry details, and would cost an
 //!   allocation each), nothing from other crates.
+//! - **The request's export** ([`request`]): its kind, status and outcome,
+//!   and its duration, recorded only while exporting.
 //! - **Trace context** ([`context`]): W3C `traceparent`/`tracestate` read
 //!   from clients the workload trusts (`trust_trace_context`), and sent to
 //!   the upstream.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod context;
 mod export;
 pub mod metrics;
+pub mod request;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +83,10 @@ impl Telemetry {
             .with_target(false)
             .with_level(false)
             .with_tracked_inactivity(false)
+            // The OpenTelemetry context is read from the span where it is
+            // needed (`context::to_upstream`), not from a thread-local set at
+            // every poll of every instrumented future.
+            .with_context_activation(false)
             .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
                 meta.is_span() && meta.target().starts_with("portcullis") && SPANS.contains(&meta.name())
             }))
