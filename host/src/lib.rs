@@ -29,6 +29,8 @@
 //! - [`gateway`]: the running gateway — the current snapshot, reload on SIGHUP
 //!   and file change, graceful shutdown.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`telemetry`]: OpenTelemetry export (OTLP/HTTP) of the request's spans
+//!   and the metrics, W3C trace context; off unless an endpoint is configured.
 //! - [`secrets`]: the encrypted secret store (AES-256-GCM; key from the OS
 //!   keychain or Argon2id from a password).
 //! - [`store`]: the key-value store behind the `store` import (memory or
@@ -70,3 +72,4 @@ pub mod secrets;
 pub mod signing;
 pub mod store;
 mod task;
+pub mod telemetry;

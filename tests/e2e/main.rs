@@ -39,6 +39,7 @@ mod shared_key;
 mod shared_key_twice;
 mod slow_body;
 mod store_redis;
+mod telemetry;
 
 /// A client that never uses an environment proxy.
 pub fn client() -> reqwest::Client {

@@ -2,6 +2,7 @@
 //! component names) or from a fixed set in this code — never from request data,
 //! so a client cannot create series or smuggle text into the metrics.
 
+use crate::telemetry::metrics::{self as telemetry, CounterTwin, HistogramTwin};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -77,13 +78,20 @@ impl Metrics {
     /// Request counters for one workload, one per outcome (a fixed label such
     /// as `forwarded` or `denied`), resolved once at policy load.
     pub fn workload(&self, workload: &str, outcomes: &[&'static str]) -> WorkloadMetrics {
-        let requests =
-            outcomes.iter().map(|&outcome| (outcome, self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).clone())).collect();
+        let requests = outcomes
+            .iter()
+            .map(|&outcome| {
+                let counter = self.requests.get_or_create(&RequestLabels { workload: workload.to_owned(), outcome }).clone();
+                (outcome, counter, telemetry::requests(workload, outcome))
+            })
+            .collect();
         WorkloadMetrics { requests }
     }
 
     pub fn reload(&self, ok: bool) {
-        self.reloads.get_or_create(&ReloadLabels { result: if ok { "success" } else { "failure" } }).inc();
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
+        telemetry::reload(result);
     }
 
     /// Handles for one chain position, resolved once at policy load.
@@ -95,10 +103,11 @@ impl Metrics {
             .iter()
             .map(|&(kind, blame)| {
                 let labels = FaultLabels { workload: workload.to_owned(), component: component.to_owned(), kind, blame };
-                (kind, self.faults.get_or_create(&labels).clone())
+                (kind, self.faults.get_or_create(&labels).clone(), telemetry::faults(workload, component, kind, blame))
             })
             .collect();
-        PluginMetrics { latency: self.call_seconds.get_or_create(&labels).clone(), faults }
+        let latency = self.call_seconds.get_or_create(&labels).clone();
+        PluginMetrics { latency, latency_twin: telemetry::call_seconds(workload, component), faults }
     }
 
     /// Registers the slow lane's metrics (one lane per process: see `runtime::slow_lane`).
@@ -137,17 +146,20 @@ impl Metrics {
     }
 }
 
-/// One workload's request counters.
+/// One workload's request counters (with their OTLP twins while exporting: `telemetry::metrics`).
 #[derive(Clone, Default)]
 pub struct WorkloadMetrics {
-    requests: Vec<(&'static str, Counter)>,
+    requests: Vec<(&'static str, Counter, Option<CounterTwin>)>,
 }
 
 impl WorkloadMetrics {
     /// Counts one finished request with `outcome` (one of those given to [`Metrics::workload`]).
     pub fn request(&self, outcome: &str) {
-        if let Some((_, counter)) = self.requests.iter().find(|(o, _)| *o == outcome) {
+        if let Some((_, counter, twin)) = self.requests.iter().find(|(o, ..)| *o == outcome) {
             counter.inc();
+            if let Some(twin) = twin {
+                twin.add_one();
+            }
         }
     }
 }
@@ -155,16 +167,28 @@ impl WorkloadMetrics {
 /// One chain position's metric handles.
 #[derive(Clone)]
 pub struct PluginMetrics {
-    pub latency: Histogram,
+    latency: Histogram,
+    latency_twin: Option<HistogramTwin>,
     /// By fault kind label.
-    faults: Vec<(&'static str, Counter)>,
+    faults: Vec<(&'static str, Counter, Option<CounterTwin>)>,
 }
 
 impl PluginMetrics {
+    /// Records one call's duration.
+    pub fn call_took(&self, seconds: f64) {
+        self.latency.observe(seconds);
+        if let Some(twin) = &self.latency_twin {
+            twin.record(seconds);
+        }
+    }
+
     /// Counts a failed call of `kind` (one of the labels given to [`Metrics::plugin`]).
     pub fn fault(&self, kind: &str) {
-        if let Some((_, counter)) = self.faults.iter().find(|(k, _)| *k == kind) {
+        if let Some((_, counter, twin)) = self.faults.iter().find(|(k, ..)| *k == kind) {
             counter.inc();
+            if let Some(twin) = twin {
+                twin.add_one();
+            }
         }
     }
 }

@@ -80,8 +80,14 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    init_logging(cli.log_format);
-    match run(cli.command) {
+    let result = match cli.command {
+        Command::Run { policy } => serve(policy, cli.log_format),
+        command => {
+            init_logging(cli.log_format, None);
+            run(command)
+        }
+    };
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -122,11 +128,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(cli_command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { policy } => {
-            let options = crate::gateway::Options::new(policy, crate::home::dir()?);
-            runtime()?.block_on(crate::gateway::run(options))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run { policy } => unreachable!("`main` runs {} itself", policy.display()),
         Command::Check { policy } => check(&policy),
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&crate::policy::json_schema())?;
@@ -170,14 +172,46 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `portcullis run`. Telemetry is read before logging starts (its layer is
+/// part of the one subscriber), and flushed after the gateway stops, while
+/// the runtime its exports run on still exists.
+fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
+    let home = crate::home::dir()?;
+    let runtime = runtime()?;
+    let (telemetry, layer) = crate::telemetry::Telemetry::for_policy(&policy, &home, runtime.handle().clone())?.unzip();
+    init_logging(format, layer);
+    let served = runtime.block_on(crate::gateway::run(crate::gateway::Options::new(policy, home)));
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn init_logging(format: LogFormat) {
+/// The log on stderr, and with `spans` the telemetry layer that exports them.
+fn init_logging(format: LogFormat, spans: Option<crate::telemetry::SpanLayer>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only for a person at a terminal: never in a file or a pipe, never with NO_COLOR (no-color.org).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if let Some(spans) = spans {
+        // `RUST_LOG` filters the log only (a per-layer filter): the exported
+        // spans are chosen by the telemetry layer's own filter, whatever the log level.
+        let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
+        let log = match format {
+            LogFormat::Text => log.with_filter(filter).boxed(),
+            LogFormat::Json => log.json().with_filter(filter).boxed(),
+        };
+        tracing_subscriber::registry().with(spans).with(log).init();
+        return;
+    }
+    // Without telemetry, the subscriber as it always was: one global filter, no per-layer bookkeeping.
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),

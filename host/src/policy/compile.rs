@@ -184,6 +184,7 @@ async fn compile_workload(
         tls,
         listen: file.listen,
         trust_request_id: file.trust_request_id,
+        trust_trace_context: file.trust_trace_context,
         public_url: public_url.clone(),
         max_body_bytes: limits.max_body_bytes,
         body_pace: limits.body_pace,

@@ -6,6 +6,7 @@ pub use crate::proxy::workload::WorkloadLimitsFile;
 pub use crate::runtime::capabilities::GrantsFile;
 pub use crate::runtime::plugin::Isolation;
 pub use crate::store::{StoreBackend, StoreFile};
+pub use crate::telemetry::TelemetryFile;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ pub struct PolicyFile {
     pub audit: Option<AuditFileSettings>,
     /// Where the `store` import keeps values (components granted `grants.store`); memory when absent.
     pub store: Option<StoreFile>,
+    /// OpenTelemetry export (OTLP/HTTP traces and metrics); none unless an endpoint is set here or in `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub telemetry: Option<TelemetryFile>,
 }
 
 /// `[audit]`: where authorization decisions are appended, one JSON line each.
@@ -131,6 +134,10 @@ pub struct WorkloadFile {
     /// of replacing it with the gateway's own. Only behind a proxy that sets it.
     #[serde(default)]
     pub trust_request_id: bool,
+    /// Continue a client's W3C trace context (`traceparent`, `tracestate`) in the
+    /// exported trace instead of starting a new one. Only behind a proxy or mesh that sets it.
+    #[serde(default)]
+    pub trust_trace_context: bool,
     /// Serve without any authenticator. Required for an empty inbound chain; logged as a warning at start.
     #[serde(default)]
     pub anonymous: bool,

@@ -36,6 +36,8 @@ pub struct Policy {
     pub trusted_keys: TrustedKeys,
     /// `[store]`, parsed (the memory store when absent).
     pub store: crate::store::StoreSettings,
+    /// `[telemetry]`, parsed (read by `portcullis run` at start).
+    pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
 impl Policy {
@@ -90,13 +92,28 @@ pub fn load_str(path: &Path, source: String) -> Result<Policy, PolicyErrors> {
     load_signing_keys(path, &mut parsed, &mut problems);
     let (lock, trusted_keys) = check_plugins(path, &file, &mut problems);
     let store = check_store(&file, &mut problems);
+    let telemetry = check_telemetry(&file, &mut problems);
     // Every value parsed exactly when no error was found.
     let workloads = match parsed.into_iter().collect::<Option<Vec<_>>>() {
         Some(workloads) if problems.errors.is_empty() => workloads,
         _ => return Err(PolicyErrors(problems.errors)),
     };
     let warnings = problems.warnings;
-    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys, store: store.unwrap_or_default() })
+    Ok(Policy { path: path.to_owned(), source, file, workloads, admin, warnings, lock, trusted_keys, store: store.unwrap_or_default(), telemetry })
+}
+
+/// Parses `[telemetry]`, each problem located at its key.
+fn check_telemetry(file: &PolicyFile, p: &mut Problems<'_>) -> crate::telemetry::TelemetrySettings {
+    crate::telemetry::TelemetrySettings::parse(file.telemetry.as_ref()).unwrap_or_else(|problems| {
+        for problem in problems {
+            let mut at = KeyPath::root().key("telemetry");
+            for part in problem.field.splitn(2, '.') {
+                at = at.key(part);
+            }
+            p.error(&at, problem.message, problem.hint);
+        }
+        Default::default()
+    })
 }
 
 /// Parses `[store]`, each problem located at its key.

@@ -246,3 +246,16 @@ fn embedded_server_needs_a_server_and_names_nothing_it_fills() {
     let errors = load(&format!("{}{server}", verifier("embedded_server = 1"))).unwrap_err().0;
     assert_eq!(errors[0].key.to_string(), "workloads[0].inbound[0].config.embedded_server");
 }
+
+#[test]
+fn telemetry_problems_are_located_at_their_keys() {
+    let src = format!("{GOOD}\n[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\nsampling_ratio = 2.0\nheader_secrets = {{ \"x-api-key\" = \"\" }}\n");
+    let err = load(&src).unwrap_err();
+    let keys: Vec<String> = err.0.iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(keys, ["telemetry.header_secrets.x-api-key", "telemetry.sampling_ratio"], "{err}");
+    assert!(err.0.iter().all(|e| e.line.is_some()), "{err}");
+    let good = load(&format!("{GOOD}\n[telemetry]\nendpoint = \"http://127.0.0.1:4318\"\n")).unwrap();
+    assert_eq!(good.telemetry.endpoint.map(String::from).as_deref(), Some("http://127.0.0.1:4318/"));
+    let trusting = load(&GOOD.replace("public_url =", "trust_trace_context = true\npublic_url =")).unwrap();
+    assert!(trusting.file.workloads[0].trust_trace_context);
+}

@@ -25,24 +25,32 @@ use tracing::Instrument;
 /// Handles one request on `workload` and counts its outcome. Everything logged
 /// while it runs (by the gateway or by a component) carries its span: the
 /// workload, the method and the request id, which also goes upstream and back
-/// to the client as `X-Request-Id`.
+/// to the client as `X-Request-Id`. While exporting, the span is also the
+/// trace's root ([`crate::telemetry::request`]).
 pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
-    let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
+    let span = tracing::info_span!(
+        "request",
+        otel.kind = tracing::field::Empty,
+        workload = %workload.name,
+        method = %request.method(),
+        request_id = %request_id::text(&id),
+        route = tracing::field::Empty,
+        status = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let exported = crate::telemetry::request::start(&span, request.headers(), request.method(), workload.trust_trace_context);
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
-    let mut response = match run(workload, request, conn).instrument(span).await {
-        Ok((response, outcome)) => {
-            workload.metrics.request(outcome);
-            response
-        }
+    let (mut response, outcome) = match run(workload, request, conn).instrument(span.clone()).await {
+        Ok((response, outcome)) => (response, outcome),
         Err(error) => {
-            workload.metrics.request(error.reason());
             tracing::debug!(workload = %workload.name, reason = error.reason(), request_id = %request_id::text(&id), "request refused");
             // A refused body may be unread, or trickling in: whoever sends one
             // pays a new connection for the next, and keeps no slot.
             // HTTP/1.1 says so on the answer, so the client does not send its
             // next request on a connection that is closing (HTTP/2: GOAWAY).
+            let reason = error.reason();
             let mut response = error.into_response();
             if carries_body {
                 conn.close_after_response();
@@ -50,9 +58,13 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
                     response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                 }
             }
-            response
+            (response, reason)
         }
     };
+    workload.metrics.request(outcome);
+    if let Some(exported) = exported {
+        exported.finish(&span, &workload.name, conn.scheme, response.status(), outcome);
+    }
     response.headers_mut().entry(request_id::HEADER).or_insert(id);
     response
 }
@@ -75,8 +87,14 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //     provider's back to the callback), protected by OAuth's own `state`
     //     and PKCE; the Host check above still holds.
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
+        // The path is one the server declared (matched exactly), not the client's text.
+        let span = crate::telemetry::span!("server.route", route = parts.uri.path());
+        if crate::telemetry::enabled() {
+            tracing::Span::current().record("route", parts.uri.path());
+        }
         let request = Request::from_parts(parts, body);
-        return routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace).await.map(|response| (response, "served"));
+        let answered = routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace).instrument(span).await;
+        return answered.map(|response| (response, "served"));
     }
     check_origin(workload, &parts)?;
     if let Some(resource) = workload.protected_resource.as_ref().filter(|r| r.serves(parts.uri.path())) {
@@ -200,7 +218,16 @@ async fn upstream(
     conn: &ConnectionInfo,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
-    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).await?;
+    // While exporting: a span to the response head, whose context goes upstream.
+    let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
+    if crate::telemetry::enabled() {
+        crate::telemetry::context::to_upstream(&span, &mut parts.headers);
+    }
+    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).instrument(span.clone()).await;
+    if let Ok(response) = &response {
+        span.record("status", i64::from(response.status().as_u16()));
+    }
+    let response = response?;
     if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
     }

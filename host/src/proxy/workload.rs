@@ -48,6 +48,8 @@ pub struct Workload {
     pub connections: ConnectionLimits,
     /// Keep a client-sent `X-Request-Id` rather than minting one.
     pub trust_request_id: bool,
+    /// Continue a client's W3C trace context (exported traces only).
+    pub trust_trace_context: bool,
 }
 
 /// How an MCP workload reads and authorizes its messages.

@@ -124,7 +124,7 @@ impl LoginSession {
 async fn within_deadline<R>(store: &mut Store<HostState>, call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>) -> anyhow::Result<R> {
     store.data_mut().begin_call(std::time::Instant::now() + CALL_DEADLINE);
     store.set_epoch_deadline(1);
-    let span = super::plugin::call_span(&store.data().caps.label, "login", None);
+    let span = super::plugin::call_span(&store.data().caps.label, "login", super::plugin::Role::Injector.world(), None);
     let outcome = tokio::time::timeout(CALL_DEADLINE, call(store)).instrument(span).await;
     store.data_mut().end_call();
     match outcome {

@@ -66,6 +66,16 @@ impl Role {
             Role::Server => "server",
         }
     }
+
+    /// The WIT world a component of this role targets (exported spans).
+    pub fn world(self) -> &'static str {
+        match self {
+            Role::Authenticator => "authenticator",
+            Role::Injector => "credential-injector",
+            Role::Authorizer => "authorizer",
+            Role::Server => "authorization-server",
+        }
+    }
 }
 
 /// The longest deadline a component call may be given (`limits.deadline_ms`), in milliseconds.
@@ -362,7 +372,12 @@ impl Plugin {
 
     /// Asks an authenticator for its verdict on `request`.
     pub async fn authenticate(self: &Arc<Self>, request: &Arc<RequestData>) -> Result<Verdict, PluginFault> {
-        self.call(request, Question::Authenticate, |answer| match answer {
+        let label = |verdict: &Verdict| match verdict {
+            Verdict::Abstain => "abstain",
+            Verdict::Allow { .. } => "allow",
+            Verdict::Deny(_) => "deny",
+        };
+        self.call(request, Question::Authenticate, label, |answer| match answer {
             Answer::Verdict(verdict) => Verdict::check(verdict, &self.manifest),
             _ => unreachable!("an authenticator answers with a verdict"),
         })
@@ -371,7 +386,11 @@ impl Plugin {
 
     /// Asks an injector for its header edits on `request`.
     pub async fn inject(self: &Arc<Self>, request: &Arc<RequestData>) -> Result<Injection, PluginFault> {
-        self.call(request, Question::Inject, |answer| match answer {
+        let label = |injection: &Injection| match injection {
+            Injection::Forward(_) => "forward",
+            Injection::Deny(_) => "deny",
+        };
+        self.call(request, Question::Inject, label, |answer| match answer {
             Answer::Injection(injection) => Injection::check(injection, &self.manifest),
             _ => unreachable!("an injector answers with an injection"),
         })
@@ -381,7 +400,12 @@ impl Plugin {
     /// Asks an authorizer about `call` (one call of the request, or an item of a list).
     pub async fn authorize(self: &Arc<Self>, request: &Arc<RequestData>, identity: Option<&wit::Identity>, call: &McpCall) -> Result<Decision, PluginFault> {
         let question = Question::Authorize { identity: identity.map(Cow::Borrowed), call: Cow::Borrowed(call) };
-        self.call(request, question, |answer| match answer {
+        let label = |decision: &Decision| match decision {
+            Decision::Allow { .. } => "allow",
+            Decision::Deny { .. } => "deny",
+            Decision::StepUp(_) => "step-up",
+        };
+        self.call(request, question, label, |answer| match answer {
             Answer::Decision(decision) => Decision::check(decision),
             _ => unreachable!("an authorizer answers with a decision"),
         })
@@ -392,28 +416,44 @@ impl Plugin {
     /// and checks its response with `check`: a response that does not pass is
     /// the component's fault, as a malformed verdict is.
     pub async fn serve<R>(self: &Arc<Self>, request: &Arc<RequestData>, check: impl FnOnce(ServeResponse) -> Result<R, String>) -> Result<R, PluginFault> {
-        self.call(request, Question::Serve, |answer| match answer {
-            Answer::Response(response) => check(response),
-            _ => unreachable!("a server answers with a response"),
-        })
+        self.call(
+            request,
+            Question::Serve,
+            |_| "response",
+            |answer| match answer {
+                Answer::Response(response) => check(response),
+                _ => unreachable!("a server answers with a response"),
+            },
+        )
         .await
     }
 
     /// The span of a call to this component, or of its `init` at load.
     fn span(&self, request: Option<&RequestData>) -> tracing::Span {
         let request_id = request.and_then(|r| r.headers.get("x-request-id")).and_then(|v| v.to_str().ok());
-        call_span(&self.label, self.role.label(), request_id)
+        call_span(&self.label, self.role.label(), self.role.world(), request_id)
     }
 
-    /// Asks the component `question` within the deadline, in its `plugin.call` span.
+    /// Asks the component `question` within the deadline, in its `plugin.call`
+    /// span; while exporting, the span gets the answer's `label` (its verdict)
+    /// or the fault's kind.
     async fn call<R>(
         self: &Arc<Self>,
         request: &Arc<RequestData>,
         question: Question<'_>,
+        label: impl FnOnce(&R) -> &'static str,
         check: impl FnOnce(Answer) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
         let span = self.span(Some(request));
-        self.call_in_span(request, question, check).instrument(span).await
+        let result = self.call_in_span(request, question, check).instrument(span.clone()).await;
+        // Only for export: the log's span needs neither, and recording costs a formatting.
+        if crate::telemetry::enabled() {
+            match &result {
+                Ok(answer) => span.record("verdict", label(answer)),
+                Err(fault) => span.record("fault", fault.kind.label()).record("blame", fault.kind.blame()),
+            };
+        }
+        result
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if
@@ -468,7 +508,7 @@ impl Plugin {
                 Err(PluginFault { kind: FaultKind::BadVerdict, detail })
             }
         });
-        self.metrics.latency.observe(started.elapsed().as_secs_f64());
+        self.metrics.call_took(started.elapsed().as_secs_f64());
         if let Err(fault) = &result {
             self.record(fault);
         }
@@ -673,8 +713,21 @@ impl Plugin {
 /// `RUST_LOG=warn`. An enabled span costs about 7 allocations per call (the
 /// formatted fields), so a filter that keeps errors only (the allocation
 /// test's, tests/alloc) opens none, and a fault logged then names no component.
-pub(crate) fn call_span(label: &PluginLabel, role: &'static str, request_id: Option<&str>) -> tracing::Span {
-    tracing::warn_span!("plugin.call", workload = %label.workload, component = %label.component, role, request_id)
+///
+/// Exported ([`crate::telemetry`]) as the request's child, with the WIT
+/// world, and the verdict or the fault recorded when the call ends.
+pub(crate) fn call_span(label: &PluginLabel, role: &'static str, world: &'static str, request_id: Option<&str>) -> tracing::Span {
+    tracing::warn_span!(
+        "plugin.call",
+        workload = %label.workload,
+        component = %label.component,
+        role,
+        world,
+        request_id,
+        verdict = tracing::field::Empty,
+        fault = tracing::field::Empty,
+        blame = tracing::field::Empty,
+    )
 }
 
 /// What guest code does at each epoch tick: give the executor back (so a

@@ -25,7 +25,7 @@ fn a_line_logged_during_a_call_names_the_component_under_a_warn_filter() {
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_ansi(false).with_writer(move || writer.clone()).finish();
     tracing::subscriber::with_default(subscriber, || {
         let label = PluginLabel { workload: "tools".into(), component: "api-key-db".into() };
-        call_span(&label, Role::Authenticator.label(), Some("req-1")).in_scope(|| tracing::warn!("refused a secret read"));
+        call_span(&label, Role::Authenticator.label(), Role::Authenticator.world(), Some("req-1")).in_scope(|| tracing::warn!("refused a secret read"));
     });
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     for field in ["plugin.call", "workload=tools", "component=api-key-db", "role=\"authenticator\"", "request_id=\"req-1\"", "refused a secret read"] {

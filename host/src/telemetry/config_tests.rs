@@ -1,0 +1,56 @@
+use super::*;
+
+fn file(toml_text: &str) -> TelemetryFile {
+    toml::from_str(toml_text).unwrap()
+}
+
+fn no_secret(name: &str) -> anyhow::Result<String> {
+    anyhow::bail!("no secret {name}")
+}
+
+#[test]
+fn off_unless_an_endpoint_is_named() {
+    let none = |_: &str| None;
+    assert!(Export::resolve(&TelemetrySettings::default(), &none, no_secret).unwrap().is_none());
+    let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://collector:4318".to_owned());
+    let export = Export::resolve(&TelemetrySettings::default(), &env, no_secret).unwrap().expect("the variable turns export on");
+    assert_eq!(export.traces_endpoint, None, "the exporter reads the variable itself");
+    let disabled = |name: &str| match name {
+        "OTEL_SDK_DISABLED" => Some("true".to_owned()),
+        _ => env(name),
+    };
+    assert!(Export::resolve(&TelemetrySettings::default(), &disabled, no_secret).unwrap().is_none());
+}
+
+#[test]
+fn the_policy_wins_over_the_environment() {
+    let settings = TelemetrySettings::parse(Some(&file(
+        "endpoint = \"http://127.0.0.1:4318/\"\nsampling_ratio = 0.5\nservice_name = \"edge\"\nheader_secrets = { authorization = \"otlp\" }",
+    )))
+    .unwrap();
+    let env = |name: &str| match name {
+        "OTEL_SERVICE_NAME" => Some("env-name".to_owned()),
+        "OTEL_TRACES_SAMPLER_ARG" => Some("0.1".to_owned()),
+        _ => None,
+    };
+    let export = Export::resolve(&settings, &env, |name| Ok(format!("value-of-{name}"))).unwrap().unwrap();
+    assert_eq!(export.traces_endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+    assert_eq!(export.metrics_endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/metrics"));
+    assert_eq!((export.sampling_ratio, export.service_name.as_str()), (0.5, "edge"));
+    assert_eq!(export.headers["authorization"], "value-of-otlp");
+    let bare = TelemetrySettings::parse(Some(&file("endpoint = \"http://c:4318\""))).unwrap();
+    let export = Export::resolve(&bare, &env, no_secret).unwrap().unwrap();
+    assert_eq!((export.sampling_ratio, export.service_name.as_str()), (0.1, "env-name"));
+}
+
+#[test]
+fn problems_name_their_key_and_never_echo_a_credential() {
+    let problems = TelemetrySettings::parse(Some(&file(
+        "endpoint = \"http://user:hunter2@c:4318\"\nsampling_ratio = 1.5\nheader_secrets = { \"bad header\" = \"x\", ok = \" \" }",
+    )))
+    .unwrap_err();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(fields, ["endpoint", "header_secrets.bad header", "header_secrets.ok", "sampling_ratio"]);
+    assert!(problems.iter().all(|p| !p.message.contains("hunter2")));
+    assert!(TelemetrySettings::parse(Some(&file("endpoint = \"ftp://c\""))).is_err());
+}
