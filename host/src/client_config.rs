@@ -5,6 +5,7 @@
 //! stdio-only Claude Desktop gets the `portcullis bridge` command, which adds
 //! the key itself (so the key is not written into its config at all).
 
+use crate::platform::{Env, Os, under, user_home};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -42,17 +43,34 @@ impl Client {
         }
     }
 
-    /// The user-level config file of this client on this platform.
-    pub fn config_path(self, home: &Path) -> PathBuf {
-        let mac = cfg!(target_os = "macos");
-        match self {
-            Client::ClaudeDesktop if mac => home.join("Library/Application Support/Claude/claude_desktop_config.json"),
-            Client::ClaudeDesktop => home.join(".config/Claude/claude_desktop_config.json"),
-            Client::ClaudeCode => home.join(".claude.json"),
-            Client::Cursor => home.join(".cursor/mcp.json"),
-            Client::Vscode if mac => home.join("Library/Application Support/Code/User/mcp.json"),
-            Client::Vscode => home.join(".config/Code/User/mcp.json"),
-        }
+    /// The user-level config file of this client on `os`, from the
+    /// environment `env` (`HOME`; on Windows `USERPROFILE` and `APPDATA`).
+    ///
+    /// | client         | macOS                                                        | Windows                                     | Linux                                      |
+    /// |----------------|--------------------------------------------------------------|---------------------------------------------|--------------------------------------------|
+    /// | Claude Desktop | `~/Library/Application Support/Claude/claude_desktop_config.json` | `%APPDATA%\Claude\claude_desktop_config.json` | `~/.config/Claude/claude_desktop_config.json` |
+    /// | Claude Code    | `~/.claude.json`                                             | `%USERPROFILE%\.claude.json`                 | `~/.claude.json`                           |
+    /// | Cursor         | `~/.cursor/mcp.json`                                         | `%USERPROFILE%\.cursor\mcp.json`             | `~/.cursor/mcp.json`                       |
+    /// | VS Code        | `~/Library/Application Support/Code/User/mcp.json`           | `%APPDATA%\Code\User\mcp.json`               | `~/.config/Code/User/mcp.json`             |
+    pub fn config_path(self, os: Os, env: Env<'_>) -> anyhow::Result<PathBuf> {
+        let home =
+            || user_home(os, env).ok_or_else(|| anyhow::anyhow!("{} is not set; give --config-file", if os == Os::Windows { "USERPROFILE" } else { "HOME" }));
+        // Electron's `appData`: where Claude Desktop and VS Code keep their settings.
+        let app_data = || -> anyhow::Result<PathBuf> {
+            match os {
+                Os::MacOs => Ok(under(home()?, &["Library", "Application Support"])),
+                Os::Windows => {
+                    env("APPDATA").filter(|v| !v.is_empty()).map(PathBuf::from).ok_or_else(|| anyhow::anyhow!("APPDATA is not set; give --config-file"))
+                }
+                Os::Linux => Ok(home()?.join(".config")),
+            }
+        };
+        Ok(match self {
+            Client::ClaudeDesktop => under(app_data()?, &["Claude", "claude_desktop_config.json"]),
+            Client::ClaudeCode => home()?.join(".claude.json"),
+            Client::Cursor => under(home()?, &[".cursor", "mcp.json"]),
+            Client::Vscode => under(app_data()?, &["Code", "User", "mcp.json"]),
+        })
     }
 }
 
@@ -138,6 +156,41 @@ mod tests {
         std::fs::write(&path, "{ not json").unwrap();
         assert!(write(Client::Vscode, &target(), &path).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{ not json");
+    }
+
+    #[test]
+    fn config_files_per_os() {
+        use std::ffi::OsString;
+        let env = |name: &str| match name {
+            "HOME" => Some(OsString::from("/Users/u")),
+            "USERPROFILE" => Some(OsString::from(r"C:\Users\u")),
+            "APPDATA" => Some(OsString::from(r"C:\Users\u\AppData\Roaming")),
+            _ => None,
+        };
+        let path = |client: Client, os| client.config_path(os, &env).unwrap();
+        let mac = |rest: &str| PathBuf::from(format!("/Users/u/{rest}"));
+        assert_eq!(path(Client::ClaudeDesktop, Os::MacOs), mac("Library/Application Support/Claude/claude_desktop_config.json"));
+        assert_eq!(path(Client::ClaudeCode, Os::MacOs), mac(".claude.json"));
+        assert_eq!(path(Client::Cursor, Os::MacOs), mac(".cursor/mcp.json"));
+        assert_eq!(path(Client::Vscode, Os::MacOs), mac("Library/Application Support/Code/User/mcp.json"));
+        assert_eq!(path(Client::ClaudeDesktop, Os::Linux), mac(".config/Claude/claude_desktop_config.json"));
+        assert_eq!(path(Client::ClaudeCode, Os::Linux), mac(".claude.json"));
+        assert_eq!(path(Client::Cursor, Os::Linux), mac(".cursor/mcp.json"));
+        assert_eq!(path(Client::Vscode, Os::Linux), mac(".config/Code/User/mcp.json"));
+        // Windows, built from its components so the test reads the same on every OS.
+        let roaming = || PathBuf::from(r"C:\Users\u\AppData\Roaming");
+        let profile = || PathBuf::from(r"C:\Users\u");
+        assert_eq!(path(Client::ClaudeDesktop, Os::Windows), roaming().join("Claude").join("claude_desktop_config.json"));
+        assert_eq!(path(Client::ClaudeCode, Os::Windows), profile().join(".claude.json"));
+        assert_eq!(path(Client::Cursor, Os::Windows), profile().join(".cursor").join("mcp.json"));
+        assert_eq!(path(Client::Vscode, Os::Windows), roaming().join("Code").join("User").join("mcp.json"));
+        // What is missing is named.
+        let bare = |_: &str| None;
+        let error = Client::Vscode.config_path(Os::Windows, &bare).unwrap_err().to_string();
+        assert!(error.contains("APPDATA"), "{error}");
+        let error = Client::Cursor.config_path(Os::Windows, &bare).unwrap_err().to_string();
+        assert!(error.contains("USERPROFILE"), "{error}");
+        assert!(Client::Cursor.config_path(Os::MacOs, &bare).unwrap_err().to_string().contains("HOME"));
     }
 
     #[test]

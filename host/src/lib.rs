@@ -44,6 +44,7 @@
 //! - [`client_config`]: MCP client configuration entries for a workload.
 //! - [`cli`]: the `portcullis` command line; `main.rs` only calls [`cli::main`].
 //! - [`home`]: the data directory (`PORTCULLIS_HOME`) and private files in it.
+//! - [`platform`]: what differs per OS (conventions, Windows ACLs).
 //! - [`origin`]: the one `Origin` type (policy, request guard, HTTP grants).
 //! - [`paths`]: the one path rule (request targets, MCP resource URIs).
 //! - [`body`]: the one body type of the proxy, the admin listener and MCP.
@@ -63,6 +64,7 @@ pub mod keys;
 pub mod mcp;
 pub mod origin;
 pub mod paths;
+pub mod platform;
 pub mod plugin_kit;
 pub mod plugins;
 pub mod policy;

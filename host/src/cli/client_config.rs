@@ -50,10 +50,7 @@ pub fn run(args: ClientConfigArgs) -> anyhow::Result<ExitCode> {
     }
     let path = match args.config_file {
         Some(path) => path,
-        None => {
-            let home = std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("HOME is not set; give --config-file"))?;
-            args.client.config_path(std::path::Path::new(&home))
-        }
+        None => args.client.config_path(crate::platform::Os::CURRENT, &crate::platform::process_env)?,
     };
     let backup = client_config::write(args.client, &target, &path)?;
     eprintln!("wrote `{}` into {}", args.workload, path.display());

@@ -154,13 +154,21 @@ fn host() -> anyhow::Result<crate::runtime::setup::Host> {
     crate::runtime::setup::Host::assemble(crate::runtime::setup::Purpose::Login { home: &crate::home::dir()? })
 }
 
-/// Opens `url` in the system browser: `$BROWSER`, else the desktop's opener.
+/// Opens `url` in the system browser: `$BROWSER`, else the desktop's opener
+/// (`open` on macOS, `explorer` on Windows, which hands a URL to the default
+/// browser without a shell to interpret it, `xdg-open` elsewhere).
 /// The URL is printed either way, so a failure here only costs a copy and paste.
 fn open_browser(url: &str) {
-    let opener = std::env::var("BROWSER")
-        .ok()
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| if cfg!(target_os = "macos") { "open" } else { "xdg-open" }.to_owned());
+    let opener = std::env::var("BROWSER").ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| {
+        if cfg!(target_os = "macos") {
+            "open"
+        } else if cfg!(windows) {
+            "explorer"
+        } else {
+            "xdg-open"
+        }
+        .to_owned()
+    });
     if let Err(e) = open_with(&opener, url) {
         eprintln!("could not start a browser with `{opener}` ({e}); open the URL above by hand");
     }

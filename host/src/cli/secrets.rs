@@ -3,7 +3,6 @@
 use crate::secrets::{ExposeSecret, ProtectionKind, SecretStore, SecretString};
 use clap::{Subcommand, ValueEnum};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,7 +24,7 @@ pub enum SecretsCommand {
         #[arg(long, value_enum)]
         to: Protection,
     },
-    /// Write the keychain key of the store to a new file (0600) to keep somewhere safe,
+    /// Write the keychain key of the store to a new file (0600; on Windows readable by you alone) to keep somewhere safe,
     /// outside the keychain; `import-key` restores it. Anyone with the file can read the store.
     ExportKey { file: PathBuf },
     /// Put a key written by `export-key` back into the OS keychain, after checking that it opens the store.
@@ -103,12 +102,8 @@ pub fn run(command: SecretsCommand) -> anyhow::Result<ExitCode> {
 /// Writes a file that must not exist yet, readable by its owner only: an export
 /// never replaces another file, and is never world-readable even for a moment.
 fn write_new_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {} ({e}); the key is written only to a new file", path.display()))?;
+    let mut file =
+        crate::home::create_new_private(path).map_err(|e| anyhow::anyhow!("cannot create {} ({e}); the key is written only to a new file", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())

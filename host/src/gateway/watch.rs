@@ -1,11 +1,14 @@
 //! Running the gateway until a signal: reload on SIGHUP and on changes to the
 //! policy file or its lock file (`portcullis plugin add|update|remove`), drain
 //! and exit on SIGTERM or Ctrl-C.
+//!
+//! Windows has no SIGHUP or SIGTERM: the gateway reloads when the policy file
+//! changes (saving it, or touching it, is the reload), and drains and exits on
+//! Ctrl-C, Ctrl-Break and the console window closing.
 
 use super::{Gateway, Options};
 use notify::{RecursiveMode, Watcher};
 use std::time::Duration;
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Changes closer together than this are one reload (editors write in steps).
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -13,13 +16,12 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let policy = options.policy.clone();
     let gateway = Gateway::start(options).await?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
+    let mut signals = signals::Signals::new()?;
     let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(1);
     let _watcher = watch_file(&policy, changed_tx);
     loop {
         tokio::select! {
-            _ = hangup.recv() => {
+            _ = signals.hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the policy");
                 let _ = gateway.reload().await;
             }
@@ -29,8 +31,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 tracing::info!("the policy or its lock file changed: reloading");
                 let _ = gateway.reload().await;
             }
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = signals.stop.recv() => break,
         }
     }
     tracing::info!("shutting down: draining in-flight requests");
@@ -54,8 +55,83 @@ fn watch_file(policy: &std::path::Path, changed: tokio::sync::mpsc::Sender<()>) 
             }
         }
     })
-    .map_err(|error| tracing::warn!(%error, "cannot watch the policy file; reload with SIGHUP"))
+    .map_err(|error| tracing::warn!(%error, "cannot watch the policy file; {}", signals::RELOAD_HINT))
     .ok()?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|error| tracing::warn!(%error, "cannot watch the policy file; reload with SIGHUP")).ok()?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|error| tracing::warn!(%error, "cannot watch the policy file; {}", signals::RELOAD_HINT)).ok()?;
     Some(watcher)
+}
+
+#[cfg(unix)]
+mod signals {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    pub const RELOAD_HINT: &str = "reload with SIGHUP";
+
+    /// SIGHUP reloads; SIGTERM or Ctrl-C (SIGINT) stops.
+    pub struct Signals {
+        pub hangup: Signal,
+        pub stop: Stop,
+    }
+
+    pub struct Stop {
+        terminate: Signal,
+    }
+
+    impl Signals {
+        pub fn new() -> std::io::Result<Signals> {
+            Ok(Signals { hangup: signal(SignalKind::hangup())?, stop: Stop { terminate: signal(SignalKind::terminate())? } })
+        }
+    }
+
+    impl Stop {
+        pub async fn recv(&mut self) {
+            tokio::select! {
+                _ = self.terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod signals {
+    use tokio::signal::windows::{CtrlBreak, CtrlClose, ctrl_break, ctrl_close};
+
+    pub const RELOAD_HINT: &str = "restart the gateway to load a changed policy";
+
+    /// No reload signal; Ctrl-C, Ctrl-Break or closing the console stops
+    /// (after a close Windows ends the process within about 5 s, drained or not).
+    pub struct Signals {
+        pub hangup: Never,
+        pub stop: Stop,
+    }
+
+    pub struct Never;
+
+    impl Never {
+        pub async fn recv(&mut self) {
+            std::future::pending::<()>().await
+        }
+    }
+
+    pub struct Stop {
+        ctrl_break: CtrlBreak,
+        close: CtrlClose,
+    }
+
+    impl Signals {
+        pub fn new() -> std::io::Result<Signals> {
+            Ok(Signals { hangup: Never, stop: Stop { ctrl_break: ctrl_break()?, close: ctrl_close()? } })
+        }
+    }
+
+    impl Stop {
+        pub async fn recv(&mut self) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = self.ctrl_break.recv() => {}
+                _ = self.close.recv() => {}
+            }
+        }
+    }
 }

@@ -20,10 +20,10 @@ pub struct AuditFile {
 }
 
 impl AuditFile {
-    /// Opens `path` for appending (created 0600) and starts its writer.
+    /// Opens `path` for appending (created private: 0600, or the user's alone
+    /// on Windows) and starts its writer.
     pub fn open(path: &Path, arguments: Vec<String>) -> std::io::Result<AuditFile> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+        let file = crate::home::open_private_append(path)?;
         let (lines, mut queue) = mpsc::channel::<Vec<u8>>(QUEUE);
         let shown = path.display().to_string();
         tokio::spawn(async move {

@@ -106,7 +106,9 @@ pub fn registry_auth(registry: &str, secrets: &SecretStore) -> RegistryAuth {
 
 fn docker_config_auth(registry: &str) -> Option<RegistryAuth> {
     use base64::Engine as _;
-    let home = std::env::var_os("DOCKER_CONFIG").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    // Docker's own rule: `DOCKER_CONFIG`, else `.docker` in the home directory (`%USERPROFILE%` on Windows).
+    let user_home = || std::env::var_os("HOME").or_else(|| if cfg!(windows) { std::env::var_os("USERPROFILE") } else { None });
+    let home = std::env::var_os("DOCKER_CONFIG").map(PathBuf::from).or_else(|| user_home().map(|h| PathBuf::from(h).join(".docker")))?;
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("config.json")).ok()?).ok()?;
     let encoded = config["auths"][registry]["auth"].as_str()?;
     let decoded = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).ok()?).ok()?;

@@ -90,6 +90,7 @@ pub const FAULTED_FOR: Duration = Duration::from_secs(1);
 /// a tenth of the CPU time of ordinary threads when they compete (at 19, a
 /// seventieth, lane work missed its deadline on a loaded machine), and a woken
 /// ordinary thread preempts them.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const NICER_BY: i32 = 10;
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -104,8 +105,14 @@ fn nanos(duration: Duration) -> u64 {
 
 /// The CPU time this thread has used, in nanoseconds (at least 1, so that 0 can mean "unknown").
 fn thread_cpu_nanos() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    (u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000)).saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0)).max(1)
+    #[cfg(unix)]
+    let nanos = {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000).saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
+    };
+    #[cfg(windows)]
+    let nanos = crate::platform::windows::thread_cpu_nanos();
+    nanos.max(1)
 }
 
 /// Lowers the calling thread's priority by [`NICER_BY`], to at most 19.

@@ -21,7 +21,6 @@ use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -95,16 +94,20 @@ enum Wait {
 /// for this long before the store is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Opens (creating, 0600, never through a symlink) a file used only to be locked.
+/// Opens (creating, 0600, never through a symlink) a file used only to be
+/// locked. On Windows the file inherits the home directory's owner-only DACL
+/// (`home::create_private_dir`), and a link is opened as itself.
 fn open_lock_file(path: &Path) -> Result<std::fs::File, SecretStoreError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
-        .open(path)
-        .map_err(|source| io("open", path, source))
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32);
+    }
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::custom_flags(&mut options, crate::platform::windows::FILE_FLAG_OPEN_REPARSE_POINT);
+    options.open(path).map_err(|source| io("open", path, source))
 }
 
 /// A held named lock (see [`SecretStore::try_lock`]); released when dropped.
@@ -438,7 +441,9 @@ impl SecretStore {
         Ok(Loaded { stamp: None, checked: Instant::now(), protection, key, entries: BTreeMap::new() })
     }
 
+    #[cfg(unix)]
     fn stamp(&self) -> Result<Option<Stamp>, SecretStoreError> {
+        use std::os::unix::fs::MetadataExt;
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
                 Ok(Some(Stamp { inode: meta.ino(), len: meta.len(), mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()) }))
@@ -446,6 +451,25 @@ impl SecretStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(io("read", &self.path, source)),
         }
+    }
+
+    /// Windows: the file index stands for the inode (a replacing rename gives
+    /// a new one), read through a handle opened for it (std opens with every
+    /// share mode, so a writer's rename is not held up).
+    #[cfg(windows)]
+    fn stamp(&self) -> Result<Option<Stamp>, SecretStoreError> {
+        use std::os::windows::fs::MetadataExt;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io("read", &self.path, source)),
+        };
+        let read = || -> std::io::Result<Stamp> {
+            let meta = file.metadata()?;
+            // FILETIME counts 100 ns.
+            Ok(Stamp { inode: crate::platform::windows::file_id(&file)?, len: meta.len(), mtime_ns: i128::from(meta.last_write_time()) * 100 })
+        };
+        read().map(Some).map_err(|source| io("read", &self.path, source))
     }
 
     /// Reads and decrypts the file. `previous` lets a reload reuse a derived key

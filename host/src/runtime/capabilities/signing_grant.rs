@@ -167,6 +167,20 @@ fn read_key_file(path: &Path) -> Result<SigningKey, LoadError> {
             ));
         }
     }
+    // Windows: the DACL is the mode; any read right outside the user, SYSTEM and
+    // Administrators (Users, Everyone, Authenticated Users...) is `mode & 0o077`.
+    #[cfg(windows)]
+    {
+        let readable_by_others = crate::platform::windows::current_user()
+            .and_then(|user| crate::platform::windows::security(&file).map(|security| security.others_rights(user) & crate::platform::acl::READ != 0))
+            .map_err(|e| (format!("cannot read the permissions of the key file {shown}: {e}"), "the path is relative to the policy file".into()))?;
+        if readable_by_others {
+            return Err((
+                format!("the key file {shown} is readable by other users than its owner (its ACL grants read access to others)"),
+                format!("`icacls {shown} /inheritance:r /grant:r %USERNAME%:F`; a private key should be readable by its owner only"),
+            ));
+        }
+    }
     let mut pem = Vec::new();
     file.by_ref()
         .take(MAX_KEY_FILE_BYTES + 1)
