@@ -178,7 +178,7 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
     let home = crate::home::dir()?;
     let runtime = runtime()?;
-    let (telemetry, layer) = crate::telemetry::Telemetry::for_policy(&policy, &home, runtime.handle().clone())?.unzip();
+    let (telemetry, layer) = telemetry(&policy, &home, runtime.handle().clone())?.unzip();
     init_logging(format, layer);
     let served = runtime.block_on(crate::gateway::run(crate::gateway::Options::new(policy, home)));
     if let Some(telemetry) = telemetry {
@@ -186,6 +186,25 @@ fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `portcullis run` exports, from the policy's `[telemetry]` and the
+/// environment, with header values from the secret store in `home`. `None`:
+/// nothing is exported (also when the policy does not load: the gateway
+/// reports why as it starts).
+fn telemetry(
+    policy: &std::path::Path,
+    home: &std::path::Path,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<Option<(crate::telemetry::Telemetry, crate::telemetry::SpanLayer)>> {
+    let settings = crate::policy::load_file(policy).map(|p| p.telemetry).unwrap_or_default();
+    let store = crate::secrets::SecretStore::in_home(home);
+    let secret = |name: &str| -> anyhow::Result<String> {
+        let value = store.get(name)?.ok_or_else(|| anyhow::anyhow!("no secret {name:?} in the store"))?;
+        Ok(secrecy::ExposeSecret::expose_secret(&value).to_owned())
+    };
+    let Some(export) = crate::telemetry::Export::resolve(&settings, &|name: &str| std::env::var(name).ok(), secret)? else { return Ok(None) };
+    crate::telemetry::Telemetry::start(&export, runtime).map(Some)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -27,7 +27,6 @@ mod export;
 pub mod metrics;
 pub mod request;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::{Layer, Registry};
 
@@ -52,21 +51,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// What `portcullis run` exports, from the policy's `[telemetry]` and
-    /// the environment, with header values from the secret store in `home`.
-    /// `None`: nothing is exported (also when the policy does not load: the
-    /// gateway reports why as it starts).
-    pub fn for_policy(policy: &Path, home: &Path, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<(Telemetry, SpanLayer)>> {
-        let settings = crate::policy::load_file(policy).map(|p| p.telemetry).unwrap_or_default();
-        let store = crate::secrets::SecretStore::in_home(home);
-        let secret = |name: &str| -> anyhow::Result<String> {
-            let value = store.get(name)?.ok_or_else(|| anyhow::anyhow!("no secret {name:?} in the store"))?;
-            Ok(secrecy::ExposeSecret::expose_secret(&value).to_owned())
-        };
-        let Some(export) = Export::resolve(&settings, &|name: &str| std::env::var(name).ok(), secret)? else { return Ok(None) };
-        Telemetry::start(&export, runtime).map(Some)
-    }
-
     /// Starts the exporters and turns the gateway's telemetry on. Returns the
     /// handle and the subscriber layer that exports the spans (for
     /// `cli::init_logging`). `runtime` is the gateway's tokio runtime.
