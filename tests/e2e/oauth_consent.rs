@@ -93,7 +93,10 @@ async fn the_consent_form_counts_only_from_the_bound_browser_on_this_origin() {
         let mut post = client().post(&endpoint).form(&allow);
         for (name, value) in [("cookie", cookies.as_deref()), ("origin", origin), ("sec-fetch-site", fetch_site)] {
             if let Some(value) = value {
-                post = post.header(name, value);
+                // Several values in one string: each is sent as a header of its own.
+                for value in value.split(" & ") {
+                    post = post.header(name, value);
+                }
             }
         }
         post.send()
@@ -104,6 +107,7 @@ async fn the_consent_form_counts_only_from_the_bound_browser_on_this_origin() {
         ("another browser's cookie", post(theirs.cookies(&endpoint), Some(&issuer), Some("same-origin")).await.unwrap()),
         ("another origin", post(mine.cookies(&endpoint), Some("http://evil.example"), None).await.unwrap()),
         ("a cross-site form", post(mine.cookies(&endpoint), None, Some("cross-site")).await.unwrap()),
+        ("two origins", post(mine.cookies(&endpoint), Some(&format!("{issuer} & http://evil.example")), Some("same-origin")).await.unwrap()),
     ];
     for (case, response) in refused {
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{case}");

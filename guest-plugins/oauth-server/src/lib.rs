@@ -194,11 +194,15 @@ impl OAuthServer {
     /// The consent page's answer (a form post to `/oauth/authorize`): in the
     /// browser the request is bound to, from this origin, or nothing happens.
     fn consented(&self, request: &Request) -> Response {
-        let header = |name: &str| request.single_header(name).ok().flatten();
-        if !consent::same_origin(header("origin").as_deref(), header("sec-fetch-site").as_deref(), &self.config.issuer) {
+        // A header sent twice is read as neither copy: refused, not skipped.
+        let from_here = match (request.single_header("origin"), request.single_header("sec-fetch-site")) {
+            (Ok(origin), Ok(fetch_site)) => consent::same_origin(origin.as_deref(), fetch_site.as_deref(), &self.config.issuer),
+            _ => false,
+        };
+        if !from_here {
             return page(403, "This form must be sent from the authorization server's own page.");
         }
-        if !matches!(header("content-type"), Some(t) if is_media_type(&t, "application/x-www-form-urlencoded")) {
+        if !matches!(request.single_header("content-type"), Ok(Some(t)) if is_media_type(&t, "application/x-www-form-urlencoded")) {
             return page(400, "The answer must be a form.");
         }
         let params = match Params::parse(&request.body()) {
