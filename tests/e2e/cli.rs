@@ -9,7 +9,7 @@ pub fn portcullis() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_portcullis-under-test"))
 }
 
-fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Output {
+pub(crate) fn cli(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(portcullis())
         .args(args)
         .env("PORTCULLIS_HOME", home)

@@ -4,12 +4,10 @@
 //! accepts the ConfigMap's policy after that script ran. (The manifests'
 //! schema is checked by `kubernetes-validate --strict` in scripts/test.)
 
-use crate::cli::portcullis;
+use crate::cli::{cli, text};
 use base64::Engine as _;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 fn kubernetes_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes")
@@ -103,18 +101,8 @@ fn secret_names(value: &toml::Value, out: &mut BTreeSet<String>) {
 
 /// Runs the gateway's CLI in `home`; panics unless it succeeds; gives stdout and stderr.
 fn run(home: &Path, password: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(portcullis())
-        .args(args)
-        .env("PORTCULLIS_HOME", home)
-        .env("PORTCULLIS_SECRETS_PASSWORD", password)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cli(home, password, args, stdin);
+    let text = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "portcullis {args:?}: {text}");
     text
 }
