@@ -182,9 +182,15 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     assert!(!seen(&echo, "tracestate").iter().any(|v| v == "client=1"), "and drops the client's trace state");
 
     // The spans arrive within a few export intervals.
+    // Each awaited by name: the readiness probe's refused request is a span too.
     let wanted = |spans: &[Value]| {
-        let requests = spans.iter().filter(|s| s["name"] == "request").count();
-        requests >= 3 && spans.iter().filter(|s| s["name"] == "plugin.call").count() >= 4
+        let has =
+            |workload: &str, outcome: &str| spans.iter().any(|s| s["name"] == "request" && attr(s, "workload") == workload && attr(s, "outcome") == outcome);
+        has("trusting", "forwarded")
+            && has("trusting", "served")
+            && has("untrusting", "forwarded")
+            && spans.iter().filter(|s| s["name"] == "plugin.call").count() >= 4
+            && spans.iter().filter(|s| s["name"] == "upstream").count() >= 2
     };
     let mut spans = receiver.spans();
     for _ in 0..100 {
@@ -240,19 +246,27 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     let up = children(&spans, own).into_iter().find(|s| s["name"] == "upstream").expect("an upstream span");
     assert_eq!(up["span_id"].as_str(), Some(new_parent.as_str()));
 
-    // The metrics, under their names.
+    // The metrics, under their names, with the forwarded request counted.
+    // Waited for as a whole: an export from before it (after the readiness
+    // probe's refused request) already carries all three names.
     let expected = ["portcullis_requests", "portcullis_component_call_seconds", "http.server.request.duration"];
+    let counted = |receiver: &Receiver| {
+        receiver
+            .lines("metrics.jsonl")
+            .into_iter()
+            .filter(|m| m["name"] == "portcullis_requests")
+            .flat_map(|m| m["points"].as_array().unwrap().clone())
+            .any(|p| p["workload"] == "trusting" && p["outcome"] == "forwarded")
+    };
     for _ in 0..100 {
-        if expected.iter().all(|m| receiver.metric_names().contains(*m)) {
+        if expected.iter().all(|m| receiver.metric_names().contains(*m)) && counted(&receiver) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let names = receiver.metric_names();
     assert!(expected.iter().all(|m| names.contains(*m)), "metrics received: {names:?}");
-    let requests =
-        receiver.lines("metrics.jsonl").into_iter().filter(|m| m["name"] == "portcullis_requests").flat_map(|m| m["points"].as_array().unwrap().clone());
-    assert!(requests.into_iter().any(|p| p["workload"] == "trusting" && p["outcome"] == "forwarded"));
+    assert!(counted(&receiver), "the forwarded request is counted: {:#?}", receiver.lines("metrics.jsonl"));
 
     // The exporter's header came from the secret store; no secret is in the data.
     let authorization = std::fs::read_to_string(receiver.dir.path().join("authorization.txt")).unwrap();
