@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // A small MCP server built on the official @modelcontextprotocol/sdk (`McpServer` +
 // `StreamableHTTPServerTransport`) for Portcullis MCP-aware authorization tests (per-tool allow/deny,
-// filtering of tools/list, prompts/list, resources/list, resources/templates/list, step-up).
+// filtering of tools/list, prompts/list, resources/list, resources/templates/list, step-up) and, with
+// --introspect, per-user upstream tokens (every request must carry a user's own access token).
 //
-// Usage:   node mcp-server.mjs <port> [--json] [--stateless] [--delay-ms N] [--notify] [--keepalive-ms N]
+// Usage:   node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify]
+//                             [--keepalive-ms N] [--headers-tool] [--introspect ISSUER]
 //          Port 0 is allowed: the OS picks a free port and it is reported in the READY line.
 // Binds:   127.0.0.1 only.   MCP endpoint: http://127.0.0.1:<port>/mcp  (any other path -> 404)
 //
@@ -28,6 +30,25 @@
 //                reached the MCP server (e.g. that no Authorization header or token was passed through).
 //   --keepalive-ms N  SSE keep-alive comment (`: keepalive`) interval, SDK default 15000; 0 = off.
 //                Together with --delay-ms it puts comment frames into POST SSE responses.
+//   --introspect ISSUER  every HTTP request (any method, any path, before anything else: before the
+//                404 for other paths, session checks, body parsing) must carry
+//                `Authorization: Bearer <token>`, checked by RFC 7662 introspection at ISSUER (e.g.
+//                registry-idp.mjs) exactly as registry-server.mjs does: the introspection_endpoint is
+//                taken from ISSUER/.well-known/openid-configuration at startup (before READY; exit 1
+//                if discovery fails), client registry-server / registry-secret, client_secret_basic,
+//                token_type_hint=access_token. The token is valid when introspection answers
+//                active:true AND token_type "Bearer" (so refresh tokens are rejected).
+//                  missing/malformed/inactive/refresh token -> 401, `WWW-Authenticate: Bearer
+//                      error="invalid_token"`, body {"error":"invalid_token"}; the request never
+//                      reaches the MCP transport (its body is not read, so REQUEST shows rpc `-`).
+//                  introspection failed (IdP down, non-200, 10 s timeout) -> 502
+//                      {"error":"introspection_failed"}, likewise without reaching the transport.
+//                  valid -> handled as without the option; the introspected `sub` is handed to the
+//                      SDK with THIS request (Node `req.auth` -> the handler's `extra.authInfo`, so
+//                      concurrent requests of different users, in every mode, each see their own).
+//                Also offers the tool `whoami` (below). Sessions are NOT bound to a user: a later
+//                request of another valid user with the same Mcp-Session-Id is served, and its
+//                `whoami` answers that other user.
 //   default      stateful: `initialize` (POST without `Mcp-Session-Id`) creates a session and the
 //                response carries `Mcp-Session-Id`; every later request must send it (missing ->
 //                400, unknown -> 404, both JSON-RPC error bodies). GET opens the session's
@@ -41,6 +62,10 @@
 //                                                annotations {readOnlyHint: false, destructiveHint: true}
 //              deploy      {env: string} -> text "deployed to <env>"
 //                                                annotations {readOnlyHint: false, destructiveHint: true}
+//              request_headers {} (only with --headers-tool, see above)
+//              whoami      {} (only with --introspect) -> text: the introspected `sub` of the access
+//                          token that carried THIS call (with registry-idp.mjs: the login typed on its
+//                          sign-in page)                  annotations {readOnlyHint: true}
 //   prompts    greeting        args {name?}  -> one user message "Say hello to <name>." (default "world")
 //              incident_report args {id?}    -> one user message "Write an incident report for
 //                                               incident <id>." (default "INC-1")
@@ -59,7 +84,12 @@
 //                `notifications/initialized`, ...), comma-joined for a batch, `-` when there is
 //                none (GET, DELETE, JSON-RPC responses, unparsable bodies)
 //       auth     whether an `Authorization` header reached the server (its value is never printed)
-//   For a GET (standalone SSE stream) the line appears when that stream closes.
+//   INTROSPECTED <result> sub=<sub>                only with --introspect: right after the REQUEST
+//                                                  line of the same request
+//       <result> `active` (token accepted), `inactive` (no/malformed Authorization header, introspection
+//                said active:false, or not an access token) or `failed` (introspection failed: 502)
+//       <sub>    the introspected `sub` when accepted, otherwise `-`. The token is never printed.
+//   For a GET (standalone SSE stream) the lines appear when that stream closes.
 // stdin line commands: `quit` -> exit(0) (EOF on stdin is ignored). SIGTERM/SIGINT exit too.
 // Diagnostics (including the HTTP status of each request) go to stderr.
 //
@@ -82,7 +112,7 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
 const USAGE =
-  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N] [--headers-tool]";
+  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N] [--headers-tool] [--introspect ISSUER]";
 const args = process.argv.slice(2);
 const portArg = args[0];
 if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) {
@@ -96,6 +126,7 @@ let DELAY_MS = 0;
 let NOTIFY = false;
 let KEEPALIVE_MS; // undefined = SDK default (15000)
 let HEADERS_TOOL = false;
+let INTROSPECT_ISSUER; // --introspect: issuer URL without trailing slashes
 for (let i = 1; i < args.length; i++) {
   const flag = args[i];
   const number = () => {
@@ -113,6 +144,14 @@ for (let i = 1; i < args.length; i++) {
   else if (flag === "--headers-tool") HEADERS_TOOL = true;
   else if (flag === "--delay-ms") DELAY_MS = number();
   else if (flag === "--keepalive-ms") KEEPALIVE_MS = number();
+  else if (flag === "--introspect") {
+    const v = args[++i];
+    if (v === undefined || !URL.canParse(v)) {
+      console.error(`mcp-server: --introspect needs an issuer URL\n${USAGE}`);
+      process.exit(2);
+    }
+    INTROSPECT_ISSUER = v.replace(/\/+$/, "");
+  }
   else {
     console.error(`mcp-server: unknown option: ${flag}\n${USAGE}`);
     process.exit(2);
@@ -178,6 +217,25 @@ function createMcpServer() {
         annotations: { readOnlyHint: true },
       },
       async (_args, extra) => text(JSON.stringify(extra?.requestInfo?.headers ?? null)),
+    );
+  }
+  if (INTROSPECT_ISSUER !== undefined) {
+    server.registerTool(
+      "whoami",
+      {
+        title: "Who am I",
+        description: "Returns the subject (user) of the access token this call arrived with",
+        inputSchema: {},
+        annotations: { readOnlyHint: true },
+      },
+      // authInfo is per HTTP request (set as req.auth in handle() below), never shared state.
+      async (_args, extra) => {
+        const sub = extra?.authInfo?.extra?.sub;
+        if (typeof sub !== "string") {
+          return { content: [{ type: "text", text: "no introspected sub for this request" }], isError: true };
+        }
+        return text(sub);
+      },
     );
   }
 
@@ -323,7 +381,92 @@ function rpcMethods(body) {
   return methods.length > 0 ? methods.join(",") : "-";
 }
 
+// --introspect: RFC 7662 introspection at the issuer, as registry-server.mjs does it.
+const INTROSPECT_CLIENT_ID = "registry-server";
+const INTROSPECT_CLIENT_SECRET = "registry-secret";
+let introspectionEndpoint;
+
+async function discoverIntrospectionEndpoint(issuer) {
+  const url = `${issuer}/.well-known/openid-configuration`;
+  let lastErr;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const meta = await res.json();
+      if (!meta.introspection_endpoint) throw new Error("no introspection_endpoint in discovery document");
+      return meta.introspection_endpoint;
+    } catch (err) {
+      lastErr = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`discovery at ${url} failed: ${lastErr?.message}`);
+}
+
+const introspectBasic = Buffer.from(
+  `${encodeURIComponent(INTROSPECT_CLIENT_ID)}:${encodeURIComponent(INTROSPECT_CLIENT_SECRET)}`,
+).toString("base64");
+
+async function introspect(token) {
+  const res = await fetch(introspectionEndpoint, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${introspectBasic}`,
+      "content-type": "application/x-www-form-urlencoded",
+      accept: "application/json",
+    },
+    body: new URLSearchParams({ token, token_type_hint: "access_token" }).toString(),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`introspection HTTP ${res.status}`);
+  return res.json();
+}
+
+// Checks the request's bearer token. Returns true when the request may go on (then `req.auth` carries
+// the SDK AuthInfo with extra.sub); otherwise it has answered 401/502 itself and returns false.
+async function authorize(req, res, info) {
+  const reject = () => {
+    req.resume();
+    sendJson(res, 401, { error: "invalid_token" }, {
+      "www-authenticate": 'Bearer error="invalid_token"',
+      "cache-control": "no-store",
+    });
+    return false;
+  };
+  const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+  if (!match) return reject();
+  const token = match[1];
+  let result;
+  try {
+    result = await introspect(token);
+  } catch (err) {
+    console.error(`mcp-server: ${err.message}`);
+    info.introspected = "failed";
+    req.resume();
+    sendJson(res, 502, { error: "introspection_failed" }, { "cache-control": "no-store" });
+    return false;
+  }
+  if (result?.active !== true || result.token_type !== "Bearer") {
+    console.error(`mcp-server: token rejected (active=${result?.active}, token_type=${result?.token_type})`);
+    return reject();
+  }
+  info.introspected = "active";
+  info.sub = typeof result.sub === "string" ? result.sub : "-";
+  // The SDK's Node transports read `req.auth` per request and hand it to the request handlers as
+  // `extra.authInfo`, so every call sees the user of the request that carried it.
+  req.auth = {
+    token,
+    clientId: typeof result.client_id === "string" ? result.client_id : "",
+    scopes: typeof result.scope === "string" ? result.scope.split(" ").filter(Boolean) : [],
+    expiresAt: typeof result.exp === "number" ? result.exp : undefined,
+    extra: { sub: result.sub },
+  };
+  return true;
+}
+
 async function handle(req, res, info) {
+  if (INTROSPECT_ISSUER !== undefined && !(await authorize(req, res, info))) return;
   const path = (req.url ?? "/").split("?")[0];
   if (path !== MCP_PATH) {
     req.resume();
@@ -400,8 +543,18 @@ async function handle(req, res, info) {
   });
 }
 
+if (INTROSPECT_ISSUER !== undefined) {
+  try {
+    introspectionEndpoint = await discoverIntrospectionEndpoint(INTROSPECT_ISSUER);
+  } catch (err) {
+    console.error(`mcp-server: ${err.message}`);
+    process.exit(1);
+  }
+  console.error(`mcp-server: introspection endpoint ${introspectionEndpoint}`);
+}
+
 const httpServer = http.createServer((req, res) => {
-  const info = { rpc: "-" };
+  const info = { rpc: "-", introspected: "inactive", sub: "-" };
   const auth = req.headers.authorization !== undefined ? "yes" : "no";
   let logged = false;
   const log = () => {
@@ -409,6 +562,9 @@ const httpServer = http.createServer((req, res) => {
     logged = true;
     console.error(`mcp-server: ${req.method} ${req.url} ${info.rpc} -> ${res.statusCode}`);
     process.stdout.write(`REQUEST ${req.method} ${req.url} ${info.rpc} auth=${auth}\n`);
+    if (INTROSPECT_ISSUER !== undefined) {
+      process.stdout.write(`INTROSPECTED ${info.introspected} sub=${info.sub}\n`);
+    }
   };
   res.on("finish", log);
   res.on("close", log);
@@ -427,7 +583,8 @@ const { address, port } = httpServer.address();
 console.error(
   `mcp-server: bound ${address}:${port} (${STATELESS ? "stateless" : "stateful"}, ` +
     `${JSON_RESPONSES ? "JSON" : "SSE"} responses, delay ${DELAY_MS} ms, notify ${NOTIFY}, ` +
-    `keep-alive ${KEEPALIVE_MS ?? "default"})`,
+    `keep-alive ${KEEPALIVE_MS ?? "default"}` +
+    `${INTROSPECT_ISSUER !== undefined ? `, introspect at ${INTROSPECT_ISSUER}` : ""})`,
 );
 process.stdout.write(`READY ${port}\n`);
 

@@ -26,6 +26,7 @@
 //   HELD <grant_type>                 when the held token request has arrived (it waits for release)
 //   RELEASED                          after a `release-token` command took effect
 //   REVOKED                           after a `revoke-all` command took effect
+//   REVOKED-USER <login>              after a `revoke-user <login>` command took effect
 //   TAMPERING <what>                  after a `tamper-id-token <what>` command took effect
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
 //   fail-token <n>  the next <n> token-endpoint requests are answered 500 with content-type text/html
@@ -50,6 +51,13 @@
 //                   provider holds. Afterwards: refresh -> 400 {"error":"invalid_grant",...};
 //                   introspection of any previously issued access token -> {"active":false}.
 //                   Browser sessions are kept (a new login is still possible).
+//   revoke-user <login>
+//                   the same for ONE account: destroy every grant, refresh token, access token,
+//                   authorization code and device code whose accountId (= introspected `sub` = the
+//                   login typed on the sign-in page; <login> is the rest of the line, trimmed, matched
+//                   exactly and case-sensitively) is <login>, plus anything else belonging to one of
+//                   its grants. Other accounts' tokens keep working. Prints REVOKED-USER <login> even
+//                   when nothing matched (stderr says how many of each were destroyed).
 //   quit            exit(0)
 // Diagnostics go to stderr, including oidc-provider's own NOTICE/WARNING lines ("Unsupported runtime"
 // on Node 20 and the devInteractions warning are harmless).
@@ -503,6 +511,35 @@ function revokeAll() {
   process.stdout.write("REVOKED\n");
 }
 
+// Every entry of that account: oidc-provider keeps `accountId` in the payload of Grant, AccessToken,
+// RefreshToken, AuthorizationCode and (once approved) DeviceCode; entries are also matched by the
+// grantId of one of the account's grants.
+function revokeUser(login) {
+  const grantIds = new Set();
+  for (const [id, entry] of storeFor("Grant")) {
+    if (entry.payload.accountId === login) grantIds.add(id);
+  }
+  const counts = {};
+  for (const model of ["RefreshToken", "AccessToken", "AuthorizationCode", "DeviceCode", "Grant"]) {
+    const store = storeFor(model);
+    let n = 0;
+    for (const [id, entry] of store) {
+      const { accountId, grantId } = entry.payload;
+      if (accountId === login || grantIds.has(id) || (grantId !== undefined && grantIds.has(grantId))) {
+        store.delete(id);
+        n += 1;
+      }
+    }
+    counts[model] = n;
+  }
+  console.error(
+    `registry-idp: revoke-user ${login} destroyed ${Object.entries(counts)
+      .map(([m, n]) => `${n} ${m}`)
+      .join(", ")}`,
+  );
+  process.stdout.write(`REVOKED-USER ${login}\n`);
+}
+
 const rl = readline.createInterface({ input: process.stdin, terminal: false });
 rl.on("line", (line) => {
   const [cmd, ...rest] = line.trim().split(/\s+/);
@@ -529,10 +566,12 @@ rl.on("line", (line) => {
     process.stdout.write(`TAMPERING ${tamperNext}\n`);
   } else if (cmd === "revoke-all" && rest.length === 0) {
     revokeAll();
+  } else if (cmd === "revoke-user" && rest.length > 0) {
+    revokeUser(line.trim().slice(cmd.length).trim());
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | revoke-all | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | revoke-all | revoke-user LOGIN | quit)`);
   }
 });
 

@@ -58,5 +58,6 @@ pub fn mcp_request(extra: &[(&str, &str)]) -> Arc<RequestData> {
         tls_client_identity: None,
         mcp_calls: Vec::new(),
         body: bytes::Bytes::new(),
+        identity: None,
     })
 }

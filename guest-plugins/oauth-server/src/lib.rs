@@ -37,7 +37,7 @@ mod redirect;
 mod register;
 mod resource;
 mod routes;
-mod seal;
+use provider_tokens::seal;
 mod token;
 mod upstream;
 
@@ -45,10 +45,8 @@ use answer::{oauth_error, page, unavailable};
 use authorize::{Pending, Refusal};
 use form::{Params, is_media_type};
 use portcullis_plugin::prelude::*;
-use portcullis_plugin::secrets::SecretError;
 use portcullis_plugin::signing::SigningError;
 use portcullis_plugin::store::StoreError;
-use std::cell::OnceCell;
 use token::Tokens;
 use upstream::{CallbackError, Upstreams};
 
@@ -61,7 +59,7 @@ struct OAuthServer {
     config: config::Config,
     upstreams: Upstreams,
     /// The key that seals upstream tokens, read from the secret store on first use.
-    token_key: OnceCell<[u8; 32]>,
+    token_key: seal::TokenKey,
 }
 
 impl Server for OAuthServer {
@@ -77,18 +75,7 @@ impl Server for OAuthServer {
         if store::get("grant-check") == Err(StoreError::NotGranted) {
             return Err("the policy does not grant this component the store: add `store = true` to its grants".into());
         }
-        let token_key = OnceCell::new();
-        match secrets::get(&config.token_key_secret) {
-            Err(SecretError::NotGranted) => {
-                return Err(format!("`token_key_secret`: the policy does not grant the secret {:?} to this component", config.token_key_secret));
-            }
-            Ok(text) => {
-                let key = seal::parse_key(&text).map_err(|e| format!("`token_key_secret`: the secret {:?} {e}", config.token_key_secret))?;
-                let _ = token_key.set(key);
-            }
-            // Not stored yet, or the store is locked: logins wait for it (503 at the callback), the rest serves.
-            Err(e) => log::warn(&format!("the token key {:?} is not available yet: {e}", config.token_key_secret)),
-        }
+        let token_key = seal::TokenKey::new(&config.token_key_secret)?;
         Ok(OAuthServer { config, upstreams, token_key })
     }
 
@@ -405,13 +392,7 @@ impl OAuthServer {
     }
 
     fn token_key(&self) -> Result<[u8; 32], String> {
-        if let Some(key) = self.token_key.get() {
-            return Ok(*key);
-        }
-        let name = &self.config.token_key_secret;
-        let text = secrets::get(name).map_err(|e| format!("the token key {name:?}: {e}"))?;
-        let key = seal::parse_key(&text).map_err(|e| format!("the token key {name:?}: {e}"))?;
-        Ok(*self.token_key.get_or_init(|| key))
+        self.token_key.get()
     }
 }
 

@@ -42,6 +42,18 @@ pub trait Injector: Sized + 'static {
     fn inject(&self, request: &Request) -> Injection;
 }
 
+/// An injector whose credential can be renewed when the upstream refuses it
+/// (world `session-injector`): a user's own upstream token.
+pub trait Retry: Injector {
+    /// The upstream answered 401 to `request` as it was sent (with this
+    /// injector's edits). `retried` is false the first time: forward the
+    /// renewed credential's edits to have the gateway send the request once
+    /// more, or deny to answer the client. `retried` is true when that second
+    /// attempt was refused too: there is no third, deny (or forward nothing:
+    /// the upstream's 401 goes to the client).
+    fn upstream_refused(&self, request: &Request, retried: bool) -> Injection;
+}
+
 /// An authorizer: decides, per MCP call, what an authenticated caller may do
 /// (`[[workloads.authorize]]`). It is also asked about each item of a list the
 /// gateway filters (`tools/list`, ...), as if that item were called.
@@ -151,6 +163,21 @@ macro_rules! export_injector {
     };
 }
 
+/// Exports `$type`, an [`Injector`] with [`Retry`], as this crate's component
+/// (world `portcullis:auth/session-injector`). Use it once, in the crate root.
+#[macro_export]
+macro_rules! export_session_injector {
+    ($type:ty) => {
+        $crate::__export_component!(
+            $type,
+            "portcullis:auth/session-injector",
+            init_injector,
+            $crate::__export_request_call!(inject, Injection);
+            $crate::__export_retry!();
+        );
+    };
+}
+
 /// Exports `$type`, an [`Authorizer`], as this crate's component (world
 /// `portcullis:auth/authorizer`). Use it once, in the crate root.
 #[macro_export]
@@ -238,6 +265,18 @@ macro_rules! __export_request_call {
         impl exports::$call::Guest for Component {
             fn $call(request: &$crate::__private::wit::Request) -> $crate::__private::wit::$result {
                 INSTANCE.with(|instance| $crate::__private::$call(instance, request))
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_retry {
+    () => {
+        impl exports::retry::Guest for Component {
+            fn upstream_refused(request: &$crate::__private::wit::Request, retried: bool) -> $crate::__private::wit::Injection {
+                INSTANCE.with(|instance| $crate::__private::upstream_refused(instance, request, retried))
             }
         }
     };
@@ -361,6 +400,13 @@ pub fn authenticate<T: Authenticator>(slot: &OnceCell<T>, request: &wit::Request
 pub fn inject<T: Injector>(slot: &OnceCell<T>, request: &wit::Request) -> wit::Injection {
     match slot.get() {
         Some(instance) => instance.inject(&Request::new(request)).into_wit(),
+        None => Injection::Deny(not_initialised_deny()).into_wit(),
+    }
+}
+
+pub fn upstream_refused<T: Retry>(slot: &OnceCell<T>, request: &wit::Request, retried: bool) -> wit::Injection {
+    match slot.get() {
+        Some(instance) => instance.upstream_refused(&Request::new(request), retried).into_wit(),
         None => Injection::Deny(not_initialised_deny()).into_wit(),
     }
 }

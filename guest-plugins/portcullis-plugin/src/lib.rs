@@ -82,7 +82,7 @@ mod verdict;
 
 pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};
 pub use config::{Context, parse_config};
-pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart, Server};
+pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart, Retry, Server};
 pub use host::{cache, crypto, http, log, secrets, signing, store};
 pub use manifest::Manifest;
 /// The rules the gateway and components share, written once
@@ -98,9 +98,9 @@ pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny
 pub mod prelude {
     pub use crate::{
         Allow, Authenticator, Authorizer, CallKind, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector,
-        Login, LoginStart, Manifest, McpCall, Request, Response, Route, Server, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny,
-        export_authenticator, export_authorizer, export_device_injector, export_injector, export_interactive_injector, export_server, forbid, forward, http,
-        log, permit, secrets, signing, step_up, store,
+        Login, LoginStart, Manifest, McpCall, Request, Response, Retry, Route, Server, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny,
+        export_authenticator, export_authorizer, export_device_injector, export_injector, export_interactive_injector, export_server, export_session_injector,
+        forbid, forward, http, log, permit, secrets, signing, step_up, store,
     };
     pub use serde::Deserialize;
 }
@@ -118,7 +118,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub mod __private {
     pub use crate::export::{
         authenticate, authorize, begin_device_login, begin_login, finish_login, handle, init_authenticator, init_authorizer, init_injector, init_server,
-        inject, logout, poll_device_login, routes,
+        inject, logout, poll_device_login, routes, upstream_refused,
     };
     pub use wit_bindgen;
 

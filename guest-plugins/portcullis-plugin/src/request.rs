@@ -101,4 +101,11 @@ impl<'a> Request<'a> {
     pub fn body(&self) -> Vec<u8> {
         self.inner.body()
     }
+
+    /// Who the inbound chain established: set in an injector's calls (the
+    /// allowing authenticator's identity); `None` in an authenticator's or a
+    /// route's call, and on an anonymous workload.
+    pub fn identity(&self) -> Option<crate::Identity> {
+        self.inner.identity().map(crate::Identity::from_wit)
+    }
 }

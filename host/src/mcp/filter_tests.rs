@@ -14,6 +14,7 @@ fn filter(id: &str) -> ListFilter {
         tls_client_identity: None,
         mcp_calls: vec![call.clone()],
         body: bytes::Bytes::new(),
+        identity: None,
     };
     ListFilter {
         list: ListRequest::of(&[call]).unwrap(),

@@ -224,6 +224,7 @@ fn request_data(file: RequestFile) -> anyhow::Result<RequestData> {
         tls_client_identity: None,
         mcp_calls,
         body: bytes::Bytes::new(),
+        identity: None,
     })
 }
 

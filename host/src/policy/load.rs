@@ -12,7 +12,7 @@ use crate::plugins::signature::TrustedKeys;
 use crate::proxy::guard::RequestGuard;
 use crate::proxy::workload::WorkloadLimits;
 use crate::runtime::builtins;
-use crate::runtime::capabilities::Grants;
+use crate::runtime::capabilities::{GrantProblem, Grants};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -141,7 +141,7 @@ fn load_signing_keys(path: &Path, workloads: &mut [Option<ParsedWorkload>], p: &
         entries.extend(workload.server.as_mut().map(|grants| (key.key("server"), grants)));
         for (at, grants) in entries {
             for problem in grants.signing.load_files(dir) {
-                p.error(&at.key("grants").key(problem.field).index(problem.index), problem.message, problem.hint);
+                p.error(&grant_key(&at.key("grants"), &problem), problem.message, problem.hint);
             }
         }
     }
@@ -434,10 +434,19 @@ fn validate_entry(file: &PolicyFile, entry: &ChainEntryFile, allow_cleartext: bo
     }
     let (grants, problems) = Grants::parse(&entry.grants, allow_cleartext);
     for problem in problems {
-        let at = key.key("grants").key(problem.field).index(problem.index);
+        let at = grant_key(&key.key("grants"), &problem);
         if problem.warning { p.warn(&at, problem.message, problem.hint) } else { p.error(&at, problem.message, problem.hint) }
     }
     grants
+}
+
+/// Where a grant's problem is: an item of a list (`secrets`, `http`,
+/// `signing_keys`, ...), or `store`, which is one value.
+fn grant_key(grants: &KeyPath, problem: &GrantProblem) -> KeyPath {
+    match problem.field {
+        "store" => grants.key("store"),
+        field => grants.key(field).index(problem.index),
+    }
 }
 
 fn check_limits(limits: &LimitsFile, key: &KeyPath, p: &mut Problems<'_>) {

@@ -120,14 +120,26 @@ impl Message {
     /// The body toward the upstream: the message as read, or the stream capped
     /// at `limit`. A refused message is its refusal; an MCP message that was
     /// never read is refused too, so a path that skipped [`decide`] fails closed.
-    pub fn into_body(self, limit: u64) -> Result<ProxyBody, GatewayError> {
+    pub fn into_body(self, limit: u64) -> Result<UpstreamBody, GatewayError> {
         match self.state {
-            State::Stream(body) => Ok(Limited::new(body, limit as usize).boxed()),
-            State::Read(bytes) => Ok(full(bytes)),
+            // A stream can be sent twice only when it is empty.
+            State::Stream(body) => {
+                let again = hyper::body::Body::is_end_stream(&body).then(Bytes::new);
+                Ok(UpstreamBody { body: Limited::new(body, limit as usize).boxed(), again })
+            }
+            State::Read(bytes) => Ok(UpstreamBody { body: full(bytes.clone()), again: Some(bytes) }),
             State::Refused(error) => Err(error),
             State::Unread(_) => Err(GatewayError::BadMcpMessage("the message was not read")),
         }
     }
+}
+
+/// The body toward the upstream, and its bytes when it can be sent a second
+/// time (a read MCP message, or no body): an injector that renews a refused
+/// credential (`retry`) gets one more attempt only then.
+pub struct UpstreamBody {
+    pub body: ProxyBody,
+    pub again: Option<Bytes>,
 }
 
 /// After the inbound chain admitted the caller: reads the message (if the
@@ -140,7 +152,7 @@ pub async fn decide(
     mut message: Message,
     mut view: Arc<RequestData>,
     allowed: &Allowed,
-) -> Result<(RequestData, ProxyBody, Answer), GatewayError> {
+) -> Result<(RequestData, UpstreamBody, Answer), GatewayError> {
     let Some(mcp) = &workload.mcp else {
         return Ok((RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, Answer::Pass));
     };

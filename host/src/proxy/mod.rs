@@ -29,6 +29,7 @@ pub mod mcp_stage;
 pub mod pipeline;
 pub mod request_id;
 pub mod resource_metadata;
+pub mod retry;
 pub mod routes;
 pub mod server;
 pub mod target;

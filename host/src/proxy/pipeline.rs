@@ -7,8 +7,9 @@ use super::chain::Allowed;
 use super::error::GatewayError;
 use super::guard;
 use super::headers::{normalise_framing, remove_hop_by_hop};
-use super::mcp_stage::{self, Message};
+use super::mcp_stage::{self, Message, UpstreamBody};
 use super::request_id;
+use super::retry;
 use super::routes;
 use super::server::ConnectionInfo;
 use super::target;
@@ -180,6 +181,7 @@ fn view(parts: &mut http::request::Parts, conn: &ConnectionInfo, authority: Stri
         tls_client_identity: conn.tls_client_identity.clone(),
         mcp_calls,
         body: bytes::Bytes::new(),
+        identity: None,
     }
 }
 
@@ -192,6 +194,10 @@ async fn outbound(workload: &Workload, mut view: RequestData, allowed: &Allowed)
     allowed.edits.apply(&mut view.headers);
     if let Some(identity) = &allowed.identity {
         tracing::debug!(workload = %workload.name, subject = ?identity.subject, "request admitted");
+    }
+    // The injectors act for the caller the chain established (a user's own upstream token).
+    if !workload.outbound.is_empty() {
+        view.identity = allowed.identity.clone();
     }
     for plugin in &workload.outbound {
         let shared = Arc::new(view);
@@ -207,29 +213,48 @@ async fn outbound(workload: &Workload, mut view: RequestData, allowed: &Allowed)
 
 /// Forwards the request, its body streamed and capped. The forwarder takes
 /// the [`Allowed`] only the inbound chain makes, so no path reaches here
-/// unchecked. An upstream that refuses a logged-in credential gets the person
-/// an answer that names the command to run, not the registry's bare 401.
+/// unchecked. An upstream that refuses an injected credential is handled by
+/// the injectors that renew theirs ([`retry`]: once, never in a loop). An
+/// upstream that refuses a logged-in credential gets the person an answer
+/// that names the command to run, not the registry's bare 401.
 async fn upstream(
     workload: &Workload,
     mut parts: http::request::Parts,
     mut view: RequestData,
-    body: ProxyBody,
+    body: UpstreamBody,
     allowed: Allowed,
     conn: &ConnectionInfo,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
-    // While exporting: a span to the response head, whose context goes upstream.
-    let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
-    if crate::telemetry::enabled() {
-        crate::telemetry::context::to_upstream(&span, &mut parts.headers);
-    }
-    let response = workload.upstream.forward(Request::from_parts(parts, body), allowed, conn, &view.authority).instrument(span.clone()).await;
-    if let Ok(response) = &response {
-        span.record("status", i64::from(response.status().as_u16()));
-    }
-    let response = response?;
+    // Kept only where an injector may ask to send the request again.
+    let again = retry::Again::keep(workload, &parts, body.again);
+    let response = send(workload, Request::from_parts(parts, body.body), &allowed, conn, &view.authority).await?;
+    let response = match again {
+        Some(again) if response.status() == StatusCode::UNAUTHORIZED => retry::once(workload, again, view, response, &allowed, conn).await?,
+        _ => response,
+    };
     if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
     }
     Ok(response)
+}
+
+/// One request to the upstream; while exporting, in a span to the response
+/// head, whose context goes upstream.
+pub(super) async fn send(
+    workload: &Workload,
+    mut request: Request<ProxyBody>,
+    allowed: &Allowed,
+    conn: &ConnectionInfo,
+    authority: &str,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
+    if crate::telemetry::enabled() {
+        crate::telemetry::context::to_upstream(&span, request.headers_mut());
+    }
+    let response = workload.upstream.forward(request, allowed, conn, authority).instrument(span.clone()).await;
+    if let Ok(response) = &response {
+        span.record("status", i64::from(response.status().as_u16()));
+    }
+    response
 }

@@ -168,6 +168,7 @@ pub async fn answer(
         tls_client_identity: conn.tls_client_identity.clone(),
         mcp_calls: Vec::new(),
         body,
+        identity: None,
     });
     let response = routes.server.serve(&view, check_response).await.map_err(|fault| GatewayError::component_failed(routes.component(), fault))?;
     drop(held);

@@ -64,7 +64,7 @@ impl Upstream {
     pub async fn forward(
         &self,
         mut request: Request<ProxyBody>,
-        _allowed: Allowed,
+        _allowed: &Allowed,
         conn: &ConnectionInfo,
         client_authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {

@@ -53,6 +53,11 @@ world!(authenticator, "portcullis:auth/authenticator");
 world!(injector, "portcullis:auth/credential-injector");
 world!(authorizer, "portcullis:auth/authorizer");
 world!(
+    /// The injector world that is told when the upstream refused its credential.
+    session,
+    "portcullis:auth/session-injector"
+);
+world!(
     /// The injector world with an interactive login, driven by `portcullis login`.
     interactive,
     "portcullis:auth/interactive-injector"
@@ -85,3 +90,4 @@ pub const AUTHORIZE_EXPORT: &str = "portcullis:auth/authorize@0.2.0";
 pub const LOGIN_EXPORT: &str = "portcullis:auth/login@0.2.0";
 pub const DEVICE_LOGIN_EXPORT: &str = "portcullis:auth/device-login@0.2.0";
 pub const SERVE_EXPORT: &str = "portcullis:auth/serve@0.2.0";
+pub const RETRY_EXPORT: &str = "portcullis:auth/retry@0.2.0";

@@ -26,6 +26,7 @@ static BUILTINS: &[Builtin] = &[
     builtin!("cedar", "cedar"),
     builtin!("scopes", "scopes"),
     builtin!("oauth-server", "oauth_server"),
+    builtin!("upstream-token", "upstream_token"),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {

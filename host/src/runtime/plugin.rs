@@ -17,8 +17,9 @@ use super::bindings::injector::{CredentialInjector, CredentialInjectorPre};
 use super::bindings::mcp::McpCall;
 use super::bindings::server::exports::portcullis::auth::serve::{Response as ServeResponse, Route};
 use super::bindings::server::{AuthorizationServer, AuthorizationServerPre};
+use super::bindings::session::{SessionInjector, SessionInjectorPre};
 use super::bindings::types as wit;
-use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT, SERVE_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, INJECT_EXPORT, RETRY_EXPORT, SERVE_EXPORT};
 use super::capabilities::request::handle;
 use super::capabilities::{Capabilities, PluginLabel};
 pub use super::fault::{FaultKind, PluginFault};
@@ -97,6 +98,8 @@ impl Default for Limits {
 enum Pre {
     Authenticator(AuthenticatorPre<HostState>),
     Injector(CredentialInjectorPre<HostState>),
+    /// An injector that also exports `retry` (world `session-injector`).
+    SessionInjector(SessionInjectorPre<HostState>),
     Authorizer(AuthorizerPre<HostState>),
     Server(AuthorizationServerPre<HostState>),
 }
@@ -104,6 +107,7 @@ enum Pre {
 enum Exports {
     Authenticator(Authenticator),
     Injector(CredentialInjector),
+    SessionInjector(SessionInjector),
     Authorizer(Authorizer),
     Server(AuthorizationServer),
 }
@@ -113,6 +117,10 @@ enum Exports {
 enum Question<'a> {
     Authenticate,
     Inject,
+    /// The upstream refused the request an injector's edits went with.
+    UpstreamRefused {
+        retried: bool,
+    },
     Authorize {
         identity: Option<Cow<'a, wit::Identity>>,
         call: Cow<'a, McpCall>,
@@ -137,6 +145,7 @@ impl Question<'_> {
         match self {
             Question::Authenticate => Question::Authenticate,
             Question::Inject => Question::Inject,
+            Question::UpstreamRefused { retried } => Question::UpstreamRefused { retried },
             Question::Routes => Question::Routes,
             Question::Serve => Question::Serve,
             Question::Authorize { identity, call } => {
@@ -161,8 +170,8 @@ impl Question<'_> {
         let of = |call: &McpCall| call.arguments_json.as_ref().map_or(0, String::len) + call.annotations_json.as_ref().map_or(0, String::len);
         match self {
             Question::Authorize { call, .. } => of(call),
-            Question::Authenticate | Question::Inject if reads_mcp_calls => request.mcp_calls.iter().map(of).sum(),
-            Question::Authenticate | Question::Inject | Question::Routes => 0,
+            Question::Authenticate | Question::Inject | Question::UpstreamRefused { .. } if reads_mcp_calls => request.mcp_calls.iter().map(of).sum(),
+            Question::Authenticate | Question::Inject | Question::UpstreamRefused { .. } | Question::Routes => 0,
             // A route's body is the client's, read whole (at most 64 KiB).
             Question::Serve => request.body.len(),
         }
@@ -175,6 +184,12 @@ impl Question<'_> {
                 a.portcullis_auth_authenticate().call_authenticate(&mut instance.store, handle()).await.map(Answer::Verdict)
             }
             (Exports::Injector(i), Question::Inject) => i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await.map(Answer::Injection),
+            (Exports::SessionInjector(i), Question::Inject) => {
+                i.portcullis_auth_inject().call_inject(&mut instance.store, handle()).await.map(Answer::Injection)
+            }
+            (Exports::SessionInjector(i), Question::UpstreamRefused { retried }) => {
+                i.portcullis_auth_retry().call_upstream_refused(&mut instance.store, handle(), *retried).await.map(Answer::Injection)
+            }
             (Exports::Authorizer(a), Question::Authorize { identity, call }) => {
                 a.portcullis_auth_authorize().call_authorize(&mut instance.store, handle(), identity.as_deref(), call).await.map(Answer::Decision)
             }
@@ -283,6 +298,8 @@ impl Plugin {
         let instance_pre = runtime.linker().instantiate_pre(&spec.component).map_err(|e| SetupError::Link(format!("{e:#}")))?;
         let pre = match spec.role {
             Role::Authenticator => Pre::Authenticator(AuthenticatorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
+            // An injector that exports `retry` is asked again when the upstream refuses its credential.
+            Role::Injector if has(RETRY_EXPORT) => Pre::SessionInjector(SessionInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Injector => Pre::Injector(CredentialInjectorPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Authorizer => Pre::Authorizer(AuthorizerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
             Role::Server => Pre::Server(AuthorizationServerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
@@ -391,6 +408,27 @@ impl Plugin {
             Injection::Deny(_) => "deny",
         };
         self.call(request, Question::Inject, label, |answer| match answer {
+            Answer::Injection(injection) => Injection::check(injection, &self.manifest),
+            _ => unreachable!("an injector answers with an injection"),
+        })
+        .await
+    }
+
+    /// Whether this injector wants to know when the upstream refuses its
+    /// credential (it exports `retry`): the gateway then keeps the request's
+    /// body and headers to send them again.
+    pub fn retries(&self) -> bool {
+        matches!(self.pre, Pre::SessionInjector(_))
+    }
+
+    /// Tells an injector that exports `retry` that the upstream answered 401
+    /// to `request` (as sent); its answer is checked as an injection's.
+    pub async fn upstream_refused(self: &Arc<Self>, request: &Arc<RequestData>, retried: bool) -> Result<Injection, PluginFault> {
+        let label = |injection: &Injection| match injection {
+            Injection::Forward(_) => "forward",
+            Injection::Deny(_) => "deny",
+        };
+        self.call(request, Question::UpstreamRefused { retried }, label, |answer| match answer {
             Answer::Injection(injection) => Injection::check(injection, &self.manifest),
             _ => unreachable!("an injector answers with an injection"),
         })
@@ -668,6 +706,7 @@ impl Plugin {
             let init = match &self.pre {
                 Pre::Authenticator(pre) => init!(pre, authenticator, Authenticator),
                 Pre::Injector(pre) => init!(pre, injector, Injector),
+                Pre::SessionInjector(pre) => init!(pre, session, SessionInjector),
                 Pre::Authorizer(pre) => init!(pre, authorizer, Authorizer),
                 Pre::Server(pre) => init!(pre, server, Server),
             };

@@ -9,6 +9,7 @@
 //! borrow that ends with the call.
 
 use super::bindings::mcp::McpCall;
+use super::bindings::types::Identity;
 use http::{HeaderMap, Method, Uri};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub struct RequestData {
     pub mcp_calls: Vec<McpCall>,
     /// The body, read whole for a route a `serve` component declared; empty otherwise.
     pub body: bytes::Bytes,
+    /// Who the inbound chain established, for the credential injectors'
+    /// calls (`None` before the chain decided, and on an anonymous workload).
+    pub identity: Option<Identity>,
 }
 
 impl RequestData {

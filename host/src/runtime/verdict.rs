@@ -127,6 +127,10 @@ impl HeaderEdits {
     }
 
     /// Applies the edits in order.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn apply(&self, headers: &mut HeaderMap) {
         for edit in &self.0 {
             match edit {

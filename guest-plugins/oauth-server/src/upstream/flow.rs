@@ -113,7 +113,14 @@ fn complete(
 
     // ToolHive #6194: persist the provider's answer before any step that can fail.
     let now = host.now();
-    let stored = StoredTokens::from_response(response.clone(), now);
+    let mut stored = StoredTokens::from_response(response.clone(), now);
+    // What `builtin:upstream-token` needs to renew the user's token: kept with it, sealed.
+    stored.renewal = Some(tokens::Renewal {
+        token_endpoint: token_endpoint.clone(),
+        client_id: provider.client_id.clone(),
+        client_secret_secret: provider.client_secret_secret.clone(),
+    });
+    stored.session_expires_at = now.saturating_add(u64::from(session_ttl));
     host.put(&tokens::record_key(session_id, name), &tokens::seal_record(&stored, session_id, name, token_key), session_ttl)
         .map_err(|e| format!("the tokens of `{name}` could not be stored: {e}"))?;
 

@@ -13,20 +13,18 @@ mod authorize;
 mod callback;
 mod config;
 mod discovery;
-mod exchange;
-mod fetch;
 mod flow;
 mod gateway;
 mod id_token;
 mod jwks;
 mod pending;
 mod subject;
-mod text;
-mod tokens;
 
+// The token endpoint, bounded requests and the sealed record: shared with `builtin:upstream-token`.
 use config::Provider;
 use gateway::Gateway;
 use portcullis_plugin::log;
+use provider_tokens::{exchange, fetch, text, tokens};
 use serde_json::Value;
 
 pub use tokens::StoredTokens;

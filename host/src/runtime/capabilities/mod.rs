@@ -115,9 +115,11 @@ pub struct GrantsFile {
     /// Allow those origins to resolve to loopback or private addresses (refused by default).
     #[serde(default)]
     pub http_private: bool,
-    /// The key-value store (`[store]`), in a namespace of its own: this component in this workload.
+    /// The key-value store (`[store]`). `true`: in a namespace of its own (this component in this workload).
+    /// A name (`"sessions"`): in the namespace of that name, shared by every entry of this workload that
+    /// gives it (the authorization server and `builtin:upstream-token` share the sealed upstream tokens).
     #[serde(default)]
-    pub store: bool,
+    pub store: StoreGrantFile,
     /// Private keys for the `signing` import, in order: the first signs, every one is published in the JWKS.
     /// `file:PATH` (PEM PKCS#8, P-256 or RSA; relative to the policy file; readable by its owner only) or
     /// `secret:NAME` (the PEM text in the secret store, under a name `secrets` does not grant).
@@ -129,6 +131,63 @@ pub struct GrantsFile {
     pub ephemeral_keys: bool,
 }
 
+/// `grants.store` as written: `true`/`false`, or a shared namespace's name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StoreGrantFile {
+    Own(bool),
+    Shared(String),
+}
+
+impl Default for StoreGrantFile {
+    fn default() -> Self {
+        StoreGrantFile::Own(false)
+    }
+}
+
+/// Which namespace of the store an entry may use.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum StoreGrant {
+    #[default]
+    None,
+    /// The component's own, in its workload.
+    Own,
+    /// The workload's namespace of this name (letters, digits, `-`, `_`).
+    Shared(String),
+}
+
+impl StoreGrant {
+    fn parse(file: &StoreGrantFile, problems: &mut Vec<GrantProblem>) -> Option<StoreGrant> {
+        match file {
+            StoreGrantFile::Own(false) => Some(StoreGrant::None),
+            StoreGrantFile::Own(true) => Some(StoreGrant::Own),
+            StoreGrantFile::Shared(name) if (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
+                Some(StoreGrant::Shared(name.clone()))
+            }
+            StoreGrantFile::Shared(name) => {
+                problems.push(GrantProblem {
+                    field: "store",
+                    index: 0,
+                    message: format!("`{name}` is not a namespace name"),
+                    hint: Some("use `true`, or a name of letters, digits, `-` and `_` (at most 64) that the entries sharing it all give".into()),
+                    warning: false,
+                });
+                None
+            }
+        }
+    }
+
+    /// The namespace's second part under the workload: the component's
+    /// label, or `@name` for a shared one (which no component label starts with).
+    fn owner(&self, component: &str) -> Option<String> {
+        match self {
+            StoreGrant::None => None,
+            StoreGrant::Own => Some(component.to_owned()),
+            StoreGrant::Shared(name) => Some(format!("@{name}")),
+        }
+    }
+}
+
 /// A [`GrantsFile`] parsed: what [`Capabilities::new`] enforces. Only
 /// [`Grants::parse`] makes one from the file, so nothing granted is parsed twice.
 #[derive(Debug, Default, Clone)]
@@ -136,7 +195,7 @@ pub struct Grants {
     pub secrets: Vec<secrets::Pattern>,
     pub secrets_write: Vec<secrets::Pattern>,
     pub http: http::HttpGrant,
-    pub store: bool,
+    pub store: StoreGrant,
     /// The signing key sources; the file keys are read by the policy loader.
     pub signing: signing_grant::SigningGrant,
 }
@@ -166,8 +225,9 @@ impl Grants {
         // Secret names the component may read or replace: never a signing key's.
         let reachable: Vec<secrets::Pattern> = secrets.iter().chain(&secrets_write).flatten().cloned().collect();
         let signing = signing_grant::SigningGrant::parse(&file.signing_keys, file.ephemeral_keys, &reachable, &mut problems);
-        let grants = match (secrets, secrets_write, http, signing) {
-            (Some(secrets), Some(secrets_write), Some(http), Some(signing)) => Some(Grants { secrets, secrets_write, http, store: file.store, signing }),
+        let store = StoreGrant::parse(&file.store, &mut problems);
+        let grants = match (secrets, secrets_write, http, signing, store) {
+            (Some(secrets), Some(secrets_write), Some(http), Some(signing), Some(store)) => Some(Grants { secrets, secrets_write, http, store, signing }),
             _ => None,
         };
         (grants, problems)
@@ -200,7 +260,7 @@ impl Capabilities {
             cache: cache::CacheSpace::new(&cache_namespace(&label.workload, position, &label.component), quota, &services.cache),
             log_budget: log::Budget::default(),
             trial: services.trial.clone(),
-            store: grants.store.then(|| services.store.namespace(&label.workload, &label.component)),
+            store: grants.store.owner(&label.component).map(|owner| services.store.namespace(&label.workload, &owner)),
             signing: signing::key_ring(&label, grants, services),
             label,
         }

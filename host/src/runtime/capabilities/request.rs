@@ -4,7 +4,7 @@
 use super::HostState;
 use crate::runtime::bindings::RequestHandle;
 use crate::runtime::bindings::mcp::McpCall;
-use crate::runtime::bindings::types::{Header, HostRequest, Peer};
+use crate::runtime::bindings::types::{Header, HostRequest, Identity, Peer};
 use crate::runtime::request::RequestData;
 use http::HeaderName;
 use wasmtime::component::Resource;
@@ -73,6 +73,10 @@ impl HostRequest for HostState {
 
     fn body(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Vec<u8>> {
         Ok(self.request()?.body.to_vec())
+    }
+
+    fn identity(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Option<Identity>> {
+        Ok(self.request()?.identity.clone())
     }
 
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {

@@ -3,10 +3,10 @@
 //! an error or a log line.
 
 use super::*;
-use crate::seal;
 use crate::upstream::UpstreamConfig;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use provider_tokens::seal;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

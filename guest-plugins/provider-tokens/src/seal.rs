@@ -70,6 +70,45 @@ pub fn parse_key(base64_text: &str) -> Result<[u8; 32], String> {
         .map_err(|_| format!("the token key is {} bytes long; AES-256-GCM needs exactly 32 (generate one with `openssl rand -base64 32`)", bytes.len()))
 }
 
+/// The token key, named in the secret store (`token_key_secret`): read on
+/// first use and kept, since it may not be stored yet when the component
+/// starts (logins wait for it, the rest serves).
+pub struct TokenKey {
+    name: String,
+    key: std::cell::OnceCell<[u8; 32]>,
+}
+
+impl TokenKey {
+    /// At `init`: refuses a name the policy does not grant, or a stored key
+    /// that is not one; a key not stored yet is read later.
+    pub fn new(name: &str) -> Result<TokenKey, String> {
+        use portcullis_plugin::secrets::{self, SecretError};
+        let key = TokenKey { name: name.to_owned(), key: std::cell::OnceCell::new() };
+        match secrets::get(name) {
+            Err(SecretError::NotGranted) => Err(format!("`token_key_secret`: the policy does not grant the secret {name:?} to this component")),
+            Ok(text) => {
+                let parsed = parse_key(&text).map_err(|e| format!("`token_key_secret`: the secret {name:?} {e}"))?;
+                let _ = key.key.set(parsed);
+                Ok(key)
+            }
+            Err(e) => {
+                portcullis_plugin::log::warn(&format!("the token key {name:?} is not available yet: {e}"));
+                Ok(key)
+            }
+        }
+    }
+
+    pub fn get(&self) -> Result<[u8; 32], String> {
+        if let Some(key) = self.key.get() {
+            return Ok(*key);
+        }
+        let name = &self.name;
+        let text = portcullis_plugin::secrets::get(name).map_err(|e| format!("the token key {name:?}: {e}"))?;
+        let key = parse_key(&text).map_err(|e| format!("the token key {name:?}: {e}"))?;
+        Ok(*self.key.get_or_init(|| key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

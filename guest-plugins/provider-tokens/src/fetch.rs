@@ -2,7 +2,7 @@
 //! 1 MiB; each step here has its own, smaller limit, checked before the body
 //! is parsed.
 
-use crate::upstream::text::printable;
+use crate::text::printable;
 use portcullis_plugin::http;
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
-//! The code exchange at the provider's token endpoint (RFC 6749 §4.1.3 with
-//! the PKCE verifier, RFC 7636 §4.5): `client_secret_basic` when a client
-//! secret is configured, otherwise a public client identified by `client_id`
-//! in the form. Errors name the status and the provider's OAuth error code,
+//! The provider's token endpoint: the code exchange (RFC 6749 §4.1.3 with
+//! the PKCE verifier, RFC 7636 §4.5) and the refresh (§6), with
+//! `client_secret_basic` when a client secret is configured, otherwise a
+//! public client identified by `client_id` in the form. Errors name the status and the provider's OAuth error code,
 //! never the body (it may hold a token) or the provider's prose.
 
-use crate::upstream::fetch::{self, RESPONSE_LIMIT};
-use crate::upstream::text::{printable, strict_object};
+use crate::fetch::{self, RESPONSE_LIMIT};
+use crate::text::{printable, strict_object};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_plugin::http;
@@ -33,6 +33,49 @@ pub fn exchange(token_endpoint: &str, client: &Client, code: &str, redirect_uri:
     }
     let fetched = fetch::send(request, RESPONSE_LIMIT).map_err(|why| format!("could not be reached: {why}"))?;
     classify(fetched.status, &fetched.body)
+}
+
+/// Why a refresh gave no tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`: revoked,
+    /// expired, replayed): the session's tokens from it are dead.
+    Refused(String),
+    /// No answer, or one that is not a token response (a 5xx, a timeout, a
+    /// body without `access_token`): the stored tokens stay as they are.
+    Failed(String),
+}
+
+impl std::fmt::Display for RefreshError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefreshError::Refused(why) | RefreshError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Renews with `refresh_token`; the whole token response. No `scope`: the
+/// provider grants what the login was granted (RFC 6749 §6).
+pub fn refresh(token_endpoint: &str, client: &Client, refresh_token: &str) -> Result<Map<String, Value>, RefreshError> {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh_token);
+    if client.secret.is_none() {
+        form.append_pair("client_id", client.client_id);
+    }
+    let mut request = http::Request::post(token_endpoint).header("accept", "application/json").form(&form.finish());
+    if let Some(secret) = client.secret {
+        request = request.header("authorization", &basic_authorization(client.client_id, secret));
+    }
+    let fetched = fetch::send(request, RESPONSE_LIMIT).map_err(|why| RefreshError::Failed(format!("could not be reached: {why}")))?;
+    classify(fetched.status, &fetched.body).map_err(|why| match oauth_error(&fetched.body).as_deref() {
+        Some("invalid_grant") => RefreshError::Refused(why),
+        _ => RefreshError::Failed(why),
+    })
+}
+
+/// The `error` code of an OAuth error response, when the body is one.
+fn oauth_error(body: &[u8]) -> Option<String> {
+    strict_object(body).ok()?.get("error")?.as_str().map(str::to_owned)
 }
 
 /// The form body. A confidential client authenticates in the header and
@@ -102,6 +145,15 @@ mod tests {
         }
         assert!(classify(200, b"<html>").unwrap_err().starts_with("answered with a body that is not valid JSON"));
         assert!(classify(200, br#"{"access_token":"a","access_token":"b"}"#).unwrap_err().contains("duplicate"));
+    }
+
+    #[test]
+    fn refresh_errors() {
+        let is_refused = |body: &[u8]| oauth_error(body).as_deref() == Some("invalid_grant");
+        assert!(is_refused(br#"{"error":"invalid_grant","error_description":"grant request is invalid"}"#));
+        assert!(!is_refused(br#"{"error":"server_error"}"#));
+        assert!(!is_refused(b"<html>Internal Server Error</html>"));
+        assert!(!is_refused(br#"{"error":"invalid_grant","error":"x"}"#), "a duplicate key is not read either way");
     }
 
     #[test]

@@ -27,6 +27,24 @@ pub struct StoredTokens {
     pub obtained_at: u64,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub other: Map<String, Value>,
+    /// How to renew the access token, written at login; absent in records
+    /// from before it was kept, which are used until they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<Renewal>,
+    /// Unix seconds: when the session ends (the record's TTL). A renewal keeps it.
+    #[serde(default)]
+    pub session_expires_at: u64,
+}
+
+/// Where and as whom the access token is renewed (RFC 6749 §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Renewal {
+    pub token_endpoint: String,
+    pub client_id: String,
+    /// The client secret's name in the secret store (a confidential client);
+    /// the component that renews must be granted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_secret: Option<String>,
 }
 
 /// Never prints a token, so that `{:?}` in a log line or a panic cannot leak one.
@@ -39,6 +57,8 @@ impl std::fmt::Debug for StoredTokens {
             .field("scope", &self.scope)
             .field("expires_at", &self.expires_at)
             .field("obtained_at", &self.obtained_at)
+            .field("renewal", &self.renewal)
+            .field("session_expires_at", &self.session_expires_at)
             .finish_non_exhaustive()
     }
 }
@@ -58,7 +78,45 @@ impl StoredTokens {
         let token_type = text("token_type").unwrap_or_else(|| "Bearer".into());
         let (refresh_token, id_token, scope) = (text("refresh_token"), text("id_token"), text("scope"));
         let expires_at = response.get("expires_in").and_then(seconds).map(|s| now.saturating_add(s));
-        StoredTokens { access_token, token_type, refresh_token, id_token, scope, expires_at, obtained_at: now, other: response }
+        StoredTokens {
+            access_token,
+            token_type,
+            refresh_token,
+            id_token,
+            scope,
+            expires_at,
+            obtained_at: now,
+            other: response,
+            renewal: None,
+            session_expires_at: 0,
+        }
+    }
+
+    /// The record after a refresh answered `response` at `now`: the new
+    /// tokens, the old refresh token when the provider sent none (RFC 6749
+    /// §6 lets it keep the old one valid), and the same renewal and session end.
+    pub fn renewed(&self, response: Map<String, Value>, now: u64) -> StoredTokens {
+        let mut next = StoredTokens::from_response(response, now);
+        if next.refresh_token.is_none() {
+            next.refresh_token = self.refresh_token.clone();
+        }
+        if next.id_token.is_none() {
+            next.id_token = self.id_token.clone();
+        }
+        next.renewal = self.renewal.clone();
+        next.session_expires_at = self.session_expires_at;
+        next
+    }
+
+    /// Whether the access token is due for renewal `ahead` seconds before it
+    /// expires (one whose lifetime the provider did not say never is).
+    pub fn due(&self, now: u64, ahead: u64) -> bool {
+        self.expires_at.is_some_and(|expires| now.saturating_add(ahead) >= expires)
+    }
+
+    /// Seconds the record should still be kept: until the session's end (at least 1).
+    pub fn ttl(&self, now: u64) -> u32 {
+        u32::try_from(self.session_expires_at.saturating_sub(now)).unwrap_or(u32::MAX).max(1)
     }
 }
 
@@ -99,6 +157,28 @@ pub fn load(session_id: &str, provider: &str, token_key: &[u8; 32]) -> Result<Op
     open_record(&sealed, session_id, provider, token_key)
         .map(Some)
         .ok_or_else(|| format!("the stored tokens of `{provider}` do not open with the token key (was the key changed?)"))
+}
+
+/// The sealed record as stored, and the tokens in it: what a renewal
+/// replaces with a compare-and-swap.
+pub fn load_sealed(session_id: &str, provider: &str, token_key: &[u8; 32]) -> Result<Option<(Vec<u8>, StoredTokens)>, String> {
+    let Some(sealed) = store::get(&record_key(session_id, provider)).map_err(|e| format!("the tokens of `{provider}` could not be read: {e}"))? else {
+        return Ok(None);
+    };
+    match open_record(&sealed, session_id, provider, token_key) {
+        Some(tokens) => Ok(Some((sealed, tokens))),
+        None => Err(format!("the stored tokens of `{provider}` do not open with the token key (was the key changed?)")),
+    }
+}
+
+/// Replaces the record `previous` (sealed, as read) with `next`, in one
+/// atomic step: the new tokens are written before the old ones are gone,
+/// and a record that changed meanwhile (another replica renewed it) is left
+/// as it is (`Ok(false)`).
+pub fn replace(session_id: &str, provider: &str, token_key: &[u8; 32], previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String> {
+    let sealed = seal_record(next, session_id, provider, token_key);
+    store::swap(&record_key(session_id, provider), previous, &sealed, next.ttl(now))
+        .map_err(|e| format!("the renewed tokens of `{provider}` could not be stored: {e}"))
 }
 
 /// Removes the session's tokens from `provider`.

@@ -1,0 +1,211 @@
+//! Renewing a session's token once, whichever replica and request find it due.
+//!
+//! The refresh token is spent by the provider on use (rotation): two
+//! refreshes with the same one kill the session at most providers (reuse
+//! detection, ToolHive #4122, #6194). So one request renews, under a lease in
+//! the shared store (`renewing:{sid}:{provider}`, put-if-absent with a TTL:
+//! a holder that dies frees it when the lease ends), and the others wait for
+//! the record to change. The holder reads the record again under the lease
+//! (another may have renewed between) and replaces it by a compare-and-swap
+//! on the bytes it read: the new tokens are written before the old ones are
+//! gone, and a failed refresh leaves them as they were.
+
+use provider_tokens::exchange::{self, RefreshError};
+use provider_tokens::tokens::{self, StoredTokens};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// A renewal's lease: longer than a refresh may take (the token endpoint's
+/// timeout is 5 s), short enough that a crashed holder delays little.
+const LEASE_SECONDS: u32 = 10;
+/// How often a waiting request looks at the record.
+const POLL: Duration = Duration::from_millis(25);
+
+/// How a renewal ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Renewed(StoredTokens),
+    Failed(RefreshError),
+    /// The record cannot be renewed (no refresh token, or stored before
+    /// renewals were kept): the user logs in again when it expires.
+    Cannot(String),
+}
+
+/// What renewing touches: the store, the provider, the clock.
+pub trait Backend {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
+    fn put_new(&self, key: &str, value: &[u8], ttl: u32) -> Result<bool, String>;
+    fn delete(&self, key: &str) -> Result<(), String>;
+    fn open(&self, sealed: &[u8]) -> Option<StoredTokens>;
+    fn replace(&self, previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String>;
+    fn refresh(&self, renewal: &tokens::Renewal, refresh_token: &str) -> Result<Map<String, Value>, RefreshError>;
+    fn now_ms(&self) -> u64;
+    fn sleep(&self, duration: Duration);
+}
+
+pub struct Renewer<'a, B: Backend = Gateway<'a>> {
+    backend: B,
+    record: String,
+    lease: String,
+    wait_ms: u64,
+    _session: std::marker::PhantomData<&'a ()>,
+}
+
+impl<'a> Renewer<'a> {
+    pub fn new(session_id: &'a str, provider: &'a str, token_key: [u8; 32], wait_ms: u64) -> Renewer<'a> {
+        Renewer::with(Gateway { session_id, provider, token_key }, session_id, provider, wait_ms)
+    }
+}
+
+impl<'a, B: Backend> Renewer<'a, B> {
+    pub fn with(backend: B, session_id: &str, provider: &str, wait_ms: u64) -> Renewer<'a, B> {
+        Renewer {
+            backend,
+            record: tokens::record_key(session_id, provider),
+            lease: format!("renewing:{session_id}:{provider}"),
+            wait_ms,
+            _session: std::marker::PhantomData,
+        }
+    }
+
+    /// The record as stored (sealed) and opened; `Ok(None)` when there is none.
+    pub fn load(&self) -> Result<Option<(Vec<u8>, StoredTokens)>, String> {
+        let Some(sealed) = self.backend.get(&self.record)? else { return Ok(None) };
+        match self.backend.open(&sealed) {
+            Some(tokens) => Ok(Some((sealed, tokens))),
+            None => Err("the stored tokens do not open with the token key (was the key changed?)".into()),
+        }
+    }
+
+    /// Renews `stored`, read as `sealed`: by this request under the lease,
+    /// or by whoever holds it, whose result this request waits for.
+    pub fn renew(&self, sealed: &[u8], stored: &StoredTokens) -> Outcome {
+        let (Some(renewal), Some(_)) = (&stored.renewal, &stored.refresh_token) else {
+            return Outcome::Cannot("the provider gave no refresh token for this session".into());
+        };
+        let give_up = self.backend.now_ms().saturating_add(self.wait_ms);
+        loop {
+            match self.backend.put_new(&self.lease, b"1", LEASE_SECONDS) {
+                Ok(true) => return self.renew_holding(sealed, renewal),
+                Ok(false) => {}
+                Err(why) => return Outcome::Failed(RefreshError::Failed(format!("the renewal's lease could not be taken: {why}"))),
+            }
+            // Another request renews: wait for the record to change.
+            self.backend.sleep(POLL);
+            match self.load() {
+                Ok(Some((now_sealed, tokens))) if now_sealed != sealed => return Outcome::Renewed(tokens),
+                Ok(Some(_)) => {}
+                Ok(None) => return Outcome::Failed(RefreshError::Refused("the session's tokens were ended while waiting for their renewal".into())),
+                Err(why) => return Outcome::Failed(RefreshError::Failed(why)),
+            }
+            if self.backend.now_ms() >= give_up {
+                return Outcome::Failed(RefreshError::Failed(format!("another renewal of this session's token did not finish within {} ms", self.wait_ms)));
+            }
+        }
+    }
+
+    /// Under the lease: read again, refresh, swap, release.
+    fn renew_holding(&self, sealed: &[u8], renewal: &tokens::Renewal) -> Outcome {
+        let outcome = match self.load() {
+            // Renewed by another since this request read it: nothing to do.
+            Ok(Some((current, tokens))) if current != sealed => Outcome::Renewed(tokens),
+            Ok(Some((current, tokens))) => match tokens.refresh_token.as_deref() {
+                Some(refresh_token) => match self.backend.refresh(renewal, refresh_token) {
+                    Ok(response) => {
+                        let now = self.backend.now_ms() / 1000;
+                        let next = tokens.renewed(response, now);
+                        match self.backend.replace(&current, &next, now) {
+                            Ok(true) => Outcome::Renewed(next),
+                            Ok(false) => match self.load() {
+                                Ok(Some((_, stored))) => Outcome::Renewed(stored),
+                                Ok(None) => Outcome::Failed(RefreshError::Refused("the session's tokens were ended during their renewal".into())),
+                                Err(why) => Outcome::Failed(RefreshError::Failed(why)),
+                            },
+                            // The provider has rotated; the new tokens are lost. Say so plainly.
+                            Err(why) => Outcome::Failed(RefreshError::Failed(format!("renewed, but the new tokens could not be stored: {why}"))),
+                        }
+                    }
+                    Err(why) => Outcome::Failed(why),
+                },
+                None => Outcome::Cannot("the provider gave no refresh token for this session".into()),
+            },
+            Ok(None) => Outcome::Failed(RefreshError::Refused("the session's tokens were ended".into())),
+            Err(why) => Outcome::Failed(RefreshError::Failed(why)),
+        };
+        // A lease not released ends with its TTL; the waiting requests then take it.
+        if let Err(why) = self.backend.delete(&self.lease) {
+            portcullis_plugin::log::warn(&format!("a renewal's lease could not be released (it ends in {LEASE_SECONDS} s): {why}"));
+        }
+        outcome
+    }
+
+    /// Ends the session's tokens from this provider.
+    pub fn forget(&self) {
+        if let Err(why) = self.backend.delete(&self.record) {
+            portcullis_plugin::log::warn(&format!("the session's tokens could not be removed (they expire with the session): {why}"));
+        }
+    }
+}
+
+/// The gateway's store, the provider over the `http` import, the real clock.
+pub struct Gateway<'a> {
+    session_id: &'a str,
+    provider: &'a str,
+    token_key: [u8; 32],
+}
+
+impl Backend for Gateway<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        portcullis_plugin::store::get(key).map_err(|e| e.to_string())
+    }
+
+    fn put_new(&self, key: &str, value: &[u8], ttl: u32) -> Result<bool, String> {
+        portcullis_plugin::store::put_new(key, value, ttl).map_err(|e| e.to_string())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), String> {
+        portcullis_plugin::store::delete(key).map_err(|e| e.to_string())
+    }
+
+    fn open(&self, sealed: &[u8]) -> Option<StoredTokens> {
+        tokens::open_record(sealed, self.session_id, self.provider, &self.token_key)
+    }
+
+    fn replace(&self, previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String> {
+        tokens::replace(self.session_id, self.provider, &self.token_key, previous, next, now)
+    }
+
+    fn refresh(&self, renewal: &tokens::Renewal, refresh_token: &str) -> Result<Map<String, Value>, RefreshError> {
+        let secret = match &renewal.client_secret_secret {
+            Some(name) => {
+                Some(portcullis_plugin::secrets::get(name).map_err(|e| RefreshError::Failed(format!("the client secret {name:?} cannot be read: {e}")))?)
+            }
+            None => None,
+        };
+        let client = exchange::Client { client_id: &renewal.client_id, secret: secret.as_deref() };
+        exchange::refresh(&renewal.token_endpoint, &client, refresh_token).map_err(|e| match e {
+            RefreshError::Refused(why) => RefreshError::Refused(format!("the token endpoint {why}")),
+            RefreshError::Failed(why) => RefreshError::Failed(format!("the token endpoint {why}")),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// Unix seconds.
+pub fn now() -> u64 {
+    now_ms() / 1000
+}
+
+#[cfg(test)]
+mod tests;
