@@ -13,6 +13,7 @@ pub mod redis;
 pub mod registry;
 pub mod threads;
 pub mod upstream;
+pub mod upstream_token;
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

@@ -108,6 +108,10 @@ pub struct ServerPolicy {
     pub config: String,
     /// A `[store]` section, or empty for the memory store.
     pub store: String,
+    /// The server's `grants.store` (`true`, or a shared namespace's name in quotes).
+    pub store_grant: String,
+    /// More of the workload, after the server (`[[workloads.outbound]]` entries).
+    pub more: String,
 }
 
 impl ServerPolicy {
@@ -120,6 +124,8 @@ impl ServerPolicy {
             key_dir: "keys".into(),
             config: String::new(),
             store: String::new(),
+            store_grant: "true".into(),
+            more: String::new(),
         }
     }
 
@@ -129,7 +135,7 @@ impl ServerPolicy {
 
     pub fn toml(&self) -> String {
         let keys = self.keys.iter().map(|k| format!("\"file:{}/{k}.pem\"", self.key_dir)).collect::<Vec<_>>().join(", ");
-        let ServerPolicy { port, upstream, idp, config, store, .. } = self;
+        let ServerPolicy { port, upstream, idp, config, store, store_grant, more, .. } = self;
         format!(
             r#"version = 1
 {store}
@@ -143,7 +149,7 @@ public_url = "http://127.0.0.1:{port}/mcp"
   config = {{ embedded_server = true, required_scopes = ["mcp"], scopes_supported = ["mcp"] }}
   [workloads.server]
   component = "builtin:oauth-server"
-  grants = {{ http = ["{idp}", "https://*"], http_private = true, secrets = ["oauth:*"], store = true, signing_keys = [{keys}] }}
+  grants = {{ http = ["{idp}", "https://*"], http_private = true, secrets = ["oauth:*"], store = {store_grant}, signing_keys = [{keys}] }}
   [workloads.server.config]
   token_key_secret = "{TOKEN_KEY_SECRET}"
   scopes = ["mcp"]
@@ -156,7 +162,7 @@ public_url = "http://127.0.0.1:{port}/mcp"
   issuer = "{idp}"
   client_id = "{IDP_CLIENT_ID}"
   scopes = ["openid"]
-"#
+{more}"#
         )
     }
 }
@@ -167,33 +173,58 @@ pub struct CompanyIdp {
     pub issuer: String,
     child: Child,
     lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The `TOKEN` lines read so far.
+    token_lines: Vec<String>,
 }
 
 impl CompanyIdp {
     /// `callbacks`: the gateways' `/oauth/callback` URLs (one per public origin).
     pub async fn start(callbacks: &[String]) -> CompanyIdp {
+        CompanyIdp::start_with(callbacks, &[]).await
+    }
+
+    /// With more of `registry-idp.mjs`'s options (`--access-ttl 4`).
+    pub async fn start_with(callbacks: &[String], options: &[&str]) -> CompanyIdp {
         let mut args = vec!["0".to_owned()];
         for callback in callbacks {
             args.push("--redirect-uri".into());
             args.push(callback.clone());
         }
+        args.extend(options.iter().map(|o| o.to_string()));
         let (child, ready, lines) = start("registry-idp.mjs", &args).await;
-        CompanyIdp { issuer: ready.trim_start_matches("READY").trim().to_owned(), child, lines }
+        CompanyIdp { issuer: ready.trim_start_matches("READY").trim().to_owned(), child, lines, token_lines: Vec::new() }
     }
 
     /// The next token response carries a forged ID token: `nonce` or `aud`
     /// wrong (signed with the IdP's key), or `signature` (another key, same kid).
     pub async fn tamper_id_token(&mut self, what: &str) {
+        self.command(&format!("tamper-id-token {what}"), "TAMPERING").await;
+    }
+
+    /// Sends a stdin command (`revoke-user alice`) and waits for the line starting with `done`.
+    pub async fn command(&mut self, command: &str, done: &str) {
         use tokio::io::AsyncWriteExt;
         let stdin = self.child.stdin.as_mut().unwrap();
-        stdin.write_all(format!("tamper-id-token {what}\n").as_bytes()).await.unwrap();
+        stdin.write_all(format!("{command}\n").as_bytes()).await.unwrap();
         stdin.flush().await.unwrap();
         loop {
             let line = tokio::time::timeout(Duration::from_secs(10), self.lines.recv()).await.expect("the IdP answers").expect("the IdP is alive");
-            if line.starts_with("TAMPERING") {
+            if line.starts_with("TOKEN ") {
+                self.token_lines.push(line);
+            } else if line.starts_with(done) {
                 return;
             }
         }
+    }
+
+    /// Every `TOKEN <grant_type> <status>` line so far: one per request to the token endpoint.
+    pub fn token_requests(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            if line.starts_with("TOKEN ") {
+                self.token_lines.push(line);
+            }
+        }
+        self.token_lines.clone()
     }
 }
 

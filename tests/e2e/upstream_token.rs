@@ -1,0 +1,185 @@
+//! Per-user upstream tokens (`builtin:upstream-token`) end to end, with the
+//! real parts: the company IdP (`registry-idp.mjs`, oidc-provider with
+//! rotating refresh tokens and access tokens that live 4 s) is both where
+//! users log in and the MCP server's own authorization server; the MCP server
+//! (`mcp-server.mjs --introspect`) checks every Bearer token at the IdP and
+//! answers `whoami` with its user. Users log in through the gateway's
+//! authorization server (Chromium with the official SDK client, and over
+//! plain HTTP); each call reaches the MCP server with that user's own IdP
+//! token, renewed as it expires, never the client's token.
+
+use portcullis_tests::gateway::{PASSWORD, TestGateway};
+use portcullis_tests::leaks;
+use portcullis_tests::node::free_port;
+use portcullis_tests::oauth::{CompanyIdp, Discovered, Pkce, ServerPolicy, Stored, jwt_parts, listed_code, prepare_dir, redeem, sdk_client};
+use portcullis_tests::redis::RedisServer;
+use portcullis_tests::upstream_token::{IntrospectingMcpServer, call_tool, inject_user_tokens};
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// The IdP's access tokens' lifetime: short, so a test sees several renewals.
+const ACCESS_TTL: u64 = 4;
+
+struct Setup {
+    gw: TestGateway,
+    policy: ServerPolicy,
+    server: Discovered,
+    mcp: IntrospectingMcpServer,
+    idp: CompanyIdp,
+}
+
+impl Setup {
+    async fn start(store: &str) -> Setup {
+        for _ in 0..5 {
+            let port = free_port();
+            let idp = CompanyIdp::start_with(&[format!("http://127.0.0.1:{port}/oauth/callback")], &["--access-ttl", &ACCESS_TTL.to_string()]).await;
+            let mcp = IntrospectingMcpServer::start(&idp.issuer).await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
+            policy.key_dir = dir.path().join("keys").display().to_string();
+            policy.store = store.to_owned();
+            inject_user_tokens(&mut policy, 1);
+            prepare_dir(dir.path(), &["as-1"], PASSWORD);
+            match TestGateway::start_in(dir, &policy.toml()).await {
+                Ok(gw) => {
+                    let server = Discovered::from(&policy.public_url()).await;
+                    return Setup { gw, policy, server, mcp, idp };
+                }
+                Err(e) if format!("{e:#}").contains("in use") => continue,
+                Err(e) => panic!("the gateway did not start: {e:#}\n{}", policy.toml()),
+            }
+        }
+        panic!("no free port for the gateway");
+    }
+
+    /// `user` logs in over plain HTTP as the listed client: the gateway's access token.
+    async fn log_in(&self, user: &str) -> String {
+        let pkce = Pkce::new();
+        let (request, code) = listed_code(&self.server, &pkce, user).await;
+        let token = redeem(&self.server, &request, &code, &pkce.verifier).await.access_token();
+        leaks::register(&token);
+        token
+    }
+
+    async fn whoami(&self, token: &str) -> portcullis_tests::upstream_token::Called {
+        call_tool(&self.policy.public_url(), token, "whoami").await
+    }
+
+    /// The IdP token that reached the MCP server with `token`'s call (its
+    /// `request_headers` tool says what it got): the user's own, for the leak checks.
+    async fn upstream_token_of(&self, token: &str) -> String {
+        let called = call_tool(&self.policy.public_url(), token, "request_headers").await;
+        assert_eq!(called.status, StatusCode::OK, "{called:?}");
+        let headers: serde_json::Value = serde_json::from_str(called.text.as_deref().unwrap()).unwrap();
+        let bearer = headers["authorization"].as_str().and_then(|v| v.strip_prefix("Bearer ")).expect("a Bearer token reached the MCP server").to_owned();
+        assert_ne!(bearer, token, "the client's own token never goes on");
+        leaks::register(&bearer);
+        bearer
+    }
+
+    fn refreshes(&mut self) -> usize {
+        self.idp.token_requests().iter().filter(|l| l.starts_with("TOKEN refresh_token")).count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_user_reaches_the_mcp_server_with_their_own_token_renewed_as_it_expires() {
+    let mut setup = Setup::start("").await;
+
+    // Chromium, the official SDK client: discovery, registration, consent, login as carol.
+    let report = sdk_client(&[&setup.policy.public_url(), "--user", "carol", "--tool", "whoami"]).await;
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["callText"], "carol", "the MCP server saw carol's own IdP token: {report:#}");
+
+    // Two more users; each one's calls are answered as that user.
+    let alice = setup.log_in("alice").await;
+    let bob = setup.log_in("bob").await;
+    let alice_upstream = setup.upstream_token_of(&alice).await;
+    let bob_upstream = setup.upstream_token_of(&bob).await;
+    assert_ne!(alice_upstream, bob_upstream);
+    for (token, user) in [(&alice, "alice"), (&bob, "bob")] {
+        let called = setup.whoami(token).await;
+        assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some(user)), "{called:?}");
+    }
+    assert_eq!(setup.refreshes(), 0, "fresh tokens are not renewed");
+
+    // The IdP's tokens expire every 4 s: three expiries, one renewal each per user.
+    for round in 1..=3 {
+        tokio::time::sleep(Duration::from_secs(ACCESS_TTL)).await;
+        for (token, user) in [(&alice, "alice"), (&bob, "bob")] {
+            let called = setup.whoami(token).await;
+            assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some(user)), "round {round}: {called:?}");
+        }
+        assert_eq!(setup.refreshes(), 2 * round, "round {round}: {:?}", setup.idp.token_requests());
+    }
+    let renewed = setup.upstream_token_of(&alice).await;
+    assert_ne!(renewed, alice_upstream, "a renewed token went upstream");
+    let lines = setup.idp.token_requests();
+    assert!(lines.iter().filter(|l| l.starts_with("TOKEN refresh_token")).all(|l| l.ends_with(" 200")), "{lines:?}");
+    // Every request the MCP server saw carried an active token of the user who called.
+    let introspected = setup.mcp.introspected();
+    assert!(introspected.iter().all(|l| l.starts_with("INTROSPECTED active")), "{introspected:#?}");
+    for user in ["alice", "bob", "carol"] {
+        assert!(introspected.iter().any(|l| l.ends_with(&format!("sub={user}"))), "{user}: {introspected:#?}");
+    }
+    drop(setup.gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop() {
+    let redis = RedisServer::start();
+    let mut setup = Setup::start(&format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url())).await;
+    let alice = setup.log_in("alice").await;
+    let bob = setup.log_in("bob").await;
+    let alice_upstream = setup.upstream_token_of(&alice).await;
+    let bob_upstream = setup.upstream_token_of(&bob).await;
+    let sid = |token: &str| jwt_parts(token).1["sid"].as_str().unwrap().to_owned();
+    let records = || redis.keys().into_iter().filter(|k| k.contains("session")).collect::<Vec<_>>();
+    let record_of = |token: &str| records().into_iter().find(|k| k.contains(&sid(token)));
+    assert!(record_of(&alice).is_some() && record_of(&bob).is_some(), "{:?}", records());
+
+    // Nothing the test saw is in Redis in plain text, keys or values.
+    let dump: String = redis.keys().iter().map(|k| format!("{k}={}\n", redis.get(k).unwrap_or_default())).collect();
+    for secret in [&alice, &bob, &alice_upstream, &bob_upstream] {
+        assert!(!dump.contains(secret.as_str()), "a token is stored in plain text");
+    }
+
+    // Redis paused while alice's token is due: 503, nothing refreshed, the old tokens kept.
+    tokio::time::sleep(Duration::from_secs(ACCESS_TTL)).await;
+    let sealed_before = redis.get(&record_of(&alice).unwrap());
+    redis.pause();
+    let called = setup.whoami(&alice).await;
+    redis.resume();
+    assert_eq!(called.status, StatusCode::SERVICE_UNAVAILABLE, "{called:?}");
+    assert_eq!(setup.refreshes(), 0, "no refresh without the store");
+    assert_eq!(redis.get(&record_of(&alice).unwrap()), sealed_before, "the old tokens are kept");
+    let called = setup.whoami(&alice).await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
+    assert_eq!(setup.refreshes(), 1);
+
+    // The IdP revokes alice's grant: her next call meets the MCP server's 401,
+    // one refresh is tried and refused, and she is sent to log in again.
+    setup.idp.command("revoke-user alice", "REVOKED-USER").await;
+    let (idp_before, mcp_before) = (setup.idp.token_requests().len(), setup.mcp.introspected().len());
+    let called = setup.whoami(&alice).await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED, "{called:?}");
+    let challenge = called.www_authenticate.unwrap_or_default();
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp\"", setup.policy.port)),
+        "{challenge}"
+    );
+    let idp_after = setup.idp.token_requests();
+    assert_eq!(&idp_after[idp_before..], ["TOKEN refresh_token 400"], "exactly one refresh, refused");
+    let mcp_after = setup.mcp.introspected();
+    assert_eq!(mcp_after[mcp_before..].to_vec(), ["INTROSPECTED inactive sub=-"], "the request was not sent again");
+    assert_eq!(record_of(&alice), None, "alice's upstream tokens are gone from the store");
+    // Again: answered at once, nothing reaches the IdP or the MCP server.
+    let called = setup.whoami(&alice).await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((setup.idp.token_requests().len(), setup.mcp.introspected().len()), (idp_after.len(), mcp_after.len()));
+    // Bob is untouched.
+    assert!(record_of(&bob).is_some());
+    let called = setup.whoami(&bob).await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
+    drop(setup.gw);
+}
