@@ -21,7 +21,7 @@ use std::time::Duration;
 const PASSWORD: &str = "oauth-replicas-test";
 
 /// One gateway process on `port`, its policy and home in `dir`.
-struct Replica {
+pub(crate) struct Replica {
     port: u16,
     dir: tempfile::TempDir,
     child: tokio::process::Child,
@@ -67,7 +67,7 @@ impl Replica {
         panic!("the gateway did not start: {}", replica.log());
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
@@ -116,19 +116,39 @@ impl Haproxy {
     }
 }
 
-struct Deployment {
-    replicas: Vec<Replica>,
+pub(crate) struct Deployment<M> {
+    pub(crate) replicas: Vec<Replica>,
     proxy: Haproxy,
-    server: Discovered,
-    redis: RedisServer,
-    _idp: CompanyIdp,
-    _mcp: HeaderReportingMcpServer,
+    pub(crate) server: Discovered,
+    pub(crate) redis: RedisServer,
+    pub(crate) idp: CompanyIdp,
+    pub(crate) mcp: M,
 }
 
-impl Deployment {
-    async fn start() -> Deployment {
+impl Deployment<HeaderReportingMcpServer> {
+    async fn start() -> Deployment<HeaderReportingMcpServer> {
+        Deployment::start_with(
+            &[],
+            |_| async {
+                let mcp = HeaderReportingMcpServer::start().await;
+                let url = mcp.url();
+                (mcp, url)
+            },
+            |_| {},
+        )
+        .await
+    }
+}
+
+impl<M> Deployment<M> {
+    /// `idp_options` for the IdP, `mcp` the MCP server and its URL (given the
+    /// IdP's issuer), `adjust` the policy both replicas run.
+    pub(crate) async fn start_with<F: std::future::Future<Output = (M, String)>>(
+        idp_options: &[&str],
+        mcp: impl Fn(&str) -> F,
+        adjust: impl Fn(&mut ServerPolicy),
+    ) -> Deployment<M> {
         let redis = RedisServer::start();
-        let mcp = HeaderReportingMcpServer::start().await;
         let keys = tempfile::tempdir().unwrap();
         write_private(&keys.path().join("as-1.pem"), &signing_key_pem());
         let token_key = {
@@ -137,10 +157,12 @@ impl Deployment {
         };
         for _ in 0..5 {
             let public = free_port();
-            let idp = CompanyIdp::start(&[format!("http://127.0.0.1:{public}/oauth/callback")]).await;
+            let idp = CompanyIdp::start_with(&[format!("http://127.0.0.1:{public}/oauth/callback")], idp_options).await;
+            let (mcp, mcp_url) = mcp(&idp.issuer).await;
             // Both replicas: the same public URL (HAProxy's), keys, sealing key and Redis.
-            let mut policy = ServerPolicy::new(public, &mcp.url(), &idp.issuer);
+            let mut policy = ServerPolicy::new(public, &mcp_url, &idp.issuer);
             policy.store = format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"replicas\"\n", redis.url());
+            adjust(&mut policy);
             let mut replicas = Vec::new();
             while replicas.len() < 2 {
                 let port = free_port();
@@ -151,12 +173,12 @@ impl Deployment {
             }
             let Some(proxy) = Haproxy::start(public, &[replicas[0].port, replicas[1].port]).await else { continue };
             let server = Discovered::from(&policy.public_url()).await;
-            return Deployment { replicas, proxy, server, redis, _idp: idp, _mcp: mcp };
+            return Deployment { replicas, proxy, server, redis, idp, mcp };
         }
         panic!("no free port for HAProxy");
     }
 
-    fn mcp_url(&self) -> String {
+    pub(crate) fn mcp_url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.proxy.port)
     }
 

@@ -8,6 +8,7 @@
 //! plain HTTP); each call reaches the MCP server with that user's own IdP
 //! token, renewed as it expires, never the client's token.
 
+use crate::oauth_replicas::Deployment;
 use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
@@ -182,4 +183,50 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     let called = setup.whoami(&bob).await;
     assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
     drop(setup.gw);
+}
+
+/// Two gateway processes on one Redis behind HAProxy: 50 calls of one user
+/// at once, just after her token expired, spread over both replicas; the
+/// IdP sees exactly one refresh per expiry, and every call is answered as her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_renew_each_expiry_once_for_fifty_concurrent_calls() {
+    let mut d = Deployment::start_with(
+        &["--access-ttl", &ACCESS_TTL.to_string()],
+        |issuer| {
+            let issuer = issuer.to_owned();
+            async move {
+                let mcp = IntrospectingMcpServer::start(&issuer).await;
+                let url = mcp.url();
+                (mcp, url)
+            }
+        },
+        |policy| inject_user_tokens(policy, 1),
+    )
+    .await;
+    let pkce = Pkce::new();
+    let (request, code) = listed_code(&d.server, &pkce, "alice").await;
+    let token = redeem(&d.server, &request, &code, &pkce.verifier).await.access_token();
+    let called = call_tool(&d.mcp_url(), &token, "whoami").await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
+
+    let admitted = |d: &Deployment<IntrospectingMcpServer>| d.replicas.iter().map(|r| r.log().matches("request admitted").count()).collect::<Vec<_>>();
+    let before = admitted(&d);
+    for expiry in 1..=2 {
+        tokio::time::sleep(Duration::from_secs(ACCESS_TTL)).await;
+        let url = d.mcp_url();
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (url, token) = (url.clone(), token.clone());
+            calls.spawn(async move { call_tool(&url, &token, "whoami").await });
+        }
+        let answers = calls.join_all().await;
+        let wrong: Vec<_> = answers.iter().filter(|c| c.status != StatusCode::OK || c.text.as_deref() != Some("alice")).collect();
+        assert!(wrong.is_empty(), "expiry {expiry}: {wrong:?}");
+        let refreshes: Vec<String> = d.idp.token_requests().into_iter().filter(|l| l.starts_with("TOKEN refresh_token")).collect();
+        assert_eq!(refreshes, vec!["TOKEN refresh_token 200".to_owned(); expiry], "expiry {expiry}: one refresh reached the IdP");
+    }
+    let after = admitted(&d);
+    assert!(before.iter().zip(&after).all(|(b, a)| a > b), "both replicas served the calls: {before:?} -> {after:?}");
+    let introspected = d.mcp.introspected();
+    assert!(introspected.iter().all(|l| l == "INTROSPECTED active sub=alice"), "{introspected:#?}");
 }
