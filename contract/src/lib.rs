@@ -16,10 +16,12 @@
 //! - [`shared_key`]: `builtin:shared-key`'s defaults and its previous-key format.
 //! - [`secrets`]: secret names the gateway itself provides.
 //! - [`resource_metadata`]: where RFC 9728 protected-resource metadata lives.
+//! - [`sessions`]: a user's session at the embedded authorization server, in the store.
 
 pub mod mcp;
 pub mod names;
 pub mod net;
 pub mod resource_metadata;
 pub mod secrets;
+pub mod sessions;
 pub mod shared_key;

@@ -8,11 +8,14 @@
 //! plain HTTP); each call reaches the MCP server with that user's own IdP
 //! token, renewed as it expires, never the client's token.
 
+use crate::cli::cli;
 use crate::oauth_replicas::Deployment;
 use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
-use portcullis_tests::oauth::{CompanyIdp, Discovered, Pkce, ServerPolicy, Stored, jwt_parts, listed_code, prepare_dir, redeem, sdk_client};
+use portcullis_tests::oauth::{
+    CompanyIdp, Discovered, Pkce, ServerPolicy, Stored, TokenAnswer, jwt_parts, listed_code, prepare_dir, redeem, refresh, sdk_client,
+};
 use portcullis_tests::redis::RedisServer;
 use portcullis_tests::upstream_token::{IntrospectingMcpServer, call_tool, inject_user_tokens};
 use reqwest::StatusCode;
@@ -55,11 +58,17 @@ impl Setup {
 
     /// `user` logs in over plain HTTP as the listed client: the gateway's access token.
     async fn log_in(&self, user: &str) -> String {
+        self.log_in_answer(user).await.access_token()
+    }
+
+    /// The same, with the whole token answer (the refresh token too).
+    async fn log_in_answer(&self, user: &str) -> TokenAnswer {
         let pkce = Pkce::new();
         let (request, code) = listed_code(&self.server, &pkce, user).await;
-        let token = redeem(&self.server, &request, &code, &pkce.verifier).await.access_token();
-        leaks::register(&token);
-        token
+        let answer = redeem(&self.server, &request, &code, &pkce.verifier).await;
+        leaks::register(&answer.access_token());
+        leaks::register(&answer.refresh_token());
+        answer
     }
 
     async fn whoami(&self, token: &str) -> portcullis_tests::upstream_token::Called {
@@ -182,6 +191,65 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     assert!(record_of(&bob).is_some());
     let called = setup.whoami(&bob).await;
     assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
+    drop(setup.gw);
+}
+
+/// `portcullis sessions`: an operator lists the sessions (subjects,
+/// providers, expiry, never a token) and ends one user's; her next call is
+/// sent to log in again and her refresh token stops working, the other's
+/// session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_sessions_and_ends_one_user_s() {
+    let redis = RedisServer::start();
+    let setup = Setup::start(&format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url())).await;
+    let alice = setup.log_in_answer("alice").await;
+    let bob = setup.log_in_answer("bob").await;
+    let alice_upstream = setup.upstream_token_of(&alice.access_token()).await;
+    let home = tempfile::tempdir().unwrap();
+    let policy = home.path().join("policy.toml");
+    std::fs::write(&policy, setup.policy.toml()).unwrap();
+    let policy = policy.display().to_string();
+    let run = |args: &[&str]| {
+        let output = cli(home.path(), PASSWORD, args, None);
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+
+    let (code, listed, stderr) = run(&["sessions", "list", "--policy", &policy, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let sessions: Vec<serde_json::Value> = listed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let subjects: Vec<&str> = sessions.iter().map(|s| s["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["alice", "bob"], "{listed}");
+    let sid = |answer: &TokenAnswer| jwt_parts(&answer.access_token()).1["sid"].as_str().unwrap().to_owned();
+    assert_eq!(sessions[0]["session"], sid(&alice).as_str());
+    assert_eq!((&sessions[0]["workload"], &sessions[0]["providers"], &sessions[0]["client_id"]), (&"mcp".into(), &serde_json::json!(["corp"]), &"cli".into()));
+    assert!(sessions[0]["expires_at"].as_u64().unwrap() > sessions[0]["created_at"].as_u64().unwrap());
+    let (_, table, _) = run(&["sessions", "list", "--policy", &policy]);
+    assert!(table.contains("alice") && table.contains(&sid(&bob)), "{table}");
+    for secret in [alice.access_token(), alice.refresh_token(), alice_upstream.clone()] {
+        assert!(!listed.contains(&secret) && !table.contains(&secret), "a token in the listing");
+    }
+
+    let (code, _, stderr) = run(&["sessions", "revoke", "--policy", &policy, "--workload", "mcp", "--subject", "alice"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("revoked 1 session"), "{stderr}");
+    let called = setup.whoami(&alice.access_token()).await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED, "{called:?}");
+    assert!(called.www_authenticate.unwrap_or_default().contains("resource_metadata="));
+    assert_eq!(refresh(&setup.server, &alice.refresh_token()).await.error(), "invalid_grant", "her refresh token stopped working");
+    let called = setup.whoami(&bob.access_token()).await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
+    assert_eq!(refresh(&setup.server, &bob.refresh_token()).await.status, StatusCode::OK);
+    let (_, listed, _) = run(&["sessions", "list", "--policy", &policy, "--json"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(!redis.keys().iter().any(|k| k.contains(&sid(&alice))), "nothing of alice's session is left: {:?}", redis.keys());
+    // A session id that is not one, and the memory store, are refused with a clear error.
+    let (code, _, stderr) = run(&["sessions", "revoke", "--policy", &policy, "--workload", "mcp", "not-a-session"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("not a session id"), "{stderr}");
+    std::fs::write(home.path().join("memory.toml"), setup.policy.toml().replace(&setup.policy.store, "")).unwrap();
+    let (code, _, stderr) = run(&["sessions", "list", "--policy", &home.path().join("memory.toml").display().to_string()]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("inside the gateway process"), "{stderr}");
     drop(setup.gw);
 }
 

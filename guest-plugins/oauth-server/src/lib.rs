@@ -37,6 +37,7 @@ mod redirect;
 mod register;
 mod resource;
 mod routes;
+mod session;
 use provider_tokens::seal;
 mod token;
 mod upstream;
@@ -316,6 +317,13 @@ impl OAuthServer {
             }
             Err(response) => return response,
         };
+        // The session's info first: the code's family refreshes only while it lives.
+        if let Err(e) =
+            session::start(&kv::HostStore, &session_id, &finished.subject, &pending.client_id, &finished.provider, now(), self.config.refresh_token_ttl)
+        {
+            upstream::forget(&session_id, &finished.provider);
+            return store_page(&e);
+        }
         let sign = |_: &str| Err("not used".to_owned());
         match self.tokens(&sign).issue_code(&pending, &finished.subject, &session_id) {
             Ok(code) => clear(Response::redirect(authorize::code_location(&pending.redirect_uri, &code, pending.state.as_deref(), &self.config.issuer))),

@@ -79,6 +79,10 @@ struct Family {
     resource: String,
     /// Unix seconds: the refresh tokens' absolute end.
     expires_at: u64,
+    /// The session has an info record (`session.rs`), without which it is
+    /// ended; families from before sessions had one (`false`) are not checked.
+    #[serde(default)]
+    tracked: bool,
 }
 
 /// What the token logic needs from its surroundings.
@@ -173,6 +177,7 @@ impl Tokens<'_> {
             scope: record.scope,
             resource: record.resource,
             expires_at: self.now + u64::from(self.config.refresh_token_ttl),
+            tracked: true,
         };
         let family_key = format!("family:{family_id}");
         self.kv.put(&family_key, &to_json(&family), self.config.refresh_token_ttl)?;
@@ -209,6 +214,11 @@ impl Tokens<'_> {
         let remaining = family.expires_at.saturating_sub(self.now);
         if remaining == 0 {
             return Err(oauth("invalid_grant", "the refresh token expired"));
+        }
+        // An operator ended the session (`portcullis sessions revoke`): so ends the login.
+        if family.tracked && !crate::session::lives(self.kv, &family.sid)? {
+            self.revoke_family(&family_id)?;
+            return Err(oauth("invalid_grant", "the session was ended"));
         }
         // Removed from the policy, its registration expired, or CIMD switched
         // off: the login ends. Before the token is spent, so that a store

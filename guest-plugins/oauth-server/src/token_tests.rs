@@ -73,6 +73,11 @@ impl Setup {
     fn tokens(&self) -> Tokens<'_> {
         Tokens { config: &self.config, kv: &self.kv, now: NOW, sign: &sign, client_known: |_, _| Ok(true), warn: |_| {} }
     }
+    /// A code for `sub` in session `sid`, whose info is written first (as the callback does).
+    fn code(&self, sub: &str, sid: &str) -> String {
+        crate::session::start(&self.kv, sid, sub, "cli", "corp", NOW, 3600).unwrap();
+        self.tokens().issue_code(&pending(), sub, sid).unwrap()
+    }
     fn tokens_on<'a>(&'a self, kv: &'a dyn Kv) -> Tokens<'a> {
         Tokens { kv, ..self.tokens() }
     }
@@ -84,7 +89,7 @@ impl Setup {
 #[test]
 fn a_code_gives_tokens_once() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid-1").unwrap();
+    let code = s.code("alice", "sid-1");
     assert!(s.kv.0.borrow().keys().all(|k| !k.contains(&code)), "the code is stored hashed");
     let answer = s.tokens().grant(&redeem(&code, &[("resource", "https://gw.example/mcp")])).unwrap();
     assert_eq!(answer["token_type"], "Bearer");
@@ -111,11 +116,14 @@ fn bad_redemptions_are_refused_and_spend_the_code() {
     ];
     for (changes, expected) in cases {
         let s = Setup::new();
-        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let code = s.code("alice", "sid");
         assert_eq!(error(s.tokens().grant(&redeem(&code, changes))), *expected, "{changes:?}");
         assert_eq!(s.families(), 0, "nothing issued: {changes:?}");
         assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant", "spent: {changes:?}");
-        assert!(s.kv.0.borrow().keys().all(|k| k.starts_with("code:")), "nothing stored but the spent code: {changes:?}");
+        assert!(
+            s.kv.0.borrow().keys().all(|k| k.starts_with("code:") || k.starts_with("session-info:")),
+            "nothing stored but the spent code (and the session the callback began): {changes:?}"
+        );
     }
     // Refused before the code is looked at: it stays redeemable.
     let cases: &[(&[(&str, &str)], &str)] = &[
@@ -128,7 +136,7 @@ fn bad_redemptions_are_refused_and_spend_the_code() {
         (&[("grant_type", "")], "invalid_request"),
     ];
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     for (changes, expected) in cases {
         assert_eq!(error(s.tokens().grant(&redeem(&code, changes))), *expected, "{changes:?}");
     }
@@ -138,7 +146,7 @@ fn bad_redemptions_are_refused_and_spend_the_code() {
 #[test]
 fn a_replayed_code_revokes_what_it_issued() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let answer = s.tokens().grant(&redeem(&code, &[])).unwrap();
     assert_eq!(s.families(), 1);
     assert_eq!(error(s.tokens().grant(&redeem(&code, &[]))), "invalid_grant");
@@ -148,9 +156,20 @@ fn a_replayed_code_revokes_what_it_issued() {
 }
 
 #[test]
+fn an_ended_session_refreshes_nothing() {
+    let s = Setup::new();
+    let code = s.code("alice", "sid");
+    let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    // `portcullis sessions revoke` deletes the session's info.
+    s.kv.delete(&portcullis_contract::sessions::info_key("sid")).unwrap();
+    assert_eq!(error(s.tokens().grant(&refresh(&token, &[]))), "invalid_grant");
+    assert_eq!(s.families(), 0, "the family is revoked");
+}
+
+#[test]
 fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let first = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     let second = s.tokens().grant(&refresh(&first, &[("scope", "mcp")])).unwrap();
     assert_eq!(second["scope"], "mcp");
@@ -168,11 +187,11 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 #[test]
 fn bad_refreshes() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(error(s.tokens().grant(&refresh(&token, &[("scope", "mcp root")]))), "invalid_scope");
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(error(s.tokens().grant(&refresh(&token, &[("resource", "https://gw.example/")]))), "invalid_target");
     assert_eq!(error(s.tokens().grant(&refresh(&token, &[("client_id", "")]))), "invalid_request");
@@ -185,7 +204,7 @@ fn bad_refreshes() {
 #[test]
 fn an_expired_family_refreshes_nothing() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     let later = Tokens { now: NOW + 604_800, ..s.tokens() };
     assert_eq!(error(later.grant(&refresh(&token, &[]))), "invalid_grant");
@@ -194,7 +213,7 @@ fn an_expired_family_refreshes_nothing() {
 #[test]
 fn revocation() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     s.tokens().revoke(&params(&[("token", "unknown")])).unwrap();
     s.tokens().revoke(&params(&[("token", &token), ("client_id", "other")])).unwrap();
@@ -282,7 +301,7 @@ fn one_winner(answers: Vec<Result<Value, Failure>>) -> String {
 fn a_code_replayed_during_its_redemption_revokes_what_it_issued() {
     for (after, n) in [(true, 2), (false, 2), (false, 3)] {
         let s = Setup::new();
-        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let code = s.code("alice", "sid");
         let winner = one_winner(race(&s, "code:", after, n, &redeem(&code, &[])));
         assert_eq!(s.families(), 0, "after {after}, {n} at once: the family is revoked and no loser left one");
         assert_eq!(error(s.tokens().grant(&refresh(&winner, &[]))), "invalid_grant", "after {after}, {n} at once");
@@ -294,7 +313,7 @@ fn a_code_replayed_during_its_redemption_revokes_what_it_issued() {
 fn a_refresh_token_replayed_during_its_rotation_revokes_the_family() {
     for (after, n) in [(true, 2), (false, 2), (false, 3)] {
         let s = Setup::new();
-        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let code = s.code("alice", "sid");
         let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
         let winner = one_winner(race(&s, "rt:", after, n, &refresh(&token, &[])));
         assert_eq!(s.families(), 0, "after {after}, {n} at once: the family is revoked");
@@ -308,7 +327,7 @@ fn a_code_that_failed_a_check_is_spent_but_a_redemption_it_raced_is_revoked() {
     // the right one issued tokens, the wrong one's loss revokes them.
     for after in [true, false] {
         let s = Setup::new();
-        let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+        let code = s.code("alice", "sid");
         let wrong = redeem(&code, &[("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK")]);
         let answers = RefCell::new(Vec::new());
         let store = Race { inner: &s.kv, prefix: "code:", after, queued: RefCell::new(Vec::new()) };
@@ -353,6 +372,7 @@ fn the_replay_markers_live_as_long_as_the_family() {
     }
     let s = Setup::new();
     let store = Ttls::default();
+    crate::session::start(&store, "sid", "alice", "cli", "corp", NOW, 3600).unwrap();
     let code = s.tokens_on(&store).issue_code(&pending(), "alice", "sid").unwrap();
     assert_eq!(store.1.borrow()[&format!("code:{}", random::hash(&code))], 60, "a code lives code_ttl");
     let token = s.tokens_on(&store).grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
@@ -370,7 +390,7 @@ fn the_replay_markers_live_as_long_as_the_family() {
 #[test]
 fn a_refresh_needs_a_client_this_server_still_trusts() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let token = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     // Removed from the policy, its registration expired, or `cimd` switched off.
     let forgotten = Tokens { client_known: |_, client_id| Ok(client_id != "cli"), ..s.tokens() };
@@ -382,7 +402,7 @@ fn a_refresh_needs_a_client_this_server_still_trusts() {
 #[test]
 fn a_code_needs_a_client_this_server_still_trusts() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let forgotten = Tokens { client_known: |_, client_id| Ok(client_id != "cli"), ..s.tokens() };
     assert_eq!(error(forgotten.grant(&redeem(&code, &[]))), "invalid_grant");
     assert_eq!(s.families(), 0, "nothing issued");
@@ -393,7 +413,7 @@ fn a_code_needs_a_client_this_server_still_trusts() {
 fn a_store_failure_at_the_client_check_is_unavailable_and_spends_nothing() {
     let s = Setup::new();
     let down = Tokens { client_known: |_, _| Err(StoreError::Unavailable("down".into())), ..s.tokens() };
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     assert!(matches!(down.grant(&redeem(&code, &[])), Err(Failure::Store(StoreError::Unavailable(_)))));
     let token = s.tokens().grant(&redeem(&code, &[])).expect("the code was not spent")["refresh_token"].as_str().unwrap().to_owned();
     assert!(matches!(down.grant(&refresh(&token, &[])), Err(Failure::Store(StoreError::Unavailable(_)))));
@@ -404,7 +424,7 @@ fn a_store_failure_at_the_client_check_is_unavailable_and_spends_nothing() {
 #[test]
 fn revoking_a_rotated_token_changes_nothing() {
     let s = Setup::new();
-    let code = s.tokens().issue_code(&pending(), "alice", "sid").unwrap();
+    let code = s.code("alice", "sid");
     let first = s.tokens().grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     let second = s.tokens().grant(&refresh(&first, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();
     s.tokens().revoke(&params(&[("token", &first)])).unwrap();

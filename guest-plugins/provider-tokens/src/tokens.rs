@@ -132,7 +132,7 @@ fn seconds(value: &Value) -> Option<u64> {
 
 /// The store key, which is also the associated data of the sealed record.
 pub fn record_key(session_id: &str, provider: &str) -> String {
-    format!("session:{session_id}:{provider}")
+    portcullis_contract::sessions::record_key(session_id, provider)
 }
 
 /// The sealed record of `tokens`.

@@ -9,6 +9,7 @@ mod keys;
 mod login;
 mod plugin;
 mod secrets;
+mod sessions;
 mod status;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -58,6 +59,9 @@ enum Command {
     /// Manage shared keys of `builtin:shared-key` workloads.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// List or end users' sessions at a workload's authorization server (a shared store).
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
     /// Speak MCP over stdio and forward to a workload over HTTP, adding its key.
     Bridge(bridge::BridgeArgs),
     /// Print (or write) an MCP client's configuration for a workload.
@@ -138,6 +142,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Secrets(command) => secrets::run(command),
         Command::Plugin(command) => plugin::run(command),
         Command::Keys(command) => keys::run(command),
+        Command::Sessions(command) => sessions::run(command),
         Command::Bridge(args) => bridge::run(args),
         Command::ClientConfig(args) => client_config::run(args),
     }

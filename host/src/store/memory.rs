@@ -110,6 +110,12 @@ impl MemoryStore {
         inner.insert(&self.limits, key, value.to_vec(), expiry(now, ttl), now).map(|()| true)
     }
 
+    /// The live keys that start with `prefix` (operators' listings, never a component's).
+    pub fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (inner, now) = self.lock();
+        Ok(inner.map.iter().filter(|(key, entry)| key.starts_with(prefix) && entry.expires > now).map(|(key, _)| key.clone()).collect())
+    }
+
     pub fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (mut inner, now) = self.lock();
         if inner.live(key, now).is_none() {

@@ -105,6 +105,10 @@ impl Store {
     pub async fn count(&self, key: &str, window: u32) -> Result<u64, StoreError> {
         on_backend!(self.count(key, window))
     }
+
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        on_backend!(self.keys(prefix))
+    }
 }
 
 /// One component's part of the store: `{prefix}:{workload}:{component}:`
@@ -186,6 +190,14 @@ impl Namespace {
 
     pub async fn count(&self, key: &str, window_seconds: u32) -> Result<u64, StoreError> {
         self.store.count(&self.key(key)?, ttl(window_seconds)).await
+    }
+
+    /// The keys of this namespace that start with `prefix`, without the
+    /// namespace: for an operator's command (`portcullis sessions`); the
+    /// `store` import offers no listing to components.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let keys = self.store.keys(&self.key(prefix)?).await?;
+        Ok(keys.into_iter().filter_map(|key| key.strip_prefix(&*self.prefix).map(str::to_owned)).collect())
     }
 }
 

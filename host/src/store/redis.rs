@@ -140,6 +140,26 @@ impl RedisStore {
         self.query::<()>(::redis::cmd("DEL").arg(key)).await
     }
 
+    /// The keys that start with `prefix` (`SCAN` with the prefix's glob
+    /// characters escaped; operators' listings, never a component's).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}*", glob_escape(prefix));
+        self.run(move |mut manager| async move {
+            let mut cursor: u64 = 0;
+            let mut keys = Vec::new();
+            loop {
+                let (next, batch): (u64, Vec<String>) =
+                    ::redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut manager).await?;
+                keys.extend(batch);
+                if next == 0 {
+                    return Ok(keys);
+                }
+                cursor = next;
+            }
+        })
+        .await
+    }
+
     pub async fn count(&self, key: &str, window: u32) -> Result<u64, StoreError> {
         self.script(&self.count, key, vec![window.to_string().into_bytes()]).await
     }
@@ -191,4 +211,16 @@ impl RedisStore {
             Err(_) => Err(StoreError::Unavailable(format!("Redis at {} did not answer within {OPERATION_TIMEOUT:?}", self.target))),
         }
     }
+}
+
+/// `text` with Redis glob characters escaped, to match itself in `SCAN MATCH`.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

@@ -179,7 +179,7 @@ impl StoreGrant {
 
     /// The namespace's second part under the workload: the component's
     /// label, or `@name` for a shared one (which no component label starts with).
-    fn owner(&self, component: &str) -> Option<String> {
+    pub fn owner(&self, component: &str) -> Option<String> {
         match self {
             StoreGrant::None => None,
             StoreGrant::Own => Some(component.to_owned()),
