@@ -6,7 +6,7 @@ fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let wit = std::path::Path::new(&manifest_dir).join("wit");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("bindings_macro.rs");
-    let imports = ["types", "mcp", "secrets", "http-client", "cache", "log", "crypto", "signing", "store"]
+    let imports = ["types", "mcp", "secrets", "http-client", "cache", "log", "crypto", "signing", "store", "events"]
         .map(|name| format!("\"portcullis:auth/{name}@0.2.0\": ::portcullis_plugin::__private::capabilities::portcullis::auth::{},", name.replace('-', "_")))
         .join("\n                ");
     let source = format!(

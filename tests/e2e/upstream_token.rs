@@ -132,6 +132,10 @@ async fn each_user_reaches_the_mcp_server_with_their_own_token_renewed_as_it_exp
     for user in ["alice", "bob", "carol"] {
         assert!(introspected.iter().any(|l| l.ends_with(&format!("sub={user}"))), "{user}: {introspected:#?}");
     }
+    // Each refresh counted, for the operator.
+    let metrics = setup.gw.metrics().await;
+    let renewed = "portcullis_component_events_total{workload=\"mcp\",component=\"builtin:upstream-token\",event=\"token-renewed\"} 6";
+    assert!(metrics.contains(renewed), "{metrics}");
     drop(setup.gw);
 }
 
@@ -139,13 +143,14 @@ async fn each_user_reaches_the_mcp_server_with_their_own_token_renewed_as_it_exp
 async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop() {
     let redis = RedisServer::start();
     let mut setup = Setup::start(&format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url())).await;
-    let alice = setup.log_in("alice").await;
+    let alice_login = setup.log_in_answer("alice").await;
+    let alice = alice_login.access_token();
     let bob = setup.log_in("bob").await;
     let alice_upstream = setup.upstream_token_of(&alice).await;
     let bob_upstream = setup.upstream_token_of(&bob).await;
     let sid = |token: &str| jwt_parts(token).1["sid"].as_str().unwrap().to_owned();
     let records = || redis.keys().into_iter().filter(|k| k.contains("session")).collect::<Vec<_>>();
-    let record_of = |token: &str| records().into_iter().find(|k| k.contains(&sid(token)));
+    let record_of = |token: &str| records().into_iter().find(|k| k.contains(&format!("session:{}", sid(token))));
     assert!(record_of(&alice).is_some() && record_of(&bob).is_some(), "{:?}", records());
 
     // Nothing the test saw is in Redis in plain text, keys or values.
@@ -183,6 +188,12 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     let mcp_after = setup.mcp.introspected();
     assert_eq!(mcp_after[mcp_before..].to_vec(), ["INTROSPECTED inactive sub=-"], "the request was not sent again");
     assert_eq!(record_of(&alice), None, "alice's upstream tokens are gone from the store");
+    assert!(!records().iter().any(|k| k.contains(&sid(&alice))), "and so is her session: {:?}", records());
+    assert_eq!(refresh(&setup.server, &alice_login.refresh_token()).await.error(), "invalid_grant", "her client logs in again, it cannot refresh");
+    let metrics = setup.gw.metrics().await;
+    for event in ["token-renewed\"} 1", "token-renewal-failed\"} 1", "session-ended\"} 1"] {
+        assert!(metrics.contains(&format!("component=\"builtin:upstream-token\",event=\"{event}")), "{event}: {metrics}");
+    }
     // Again: answered at once, nothing reaches the IdP or the MCP server.
     let called = setup.whoami(&alice).await;
     assert_eq!(called.status, StatusCode::UNAUTHORIZED);
@@ -295,6 +306,9 @@ async fn two_replicas_renew_each_expiry_once_for_fifty_concurrent_calls() {
     }
     let after = admitted(&d);
     assert!(before.iter().zip(&after).all(|(b, a)| a > b), "both replicas served the calls: {before:?} -> {after:?}");
+    // One audit line per refresh, in whichever replica made it.
+    let audits: usize = d.replicas.iter().map(|r| r.log().matches("audit: renewed the upstream token of `alice` from `corp`").count()).sum();
+    assert_eq!(audits, 2);
     let introspected = d.mcp.introspected();
     assert!(introspected.iter().all(|l| l == "INTROSPECTED active sub=alice"), "{introspected:#?}");
 }

@@ -419,3 +419,16 @@ pub mod store {
         imp::count(key, window_seconds).map_err(Into::into)
     }
 }
+
+/// Events for the gateway's metrics (`portcullis_component_events_total`):
+/// a fixed set, counted per workload and component. Always available.
+pub mod events {
+    use super::wit::events as imp;
+
+    pub use imp::Event;
+
+    /// Counts one `event`.
+    pub fn report(event: Event) {
+        imp::report(event);
+    }
+}

@@ -83,7 +83,7 @@ mod verdict;
 pub use authorize::{Decision, Identity, McpCall, forbid, permit, step_up};
 pub use config::{Context, parse_config};
 pub use export::{Authenticator, Authorizer, DeviceLogin, DevicePoll, DeviceStart, Injector, Login, LoginStart, Retry, Server};
-pub use host::{cache, crypto, http, log, secrets, signing, store};
+pub use host::{cache, crypto, events, http, log, secrets, signing, store};
 pub use manifest::Manifest;
 /// The rules the gateway and components share, written once
 /// ([`portcullis_contract`]): what "loopback" means, the MCP method kinds, the
@@ -98,7 +98,7 @@ pub use verdict::{Allow, Deny, Forward, Injection, Verdict, abstain, allow, deny
 pub mod prelude {
     pub use crate::{
         Allow, Authenticator, Authorizer, CallKind, Context, Decision, Deny, DeviceLogin, DevicePoll, DeviceStart, Forward, Identity, Injection, Injector,
-        Login, LoginStart, Manifest, McpCall, Request, Response, Retry, Route, Server, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny,
+        Login, LoginStart, Manifest, McpCall, Request, Response, Retry, Route, Server, Verdict, abstain, allow, cache, constant_time_eq, crypto, deny, events,
         export_authenticator, export_authorizer, export_device_injector, export_injector, export_interactive_injector, export_server, export_session_injector,
         forbid, forward, http, log, permit, secrets, signing, step_up, store,
     };

@@ -122,7 +122,7 @@ impl UpstreamToken {
         }
         match renewer.renew(&sealed, &stored) {
             Outcome::Renewed(tokens) => Ok(tokens),
-            Outcome::Failed(RefreshError::Refused(why)) => Err(self.end(&renewer, why)),
+            Outcome::Failed(RefreshError::Refused(why)) => Err(self.end(&renewer, &session, why)),
             // The provider or the store failed: the old token serves while it is valid.
             Outcome::Failed(RefreshError::Failed(why)) if stored.expires_at.is_some_and(|expires| expires > now) => {
                 log::warn(&format!("the upstream token could not be renewed ({why}); the current one serves until it expires"));
@@ -138,7 +138,7 @@ impl UpstreamToken {
         let session = Session::of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         if retried {
-            return Err(self.end(&renewer, "the upstream refused the renewed token too".into()));
+            return Err(self.end(&renewer, &session, "the upstream refused the renewed token too".into()));
         }
         let Some((sealed, stored)) = renewer.load().map_err(Refusal::Unavailable)? else {
             return Err(Refusal::LogIn(format!("the session has no tokens from `{}`", self.config.provider)));
@@ -150,20 +150,21 @@ impl UpstreamToken {
         }
         match renewer.renew(&sealed, &stored) {
             Outcome::Renewed(tokens) => Ok(tokens),
-            Outcome::Failed(why) => Err(self.end(&renewer, format!("the upstream refused the token and the renewal failed: {why}"))),
-            Outcome::Cannot(why) => Err(self.end(&renewer, why)),
+            Outcome::Failed(why) => Err(self.end(&renewer, &session, format!("the upstream refused the token and the renewal failed: {why}"))),
+            Outcome::Cannot(why) => Err(self.end(&renewer, &session, why)),
         }
     }
 
     fn renewer<'a>(&'a self, session: &'a Session) -> Result<Renewer<'a>, Refusal> {
         let key = self.token_key.get().map_err(Refusal::Unavailable)?;
-        Ok(Renewer::new(&session.id, &self.config.provider, key, self.config.wait_ms))
+        Ok(Renewer::new(&session.id, &session.subject, &self.config.provider, key, self.config.wait_ms))
     }
 
     /// Ends the session's tokens from the provider: the client logs in again.
-    fn end(&self, renewer: &Renewer, why: String) -> Refusal {
+    fn end(&self, renewer: &Renewer, session: &Session, why: String) -> Refusal {
         renewer.forget();
-        log::warn(&format!("the session's tokens from `{}` were ended: {why}", self.config.provider));
+        events::report(events::Event::SessionEnded);
+        log::warn(&format!("audit: the upstream tokens of `{}` from `{}` were ended: {why}", session.subject, self.config.provider));
         Refusal::LogIn(why)
     }
 }

@@ -10,6 +10,8 @@
 //! on the bytes it read: the new tokens are written before the old ones are
 //! gone, and a failed refresh leaves them as they were.
 
+use portcullis_plugin::events::{self, Event};
+use portcullis_plugin::log;
 use provider_tokens::exchange::{self, RefreshError};
 use provider_tokens::tokens::{self, StoredTokens};
 use serde_json::{Map, Value};
@@ -45,15 +47,19 @@ pub trait Backend {
 
 pub struct Renewer<'a, B: Backend = Gateway<'a>> {
     backend: B,
+    provider: String,
     record: String,
+    /// The session's info (`portcullis_contract::sessions`).
+    info: String,
     lease: String,
     wait_ms: u64,
     _session: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Renewer<'a> {
-    pub fn new(session_id: &'a str, provider: &'a str, token_key: [u8; 32], wait_ms: u64) -> Renewer<'a> {
-        Renewer::with(Gateway { session_id, provider, token_key }, session_id, provider, wait_ms)
+    /// `subject`: whose session it is, for the audit lines.
+    pub fn new(session_id: &'a str, subject: &'a str, provider: &'a str, token_key: [u8; 32], wait_ms: u64) -> Renewer<'a> {
+        Renewer::with(Gateway { session_id, subject, provider, token_key }, session_id, provider, wait_ms)
     }
 }
 
@@ -61,7 +67,9 @@ impl<'a, B: Backend> Renewer<'a, B> {
     pub fn with(backend: B, session_id: &str, provider: &str, wait_ms: u64) -> Renewer<'a, B> {
         Renewer {
             backend,
+            provider: provider.to_owned(),
             record: tokens::record_key(session_id, provider),
+            info: portcullis_contract::sessions::info_key(session_id),
             lease: format!("renewing:{session_id}:{provider}"),
             wait_ms,
             _session: std::marker::PhantomData,
@@ -134,15 +142,27 @@ impl<'a, B: Backend> Renewer<'a, B> {
         };
         // A lease not released ends with its TTL; the waiting requests then take it.
         if let Err(why) = self.backend.delete(&self.lease) {
-            portcullis_plugin::log::warn(&format!("a renewal's lease could not be released (it ends in {LEASE_SECONDS} s): {why}"));
+            log::warn(&format!("a renewal's lease could not be released (it ends in {LEASE_SECONDS} s): {why}"));
         }
         outcome
     }
 
-    /// Ends the session's tokens from this provider.
+    /// Ends the session's tokens from this provider, and the session itself
+    /// when this is the provider its user logged in with (the first of its
+    /// info's `providers`): the authorization server then refreshes nothing
+    /// more for it, and the client logs in again at once.
     pub fn forget(&self) {
         if let Err(why) = self.backend.delete(&self.record) {
-            portcullis_plugin::log::warn(&format!("the session's tokens could not be removed (they expire with the session): {why}"));
+            log::warn(&format!("the session's tokens could not be removed (they expire with the session): {why}"));
+        }
+        let login_provider = match self.backend.get(&self.info) {
+            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok().and_then(|info| info["providers"][0].as_str().map(str::to_owned)),
+            _ => None,
+        };
+        if login_provider.as_deref() == Some(self.provider.as_str())
+            && let Err(why) = self.backend.delete(&self.info)
+        {
+            log::warn(&format!("the session could not be ended (it expires): {why}"));
         }
     }
 }
@@ -150,6 +170,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
 /// The gateway's store, the provider over the `http` import, the real clock.
 pub struct Gateway<'a> {
     session_id: &'a str,
+    subject: &'a str,
     provider: &'a str,
     token_key: [u8; 32],
 }
@@ -183,10 +204,23 @@ impl Backend for Gateway<'_> {
             None => None,
         };
         let client = exchange::Client { client_id: &renewal.client_id, secret: secret.as_deref() };
-        exchange::refresh(&renewal.token_endpoint, &client, refresh_token).map_err(|e| match e {
+        let refreshed = exchange::refresh(&renewal.token_endpoint, &client, refresh_token).map_err(|e| match e {
             RefreshError::Refused(why) => RefreshError::Refused(format!("the token endpoint {why}")),
             RefreshError::Failed(why) => RefreshError::Failed(format!("the token endpoint {why}")),
-        })
+        });
+        // The audit line and the metric of each refresh that reached the provider.
+        let (subject, provider) = (self.subject, self.provider);
+        match &refreshed {
+            Ok(_) => {
+                events::report(Event::TokenRenewed);
+                log::info(&format!("audit: renewed the upstream token of `{subject}` from `{provider}`"));
+            }
+            Err(why) => {
+                events::report(Event::TokenRenewalFailed);
+                log::warn(&format!("audit: the upstream token of `{subject}` from `{provider}` could not be renewed: {why}"));
+            }
+        }
+        refreshed
     }
 
     fn now_ms(&self) -> u64 {

@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 pub struct Session {
     pub id: String,
+    /// The user (the token's `sub`), for the audit lines.
+    pub subject: String,
 }
 
 /// The two claims read, and nothing else parsed.
@@ -25,7 +27,7 @@ impl Session {
         }
         let claims: Claims = serde_json::from_str(identity.claims_json.as_deref().unwrap_or("{}")).map_err(|_| "the caller's claims cannot be read")?;
         match claims.sid {
-            Some(id) if portcullis_contract::sessions::is_session_id(&id) => Ok(Session { id }),
+            Some(id) if portcullis_contract::sessions::is_session_id(&id) => Ok(Session { id, subject: identity.subject }),
             _ => Err("the caller's token names no session".into()),
         }
     }

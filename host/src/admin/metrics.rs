@@ -32,6 +32,13 @@ struct FaultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    workload: String,
+    component: String,
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
 }
@@ -47,6 +54,7 @@ pub struct Metrics {
     call_seconds: Family<PluginLabels, Histogram>,
     faults: Family<FaultLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    events: Family<EventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,7 +80,9 @@ impl Metrics {
         registry.register("component_call_seconds", "Duration of component calls", call_seconds.clone());
         registry.register("component_faults", "Component calls that failed (trap, deadline, memory limit, ...)", faults.clone());
         registry.register("reloads", "Policy reloads by result", reloads.clone());
-        Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads }
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("component_events", "Events components reported (token renewals, exchanges, ended sessions)", events.clone());
+        Metrics { registry: Mutex::new(registry), requests, call_seconds, faults, reloads, events }
     }
 
     /// Request counters for one workload, one per outcome (a fixed label such
@@ -110,6 +120,16 @@ impl Metrics {
         PluginMetrics { latency, latency_twin: telemetry::call_seconds(workload, component), faults }
     }
 
+    /// The event counters of one chain entry (the `events` import), resolved
+    /// at load: one series per event, from the first report on.
+    pub fn events(&self, workload: &str, component: &str) -> EventCounters {
+        let events = self.events.clone();
+        let (workload, component) = (workload.to_owned(), component.to_owned());
+        EventCounters(std::sync::Arc::new(move |event: &'static str| {
+            events.get_or_create(&EventLabels { workload: workload.clone(), component: component.clone(), event }).inc();
+        }))
+    }
+
     /// Registers the slow lane's metrics (one lane per process: see `runtime::slow_lane`).
     pub fn slow_lane(&self, lane: &LaneMetrics) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,6 +163,29 @@ impl Metrics {
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String does not fail");
         out
+    }
+}
+
+/// Counts the events one chain entry reports; counts nothing by default
+/// (`portcullis check`, `plugin test`).
+#[derive(Clone)]
+pub struct EventCounters(std::sync::Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl Default for EventCounters {
+    fn default() -> Self {
+        EventCounters(std::sync::Arc::new(|_| {}))
+    }
+}
+
+impl std::fmt::Debug for EventCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventCounters")
+    }
+}
+
+impl EventCounters {
+    pub fn count(&self, event: &'static str) {
+        (self.0)(event)
     }
 }
 

@@ -43,6 +43,7 @@ macro_rules! world {
                     "portcullis:auth/crypto": super::host::portcullis::auth::crypto,
                     "portcullis:auth/signing": super::host::portcullis::auth::signing,
                     "portcullis:auth/store": super::host::portcullis::auth::store,
+                    "portcullis:auth/events": super::host::portcullis::auth::events,
                 },
             });
         }

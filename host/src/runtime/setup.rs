@@ -119,7 +119,10 @@ pub async fn set_up(runtime: &Runtime, services: &Services, metrics: &Metrics, e
         public_url: entry.public_url,
         limits: entry.limits,
         isolation: entry.isolation,
-        caps: Arc::new(entry.access.capabilities(services)),
+        caps: Arc::new(crate::runtime::capabilities::Capabilities {
+            events: metrics.events(&entry.access.label.workload, &entry.access.label.component),
+            ..entry.access.capabilities(services)
+        }),
         instances: entry.instances,
         max_idle: entry.max_idle,
     };

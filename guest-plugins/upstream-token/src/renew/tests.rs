@@ -187,6 +187,18 @@ fn the_store_down_fails_closed_and_touches_nothing() {
 }
 
 #[test]
+fn forgetting_ends_the_session_only_for_its_login_provider() {
+    for (providers, session_ends) in [(r#"["corp"]"#, true), (r#"["idp","corp"]"#, false)] {
+        let fake = Fake::default();
+        stored(&fake, &tokens("at-0"));
+        fake.store.borrow_mut().insert("session-info:sid".into(), format!(r#"{{"sub":"alice","providers":{providers}}}"#).into_bytes());
+        renewer(&fake).forget();
+        assert!(!fake.store.borrow().contains_key(RECORD), "{providers}");
+        assert_eq!(!fake.store.borrow().contains_key("session-info:sid"), session_ends, "{providers}");
+    }
+}
+
+#[test]
 fn a_record_without_a_refresh_token_cannot_be_renewed() {
     let fake = Fake::default();
     let mut old = tokens("at-0");

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod crypto;
+pub mod events;
 pub mod http;
 pub mod log;
 pub mod request;
@@ -247,6 +248,8 @@ pub struct Capabilities {
     pub store: Option<crate::store::Namespace>,
     /// The signing keys (`None`: `signing` is not granted).
     pub signing: Option<Arc<crate::signing::KeyRing>>,
+    /// Where its `events` reports are counted (nowhere until the gateway sets them up).
+    pub events: crate::admin::metrics::EventCounters,
 }
 
 impl Capabilities {
@@ -262,6 +265,7 @@ impl Capabilities {
             trial: services.trial.clone(),
             store: grants.store.owner(&label.component).map(|owner| services.store.namespace(&label.workload, &owner)),
             signing: signing::key_ring(&label, grants, services),
+            events: Default::default(),
             label,
         }
     }
