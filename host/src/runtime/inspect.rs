@@ -1,6 +1,6 @@
 //! What a component file is: its world, imports and exports (`portcullis plugin inspect`).
 
-use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, DEVICE_LOGIN_EXPORT, INJECT_EXPORT, LOGIN_EXPORT, SERVE_EXPORT};
+use super::bindings::{AUTHENTICATE_EXPORT, AUTHORIZE_EXPORT, DEVICE_LOGIN_EXPORT, INJECT_EXPORT, LOGIN_EXPORT, RETRY_EXPORT, SERVE_EXPORT};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -44,6 +44,8 @@ pub fn inspect(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Inspection> {
         "device-injector"
     } else if has(INJECT_EXPORT) && has(LOGIN_EXPORT) {
         "interactive-injector"
+    } else if has(INJECT_EXPORT) && has(RETRY_EXPORT) {
+        "session-injector"
     } else if has(INJECT_EXPORT) {
         "credential-injector"
     } else if has(SERVE_EXPORT) {
