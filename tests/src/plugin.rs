@@ -32,6 +32,26 @@ pub async fn authenticator(runtime: &Runtime, component: Component, name: &str, 
     Plugin::new(runtime, spec).await.map_err(|e| e.to_string()).unwrap()
 }
 
+/// A credential injector ready to call, with `grants` on `services`.
+pub async fn injector(runtime: &Runtime, component: Component, name: &str, config_json: &str, grants: &Grants, services: &Services) -> Arc<Plugin> {
+    let label = PluginLabel { workload: "bench".into(), component: name.into() };
+    let caps = Arc::new(Capabilities::new(label.clone(), grants, services, "outbound[0]", Default::default()));
+    let spec = PluginSpec {
+        metrics: Metrics::new().plugin("bench", name, &FaultKind::labels()),
+        label,
+        role: Role::Injector,
+        component,
+        config_json: config_json.into(),
+        public_url: "http://127.0.0.1:8080/mcp".into(),
+        limits: Limits::default(),
+        isolation: Isolation::Pooled,
+        caps,
+        instances: Arc::new(tokio::sync::Semaphore::new(64)),
+        max_idle: 8,
+    };
+    Plugin::new(runtime, spec).await.map_err(|e| e.to_string()).unwrap()
+}
+
 /// A typical MCP `POST /mcp` with eight headers, plus `extra`.
 pub fn mcp_request(extra: &[(&str, &str)]) -> Arc<RequestData> {
     let mut headers = http::HeaderMap::new();

@@ -189,7 +189,7 @@ impl Backend for Gateway<'_> {
     }
 
     fn open(&self, sealed: &[u8]) -> Option<StoredTokens> {
-        tokens::open_record(sealed, self.session_id, self.provider, &self.token_key)
+        opened::get_or_open(sealed, || tokens::open_record(sealed, self.session_id, self.provider, &self.token_key))
     }
 
     fn replace(&self, previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String> {
@@ -229,6 +229,38 @@ impl Backend for Gateway<'_> {
 
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration);
+    }
+}
+
+/// The records this instance opened last, by their sealed bytes: a request
+/// whose record has not changed since skips the decryption and the parse
+/// (most of the injector's cost). Keyed by the sealed bytes themselves,
+/// which include the record's key as associated data, so a changed record,
+/// or another session's, is opened afresh. Bounded: cleared when full.
+mod opened {
+    use provider_tokens::tokens::StoredTokens;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    const MAX: usize = 1024;
+
+    thread_local! {
+        static OPENED: RefCell<HashMap<Vec<u8>, StoredTokens>> = RefCell::new(HashMap::new());
+    }
+
+    pub fn get_or_open(sealed: &[u8], open: impl FnOnce() -> Option<StoredTokens>) -> Option<StoredTokens> {
+        if let Some(tokens) = OPENED.with(|opened| opened.borrow().get(sealed).cloned()) {
+            return Some(tokens);
+        }
+        let tokens = open()?;
+        OPENED.with(|opened| {
+            let mut opened = opened.borrow_mut();
+            if opened.len() >= MAX {
+                opened.clear();
+            }
+            opened.insert(sealed.to_vec(), tokens.clone());
+        });
+        Some(tokens)
     }
 }
 
