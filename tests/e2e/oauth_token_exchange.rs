@@ -21,25 +21,31 @@
 //!   resource, a refresh token asked for, a client not listed for the grant;
 //! - accepted: a trusted issuer's own JWT as the subject token (its `sub`
 //!   becomes the subject), which the MCP server then also accepts;
+//! - `may_act` (RFC 8693 §4.4) in a subject token of a second trusted
+//!   issuer (a key server of the test's, ES256 tokens it mints): the actor it
+//!   names is accepted though no rule lists it, an actor a rule lists is
+//!   refused when `may_act` names another, and the rules decide without it;
+//!   an expired subject token and one signed by an unpublished key are refused;
 //! - off by default: without the table the grant is `unsupported_grant_type`
 //!   and the metadata does not list it.
 //!
 //! Every token the test sees is registered with `leaks`: none may appear in
 //! the gateway's log (the audit lines name subjects, never tokens).
 //!
-//! Not here (the crate's unit tests cover them): `may_act` (no provider in
-//! the test harness issues it), an expired subject token (the shortest
-//! access token lives 60 s), and the nested `act` of an exchanged token
-//! exchanged again is checked here only for its shape.
+//! Left to the crate's unit tests: the audit line's content, `nbf`/`iat`,
+//! wrong `aud` and `typ`, `alg` `none`/HS256, lifetime caps by the actor token.
 
 use crate::oauth_server::Setup as PlainSetup;
+use crate::oidc::{EcKey, ec_key, es256};
 use portcullis_tests::gateway::{PASSWORD, TestGateway};
+use portcullis_tests::key_server::KeyServer;
 use portcullis_tests::leaks;
 use portcullis_tests::node::{OpenIdProvider, free_port};
 use portcullis_tests::oauth::{
     CompanyIdp, Discovered, HeaderReportingMcpServer, Pkce, ServerPolicy, jwt_parts, listed_code, mcp_status, prepare_dir, redeem, token,
 };
 use reqwest::StatusCode;
+use serde_json::json;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -57,19 +63,24 @@ struct Setup {
     mcp: HeaderReportingMcpServer,
     _idp: CompanyIdp,
     trusted: OpenIdProvider,
+    /// A second trusted issuer, whose tokens the test mints (with `may_act`).
+    minting: KeyServer,
+    minting_key: EcKey,
 }
 
 impl Setup {
     async fn start() -> Setup {
         let mcp = HeaderReportingMcpServer::start().await;
         let trusted = OpenIdProvider::start().await;
+        let minting_key = ec_key("m1", json!({}));
+        let minting = KeyServer::start(json!({ "keys": [minting_key.jwk] })).await;
         for _ in 0..5 {
             let port = free_port();
             let idp = CompanyIdp::start(&[format!("http://127.0.0.1:{port}/oauth/callback")]).await;
             let dir = tempfile::tempdir().unwrap();
             let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
             policy.key_dir = dir.path().join("keys").display().to_string();
-            let t = &trusted.issuer;
+            let (t, m) = (&trusted.issuer, &minting.issuer);
             policy.config = format!(
                 r#"  [workloads.server.config.token_exchange]
   clients = ["agent"]
@@ -77,6 +88,11 @@ impl Setup {
   [[workloads.server.config.token_exchange.trusted_issuers]]
   issuer = "{t}"
   jwks_uri = "{t}/jwks"
+  audience = "{EXCHANGE_AUDIENCE}"
+  scopes = ["mcp"]
+  [[workloads.server.config.token_exchange.trusted_issuers]]
+  issuer = "{m}"
+  jwks_uri = "{m}/jwks"
   audience = "{EXCHANGE_AUDIENCE}"
   scopes = ["mcp"]
   [[workloads.server.config.token_exchange.actors]]
@@ -88,14 +104,14 @@ impl Setup {
   redirect_uris = ["http://127.0.0.1/agent-callback"]
 "#
             );
-            // The trusted issuer's key set is fetched through the `http` import: its origin is granted.
-            let toml = policy.toml().replace(&format!("http = [\"{}\", ", idp.issuer), &format!("http = [\"{}\", \"{t}\", ", idp.issuer));
-            assert!(toml.contains(&format!("\"{t}\", \"https://*\"")), "{toml}");
+            // The trusted issuers' key sets are fetched through the `http` import: their origins are granted.
+            let toml = policy.toml().replace(&format!("http = [\"{}\", ", idp.issuer), &format!("http = [\"{}\", \"{t}\", \"{m}\", ", idp.issuer));
+            assert!(toml.contains(&format!("\"{m}\", \"https://*\"")), "{toml}");
             prepare_dir(dir.path(), &["as-1"], PASSWORD);
             match TestGateway::start_in(dir, &toml).await {
                 Ok(gw) => {
                     let server = Discovered::from(&policy.public_url()).await;
-                    return Setup { _gw: gw, policy, server, mcp, _idp: idp, trusted };
+                    return Setup { _gw: gw, policy, server, mcp, _idp: idp, trusted, minting, minting_key };
                 }
                 Err(e) if format!("{e:#}").contains("in use") => continue,
                 Err(e) => panic!("the gateway did not start: {e:#}\n{toml}"),
@@ -113,6 +129,16 @@ impl Setup {
         let jwt = self.trusted.token(client, EXCHANGE_AUDIENCE, "mcp:read").await;
         leaks::register(&jwt);
         jwt
+    }
+
+    /// A JWT of the minting issuer for `sub`, with `claims` added (or replaced).
+    fn minted(&self, sub: &str, claims: serde_json::Value) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut all = json!({ "iss": self.minting.issuer, "sub": sub, "aud": EXCHANGE_AUDIENCE, "iat": now, "exp": now + 600 });
+        for (name, value) in claims.as_object().unwrap() {
+            all[name] = value.clone();
+        }
+        es256("m1", &all, &self.minting_key)
     }
 
     /// A token-exchange request by `client_id` with `subject` (an access token
@@ -275,4 +301,50 @@ async fn token_exchange_is_off_by_default() {
     )
     .await;
     assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, "unsupported_grant_type"), "{answer:?}");
+}
+
+/// `may_act` in the subject token (RFC 8693 §4.4) decides who may act for
+/// its subject: the actor it names is accepted though no rule lists it; an
+/// actor a rule does list is refused when `may_act` names another; and an
+/// expired subject token is refused. The subject tokens are minted by a
+/// second trusted issuer (a key server of the test's, ES256).
+#[tokio::test]
+async fn may_act_in_the_subject_token_decides_who_may_act() {
+    let setup = Setup::start().await;
+    let trusted = setup.trusted.issuer.clone();
+    let dana = setup.minted("dana", json!({ "may_act": { "sub": "ops-client", "iss": trusted } }));
+    let ops = setup.trusted_token("ops-client").await;
+    let agent = setup.trusted_token("test-client").await;
+
+    // Named by may_act, listed by no rule: accepted, and the MCP server takes the result.
+    let answer = setup.exchange("agent", &dana, JWT, Some(&ops), &[]).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let delegated = answer.access_token();
+    let (_, claims) = jwt_parts(&delegated);
+    assert_eq!((claims["sub"].as_str(), claims["act"]["sub"].as_str()), (Some("dana"), Some("ops-client")), "{claims}");
+    assert_eq!(mcp_status(&setup.policy.public_url(), &delegated).await, StatusCode::OK);
+
+    // The agent a rule allows, but not the one may_act names: refused.
+    let answer = setup.exchange("agent", &dana, JWT, Some(&agent), &[]).await;
+    assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, "invalid_request"), "{answer:?}");
+    assert!(answer.body["error_description"].as_str().unwrap().contains("may_act"), "{answer:?}");
+    // may_act naming the sub at another issuer: refused.
+    let elsewhere = setup.minted("dana", json!({ "may_act": { "sub": "test-client", "iss": "http://127.0.0.1:1" } }));
+    let answer = setup.exchange("agent", &elsewhere, JWT, Some(&agent), &[]).await;
+    assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, "invalid_request"), "{answer:?}");
+    // Without may_act the rule decides: the listed agent may act for dana.
+    let plain = setup.minted("dana", json!({}));
+    assert_eq!(setup.exchange("agent", &plain, JWT, Some(&agent), &[]).await.status, StatusCode::OK);
+
+    // An expired subject token.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let expired = setup.minted("dana", json!({ "iat": now - 700, "exp": now - 10 }));
+    let answer = setup.exchange("agent", &expired, JWT, Some(&agent), &[]).await;
+    assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, "invalid_request"), "{answer:?}");
+    assert!(answer.body["error_description"].as_str().unwrap().contains("expired"), "{answer:?}");
+    // Signed by a key the issuer does not publish.
+    let other_key = ec_key("m1", json!({}));
+    let forged = es256("m1", &jwt_parts(&plain).1, &other_key);
+    let answer = setup.exchange("agent", &forged, JWT, Some(&agent), &[]).await;
+    assert_eq!((answer.status, answer.error()), (StatusCode::BAD_REQUEST, "invalid_request"), "{answer:?}");
 }
