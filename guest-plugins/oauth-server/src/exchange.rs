@@ -143,7 +143,7 @@ impl Tokens<'_> {
             Some(actor) => allowed(exchange, &subject, actor)?,
             None => None,
         };
-        let scope = granted_scope(params.get("scope"), &subject, rule)?;
+        let scope = granted_scope(params.get("scope"), &subject, rule, &self.config.scopes)?;
 
         let mut exp = self.now + u64::from(exchange.token_ttl);
         exp = exp.min(subject.exp);
@@ -273,9 +273,13 @@ fn allowed<'a>(exchange: &'a Exchange, subject: &Party, actor: &Party) -> Result
 }
 
 /// The scope to issue: the requested one (or, absent, all the subject
-/// token's), which must lie within the subject token's and the rule's.
-fn granted_scope(requested: Option<&str>, subject: &Party, rule: Option<&ActorRule>) -> Result<String, Failure> {
-    let allowed = |s: &str| subject.scopes.iter().any(|g| g == s) && rule.and_then(|r| r.scopes.as_ref()).is_none_or(|r| r.iter().any(|g| g == s));
+/// token's), which must lie within the subject token's, the rule's, and the
+/// scopes this server offers now (`offered`: a token issued before a scope
+/// was removed from the policy does not carry it on).
+fn granted_scope(requested: Option<&str>, subject: &Party, rule: Option<&ActorRule>, offered: &[String]) -> Result<String, Failure> {
+    let allowed = |s: &str| {
+        subject.scopes.iter().any(|g| g == s) && rule.and_then(|r| r.scopes.as_ref()).is_none_or(|r| r.iter().any(|g| g == s)) && offered.iter().any(|g| g == s)
+    };
     let scopes: Vec<&str> = match requested {
         Some(requested) => {
             let scopes: Vec<&str> = requested.split(' ').filter(|s| !s.is_empty()).collect();
