@@ -18,7 +18,8 @@
 //!   at another issuer, a subject token from an OpenID provider that is not
 //!   listed as trusted (a third real provider), a subject token whose claims
 //!   were changed after signing, a scope beyond the subject token's, another
-//!   resource, a refresh token asked for, a client not listed for the grant;
+//!   resource, a refresh token asked for, a client not listed for the grant,
+//!   no actor token (`require_actor` is on by default);
 //! - accepted: a trusted issuer's own JWT as the subject token (its `sub`
 //!   becomes the subject), which the MCP server then also accepts;
 //! - `may_act` (RFC 8693 §4.4) in a subject token of a second trusted
@@ -245,7 +246,8 @@ async fn an_agent_acts_for_a_logged_in_user_and_the_mcp_server_accepts_its_token
         format!("{}.{payload}.{}", parts[0], parts[2])
     };
     leaks::register(&tampered);
-    let refusals: [Refusal; 9] = [
+    let refusals: [Refusal; 10] = [
+        ("no actor (require_actor is on by default)", "agent", &alice, None, &[], StatusCode::BAD_REQUEST, "invalid_request"),
         ("an actor no rule lists", "agent", &alice, Some(&eng), &[], StatusCode::BAD_REQUEST, "invalid_request"),
         ("the listed actor's sub at an issuer not trusted", "agent", &alice, Some(&foreign_actor), &[], StatusCode::BAD_REQUEST, "invalid_request"),
         (

@@ -42,6 +42,9 @@ struct ExchangeFile {
     clients: Vec<String>,
     #[serde(default = "default_exchange_ttl")]
     token_ttl: u32,
+    /// Whether a request must name an actor (`actor_token`).
+    #[serde(default = "yes")]
+    require_actor: bool,
     #[serde(default)]
     trusted_issuers: Vec<TrustedIssuer>,
     #[serde(default)]
@@ -83,6 +86,10 @@ pub struct Exchange {
     pub clients: Vec<String>,
     /// Seconds; the issued token never outlives the subject (or actor) token.
     pub token_ttl: u32,
+    /// Whether an exchange needs an `actor_token` (default): without one, the
+    /// result is the subject's access re-issued to a client whose id proves
+    /// nothing (public clients), with no actor to show in `act`.
+    pub require_actor: bool,
     pub trusted_issuers: Vec<TrustedIssuer>,
     pub actors: Vec<ActorRule>,
 }
@@ -249,7 +256,13 @@ fn check_exchange(file: ExchangeFile, scopes: &[String], issuer: &str) -> Result
             known_scopes(&format!("{what}.scopes"), scopes)?;
         }
     }
-    Ok(Exchange { clients: file.clients, token_ttl: file.token_ttl, trusted_issuers: file.trusted_issuers, actors: file.actors })
+    Ok(Exchange {
+        clients: file.clients,
+        token_ttl: file.token_ttl,
+        require_actor: file.require_actor,
+        trusted_issuers: file.trusted_issuers,
+        actors: file.actors,
+    })
 }
 
 fn check_ttl(key: &str, value: u32, min: u32, max: u32) -> Result<(), String> {

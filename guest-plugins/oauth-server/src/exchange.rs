@@ -139,6 +139,9 @@ impl Tokens<'_> {
             }
             _ => return Err(oauth("invalid_request", "actor_token and actor_token_type go together")),
         };
+        if actor.is_none() && exchange.require_actor {
+            return Err(oauth("invalid_request", "actor_token is required: name who will act for the subject"));
+        }
         let rule = match &actor {
             Some(actor) => allowed(exchange, &subject, actor)?,
             None => None,

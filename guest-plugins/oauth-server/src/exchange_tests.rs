@@ -18,6 +18,7 @@ const CONFIG: &str = r#"{
     "scopes": ["mcp", "admin"],
     "token_exchange": {
         "clients": ["agent"],
+        "require_actor": false,
         "trusted_issuers": [
             {"issuer": "https://idp.example", "jwks_uri": "https://idp.example/jwks", "audience": "https://gw.example/exchange", "scopes": ["mcp"]},
             {"issuer": "https://agents.example", "jwks_uri": "https://agents.example/jwks", "audience": "https://gw.example/exchange", "scopes": ["mcp"]}
@@ -392,6 +393,16 @@ fn every_refusal() {
 }
 
 #[test]
+fn an_actor_is_required_by_default() {
+    let s = Setup::with(&CONFIG.replace(r#""require_actor": false,"#, ""));
+    let (error, description) = error(s.grant(&exchange(&own_token("alice", json!({})), None, &[])));
+    assert_eq!(error, "invalid_request", "{description}");
+    assert!(description.contains("actor_token is required"), "{description}");
+    let actor = trusted_token(AGENTS, "agent-1", json!({}));
+    assert!(s.grant(&exchange(&own_token("alice", json!({})), Some(&actor), &[])).is_ok());
+}
+
+#[test]
 fn the_grant_is_off_without_its_table() {
     let s = Setup::with(r#"{"token_key_secret": "k", "scopes": ["mcp"]}"#);
     let (error, description) = error(s.grant(&exchange(&own_token("alice", json!({})), None, &[])));
@@ -408,7 +419,7 @@ fn configuration_refusals() {
     };
     let c = parse(r#"{"clients": ["agent"]}"#).unwrap();
     let e = c.exchange.unwrap();
-    assert_eq!((e.token_ttl, e.clients.as_slice()), (300, &["agent".to_owned()][..]));
+    assert_eq!((e.token_ttl, e.clients.as_slice(), e.require_actor), (300, &["agent".to_owned()][..], true));
     let trusted = |extra: &str| {
         format!(
             r#"{{"clients": ["a"], "trusted_issuers": [{{"issuer": "https://t.example", "jwks_uri": "https://t.example/jwks", "audience": "x", "scopes": ["mcp"]{extra}}}]"#
