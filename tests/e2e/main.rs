@@ -24,6 +24,7 @@ mod oauth_consent;
 mod oauth_keys;
 mod oauth_replicas;
 mod oauth_server;
+mod oauth_token_exchange;
 mod oidc;
 mod oidc_refetch;
 mod plugin_kit;

@@ -29,6 +29,69 @@ pub struct File {
     clients: Vec<ListedClient>,
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
+    /// RFC 8693 token exchange at `/oauth/token`; absent: off.
+    #[serde(default)]
+    token_exchange: Option<ExchangeFile>,
+}
+
+/// `[workloads.server.config.token_exchange]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangeFile {
+    /// The clients that may use the grant.
+    clients: Vec<String>,
+    #[serde(default = "default_exchange_ttl")]
+    token_ttl: u32,
+    /// Whether a request must name an actor (`actor_token`).
+    #[serde(default = "yes")]
+    require_actor: bool,
+    #[serde(default)]
+    trusted_issuers: Vec<TrustedIssuer>,
+    #[serde(default)]
+    actors: Vec<ActorRule>,
+}
+
+/// An issuer whose JWTs this server accepts as subject or actor tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// Its `iss`, compared exactly.
+    pub issuer: String,
+    /// Its key set (fetched through the `http` import; no discovery).
+    pub jwks_uri: String,
+    /// The `aud` its tokens must carry to be exchanged here.
+    pub audience: String,
+    /// The scopes of this server its tokens stand for (its own `scope`
+    /// claim is in its namespace, not this server's).
+    pub scopes: Vec<String>,
+}
+
+/// Who may act for whom: an actor (its token's `iss` and `sub`), the
+/// subjects it may act for (absent: anyone) and the scopes it may carry
+/// (absent: any the subject token has).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorRule {
+    pub issuer: String,
+    pub sub: String,
+    #[serde(default)]
+    pub subjects: Option<Vec<String>>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The checked token-exchange configuration.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub clients: Vec<String>,
+    /// Seconds; the issued token never outlives the subject (or actor) token.
+    pub token_ttl: u32,
+    /// Whether an exchange needs an `actor_token` (default): without one, the
+    /// result is the subject's access re-issued to a client whose id proves
+    /// nothing (public clients), with no actor to show in `act`.
+    pub require_actor: bool,
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    pub actors: Vec<ActorRule>,
 }
 
 /// A client listed in the policy: public, PKCE, exact redirect URIs.
@@ -53,6 +116,9 @@ fn default_code_ttl() -> u32 {
 }
 fn default_registration_per_minute() -> u32 {
     10
+}
+fn default_exchange_ttl() -> u32 {
+    300
 }
 fn yes() -> bool {
     true
@@ -81,6 +147,8 @@ pub struct Config {
     pub issuer: String,
     /// The resource clients must name (RFC 8707) and the tokens' `aud`.
     pub resource: Resource,
+    /// RFC 8693 token exchange; `None`: the grant is off.
+    pub exchange: Option<Exchange>,
 }
 
 impl Config {
@@ -119,6 +187,7 @@ impl Config {
             }
             crate::register::check_redirect_uris(&client.redirect_uris, None).map_err(|e| format!("{at}.redirect_uris: {e}"))?;
         }
+        let exchange = file.token_exchange.map(|e| check_exchange(e, &file.scopes, &issuer)).transpose()?;
         let config = Config {
             scopes: file.scopes,
             access_token_ttl: file.access_token_ttl,
@@ -132,6 +201,7 @@ impl Config {
             clients: file.clients,
             issuer,
             resource,
+            exchange,
         };
         Ok((config, file.upstreams))
     }
@@ -140,6 +210,59 @@ impl Config {
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
+}
+
+fn check_exchange(file: ExchangeFile, scopes: &[String], issuer: &str) -> Result<Exchange, String> {
+    let at = "`token_exchange`";
+    if file.clients.is_empty() {
+        return Err(format!("{at}.clients: list the clients that may exchange tokens"));
+    }
+    for client in &file.clients {
+        if client.is_empty() || client.len() > 255 || client.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("{at}.clients: {client:?} is not a client id (1 to 255 characters, no spaces or control characters)"));
+        }
+    }
+    check_ttl("token_exchange.token_ttl", file.token_ttl, 10, 3600)?;
+    let known_scopes = |what: &str, list: &[String]| match list.iter().find(|s| !scopes.contains(s)) {
+        Some(scope) => Err(format!("{what}: {scope:?} is not among `scopes`")),
+        None => Ok(()),
+    };
+    for (i, trusted) in file.trusted_issuers.iter().enumerate() {
+        let what = format!("{at}.trusted_issuers[{i}]");
+        if trusted.issuer.is_empty() || trusted.issuer == issuer {
+            return Err(format!("{what}.issuer: name another issuer (this server's own tokens are always accepted)"));
+        }
+        if file.trusted_issuers[..i].iter().any(|t| t.issuer == trusted.issuer) {
+            return Err(format!("{what}.issuer: {:?} is listed twice", trusted.issuer));
+        }
+        crate::upstream::check_url(&format!("token_exchange.trusted_issuers[{i}].jwks_uri"), &trusted.jwks_uri)?;
+        if trusted.audience.is_empty() {
+            return Err(format!("{what}.audience: name the `aud` its tokens carry for this server"));
+        }
+        if trusted.scopes.is_empty() {
+            return Err(format!("{what}.scopes: list the scopes of this server its tokens stand for"));
+        }
+        known_scopes(&format!("{what}.scopes"), &trusted.scopes)?;
+    }
+    for (i, rule) in file.actors.iter().enumerate() {
+        let what = format!("{at}.actors[{i}]");
+        if rule.issuer != issuer && !file.trusted_issuers.iter().any(|t| t.issuer == rule.issuer) {
+            return Err(format!("{what}.issuer: {:?} is neither this server's issuer ({issuer}) nor a trusted issuer", rule.issuer));
+        }
+        if rule.sub.is_empty() {
+            return Err(format!("{what}.sub: name the actor"));
+        }
+        if let Some(scopes) = &rule.scopes {
+            known_scopes(&format!("{what}.scopes"), scopes)?;
+        }
+    }
+    Ok(Exchange {
+        clients: file.clients,
+        token_ttl: file.token_ttl,
+        require_actor: file.require_actor,
+        trusted_issuers: file.trusted_issuers,
+        actors: file.actors,
+    })
 }
 
 fn check_ttl(key: &str, value: u32, min: u32, max: u32) -> Result<(), String> {

@@ -28,6 +28,7 @@ mod clients;
 mod config;
 mod consent;
 mod cors;
+mod exchange;
 mod form;
 mod kv;
 mod metadata;
@@ -136,7 +137,16 @@ impl OAuthServer {
     }
 
     fn tokens<'a>(&'a self, sign: &'a dyn Fn(&str) -> Result<String, String>) -> Tokens<'a> {
-        Tokens { config: &self.config, kv: &kv::HostStore, now: now(), sign, client_known: clients::still_trusted, warn: log::warn }
+        Tokens {
+            config: &self.config,
+            kv: &kv::HostStore,
+            now: now(),
+            sign,
+            client_known: clients::still_trusted,
+            warn: log::warn,
+            verify: &verify_signature,
+            audit: log::info,
+        }
     }
 
     fn jwks(&self) -> Response {
@@ -402,6 +412,20 @@ impl OAuthServer {
     fn token_key(&self) -> Result<[u8; 32], String> {
         self.token_key.get()
     }
+}
+
+/// Verifies a presented token's signature (token exchange) with this
+/// server's own key set or a trusted issuer's (fetched, cached, its refetch limited).
+fn verify_signature(source: exchange::KeySource<'_>, alg: &str, kid: Option<&str>, signing_input: &str, signature: &str) -> Result<bool, String> {
+    let jwk = match source {
+        exchange::KeySource::Own => {
+            let jwks = signing::jwks().map_err(|e| format!("this server's key set: {e}"))?;
+            let keys = upstream::jwks::parse(jwks.as_bytes())?;
+            portcullis_plugin::jwk::find(&keys, alg, kid).ok_or("no key of this server's key set fits its `kid` and `alg`")?
+        }
+        exchange::KeySource::Jwks(uri) => upstream::jwks::key(uri, alg, kid)?,
+    };
+    crypto::verify_jws(alg, &jwk, signing_input, signature).map_err(|e| e.to_string())
 }
 
 /// A page for an authorization error, or the redirect back to the client.

@@ -36,6 +36,9 @@ pub fn document(config: &Config) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": config.cimd,
     });
+    if config.exchange.is_some() {
+        document["grant_types_supported"] = json!(["authorization_code", "refresh_token", crate::exchange::GRANT_TYPE]);
+    }
     if config.registration {
         document["registration_endpoint"] = json!(config.endpoint(routes::REGISTER));
     }
@@ -77,5 +80,9 @@ mod tests {
         assert_eq!(d["client_id_metadata_document_supported"], false);
         assert_eq!(d["issuer"], "http://127.0.0.1:8080");
         assert_eq!(paths(&c), [WELL_KNOWN]);
+        assert_eq!(d["grant_types_supported"], json!(["authorization_code", "refresh_token"]), "token exchange off by default");
+
+        let c = config(r#"{"token_key_secret": "k", "token_exchange": {"clients": ["agent"]}}"#, "https://gw.example/mcp");
+        assert_eq!(document(&c)["grant_types_supported"], json!(["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"]));
     }
 }

@@ -52,7 +52,7 @@ impl From<StoreError> for Failure {
     }
 }
 
-fn oauth(error: &'static str, description: impl Into<String>) -> Failure {
+pub(crate) fn oauth(error: &'static str, description: impl Into<String>) -> Failure {
     let status = if error == "invalid_client" { 401 } else { 400 };
     Failure::OAuth { status, error, description: description.into() }
 }
@@ -100,6 +100,10 @@ pub struct Tokens<'a> {
     pub client_known: fn(&Config, &str) -> Result<bool, StoreError>,
     /// Writes a warning (the gateway's log; nothing in tests).
     pub warn: fn(&str),
+    /// Checks a presented token's signature (token exchange).
+    pub verify: &'a crate::exchange::Verify<'a>,
+    /// Writes an audit line (the gateway's log at info).
+    pub audit: fn(&str),
 }
 
 impl Tokens<'_> {
@@ -127,7 +131,15 @@ impl Tokens<'_> {
         match params.get("grant_type") {
             Some("authorization_code") => self.authorization_code(params),
             Some("refresh_token") => self.refresh(params),
-            Some(_) => Err(oauth("unsupported_grant_type", "grant_type must be authorization_code or refresh_token")),
+            Some(crate::exchange::GRANT_TYPE) => self.exchange(params),
+            Some(_) => Err(oauth(
+                "unsupported_grant_type",
+                if self.config.exchange.is_some() {
+                    "grant_type must be authorization_code, refresh_token or urn:ietf:params:oauth:grant-type:token-exchange"
+                } else {
+                    "grant_type must be authorization_code or refresh_token"
+                },
+            )),
             None => Err(oauth("invalid_request", "grant_type is required")),
         }
     }

@@ -71,7 +71,16 @@ impl Setup {
         Setup { config: config(), kv: Memory::default() }
     }
     fn tokens(&self) -> Tokens<'_> {
-        Tokens { config: &self.config, kv: &self.kv, now: NOW, sign: &sign, client_known: |_, _| Ok(true), warn: |_| {} }
+        Tokens {
+            config: &self.config,
+            kv: &self.kv,
+            now: NOW,
+            sign: &sign,
+            client_known: |_, _| Ok(true),
+            warn: |_| {},
+            verify: &|_, _, _, _, _| Ok(false),
+            audit: |_| {},
+        }
     }
     /// A code for `sub` in session `sid`, whose info is written first (as the callback does).
     fn code(&self, sub: &str, sid: &str) -> String {

@@ -16,7 +16,7 @@ mod discovery;
 mod flow;
 mod gateway;
 mod id_token;
-mod jwks;
+pub mod jwks;
 mod pending;
 mod subject;
 
@@ -27,6 +27,7 @@ use portcullis_plugin::log;
 use provider_tokens::{exchange, fetch, text, tokens};
 use serde_json::Value;
 
+pub use config::check_url;
 pub use tokens::StoredTokens;
 
 /// One `[[workloads.server.config.upstreams]]` entry.
