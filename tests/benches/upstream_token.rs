@@ -32,7 +32,10 @@ fn sealed_record(now: u64) -> Vec<u8> {
     });
     let nonce = [3u8; 12];
     let associated = format!("session:{SID}:github");
-    let sealed = Aes256Gcm::new_from_slice(&KEY).unwrap().encrypt(Nonce::from_slice(&nonce), Payload { msg: record.to_string().as_bytes(), aad: associated.as_bytes() }).unwrap();
+    let sealed = Aes256Gcm::new_from_slice(&KEY)
+        .unwrap()
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: record.to_string().as_bytes(), aad: associated.as_bytes() })
+        .unwrap();
     [&[1u8][..], &nonce, &sealed].concat()
 }
 

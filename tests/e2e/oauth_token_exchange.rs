@@ -290,6 +290,15 @@ async fn an_agent_acts_for_a_logged_in_user_and_the_mcp_server_accepts_its_token
     assert_eq!(mcp_status(&setup.policy.public_url(), &from_trusted).await, StatusCode::OK);
     // The trusted issuer's token itself is no token of this workload.
     assert_eq!(mcp_status(&setup.policy.public_url(), &eng).await, StatusCode::UNAUTHORIZED);
+
+    // Exchanges are counted for the operator, issued and refused apart.
+    let metrics = setup._gw.metrics().await;
+    let count = |event: &str| {
+        let series = format!("portcullis_component_events_total{{workload=\"mcp\",component=\"builtin:oauth-server\",event=\"{event}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    };
+    assert!(count("token-exchanged") >= 3, "{metrics}");
+    assert!(count("token-exchange-failed") >= 10, "{metrics}");
 }
 
 #[tokio::test]

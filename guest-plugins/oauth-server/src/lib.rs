@@ -348,7 +348,12 @@ impl OAuthServer {
             Err(response) => return response,
         };
         let sign = |claims: &str| signing::sign(claims, "at+jwt").map_err(|e| format!("an access token could not be signed: {e}"));
-        match self.tokens(&sign).grant(&params) {
+        let granted = self.tokens(&sign).grant(&params);
+        // Exchanges are counted for the operator (their audit line is the exchange's own).
+        if params.get("grant_type") == Some(exchange::GRANT_TYPE) {
+            events::report(if granted.is_ok() { events::Event::TokenExchanged } else { events::Event::TokenExchangeFailed });
+        }
+        match granted {
             Ok(body) => answer::json(200, &body),
             Err(failure) => answer::failure(failure),
         }
