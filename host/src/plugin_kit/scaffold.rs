@@ -47,6 +47,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("src/net.rs", include_str!("../../../contract/src/net.rs")),
     ("src/resource_metadata.rs", include_str!("../../../contract/src/resource_metadata.rs")),
     ("src/secrets.rs", include_str!("../../../contract/src/secrets.rs")),
+    ("src/sessions.rs", include_str!("../../../contract/src/sessions.rs")),
     ("src/shared_key.rs", include_str!("../../../contract/src/shared_key.rs")),
 ];
 

@@ -27,7 +27,7 @@ fn errors(store: &str) -> Vec<(String, Option<usize>, String)> {
 fn absent_is_memory_with_the_default_prefix() {
     let policy = load("").unwrap();
     assert_eq!(policy.store, StoreSettings { backend: Backend::Memory, prefix: "portcullis".into() });
-    assert!(policy.workloads[0].grants[0][0].store);
+    assert_eq!(policy.workloads[0].grants[0][0].store, crate::runtime::capabilities::StoreGrant::Own);
     let policy = load("[store]\nprefix = \"gw-1.staging\"").unwrap();
     assert_eq!(policy.store, StoreSettings { backend: Backend::Memory, prefix: "gw-1.staging".into() });
 }
