@@ -17,7 +17,7 @@ use portcullis_tests::oauth::{
     CompanyIdp, Discovered, Pkce, ServerPolicy, Stored, TokenAnswer, jwt_parts, listed_code, prepare_dir, redeem, refresh, sdk_client,
 };
 use portcullis_tests::redis::RedisServer;
-use portcullis_tests::upstream_token::{IntrospectingMcpServer, call_tool, inject_user_tokens};
+use portcullis_tests::upstream_token::{IntrospectingMcpServer, call_tool, inject_user_tokens, settled};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -120,7 +120,8 @@ async fn each_user_reaches_the_mcp_server_with_their_own_token_renewed_as_it_exp
             let called = setup.whoami(token).await;
             assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some(user)), "round {round}: {called:?}");
         }
-        assert_eq!(setup.refreshes(), 2 * round, "round {round}: {:?}", setup.idp.token_requests());
+        let refreshes = settled(&(2 * round), || setup.refreshes()).await;
+        assert_eq!(refreshes, 2 * round, "round {round}: {:?}", setup.idp.token_requests());
     }
     let renewed = setup.upstream_token_of(&alice).await;
     assert_ne!(renewed, alice_upstream, "a renewed token went upstream");
@@ -128,7 +129,7 @@ async fn each_user_reaches_the_mcp_server_with_their_own_token_renewed_as_it_exp
     assert!(lines.iter().filter(|l| l.starts_with("TOKEN refresh_token")).all(|l| l.ends_with(" 200")), "{lines:?}");
     // Every request the MCP server saw carried an active token of the user who called.
     let introspected = setup.mcp.introspected();
-    assert!(introspected.iter().all(|l| l.starts_with("INTROSPECTED active")), "{introspected:#?}");
+    assert!(!introspected.is_empty() && introspected.iter().all(|l| l.starts_with("INTROSPECTED active")), "{introspected:#?}");
     for user in ["alice", "bob", "carol"] {
         assert!(introspected.iter().any(|l| l.ends_with(&format!("sub={user}"))), "{user}: {introspected:#?}");
     }
@@ -166,11 +167,12 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     let called = setup.whoami(&alice).await;
     redis.resume();
     assert_eq!(called.status, StatusCode::SERVICE_UNAVAILABLE, "{called:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(setup.refreshes(), 0, "no refresh without the store");
     assert_eq!(redis.get(&record_of(&alice).unwrap()), sealed_before, "the old tokens are kept");
     let called = setup.whoami(&alice).await;
     assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
-    assert_eq!(setup.refreshes(), 1);
+    assert_eq!(settled(&1, || setup.refreshes()).await, 1);
 
     // The IdP revokes alice's grant: her next call meets the MCP server's 401,
     // one refresh is tried and refused, and she is sent to log in again.
@@ -183,9 +185,12 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
         challenge.contains(&format!("resource_metadata=\"http://127.0.0.1:{}/.well-known/oauth-protected-resource/mcp\"", setup.policy.port)),
         "{challenge}"
     );
-    let idp_after = setup.idp.token_requests();
+    settled(&(idp_before + 1), || setup.idp.token_requests().len()).await;
+    settled(&(mcp_before + 1), || setup.mcp.introspected().len()).await;
+    // Anything more would come now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (idp_after, mcp_after) = (setup.idp.token_requests(), setup.mcp.introspected());
     assert_eq!(&idp_after[idp_before..], ["TOKEN refresh_token 400"], "exactly one refresh, refused");
-    let mcp_after = setup.mcp.introspected();
     assert_eq!(mcp_after[mcp_before..].to_vec(), ["INTROSPECTED inactive sub=-"], "the request was not sent again");
     assert_eq!(record_of(&alice), None, "alice's upstream tokens are gone from the store");
     assert!(!records().iter().any(|k| k.contains(&sid(&alice))), "and so is her session: {:?}", records());
@@ -197,6 +202,7 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     // Again: answered at once, nothing reaches the IdP or the MCP server.
     let called = setup.whoami(&alice).await;
     assert_eq!(called.status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!((setup.idp.token_requests().len(), setup.mcp.introspected().len()), (idp_after.len(), mcp_after.len()));
     // Bob is untouched.
     assert!(record_of(&bob).is_some());
@@ -301,8 +307,13 @@ async fn two_replicas_renew_each_expiry_once_for_fifty_concurrent_calls() {
         let answers = calls.join_all().await;
         let wrong: Vec<_> = answers.iter().filter(|c| c.status != StatusCode::OK || c.text.as_deref() != Some("alice")).collect();
         assert!(wrong.is_empty(), "expiry {expiry}: {wrong:?}");
+        let one_each = vec!["TOKEN refresh_token 200".to_owned(); expiry];
+        let read = || d.idp.token_requests().into_iter().filter(|l| l.starts_with("TOKEN refresh_token")).collect::<Vec<String>>();
+        settled(&one_each, read).await;
+        // A second refresh would show now.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let refreshes: Vec<String> = d.idp.token_requests().into_iter().filter(|l| l.starts_with("TOKEN refresh_token")).collect();
-        assert_eq!(refreshes, vec!["TOKEN refresh_token 200".to_owned(); expiry], "expiry {expiry}: one refresh reached the IdP");
+        assert_eq!(refreshes, one_each, "expiry {expiry}: one refresh reached the IdP");
     }
     let after = admitted(&d);
     assert!(before.iter().zip(&after).all(|(b, a)| a > b), "both replicas served the calls: {before:?} -> {after:?}");

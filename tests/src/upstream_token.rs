@@ -77,3 +77,17 @@ pub async fn call_tool(mcp_url: &str, token: &str, tool: &str) -> Called {
     let text = answer["result"]["content"][0]["text"].as_str().map(str::to_owned);
     Called { status, text, www_authenticate }
 }
+
+/// `read()` once it gives `expected`, or what it gives after 5 s: a child
+/// process prints its line about a request after it answered it, so the
+/// line may arrive after the answer the test already has.
+pub async fn settled<T: PartialEq>(expected: &T, mut read: impl FnMut() -> T) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let value = read();
+        if value == *expected || tokio::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
