@@ -31,6 +31,7 @@ use provider_tokens::seal::TokenKey;
 use provider_tokens::tokens::StoredTokens;
 use renew::{Outcome, Renewer};
 use session::Session;
+use std::rc::Rc;
 
 struct UpstreamToken {
     config: Checked,
@@ -110,7 +111,7 @@ impl UpstreamToken {
     }
 
     /// The session's tokens for this request, renewed when due.
-    fn current(&self, request: &Request) -> Result<StoredTokens, Refusal> {
+    fn current(&self, request: &Request) -> Result<Rc<StoredTokens>, Refusal> {
         let session = Session::of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         let Some((sealed, stored)) = renewer.load().map_err(Refusal::Unavailable)? else {
@@ -134,7 +135,7 @@ impl UpstreamToken {
     }
 
     /// After the upstream refused the token this request carried.
-    fn after_refusal(&self, request: &Request, retried: bool) -> Result<StoredTokens, Refusal> {
+    fn after_refusal(&self, request: &Request, retried: bool) -> Result<Rc<StoredTokens>, Refusal> {
         let session = Session::of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         if retried {

@@ -15,6 +15,7 @@ use portcullis_plugin::log;
 use provider_tokens::exchange::{self, RefreshError};
 use provider_tokens::tokens::{self, StoredTokens};
 use serde_json::{Map, Value};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// A renewal's lease: longer than a refresh may take (the token endpoint's
@@ -26,7 +27,7 @@ const POLL: Duration = Duration::from_millis(25);
 /// How a renewal ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Renewed(StoredTokens),
+    Renewed(Rc<StoredTokens>),
     Failed(RefreshError),
     /// The record cannot be renewed (no refresh token, or stored before
     /// renewals were kept): the user logs in again when it expires.
@@ -38,12 +39,15 @@ pub trait Backend {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String>;
     fn put_new(&self, key: &str, value: &[u8], ttl: u32) -> Result<bool, String>;
     fn delete(&self, key: &str) -> Result<(), String>;
-    fn open(&self, sealed: &[u8]) -> Option<StoredTokens>;
+    fn open(&self, sealed: &[u8]) -> Option<Rc<StoredTokens>>;
     fn replace(&self, previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String>;
     fn refresh(&self, renewal: &tokens::Renewal, refresh_token: &str) -> Result<Map<String, Value>, RefreshError>;
     fn now_ms(&self) -> u64;
     fn sleep(&self, duration: Duration);
 }
+
+/// A record as stored (sealed) and opened.
+pub type Loaded = (Vec<u8>, Rc<StoredTokens>);
 
 pub struct Renewer<'a, B: Backend = Gateway<'a>> {
     backend: B,
@@ -77,7 +81,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
     }
 
     /// The record as stored (sealed) and opened; `Ok(None)` when there is none.
-    pub fn load(&self) -> Result<Option<(Vec<u8>, StoredTokens)>, String> {
+    pub fn load(&self) -> Result<Option<Loaded>, String> {
         let Some(sealed) = self.backend.get(&self.record)? else { return Ok(None) };
         match self.backend.open(&sealed) {
             Some(tokens) => Ok(Some((sealed, tokens))),
@@ -123,7 +127,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
                         let now = self.backend.now_ms() / 1000;
                         let next = tokens.renewed(response, now);
                         match self.backend.replace(&current, &next, now) {
-                            Ok(true) => Outcome::Renewed(next),
+                            Ok(true) => Outcome::Renewed(Rc::new(next)),
                             Ok(false) => match self.load() {
                                 Ok(Some((_, stored))) => Outcome::Renewed(stored),
                                 Ok(None) => Outcome::Failed(RefreshError::Refused("the session's tokens were ended during their renewal".into())),
@@ -188,8 +192,8 @@ impl Backend for Gateway<'_> {
         portcullis_plugin::store::delete(key).map_err(|e| e.to_string())
     }
 
-    fn open(&self, sealed: &[u8]) -> Option<StoredTokens> {
-        opened::get_or_open(sealed, || tokens::open_record(sealed, self.session_id, self.provider, &self.token_key))
+    fn open(&self, sealed: &[u8]) -> Option<Rc<StoredTokens>> {
+        opened::get_or_open(self.session_id, sealed, || tokens::open_record(sealed, self.session_id, self.provider, &self.token_key))
     }
 
     fn replace(&self, previous: &[u8], next: &StoredTokens, now: u64) -> Result<bool, String> {
@@ -232,33 +236,35 @@ impl Backend for Gateway<'_> {
     }
 }
 
-/// The records this instance opened last, by their sealed bytes: a request
-/// whose record has not changed since skips the decryption and the parse
-/// (most of the injector's cost). Keyed by the sealed bytes themselves,
-/// which include the record's key as associated data, so a changed record,
-/// or another session's, is opened afresh. Bounded: cleared when full.
+/// The record this instance opened last for each session, with its sealed
+/// bytes: a request whose record has not changed since (the same bytes: the
+/// store is read every time, so a renewal or a revocation is seen at once)
+/// skips the decryption and the parse, most of the injector's cost.
+/// Bounded: cleared when full.
 mod opened {
     use provider_tokens::tokens::StoredTokens;
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::rc::Rc;
 
     const MAX: usize = 1024;
 
     thread_local! {
-        static OPENED: RefCell<HashMap<Vec<u8>, StoredTokens>> = RefCell::new(HashMap::new());
+        static OPENED: RefCell<HashMap<String, super::Loaded>> = RefCell::new(HashMap::new());
     }
 
-    pub fn get_or_open(sealed: &[u8], open: impl FnOnce() -> Option<StoredTokens>) -> Option<StoredTokens> {
-        if let Some(tokens) = OPENED.with(|opened| opened.borrow().get(sealed).cloned()) {
-            return Some(tokens);
+    pub fn get_or_open(session_id: &str, sealed: &[u8], open: impl FnOnce() -> Option<StoredTokens>) -> Option<Rc<StoredTokens>> {
+        let known = OPENED.with(|opened| opened.borrow().get(session_id).filter(|(bytes, _)| bytes == sealed).map(|(_, tokens)| tokens.clone()));
+        if known.is_some() {
+            return known;
         }
-        let tokens = open()?;
+        let tokens = Rc::new(open()?);
         OPENED.with(|opened| {
             let mut opened = opened.borrow_mut();
             if opened.len() >= MAX {
                 opened.clear();
             }
-            opened.insert(sealed.to_vec(), tokens.clone());
+            opened.insert(session_id.to_owned(), (sealed.to_vec(), tokens.clone()));
         });
         Some(tokens)
     }
