@@ -19,7 +19,9 @@ use portcullis::secrets::{SecretStore, SecretString};
 use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::OpenIdProvider;
+use base64::Engine as _;
 use portcullis_tests::oauth::{signing_key_pem, write_private};
+use portcullis_tests::redis::RedisServer;
 use portcullis_tests::token_exchange::{AUDIENCE, CLIENT_SECRET, CLIENT_SECRET_NAME, PUBLIC_URL, Sts, policy};
 use portcullis_tests::upstream_token::{Called, IntrospectingMcpServer, call_tool};
 use reqwest::StatusCode;
@@ -31,6 +33,21 @@ struct Setup {
     sts: Sts,
     mcp: IntrospectingMcpServer,
     url: String,
+    toml: String,
+    replica: Option<TestGateway>,
+}
+
+/// A gateway home whose secret store holds the STS client secret and, when
+/// given, the token key (`tx:key`).
+fn prepared_dir(token_key: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())));
+    secrets.set(CLIENT_SECRET_NAME, SecretString::from(CLIENT_SECRET.to_owned())).unwrap();
+    if !token_key.is_empty() {
+        secrets.set("tx:key", SecretString::from(token_key.to_owned())).unwrap();
+    }
+    leaks::register(CLIENT_SECRET);
+    dir
 }
 
 const BASIC: (&str, &str) = (r#"client_id = "gateway-basic", client_secret = "sts:client-secret""#, r#"secrets = ["sts:client-secret"]"#);
@@ -38,22 +55,31 @@ const BASIC: (&str, &str) = (r#"client_id = "gateway-basic", client_secret = "st
 impl Setup {
     /// `entry`: the injector's client fields and grants (see [`BASIC`]); `extra`: more config fields.
     async fn start(entry: (&str, &str), extra: &str) -> Setup {
+        Self::start_with(entry, extra, "", "").await
+    }
+
+    /// With a `[store]` section, and the token key's base64 text (or "").
+    async fn start_with(entry: (&str, &str), extra: &str, store: &str, token_key: &str) -> Setup {
         let op = OpenIdProvider::start().await;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = prepared_dir(token_key);
         let key_path = dir.path().join("client-key.pem");
         write_private(&key_path, &signing_key_pem());
         let sts = Sts::start(&op, &["eng-client", "ops-client"], Some(&key_path)).await;
         let mcp = IntrospectingMcpServer::start(&sts.issuer).await;
-        SecretStore::new(&dir.path().join("home"), Some(SecretString::from(PASSWORD.to_owned())))
-            .set(CLIENT_SECRET_NAME, SecretString::from(CLIENT_SECRET.to_owned()))
-            .unwrap();
-        leaks::register(CLIENT_SECRET);
         let (client, grants) = (entry.0.replace("{key}", &key_path.display().to_string()), entry.1.replace("{key}", &key_path.display().to_string()));
         let config = if extra.is_empty() { client } else { format!("{client}, {extra}") };
-        let toml = policy(&op.issuer, &sts.issuer, &mcp.url(), &config, &grants);
+        let toml = policy(&op.issuer, &sts.issuer, &mcp.url(), &config, &grants).replacen("version = 1\n", &format!("version = 1\n{store}"), 1);
         let gw = TestGateway::start_in(dir, &toml).await.unwrap_or_else(|e| panic!("the gateway did not start: {e:#}\n{toml}"));
         let url = format!("{}/mcp", gw.url("mcp").await);
-        Setup { gw, op, sts, mcp, url }
+        Setup { gw, op, sts, mcp, url, toml, replica: None }
+    }
+
+    /// A second gateway on the same policy (and store): its `/mcp` URL.
+    async fn replica(&mut self, token_key: &str) -> String {
+        let gw = TestGateway::start_in(prepared_dir(token_key), &self.toml).await.unwrap();
+        let url = format!("{}/mcp", gw.url("mcp").await);
+        self.replica = Some(gw);
+        url
     }
 
     /// A fresh access token of the OpenID Provider for `user` (one of its clients).
@@ -214,5 +240,39 @@ async fn bad_input_fails_closed() {
     // Only the cached user's calls (the first and three more) reached the MCP server.
     assert_eq!(s.mcp.introspected().len(), 4, "{:?}", s.mcp.introspected());
     assert!(s.mcp.introspected().iter().all(|line| line == "INTROSPECTED active sub=eng-client"), "{:?}", s.mcp.introspected());
+    drop(s.gw);
+}
+
+/// Two gateways on one Redis, the injector granted a shared store: the
+/// second gateway's first call finds the first one's exchanged token there
+/// (one exchange for both), and Redis holds it sealed: no token in clear in
+/// any key or value.
+#[tokio::test]
+async fn replicas_share_exchanged_tokens_sealed_in_redis() {
+    let redis = RedisServer::start();
+    let store = format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url());
+    let shared = (
+        r#"client_id = "gateway-basic", client_secret = "sts:client-secret", token_key_secret = "tx:key""#,
+        r#"secrets = ["sts:client-secret", "tx:key"], store = "exchange""#,
+    );
+    let token_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let mut s = Setup::start_with(shared, "", &store, &token_key).await;
+    let second = s.replica(&token_key).await;
+
+    let eng = s.token("eng-client").await;
+    let first = s.upstream_token_of(&eng).await;
+    let called = call_tool(&second, &eng, "request_headers").await;
+    let headers: serde_json::Value = serde_json::from_str(called.text.as_deref().unwrap()).unwrap();
+    assert_eq!(headers["authorization"].as_str(), Some(format!("Bearer {first}").as_str()), "the second gateway uses the first one's token");
+    assert_eq!(s.exchanges().len(), 1, "one exchange for both gateways: {:?}", s.exchanges());
+
+    let keys = redis.cli(&["KEYS", "*"]);
+    assert!(keys.lines().any(|key| key.contains("tx:")), "the exchanged token is in the store: {keys}");
+    for key in keys.lines() {
+        let value = redis.cli(&["GET", key]);
+        for secret in [&eng, &first] {
+            assert!(!key.contains(secret.as_str()) && !value.contains(secret.as_str()), "a token in clear in Redis under {key}");
+        }
+    }
     drop(s.gw);
 }
