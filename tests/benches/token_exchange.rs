@@ -35,8 +35,7 @@ fn bench(c: &mut Criterion) {
     let store = SecretStore::new(home.path(), Some(SecretString::from("bench".to_owned())));
     store.set(CLIENT_SECRET_NAME, SecretString::from(CLIENT_SECRET.to_owned())).unwrap();
     let services = Services::new(Arc::new(store));
-    let grants: GrantsFile =
-        serde_json::from_value(serde_json::json!({"http": [sts.issuer], "http_private": true, "secrets": [CLIENT_SECRET_NAME]})).unwrap();
+    let grants: GrantsFile = serde_json::from_value(serde_json::json!({"http": [sts.issuer], "http_private": true, "secrets": [CLIENT_SECRET_NAME]})).unwrap();
     let (grants, problems) = Grants::parse(&grants, false);
     let grants = grants.unwrap_or_else(|| panic!("{problems:?}"));
     let builtin = builtins::lookup("token-exchange").unwrap();

@@ -15,11 +15,11 @@
 //! Bearer) and answers `whoami` with its user: the client's own token is
 //! not one it accepts.
 
+use base64::Engine as _;
 use portcullis::secrets::{SecretStore, SecretString};
 use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::OpenIdProvider;
-use base64::Engine as _;
 use portcullis_tests::oauth::{signing_key_pem, write_private};
 use portcullis_tests::redis::RedisServer;
 use portcullis_tests::token_exchange::{AUDIENCE, CLIENT_SECRET, CLIENT_SECRET_NAME, PUBLIC_URL, Sts, policy};
@@ -202,7 +202,11 @@ async fn bad_input_fails_closed() {
     let refused = s.call(&foreign, "whoami").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
     let challenge = refused.www_authenticate.unwrap_or_default();
-    assert!(challenge.starts_with("Bearer error=\"invalid_token\"") && challenge.contains("resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""), "{challenge}");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\"")
+            && challenge.contains("resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""),
+        "{challenge}"
+    );
     assert_eq!(s.exchanges().last().unwrap(), "EXCHANGE 400 aud=https://mcp.example/api sub=test-client client=gateway-basic");
 
     for (command, status, error) in [
@@ -236,7 +240,14 @@ async fn bad_input_fails_closed() {
     }
     let lines = s.exchanges();
     assert_eq!(lines.len(), 5, "{lines:?}");
-    assert_eq!(lines[2..], [exchange_line(500, "ops-client", "gateway-basic"), exchange_line(200, "ops-client", "gateway-basic"), exchange_line(200, "ops-client", "gateway-basic")]);
+    assert_eq!(
+        lines[2..],
+        [
+            exchange_line(500, "ops-client", "gateway-basic"),
+            exchange_line(200, "ops-client", "gateway-basic"),
+            exchange_line(200, "ops-client", "gateway-basic")
+        ]
+    );
     // Only the cached user's calls (the first and three more) reached the MCP server.
     assert_eq!(s.mcp.introspected().len(), 4, "{:?}", s.mcp.introspected());
     assert!(s.mcp.introspected().iter().all(|line| line == "INTROSPECTED active sub=eng-client"), "{:?}", s.mcp.introspected());

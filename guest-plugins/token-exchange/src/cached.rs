@@ -78,7 +78,8 @@ mod tests {
     use serde_json::json;
 
     fn config(extra: serde_json::Value) -> Checked {
-        let mut c = json!({"token_endpoint": "https://sts.example/token", "client_id": "gw", "client_secret": "s", "audience": "https://api.example", "scope": "read"});
+        let mut c =
+            json!({"token_endpoint": "https://sts.example/token", "client_id": "gw", "client_secret": "s", "audience": "https://api.example", "scope": "read"});
         c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         serde_json::from_value::<crate::config::Config>(c).unwrap().check().unwrap()
     }

@@ -136,7 +136,9 @@ impl Config {
         let client_auth = match (self.client_auth.as_str(), self.client_secret) {
             ("client_secret_basic", Some(secret)) => ClientAuth::Basic { secret },
             ("client_secret_post", Some(secret)) => ClientAuth::Post { secret },
-            ("client_secret_basic" | "client_secret_post", None) => return Err(format!("`client_auth = \"{}\"` needs `client_secret` (a secret's name)", self.client_auth)),
+            ("client_secret_basic" | "client_secret_post", None) => {
+                return Err(format!("`client_auth = \"{}\"` needs `client_secret` (a secret's name)", self.client_auth));
+            }
             ("private_key_jwt", None) => ClientAuth::PrivateKeyJwt,
             ("private_key_jwt", Some(_)) => return Err("`client_auth = \"private_key_jwt\"` signs with the entry's `signing_keys`: no `client_secret`".into()),
             (other, _) => return Err(format!("`client_auth`: {other:?} is not one of client_secret_basic, client_secret_post, private_key_jwt")),

@@ -34,9 +34,7 @@ pub fn request(config: &Checked, subject_token: &str, credential: &Credential) -
             form.append_pair("client_id", &config.client_id).append_pair("client_secret", secret);
         }
         (_, Credential::Assertion(jwt)) => {
-            form.append_pair("client_id", &config.client_id)
-                .append_pair("client_assertion_type", JWT_BEARER_ASSERTION)
-                .append_pair("client_assertion", jwt);
+            form.append_pair("client_id", &config.client_id).append_pair("client_assertion_type", JWT_BEARER_ASSERTION).append_pair("client_assertion", jwt);
         }
         (ClientAuth::PrivateKeyJwt, Credential::Secret(_)) => unreachable!("a private_key_jwt client is given an assertion"),
     }
@@ -110,10 +108,7 @@ pub fn answer(status: u16, body: &[u8], requested_token_type: &str) -> Result<Is
     match response.get("issued_token_type").and_then(Value::as_str) {
         Some(issued) if issued == requested_token_type => {}
         Some(issued) => {
-            return Err(Failure::BadAnswer(format!(
-                "the STS issued a token of type {:?}, not the {requested_token_type:?} asked for",
-                printable(issued, 100)
-            )));
+            return Err(Failure::BadAnswer(format!("the STS issued a token of type {:?}, not the {requested_token_type:?} asked for", printable(issued, 100))));
         }
         None => return Err(Failure::BadAnswer("the STS's answer has no `issued_token_type` (RFC 8693 §2.2.1 requires it)".into())),
     }
@@ -173,7 +168,8 @@ mod tests {
         let form = pairs(&form);
         assert!(form.contains(&("client_id".into(), "gate:way".into())) && form.contains(&("client_secret".into(), "s3cret".into())), "{form:?}");
 
-        let jwt = config(json!({"client_auth": "private_key_jwt", "client_secret": null, "resource": "https://api.example/v1", "audience": null, "scope": null}));
+        let jwt =
+            config(json!({"client_auth": "private_key_jwt", "client_secret": null, "resource": "https://api.example/v1", "audience": null, "scope": null}));
         let (form, authorization) = request(&jwt, "t", &Credential::Assertion("h.p.s".into()));
         assert_eq!(authorization, None);
         let form = pairs(&form);
@@ -197,7 +193,9 @@ mod tests {
 
     #[test]
     fn refused_subjects() {
-        for (status, body) in [(400, &br#"{"error":"invalid_grant","error_description":"subject tok-123 expired"}"#[..]), (400, br#"{"error":"invalid_request"}"#)] {
+        for (status, body) in
+            [(400, &br#"{"error":"invalid_grant","error_description":"subject tok-123 expired"}"#[..]), (400, br#"{"error":"invalid_request"}"#)]
+        {
             let failure = answer(status, body, ACCESS_TOKEN).unwrap_err();
             assert!(matches!(failure, Failure::Subject(_)), "{failure:?}");
             assert!(!failure.to_string().contains("tok-123"), "never the STS's prose: {failure}");

@@ -62,7 +62,9 @@ impl Injector for TokenExchange {
         let mut config = config.check()?;
         if let Some(name) = config.secret_name() {
             match secrets::get(name) {
-                Err(secrets::SecretError::NotGranted) => return Err(format!("`client_secret`: the policy does not grant the secret {name:?} to this component")),
+                Err(secrets::SecretError::NotGranted) => {
+                    return Err(format!("`client_secret`: the policy does not grant the secret {name:?} to this component"));
+                }
                 Err(e) => log::warn(&format!("the client secret {name:?} is not available yet: {e}")),
                 Ok(_) => {}
             }
@@ -79,7 +81,8 @@ impl Injector for TokenExchange {
         let origin = url.origin().ascii_serialization();
         let metadata = portcullis_contract::resource_metadata::url(&origin, url.path());
         config.issuer.get_or_insert(origin);
-        let challenge = format!("Bearer error=\"invalid_token\", error_description=\"the token cannot be exchanged for the upstream\", resource_metadata=\"{metadata}\"");
+        let challenge =
+            format!("Bearer error=\"invalid_token\", error_description=\"the token cannot be exchanged for the upstream\", resource_metadata=\"{metadata}\"");
         Ok(TokenExchange { config, token_key, store, challenge })
     }
 
@@ -124,11 +127,15 @@ impl TokenExchange {
         match refusal {
             Refusal::Subject(why) => {
                 audit(&format!("refused subject ({why})"));
-                Injection::Deny(deny(401).challenge(self.challenge.clone()).error("invalid_token", "the token cannot be exchanged for the upstream's: log in again"))
+                Injection::Deny(
+                    deny(401).challenge(self.challenge.clone()).error("invalid_token", "the token cannot be exchanged for the upstream's: log in again"),
+                )
             }
             Refusal::BadAnswer(why) => {
                 audit(&format!("failed ({why})"));
-                Injection::Deny(deny(502).error("token_exchange_failed", "the security token service did not issue a usable token; the request was not forwarded"))
+                Injection::Deny(
+                    deny(502).error("token_exchange_failed", "the security token service did not issue a usable token; the request was not forwarded"),
+                )
             }
             Refusal::Unavailable(why) => {
                 audit(&format!("unavailable ({why})"));
@@ -141,16 +148,16 @@ impl TokenExchange {
         }
     }
 
-    /// The token to exchange, and when it expires (if known).
+    /// The token to exchange, and when it expires (known here for a stored
+    /// token; for the client's, `exchanged` reads the verified `exp`).
     fn subject(&self, request: &Request, identity: Option<&Identity>) -> Result<(String, Option<u64>), Refusal> {
-        let identity = identity.ok_or_else(|| Refusal::Subject("the request has no verified caller (is an authenticator in front of this injector?)".into()))?;
+        let identity =
+            identity.ok_or_else(|| Refusal::Subject("the request has no verified caller (is an authenticator in front of this injector?)".into()))?;
         match &self.config.subject {
             Subject::Incoming => {
                 let values = request.header("authorization");
                 let [value] = values.as_slice() else {
-                    return Err(Refusal::Subject(
-                        "the client's token is not on the request (the verifier must forward it: `forward_token = true`)".into(),
-                    ));
+                    return Err(Refusal::Subject("the client's token is not on the request (the verifier must forward it: `forward_token = true`)".into()));
                 };
                 let token = value
                     .get(..7)
@@ -158,8 +165,8 @@ impl TokenExchange {
                     .map(|_| value[7..].trim())
                     .filter(|t| !t.is_empty())
                     .ok_or_else(|| Refusal::Subject("the client's credential is not a bearer token".into()))?;
-                let exp = identity.claims().get("exp").and_then(serde_json::Value::as_u64);
-                Ok((token.to_owned(), exp))
+                // The expiry is read on a miss only (see `exchanged`): a hit parses no claims.
+                Ok((token.to_owned(), None))
             }
             Subject::Stored { provider } => {
                 let sid = session_id(identity, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::Subject)?;
@@ -187,6 +194,10 @@ impl TokenExchange {
                 return Ok(cached.token);
             }
         }
+        let subject_exp = match self.config.subject {
+            Subject::Incoming => identity.and_then(|i| i.claims().get("exp").and_then(serde_json::Value::as_u64)),
+            Subject::Stored { .. } => subject_exp,
+        };
         let issued = self.exchange(subject_token).map_err(|failure| match failure {
             Failure::Subject(why) => Refusal::Subject(why),
             Failure::BadAnswer(why) => Refusal::BadAnswer(why),
@@ -226,7 +237,9 @@ impl TokenExchange {
                 getrandom::fill(&mut jti).map_err(|_| Failure::Unreachable("no random source".into()))?;
                 let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
                 let claims = exchange::assertion_claims(&self.config, now(), &jti);
-                Credential::Assertion(signing::sign(&claims, "JWT").map_err(|e| Failure::Unreachable(format!("the client assertion could not be signed: {e:?}")))?)
+                Credential::Assertion(
+                    signing::sign(&claims, "JWT").map_err(|e| Failure::Unreachable(format!("the client assertion could not be signed: {e:?}")))?,
+                )
             }
         };
         let (form, authorization) = exchange::request(&self.config, subject_token, &credential);
