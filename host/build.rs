@@ -9,7 +9,7 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("guests");
-    let guests = ["shared_key", "oidc_verifier", "registry_token", "cedar", "scopes", "oauth_server", "upstream_token"];
+    let guests = ["shared_key", "oidc_verifier", "registry_token", "cedar", "scopes", "oauth_server", "upstream_token", "token_exchange"];
     // `fuzz/run` builds the host with a nightly toolchain that has no wasm
     // target: it builds the guests with the stable one first and points here.
     // Only a fuzzing build (`--cfg fuzzing`) listens, so a variable left in a

@@ -41,6 +41,7 @@ mod shared_key_twice;
 mod slow_body;
 mod store_redis;
 mod telemetry;
+mod token_exchange;
 mod upstream_token;
 
 /// A client that never uses an environment proxy.

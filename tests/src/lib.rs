@@ -12,6 +12,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod registry;
 pub mod threads;
+pub mod token_exchange;
 pub mod upstream;
 pub mod upstream_token;
 

@@ -27,6 +27,7 @@ static BUILTINS: &[Builtin] = &[
     builtin!("scopes", "scopes"),
     builtin!("oauth-server", "oauth_server"),
     builtin!("upstream-token", "upstream_token"),
+    builtin!("token-exchange", "token_exchange"),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static Builtin> {
