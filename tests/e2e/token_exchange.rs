@@ -143,9 +143,14 @@ async fn each_user_reaches_the_mcp_server_with_an_exchanged_token_exchanged_once
         assert_eq!(&s.upstream_token_of(token).await, if user == "eng-client" { &eng_upstream } else { &ops_upstream });
     }
     assert_eq!(s.exchanges().len(), 2, "the second calls did not reach the STS: {:?}", s.exchanges());
+    // The MCP server prints its line after it answered: the last one may still be on its way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = s.mcp.introspected();
     assert_eq!(seen[0], "INTROSPECTED failed sub=-", "the direct call");
     assert!(seen[1..].iter().all(|line| line.starts_with("INTROSPECTED active")), "every call through the gateway carried a token the STS issued: {seen:?}");
+    // Each exchange counted for the operator.
+    let metrics = s.gw.metrics().await;
+    assert!(metrics.contains("component=\"builtin:token-exchange\",event=\"token-exchanged\"} 2"), "{metrics}");
     drop(s.gw);
 }
 
@@ -249,6 +254,7 @@ async fn bad_input_fails_closed() {
         ]
     );
     // Only the cached user's calls (the first and three more) reached the MCP server.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.mcp.introspected().len(), 4, "{:?}", s.mcp.introspected());
     assert!(s.mcp.introspected().iter().all(|line| line == "INTROSPECTED active sub=eng-client"), "{:?}", s.mcp.introspected());
     drop(s.gw);

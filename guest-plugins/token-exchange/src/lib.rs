@@ -198,11 +198,16 @@ impl TokenExchange {
             Subject::Incoming => identity.and_then(|i| i.claims().get("exp").and_then(serde_json::Value::as_u64)),
             Subject::Stored { .. } => subject_exp,
         };
-        let issued = self.exchange(subject_token).map_err(|failure| match failure {
-            Failure::Subject(why) => Refusal::Subject(why),
-            Failure::BadAnswer(why) => Refusal::BadAnswer(why),
-            Failure::Unreachable(why) => Refusal::Unavailable(why),
+        // Each request to the STS is counted for the operator (`portcullis_component_events_total`).
+        let issued = self.exchange(subject_token).map_err(|failure| {
+            events::report(events::Event::TokenExchangeFailed);
+            match failure {
+                Failure::Subject(why) => Refusal::Subject(why),
+                Failure::BadAnswer(why) => Refusal::BadAnswer(why),
+                Failure::Unreachable(why) => Refusal::Unavailable(why),
+            }
         })?;
+        events::report(events::Event::TokenExchanged);
         let lifetime = cached::lifetime(issued.expires_in, self.config.renew_before_seconds, now, subject_exp);
         if let Some(seconds) = lifetime {
             let cached = Cached { until: now + seconds, token: issued.access_token.clone() };
