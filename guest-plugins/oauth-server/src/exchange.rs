@@ -35,7 +35,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use provider_tokens::text::{printable, strict_object};
 use serde_json::{Map, Value, json};
 
-pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use crate::token::{EXCHANGE_GRANT_TYPE as GRANT_TYPE, KeySource};
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
@@ -45,19 +45,6 @@ const ALLOWED_ALGS: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "P
 const SKEW: u64 = 60;
 /// A presented token longer than this is refused unread.
 const TOKEN_LIMIT: usize = 16 * 1024;
-
-/// Whose keys verify a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource<'a> {
-    /// This server's own key set (`signing::jwks`).
-    Own,
-    /// A trusted issuer's key set at this URL.
-    Jwks(&'a str),
-}
-
-/// Verifies a signature: `(keys, alg, kid, signing input, signature)`;
-/// `Ok(false)` for a wrong signature, `Err` when no key could be had.
-pub type Verify<'a> = dyn Fn(KeySource<'_>, &str, Option<&str>, &str, &str) -> Result<bool, String> + 'a;
 
 /// A subject or actor token that verified.
 #[derive(Debug)]

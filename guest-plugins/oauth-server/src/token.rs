@@ -35,6 +35,22 @@ use portcullis_plugin::store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// RFC 8693 token exchange (`exchange.rs` answers it, as a method of [`Tokens`]).
+pub const EXCHANGE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Whose keys verify a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource<'a> {
+    /// This server's own key set (`signing::jwks`).
+    Own,
+    /// A trusted issuer's key set at this URL.
+    Jwks(&'a str),
+}
+
+/// Verifies a signature: `(keys, alg, kid, signing input, signature)`;
+/// `Ok(false)` for a wrong signature, `Err` when no key could be had.
+pub type Verify<'a> = dyn Fn(KeySource<'_>, &str, Option<&str>, &str, &str) -> Result<bool, String> + 'a;
+
 /// Why a token request failed.
 #[derive(Debug)]
 pub enum Failure {
@@ -101,7 +117,7 @@ pub struct Tokens<'a> {
     /// Writes a warning (the gateway's log; nothing in tests).
     pub warn: fn(&str),
     /// Checks a presented token's signature (token exchange).
-    pub verify: &'a crate::exchange::Verify<'a>,
+    pub verify: &'a Verify<'a>,
     /// Writes an audit line (the gateway's log at info).
     pub audit: fn(&str),
 }
@@ -131,7 +147,7 @@ impl Tokens<'_> {
         match params.get("grant_type") {
             Some("authorization_code") => self.authorization_code(params),
             Some("refresh_token") => self.refresh(params),
-            Some(crate::exchange::GRANT_TYPE) => self.exchange(params),
+            Some(EXCHANGE_GRANT_TYPE) => self.exchange(params),
             Some(_) => Err(oauth(
                 "unsupported_grant_type",
                 if self.config.exchange.is_some() {

@@ -228,7 +228,7 @@ async fn upstream(
     parts.headers = std::mem::replace(&mut view.headers, HeaderMap::new());
     // Kept only where an injector may ask to send the request again.
     let again = retry::Again::keep(workload, &parts, body.again);
-    let response = send(workload, Request::from_parts(parts, body.body), &allowed, conn, &view.authority).await?;
+    let response = workload.upstream.send(Request::from_parts(parts, body.body), &allowed, conn, &view.authority).await?;
     let response = match again {
         Some(again) if response.status() == StatusCode::UNAUTHORIZED => retry::once(workload, again, view, response, &allowed, conn).await?,
         _ => response,
@@ -237,24 +237,4 @@ async fn upstream(
         return Err(GatewayError::LoginRefused { status: response.status(), workload: workload.name.clone() });
     }
     Ok(response)
-}
-
-/// One request to the upstream; while exporting, in a span to the response
-/// head, whose context goes upstream.
-pub(super) async fn send(
-    workload: &Workload,
-    mut request: Request<ProxyBody>,
-    allowed: &Allowed,
-    conn: &ConnectionInfo,
-    authority: &str,
-) -> Result<Response<ProxyBody>, GatewayError> {
-    let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
-    if crate::telemetry::enabled() {
-        crate::telemetry::context::to_upstream(&span, request.headers_mut());
-    }
-    let response = workload.upstream.forward(request, allowed, conn, authority).instrument(span.clone()).await;
-    if let Ok(response) = &response {
-        span.record("status", i64::from(response.status().as_u16()));
-    }
-    response
 }

@@ -11,7 +11,6 @@
 
 use super::chain::Allowed;
 use super::error::GatewayError;
-use super::pipeline::send;
 use super::server::ConnectionInfo;
 use super::workload::Workload;
 use crate::body::{ProxyBody, full};
@@ -71,7 +70,7 @@ pub async fn once(
         renewed.apply(&mut headers);
     }
     tracing::debug!(workload = %workload.name, "the upstream refused an injected credential; sending the request once more with a renewed one");
-    let response = send(workload, again.request(headers.clone()), allowed, conn, &view.authority).await?;
+    let response = workload.upstream.send(again.request(headers.clone()), allowed, conn, &view.authority).await?;
     if response.status() != StatusCode::UNAUTHORIZED {
         return Ok(response);
     }

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
+use tracing::Instrument;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -58,6 +59,26 @@ impl Upstream {
     /// The upstream's scheme and authority, for logs.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// Forwards `request` (see [`Upstream::forward`]); while exporting, in an
+    /// `upstream` span to the response head, whose context goes upstream.
+    pub async fn send(
+        &self,
+        mut request: Request<ProxyBody>,
+        allowed: &Allowed,
+        conn: &ConnectionInfo,
+        authority: &str,
+    ) -> Result<Response<ProxyBody>, GatewayError> {
+        let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
+        if crate::telemetry::enabled() {
+            crate::telemetry::context::to_upstream(&span, request.headers_mut());
+        }
+        let response = self.forward(request, allowed, conn, authority).instrument(span.clone()).await;
+        if let Ok(response) = &response {
+            span.record("status", i64::from(response.status().as_u16()));
+        }
+        response
     }
 
     /// Sends the admitted request upstream and returns the response with its body streaming.
