@@ -6,10 +6,12 @@
 //! - [`tokens`]: the record, sealed ([`seal`]) under `session:{sid}:{provider}`
 //!   in the store namespace both are granted;
 //! - [`exchange`]: the provider's token endpoint (code exchange, refresh);
+//! - [`session`]: the caller's session, from the identity the chain verified;
 //! - [`fetch`], [`text`]: one bounded request, and reading its answer.
 
 pub mod exchange;
 pub mod fetch;
 pub mod seal;
+pub mod session;
 pub mod text;
 pub mod tokens;

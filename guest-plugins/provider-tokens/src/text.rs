@@ -26,6 +26,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_short_printable_ascii_survives() {
+        assert_eq!(printable("invalid_grant", 64), "invalid_grant");
+        assert_eq!(printable("bad\r\nINFO forged line\u{7}é", 64), "badINFO forged line");
+        assert_eq!(printable(&"x".repeat(300), 200).len(), 200);
+        assert!(printable(&"x".repeat(300), 200).ends_with("..."));
+        assert_eq!(printable("", 10), "");
+    }
+
+    #[test]
     fn strict_json() {
         assert!(strict_object(br#"{"a":{"b":1},"c":[{"d":2}]}"#).is_ok());
         assert!(strict_object(br#"{"sub":"a","sub":"b"}"#).unwrap_err().contains("duplicate key `sub`"));

@@ -40,7 +40,8 @@ mod refusal;
 mod renewal;
 mod static_token;
 mod store;
-mod text;
+// Provider text made safe for a message: the rule the other OAuth components use.
+use provider_tokens::text;
 mod token;
 mod uri;
 

@@ -169,7 +169,7 @@ impl TokenExchange {
                 Ok((token.to_owned(), None))
             }
             Subject::Stored { provider } => {
-                let sid = session_id(identity, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::Subject)?;
+                let sid = provider_tokens::session::Session::of(identity, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::Subject)?.id;
                 let key = self.key()?;
                 match provider_tokens::tokens::load(&sid, provider, &key).map_err(Refusal::Unavailable)? {
                     Some(stored) => Ok((stored.access_token, stored.expires_at)),
@@ -272,18 +272,6 @@ impl TokenExchange {
 /// The caller's subject for the audit line: printable, bounded.
 fn who(identity: Option<&Identity>) -> String {
     identity.map_or("-".into(), |i| printable(&i.subject, 100))
-}
-
-/// The `sid` of a token of the workload's authorization server (`issuer`),
-/// as `builtin:upstream-token` reads it: another issuer could put any `sid` in its tokens.
-fn session_id(identity: &Identity, issuer: &str) -> Result<String, String> {
-    if identity.issuer.as_deref() != Some(issuer) {
-        return Err("the caller's token is not one of this workload's authorization server".into());
-    }
-    match identity.claims().get("sid").and_then(serde_json::Value::as_str) {
-        Some(id) if id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => Ok(id.to_owned()),
-        _ => Err("the caller's token names no session".into()),
-    }
 }
 
 fn now() -> u64 {

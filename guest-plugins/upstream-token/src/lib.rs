@@ -22,15 +22,14 @@
 mod challenge;
 mod config;
 mod renew;
-mod session;
 
 use config::{Checked, Config};
 use portcullis_plugin::prelude::*;
 use provider_tokens::exchange::RefreshError;
 use provider_tokens::seal::TokenKey;
+use provider_tokens::session::Session;
 use provider_tokens::tokens::StoredTokens;
 use renew::{Outcome, Renewer};
-use session::Session;
 use std::rc::Rc;
 
 struct UpstreamToken {
@@ -112,7 +111,7 @@ impl UpstreamToken {
 
     /// The session's tokens for this request, renewed when due.
     fn current(&self, request: &Request) -> Result<Rc<StoredTokens>, Refusal> {
-        let session = Session::of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
+        let session = session_of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         let Some((sealed, stored)) = renewer.load().map_err(Refusal::Unavailable)? else {
             return Err(Refusal::LogIn(format!("the session has no tokens from `{}` (not logged in there, or ended)", self.config.provider)));
@@ -136,7 +135,7 @@ impl UpstreamToken {
 
     /// After the upstream refused the token this request carried.
     fn after_refusal(&self, request: &Request, retried: bool) -> Result<Rc<StoredTokens>, Refusal> {
-        let session = Session::of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
+        let session = session_of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         if retried {
             return Err(self.end(&renewer, &session, "the upstream refused the renewed token too".into()));
@@ -168,6 +167,12 @@ impl UpstreamToken {
         log::warn(&format!("audit: the upstream tokens of `{}` from `{}` were ended: {why}", session.subject, self.config.provider));
         Refusal::LogIn(why)
     }
+}
+
+/// The request's caller's session (see `provider_tokens::session`).
+fn session_of(request: &Request, issuer: &str) -> Result<Session, String> {
+    let identity = request.identity().ok_or("the request has no verified caller (is an authenticator in front of this injector?)")?;
+    Session::of(&identity, issuer)
 }
 
 portcullis_plugin::export_session_injector!(UpstreamToken);
