@@ -147,7 +147,7 @@ impl Config {
             ("incoming", None) => Subject::Incoming,
             ("incoming", Some(_)) => return Err("`provider` is for `subject = \"stored\"`".into()),
             ("stored", Some(provider)) => {
-                if provider.is_empty() || provider.len() > 64 || !provider.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                if !provider_tokens::placement::is_provider_name(&provider) {
                     return Err(format!("`provider`: {provider:?} is not a provider's name (letters, digits, `-`, `_`)"));
                 }
                 Subject::Stored { provider }
@@ -175,15 +175,7 @@ impl Config {
         if self.scope.as_deref().is_some_and(|s| s.is_empty() || !s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())) {
             return Err("`scope`: space-separated printable scope names".into());
         }
-        let header = self.header.to_ascii_lowercase();
-        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("`header`: {:?} is not a header name", self.header));
-        }
-        let prefix = match (self.prefix, header.as_str()) {
-            (Some(prefix), _) => Some(prefix),
-            (None, "authorization") => Some("Bearer ".to_owned()),
-            (None, _) => None,
-        };
+        let (header, prefix) = provider_tokens::placement::check(&self.header, self.prefix)?;
         if !(100..=9_000).contains(&self.timeout_ms) {
             return Err("`timeout_ms`: 100 to 9000 (a call's deadline is at most 10 s)".into());
         }

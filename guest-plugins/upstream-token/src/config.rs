@@ -59,19 +59,10 @@ pub struct Checked {
 
 impl Config {
     pub fn check(self) -> Result<Checked, String> {
-        let name_ok = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !name_ok(&self.provider) {
+        if !provider_tokens::placement::is_provider_name(&self.provider) {
             return Err(format!("`provider`: {:?} is not a provider's name (letters, digits, `-`, `_`)", self.provider));
         }
-        let header = self.header.to_ascii_lowercase();
-        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("`header`: {:?} is not a header name", self.header));
-        }
-        let prefix = match (self.prefix, header.as_str()) {
-            (Some(prefix), _) => Some(prefix),
-            (None, "authorization") => Some("Bearer ".to_owned()),
-            (None, _) => None,
-        };
+        let (header, prefix) = provider_tokens::placement::check(&self.header, self.prefix)?;
         if self.wait_ms > 9_000 {
             return Err("`wait_ms`: at most 9000 (a call's deadline is at most 10 s)".into());
         }
