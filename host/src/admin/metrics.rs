@@ -120,8 +120,9 @@ impl Metrics {
         PluginMetrics { latency, latency_twin: telemetry::call_seconds(workload, component), faults }
     }
 
-    /// The event counters of one chain entry (the `events` import), resolved
-    /// at load: one series per event, from the first report on.
+    /// The event counters of one chain entry (the `events` import), set up at
+    /// load; each event's series appears at its first report (events are
+    /// rare: a refresh, an exchange, not every request).
     pub fn events(&self, workload: &str, component: &str) -> EventCounters {
         let events = self.events.clone();
         let (workload, component) = (workload.to_owned(), component.to_owned());
