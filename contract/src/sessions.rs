@@ -11,6 +11,11 @@
 //!   server refreshes its access tokens only then.
 //! - `session:{sid}:{provider}`: the provider's tokens, sealed (AES-256-GCM,
 //!   the key in the secret store), readable only with the token key.
+//!
+//! A provider besides the one users log in with is asked for by a scope of
+//! its own, [`provider_scope`]: a client that asks for it (or for no scope:
+//! every one) logs in there too, and a call that needs a provider the
+//! session lacks is answered `insufficient_scope` naming it.
 
 /// The prefix of every session's info record.
 pub const INFO_PREFIX: &str = "session-info:";
@@ -24,6 +29,13 @@ pub fn info_key(sid: &str) -> String {
 /// record's associated data: a record moved under another key does not open).
 pub fn record_key(sid: &str, provider: &str) -> String {
     format!("session:{sid}:{provider}")
+}
+
+/// The scope a client asks for to have `provider`'s tokens in its session
+/// (`upstream:github`). Provider names are letters, digits, `-` and `_`, so
+/// this is a scope token (RFC 6749 §3.3).
+pub fn provider_scope(provider: &str) -> String {
+    format!("upstream:{provider}")
 }
 
 /// Whether `text` could be a session id: 43 base64url characters (256
@@ -42,6 +54,7 @@ mod tests {
         assert_eq!(info_key(&sid), format!("session-info:{sid}"));
         assert_eq!(record_key(&sid, "corp"), format!("session:{sid}:corp"));
         assert!(is_session_id(&sid));
+        assert_eq!(provider_scope("github"), "upstream:github");
         for bad in ["", "short", &"a".repeat(44), &format!("{}:", "a".repeat(42)), &format!("{}*", "a".repeat(42))] {
             assert!(!is_session_id(bad), "{bad}");
         }

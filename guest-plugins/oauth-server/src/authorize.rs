@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// An authorization request that passed every check, kept under
 /// `pending:{id}` while the person logs in upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub client_id: String,
     /// As presented (for a loopback redirect, with its port).
@@ -26,6 +26,29 @@ pub struct Pending {
     /// request stored before bindings existed, which then binds no browser.
     #[serde(default)]
     pub browser: String,
+    /// The session this login opens (`portcullis_contract::sessions`), drawn
+    /// when the request is accepted so that every provider's tokens land
+    /// under it; empty in a request stored before (one is drawn at the callback).
+    #[serde(default)]
+    pub session: String,
+    /// The providers still to log in at, in order, after the current one.
+    #[serde(default)]
+    pub next: Vec<String>,
+    /// The providers logged in at so far, the login's own first.
+    #[serde(default)]
+    pub connected: Vec<String>,
+    /// The user's id at the login's own provider, once logged in there.
+    #[serde(default)]
+    pub subject: String,
+}
+
+impl Pending {
+    /// Takes `provider`'s scope out of the granted ones: its login failed or
+    /// was declined, and the rest goes on without it.
+    pub fn without_provider(&mut self, provider: &str) {
+        let scope = portcullis_contract::sessions::provider_scope(provider);
+        self.scope = self.scope.split(' ').filter(|s| *s != scope).collect::<Vec<_>>().join(" ");
+    }
 }
 
 /// Where an error goes.
@@ -92,7 +115,7 @@ pub fn check(params: &Params, client: &Client, config: &Config) -> Result<Pendin
         scope,
         resource: config.resource.audience().to_owned(),
         state: state.map(str::to_owned),
-        browser: String::new(),
+        ..Pending::default()
     })
 }
 
@@ -225,6 +248,16 @@ mod tests {
         assert_eq!(p.resource, "https://gw.example/mcp", "missing: this server's resource");
         let refusal = check(&query(&[("resource", "https://other.example/mcp")], &[]), &client(), &config).unwrap_err();
         assert!(redirected(refusal).contains("error=invalid_target"), "named, it must still be this one");
+    }
+
+    #[test]
+    fn a_declined_provider_leaves_its_scope_out() {
+        let mut p = check(&query(&[("scope", "mcp admin")], &[]), &client(), &config()).unwrap();
+        p.scope = "mcp upstream:tracker upstream:trackers".into();
+        p.without_provider("tracker");
+        assert_eq!(p.scope, "mcp upstream:trackers");
+        p.without_provider("github");
+        assert_eq!(p.scope, "mcp upstream:trackers");
     }
 
     #[test]

@@ -188,8 +188,17 @@ impl Config {
             crate::register::check_redirect_uris(&client.redirect_uris, None).map_err(|e| format!("{at}.redirect_uris: {e}"))?;
         }
         let exchange = file.token_exchange.map(|e| check_exchange(e, &file.scopes, &issuer)).transpose()?;
+        // Each provider after the one users log in with is asked for by a
+        // scope of its own: a login goes through it when the client asks.
+        let mut scopes = file.scopes;
+        for upstream in file.upstreams.iter().skip(1) {
+            let scope = portcullis_contract::sessions::provider_scope(&upstream.name);
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
         let config = Config {
-            scopes: file.scopes,
+            scopes,
             access_token_ttl: file.access_token_ttl,
             refresh_token_ttl: file.refresh_token_ttl,
             code_ttl: file.code_ttl,
@@ -305,5 +314,13 @@ mod tests {
         assert!(parse(bad_redirect).unwrap_err().contains("clients[0]"));
         let cimd_like = r#"{"token_key_secret": "k", "clients": [{"client_id": "https://c.example/id", "redirect_uris": ["http://127.0.0.1/cb"]}]}"#;
         assert!(parse(cimd_like).is_err());
+    }
+
+    #[test]
+    fn each_further_provider_has_a_scope() {
+        let upstream = |name: &str| format!(r#"{{"name": "{name}", "issuer": "https://{name}.example", "client_id": "c"}}"#);
+        let json = format!(r#"{{"token_key_secret": "k", "scopes": ["mcp", "upstream:tracker"], "upstreams": [{}, {}, {}]}}"#, upstream("corp"), upstream("tracker"), upstream("github"));
+        let c = parse(&json).unwrap();
+        assert_eq!(c.scopes, ["mcp", "upstream:tracker", "upstream:github"], "the login's own provider has none; a listed one is not repeated");
     }
 }

@@ -128,7 +128,7 @@ mod tests {
             scope: "mcp".into(),
             resource: "https://gw.example/mcp".into(),
             state: Some("s".into()),
-            browser: String::new(),
+            ..Pending::default()
         }
     }
 

@@ -177,10 +177,12 @@ impl OAuthServer {
             Ok(pending) => pending,
             Err(refusal) => return refused(refusal),
         };
-        let (Ok(pending_id), Ok(binding)) = (random::value(), browser::Binding::new()) else {
+        let (Ok(pending_id), Ok(binding), Ok(session)) = (random::value(), browser::Binding::new(), random::value()) else {
             return page(500, "The authorization server has no random numbers.");
         };
         pending.browser = binding.hash;
+        pending.session = session;
+        pending.next = self.upstreams.further(&pending.scope);
         if let Err(e) = store::put(&pending_key(&pending_id), &serde_json::to_vec(&pending).unwrap_or_default(), LOGIN_TTL) {
             return store_page(&e);
         }
@@ -256,6 +258,8 @@ impl OAuthServer {
         }
     }
 
+    /// A provider's answer to one leg of a login: the login's own provider
+    /// first, then each further one the request's scope asks for (`after_leg`).
     fn callback(&self, request: &Request) -> Response {
         let key = match self.token_key() {
             Ok(key) => key,
@@ -264,14 +268,11 @@ impl OAuthServer {
                 return page(503, "The authorization server cannot complete logins: its token key is not available.");
             }
         };
-        let Ok(session_id) = random::value() else {
-            return page(500, "The authorization server has no random numbers.");
-        };
         let query = request.query().unwrap_or_default();
         // The browser first: a login started elsewhere ends before its code is redeemed.
-        let pending_id = match upstream::waiting_login(&query) {
+        let (pending_id, mut pending) = match upstream::waiting_login(&query) {
             Ok(Some((state, pending_id))) => match get_pending(&pending_id) {
-                Ok(Some(pending)) if browser::is_bound(request, &self.config.issuer, &pending_id, &pending.browser) => Some(pending_id),
+                Ok(Some(pending)) if browser::is_bound(request, &self.config.issuer, &pending_id, &pending.browser) => (pending_id, pending),
                 Ok(Some(_)) => {
                     upstream::abandon(&state);
                     log::warn("a login came back to a browser other than the one that started it: refused");
@@ -283,62 +284,115 @@ impl OAuthServer {
                 }
                 Err(response) => return response,
             },
-            // `finish` refuses what is not a login of ours.
-            Ok(None) => None,
+            Ok(None) => return page(400, "This login is unknown or already completed. Start again from your application."),
             Err(why) => {
                 log::error(&why);
                 return page(503, "The authorization server's store is unavailable. Try again shortly.");
             }
         };
-        let clear = |response: Response| match &pending_id {
-            Some(id) => response.header("set-cookie", browser::clear_cookie(&self.config.issuer, id)),
-            None => response,
-        };
-        let finished = match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &session_id, &key) {
-            Ok(finished) => finished,
+        if pending.session.is_empty() {
+            // Stored before requests drew their session: a login of one leg.
+            let Ok(session) = random::value() else {
+                return page(500, "The authorization server has no random numbers.");
+            };
+            pending.session = session;
+        }
+        let identity_provider = self.upstreams.identity_provider();
+        match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &pending.session, &key) {
+            Ok(finished) if finished.provider == identity_provider => {
+                pending.subject = finished.subject;
+                pending.connected.push(finished.provider);
+            }
+            Ok(finished) => {
+                log::info(&format!("audit: `{}` connected the upstream `{}` (as `{}` there)", pending.subject, finished.provider, finished.subject));
+                pending.connected.push(finished.provider);
+            }
             Err(CallbackError::ForeignState) => return page(400, "This login is unknown or already completed. Start again from your application."),
             Err(CallbackError::Unavailable(why)) => {
                 log::error(&why);
+                self.forget_tokens(&pending);
                 return page(503, "The authorization server's store is unavailable. Try again shortly.");
+            }
+            // A further provider declined or failed: the login goes on
+            // without it, and a call that needs it asks for its scope later.
+            Err(CallbackError::Upstream { provider, .. }) if provider != identity_provider => {
+                log::warn(&format!("the login of `{}` goes on without the upstream `{provider}`", pending.subject));
+                pending.without_provider(&provider);
             }
             // The client is waiting on its redirect URI: it is told (RFC 6749
             // §4.1.2.1), with its `state` and our `iss`, rather than left waiting.
             // (The federation logged why; the client learns only that it failed.)
-            Err(CallbackError::Upstream { pending_id, .. }) => {
-                return match take_pending(&pending_id) {
-                    Ok(Some(pending)) => clear(Response::redirect(authorize::error_location(
-                        &pending.redirect_uri,
-                        "access_denied",
-                        "the login at the identity provider did not complete",
-                        pending.state.as_deref(),
-                        &self.config.issuer,
-                    ))),
-                    Ok(None) => page(502, "The login at the identity provider failed. Start again from your application."),
-                    Err(response) => response,
-                };
+            Err(CallbackError::Upstream { .. }) => return self.login_failed(&pending_id, "the login at the identity provider did not complete"),
+        }
+        self.after_leg(&pending_id, pending)
+    }
+
+    /// After one provider's leg: the next provider's login, or the code.
+    fn after_leg(&self, pending_id: &str, mut pending: Pending) -> Response {
+        while !pending.next.is_empty() {
+            let provider = pending.next.remove(0);
+            // Kept before the provider is asked: its answer reads it.
+            if let Err(e) = store::put(&pending_key(pending_id), &serde_json::to_vec(&pending).unwrap_or_default(), LOGIN_TTL) {
+                self.forget_tokens(&pending);
+                return store_page(&e);
             }
-        };
-        let pending = match take_pending(&finished.pending_id) {
-            Ok(Some(pending)) => pending,
+            match self.upstreams.begin(&provider, pending_id, &self.config.endpoint(routes::CALLBACK)) {
+                Ok(url) => return Response::redirect(url),
+                Err(why) => {
+                    log::warn(&format!("the login at the upstream `{provider}` could not start, and goes on without it: {why}"));
+                    pending.without_provider(&provider);
+                }
+            }
+        }
+        if pending.scope.is_empty() {
+            // Every provider asked for declined: nothing is granted.
+            self.forget_tokens(&pending);
+            return self.login_failed(pending_id, "no provider the request asked for completed its login");
+        }
+        let clear = |response: Response| response.header("set-cookie", browser::clear_cookie(&self.config.issuer, pending_id));
+        // Taken once: a second completion of the same request finds nothing.
+        match take_pending(pending_id) {
+            Ok(Some(_)) => {}
             Ok(None) => {
                 // The upstream tokens were stored first (#6194); with no request to complete, they go.
-                upstream::forget(&session_id, &finished.provider);
+                self.forget_tokens(&pending);
                 return page(400, "This authorization request expired or was already completed. Start again from your application.");
             }
             Err(response) => return response,
-        };
+        }
         // The session's info first: the code's family refreshes only while it lives.
-        if let Err(e) =
-            session::start(&kv::HostStore, &session_id, &finished.subject, &pending.client_id, &finished.provider, now(), self.config.refresh_token_ttl)
-        {
-            upstream::forget(&session_id, &finished.provider);
+        if let Err(e) = session::start(&kv::HostStore, &pending, now(), self.config.refresh_token_ttl) {
+            self.forget_tokens(&pending);
             return store_page(&e);
         }
         let sign = |_: &str| Err("not used".to_owned());
-        match self.tokens(&sign).issue_code(&pending, &finished.subject, &session_id) {
+        match self.tokens(&sign).issue_code(&pending, &pending.subject, &pending.session) {
             Ok(code) => clear(Response::redirect(authorize::code_location(&pending.redirect_uri, &code, pending.state.as_deref(), &self.config.issuer))),
             Err(token::Failure::Store(e)) => store_page(&e),
             Err(_) => page(500, "The authorization server could not issue a code."),
+        }
+    }
+
+    /// Ends the login of `pending_id` with `access_denied` at the client's redirect URI.
+    fn login_failed(&self, pending_id: &str, description: &str) -> Response {
+        match take_pending(pending_id) {
+            Ok(Some(pending)) => Response::redirect(authorize::error_location(
+                &pending.redirect_uri,
+                "access_denied",
+                description,
+                pending.state.as_deref(),
+                &self.config.issuer,
+            ))
+            .header("set-cookie", browser::clear_cookie(&self.config.issuer, pending_id)),
+            Ok(None) => page(502, "The login at the identity provider failed. Start again from your application."),
+            Err(response) => response,
+        }
+    }
+
+    /// Removes the tokens a login stored before it failed.
+    fn forget_tokens(&self, pending: &Pending) {
+        for provider in &pending.connected {
+            upstream::forget(&pending.session, provider);
         }
     }
 

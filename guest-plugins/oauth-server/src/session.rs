@@ -3,21 +3,23 @@
 //! tokens. Ending it (`portcullis sessions revoke`) deletes both; refresh
 //! tokens of the session then stop working.
 
+use crate::authorize::Pending;
 use crate::kv::Kv;
 use portcullis_contract::sessions;
 use portcullis_plugin::store::StoreError;
 use serde_json::json;
 
-/// Writes session `sid`'s info: `sub` logged in through `provider` for `client_id`.
-pub fn start(kv: &dyn Kv, sid: &str, sub: &str, client_id: &str, provider: &str, now: u64, ttl: u32) -> Result<(), StoreError> {
+/// Writes the info of the session a completed login opens: its user, its
+/// client, and the providers it holds tokens of (the login's own first).
+pub fn start(kv: &dyn Kv, login: &Pending, now: u64, ttl: u32) -> Result<(), StoreError> {
     let info = json!({
-        "sub": sub,
-        "client_id": client_id,
-        "providers": [provider],
+        "sub": login.subject,
+        "client_id": login.client_id,
+        "providers": login.connected,
         "created_at": now,
         "expires_at": now + u64::from(ttl),
     });
-    kv.put(&sessions::info_key(sid), info.to_string().as_bytes(), ttl)
+    kv.put(&sessions::info_key(&login.session), info.to_string().as_bytes(), ttl)
 }
 
 /// Whether session `sid` still lives (an operator has not ended it, and it has not expired).

@@ -26,8 +26,13 @@ fn pending() -> Pending {
         scope: "mcp admin".into(),
         resource: "https://gw.example/mcp".into(),
         state: Some("s".into()),
-        browser: String::new(),
+        ..Pending::default()
     }
+}
+
+/// A completed login of `sub` through `corp`, in session `sid`.
+fn login(sid: &str, sub: &str) -> Pending {
+    Pending { session: sid.into(), subject: sub.into(), connected: vec!["corp".into()], ..pending() }
 }
 
 fn params(pairs: &[(&str, &str)]) -> Params {
@@ -84,7 +89,7 @@ impl Setup {
     }
     /// A code for `sub` in session `sid`, whose info is written first (as the callback does).
     fn code(&self, sub: &str, sid: &str) -> String {
-        crate::session::start(&self.kv, sid, sub, "cli", "corp", NOW, 3600).unwrap();
+        crate::session::start(&self.kv, &login(sid, sub), NOW, 3600).unwrap();
         self.tokens().issue_code(&pending(), sub, sid).unwrap()
     }
     fn tokens_on<'a>(&'a self, kv: &'a dyn Kv) -> Tokens<'a> {
@@ -381,7 +386,7 @@ fn the_replay_markers_live_as_long_as_the_family() {
     }
     let s = Setup::new();
     let store = Ttls::default();
-    crate::session::start(&store, "sid", "alice", "cli", "corp", NOW, 3600).unwrap();
+    crate::session::start(&store, &login("sid", "alice"), NOW, 3600).unwrap();
     let code = s.tokens_on(&store).issue_code(&pending(), "alice", "sid").unwrap();
     assert_eq!(store.1.borrow()[&format!("code:{}", random::hash(&code))], 60, "a code lives code_ttl");
     let token = s.tokens_on(&store).grant(&redeem(&code, &[])).unwrap()["refresh_token"].as_str().unwrap().to_owned();

@@ -16,12 +16,6 @@ pub fn check(header: &str, prefix: Option<String>) -> Result<(String, Option<Str
     Ok((header, prefix))
 }
 
-/// Whether `name` can name an upstream provider of the authorization server
-/// (it is part of store keys): letters, digits, `-`, `_`, at most 64.
-pub fn is_provider_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +26,5 @@ mod tests {
         assert_eq!(check("X-GitHub-Token", None).unwrap(), ("x-github-token".into(), None));
         assert_eq!(check("authorization", Some("token ".into())).unwrap().1.as_deref(), Some("token "));
         assert!(check("bad header", None).is_err() && check("", None).is_err());
-        assert!(is_provider_name("github") && !is_provider_name("a:b") && !is_provider_name(""));
     }
 }

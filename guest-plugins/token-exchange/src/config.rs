@@ -147,8 +147,8 @@ impl Config {
             ("incoming", None) => Subject::Incoming,
             ("incoming", Some(_)) => return Err("`provider` is for `subject = \"stored\"`".into()),
             ("stored", Some(provider)) => {
-                if !provider_tokens::placement::is_provider_name(&provider) {
-                    return Err(format!("`provider`: {provider:?} is not a provider's name (letters, digits, `-`, `_`)"));
+                if !portcullis_contract::names::is_valid_name(&provider) {
+                    return Err(format!("`provider`: {provider:?} is not a provider's name ({})", portcullis_contract::names::NAME_RULE));
                 }
                 Subject::Stored { provider }
             }

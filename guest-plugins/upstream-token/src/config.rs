@@ -59,8 +59,8 @@ pub struct Checked {
 
 impl Config {
     pub fn check(self) -> Result<Checked, String> {
-        if !provider_tokens::placement::is_provider_name(&self.provider) {
-            return Err(format!("`provider`: {:?} is not a provider's name (letters, digits, `-`, `_`)", self.provider));
+        if !portcullis_contract::names::is_valid_name(&self.provider) {
+            return Err(format!("`provider`: {:?} is not a provider's name ({})", self.provider, portcullis_contract::names::NAME_RULE));
         }
         let (header, prefix) = provider_tokens::placement::check(&self.header, self.prefix)?;
         if self.wait_ms > 9_000 {

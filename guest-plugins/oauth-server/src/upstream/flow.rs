@@ -64,7 +64,7 @@ pub fn finish(
     };
     let fail = |why: String| {
         host.warn(&format!("the login at `{}` failed: {why}", leg.provider));
-        CallbackError::Upstream { pending_id: leg.pending_id.clone(), why }
+        CallbackError::Upstream { pending_id: leg.pending_id.clone(), provider: leg.provider.clone(), why }
     };
     let Some(provider) = upstreams.provider(&leg.provider) else {
         return Err(fail(format!("the login began at the upstream `{}`, which is no longer configured", leg.provider)));

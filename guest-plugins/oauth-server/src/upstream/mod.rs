@@ -92,7 +92,7 @@ pub enum CallbackError {
     /// The login was ours and failed: `pending_id` is the authorization
     /// request it was for (so the client can be told, RFC 6749 §4.1.2.1);
     /// `why` names the step and the provider, never a token.
-    Upstream { pending_id: String, why: String },
+    Upstream { pending_id: String, provider: String, why: String },
     /// The store could not be read: nothing was decided, try again.
     Unavailable(String),
 }
@@ -128,6 +128,18 @@ impl Upstreams {
     /// The first upstream's name: where users log in.
     pub fn identity_provider(&self) -> &str {
         &self.providers[0].name
+    }
+
+    /// The providers after the first that a login granting `scope`
+    /// (space-separated) goes through, in the configured order: each one
+    /// whose scope (`portcullis_contract::sessions::provider_scope`) it holds.
+    pub fn further(&self, scope: &str) -> Vec<String> {
+        let granted: Vec<&str> = scope.split(' ').collect();
+        self.providers[1..]
+            .iter()
+            .filter(|p| granted.contains(&portcullis_contract::sessions::provider_scope(&p.name).as_str()))
+            .map(|p| p.name.clone())
+            .collect()
     }
 
     fn provider(&self, name: &str) -> Option<&Provider> {
@@ -196,11 +208,16 @@ mod tests {
     fn the_config_shape() {
         let toml_like = serde_json::json!({"name": "corp", "issuer": "https://idp.example.com", "client_id": "portcullis",
             "client_secret_secret": "oauth:corp-client-secret", "scopes": ["openid", "email"]});
-        let config: UpstreamConfig = serde_json::from_value(toml_like).unwrap();
+        let config: UpstreamConfig = serde_json::from_value(toml_like.clone()).unwrap();
         let upstreams = Upstreams::from_config(vec![config]).unwrap();
         assert_eq!(upstreams.identity_provider(), "corp");
         assert_eq!(upstreams.session_ttl, DEFAULT_SESSION_TTL);
         assert_eq!(upstreams.with_session_ttl(0).session_ttl, 1);
+        let tracker = serde_json::json!({"name": "tracker", "issuer": "https://tracker.example", "client_id": "c"});
+        let github = serde_json::json!({"name": "github", "issuer": "https://gh.example", "client_id": "c"});
+        let three = Upstreams::from_config(vec![serde_json::from_value(toml_like.clone()).unwrap(), serde_json::from_value(tracker).unwrap(), serde_json::from_value(github).unwrap()]).unwrap();
+        assert_eq!(three.further("mcp upstream:github upstream:tracker"), ["tracker", "github"], "in the configured order");
+        assert_eq!(three.further("mcp upstream:corp upstream:trackers"), Vec::<String>::new(), "the login's own provider is always gone through; names match whole");
         let unknown = serde_json::json!({"name": "corp", "issuer": "https://idp", "client_id": "c", "client_secret": "oops"});
         assert!(serde_json::from_value::<UpstreamConfig>(unknown).unwrap_err().to_string().contains("unknown field"));
     }

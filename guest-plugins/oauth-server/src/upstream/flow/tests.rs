@@ -334,7 +334,7 @@ fn a_refused_login_uses_up_its_state() {
     let query = format!("error=access_denied&error_description=at-secret+no&state={state}");
     assert_eq!(
         finish(&fake, &upstreams, &query, CALLBACK, "sid-1", &KEY).unwrap_err(),
-        CallbackError::Upstream { pending_id: "pending-1".into(), why: "`corp` refused the login: access_denied".into() },
+        CallbackError::Upstream { pending_id: "pending-1".into(), provider: "corp".into(), why: "`corp` refused the login: access_denied".into() },
         "the failure names the authorization request it ends, so the client can be told"
     );
     assert!(!fake.events().iter().any(|e| e.starts_with("exchange") || e.starts_with("put session")));
