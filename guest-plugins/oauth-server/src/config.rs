@@ -319,7 +319,12 @@ mod tests {
     #[test]
     fn each_further_provider_has_a_scope() {
         let upstream = |name: &str| format!(r#"{{"name": "{name}", "issuer": "https://{name}.example", "client_id": "c"}}"#);
-        let json = format!(r#"{{"token_key_secret": "k", "scopes": ["mcp", "upstream:tracker"], "upstreams": [{}, {}, {}]}}"#, upstream("corp"), upstream("tracker"), upstream("github"));
+        let json = format!(
+            r#"{{"token_key_secret": "k", "scopes": ["mcp", "upstream:tracker"], "upstreams": [{}, {}, {}]}}"#,
+            upstream("corp"),
+            upstream("tracker"),
+            upstream("github")
+        );
         let c = parse(&json).unwrap();
         assert_eq!(c.scopes, ["mcp", "upstream:tracker", "upstream:github"], "the login's own provider has none; a listed one is not repeated");
     }

@@ -30,6 +30,12 @@ pub struct Config {
     /// `public_url` (the default). A token from any other issuer has no session here.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// The tools whose calls need this provider's token (MCP `tools/call`
+    /// by name). Absent: every request needs it. With several providers per
+    /// workload, each entry names its own, and a session without one
+    /// provider still serves the calls of the others.
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
 }
 
 fn default_header() -> String {
@@ -55,6 +61,8 @@ pub struct Checked {
     pub wait_ms: u64,
     /// `None`: the origin of the workload's `public_url`, filled at init.
     pub issuer: Option<String>,
+    /// `None`: every request.
+    pub tools: Option<Vec<String>>,
 }
 
 impl Config {
@@ -66,6 +74,11 @@ impl Config {
         if self.wait_ms > 9_000 {
             return Err("`wait_ms`: at most 9000 (a call's deadline is at most 10 s)".into());
         }
+        if let Some(tools) = &self.tools
+            && (tools.is_empty() || tools.iter().any(String::is_empty))
+        {
+            return Err("`tools`: list the tools that need this provider's token, or leave it out for every request".into());
+        }
         Ok(Checked {
             provider: self.provider,
             token_key_secret: self.token_key_secret,
@@ -74,6 +87,7 @@ impl Config {
             renew_before_seconds: self.renew_before_seconds,
             wait_ms: self.wait_ms,
             issuer: self.issuer,
+            tools: self.tools,
         })
     }
 }
@@ -101,6 +115,9 @@ mod tests {
             serde_json::json!({"provider": "gh", "token_key_secret": "k", "header": "bad header"}),
             serde_json::json!({"provider": "gh", "token_key_secret": "k", "wait_ms": 20000}),
             serde_json::json!({"provider": "gh", "token_key_secret": "k", "token": "oops"}),
+            serde_json::json!({"provider": "gh", "token_key_secret": "k", "tools": []}),
+            serde_json::json!({"provider": "gh", "token_key_secret": "k", "tools": [""]}),
+            serde_json::json!({"provider": "GitHub", "token_key_secret": "k"}),
         ] {
             assert!(config(bad.clone()).is_err(), "{bad}");
         }

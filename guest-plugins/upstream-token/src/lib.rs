@@ -14,6 +14,11 @@
 //!   again; a renewal that fails, or a second 401, ends the session's tokens
 //!   from this provider and answers the client 401 with the resource's
 //!   metadata, so it logs in again. Never a loop.
+//! - **Several providers** (`tools`): an entry per provider, each for the
+//!   calls of its tools. A session whose login did not go through the
+//!   provider (not asked for, or declined there) is answered 403
+//!   `insufficient_scope` naming the provider's scope (`upstream:{name}`),
+//!   so the client asks for it; the other providers' calls go on.
 //!
 //! Grants: the store namespace the server writes in (`store = "<name>"` on
 //! both), the token key and the provider's client secret (if any), and
@@ -49,7 +54,7 @@ impl Injector for UpstreamToken {
             );
         }
         let token_key = TokenKey::new(&config.token_key_secret)?;
-        let challenge = challenge::Challenge::new(&context.public_url)?;
+        let challenge = challenge::Challenge::new(&context.public_url, &config.provider)?;
         config.issuer.get_or_insert_with(|| challenge.origin().to_owned());
         Ok(UpstreamToken { config, token_key, challenge })
     }
@@ -59,6 +64,9 @@ impl Injector for UpstreamToken {
     }
 
     fn inject(&self, request: &Request) -> Injection {
+        if !self.needed_by(request) {
+            return forward().into();
+        }
         match self.current(request) {
             Ok(tokens) => self.forward(&tokens),
             Err(refusal) => refusal.into_injection(&self.challenge),
@@ -68,6 +76,9 @@ impl Injector for UpstreamToken {
 
 impl Retry for UpstreamToken {
     fn upstream_refused(&self, request: &Request, retried: bool) -> Injection {
+        if !self.needed_by(request) {
+            return forward().into();
+        }
         match self.after_refusal(request, retried) {
             Ok(tokens) => self.forward(&tokens),
             Err(refusal) => refusal.into_injection(&self.challenge),
@@ -79,6 +90,8 @@ impl Retry for UpstreamToken {
 enum Refusal {
     /// No session, or its tokens are gone or dead: the client logs in again (401).
     LogIn(String),
+    /// The session never logged in at the provider: the client asks for its scope (403).
+    Connect,
     /// The store or the provider cannot answer now; nothing was decided (503).
     Unavailable(String),
 }
@@ -89,6 +102,10 @@ impl Refusal {
             Refusal::LogIn(why) => {
                 log::info(&format!("no upstream token for this request: {why}"));
                 Injection::Deny(challenge.log_in_again())
+            }
+            Refusal::Connect => {
+                log::info("no upstream token for this request: the session's login did not go through the provider; its scope is asked for");
+                Injection::Deny(challenge.connect())
             }
             Refusal::Unavailable(why) => {
                 log::warn(&format!("the upstream token cannot be had now: {why}"));
@@ -101,6 +118,13 @@ impl Refusal {
 }
 
 impl UpstreamToken {
+    /// Whether `request` needs the provider's token: every request, or,
+    /// with `tools`, one whose MCP calls include a call of one of them.
+    fn needed_by(&self, request: &Request) -> bool {
+        let Some(tools) = &self.config.tools else { return true };
+        request.mcp_calls().iter().any(|call| call.method == "tools/call" && call.name.as_ref().is_some_and(|name| tools.contains(name)))
+    }
+
     fn forward(&self, tokens: &StoredTokens) -> Injection {
         let value = match self.config.prefix.as_deref() {
             Some(prefix) => format!("{prefix}{}", tokens.access_token),
@@ -114,7 +138,7 @@ impl UpstreamToken {
         let session = session_of(request, self.config.issuer.as_deref().unwrap_or_default()).map_err(Refusal::LogIn)?;
         let renewer = self.renewer(&session)?;
         let Some((sealed, stored)) = renewer.load().map_err(Refusal::Unavailable)? else {
-            return Err(Refusal::LogIn(format!("the session has no tokens from `{}` (not logged in there, or ended)", self.config.provider)));
+            return Err(self.missing(&renewer));
         };
         let now = renew::now();
         if !stored.due(now, self.config.renew_before_seconds) {
@@ -152,6 +176,18 @@ impl UpstreamToken {
             Outcome::Renewed(tokens) => Ok(tokens),
             Outcome::Failed(why) => Err(self.end(&renewer, &session, format!("the upstream refused the token and the renewal failed: {why}"))),
             Outcome::Cannot(why) => Err(self.end(&renewer, &session, why)),
+        }
+    }
+
+    /// Why the session has no tokens from the provider: it ended, they were
+    /// ended (log in again), or its login never went there (ask for it).
+    fn missing(&self, renewer: &Renewer) -> Refusal {
+        let provider = &self.config.provider;
+        match renewer.logged_in_there() {
+            Ok(Some(false)) => Refusal::Connect,
+            Ok(Some(true)) => Refusal::LogIn(format!("the session's tokens from `{provider}` were ended")),
+            Ok(None) => Refusal::LogIn("the session has ended".into()),
+            Err(why) => Refusal::Unavailable(why),
         }
     }
 

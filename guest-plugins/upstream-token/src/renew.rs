@@ -160,7 +160,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
             log::warn(&format!("the session's tokens could not be removed (they expire with the session): {why}"));
         }
         let login_provider = match self.backend.get(&self.info) {
-            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes).ok().and_then(|info| info["providers"][0].as_str().map(str::to_owned)),
+            Ok(Some(bytes)) => providers(&bytes).into_iter().next(),
             _ => None,
         };
         if login_provider.as_deref() == Some(self.provider.as_str())
@@ -169,6 +169,19 @@ impl<'a, B: Backend> Renewer<'a, B> {
             log::warn(&format!("the session could not be ended (it expires): {why}"));
         }
     }
+
+    /// What the session's info says of this provider, when its record is
+    /// missing: `None` when the session has ended, else whether its login
+    /// went through the provider (if not, the client can ask for it).
+    pub fn logged_in_there(&self) -> Result<Option<bool>, String> {
+        Ok(self.backend.get(&self.info)?.map(|bytes| providers(&bytes).contains(&self.provider)))
+    }
+}
+
+/// The info's `providers`, the login's own first (`portcullis_contract::sessions`).
+fn providers(info: &[u8]) -> Vec<String> {
+    let info: Value = serde_json::from_slice(info).unwrap_or_default();
+    info["providers"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
 /// The gateway's store, the provider over the `http` import, the real clock.

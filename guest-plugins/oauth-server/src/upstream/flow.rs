@@ -125,7 +125,7 @@ fn complete(
         .map_err(|e| format!("the tokens of `{name}` could not be stored: {e}"))?;
 
     match identify(host, provider, metadata.as_ref(), leg, &stored, &response, now) {
-        Ok((subject, claims)) => Ok(Finished { pending_id: leg.pending_id.clone(), subject, provider: name.clone(), claims }),
+        Ok((subject, claims)) => Ok(Finished { subject, provider: name.clone(), claims }),
         Err(why) => {
             if let Err(e) = host.delete(&tokens::record_key(session_id, name)) {
                 host.warn(&format!("the tokens of `{name}` from a failed login could not be removed (they expire with their TTL): {e}"));

@@ -71,8 +71,6 @@ pub struct Upstreams {
 /// A completed upstream login.
 #[derive(Debug, Clone)]
 pub struct Finished {
-    /// The authorize request in flight that this login completes.
-    pub pending_id: String,
     /// The user's id at the provider.
     pub subject: String,
     pub provider: String,
@@ -215,9 +213,18 @@ mod tests {
         assert_eq!(upstreams.with_session_ttl(0).session_ttl, 1);
         let tracker = serde_json::json!({"name": "tracker", "issuer": "https://tracker.example", "client_id": "c"});
         let github = serde_json::json!({"name": "github", "issuer": "https://gh.example", "client_id": "c"});
-        let three = Upstreams::from_config(vec![serde_json::from_value(toml_like.clone()).unwrap(), serde_json::from_value(tracker).unwrap(), serde_json::from_value(github).unwrap()]).unwrap();
+        let three = Upstreams::from_config(vec![
+            serde_json::from_value(toml_like.clone()).unwrap(),
+            serde_json::from_value(tracker).unwrap(),
+            serde_json::from_value(github).unwrap(),
+        ])
+        .unwrap();
         assert_eq!(three.further("mcp upstream:github upstream:tracker"), ["tracker", "github"], "in the configured order");
-        assert_eq!(three.further("mcp upstream:corp upstream:trackers"), Vec::<String>::new(), "the login's own provider is always gone through; names match whole");
+        assert_eq!(
+            three.further("mcp upstream:corp upstream:trackers"),
+            Vec::<String>::new(),
+            "the login's own provider is always gone through; names match whole"
+        );
         let unknown = serde_json::json!({"name": "corp", "issuer": "https://idp", "client_id": "c", "client_secret": "oops"});
         assert!(serde_json::from_value::<UpstreamConfig>(unknown).unwrap_err().to_string().contains("unknown field"));
     }

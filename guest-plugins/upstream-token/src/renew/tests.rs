@@ -199,6 +199,18 @@ fn forgetting_ends_the_session_only_for_its_login_provider() {
 }
 
 #[test]
+fn a_missing_record_is_told_apart_by_the_session_s_providers() {
+    let fake = Fake::default();
+    assert_eq!(renewer(&fake).logged_in_there(), Ok(None), "no info: the session ended");
+    for (providers, there) in [(r#"["corp"]"#, true), (r#"["idp","corp"]"#, true), (r#"["idp"]"#, false), (r#"["idp","corporate"]"#, false)] {
+        fake.store.borrow_mut().insert("session-info:sid".into(), format!(r#"{{"sub":"alice","providers":{providers}}}"#).into_bytes());
+        assert_eq!(renewer(&fake).logged_in_there(), Ok(Some(there)), "{providers}");
+    }
+    fake.store_down.set(true);
+    assert!(renewer(&fake).logged_in_there().is_err());
+}
+
+#[test]
 fn a_record_without_a_refresh_token_cannot_be_renewed() {
     let fake = Fake::default();
     let mut old = tokens("at-0");

@@ -229,7 +229,7 @@ fn a_login_completes_and_its_tokens_are_sealed() {
     *fake.answer.borrow_mut() = Ok(answer(Some(id_token(good_claims(leg.nonce.as_deref().unwrap())))));
     let query = format!("code=the-code&state={state}&iss=https%3A%2F%2Fidp.example.com");
     let done = finish(&fake, &upstreams, &query, CALLBACK, "sid-1", &KEY).unwrap();
-    assert_eq!((done.pending_id.as_str(), done.subject.as_str(), done.provider.as_str()), ("pending-1", "user-1", "corp"));
+    assert_eq!((done.subject.as_str(), done.provider.as_str()), ("user-1", "corp"));
     assert_eq!(done.claims["email"], "jane@example.com");
     assert!(!done.claims.to_string().contains("secret"), "the claims hold no token");
 
@@ -408,7 +408,7 @@ fn oauth2_with_userinfo_and_a_confidential_client() {
     assert!(!params.contains_key("nonce"), "no nonce for OAuth 2");
     *fake.answer.borrow_mut() = Ok(answer(None));
     let done = finish(&fake, &upstreams, &format!("code=c&state={}", params["state"]), CALLBACK, "sid-1", &KEY).unwrap();
-    assert_eq!((done.subject.as_str(), done.provider.as_str(), done.pending_id.as_str()), ("583231", "gh", "pending-2"));
+    assert_eq!((done.subject.as_str(), done.provider.as_str()), ("583231", "gh"));
     assert_eq!(done.claims["login"], "octocat");
     assert_eq!(fake.client_secret_seen.borrow().as_deref(), Some("client-s3cret"));
     assert!(fake.store.borrow().contains_key("session:sid-1:gh"));
