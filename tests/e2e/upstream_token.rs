@@ -14,10 +14,11 @@ use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
-    CompanyIdp, Discovered, Pkce, ServerPolicy, Stored, TokenAnswer, jwt_parts, listed_code, prepare_dir, redeem, refresh, sdk_client,
+    Authorize, CompanyIdp, Discovered, IDP_CLIENT_ID, Pkce, ServerPolicy, Stored, TokenAnswer, jwt_parts, listed_code, login, prepare_dir, redeem, refresh,
+    sdk_client,
 };
 use portcullis_tests::redis::RedisServer;
-use portcullis_tests::upstream_token::{IntrospectingMcpServer, call_tool, inject_user_tokens, settled};
+use portcullis_tests::upstream_token::{IntrospectingMcpServer, NAMESPACE, call_tool, inject_user_tokens, injector, settled};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -322,4 +323,98 @@ async fn two_replicas_renew_each_expiry_once_for_fifty_concurrent_calls() {
     assert_eq!(audits, 2);
     let introspected = d.mcp.introspected();
     assert!(introspected.iter().all(|l| l == "INTROSPECTED active sub=alice"), "{introspected:#?}");
+}
+
+/// Two upstream providers for one workload: `corp`, where users log in, and
+/// `tracker`, a second real IdP whose token the MCP server checks in
+/// `X-Tracker-Token` for its tool `whoami_header` only. A login asking for
+/// `upstream:tracker` goes through both; one that tracker declines goes on
+/// without it: the corp tools keep working, and the tracker tool answers 403
+/// `insufficient_scope` naming `upstream:tracker` until the client asks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_provider_is_logged_in_when_asked_for_and_its_absence_breaks_only_its_tools() {
+    let port = free_port();
+    let callback = [format!("http://127.0.0.1:{port}/oauth/callback")];
+    let idp = CompanyIdp::start_with(&callback, &[]).await;
+    let mut tracker = CompanyIdp::start_with(&callback, &[]).await;
+    let mut mcp = IntrospectingMcpServer::start_with(&idp.issuer, &["--introspect-header", "X-Tracker-Token", &tracker.issuer]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
+    policy.key_dir = dir.path().join("keys").display().to_string();
+    policy.store_grant = format!("\"{NAMESPACE}\"");
+    policy.more_http = vec![tracker.issuer.clone()];
+    policy.more = format!(
+        "  [[workloads.server.config.upstreams]]\n  name = \"tracker\"\n  issuer = \"{tracker}\"\n  client_id = \"{IDP_CLIENT_ID}\"\n  scopes = [\"openid\"]\n{corp}{second}",
+        tracker = tracker.issuer,
+        corp = injector("corp", &idp.issuer, "renew_before_seconds = 1"),
+        second = injector("tracker", &tracker.issuer, "header = \"X-Tracker-Token\", tools = [\"whoami_header\"]"),
+    );
+    prepare_dir(dir.path(), &["as-1"], PASSWORD);
+    let gw = TestGateway::start_in(dir, &policy.toml()).await.unwrap_or_else(|e| panic!("{e:#}\n{}", policy.toml()));
+    let server = Discovered::from(&policy.public_url()).await;
+    let scopes = server.metadata["scopes_supported"].clone();
+    assert_eq!(scopes, serde_json::json!(["mcp", "upstream:tracker"]), "the further provider's scope is offered");
+
+    let log_in = |user: &'static str, scope: &'static str| {
+        let server = &server;
+        async move {
+            let pkce = Pkce::new();
+            let mut request = Authorize::listed(&server.resource, &pkce, 43210);
+            request.scope = Some(scope.into());
+            let landing = login(&request.url(&server.endpoint("authorization_endpoint")), user, &request.redirect_uri).await;
+            let answer = redeem(server, &request, &landing.code(), &pkce.verifier).await;
+            leaks::register(&answer.access_token());
+            answer
+        }
+    };
+    let url = policy.public_url();
+    let tracker_logins = |tracker: &mut CompanyIdp| tracker.token_requests().iter().filter(|l| l.starts_with("TOKEN authorization_code 200")).count();
+
+    // alice asks for the tracker too: her login goes through both providers.
+    let alice = log_in("alice", "mcp upstream:tracker").await;
+    assert_eq!(alice.body["scope"], "mcp upstream:tracker", "{alice:?}");
+    assert_eq!(tracker_logins(&mut tracker), 1);
+    let alice = alice.access_token();
+    for (tool, user) in [("whoami", "alice"), ("whoami_header", "alice")] {
+        let called = call_tool(&url, &alice, tool).await;
+        assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some(user)), "{tool}: {called:?}");
+    }
+    // Her tracker token goes only with the tracker's tools.
+    let headers = call_tool(&url, &alice, "request_headers").await;
+    let headers: serde_json::Value = serde_json::from_str(headers.text.as_deref().unwrap()).unwrap();
+    assert!(headers["authorization"].is_string() && headers.get("x-tracker-token").is_none(), "{headers}");
+
+    // Carol asks for the corp provider only: the tracker is not visited.
+    let carol = log_in("carol", "mcp").await;
+    assert_eq!(carol.body["scope"], "mcp");
+    assert_eq!(tracker_logins(&mut tracker), 1, "no tracker login was asked for");
+
+    // The tracker declines bob: his login completes without it.
+    tracker.command("decline-authorizations 1", "DECLINING").await;
+    let bob = log_in("bob", "mcp upstream:tracker").await;
+    assert_eq!(bob.body["scope"], "mcp", "the declined provider's scope is not granted: {bob:?}");
+    assert_eq!(tracker_logins(&mut tracker), 1);
+    for token in [bob.access_token(), carol.access_token()] {
+        let called = call_tool(&url, &token, "whoami").await;
+        assert_eq!(called.status, StatusCode::OK, "the corp tools keep working: {called:?}");
+        // The MCP server prints its line about a request after answering it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let before = mcp.introspected().len();
+        let called = call_tool(&url, &token, "whoami_header").await;
+        assert_eq!(called.status, StatusCode::FORBIDDEN, "{called:?}");
+        let challenge = called.www_authenticate.unwrap_or_default();
+        assert!(challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"upstream:tracker\""), "{challenge}");
+        assert!(challenge.contains(&format!("resource_metadata=\"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp\"")), "{challenge}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(mcp.introspected().len(), before, "the refused call did not reach the MCP server");
+    }
+
+    // Bob asks for the tracker's scope (step-up): a new login through both.
+    let bob = log_in("bob", "mcp upstream:tracker").await;
+    assert_eq!(bob.body["scope"], "mcp upstream:tracker");
+    assert_eq!(tracker_logins(&mut tracker), 2);
+    let called = call_tool(&url, &bob.access_token(), "whoami_header").await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
+    // (Dropping the gateway checks that no token the test saw was logged.)
+    drop(gw);
 }

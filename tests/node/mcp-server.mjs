@@ -46,7 +46,13 @@
 //                  valid -> handled as without the option; the introspected `sub` is handed to the
 //                      SDK with THIS request (Node `req.auth` -> the handler's `extra.authInfo`, so
 //                      concurrent requests of different users, in every mode, each see their own).
-//                Also offers the tool `whoami` (below). Sessions are NOT bound to a user: a later
+//                Also offers the tool `whoami` (below).
+//   --introspect-header HEADER ISSUER  (with --introspect) a second user token, for a second provider:
+//                when a request carries the header HEADER, its value (the bare token) is checked by
+//                introspection at ISSUER in the same way (an inactive one -> 401 as above, the request
+//                not handled); a request without it is handled as before. Also offers the tool
+//                `whoami_header` {} -> text: the introspected `sub` of HEADER's token, or isError
+//                "no <HEADER> token" when the call came without one. Sessions are NOT bound to a user: a later
 //                request of another valid user with the same Mcp-Session-Id is served, and its
 //                `whoami` answers that other user.
 //   default      stateful: `initialize` (POST without `Mcp-Session-Id`) creates a session and the
@@ -63,6 +69,7 @@
 //              deploy      {env: string} -> text "deployed to <env>"
 //                                                annotations {readOnlyHint: false, destructiveHint: true}
 //              request_headers {} (only with --headers-tool, see above)
+//              whoami_header {} (only with --introspect-header, see above)
 //              whoami      {} (only with --introspect) -> text: the introspected `sub` of the access
 //                          token that carried THIS call (with registry-idp.mjs: the login typed on its
 //                          sign-in page)                  annotations {readOnlyHint: true}
@@ -112,7 +119,7 @@ import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 
 const USAGE =
-  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N] [--headers-tool] [--introspect ISSUER]";
+  "usage: node mcp-server.mjs <port> [--json] [--stateless] [--legacy-sse] [--delay-ms N] [--notify] [--keepalive-ms N] [--headers-tool] [--introspect ISSUER] [--introspect-header HEADER ISSUER]";
 const args = process.argv.slice(2);
 const portArg = args[0];
 if (portArg === undefined || !/^\d+$/.test(portArg) || Number(portArg) > 65535) {
@@ -127,6 +134,7 @@ let NOTIFY = false;
 let KEEPALIVE_MS; // undefined = SDK default (15000)
 let HEADERS_TOOL = false;
 let INTROSPECT_ISSUER; // --introspect: issuer URL without trailing slashes
+let HEADER_TOKEN; // --introspect-header: { header (lower case), issuer }
 for (let i = 1; i < args.length; i++) {
   const flag = args[i];
   const number = () => {
@@ -151,11 +159,22 @@ for (let i = 1; i < args.length; i++) {
       process.exit(2);
     }
     INTROSPECT_ISSUER = v.replace(/\/+$/, "");
+  } else if (flag === "--introspect-header") {
+    const [header, issuer] = [args[++i], args[++i]];
+    if (header === undefined || !/^[A-Za-z0-9-]+$/.test(header) || issuer === undefined || !URL.canParse(issuer)) {
+      console.error(`mcp-server: --introspect-header needs a header name and an issuer URL\n${USAGE}`);
+      process.exit(2);
+    }
+    HEADER_TOKEN = { header: header.toLowerCase(), issuer: issuer.replace(/\/+$/, "") };
   }
   else {
     console.error(`mcp-server: unknown option: ${flag}\n${USAGE}`);
     process.exit(2);
   }
+}
+if (HEADER_TOKEN !== undefined && INTROSPECT_ISSUER === undefined) {
+  console.error(`mcp-server: --introspect-header goes with --introspect\n${USAGE}`);
+  process.exit(2);
 }
 const HOST = "127.0.0.1";
 const MCP_PATH = "/mcp";
@@ -233,6 +252,24 @@ function createMcpServer() {
         const sub = extra?.authInfo?.extra?.sub;
         if (typeof sub !== "string") {
           return { content: [{ type: "text", text: "no introspected sub for this request" }], isError: true };
+        }
+        return text(sub);
+      },
+    );
+  }
+  if (HEADER_TOKEN !== undefined) {
+    server.registerTool(
+      "whoami_header",
+      {
+        title: "Who am I (second provider)",
+        description: `Returns the subject of the ${HEADER_TOKEN.header} token this call arrived with`,
+        inputSchema: {},
+        annotations: { readOnlyHint: true },
+      },
+      async (_args, extra) => {
+        const sub = extra?.authInfo?.extra?.headerSub;
+        if (typeof sub !== "string") {
+          return { content: [{ type: "text", text: `no ${HEADER_TOKEN.header} token` }], isError: true };
         }
         return text(sub);
       },
@@ -385,6 +422,7 @@ function rpcMethods(body) {
 const INTROSPECT_CLIENT_ID = "registry-server";
 const INTROSPECT_CLIENT_SECRET = "registry-secret";
 let introspectionEndpoint;
+let headerIntrospectionEndpoint; // --introspect-header
 
 async function discoverIntrospectionEndpoint(issuer) {
   const url = `${issuer}/.well-known/openid-configuration`;
@@ -408,8 +446,8 @@ const introspectBasic = Buffer.from(
   `${encodeURIComponent(INTROSPECT_CLIENT_ID)}:${encodeURIComponent(INTROSPECT_CLIENT_SECRET)}`,
 ).toString("base64");
 
-async function introspect(token) {
-  const res = await fetch(introspectionEndpoint, {
+async function introspect(token, endpoint = introspectionEndpoint) {
+  const res = await fetch(endpoint, {
     method: "POST",
     headers: {
       authorization: `Basic ${introspectBasic}`,
@@ -451,6 +489,25 @@ async function authorize(req, res, info) {
     console.error(`mcp-server: token rejected (active=${result?.active}, token_type=${result?.token_type})`);
     return reject();
   }
+  let headerSub;
+  const headerToken = HEADER_TOKEN !== undefined ? req.headers[HEADER_TOKEN.header] : undefined;
+  if (headerToken !== undefined) {
+    let second;
+    try {
+      second = await introspect(String(headerToken).trim(), headerIntrospectionEndpoint);
+    } catch (err) {
+      console.error(`mcp-server: ${HEADER_TOKEN.header}: ${err.message}`);
+      info.introspected = "failed";
+      req.resume();
+      sendJson(res, 502, { error: "introspection_failed" }, { "cache-control": "no-store" });
+      return false;
+    }
+    if (second?.active !== true || second.token_type !== "Bearer") {
+      console.error(`mcp-server: ${HEADER_TOKEN.header} token rejected (active=${second?.active})`);
+      return reject();
+    }
+    headerSub = second.sub;
+  }
   info.introspected = "active";
   info.sub = typeof result.sub === "string" ? result.sub : "-";
   // The SDK's Node transports read `req.auth` per request and hand it to the request handlers as
@@ -460,7 +517,7 @@ async function authorize(req, res, info) {
     clientId: typeof result.client_id === "string" ? result.client_id : "",
     scopes: typeof result.scope === "string" ? result.scope.split(" ").filter(Boolean) : [],
     expiresAt: typeof result.exp === "number" ? result.exp : undefined,
-    extra: { sub: result.sub },
+    extra: { sub: result.sub, headerSub },
   };
   return true;
 }
@@ -551,6 +608,14 @@ if (INTROSPECT_ISSUER !== undefined) {
     process.exit(1);
   }
   console.error(`mcp-server: introspection endpoint ${introspectionEndpoint}`);
+}
+if (HEADER_TOKEN !== undefined) {
+  try {
+    headerIntrospectionEndpoint = await discoverIntrospectionEndpoint(HEADER_TOKEN.issuer);
+  } catch (err) {
+    console.error(`mcp-server: ${err.message}`);
+    process.exit(1);
+  }
 }
 
 const httpServer = http.createServer((req, res) => {

@@ -28,6 +28,8 @@
 //   REVOKED                           after a `revoke-all` command took effect
 //   REVOKED-USER <login>              after a `revoke-user <login>` command took effect
 //   TAMPERING <what>                  after a `tamper-id-token <what>` command took effect
+//   DECLINING <n>                     after a `decline-authorizations <n>` command took effect
+//   DECLINED                          when an authorization request was declined that way
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
 //   fail-token <n>  the next <n> token-endpoint requests are answered 500 with content-type text/html
 //                   and body `<html><body>Internal Server Error</body></html>` WITHOUT reaching the
@@ -47,6 +49,12 @@
 //                   claims with `nonce` (or `aud`) replaced by a wrong value and signed with the
 //                   provider's own key (same kid), or (`signature`) the true claims signed with a
 //                   fresh key under the provider's kid. For the relying party's ID token checks.
+//   decline-authorizations <n>
+//                   the next <n> authorization requests (GET /auth) are declined as a person clicking
+//                   "Cancel" on the sign-in page would: a redirect to the request's redirect_uri with
+//                   error=access_denied, its state and iss (what oidc-provider's own abort answers),
+//                   without a login. The redirect_uri must be a registered one of the client (else
+//                   the request goes to the provider, which shows its error page). `0` cancels.
 //   revoke-all      destroy every grant, refresh token, access token and authorization code the
 //                   provider holds. Afterwards: refresh -> 400 {"error":"invalid_grant",...};
 //                   introspection of any previously issued access token -> {"active":false}.
@@ -374,6 +382,7 @@ let failRemaining = 0;
 let tamperNext = null; // "nonce" | "aud" | "signature": forge the next response's id_token
 let failStatus = 500;
 let delayNextMs = 0;
+let declineRemaining = 0;
 // `hold-token`: the promise the next token request waits on, and its resolver.
 let hold = null;
 let releaseHeld = null;
@@ -389,7 +398,19 @@ async function readBody(req) {
 }
 
 async function handle(req, res) {
-  const { pathname } = new URL(req.url, "http://127.0.0.1");
+  const { pathname, searchParams } = new URL(req.url, "http://127.0.0.1");
+  if (declineRemaining > 0 && req.method === "GET" && pathname === "/auth" && isRegisteredRedirect(searchParams)) {
+    declineRemaining -= 1;
+    const back = new URL(searchParams.get("redirect_uri"));
+    back.searchParams.set("error", "access_denied");
+    back.searchParams.set("error_description", "End-User aborted interaction");
+    if (searchParams.has("state")) back.searchParams.set("state", searchParams.get("state"));
+    back.searchParams.set("iss", issuer);
+    res.writeHead(303, { location: back.toString(), "cache-control": "no-store" });
+    res.end();
+    process.stdout.write("DECLINED\n");
+    return;
+  }
   if (req.method !== "POST" || pathname !== "/token") return providerCallback(req, res);
 
   // Token endpoint: read the body ourselves to learn the grant_type, then either fail the request or
@@ -470,6 +491,16 @@ async function forgeIdToken(idToken, what) {
   else if (what === "aud") claims.aud = "someone-else";
   else key = (await jose.generateKeyPair("RS256")).privateKey;
   return new jose.SignJWT(claims).setProtectedHeader({ alg: header.alg, kid: header.kid, typ: header.typ }).sign(key);
+}
+
+// Whether an authorization request names portcullis-cli and one of its redirect URIs (as the
+// provider would accept them: a loopback /callback on any port, or an extra one).
+function isRegisteredRedirect(params) {
+  const uri = params.get("redirect_uri");
+  if (params.get("client_id") !== CLI_CLIENT_ID || uri === null || !URL.canParse(uri)) return false;
+  if (extraRedirectUris.includes(uri)) return true;
+  const url = new URL(uri);
+  return url.protocol === "http:" && url.hostname === "127.0.0.1" && url.pathname === "/callback" && url.search === "";
 }
 
 const server = http.createServer((req, res) => {
@@ -564,6 +595,9 @@ rl.on("line", (line) => {
   } else if (cmd === "tamper-id-token" && rest.length === 1 && ["nonce", "aud", "signature"].includes(rest[0])) {
     tamperNext = rest[0];
     process.stdout.write(`TAMPERING ${tamperNext}\n`);
+  } else if (cmd === "decline-authorizations" && rest.length === 1 && /^\d+$/.test(rest[0])) {
+    declineRemaining = Number(rest[0]);
+    process.stdout.write(`DECLINING ${declineRemaining}\n`);
   } else if (cmd === "revoke-all" && rest.length === 0) {
     revokeAll();
   } else if (cmd === "revoke-user" && rest.length > 0) {
@@ -571,7 +605,7 @@ rl.on("line", (line) => {
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | revoke-all | revoke-user LOGIN | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | decline-authorizations N | revoke-all | revoke-user LOGIN | quit)`);
   }
 });
 

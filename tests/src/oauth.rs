@@ -110,8 +110,11 @@ pub struct ServerPolicy {
     pub store: String,
     /// The server's `grants.store` (`true`, or a shared namespace's name in quotes).
     pub store_grant: String,
-    /// More of the workload, after the server (`[[workloads.outbound]]` entries).
+    /// More of the workload, after the server's first upstream (further
+    /// upstreams, `[[workloads.outbound]]` entries).
     pub more: String,
+    /// More origins the server may reach over `http` (further upstreams').
+    pub more_http: Vec<String>,
 }
 
 impl ServerPolicy {
@@ -126,6 +129,7 @@ impl ServerPolicy {
             store: String::new(),
             store_grant: "true".into(),
             more: String::new(),
+            more_http: Vec::new(),
         }
     }
 
@@ -136,6 +140,7 @@ impl ServerPolicy {
     pub fn toml(&self) -> String {
         let keys = self.keys.iter().map(|k| format!("\"file:{}/{k}.pem\"", self.key_dir)).collect::<Vec<_>>().join(", ");
         let ServerPolicy { port, upstream, idp, config, store, store_grant, more, .. } = self;
+        let more_http: String = self.more_http.iter().map(|origin| format!(", \"{origin}\"")).collect();
         format!(
             r#"version = 1
 {store}
@@ -149,7 +154,7 @@ public_url = "http://127.0.0.1:{port}/mcp"
   config = {{ embedded_server = true, required_scopes = ["mcp"], scopes_supported = ["mcp"] }}
   [workloads.server]
   component = "builtin:oauth-server"
-  grants = {{ http = ["{idp}", "https://*"], http_private = true, secrets = ["oauth:*"], store = {store_grant}, signing_keys = [{keys}] }}
+  grants = {{ http = ["{idp}", "https://*"{more_http}], http_private = true, secrets = ["oauth:*"], store = {store_grant}, signing_keys = [{keys}] }}
   [workloads.server.config]
   token_key_secret = "{TOKEN_KEY_SECRET}"
   scopes = ["mcp"]

@@ -19,7 +19,12 @@ pub struct IntrospectingMcpServer {
 
 impl IntrospectingMcpServer {
     pub async fn start(issuer: &str) -> IntrospectingMcpServer {
-        let args = ["0", "--stateless", "--json", "--headers-tool", "--introspect", issuer].map(str::to_owned);
+        IntrospectingMcpServer::start_with(issuer, &[]).await
+    }
+
+    /// With more of `mcp-server.mjs`'s options (`--introspect-header x-tracker-token <issuer>`).
+    pub async fn start_with(issuer: &str, more: &[&str]) -> IntrospectingMcpServer {
+        let args: Vec<String> = ["0", "--stateless", "--json", "--headers-tool", "--introspect", issuer].iter().chain(more).map(|a| a.to_string()).collect();
         let (child, ready, lines) = start("mcp-server.mjs", &args).await;
         IntrospectingMcpServer { port: ready_port(&ready), _child: child, lines, seen: Vec::new() }
     }
@@ -47,15 +52,20 @@ pub const NAMESPACE: &str = "sessions";
 /// `renew_before` seconds before they expire.
 pub fn inject_user_tokens(policy: &mut ServerPolicy, renew_before: u64) {
     policy.store_grant = format!("\"{NAMESPACE}\"");
-    policy.more = format!(
+    policy.more = injector("corp", &policy.idp, &format!("renew_before_seconds = {renew_before}"));
+}
+
+/// A `builtin:upstream-token` entry for `provider` (whose token endpoint is
+/// at `idp`), in the server's store namespace; `config`: more of its config.
+pub fn injector(provider: &str, idp: &str, config: &str) -> String {
+    format!(
         r#"  [[workloads.outbound]]
   component = "builtin:upstream-token"
-  config = {{ provider = "corp", token_key_secret = "{TOKEN_KEY_SECRET}", renew_before_seconds = {renew_before} }}
+  config = {{ provider = "{provider}", token_key_secret = "{TOKEN_KEY_SECRET}", {config} }}
   grants = {{ http = ["{idp}"], http_private = true, secrets = ["{TOKEN_KEY_SECRET}"], store = "{NAMESPACE}" }}
   limits = {{ deadline_ms = 8000 }}
-"#,
-        idp = policy.idp
-    );
+"#
+    )
 }
 
 /// What a `tools/call` through the gateway got.
