@@ -49,15 +49,12 @@ pub trait Backend {
 /// A record as stored (sealed) and opened.
 pub type Loaded = (Vec<u8>, Rc<StoredTokens>);
 
+/// The keys are made when used: a request whose token is fresh needs only the record's.
 pub struct Renewer<'a, B: Backend = Gateway<'a>> {
     backend: B,
-    provider: String,
-    record: String,
-    /// The session's info (`portcullis_contract::sessions`).
-    info: String,
-    lease: String,
+    session_id: &'a str,
+    provider: &'a str,
     wait_ms: u64,
-    _session: std::marker::PhantomData<&'a ()>,
 }
 
 impl<'a> Renewer<'a> {
@@ -68,21 +65,26 @@ impl<'a> Renewer<'a> {
 }
 
 impl<'a, B: Backend> Renewer<'a, B> {
-    pub fn with(backend: B, session_id: &str, provider: &str, wait_ms: u64) -> Renewer<'a, B> {
-        Renewer {
-            backend,
-            provider: provider.to_owned(),
-            record: tokens::record_key(session_id, provider),
-            info: portcullis_contract::sessions::info_key(session_id),
-            lease: format!("renewing:{session_id}:{provider}"),
-            wait_ms,
-            _session: std::marker::PhantomData,
-        }
+    pub fn with(backend: B, session_id: &'a str, provider: &'a str, wait_ms: u64) -> Renewer<'a, B> {
+        Renewer { backend, session_id, provider, wait_ms }
+    }
+
+    fn record(&self) -> String {
+        tokens::record_key(self.session_id, self.provider)
+    }
+
+    /// The session's info (`portcullis_contract::sessions`).
+    fn info(&self) -> String {
+        portcullis_contract::sessions::info_key(self.session_id)
+    }
+
+    fn lease(&self) -> String {
+        format!("renewing:{}:{}", self.session_id, self.provider)
     }
 
     /// The record as stored (sealed) and opened; `Ok(None)` when there is none.
     pub fn load(&self) -> Result<Option<Loaded>, String> {
-        let Some(sealed) = self.backend.get(&self.record)? else { return Ok(None) };
+        let Some(sealed) = self.backend.get(&self.record())? else { return Ok(None) };
         match self.backend.open(&sealed) {
             Some(tokens) => Ok(Some((sealed, tokens))),
             None => Err("the stored tokens do not open with the token key (was the key changed?)".into()),
@@ -96,9 +98,10 @@ impl<'a, B: Backend> Renewer<'a, B> {
             return Outcome::Cannot("the provider gave no refresh token for this session".into());
         };
         let give_up = self.backend.now_ms().saturating_add(self.wait_ms);
+        let lease = self.lease();
         loop {
-            match self.backend.put_new(&self.lease, b"1", LEASE_SECONDS) {
-                Ok(true) => return self.renew_holding(sealed, renewal),
+            match self.backend.put_new(&lease, b"1", LEASE_SECONDS) {
+                Ok(true) => return self.renew_holding(sealed, renewal, &lease),
                 Ok(false) => {}
                 Err(why) => return Outcome::Failed(RefreshError::Failed(format!("the renewal's lease could not be taken: {why}"))),
             }
@@ -117,7 +120,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
     }
 
     /// Under the lease: read again, refresh, swap, release.
-    fn renew_holding(&self, sealed: &[u8], renewal: &tokens::Renewal) -> Outcome {
+    fn renew_holding(&self, sealed: &[u8], renewal: &tokens::Renewal, lease: &str) -> Outcome {
         let outcome = match self.load() {
             // Renewed by another since this request read it: nothing to do.
             Ok(Some((current, tokens))) if current != sealed => Outcome::Renewed(tokens),
@@ -145,7 +148,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
             Err(why) => Outcome::Failed(RefreshError::Failed(why)),
         };
         // A lease not released ends with its TTL; the waiting requests then take it.
-        if let Err(why) = self.backend.delete(&self.lease) {
+        if let Err(why) = self.backend.delete(lease) {
             log::warn(&format!("a renewal's lease could not be released (it ends in {LEASE_SECONDS} s): {why}"));
         }
         outcome
@@ -156,15 +159,16 @@ impl<'a, B: Backend> Renewer<'a, B> {
     /// info's `providers`): the authorization server then refreshes nothing
     /// more for it, and the client logs in again at once.
     pub fn forget(&self) {
-        if let Err(why) = self.backend.delete(&self.record) {
+        if let Err(why) = self.backend.delete(&self.record()) {
             log::warn(&format!("the session's tokens could not be removed (they expire with the session): {why}"));
         }
-        let login_provider = match self.backend.get(&self.info) {
+        let info = self.info();
+        let login_provider = match self.backend.get(&info) {
             Ok(Some(bytes)) => providers(&bytes).into_iter().next(),
             _ => None,
         };
-        if login_provider.as_deref() == Some(self.provider.as_str())
-            && let Err(why) = self.backend.delete(&self.info)
+        if login_provider.as_deref() == Some(self.provider)
+            && let Err(why) = self.backend.delete(&info)
         {
             log::warn(&format!("the session could not be ended (it expires): {why}"));
         }
@@ -174,7 +178,7 @@ impl<'a, B: Backend> Renewer<'a, B> {
     /// missing: `None` when the session has ended, else whether its login
     /// went through the provider (if not, the client can ask for it).
     pub fn logged_in_there(&self) -> Result<Option<bool>, String> {
-        Ok(self.backend.get(&self.info)?.map(|bytes| providers(&bytes).contains(&self.provider)))
+        Ok(self.backend.get(&self.info())?.map(|bytes| providers(&bytes).iter().any(|p| p == self.provider)))
     }
 }
 
@@ -267,7 +271,7 @@ mod opened {
     }
 
     pub fn get_or_open(session_id: &str, sealed: &[u8], open: impl FnOnce() -> Option<StoredTokens>) -> Option<Rc<StoredTokens>> {
-        let known = OPENED.with(|opened| opened.borrow().get(session_id).filter(|(bytes, _)| bytes == sealed).map(|(_, tokens)| tokens.clone()));
+        let known = OPENED.with(|opened| opened.borrow().get(session_id).filter(|(bytes, _)| same(bytes, sealed)).map(|(_, tokens)| tokens.clone()));
         if known.is_some() {
             return known;
         }
@@ -280,6 +284,34 @@ mod opened {
             opened.insert(session_id.to_owned(), (sealed.to_vec(), tokens.clone()));
         });
         Some(tokens)
+    }
+
+    /// `a == b`, eight bytes at a time: `==` on slices is a byte loop in
+    /// WebAssembly (`memcmp` has no bulk instruction), and a sealed record is
+    /// a few hundred bytes compared on every request.
+    fn same(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tails_equal = a_words.remainder() == b_words.remainder();
+        tails_equal && a_words.zip(b_words).all(|(x, y)| u64::from_ne_bytes(x.try_into().unwrap_or_default()) == u64::from_ne_bytes(y.try_into().unwrap_or_default()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn same_bytes() {
+            let record: Vec<u8> = (0..=255).chain(0..=100).collect();
+            assert!(super::same(&record, &record.clone()));
+            for at in [0, 7, 8, 300, record.len() - 1] {
+                let mut other = record.clone();
+                other[at] ^= 1;
+                assert!(!super::same(&record, &other), "{at}");
+            }
+            assert!(!super::same(&record, &record[..record.len() - 1]));
+            assert!(super::same(b"", b"") && super::same(b"abc", b"abc") && !super::same(b"abc", b"abd"));
+        }
     }
 }
 
