@@ -14,8 +14,8 @@ use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
-    Authorize, CompanyIdp, Discovered, IDP_CLIENT_ID, Pkce, ServerPolicy, Stored, TokenAnswer, jwt_parts, listed_code, login, prepare_dir, redeem, refresh,
-    sdk_client,
+    Authorize, CompanyIdp, Discovered, IDP_CLIENT_ID, Pkce, ServerPolicy, Stored, TOKEN_KEY_SECRET, TokenAnswer, jwt_parts, listed_code, login, prepare_dir,
+    redeem, refresh, sdk_client,
 };
 use portcullis_tests::redis::RedisServer;
 use portcullis_tests::upstream_token::{IntrospectingMcpServer, NAMESPACE, call_tool, inject_user_tokens, injector, settled};
@@ -416,5 +416,71 @@ async fn a_second_provider_is_logged_in_when_asked_for_and_its_absence_breaks_on
     let called = call_tool(&url, &bob.access_token(), "whoami_header").await;
     assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("bob")), "{called:?}");
     // (Dropping the gateway checks that no token the test saw was logged.)
+    drop(gw);
+}
+
+/// `builtin:token-exchange` with `subject = "stored"`: the token exchanged
+/// is not the client's but the user's own upstream token, which the
+/// authorization server stored at login (sealed, under the session). The STS
+/// (`sts.mjs --subject-introspection`) accepts only the company IdP's
+/// tokens, checked by introspection there, and issues its own for the same
+/// user; the MCP server checks every token at the STS, so `whoami` answers
+/// only with a token exchanged from that user's stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stored_upstream_token_is_exchanged_for_each_user() {
+    use portcullis_tests::token_exchange::{AUDIENCE, CLIENT_SECRET, CLIENT_SECRET_NAME, Sts};
+    let port = free_port();
+    let idp = CompanyIdp::start_with(&[format!("http://127.0.0.1:{port}/oauth/callback")], &[]).await;
+    let mut sts = Sts::start_for(&idp.issuer, &["alice", "bob"], &["--subject-introspection"]).await;
+    let mut mcp = IntrospectingMcpServer::start(&sts.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    prepare_dir(dir.path(), &["as-1"], PASSWORD);
+    portcullis::secrets::SecretStore::new(&dir.path().join("home"), Some(portcullis::secrets::SecretString::from(PASSWORD.to_owned())))
+        .set(CLIENT_SECRET_NAME, portcullis::secrets::SecretString::from(CLIENT_SECRET.to_owned()))
+        .unwrap();
+    leaks::register(CLIENT_SECRET);
+    let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
+    policy.key_dir = dir.path().join("keys").display().to_string();
+    policy.store_grant = format!("\"{NAMESPACE}\"");
+    policy.more = format!(
+        r#"  [[workloads.outbound]]
+  component = "builtin:token-exchange"
+  config = {{ token_endpoint = "{sts}/token", audience = "{AUDIENCE}", client_id = "gateway-basic", client_secret = "{CLIENT_SECRET_NAME}", subject = "stored", provider = "corp", token_key_secret = "{TOKEN_KEY_SECRET}" }}
+  grants = {{ http = ["{sts}"], http_private = true, secrets = ["{CLIENT_SECRET_NAME}", "{TOKEN_KEY_SECRET}"], store = "{NAMESPACE}" }}
+  limits = {{ deadline_ms = 5000 }}
+"#,
+        sts = sts.issuer
+    );
+    let gw = TestGateway::start_in(dir, &policy.toml()).await.unwrap_or_else(|e| panic!("{e:#}\n{}", policy.toml()));
+    let server = Discovered::from(&policy.public_url()).await;
+    let log_in = async |user: &str| {
+        let pkce = Pkce::new();
+        let (request, code) = listed_code(&server, &pkce, user).await;
+        let token = redeem(&server, &request, &code, &pkce.verifier).await.access_token();
+        leaks::register(&token);
+        token
+    };
+    let (alice, bob) = (log_in("alice").await, log_in("bob").await);
+    for _ in 0..2 {
+        for (token, user) in [(&alice, "alice"), (&bob, "bob")] {
+            let called = call_tool(&policy.public_url(), token, "whoami").await;
+            assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some(user)), "{called:?}");
+        }
+    }
+    // One exchange per user (the second round came from the cache), each of that user's stored token.
+    let exchanges = settled(&2, || sts.exchanges().len()).await;
+    assert_eq!(exchanges, 2, "{:?}", sts.exchanges());
+    for user in ["alice", "bob"] {
+        assert!(sts.exchanges().iter().any(|l| l.starts_with("EXCHANGE 200") && l.contains(&format!("sub={user} "))), "{user}: {:?}", sts.exchanges());
+    }
+    let introspected = settled(&4, || mcp.introspected().len()).await;
+    assert_eq!(introspected, 4);
+    assert!(mcp.introspected().iter().all(|l| l.starts_with("INTROSPECTED active")), "{:?}", mcp.introspected());
+
+    // carol logs in, but the STS does not know her: her stored token is refused there, and she gets 401.
+    let carol = log_in("carol").await;
+    let called = call_tool(&policy.public_url(), &carol, "whoami").await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED, "{called:?}");
+    assert!(sts.exchanges().iter().any(|l| l.starts_with("EXCHANGE 400") && l.contains("sub=carol ")), "{:?}", sts.exchanges());
     drop(gw);
 }

@@ -4,6 +4,11 @@
 // another issuer (tests/node/oidc-provider.mjs) for its own access tokens, for the audience asked.
 //
 // Usage:   node sts.mjs <port> --subject-issuer ISSUER --subjects SUB[,SUB...] [--client-key-pem PATH]
+//                           [--subject-introspection]
+//          --subject-introspection: subject tokens are ISSUER's OPAQUE access tokens (registry-idp.mjs),
+//          checked in step 3 by RFC 7662 introspection at ISSUER's discovered introspection_endpoint (as
+//          registry-server / registry-secret, client_secret_basic) instead of as JWTs: active:true and
+//          token_type Bearer, else invalid_grant; `sub` is the introspected one.
 //          Port 0 picks a free port. Binds 127.0.0.1.   Issuer: http://127.0.0.1:<port>
 //
 // Clients (client authentication is oidc-provider's own):
@@ -58,6 +63,10 @@ const portArg = args.shift();
 const opts = {};
 while (args.length) {
   const flag = args.shift();
+  if (flag === "--subject-introspection") {
+    opts[flag] = true;
+    continue;
+  }
   if (!["--subject-issuer", "--subjects", "--client-key-pem"].includes(flag) || !args.length) {
     console.error(`sts: bad argument ${flag}`);
     process.exit(2);
@@ -71,6 +80,27 @@ if (!/^\d+$/.test(portArg ?? "") || !opts["--subject-issuer"] || !opts["--subjec
 const SUBJECT_ISSUER = opts["--subject-issuer"].replace(/\/+$/, "");
 const SUBJECTS = new Set(opts["--subjects"].split(","));
 const subjectKeys = jose.createRemoteJWKSet(new URL(`${SUBJECT_ISSUER}/jwks`));
+
+// The subject token's claims: a JWT of SUBJECT_ISSUER, or (--subject-introspection) what its
+// introspection says of an opaque one. Throws when it is not accepted.
+async function subjectClaims(token) {
+  if (!opts["--subject-introspection"]) {
+    return (await jose.jwtVerify(token, subjectKeys, { issuer: SUBJECT_ISSUER })).payload;
+  }
+  const meta = await (await fetch(`${SUBJECT_ISSUER}/.well-known/openid-configuration`)).json();
+  const basic = Buffer.from("registry-server:registry-secret").toString("base64");
+  const res = await fetch(meta.introspection_endpoint, {
+    method: "POST",
+    headers: { authorization: `Basic ${basic}`, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ token, token_type_hint: "access_token" }).toString(),
+    signal: AbortSignal.timeout(5_000),
+  });
+  const claims = res.ok ? await res.json() : {};
+  if (claims.active !== true || claims.token_type !== "Bearer") {
+    throw Object.assign(new Error("inactive"), { code: "inactive" });
+  }
+  return claims;
+}
 
 let mode = "normal";
 let slowMs = 0;
@@ -132,7 +162,7 @@ provider.registerGrantType(
       }
       let claims;
       try {
-        ({ payload: claims } = await jose.jwtVerify(params.subject_token ?? "", subjectKeys, { issuer: SUBJECT_ISSUER }));
+        claims = await subjectClaims(params.subject_token ?? "");
       } catch (err) {
         throw new errors.InvalidGrant(`subject_token not accepted (${err.code ?? "invalid"})`);
       }

@@ -28,10 +28,16 @@ impl Sts {
     /// An STS that accepts tokens of `op` for `subjects`; `client_key_pem`:
     /// the private key whose public half the `gateway-jwt` client holds.
     pub async fn start(op: &OpenIdProvider, subjects: &[&str], client_key_pem: Option<&std::path::Path>) -> Sts {
-        let mut args = vec!["0".to_owned(), "--subject-issuer".into(), op.issuer.clone(), "--subjects".into(), subjects.join(",")];
-        if let Some(path) = client_key_pem {
-            args.extend(["--client-key-pem".into(), path.display().to_string()]);
-        }
+        let key = client_key_pem.map(|path| path.display().to_string());
+        let more: Vec<&str> = key.iter().flat_map(|path| ["--client-key-pem", path.as_str()]).collect();
+        Sts::start_for(&op.issuer, subjects, &more).await
+    }
+
+    /// An STS for the tokens of `subject_issuer`, with more of `sts.mjs`'s
+    /// options (`--subject-introspection` for an IdP of opaque tokens).
+    pub async fn start_for(subject_issuer: &str, subjects: &[&str], more: &[&str]) -> Sts {
+        let mut args = vec!["0".to_owned(), "--subject-issuer".into(), subject_issuer.to_owned(), "--subjects".into(), subjects.join(",")];
+        args.extend(more.iter().map(|a| a.to_string()));
         let (child, ready, lines) = start("sts.mjs", &args).await;
         let issuer = ready.trim_start_matches("READY").trim().to_owned();
         Sts { issuer, child, lines, exchanges: Vec::new() }
