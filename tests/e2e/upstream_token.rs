@@ -484,3 +484,60 @@ async fn the_stored_upstream_token_is_exchanged_for_each_user() {
     assert!(sts.exchanges().iter().any(|l| l.starts_with("EXCHANGE 400") && l.contains("sub=carol ")), "{:?}", sts.exchanges());
     drop(gw);
 }
+
+/// A workload may trust another issuer besides its embedded server (here a
+/// partner's HS256 tokens). Such a token can name any `sid`: one naming
+/// alice's session passes the inbound chain as mallory, and the injector
+/// must still not hand mallory alice's upstream token, because only the
+/// embedded server's tokens carry sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_trusted_issuer_s_token_naming_a_session_gets_no_upstream_token() {
+    const PARTNER: &str = "https://partner.example";
+    const PARTNER_KEY: &str = "partner-hmac-key-of-at-least-32-bytes!!";
+    let port = free_port();
+    let idp = CompanyIdp::start_with(&[format!("http://127.0.0.1:{port}/oauth/callback")], &[]).await;
+    let mut mcp = IntrospectingMcpServer::start(&idp.issuer).await;
+    let dir = tempfile::tempdir().unwrap();
+    prepare_dir(dir.path(), &["as-1"], PASSWORD);
+    portcullis::secrets::SecretStore::new(&dir.path().join("home"), Some(portcullis::secrets::SecretString::from(PASSWORD.to_owned())))
+        .set("partner:hs", portcullis::secrets::SecretString::from(PARTNER_KEY.to_owned()))
+        .unwrap();
+    leaks::register(PARTNER_KEY);
+    let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
+    policy.key_dir = dir.path().join("keys").display().to_string();
+    inject_user_tokens(&mut policy, 1);
+    // The verifier trusts the embedded server and the partner.
+    let embedded = "config = { embedded_server = true, ";
+    let toml = policy.toml().replacen(
+        embedded,
+        &format!("grants = {{ secrets = [\"partner:hs\"] }}\n  {embedded}providers = [{{ issuer = \"{PARTNER}\", algorithms = [\"HS256\"], hs_secret = \"partner:hs\" }}], "),
+        1,
+    );
+    assert_ne!(toml, policy.toml());
+    let gw = TestGateway::start_in(dir, &toml).await.unwrap_or_else(|e| panic!("{e:#}\n{toml}"));
+    let server = Discovered::from(&policy.public_url()).await;
+    let pkce = Pkce::new();
+    let (request, code) = listed_code(&server, &pkce, "alice").await;
+    let alice = redeem(&server, &request, &code, &pkce.verifier).await.access_token();
+    leaks::register(&alice);
+    let called = call_tool(&policy.public_url(), &alice, "whoami").await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({"iss": PARTNER, "sub": "mallory", "aud": policy.public_url(), "iat": now, "exp": now + 300,
+        "scope": "mcp", "sid": jwt_parts(&alice).1["sid"]});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    let mallory = jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(PARTNER_KEY.as_bytes())).unwrap();
+    leaks::register(&mallory);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = mcp.introspected().len();
+    let called = call_tool(&policy.public_url(), &mallory, "whoami").await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED, "{called:?}");
+    // The injector's challenge, not a verifier's: the token passed the inbound chain.
+    let challenge = called.www_authenticate.unwrap_or_default();
+    assert!(challenge.contains("error_description=\"log in again\""), "{challenge}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(mcp.introspected().len(), seen, "nothing reached the MCP server");
+    drop(gw);
+}
