@@ -249,7 +249,7 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     // The metrics, under their names, with the forwarded request counted.
     // Waited for as a whole: an export from before it (after the readiness
     // probe's refused request) already carries all three names.
-    let expected = ["portcullis_requests", "portcullis_component_call_seconds", "http.server.request.duration"];
+    let expected = ["portcullis_requests", "portcullis_component_call_seconds", "http.server.request.duration", "portcullis_component_events"];
     let counted = |receiver: &Receiver| {
         receiver
             .lines("metrics.jsonl")
@@ -267,6 +267,14 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     let names = receiver.metric_names();
     assert!(expected.iter().all(|m| names.contains(*m)), "metrics received: {names:?}");
     assert!(counted(&receiver), "the forwarded request is counted: {:#?}", receiver.lines("metrics.jsonl"));
+    // The event the `serve` component reported on /hello, under its entry.
+    let events: Vec<Value> = receiver
+        .lines("metrics.jsonl")
+        .into_iter()
+        .filter(|m| m["name"] == "portcullis_component_events")
+        .flat_map(|m| m["points"].as_array().unwrap().clone())
+        .collect();
+    assert!(events.iter().any(|p| p["workload"] == "trusting" && p["component"] == "serve" && p["event"] == "token-exchanged"), "{events:#?}");
 
     // The exporter's header came from the secret store; no secret is in the data.
     let authorization = std::fs::read_to_string(receiver.dir.path().join("authorization.txt")).unwrap();

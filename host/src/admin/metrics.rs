@@ -128,6 +128,7 @@ impl Metrics {
         let (workload, component) = (workload.to_owned(), component.to_owned());
         EventCounters(std::sync::Arc::new(move |event: &'static str| {
             events.get_or_create(&EventLabels { workload: workload.clone(), component: component.clone(), event }).inc();
+            telemetry::component_event(&workload, &component, event);
         }))
     }
 

@@ -23,6 +23,7 @@ struct Instruments {
     call_seconds: Histogram<f64>,
     faults: Counter<u64>,
     reloads: Counter<u64>,
+    events: Counter<u64>,
     request_duration: Histogram<f64>,
 }
 
@@ -43,6 +44,10 @@ pub(super) fn install(provider: &SdkMeterProvider) {
             .build(),
         faults: meter.u64_counter("portcullis_component_faults").with_description("Component calls that failed (trap, deadline, memory limit, ...)").build(),
         reloads: meter.u64_counter("portcullis_reloads").with_description("Policy reloads by result").build(),
+        events: meter
+            .u64_counter("portcullis_component_events")
+            .with_description("Events components reported (token renewals, exchanges, ended sessions)")
+            .build(),
         // The convention's name, unit and advised buckets.
         request_duration: meter
             .f64_histogram("http.server.request.duration")
@@ -110,6 +115,14 @@ pub fn faults(workload: &str, component: &str, kind: &'static str, blame: &'stat
 pub fn reload(result: &'static str) {
     if let Some(i) = instruments() {
         i.reloads.add(1, &[KeyValue::new("result", result)]);
+    }
+}
+
+/// `portcullis_component_events{workload, component, event}`: resolved per
+/// event, as events are rare (a renewal, an exchange, not every request).
+pub fn component_event(workload: &str, component: &str, event: &'static str) {
+    if let Some(i) = instruments() {
+        i.events.add(1, &attributes(&[("workload", workload), ("component", component), ("event", event)]));
     }
 }
 

@@ -1,6 +1,8 @@
 //! A test `serve` component (`[workloads.server]`): a few routes that show
 //! what the gateway hands it and does with its answers.
-//! - `GET`/`HEAD /hello`: `hello`, with a `content-type`;
+//! - `GET`/`HEAD /hello`: `hello`, with a `content-type`; it also reports
+//!   the event `token-exchanged` (`events` import), so that tests see the
+//!   events counter exported;
 //! - `POST /echo`: JSON of the method, path, query, the headers it saw and
 //!   the body (as text), answered with the status in `x-status` (default 200)
 //!   and headers the gateway must drop (`content-length`, `connection`, ...);
@@ -61,7 +63,10 @@ impl Serve for Server {
 
     fn handle(request: &Request) -> Response {
         match request.path().as_str() {
-            "/hello" => Response { status: 200, headers: vec![header("content-type", "text/plain")], body: b"hello".to_vec() },
+            "/hello" => {
+                portcullis::auth::events::report(portcullis::auth::events::Event::TokenExchanged);
+                Response { status: 200, headers: vec![header("content-type", "text/plain")], body: b"hello".to_vec() }
+            }
             "/echo" => {
                 let status = request.header("x-status").first().and_then(|s| s.parse().ok()).unwrap_or(200);
                 let headers: serde_json::Map<String, serde_json::Value> =
