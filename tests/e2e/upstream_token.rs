@@ -14,8 +14,8 @@ use portcullis_tests::gateway::{PASSWORD, TestGateway};
 use portcullis_tests::leaks;
 use portcullis_tests::node::free_port;
 use portcullis_tests::oauth::{
-    Authorize, CompanyIdp, Discovered, IDP_CLIENT_ID, Pkce, ServerPolicy, Stored, TOKEN_KEY_SECRET, TokenAnswer, jwt_parts, listed_code, login, prepare_dir,
-    redeem, refresh, sdk_client,
+    Authorize, CompanyIdp, Discovered, IDP_CLIENT_ID, Pkce, ServerPolicy, Stored, TOKEN_KEY_SECRET, TokenAnswer, add_secret, jwt_parts, listed_code, login,
+    prepare_dir, redeem, refresh, sdk_client,
 };
 use portcullis_tests::redis::RedisServer;
 use portcullis_tests::upstream_token::{IntrospectingMcpServer, NAMESPACE, call_tool, inject_user_tokens, injector, settled};
@@ -435,9 +435,7 @@ async fn the_stored_upstream_token_is_exchanged_for_each_user() {
     let mut mcp = IntrospectingMcpServer::start(&sts.issuer).await;
     let dir = tempfile::tempdir().unwrap();
     prepare_dir(dir.path(), &["as-1"], PASSWORD);
-    portcullis::secrets::SecretStore::new(&dir.path().join("home"), Some(portcullis::secrets::SecretString::from(PASSWORD.to_owned())))
-        .set(CLIENT_SECRET_NAME, portcullis::secrets::SecretString::from(CLIENT_SECRET.to_owned()))
-        .unwrap();
+    add_secret(dir.path(), PASSWORD, CLIENT_SECRET_NAME, CLIENT_SECRET);
     leaks::register(CLIENT_SECRET);
     let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
     policy.key_dir = dir.path().join("keys").display().to_string();
@@ -499,9 +497,7 @@ async fn another_trusted_issuer_s_token_naming_a_session_gets_no_upstream_token(
     let mut mcp = IntrospectingMcpServer::start(&idp.issuer).await;
     let dir = tempfile::tempdir().unwrap();
     prepare_dir(dir.path(), &["as-1"], PASSWORD);
-    portcullis::secrets::SecretStore::new(&dir.path().join("home"), Some(portcullis::secrets::SecretString::from(PASSWORD.to_owned())))
-        .set("partner:hs", portcullis::secrets::SecretString::from(PARTNER_KEY.to_owned()))
-        .unwrap();
+    add_secret(dir.path(), PASSWORD, "partner:hs", PARTNER_KEY);
     leaks::register(PARTNER_KEY);
     let mut policy = ServerPolicy::new(port, &mcp.url(), &idp.issuer);
     policy.key_dir = dir.path().join("keys").display().to_string();

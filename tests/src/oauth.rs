@@ -80,7 +80,12 @@ pub fn prepare_dir(dir: &Path, key_names: &[&str], password: &str) {
         write_private(&dir.join("keys").join(format!("{name}.pem")), &signing_key_pem());
     }
     let key = base64::engine::general_purpose::STANDARD.encode(random_bytes(32));
-    SecretStore::new(&dir.join("home"), Some(SecretString::from(password.to_owned()))).set(TOKEN_KEY_SECRET, SecretString::from(key)).unwrap();
+    add_secret(dir, password, TOKEN_KEY_SECRET, &key);
+}
+
+/// Puts `name` = `value` in the secret store of `<dir>/home` (opened with `password`).
+pub fn add_secret(dir: &Path, password: &str, name: &str, value: &str) {
+    SecretStore::new(&dir.join("home"), Some(SecretString::from(password.to_owned()))).set(name, SecretString::from(value.to_owned())).unwrap();
 }
 
 fn random_bytes(n: usize) -> Vec<u8> {
