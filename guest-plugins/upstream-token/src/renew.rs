@@ -295,7 +295,8 @@ mod opened {
         }
         let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
         let tails_equal = a_words.remainder() == b_words.remainder();
-        tails_equal && a_words.zip(b_words).all(|(x, y)| u64::from_ne_bytes(x.try_into().unwrap_or_default()) == u64::from_ne_bytes(y.try_into().unwrap_or_default()))
+        tails_equal
+            && a_words.zip(b_words).all(|(x, y)| u64::from_ne_bytes(x.try_into().unwrap_or_default()) == u64::from_ne_bytes(y.try_into().unwrap_or_default()))
     }
 
     #[cfg(test)]
