@@ -171,9 +171,12 @@ async fn a_refused_token_ends_the_session_s_tokens_with_a_challenge_and_no_loop(
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(setup.refreshes(), 0, "no refresh without the store");
     assert_eq!(redis.get(&record_of(&alice).unwrap()), sealed_before, "the old tokens are kept");
+    let seen = setup.mcp.introspected().len();
     let called = setup.whoami(&alice).await;
     assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
     assert_eq!(settled(&1, || setup.refreshes()).await, 1);
+    // The MCP server's line about this call comes after its answer: awaited, so the count below starts after it.
+    assert_eq!(settled(&(seen + 1), || setup.mcp.introspected().len()).await, seen + 1);
 
     // The IdP revokes alice's grant: her next call meets the MCP server's 401,
     // one refresh is tried and refused, and she is sent to log in again.
