@@ -540,3 +540,37 @@ async fn another_trusted_issuer_s_token_naming_a_session_gets_no_upstream_token(
     assert_eq!(mcp.introspected().len(), seen, "nothing reached the MCP server");
     drop(gw);
 }
+
+/// The provider answers a refresh with 200 but no `access_token` (malformed:
+/// RFC 6749 §5.1 requires it). Nothing of it is stored: the request fails
+/// closed (503, the token having expired), the sealed record stays as it
+/// was, and since the provider did rotate, the next renewal with the kept
+/// refresh token is refused as reuse and the user is sent to log in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answer_without_an_access_token_fails_closed_and_stores_nothing() {
+    let redis = RedisServer::start();
+    let mut setup = Setup::start(&format!("[store]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"pc\"\n", redis.url())).await;
+    let alice = setup.log_in("alice").await;
+    let called = setup.whoami(&alice).await;
+    assert_eq!((called.status, called.text.as_deref()), (StatusCode::OK, Some("alice")), "{called:?}");
+    let sid = jwt_parts(&alice).1["sid"].as_str().unwrap().to_owned();
+    let record = redis.keys().into_iter().find(|k| k.ends_with(&format!("session:{sid}:corp"))).expect("alice's record");
+    let sealed_before = redis.get(&record);
+
+    tokio::time::sleep(Duration::from_secs(ACCESS_TTL)).await;
+    setup.idp.command("strip-access-token", "STRIPPING").await;
+    let called = setup.whoami(&alice).await;
+    assert_eq!(called.status, StatusCode::SERVICE_UNAVAILABLE, "{called:?}");
+    assert_eq!(settled(&1, || setup.refreshes()).await, 1);
+    assert_eq!(redis.get(&record), sealed_before, "nothing of the malformed answer was stored");
+
+    let called = setup.whoami(&alice).await;
+    assert_eq!(called.status, StatusCode::UNAUTHORIZED, "{called:?}");
+    assert!(called.www_authenticate.unwrap_or_default().contains("resource_metadata="));
+    let lines = setup.idp.token_requests();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("TOKEN refresh_token")).cloned().collect::<Vec<_>>(),
+        ["TOKEN refresh_token 200", "TOKEN refresh_token 400"]
+    );
+    drop(setup.gw);
+}

@@ -28,6 +28,7 @@
 //   REVOKED                           after a `revoke-all` command took effect
 //   REVOKED-USER <login>              after a `revoke-user <login>` command took effect
 //   TAMPERING <what>                  after a `tamper-id-token <what>` command took effect
+//   STRIPPING                         after a `strip-access-token` command took effect
 //   DECLINING <n>                     after a `decline-authorizations <n>` command took effect
 //   DECLINED                          when an authorization request was declined that way
 // stdin line commands (EOF on stdin is ignored, so stdin may be closed):
@@ -49,6 +50,10 @@
 //                   claims with `nonce` (or `aud`) replaced by a wrong value and signed with the
 //                   provider's own key (same kid), or (`signature`) the true claims signed with a
 //                   fresh key under the provider's kid. For the relying party's ID token checks.
+//   strip-access-token
+//                   the next successful token-endpoint response (after the provider handled it, so a
+//                   refresh token HAS rotated) goes out without its `access_token` field: a malformed
+//                   answer (RFC 6749 section 5.1 requires it), for the client's "fail closed" checks.
 //   decline-authorizations <n>
 //                   the next <n> authorization requests (GET /auth) are declined as a person clicking
 //                   "Cancel" on the sign-in page would: a redirect to the request's redirect_uri with
@@ -383,6 +388,7 @@ let tamperNext = null; // "nonce" | "aud" | "signature": forge the next response
 let failStatus = 500;
 let delayNextMs = 0;
 let declineRemaining = 0;
+let stripNext = false;
 // `hold-token`: the promise the next token request waits on, and its resolver.
 let hold = null;
 let releaseHeld = null;
@@ -451,6 +457,10 @@ async function handle(req, res) {
     tamperNext = null;
     forgeIdTokenIn(res, what);
   }
+  if (stripNext) {
+    stripNext = false;
+    stripAccessTokenIn(res);
+  }
   req.body = body;
   return providerCallback(req, res);
 }
@@ -480,6 +490,24 @@ function forgeIdTokenIn(res, what) {
       },
     );
     return res;
+  };
+}
+
+function stripAccessTokenIn(res) {
+  const end = res.end.bind(res);
+  res.end = (chunk, ...rest) => {
+    let json;
+    try {
+      json = JSON.parse(Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk));
+    } catch {
+      return end(chunk, ...rest);
+    }
+    if (res.statusCode !== 200 || !json.access_token) return end(chunk, ...rest);
+    const { access_token: _dropped, ...stripped } = json;
+    const body = JSON.stringify(stripped);
+    if (!res.headersSent) res.setHeader("content-length", Buffer.byteLength(body));
+    console.error("registry-idp: sent a token response without access_token");
+    return end(body);
   };
 }
 
@@ -595,6 +623,9 @@ rl.on("line", (line) => {
   } else if (cmd === "tamper-id-token" && rest.length === 1 && ["nonce", "aud", "signature"].includes(rest[0])) {
     tamperNext = rest[0];
     process.stdout.write(`TAMPERING ${tamperNext}\n`);
+  } else if (cmd === "strip-access-token" && rest.length === 0) {
+    stripNext = true;
+    process.stdout.write("STRIPPING\n");
   } else if (cmd === "decline-authorizations" && rest.length === 1 && /^\d+$/.test(rest[0])) {
     declineRemaining = Number(rest[0]);
     process.stdout.write(`DECLINING ${declineRemaining}\n`);
@@ -605,7 +636,7 @@ rl.on("line", (line) => {
   } else if (cmd === "quit") {
     process.exit(0);
   } else {
-    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | decline-authorizations N | revoke-all | revoke-user LOGIN | quit)`);
+    console.error(`registry-idp: unknown command: ${line.trim()} (expected fail-token N [STATUS] | delay-token MS | hold-token | release-token | tamper-id-token nonce|aud|signature | strip-access-token | decline-authorizations N | revoke-all | revoke-user LOGIN | quit)`);
   }
 });
 
