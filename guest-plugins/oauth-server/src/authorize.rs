@@ -43,6 +43,14 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Records a completed provider leg, once (a consent form sent twice
+    /// starts two legs at the same provider).
+    pub fn connect(&mut self, provider: String) {
+        if !self.connected.contains(&provider) {
+            self.connected.push(provider);
+        }
+    }
+
     /// Takes `provider`'s scope out of the granted ones: its login failed or
     /// was declined, and the rest goes on without it.
     pub fn without_provider(&mut self, provider: &str) {
@@ -258,6 +266,10 @@ mod tests {
         assert_eq!(p.scope, "mcp upstream:trackers");
         p.without_provider("github");
         assert_eq!(p.scope, "mcp upstream:trackers");
+        p.connect("corp".into());
+        p.connect("tracker".into());
+        p.connect("corp".into());
+        assert_eq!(p.connected, ["corp", "tracker"], "each provider once");
     }
 
     #[test]

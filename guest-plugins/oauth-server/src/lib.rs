@@ -301,11 +301,11 @@ impl OAuthServer {
         match self.upstreams.finish(&query, &self.config.endpoint(routes::CALLBACK), &pending.session, &key) {
             Ok(finished) if finished.provider == identity_provider => {
                 pending.subject = finished.subject;
-                pending.connected.push(finished.provider);
+                pending.connect(finished.provider);
             }
             Ok(finished) => {
                 log::info(&format!("audit: `{}` connected the upstream `{}` (as `{}` there)", pending.subject, finished.provider, finished.subject));
-                pending.connected.push(finished.provider);
+                pending.connect(finished.provider);
             }
             Err(CallbackError::ForeignState) => return page(400, "This login is unknown or already completed. Start again from your application."),
             Err(CallbackError::Unavailable(why)) => {
