@@ -465,9 +465,10 @@ async function handle(req, res) {
   return providerCallback(req, res);
 }
 
-// Rewrites the id_token of the JSON body that oidc-provider (Koa) ends `res` with; Koa sets the
-// headers with setHeader and sends them with end(body), so the length can still be corrected.
-function forgeIdTokenIn(res, what) {
+// Rewrites the JSON body that oidc-provider (Koa) ends `res` with: `rewrite(json)` resolves to the
+// new body's object, or null to send the body as it was. Koa sets the headers with setHeader and
+// sends them with end(body), so the length can still be corrected.
+function rewriteJsonIn(res, rewrite) {
   const end = res.end.bind(res);
   res.end = (chunk, ...rest) => {
     let json;
@@ -476,16 +477,15 @@ function forgeIdTokenIn(res, what) {
     } catch {
       return end(chunk, ...rest);
     }
-    if (!json.id_token) return end(chunk, ...rest);
-    forgeIdToken(json.id_token, what).then(
-      (forged) => {
-        const body = JSON.stringify({ ...json, id_token: forged });
+    Promise.resolve(rewrite(json)).then(
+      (rewritten) => {
+        if (rewritten === null) return end(chunk, ...rest);
+        const body = JSON.stringify(rewritten);
         if (!res.headersSent) res.setHeader("content-length", Buffer.byteLength(body));
-        console.error(`registry-idp: forged the id_token (${what})`);
         end(body);
       },
       (err) => {
-        console.error("registry-idp: forging failed:", err);
+        console.error("registry-idp: rewriting a response failed:", err);
         end(chunk, ...rest);
       },
     );
@@ -493,22 +493,24 @@ function forgeIdTokenIn(res, what) {
   };
 }
 
+// The id_token forged (`tamper-id-token`).
+function forgeIdTokenIn(res, what) {
+  rewriteJsonIn(res, async (json) => {
+    if (!json.id_token) return null;
+    const forged = await forgeIdToken(json.id_token, what);
+    console.error(`registry-idp: forged the id_token (${what})`);
+    return { ...json, id_token: forged };
+  });
+}
+
+// A successful answer without its access_token (`strip-access-token`).
 function stripAccessTokenIn(res) {
-  const end = res.end.bind(res);
-  res.end = (chunk, ...rest) => {
-    let json;
-    try {
-      json = JSON.parse(Buffer.isBuffer(chunk) ? chunk.toString("utf8") : String(chunk));
-    } catch {
-      return end(chunk, ...rest);
-    }
-    if (res.statusCode !== 200 || !json.access_token) return end(chunk, ...rest);
+  rewriteJsonIn(res, (json) => {
+    if (res.statusCode !== 200 || !json.access_token) return null;
     const { access_token: _dropped, ...stripped } = json;
-    const body = JSON.stringify(stripped);
-    if (!res.headersSent) res.setHeader("content-length", Buffer.byteLength(body));
     console.error("registry-idp: sent a token response without access_token");
-    return end(body);
-  };
+    return stripped;
+  });
 }
 
 async function forgeIdToken(idToken, what) {
