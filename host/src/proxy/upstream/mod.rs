@@ -1,29 +1,26 @@
-//! Forwarding to the upstream: a pooled client (HTTP/1.1 and HTTP/2, http and
-//! https through rustls), hop-by-hop headers removed both ways, `X-Forwarded-*`
-//! set by the gateway, and the response body streamed back as it arrives.
+//! Forwarding to the upstream: connections kept for reuse ([`pool`]: HTTP/1.1
+//! and HTTP/2, http and https through rustls), hop-by-hop headers removed both
+//! ways, `X-Forwarded-*` set by the gateway, and the response body streamed
+//! back as it arrives.
+
+mod pool;
 
 use super::chain::Allowed;
 use super::error::GatewayError;
 use super::headers::remove_hop_by_hop;
 use super::server::ConnectionInfo;
-use crate::body::{BoxError, ProxyBody};
+use crate::body::ProxyBody;
 use crate::error_chain::Chain;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use pool::Pool;
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-
 pub struct Upstream {
-    client: Client<Connector, ProxyBody>,
-    scheme: Scheme,
-    authority: Authority,
+    pool: Arc<Pool>,
     /// The `Host` the upstream sees: its own name.
     host: HeaderValue,
     /// The upstream's `scheme://authority`, for logs.
@@ -34,26 +31,20 @@ pub struct Upstream {
     timeout: Duration,
 }
 
-/// How long an idle upstream connection is kept for reuse: under the 5 s
-/// after which Node's `http.Server` (`keepAliveTimeout`) and uvicorn
-/// (`timeout_keep_alive`), which serve most MCP servers, close an idle one.
-/// Reused at the moment the server closes it, a request fails with 502
-/// (seen once in ten e2e runs against the Node registry server at 90 s).
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-
 impl Upstream {
     pub fn new(url: &url::Url, tls: rustls::ClientConfig, timeout: Duration) -> anyhow::Result<Self> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().enable_http2().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
         let scheme: Scheme = url.scheme().parse()?;
-        let authority: Authority = url_authority(url).parse()?;
-        let host = HeaderValue::from_str(authority.as_str())?;
+        let authority = url_authority(url);
+        let host_name = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => anyhow::bail!("the upstream URL has no host"),
+        };
+        let port = url.port_or_known_default().ok_or_else(|| anyhow::anyhow!("the upstream URL has no port"))?;
+        let pool = Arc::new(Pool::new(scheme.clone(), &host_name, port, tls)?);
+        let host = HeaderValue::from_str(&authority)?;
         let base = format!("{scheme}://{authority}");
-        Ok(Upstream { client, scheme, authority, host, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
+        Ok(Upstream { pool, host, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
     }
 
     /// The upstream's scheme and authority, for logs.
@@ -89,21 +80,21 @@ impl Upstream {
         conn: &ConnectionInfo,
         client_authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        *request.uri_mut() = self.target(request.uri())?;
-        // Let the client pick HTTP/1.1 or HTTP/2 toward the upstream.
+        let path = self.target(request.uri())?;
+        // The pool picks HTTP/1.1 or HTTP/2 toward the upstream.
         *request.version_mut() = http::Version::HTTP_11;
         // (Hop-by-hop headers were removed by the pipeline before the chain ran.)
         // The upstream sees its own name; the client's is in X-Forwarded-Host.
         request.headers_mut().insert(header::HOST, self.host.clone());
         set_forwarded(request.headers_mut(), conn, client_authority);
 
-        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let response = match tokio::time::timeout(self.timeout, self.pool.send(request, path)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
-                if body_too_large(&error) {
+                if body_too_large(&*error) {
                     return Err(GatewayError::BodyTooLarge);
                 }
-                tracing::warn!(upstream = %self.base, error = %Chain(&error), "upstream request failed");
+                tracing::warn!(upstream = %self.base, error = %Chain(&*error), "upstream request failed");
                 return Err(GatewayError::UpstreamUnavailable);
             }
             Err(_) => {
@@ -111,30 +102,28 @@ impl Upstream {
                 return Err(GatewayError::UpstreamTimeout);
             }
         };
-        let (mut parts, body) = response.into_parts();
-        remove_hop_by_hop(&mut parts.headers);
+        let mut response = response;
+        remove_hop_by_hop(response.headers_mut());
         // Frames pass through as they arrive: an SSE event reaches the client
         // while the upstream is still sending.
-        Ok(Response::from_parts(parts, body.map_err(|e| -> BoxError { Box::new(e) }).boxed()))
+        Ok(response)
     }
 }
 
 impl Upstream {
-    /// The upstream URI: its scheme and authority from the policy, the client's
-    /// path (checked by `target::check`: no dot segments, no encoded slashes)
-    /// below the base path. Built from parts, so nothing in the client's path
-    /// can change where the request goes.
-    fn target(&self, client: &Uri) -> Result<Uri, GatewayError> {
-        let client = client.path_and_query().map(PathAndQuery::as_str).unwrap_or("/");
-        let mut path = String::with_capacity(self.base_path.len() + client.len());
+    /// The upstream path: the client's path (checked by `target::check`: no
+    /// dot segments, no encoded slashes) below the base path. Only the path
+    /// goes on: the scheme and authority are the policy's, so nothing in the
+    /// client's request can change where it goes.
+    fn target(&self, client: &Uri) -> Result<PathAndQuery, GatewayError> {
+        let client = client.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        if self.base_path.is_empty() {
+            return Ok(client);
+        }
+        let mut path = String::with_capacity(self.base_path.len() + client.as_str().len());
         path.push_str(&self.base_path);
-        path.push_str(client);
-        let path = PathAndQuery::try_from(path).map_err(|_| GatewayError::BadTarget("the path is not a valid URI path"))?;
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path);
-        Uri::from_parts(parts).map_err(|_| GatewayError::BadTarget("the path is not a valid URI path"))
+        path.push_str(client.as_str());
+        PathAndQuery::try_from(path).map_err(|_| GatewayError::BadTarget("the path is not a valid URI path"))
     }
 }
 
@@ -162,8 +151,8 @@ fn set_forwarded(headers: &mut HeaderMap, conn: &ConnectionInfo, client_authorit
     };
 }
 
-fn body_too_large(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = std::error::Error::source(error);
+fn body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return true;
