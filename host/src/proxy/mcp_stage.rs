@@ -149,13 +149,24 @@ pub struct UpstreamBody {
 /// MCP workload: the view and the capped body, as they are.
 pub async fn decide(
     workload: &Workload,
-    mut message: Message,
-    mut view: Arc<RequestData>,
+    message: Message,
+    view: Arc<RequestData>,
     allowed: &Allowed,
 ) -> Result<(RequestData, UpstreamBody, Answer), GatewayError> {
     let Some(mcp) = &workload.mcp else {
         return Ok((RequestData::unshare(view), message.into_body(workload.max_body_bytes)?, Answer::Pass));
     };
+    // Boxed, so that the plain proxy's request future does not carry (and copy) the MCP stage's.
+    Box::pin(decide_mcp(workload, mcp, message, view, allowed)).await
+}
+
+async fn decide_mcp(
+    workload: &Workload,
+    mcp: &McpSettings,
+    mut message: Message,
+    mut view: Arc<RequestData>,
+    allowed: &Allowed,
+) -> Result<(RequestData, UpstreamBody, Answer), GatewayError> {
     if matches!(message.state, State::Unread(_)) {
         let headers = std::mem::take(&mut Arc::make_mut(&mut view).headers);
         let calls = message.read(workload, mcp, &headers, None).await?;
@@ -209,7 +220,7 @@ pub enum Answer {
 pub async fn respond(answer: Answer, response: Response<ProxyBody>) -> Result<Response<ProxyBody>, GatewayError> {
     match answer {
         Answer::Pass => Ok(response),
-        Answer::List(filter) => filter.apply(response).await.map_err(|_| GatewayError::ListUnfilterable),
+        Answer::List(filter) => Box::pin(filter.apply(response)).await.map_err(|_| GatewayError::ListUnfilterable),
         Answer::ServerStream(workload) => Ok(server_stream::guard(response, workload)),
     }
 }

@@ -94,7 +94,9 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
             tracing::Span::current().record("route", parts.uri.path());
         }
         let request = Request::from_parts(parts, body);
-        let answered = routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace).instrument(span).await;
+        // Boxed, as the stages below that not every request takes: the request's
+        // future stays small, and small futures are cheap to move.
+        let answered = Box::pin(routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace)).instrument(span).await;
         return answered.map(|response| (response, "served"));
     }
     check_origin(workload, &parts)?;
@@ -230,7 +232,7 @@ async fn upstream(
     let again = retry::Again::keep(workload, &parts, body.again);
     let response = workload.upstream.send(Request::from_parts(parts, body.body), &allowed, conn, &view.authority).await?;
     let response = match again {
-        Some(again) if response.status() == StatusCode::UNAUTHORIZED => retry::once(workload, again, view, response, &allowed, conn).await?,
+        Some(again) if response.status() == StatusCode::UNAUTHORIZED => Box::pin(retry::once(workload, again, view, response, &allowed, conn)).await?,
         _ => response,
     };
     if workload.outbound_logs_in && matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {

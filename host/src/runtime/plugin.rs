@@ -483,7 +483,9 @@ impl Plugin {
         check: impl FnOnce(Answer) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
         let span = self.span(Some(request));
-        let result = self.call_in_span(request, question, check).instrument(span.clone()).await;
+        // Boxed: the call's future is kilobytes, and every future awaiting it
+        // (the chain, the request's) would carry and copy it.
+        let result = Box::pin(self.call_in_span(request, question, check)).instrument(span.clone()).await;
         // Only for export: the log's span needs neither, and recording costs a formatting.
         if crate::telemetry::enabled() {
             match &result {

@@ -92,7 +92,8 @@ impl Pool {
                 },
             }
         }
-        match self.connect().await? {
+        // Boxed: a TLS handshake's future is large, and rarely needed.
+        match Box::pin(self.connect()).await? {
             Connection::Http1(mut sender) => {
                 let response = sender.send_request(request).await?;
                 Ok(self.pooled(response, sender))
