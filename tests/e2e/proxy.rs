@@ -130,6 +130,42 @@ fn futures_util_stream(items: Vec<Result<Vec<u8>, std::io::Error>>) -> impl futu
 }
 
 #[tokio::test]
+async fn a_tls_upstream_is_reached_over_the_http_version_it_offers_on_one_reused_connection() {
+    for (offered, version) in [(&["h2", "http/1.1"][..], "HTTP/2.0"), (&["http/1.1"][..], "HTTP/1.1")] {
+        let (upstream, ca) = TestUpstream::start_tls(offered).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
+        let url = format!("https://localhost:{}/base", upstream.addr.port());
+        let policy = format!("version = 1\n{}", workload("w", &url, &format!("upstream_ca = \"ca.pem\"\n{}", allow())));
+        let gw = TestGateway::start_in(dir, &policy).await.unwrap();
+        for n in 0..5 {
+            let r = client().get(format!("{}/mcp?n={n}", gw.url("w").await)).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{version}");
+            let echo = json(r).await;
+            assert_eq!(echo["version"], version, "the upstream's choice by ALPN");
+            assert_eq!(echo["path"], format!("/base/mcp?n={n}"));
+            assert_eq!(seen(&echo, "x-forwarded-proto"), ["http"]);
+            if version == "HTTP/1.1" {
+                assert_eq!(seen(&echo, "host"), [format!("localhost:{}", upstream.addr.port())]);
+            }
+        }
+        assert_eq!(upstream.hits(), 5);
+        assert_eq!(upstream.connections(), 1, "{version}: every request went on the first connection");
+    }
+}
+
+#[tokio::test]
+async fn a_tls_upstream_whose_certificate_is_not_trusted_is_never_sent_the_request() {
+    let (upstream, _ca) = TestUpstream::start_tls(&["http/1.1"]).await;
+    let url = format!("https://localhost:{}", upstream.addr.port());
+    // No `upstream_ca`: the system's and the bundled roots do not know the test's CA.
+    let gw = TestGateway::start(&format!("version = 1\n{}", workload("w", &url, &allow()))).await.unwrap();
+    let r = client().get(format!("{}/mcp", gw.url("w").await)).header("authorization", "Bearer secret").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(upstream.hits(), 0);
+}
+
+#[tokio::test]
 async fn tls_listener_speaks_http2_and_http1() {
     let upstream = TestUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();

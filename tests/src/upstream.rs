@@ -22,6 +22,7 @@ pub struct TestUpstream {
     pub addr: SocketAddr,
     sse_release: Arc<Notify>,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -33,9 +34,12 @@ impl TestUpstream {
         let release = sse_release.clone();
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (release, counter) = (release.clone(), counter.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -46,12 +50,50 @@ impl TestUpstream {
                 });
             }
         });
-        TestUpstream { addr, sse_release, hits, task }
+        TestUpstream { addr, sse_release, hits, connections, task }
+    }
+
+    /// The same server behind TLS, offering `alpn` (e.g. `["h2", "http/1.1"]`),
+    /// with a certificate for `localhost`; gives its CA certificate (PEM)
+    /// too, for the workload's `upstream_ca`.
+    pub async fn start_tls(alpn: &[&str]) -> (TestUpstream, String) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(vec![cert.cert.der().clone()], key).unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sse_release = Arc::new(Notify::new());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (release, counter, accepted) = (sse_release.clone(), hits.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, release, counter) = (acceptor.clone(), release.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(stream).await else { return };
+                    let service = service_fn(move |req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        handle(req, release.clone())
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        (TestUpstream { addr, sse_release, hits, connections, task }, cert.cert.pem())
     }
 
     /// How many requests reached this upstream.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// How many TCP connections this upstream accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn url(&self) -> String {
