@@ -2,7 +2,8 @@
 
 usage: report.py WORK CLK_TCK OUT.md COMMAND
 reads WORK/results.tsv (throughput), rated.tsv (fixed rates), mcp.tsv (MCP calls),
-startup.tsv (start-up and memory); writes OUT.md and WORK/chart.dat, its verdict at
+startup.tsv (start-up and memory); writes OUT.md and the charts' data (WORK/chart-1.dat,
+chart-2.dat, latency.dat, for bench/chart.gp), its verdict at
 the end, then exits 4 when any scenario answered an error (a socket error, a timeout
 or an HTTP status above 399: wrk and oha count them; every scenario should answer
 200 only, so its figures are not of the path they name), else 3 naming every target
@@ -76,7 +77,7 @@ lines = [
     "| scenario | req/s | p50 µs | p99 µs | p99.9 µs | CPU s / 10k | peak RSS MiB | errors |",
     "|---|---|---|---|---|---|---|---|",
 ]
-with open(os.path.join(work, "chart.dat"), "w") as data:
+if True:
     for name, runs in throughput.items():
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
             name,
@@ -88,8 +89,28 @@ with open(os.path.join(work, "chart.dat"), "w") as data:
             "—" if name == "direct" else spread([r["rss_mib"] for r in runs], lambda v: f"{v:.1f}"),
             sum(r["errors"] for r in runs),
         ))
-        rps = [r["rps"] for r in runs]
-        data.write(f'"{name}" {statistics.median(rps):.0f} {min(rps):.0f} {max(rps):.0f}\n')
+
+# The charts' data (bench/chart.gp): each group is a peer doing the same job, then portcullis.
+CHART_GROUPS = {
+    1: [("no auth / HAProxy", "haproxy", "portcullis anonymous"),
+        ("no auth / nginx", "nginx proxy_pass", "portcullis anonymous"),
+        ("shared key / HAProxy ACL", "haproxy key ACL", "portcullis shared key"),
+        ("shared key, per-request / HAProxy ACL", "haproxy key ACL", "portcullis shared key, per-request"),
+        ("RS256 cached / HAProxy", "haproxy jwt_verify RS256", "portcullis JWT RS256 cached"),
+        ("RS256 uncached / HAProxy", "haproxy jwt_verify RS256", "portcullis JWT RS256 uncached"),
+        ("ES256 cached / HAProxy", "haproxy jwt_verify ES256", "portcullis JWT ES256 cached"),
+        ("ES256 uncached / HAProxy", "haproxy jwt_verify ES256", "portcullis JWT ES256 uncached")],
+    2: [("no auth / HAProxy", "haproxy, 2 threads", "portcullis anonymous, 2 threads"),
+        ("no auth / nginx", "nginx proxy_pass, 2 threads", "portcullis anonymous, 2 threads"),
+        ("shared key / HAProxy ACL", "haproxy key ACL, 2 threads", "portcullis shared key, 2 threads"),
+        ("RS256 cached / HAProxy", "haproxy jwt_verify RS256, 2 threads", "portcullis JWT RS256 cached, 2 threads"),
+        ("RS256 uncached / HAProxy", "haproxy jwt_verify RS256, 2 threads", "portcullis JWT RS256 uncached, 2 threads")],
+}
+for threads, groups in CHART_GROUPS.items():
+    with open(os.path.join(work, f"chart-{threads}.dat"), "w") as data:
+        for label, peer, ours in groups:
+            a, b = median(ours, "rps") or 0, median(peer, "rps") or 0
+            data.write(f'"{label}" {b:.0f} {a:.0f} {a / b if b else 0:.2f}\n')
 
 lines += ["", "### Ratios (median req/s)", "", "| comparison | ratio | target | |", "|---|---|---|---|"]
 for label, ours, theirs, target in [
@@ -129,6 +150,12 @@ for name, runs in rated.items():
         name, spread([r["rps"] for r in runs], count), spread([r["p50"] for r in runs], whole),
         spread([r["p99"] for r in runs], whole), spread([r["p999"] for r in runs], whole), sum(r["errors"] for r in runs)))
 p99 = lambda name: statistics.median(r["p99"] for r in rated[name]) if name in rated else None
+p50 = lambda name: statistics.median(r["p50"] for r in rated[name]) if name in rated else None
+with open(os.path.join(work, "latency.dat"), "w") as data:
+    for rate in sorted({name.rsplit(" at ", 1)[1] for name in rated}, key=lambda r: int(r.split()[0])):
+        for label, ours, theirs in (("shared key", "portcullis shared key", "haproxy key ACL"), ("JWT RS256 cached", "portcullis JWT RS256 cached", "haproxy jwt_verify RS256")):
+            values = [f(f"{n} at {rate}") or 0 for n in (theirs, ours) for f in (p50, p99)]
+            data.write(f'"{label} at {rate}" ' + " ".join(f"{v:.0f}" for v in values) + "\n")
 for rate in sorted({name.rsplit(" at ", 1)[1] for name in rated}, key=lambda r: int(r.split()[0])):
     for ours, theirs in (("portcullis shared key", "haproxy key ACL"), ("portcullis JWT RS256 cached", "haproxy jwt_verify RS256")):
         a, b = p99(f"{ours} at {rate}"), p99(f"{theirs} at {rate}")
@@ -185,7 +212,8 @@ for name, runs in list(throughput.items()) + [(f"{n} (fixed rate)", r) for n, r 
     if errors:
         errored.append(f"{name}: {errors}")
 
-lines += ["", "![requests per second](benchmarks-suite.png)", "", "## Verdict", ""]
+lines += ["", "![requests per second, Portcullis beside its peer](benchmarks-suite.png)", "",
+          "![latency at fixed rates, p50 and p99](benchmarks-latency.png)", "", "## Verdict", ""]
 if errored:
     lines += ["**This run is not valid**: these scenarios answered errors (socket errors, timeouts, or statuses",
               "above 399), so their figures are not of the path they name:", ""] + [f"- {e}" for e in errored] + [""]

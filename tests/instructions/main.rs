@@ -144,5 +144,8 @@ async fn the_per_request_path_stays_within_its_instruction_budget() {
     assert!(proxy <= proxy_base * TOLERANCE, "the proxy runs {proxy:.0} instructions per request, over {TOLERANCE}× its baseline of {proxy_base:.0}");
     assert!(call <= call_base * TOLERANCE, "a component call runs {call:.0} instructions per request, over {TOLERANCE}× its baseline of {call_base:.0}");
     // Far fewer would mean a phase no longer does what it is named for.
-    assert!(proxy >= proxy_base / 2.0 && call >= call_base / 2.0, "far under the baseline ({proxy:.0}, {call:.0}): move it (see the module docs), or is a phase skipped?");
+    assert!(
+        proxy >= proxy_base / 2.0 && call >= call_base / 2.0,
+        "far under the baseline ({proxy:.0}, {call:.0}): move it (see the module docs), or is a phase skipped?"
+    );
 }
