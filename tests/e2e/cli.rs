@@ -163,6 +163,16 @@ fn schema_and_inspect() {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
+    drains_on_sigterm(None).await;
+}
+
+/// One worker thread runs the gateway on tokio's current-thread scheduler (`cli::runtime`).
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_on_one_thread() {
+    drains_on_sigterm(Some("1")).await;
+}
+
+async fn drains_on_sigterm(worker_threads: Option<&str>) {
     let upstream = portcullis_tests::upstream::TestUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
     let port = portcullis_tests::upstream::closed_port().await.port();
@@ -178,6 +188,7 @@ async fn sigterm_drains_in_flight_requests() {
     let mut child = tokio::process::Command::new(portcullis())
         .args(["run", "--policy", policy.to_str().unwrap()])
         .env("PORTCULLIS_HOME", dir.path())
+        .envs(worker_threads.map(|n| ("TOKIO_WORKER_THREADS", n)))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -212,7 +212,15 @@ fn telemetry(
     crate::telemetry::Telemetry::start(&export, runtime).map(Some)
 }
 
+/// The gateway's runtime: tokio's multi-thread scheduler, one worker per
+/// core unless `TOKIO_WORKER_THREADS` says otherwise. Told one worker (a
+/// sidecar given one core), the current-thread scheduler instead: the same
+/// one thread for every task, without the work-stealing machinery, which the
+/// proxy benchmark measured 12 % faster (docs/benchmarks.md, issue 26).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    if std::env::var("TOKIO_WORKER_THREADS").is_ok_and(|n| n.trim() == "1") {
+        return Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?);
+    }
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
