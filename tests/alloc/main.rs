@@ -14,11 +14,7 @@
 // A global allocator is an `unsafe impl`; it only counts and forwards to the system allocator.
 #![allow(unsafe_code)]
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use portcullis_tests::gateway::{TestGateway, behaviour, workload};
-use portcullis_tests::upstream::TestUpstream;
+use portcullis_tests::per_request::{KeptAlive, Phases};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,22 +57,10 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations per request over one kept-alive HTTP/1.1 connection to `addr`.
 async fn allocations_per_request(addr: SocketAddr) -> f64 {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
-    let mut send = async || {
-        let request = http::Request::get("/mcp").header("host", "127.0.0.1:8080").body(Empty::<Bytes>::new()).unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.unwrap();
-    };
-    for _ in 0..WARM_UP {
-        send().await;
-    }
+    let mut connection = KeptAlive::open(addr).await;
+    connection.send(WARM_UP).await;
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for _ in 0..MEASURED {
-        send().await;
-    }
+    connection.send(MEASURED).await;
     (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / MEASURED as f64
 }
 
@@ -85,17 +69,11 @@ async fn the_per_request_path_stays_within_its_allocation_budget() {
     // Logging at trace level (the suite's default) would count the formatting of every line:
     // this subscriber, installed first, keeps errors only.
     let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::ERROR).try_init();
-    let upstream = TestUpstream::start().await;
-    let policy = format!(
-        "version = 1\n{}{}",
-        workload("anonymous", &upstream.url(), "anonymous = true"),
-        workload("component", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#)),
-    );
-    let gw = TestGateway::start(&policy).await.unwrap();
-
-    let direct = allocations_per_request(upstream.addr).await;
-    let anonymous = allocations_per_request(gw.addr("anonymous").await).await;
-    let component = allocations_per_request(gw.addr("component").await).await;
+    let phases = Phases::start().await;
+    let [direct, anonymous, component] = phases.targets;
+    let direct = allocations_per_request(direct).await;
+    let anonymous = allocations_per_request(anonymous).await;
+    let component = allocations_per_request(component).await;
     let proxy = anonymous - direct;
     let call = component - anonymous;
     eprintln!("allocations per request: client + upstream {direct:.1}, the proxy {proxy:.1}, one component call {call:.1}");

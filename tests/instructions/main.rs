@@ -21,12 +21,7 @@
 //! profile the test command builds (dev, dependencies optimised), not of a
 //! release build.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use portcullis_tests::gateway::{TestGateway, behaviour, workload};
-use portcullis_tests::upstream::TestUpstream;
-use std::net::SocketAddr;
+use portcullis_tests::per_request::{KeptAlive, Phases};
 use std::path::{Path, PathBuf};
 
 /// Requests per measured phase, after a warm-up of as many.
@@ -44,36 +39,21 @@ fn portcullis_instructions_checkpoint() {
     std::hint::black_box(());
 }
 
-/// Sends `count` requests over one kept-alive HTTP/1.1 connection to `addr`.
-async fn requests(addr: SocketAddr, count: usize) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
-    for _ in 0..count {
-        let request = http::Request::get("/mcp").header("host", "127.0.0.1:8080").body(Empty::<Bytes>::new()).unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.into_body().collect().await.unwrap();
-    }
-}
-
-/// The child: the three phases, each after a warm-up, with a checkpoint before and after each.
+/// The child: a connection to each of the three targets, warmed up by as
+/// many requests first; then the three measured phases, with a checkpoint
+/// before and after each.
 async fn run_phases() {
     let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::ERROR).try_init();
-    let upstream = TestUpstream::start().await;
-    let policy = format!(
-        "version = 1\n{}{}",
-        workload("anonymous", &upstream.url(), "anonymous = true"),
-        workload("component", &upstream.url(), &behaviour(r#"mode = "allow", tag = "a""#)),
-    );
-    let gw = TestGateway::start(&policy).await.unwrap();
-    let targets = [upstream.addr, gw.addr("anonymous").await, gw.addr("component").await];
-    for addr in targets {
-        requests(addr, REQUESTS).await;
+    let phases = Phases::start().await;
+    let mut connections = Vec::new();
+    for addr in phases.targets {
+        let mut connection = KeptAlive::open(addr).await;
+        connection.send(REQUESTS).await;
+        connections.push(connection);
     }
-    for addr in targets {
+    for connection in &mut connections {
         portcullis_instructions_checkpoint();
-        requests(addr, REQUESTS).await;
+        connection.send(REQUESTS).await;
     }
     portcullis_instructions_checkpoint();
 }

@@ -7,6 +7,7 @@ pub mod leaks;
 pub mod login;
 pub mod node;
 pub mod oauth;
+pub mod per_request;
 pub mod plugin;
 pub mod prometheus;
 pub mod redis;
