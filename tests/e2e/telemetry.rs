@@ -315,3 +315,33 @@ async fn with_the_collector_down_requests_are_answered_and_the_log_says_so_once(
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// What is still queued when the gateway stops is exported as it stops, on
+/// either scheduler: with one worker the runtime is a current-thread one,
+/// which runs the exports' requests only while something drives it.
+#[tokio::test]
+async fn spans_queued_at_shutdown_are_exported_on_one_thread_and_on_several() {
+    for threads in ["1", "2"] {
+        let receiver = Receiver::start().await;
+        let upstream = TestUpstream::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let policy = format!(
+            "version = 1\n{}\n[telemetry]\nendpoint = \"http://127.0.0.1:{}\"\n\n{}",
+            portcullis_tests::fixture_components(),
+            receiver.port,
+            workload("open", port, &upstream.url(), &behaviour("mode = \"allow\"")),
+        );
+        // Spans wait a minute in the queue: only the stop sends them.
+        let mut gateway = run_gateway(dir.path(), &policy, &[("TOKIO_WORKER_THREADS", threads), ("OTEL_BSP_SCHEDULE_DELAY", "60000")]);
+        let url = format!("http://127.0.0.1:{port}/tools");
+        wait_until_up(&url).await;
+        assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+        let pid = gateway.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = tokio::time::timeout(Duration::from_secs(20), gateway.wait()).await.expect("the gateway stops").unwrap();
+        assert!(status.success(), "{threads} worker(s): {status}: {}", std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default());
+        let names: Vec<_> = receiver.spans().iter().map(|s| s["name"].as_str().unwrap_or_default().to_owned()).collect();
+        assert!(names.iter().any(|n| n == "request"), "{threads} worker(s): the request's span was exported at the stop: {names:?}");
+    }
+}

@@ -179,7 +179,7 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 /// `portcullis run`. Telemetry is read before logging starts (its layer is
 /// part of the one subscriber), and flushed after the gateway stops, while
-/// the runtime its exports run on still exists.
+/// the runtime its exports run on still runs.
 fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
     let home = crate::home::dir()?;
     let runtime = runtime()?;
@@ -187,7 +187,10 @@ fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
     init_logging(format, layer);
     let served = runtime.block_on(crate::gateway::run(crate::gateway::Options::new(policy, home)));
     if let Some(telemetry) = telemetry {
-        telemetry.shutdown();
+        // The flush waits on the SDK's threads, whose requests run on this
+        // runtime: it waits on a blocking thread while `block_on` drives the
+        // runtime (a current-thread runtime runs nothing outside `block_on`).
+        let _ = runtime.block_on(runtime.spawn_blocking(move || telemetry.shutdown()));
     }
     served?;
     Ok(ExitCode::SUCCESS)

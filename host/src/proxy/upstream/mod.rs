@@ -41,7 +41,7 @@ impl Upstream {
             None => anyhow::bail!("the upstream URL has no host"),
         };
         let port = url.port_or_known_default().ok_or_else(|| anyhow::anyhow!("the upstream URL has no port"))?;
-        let pool = Arc::new(Pool::new(scheme.clone(), &host_name, port, tls)?);
+        let pool = Arc::new(Pool::new(scheme.clone(), authority.parse()?, &host_name, port, tls)?);
         let host = HeaderValue::from_str(&authority)?;
         let base = format!("{scheme}://{authority}");
         Ok(Upstream { pool, host, base, base_path: url.path().trim_end_matches('/').to_owned(), timeout })
@@ -88,7 +88,7 @@ impl Upstream {
         request.headers_mut().insert(header::HOST, self.host.clone());
         set_forwarded(request.headers_mut(), conn, client_authority);
 
-        let response = match tokio::time::timeout(self.timeout, self.pool.send(request, path)).await {
+        let mut response = match tokio::time::timeout(self.timeout, self.pool.send(request, path)).await {
             Ok(Ok(response)) => response,
             Ok(Err(error)) => {
                 if body_too_large(&*error) {
@@ -102,7 +102,6 @@ impl Upstream {
                 return Err(GatewayError::UpstreamTimeout);
             }
         };
-        let mut response = response;
         remove_hop_by_hop(response.headers_mut());
         // Frames pass through as they arrive: an SSE event reaches the client
         // while the upstream is still sending.

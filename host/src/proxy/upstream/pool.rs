@@ -58,9 +58,11 @@ struct Idle {
 pub type SendError = BoxError;
 
 impl Pool {
-    /// A pool for `scheme://host:port`; `tls` is used for `https`.
-    pub fn new(scheme: Scheme, host: &str, port: u16, tls: rustls::ClientConfig) -> anyhow::Result<Self> {
-        let authority: Authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }.parse()?;
+    /// A pool for `scheme://authority`, whose connections go to `host:port`
+    /// (an IPv6 address without brackets); `tls` is used for `https`. The
+    /// authority is the upstream URL's, as the `Host` header has it (HTTP/2's
+    /// `:authority`): without a default port, which some servers would not match.
+    pub fn new(scheme: Scheme, authority: Authority, host: &str, port: u16, tls: rustls::ClientConfig) -> anyhow::Result<Self> {
         let tls = if scheme == Scheme::HTTPS {
             let mut config = tls;
             // The upstream picks: HTTP/2 if it offers it, else HTTP/1.1.
