@@ -61,8 +61,18 @@ async fn run_phases() {
 /// Instructions per request: (the proxy, one component call).
 fn measure() -> (f64, f64) {
     let out = tempfile::tempdir().unwrap();
+    // `--smc-check=all`: wasmtime writes the code it compiles into memory;
+    // without it callgrind may run a stale translation and crash (it did, on
+    // a fresh clone, where no component was compiled for the CPU callgrind shows).
     let status = std::process::Command::new("valgrind")
-        .args(["--tool=callgrind", "--separate-threads=yes", "--dump-before=*portcullis_instructions_checkpoint*", "--dump-instr=no", "--collect-jumps=no"])
+        .args([
+            "--tool=callgrind",
+            "--separate-threads=yes",
+            "--dump-before=*portcullis_instructions_checkpoint*",
+            "--dump-instr=no",
+            "--collect-jumps=no",
+            "--smc-check=all",
+        ])
         .arg(format!("--callgrind-out-file={}/callgrind.out", out.path().display()))
         .arg(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
