@@ -87,7 +87,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { policy } => serve(policy, cli.log_format),
         command => {
-            init_logging(cli.log_format, None);
+            init_logging(cli.log_format);
             run(command)
         }
     };
@@ -177,14 +177,13 @@ pub(crate) fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `portcullis run`. Telemetry is read before logging starts (its layer is
-/// part of the one subscriber), and flushed after the gateway stops, while
-/// the runtime its exports run on still runs.
+/// `portcullis run`. Telemetry is flushed after the gateway stops, while the
+/// runtime its exports run on still runs.
 fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
     let home = crate::home::dir()?;
     let runtime = runtime()?;
-    let (telemetry, layer) = telemetry(&policy, &home, runtime.handle().clone())?.unzip();
-    init_logging(format, layer);
+    init_logging(format);
+    let telemetry = telemetry(&policy, &home, runtime.handle().clone())?;
     let served = runtime.block_on(crate::gateway::run(crate::gateway::Options::new(policy, home)));
     if let Some(telemetry) = telemetry {
         // The flush waits on the SDK's threads, whose requests run on this
@@ -204,7 +203,7 @@ fn telemetry(
     policy: &std::path::Path,
     home: &std::path::Path,
     runtime: tokio::runtime::Handle,
-) -> anyhow::Result<Option<(crate::telemetry::Telemetry, crate::telemetry::SpanLayer)>> {
+) -> anyhow::Result<Option<crate::telemetry::Telemetry>> {
     let settings = crate::policy::load_file(policy).map(|p| p.telemetry).unwrap_or_default();
     let store = crate::secrets::SecretStore::in_home(home);
     let secret = |name: &str| -> anyhow::Result<String> {
@@ -227,26 +226,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-/// The log on stderr, and with `spans` the telemetry layer that exports them.
-fn init_logging(format: LogFormat, spans: Option<crate::telemetry::SpanLayer>) {
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
+/// The log on stderr.
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour only for a person at a terminal: never in a file or a pipe, never with NO_COLOR (no-color.org).
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    if let Some(spans) = spans {
-        // `RUST_LOG` filters the log only (a per-layer filter): the exported
-        // spans are chosen by the telemetry layer's own filter, whatever the log level.
-        let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
-        let log = match format {
-            LogFormat::Text => log.with_filter(filter).boxed(),
-            LogFormat::Json => log.json().with_filter(filter).boxed(),
-        };
-        tracing_subscriber::registry().with(spans).with(log).init();
-        return;
-    }
-    // Without telemetry, the subscriber as it always was: one global filter, no per-layer bookkeeping.
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),

@@ -21,29 +21,25 @@ use crate::runtime::verdict::Injection;
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::sync::Arc;
+use crate::telemetry::trace::{InSpan, Span};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use tracing::Instrument;
 
 /// Handles one request on `workload` and counts its outcome. Everything logged
 /// while it runs (by the gateway or by a component) carries its span: the
 /// workload, the method and the request id, which also goes upstream and back
-/// to the client as `X-Request-Id`. While exporting, the span is also the
-/// trace's root ([`crate::telemetry::request`]).
+/// to the client as `X-Request-Id`. While exporting, the request has a span of
+/// its own in the trace ([`crate::telemetry::request`]).
 pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
-    let span = tracing::info_span!(
-        "request",
-        otel.kind = tracing::field::Empty,
-        workload = %workload.name,
-        method = %request.method(),
-        request_id = %request_id::text(&id),
-        route = tracing::field::Empty,
-        status = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-    );
-    let exported = crate::telemetry::request::start(&span, request.headers(), request.method(), workload.trust_trace_context);
+    let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
+    let exported =
+        crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
-    let (mut response, outcome) = match run(workload, request, conn).instrument(span.clone()).await {
+    let ran = InSpan::new(exported.as_ref().map(|e| e.span()), run(workload, request, conn)).instrument(span);
+    let (mut response, outcome) = match ran.await {
         Ok((response, outcome)) => (response, outcome),
         Err(error) => {
             tracing::debug!(workload = %workload.name, reason = error.reason(), request_id = %request_id::text(&id), "request refused");
@@ -64,7 +60,7 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     };
     workload.metrics.request(outcome);
     if let Some(exported) = exported {
-        exported.finish(&span, &workload.name, conn.scheme, response.status(), outcome);
+        exported.finish(&workload.name, conn.scheme, response.status(), outcome);
     }
     response.headers_mut().entry(request_id::HEADER).or_insert(id);
     response
@@ -89,14 +85,19 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     //     and PKCE; the Host check above still holds.
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
         // The path is one the server declared (matched exactly), not the client's text.
-        let span = crate::telemetry::span!("server.route", route = parts.uri.path());
-        if crate::telemetry::enabled() {
-            tracing::Span::current().record("route", parts.uri.path());
+        let path = parts.uri.path();
+        let exported = Span::child("server.route", SpanKind::Internal, || vec![KeyValue::new("route", path.to_owned())]);
+        if exported.is_some() {
+            crate::telemetry::trace::set_on_current("route", path.to_owned());
         }
         let request = Request::from_parts(parts, body);
         // Boxed, as the stages below that not every request takes: the request's
         // future stays small, and small futures are cheap to move.
-        let answered = Box::pin(routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace)).instrument(span).await;
+        let answering = Box::pin(routes::answer(routes, route, request, conn, authority, &workload.headers, workload.body_pace));
+        let answered = InSpan::new(exported.as_ref(), answering).await;
+        if let Some(exported) = exported {
+            exported.end();
+        }
         return answered.map(|response| (response, "served"));
     }
     check_origin(workload, &parts)?;

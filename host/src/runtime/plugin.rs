@@ -27,6 +27,7 @@ use super::request::RequestData;
 use super::slow_lane::{Caller, LANE_INPUT_BYTES, Late, Marked, Marks, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
+use opentelemetry::KeyValue;
 use crate::admin::metrics::{LaneReason, PluginMetrics};
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -473,8 +474,8 @@ impl Plugin {
     }
 
     /// Asks the component `question` within the deadline, in its `plugin.call`
-    /// span; while exporting, the span gets the answer's `label` (its verdict)
-    /// or the fault's kind.
+    /// span; while exporting, in an exported span too, which gets the
+    /// answer's `label` (its verdict) or the fault's kind.
     async fn call<R>(
         self: &Arc<Self>,
         request: &Arc<RequestData>,
@@ -482,18 +483,35 @@ impl Plugin {
         label: impl FnOnce(&R) -> &'static str,
         check: impl FnOnce(Answer) -> Result<R, String>,
     ) -> Result<R, PluginFault> {
-        let span = self.span(Some(request));
+        let exported = self.exported_span();
         // Boxed: the call's future is kilobytes, and every future awaiting it
         // (the chain, the request's) would carry and copy it.
-        let result = Box::pin(self.call_in_span(request, question, check)).instrument(span.clone()).await;
-        // Only for export: the log's span needs neither, and recording costs a formatting.
-        if crate::telemetry::enabled() {
+        let result = Box::pin(self.call_in_span(request, question, check)).instrument(self.span(Some(request))).await;
+        if let Some(mut exported) = exported {
             match &result {
-                Ok(answer) => span.record("verdict", label(answer)),
-                Err(fault) => span.record("fault", fault.kind.label()).record("blame", fault.kind.blame()),
-            };
+                Ok(answer) => exported.set("verdict", label(answer)),
+                Err(fault) => {
+                    exported.set("fault", fault.kind.label());
+                    exported.set("blame", fault.kind.blame());
+                }
+            }
+            exported.end();
         }
         result
+    }
+
+    /// The exported span of a call (`None` when not exporting): the
+    /// component, its role and world. The workload and the request id are
+    /// the parent request span's.
+    fn exported_span(&self) -> Option<crate::telemetry::trace::Leaf> {
+        crate::telemetry::trace::Leaf::child("plugin.call", opentelemetry::trace::SpanKind::Internal, || {
+            // Room for the verdict, or the fault and its blame.
+            let mut attributes = Vec::with_capacity(5);
+            attributes.push(KeyValue::new("component", self.label.component.clone()));
+            attributes.push(KeyValue::new("role", self.role.label()));
+            attributes.push(KeyValue::new("world", self.role.world()));
+            attributes
+        })
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if
@@ -754,21 +772,8 @@ impl Plugin {
 /// `RUST_LOG=warn`. An enabled span costs about 7 allocations per call (the
 /// formatted fields), so a filter that keeps errors only (the allocation
 /// test's, tests/alloc) opens none, and a fault logged then names no component.
-///
-/// Exported ([`crate::telemetry`]) as the request's child, with the WIT
-/// world, and the verdict or the fault recorded when the call ends.
 pub(crate) fn call_span(label: &PluginLabel, role: &'static str, world: &'static str, request_id: Option<&str>) -> tracing::Span {
-    tracing::warn_span!(
-        "plugin.call",
-        workload = %label.workload,
-        component = %label.component,
-        role,
-        world,
-        request_id,
-        verdict = tracing::field::Empty,
-        fault = tracing::field::Empty,
-        blame = tracing::field::Empty,
-    )
+    tracing::warn_span!("plugin.call", workload = %label.workload, component = %label.component, role, world, request_id)
 }
 
 /// What guest code does at each epoch tick: give the executor back (so a

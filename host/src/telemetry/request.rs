@@ -1,35 +1,47 @@
-//! The request span's export: what `proxy::pipeline::handle` adds to its
-//! `request` span while exporting, at the start and at the end.
+//! The request span: `proxy::pipeline::handle` starts it with what the
+//! request line says, and finishes it with the answer.
 
+use super::trace::Span;
 use http::{HeaderMap, Method, StatusCode};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry::trace::SpanKind;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A request being exported, from its start.
 pub struct Exported {
+    span: Span,
     started: Instant,
     method: Method,
 }
 
-/// Starts the export of a request (`None` when not exporting): the span
-/// becomes a server span, continuing the client's trace when `trust` (the
-/// workload's `trust_trace_context`). Call it before the span is entered,
-/// so that every child is in that trace.
-pub fn start(span: &tracing::Span, headers: &HeaderMap, method: &Method, trust: bool) -> Option<Exported> {
-    if !super::enabled() {
-        return None;
-    }
-    span.record("otel.kind", "server");
-    if trust {
-        super::context::continue_from_client(span, headers);
-    }
-    Some(Exported { started: Instant::now(), method: method.clone() })
+/// Starts the export of a request (`None` when not exporting): a server
+/// span, continuing the client's trace when `trust` (the workload's
+/// `trust_trace_context`), a new trace otherwise. The request's stages run
+/// in it ([`super::trace::InSpan`]), so that every child is in that trace.
+pub fn start(workload: &Arc<str>, method: &Method, request_id: &str, headers: &HeaderMap, trust: bool) -> Option<Exported> {
+    let parent = if trust { super::context::from_client(headers) } else { opentelemetry::Context::new() };
+    let span = Span::start("request", SpanKind::Server, &parent, || {
+        // Room for the route, the status and the outcome.
+        let mut attributes = Vec::with_capacity(6);
+        attributes.push(KeyValue::new("workload", workload.clone()));
+        attributes.push(KeyValue::new("method", super::metrics::known_method(method).map_or_else(|| method.to_string().into(), Value::from)));
+        attributes.push(KeyValue::new("request_id", request_id.to_owned()));
+        attributes
+    })?;
+    Some(Exported { span, started: Instant::now(), method: method.clone() })
 }
 
 impl Exported {
-    /// Records the answer on the span, and its duration in `http.server.request.duration`.
-    /// Only while exporting: in the log the fields would cost a formatting each and say nothing new.
-    pub fn finish(self, span: &tracing::Span, workload: &str, scheme: &'static str, status: StatusCode, outcome: &'static str) {
-        span.record("status", i64::from(status.as_u16())).record("outcome", outcome);
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Ends the span with the answer, and records its duration in `http.server.request.duration`.
+    pub fn finish(self, workload: &Arc<str>, scheme: &'static str, status: StatusCode, outcome: &'static str) {
+        self.span.set("status", i64::from(status.as_u16()));
+        self.span.set("outcome", outcome);
+        self.span.end();
         super::metrics::request_duration(workload, &self.method, scheme, status, self.started.elapsed());
     }
 }

@@ -17,7 +17,8 @@ use http::{Request, Response, Uri};
 use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument;
+use crate::telemetry::trace::Leaf;
+use opentelemetry::trace::SpanKind;
 
 pub struct Upstream {
     pool: Arc<Pool>,
@@ -61,13 +62,16 @@ impl Upstream {
         conn: &ConnectionInfo,
         authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let span = crate::telemetry::span!("upstream", otel.kind = "client", status = tracing::field::Empty);
-        if crate::telemetry::enabled() {
-            crate::telemetry::context::to_upstream(&span, request.headers_mut());
+        let exported = Leaf::child("upstream", SpanKind::Client, || Vec::with_capacity(1));
+        if let Some(exported) = &exported {
+            crate::telemetry::context::to_upstream(exported.span_context(), request.headers_mut());
         }
-        let response = self.forward(request, allowed, conn, authority).instrument(span.clone()).await;
-        if let Ok(response) = &response {
-            span.record("status", i64::from(response.status().as_u16()));
+        let response = self.forward(request, allowed, conn, authority).await;
+        if let Some(mut exported) = exported {
+            if let Ok(response) = &response {
+                exported.set("status", i64::from(response.status().as_u16()));
+            }
+            exported.end();
         }
         response
     }
