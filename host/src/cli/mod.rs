@@ -199,11 +199,7 @@ fn serve(policy: PathBuf, format: LogFormat) -> anyhow::Result<ExitCode> {
 /// environment, with header values from the secret store in `home`. `None`:
 /// nothing is exported (also when the policy does not load: the gateway
 /// reports why as it starts).
-fn telemetry(
-    policy: &std::path::Path,
-    home: &std::path::Path,
-    runtime: tokio::runtime::Handle,
-) -> anyhow::Result<Option<crate::telemetry::Telemetry>> {
+fn telemetry(policy: &std::path::Path, home: &std::path::Path, runtime: tokio::runtime::Handle) -> anyhow::Result<Option<crate::telemetry::Telemetry>> {
     let settings = crate::policy::load_file(policy).map(|p| p.telemetry).unwrap_or_default();
     let store = crate::secrets::SecretStore::in_home(home);
     let secret = |name: &str| -> anyhow::Result<String> {

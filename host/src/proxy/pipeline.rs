@@ -18,12 +18,12 @@ use crate::body::ProxyBody;
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
+use crate::telemetry::trace::{InSpan, Span};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use std::sync::Arc;
-use crate::telemetry::trace::{InSpan, Span};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Handles one request on `workload` and counts its outcome. Everything logged
@@ -34,8 +34,7 @@ use tracing::Instrument;
 pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
     let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
-    let exported =
-        crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
+    let exported = crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
     let ran = InSpan::new(exported.as_ref().map(|e| e.span()), run(workload, request, conn)).instrument(span);

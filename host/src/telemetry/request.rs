@@ -3,8 +3,8 @@
 
 use super::trace::Span;
 use http::{HeaderMap, Method, StatusCode};
-use opentelemetry::{KeyValue, Value};
 use opentelemetry::trace::SpanKind;
+use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -11,14 +11,14 @@ use super::headers::remove_hop_by_hop;
 use super::server::ConnectionInfo;
 use crate::body::ProxyBody;
 use crate::error_chain::Chain;
+use crate::telemetry::trace::Leaf;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
+use opentelemetry::trace::SpanKind;
 use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::telemetry::trace::Leaf;
-use opentelemetry::trace::SpanKind;
 
 pub struct Upstream {
     pool: Arc<Pool>,
