@@ -34,6 +34,8 @@ const OTLP_TOKEN: &str = "Bearer otlp-token-5f1d9c27";
 const INJECTED: &str = "upstream-token-8b2e4711";
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+/// A trusted client's trace that it does not sample (flags `00`).
+const UNSAMPLED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 
 fn client_traceparent() -> String {
     format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01")
@@ -171,6 +173,19 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     assert_eq!(trusted_trace, CLIENT_TRACE, "the upstream is in the client's trace");
     assert_ne!(trusted_parent, CLIENT_SPAN, "its parent is the gateway's span, not the client's");
     assert_eq!(seen(&echo, "tracestate"), ["client=1"], "a trusted client's trace state goes on");
+    // A trusted client that does not sample this trace: its flag goes on to
+    // the upstream, and nothing of the trace is exported (checked below,
+    // once the later requests' spans have arrived).
+    let unsampled = client()
+        .get(format!("http://127.0.0.1:{trusting}/tools"))
+        .header("traceparent", format!("00-{UNSAMPLED_TRACE}-{CLIENT_SPAN}-00"))
+        .header("x-portcullis-key", key.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsampled.status(), 200);
+    let parent = seen(&json(unsampled).await, "traceparent")[0].clone();
+    assert!(parent.starts_with(&format!("00-{UNSAMPLED_TRACE}-")) && parent.ends_with("-00"), "not sampled, in the client's trace: {parent}");
     let route = send(format!("http://127.0.0.1:{trusting}/hello"), false).await.unwrap();
     assert_eq!(route.status(), 200);
     let ignored = send(format!("http://127.0.0.1:{untrusting}/tools"), false).await.unwrap();
@@ -201,6 +216,7 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
         spans = receiver.spans();
     }
     assert!(wanted(&spans), "spans received: {spans:#?}");
+    assert!(!spans.iter().any(|s| s["trace_id"] == UNSAMPLED_TRACE), "a trace the trusted client does not sample is not exported: {spans:#?}");
     let request = |workload: &str, outcome: &str| {
         let found: Vec<&Value> = spans.iter().filter(|s| s["name"] == "request" && attr(s, "workload") == workload && attr(s, "outcome") == outcome).collect();
         assert_eq!(found.len(), 1, "one {workload} {outcome} request span: {spans:#?}");
