@@ -20,6 +20,9 @@ pub struct Exported {
 /// `trust_trace_context`), a new trace otherwise. The request's stages run
 /// in it ([`super::trace::InSpan`]), so that every child is in that trace.
 pub fn start(workload: &Arc<str>, method: &Method, request_id: &str, headers: &HeaderMap, trust: bool) -> Option<Exported> {
+    if !super::trace::exporting() {
+        return None;
+    }
     let parent = if trust { super::context::from_client(headers) } else { opentelemetry::Context::new() };
     let span = Span::start("request", SpanKind::Server, &parent, || {
         // Room for the route, the status and the outcome.

@@ -31,6 +31,12 @@ pub(super) fn install(tracer: SdkTracer) {
     let _ = TRACER.set(tracer);
 }
 
+/// Whether spans are exported: for work done before a span starts (reading
+/// the client's trace context), which is skipped when not.
+pub fn exporting() -> bool {
+    TRACER.get().is_some()
+}
+
 /// A span being exported that has children (`request`, `server.route`), in
 /// the context they start in. It ends at [`Span::end`], or when dropped (a
 /// request whose client went away).
@@ -55,11 +61,6 @@ impl Span {
 
     pub fn set(&self, key: &'static str, value: impl Into<Value>) {
         self.cx.span().set_attribute(KeyValue::new(key, value));
-    }
-
-    /// The context of this span, for its children and the upstream's `traceparent`.
-    pub fn context(&self) -> &Context {
-        &self.cx
     }
 
     pub fn end(self) {
