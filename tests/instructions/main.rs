@@ -64,7 +64,7 @@ fn measure() -> (f64, f64) {
     // `--smc-check=all`: wasmtime writes the code it compiles into memory;
     // without it callgrind may run a stale translation and crash (it did, on
     // a fresh clone, where no component was compiled for the CPU callgrind shows).
-    let status = std::process::Command::new("valgrind")
+    let run = std::process::Command::new("valgrind")
         .args([
             "--tool=callgrind",
             "--separate-threads=yes",
@@ -77,11 +77,24 @@ fn measure() -> (f64, f64) {
         .arg(std::env::current_exe().unwrap())
         .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
+        // Short panics: the message, not a backtrace, in the tail shown below.
+        .env("RUST_BACKTRACE", "0")
+        .output()
         .expect("valgrind runs (the test command installs it)");
-    assert!(status.success(), "the measured run failed under callgrind: {status}");
+    // The child's own words (its panic) and valgrind's, the last of each: it
+    // has failed under callgrind alone, intermittently, and a failure that
+    // shows only a status cannot be diagnosed.
+    let tail = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        text.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect::<String>()
+    };
+    assert!(
+        run.status.success(),
+        "the measured run failed under callgrind: {}\n--- stdout\n{}\n--- stderr\n{}",
+        run.status,
+        tail(&run.stdout),
+        tail(&run.stderr)
+    );
     // Dumps 1 to 4: before the direct phase, then after each phase, each
     // holding the count since the dump before it. They are the dumping
     // thread's (`callgrind.out.{dump}-{thread}`): the test's, which runs
