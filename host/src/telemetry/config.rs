@@ -94,12 +94,21 @@ impl TelemetrySettings {
 /// the file an operator reviews).
 #[derive(Debug)]
 pub struct Export {
-    /// Full URLs per signal; `None` leaves the exporter to read
-    /// `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}ENDPOINT` itself.
-    pub traces_endpoint: Option<String>,
+    /// Where spans go: the policy's endpoint with `/v1/traces`, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as it is, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces`, else the
+    /// specification's `http://localhost:4318/v1/traces`.
+    pub traces_endpoint: String,
+    /// Where metrics go; `None` leaves opentelemetry-otlp to read
+    /// `OTEL_EXPORTER_OTLP_{,METRICS_}ENDPOINT` itself.
     pub metrics_endpoint: Option<String>,
-    /// Header values from the secret store (the exporter also adds `OTEL_EXPORTER_OTLP_HEADERS`).
+    /// Header values from the secret store (the metrics exporter also adds
+    /// `OTEL_EXPORTER_OTLP_{,METRICS_}HEADERS`).
     pub headers: std::collections::HashMap<String, String>,
+    /// The spans' headers: `headers`, and those of
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (else `OTEL_EXPORTER_OTLP_HEADERS`)
+    /// that the policy does not name.
+    pub trace_headers: Vec<(String, String)>,
     pub sampling_ratio: f64,
     pub service_name: String,
 }
@@ -127,15 +136,43 @@ impl Export {
             let value = secret(secret_name).map_err(|e| e.context(format!("[telemetry] header_secrets.{name}: reading the secret {secret_name:?}")))?;
             headers.insert(name.as_str().to_owned(), value);
         }
+        let traces_endpoint = signal("/v1/traces")
+            .or_else(|| set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| format!("{}/v1/traces", base.trim_end_matches('/'))))
+            .unwrap_or_else(|| "http://localhost:4318/v1/traces".to_owned());
+        let mut trace_headers: Vec<(String, String)> = headers.iter().map(|(name, value)| (name.clone(), value.clone())).collect();
+        let env_headers = set("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| set("OTEL_EXPORTER_OTLP_HEADERS")).unwrap_or_default();
+        for (name, value) in header_list(&env_headers) {
+            if !headers.contains_key(&name) {
+                trace_headers.push((name, value));
+            }
+        }
         let ratio_from_env = set("OTEL_TRACES_SAMPLER_ARG").and_then(|v| v.trim().parse::<f64>().ok()).filter(|r| (0.0..=1.0).contains(r));
         Ok(Some(Export {
-            traces_endpoint: signal("/v1/traces"),
+            traces_endpoint,
             metrics_endpoint: signal("/v1/metrics"),
             headers,
+            trace_headers,
             sampling_ratio: settings.sampling_ratio.or(ratio_from_env).unwrap_or(1.0),
             service_name: settings.service_name.clone().or_else(|| set("OTEL_SERVICE_NAME")).unwrap_or_else(|| "portcullis".into()),
         }))
     }
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`' format: `name=value` pairs separated by
+/// commas, values percent-encoded (W3C Baggage's format, as the
+/// specification says). Names are lower-cased; a pair that is not a valid
+/// header is skipped, as opentelemetry-otlp does.
+fn header_list(text: &str) -> Vec<(String, String)> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8().ok()?;
+            http::HeaderValue::from_str(&value).ok()?;
+            Some((name.as_str().to_owned(), value.into_owned()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ fn off_unless_an_endpoint_is_named() {
     assert!(Export::resolve(&TelemetrySettings::default(), &none, no_secret).unwrap().is_none());
     let env = |name: &str| (name == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://collector:4318".to_owned());
     let export = Export::resolve(&TelemetrySettings::default(), &env, no_secret).unwrap().expect("the variable turns export on");
-    assert_eq!(export.traces_endpoint, None, "the exporter reads the variable itself");
+    assert_eq!(export.traces_endpoint, "http://collector:4318/v1/traces");
+    assert_eq!(export.metrics_endpoint, None, "opentelemetry-otlp reads the variable itself");
     let disabled = |name: &str| match name {
         "OTEL_SDK_DISABLED" => Some("true".to_owned()),
         _ => env(name),
@@ -34,7 +35,7 @@ fn the_policy_wins_over_the_environment() {
         _ => None,
     };
     let export = Export::resolve(&settings, &env, |name| Ok(format!("value-of-{name}"))).unwrap().unwrap();
-    assert_eq!(export.traces_endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/traces"));
+    assert_eq!(export.traces_endpoint, "http://127.0.0.1:4318/v1/traces");
     assert_eq!(export.metrics_endpoint.as_deref(), Some("http://127.0.0.1:4318/v1/metrics"));
     assert_eq!((export.sampling_ratio, export.service_name.as_str()), (0.5, "edge"));
     assert_eq!(export.headers["authorization"], "value-of-otlp");
@@ -53,4 +54,33 @@ fn problems_name_their_key_and_never_echo_a_credential() {
     assert_eq!(fields, ["endpoint", "header_secrets.bad header", "header_secrets.ok", "sampling_ratio"]);
     assert!(problems.iter().all(|p| !p.message.contains("hunter2")));
     assert!(TelemetrySettings::parse(Some(&file("endpoint = \"ftp://c\""))).is_err());
+}
+
+#[test]
+fn spans_go_where_the_standard_variables_say() {
+    let endpoint = |vars: &'static [(&'static str, &'static str)]| {
+        let env = move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string());
+        Export::resolve(&TelemetrySettings::default(), &env, no_secret).unwrap().unwrap().traces_endpoint
+    };
+    assert_eq!(endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]), "http://c:4318/v1/traces");
+    // The signal's own variable is used as it is, and wins over the base.
+    let both = &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:9999/spans")];
+    assert_eq!(endpoint(both), "http://t:9999/spans");
+    // Only metrics named: spans go to the specification's default.
+    assert_eq!(endpoint(&[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/v1/metrics")]), "http://localhost:4318/v1/traces");
+}
+
+#[test]
+fn span_headers_add_the_variables_under_the_policy() {
+    let settings = TelemetrySettings::parse(Some(&file("endpoint = \"http://c:4318\"\nheader_secrets = { authorization = \"otlp\" }"))).unwrap();
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("ignored=yes".to_owned()),
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => Some("Authorization=from-env, x-tenant = a%20b%2Cc,bad header=x,no-equals".to_owned()),
+        _ => None,
+    };
+    let export = Export::resolve(&settings, &env, |name| Ok(format!("value-of-{name}"))).unwrap().unwrap();
+    let mut headers = export.trace_headers.clone();
+    headers.sort();
+    let expected = [("authorization", "value-of-otlp"), ("x-tenant", "a b,c")].map(|(n, v)| (n.to_owned(), v.to_owned()));
+    assert_eq!(headers, expected);
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod context;
 mod export;
 pub mod metrics;
+mod otlp;
 pub mod request;
 pub mod trace;
 
