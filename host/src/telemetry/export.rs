@@ -247,3 +247,7 @@ impl HttpClient for Client {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "export_tests.rs"]
+mod tests;
