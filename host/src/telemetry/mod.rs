@@ -23,6 +23,7 @@ mod export;
 pub mod metrics;
 mod otlp;
 pub mod request;
+mod span_export;
 pub mod trace;
 
 pub use config::{Export, TelemetryFile, TelemetrySettings};

@@ -6,7 +6,7 @@
 //! list, a hash map to group spans by scope), then encodes and frees them.
 //! On one core that was most of the exporting thread's cost, about 4 µs a
 //! request (docs/benchmarks.md, "Telemetry overhead"). Here each field is
-//! written once into one buffer. The field numbers are those of
+//! written once, as the span ends ([`super::span_export`]). The field numbers are those of
 //! opentelemetry-proto's `trace/v1/trace.proto` and `common/v1/common.proto`;
 //! the telemetry tests decode the result with the official definitions.
 
@@ -21,37 +21,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
-/// `batch` as one `ExportTraceServiceRequest`: one `ResourceSpans`
-/// starting with `resource` ([`resource`]), a `ScopeSpans` per scope in the
-/// order the scopes first appear (the gateway has one).
-pub fn encode(resource: &[u8], batch: Vec<SpanData>) -> Vec<u8> {
-    // Each scope with its spans, encoded; found by a scan, as there are one or two.
-    let mut scopes: Vec<(InstrumentationScope, Vec<u8>)> = Vec::with_capacity(1);
-    let mut span = Vec::with_capacity(512);
-    let size = batch.len() * 256;
-    for data in batch {
-        let index = match scopes.iter().position(|(scope, _)| *scope == data.instrumentation_scope) {
-            Some(index) => index,
-            None => {
-                scopes.push((data.instrumentation_scope.clone(), Vec::with_capacity(size)));
-                scopes.len() - 1
-            }
-        };
-        span.clear();
-        encode_span(&mut span, &data);
-        message(&mut scopes[index].1, 2, &span);
-    }
-    // Sizes first, so that each span is copied once more, into the request.
+/// One span's fields (a `Span` message's body), into `out`.
+pub fn span(out: &mut Vec<u8>, data: &SpanData) {
+    encode_span(out, data);
+}
+
+/// Appends a span's body ([`span`]) to a scope's list of spans, as the
+/// `ScopeSpans`' field 2.
+pub fn append_span(spans: &mut Vec<u8>, body: &[u8]) {
+    message(spans, 2, body);
+}
+
+/// One `ExportTraceServiceRequest`: a `ResourceSpans` starting with
+/// `resource` ([`resource`]), then a `ScopeSpans` per scope with its spans
+/// ([`append_span`]), each span copied once, into the request.
+pub fn request(resource: &[u8], scopes: &[(&InstrumentationScope, &[u8])]) -> Vec<u8> {
     let heads: Vec<Vec<u8>> = scopes.iter().map(|(scope, _)| scope_head(scope)).collect();
-    let scope_len = |head: &Vec<u8>, spans: &Vec<u8>| head.len() + spans.len();
-    let resource_spans_len = resource.len()
-        + heads.iter().zip(&scopes).map(|(head, (_, spans))| 1 + varint_len(scope_len(head, spans) as u64) + scope_len(head, spans)).sum::<usize>();
-    let mut request = Vec::with_capacity(resource_spans_len + 16);
+    let scope_len = |head: &[u8], spans: &[u8]| head.len() + spans.len();
+    let resource_spans_len = resource.len() + heads.iter().zip(scopes).map(|(head, (_, spans))| field_len(scope_len(head, spans))).sum::<usize>();
+    let mut request = Vec::with_capacity(field_len(resource_spans_len));
     tag(&mut request, 1, LEN);
     varint(&mut request, resource_spans_len as u64);
     request.extend_from_slice(resource);
-    for (head, (_, spans)) in heads.iter().zip(&scopes) {
-        // `ScopeSpans`, field 2 of `ResourceSpans`: its head, then its spans (its field 2).
+    for (head, (_, spans)) in heads.iter().zip(scopes) {
+        // `ScopeSpans`, field 2 of `ResourceSpans`: its head, then its spans.
         tag(&mut request, 2, LEN);
         varint(&mut request, scope_len(head, spans) as u64);
         request.extend_from_slice(head);
@@ -61,7 +54,7 @@ pub fn encode(resource: &[u8], batch: Vec<SpanData>) -> Vec<u8> {
 }
 
 /// A `ResourceSpans`' resource fields (the `Resource`, its schema URL),
-/// encoded once when the exporter starts.
+/// encoded once when export starts.
 pub fn resource(resource: &Resource) -> Vec<u8> {
     let mut attributes = Vec::new();
     for (key, value) in resource.iter() {

@@ -61,6 +61,23 @@ fn spans() -> Vec<SpanData> {
     ]
 }
 
+/// `batch` as the exporter sends it: one `ScopeSpans` per scope, in the
+/// order the scopes first appear.
+fn encode(resource: &[u8], batch: Vec<SpanData>) -> Vec<u8> {
+    let mut scopes: Vec<(InstrumentationScope, Vec<u8>)> = Vec::new();
+    for data in batch {
+        let index = scopes.iter().position(|(scope, _)| *scope == data.instrumentation_scope).unwrap_or_else(|| {
+            scopes.push((data.instrumentation_scope.clone(), Vec::new()));
+            scopes.len() - 1
+        });
+        let mut body = Vec::new();
+        span(&mut body, &data);
+        append_span(&mut scopes[index].1, &body);
+    }
+    let scopes: Vec<(&InstrumentationScope, &[u8])> = scopes.iter().map(|(scope, spans)| (scope, spans.as_slice())).collect();
+    request(resource, &scopes)
+}
+
 #[test]
 fn the_encoding_decodes_to_what_opentelemetry_proto_makes_of_the_same_spans() {
     let resource = Resource::builder_empty()

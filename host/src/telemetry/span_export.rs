@@ -1,0 +1,304 @@
+//! Span export: each sampled span is encoded to OTLP/protobuf as it ends
+//! ([`super::otlp`]), on the thread that ends it, into the pending batch; a
+//! task on the gateway's runtime posts full batches, and the pending one
+//! every schedule delay, to the traces endpoint ([`Poster`]).
+//!
+//! Why not the SDK's `BatchSpanProcessor` and an exporter: its channel moves
+//! each span's data (about 400 bytes) to its own thread, which gathers them
+//! and frees them there (allocations freed on another thread than made
+//! them). With export on, that channel was the largest single cost left on
+//! a request's thread (docs/benchmarks.md, "Telemetry overhead"). Here a
+//! span's data is dropped where it was made, and what crosses threads is
+//! one buffer per batch.
+//!
+//! Bounds: a batch holds at most `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans
+//! (default [`EXPORT_BATCH`]); at most [`QUEUED_BATCHES`] full batches wait
+//! for the poster, past which new batches are dropped, not the requests.
+//! One export (its retries included) ends within [`EXPORT_TIMEOUT`].
+
+use super::config::Export;
+use super::export::Health;
+use bytes::Bytes;
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Spans in one export, unless `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` says
+/// otherwise: at three spans a request, the SDK's 512 made a hundred
+/// exports a second under load.
+const EXPORT_BATCH: usize = 2048;
+/// Full batches waiting to be posted: with the pending one, about 6,000
+/// spans (~2 MiB encoded) during a collector outage.
+const QUEUED_BATCHES: usize = 2;
+/// The pending batch is posted this often unless `OTEL_BSP_SCHEDULE_DELAY`
+/// (ms) says otherwise (the specification's default).
+const SCHEDULE_DELAY: Duration = Duration::from_secs(5);
+/// One export, its retries and their waits included.
+pub(super) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Waits between tries: 100 ms, doubling, at most [`MAX_RETRIES`] times.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRIES: u32 = 3;
+
+/// The span processor given to the SDK's tracer provider.
+#[derive(Debug)]
+pub struct SpanBatches {
+    pending: Arc<Mutex<Pending>>,
+    to_poster: mpsc::Sender<Message>,
+    max_batch: usize,
+    stopped: AtomicBool,
+    /// Whether a batch was dropped since the poster last kept up (logged once).
+    dropping: AtomicBool,
+}
+
+/// The batch being filled: spans of one scope, encoded.
+#[derive(Debug, Default)]
+struct Pending {
+    scope: Option<InstrumentationScope>,
+    spans: Vec<u8>,
+    count: usize,
+}
+
+impl Pending {
+    fn take(&mut self) -> Option<Batch> {
+        let scope = self.scope.take()?;
+        let spans = std::mem::take(&mut self.spans);
+        self.count = 0;
+        Some(Batch { scope, spans })
+    }
+}
+
+#[derive(Debug)]
+struct Batch {
+    scope: InstrumentationScope,
+    spans: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Message {
+    Batch(Batch),
+    /// Post the pending batch and all before it, then answer.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+thread_local! {
+    /// A span's body, encoded before the lock is taken.
+    static BODY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+}
+
+impl SpanBatches {
+    /// Starts the poster on `runtime`.
+    pub fn start(
+        export: &Export,
+        resource: &Resource,
+        http: reqwest::Client,
+        runtime: &tokio::runtime::Handle,
+        health: Arc<Health>,
+    ) -> anyhow::Result<SpanBatches> {
+        let poster = Poster::new(export, resource, http, health)?;
+        let env_number = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0);
+        let max_batch = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").map_or(EXPORT_BATCH, |n| n as usize);
+        let delay = env_number("OTEL_BSP_SCHEDULE_DELAY").map_or(SCHEDULE_DELAY, Duration::from_millis);
+        let (to_poster, messages) = mpsc::channel(QUEUED_BATCHES + 1);
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        runtime.spawn(poster.run(messages, pending.clone(), delay));
+        Ok(SpanBatches { pending, to_poster, max_batch, stopped: AtomicBool::new(false), dropping: AtomicBool::new(false) })
+    }
+
+    fn hand_over(&self, batch: Batch) {
+        match self.to_poster.try_send(Message::Batch(batch)) {
+            Ok(()) => {
+                if self.dropping.swap(false, Ordering::Relaxed) {
+                    tracing::info!("telemetry export keeps up again; spans are no longer dropped");
+                }
+            }
+            Err(_) => {
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    tracing::warn!("telemetry export is behind; batches of spans are dropped until it catches up (logged once, not per batch)");
+                }
+            }
+        }
+    }
+
+    /// Posts the pending batch and everything queued, waiting at most `timeout`.
+    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        let mut message = Message::Flush(answer);
+        // Not `blocking_send`: the SDK may call this from a runtime's thread.
+        loop {
+            match self.to_poster.try_send(message) {
+                Ok(()) => break,
+                Err(mpsc::error::TrySendError::Full(again)) if Instant::now() < deadline => {
+                    message = again;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return Err(OTelSdkError::Timeout(timeout)),
+            }
+        }
+        answered.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+impl SpanProcessor for SpanBatches {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() || self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let full = BODY.with_borrow_mut(|body| {
+            body.clear();
+            super::otlp::span(body, &span);
+            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Another scope than the batch's: the batch goes first.
+            let other_scope = pending.scope.as_ref().is_some_and(|scope| *scope != span.instrumentation_scope);
+            let before = if other_scope { pending.take() } else { None };
+            if pending.scope.is_none() {
+                pending.scope = Some(span.instrumentation_scope.clone());
+                pending.spans.reserve(self.max_batch * 256);
+            }
+            super::otlp::append_span(&mut pending.spans, body);
+            pending.count += 1;
+            let full = if pending.count >= self.max_batch { pending.take() } else { None };
+            [before, full]
+        });
+        for batch in full.into_iter().flatten() {
+            self.hand_over(batch);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush(EXPORT_TIMEOUT)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        if self.stopped.swap(true, Ordering::Relaxed) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        self.flush(timeout)
+    }
+}
+
+/// Posts batches to the traces endpoint with the gateway's HTTP client,
+/// retried as OTLP/HTTP says: 429, 502, 503, 504 and no answer, following
+/// `Retry-After`.
+#[derive(Debug)]
+struct Poster {
+    http: reqwest::Client,
+    endpoint: http::Uri,
+    headers: http::HeaderMap,
+    /// The `ResourceSpans`' resource fields, encoded once.
+    resource: Vec<u8>,
+    health: Arc<Health>,
+}
+
+impl Poster {
+    fn new(export: &Export, resource: &Resource, http: reqwest::Client, health: Arc<Health>) -> anyhow::Result<Poster> {
+        use anyhow::Context as _;
+        let endpoint = export.traces_endpoint.parse().with_context(|| format!("the traces endpoint {:?} is not a URL", export.traces_endpoint))?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &export.trace_headers {
+            // The value is never in the error: headers carry credentials.
+            let value = http::HeaderValue::from_str(value).with_context(|| format!("the telemetry header {name:?} has a value that is not a header value"))?;
+            headers.insert(http::HeaderName::from_bytes(name.as_bytes())?, value);
+        }
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-protobuf"));
+        Ok(Poster { http, endpoint, headers, resource: super::otlp::resource(resource), health })
+    }
+
+    /// Posts what arrives, and the pending batch every `delay`, until the
+    /// processor is dropped.
+    async fn run(self, mut messages: mpsc::Receiver<Message>, pending: Arc<Mutex<Pending>>, delay: Duration) {
+        let take = || pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + delay, delay);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = messages.recv() => match message {
+                    Some(Message::Batch(batch)) => self.export(batch).await,
+                    Some(Message::Flush(answer)) => {
+                        if let Some(batch) = take() {
+                            self.export(batch).await;
+                        }
+                        let _ = answer.send(());
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    if let Some(batch) = take() {
+                        self.export(batch).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn export(&self, batch: Batch) {
+        let body = Bytes::from(super::otlp::request(&self.resource, &[(&batch.scope, &batch.spans)]));
+        drop(batch);
+        match self.send(body).await {
+            Ok(()) => self.health.succeeded(),
+            Err(what) => self.health.failed(&what),
+        }
+    }
+
+    /// Tries, and tries again while the answer says so and time is left.
+    async fn send(&self, body: Bytes) -> Result<(), String> {
+        let give_up = tokio::time::Instant::now() + EXPORT_TIMEOUT;
+        let mut wait = FIRST_RETRY;
+        let mut tries = 0;
+        loop {
+            let (what, retry) = match tokio::time::timeout_at(give_up, self.post(body.clone())).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(error)) => error,
+                Err(_) => return Err(format!("no answer within {EXPORT_TIMEOUT:?}")),
+            };
+            tries += 1;
+            let Some(advised) = retry else { return Err(what) };
+            let pause = wait.max(advised);
+            if tries > MAX_RETRIES || tokio::time::Instant::now() + pause >= give_up {
+                return Err(what);
+            }
+            tokio::time::sleep(pause).await;
+            wait *= 2;
+        }
+    }
+
+    /// One POST; `Err` says whether to try again, and after how long.
+    async fn post(&self, body: Bytes) -> Result<(), (String, Option<Duration>)> {
+        let mut request = http::Request::post(self.endpoint.clone()).body(body).map_err(|e| (e.to_string(), None))?;
+        *request.headers_mut() = self.headers.clone();
+        let request = reqwest::Request::try_from(request).map_err(|e| (e.to_string(), None))?;
+        let response = match self.http.execute(request).await {
+            Ok(response) => response,
+            Err(error) => return Err((crate::error_chain::Chain(&error).to_string(), Some(Duration::ZERO))),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let retry = match status.as_u16() {
+            429 | 503 => Some(retry_after(response.headers()).unwrap_or(Duration::ZERO)),
+            502 | 504 => Some(Duration::ZERO),
+            _ => None,
+        };
+        Err((format!("the collector answered {status}"), retry))
+    }
+}
+
+/// `Retry-After` in seconds (the date form is rare from collectors and
+/// read as no advice), at most the export timeout.
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(EXPORT_TIMEOUT))
+}
+
+#[cfg(test)]
+#[path = "span_export_tests.rs"]
+mod tests;
