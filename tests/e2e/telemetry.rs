@@ -262,17 +262,20 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     let up = children(&spans, own).into_iter().find(|s| s["name"] == "upstream").expect("an upstream span");
     assert_eq!(up["span_id"].as_str(), Some(new_parent.as_str()));
 
-    // The metrics, under their names, with the forwarded request counted.
-    // Waited for as a whole: an export from before it (after the readiness
-    // probe's refused request) already carries all three names.
+    // The metrics, under their names, with the requests counted: two
+    // forwarded on the trusting workload, three answered 200 there (and the
+    // `/hello` route). Waited for as a whole: an export from before them
+    // (after the readiness probe's refused request) already carries the names.
     let expected = ["portcullis_requests", "portcullis_component_call_seconds", "http.server.request.duration", "portcullis_component_events"];
     let counted = |receiver: &Receiver| {
-        receiver
-            .lines("metrics.jsonl")
-            .into_iter()
-            .filter(|m| m["name"] == "portcullis_requests")
-            .flat_map(|m| m["points"].as_array().unwrap().clone())
-            .any(|p| p["workload"] == "trusting" && p["outcome"] == "forwarded")
+        let points = |name: &str| -> Vec<Value> {
+            receiver.lines("metrics.jsonl").into_iter().filter(|m| m["name"] == name).flat_map(|m| m["points"].as_array().unwrap().clone()).collect()
+        };
+        let forwarded = points("portcullis_requests").iter().any(|p| p["workload"] == "trusting" && p["outcome"] == "forwarded" && p["_value"] == 2);
+        let answered = points("http.server.request.duration")
+            .iter()
+            .any(|p| p["workload"] == "trusting" && p["http.response.status_code"] == 200 && p["http.request.method"] == "GET" && p["_value"] == 3);
+        forwarded && answered
     };
     for _ in 0..100 {
         if expected.iter().all(|m| receiver.metric_names().contains(*m)) && counted(&receiver) {
@@ -282,7 +285,7 @@ async fn traces_continue_a_trusted_client_and_reach_the_upstream_and_metrics_arr
     }
     let names = receiver.metric_names();
     assert!(expected.iter().all(|m| names.contains(*m)), "metrics received: {names:?}");
-    assert!(counted(&receiver), "the forwarded request is counted: {:#?}", receiver.lines("metrics.jsonl"));
+    assert!(counted(&receiver), "the requests are counted: {:#?}", receiver.lines("metrics.jsonl"));
     // The event the `serve` component reported on /hello, under its entry.
     let events: Vec<Value> = receiver
         .lines("metrics.jsonl")

@@ -4,7 +4,8 @@ Decodes what the gateway exports with the official OpenTelemetry protobuf
 definitions (the `opentelemetry-proto` package, pinned in requirements.txt)
 and writes, into the directory it is given:
 - spans.jsonl: one JSON line per span (ids in hex, attributes as a dict);
-- metrics.jsonl: one JSON line per metric (its name and the attribute sets of its points);
+- metrics.jsonl: one JSON line per metric (its name and its points: each one's attributes, and its
+  value under `_value`, a histogram's being its count);
 - raw.bin: every request body as received, for the test's search for secrets;
 - authorization.txt: each request's `authorization` header, one a line.
 It prints `listening PORT` once it accepts requests (it binds port 0).
@@ -72,7 +73,18 @@ def metrics(body):
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")
                 points = getattr(metric, kind).data_points if kind else []
-                yield {"name": metric.name, "kind": kind, "points": [attributes(p.attributes) for p in points]}
+                yield {"name": metric.name, "kind": kind, "points": [point(kind, p) for p in points]}
+
+
+def point(kind, data_point):
+    """A point's attributes, and its value under `_value`: a sum's number, a histogram's count."""
+    measured = data_point.count if kind == "histogram" else value_of(data_point)
+    return {**attributes(data_point.attributes), "_value": measured}
+
+
+def value_of(number_point):
+    kind = number_point.WhichOneof("value")
+    return None if kind is None else getattr(number_point, kind)
 
 
 class Handler(BaseHTTPRequestHandler):

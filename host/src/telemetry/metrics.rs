@@ -3,6 +3,10 @@
 //! its Prometheus series at policy load, plus the HTTP server semantic
 //! convention's `http.server.request.duration`.
 //!
+//! Each series is a bound instrument: its attributes are resolved when it is
+//! made, not hashed and looked up at every measurement (about 2,000
+//! instructions a request with three series, by callgrind).
+//!
 //! Why twins and not a bridge reading the Prometheus registry: the registry
 //! can only be read as exposition text, and histograms cannot be reported
 //! through OpenTelemetry's observable instruments. Twins exist only while
@@ -13,9 +17,10 @@
 //! `_OTHER`, as the convention says).
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 use std::time::Duration;
 
 struct Instruments {
@@ -62,53 +67,47 @@ fn instruments() -> Option<&'static Instruments> {
     INSTRUMENTS.get()
 }
 
-/// A counter series: the instrument and its attributes, resolved once.
+/// A counter series, bound to its attributes once: a measurement is an
+/// atomic add, not a hash and lookup of its attributes.
 #[derive(Clone)]
-pub struct CounterTwin {
-    counter: Counter<u64>,
-    attributes: Arc<[KeyValue]>,
-}
+pub struct CounterTwin(BoundCounter<u64>);
 
 impl CounterTwin {
     pub fn add_one(&self) {
-        self.counter.add(1, &self.attributes);
+        self.0.add(1);
     }
 }
 
-/// A histogram series, resolved once.
+/// A histogram series, bound once.
 #[derive(Clone)]
-pub struct HistogramTwin {
-    histogram: Histogram<f64>,
-    attributes: Arc<[KeyValue]>,
-}
+pub struct HistogramTwin(BoundHistogram<f64>);
 
 impl HistogramTwin {
     pub fn record(&self, seconds: f64) {
-        self.histogram.record(seconds, &self.attributes);
+        self.0.record(seconds);
     }
 }
 
-fn attributes(pairs: &[(&'static str, &str)]) -> Arc<[KeyValue]> {
+fn attributes(pairs: &[(&'static str, &str)]) -> Vec<KeyValue> {
     pairs.iter().map(|&(key, value)| KeyValue::new(key, value.to_owned())).collect()
 }
 
 /// `portcullis_requests{workload, outcome}`.
 pub fn requests(workload: &str, outcome: &'static str) -> Option<CounterTwin> {
     let i = instruments()?;
-    Some(CounterTwin { counter: i.requests.clone(), attributes: attributes(&[("workload", workload), ("outcome", outcome)]) })
+    Some(CounterTwin(i.requests.bind(&attributes(&[("workload", workload), ("outcome", outcome)]))))
 }
 
 /// `portcullis_component_call_seconds{workload, component}`.
 pub fn call_seconds(workload: &str, component: &str) -> Option<HistogramTwin> {
     let i = instruments()?;
-    Some(HistogramTwin { histogram: i.call_seconds.clone(), attributes: attributes(&[("workload", workload), ("component", component)]) })
+    Some(HistogramTwin(i.call_seconds.bind(&attributes(&[("workload", workload), ("component", component)]))))
 }
 
 /// `portcullis_component_faults{workload, component, kind, blame}`.
 pub fn faults(workload: &str, component: &str, kind: &'static str, blame: &'static str) -> Option<CounterTwin> {
     let i = instruments()?;
-    let attributes = attributes(&[("workload", workload), ("component", component), ("kind", kind), ("blame", blame)]);
-    Some(CounterTwin { counter: i.faults.clone(), attributes })
+    Some(CounterTwin(i.faults.bind(&attributes(&[("workload", workload), ("component", component), ("kind", kind), ("blame", blame)]))))
 }
 
 /// `portcullis_reloads{result}`.
@@ -126,16 +125,28 @@ pub fn component_event(workload: &str, component: &str, event: &'static str) {
     }
 }
 
+/// `http.server.request.duration`'s series, bound as each is first seen:
+/// (workload, method, status, scheme). Bounded: the policy's workloads,
+/// ten method names (`_OTHER` for the rest), the status codes.
+type DurationSeries = (Arc<str>, &'static str, u16, &'static str);
+static REQUEST_DURATIONS: LazyLock<RwLock<HashMap<DurationSeries, BoundHistogram<f64>>>> = LazyLock::new(Default::default);
+
 /// `http.server.request.duration`, with the convention's attributes and the workload.
 pub fn request_duration(workload: &Arc<str>, method: &http::Method, scheme: &'static str, status: http::StatusCode, took: Duration) {
     let Some(i) = instruments() else { return };
+    let series = (workload.clone(), known_method(method).unwrap_or("_OTHER"), status.as_u16(), scheme);
+    let seconds = took.as_secs_f64();
+    if let Some(bound) = REQUEST_DURATIONS.read().unwrap_or_else(|p| p.into_inner()).get(&series) {
+        return bound.record(seconds);
+    }
     let attributes = [
-        KeyValue::new("http.request.method", known_method(method).unwrap_or("_OTHER")),
-        KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+        KeyValue::new("http.request.method", series.1),
+        KeyValue::new("http.response.status_code", i64::from(series.2)),
         KeyValue::new("url.scheme", scheme),
         KeyValue::new("workload", workload.clone()),
     ];
-    i.request_duration.record(took.as_secs_f64(), &attributes);
+    let mut durations = REQUEST_DURATIONS.write().unwrap_or_else(|p| p.into_inner());
+    durations.entry(series).or_insert_with(|| i.request_duration.bind(&attributes)).record(seconds);
 }
 
 /// The method's name if it is one of HTTP's own (RFC 9110 and PATCH), as a

@@ -175,6 +175,7 @@ fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
 }
 
 /// The size of a length-delimited field of `len` bytes (field number below 16).
+#[inline]
 fn field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
@@ -237,10 +238,12 @@ const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
+#[inline]
 fn tag(out: &mut Vec<u8>, field: u32, wire: u8) {
     varint(out, u64::from(field << 3 | u32::from(wire)));
 }
 
+#[inline]
 fn varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -249,11 +252,13 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
+#[inline]
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// A `uint32`/`uint64`/enum field, omitted when zero as proto3 does.
+#[inline]
 fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
     if value != 0 {
         tag(out, field, VARINT);
@@ -261,31 +266,37 @@ fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
     }
 }
 
+#[inline]
 fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
     fixed64_bits(out, field, value);
 }
 
+#[inline]
 fn fixed64_bits(out: &mut Vec<u8>, field: u32, value: u64) {
     tag(out, field, FIXED64);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
+#[inline]
 fn fixed32(out: &mut Vec<u8>, field: u32, value: u32) {
     tag(out, field, FIXED32);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
+#[inline]
 fn bytes(out: &mut Vec<u8>, field: u32, value: &[u8]) {
     tag(out, field, LEN);
     varint(out, value.len() as u64);
     out.extend_from_slice(value);
 }
 
+#[inline]
 fn string(out: &mut Vec<u8>, field: u32, value: &str) {
     bytes(out, field, value.as_bytes());
 }
 
 /// An embedded message, already encoded, as field `field`.
+#[inline]
 fn message(out: &mut Vec<u8>, field: u32, encoded: &[u8]) {
     bytes(out, field, encoded);
 }
