@@ -7,6 +7,8 @@
 //! outage, not once per batch or request ([`Health`]).
 
 use super::config::Export;
+use super::health::Health;
+use super::span_export::{EXPORT_TIMEOUT, SpanBatches};
 use bytes::Bytes;
 use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
@@ -15,9 +17,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use super::span_export::{EXPORT_TIMEOUT, SpanBatches};
 
 /// The running exporters; [`Exporters::shutdown`] flushes what is queued.
 pub struct Exporters {
@@ -61,30 +60,8 @@ impl Exporters {
     }
 }
 
-pub(super) fn http_client() -> reqwest::Client {
+fn http_client() -> reqwest::Client {
     crate::http_client::builder().timeout(EXPORT_TIMEOUT).build().expect("a client with the gateway's TLS configuration")
-}
-
-/// Whether the last export failed: the first failure is logged, and the
-/// recovery, nothing in between (a collector down for an hour would
-/// otherwise write a line every few seconds).
-#[derive(Debug, Default)]
-pub(super) struct Health {
-    failing: AtomicBool,
-}
-
-impl Health {
-    pub(super) fn failed(&self, what: &str) {
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(error = what, "telemetry export failed; spans and metrics are dropped until the collector answers (logged once, not per request)");
-        }
-    }
-
-    pub(super) fn succeeded(&self) {
-        if self.failing.swap(false, Ordering::Relaxed) {
-            tracing::info!("telemetry export works again");
-        }
-    }
 }
 
 /// The exporters' HTTP client: the gateway's reqwest (one TLS setup, no

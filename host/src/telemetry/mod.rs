@@ -11,6 +11,8 @@
 //!   the upstream.
 //! - **Metrics** ([`metrics`]): the Prometheus metrics' names, recorded a
 //!   second time into OpenTelemetry instruments, and `http.server.request.duration`.
+//! - **Span export** ([`span_export`], [`otlp`]): each span encoded to
+//!   OTLP/protobuf as it ends, batched, posted by a task on the runtime.
 //! - **Configuration** ([`config`]): `[telemetry]` in the policy and the
 //!   standard `OTEL_*` variables, read once at start.
 //!
@@ -20,6 +22,7 @@
 pub mod config;
 pub mod context;
 mod export;
+mod health;
 pub mod metrics;
 mod otlp;
 pub mod request;

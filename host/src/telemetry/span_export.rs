@@ -17,7 +17,7 @@
 //! One export (its retries included) ends within [`EXPORT_TIMEOUT`].
 
 use super::config::Export;
-use super::export::Health;
+use super::health::Health;
 use bytes::Bytes;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;

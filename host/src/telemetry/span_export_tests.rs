@@ -46,7 +46,7 @@ fn export(url: &str) -> Export {
 
 fn poster(url: &str) -> Poster {
     let resource = Resource::builder_empty().with_service_name("test").build();
-    Poster::new(&export(url), &resource, super::super::export::http_client(), Arc::new(Health::default())).unwrap()
+    Poster::new(&export(url), &resource, crate::http_client::builder().build().unwrap(), Arc::new(Health::default())).unwrap()
 }
 
 #[tokio::test]
@@ -108,9 +108,14 @@ fn exported(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<(String, Vec<String>)>> {
 async fn spans_are_sent_when_a_batch_fills_when_the_scope_changes_and_at_a_flush_and_unsampled_ones_never() {
     let (url, seen) = collector(&["HTTP/1.1 200 OK"; 4]).await;
     let resource = Resource::builder_empty().with_service_name("test").build();
-    let batches =
-        SpanBatches::start(&export(&url), &resource, super::super::export::http_client(), &tokio::runtime::Handle::current(), Arc::new(Health::default()))
-            .unwrap();
+    let batches = SpanBatches::start(
+        &export(&url),
+        &resource,
+        crate::http_client::builder().build().unwrap(),
+        &tokio::runtime::Handle::current(),
+        Arc::new(Health::default()),
+    )
+    .unwrap();
     let batches = SpanBatches { max_batch: 2, ..batches };
     let (a, b) = (InstrumentationScope::builder("a").build(), InstrumentationScope::builder("b").build());
     batches.on_end(span(&a, true, "1"));
