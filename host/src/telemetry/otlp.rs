@@ -6,9 +6,10 @@
 //! list, a hash map to group spans by scope), then encodes and frees them.
 //! On one core that was most of the exporting thread's cost, about 4 µs a
 //! request (docs/benchmarks.md, "Telemetry overhead"). Here each field is
-//! written once, as the span ends ([`super::span_export`]). The field numbers are those of
-//! opentelemetry-proto's `trace/v1/trace.proto` and `common/v1/common.proto`;
-//! the telemetry tests decode the result with the official definitions.
+//! written once, as the span ends ([`super::span_export`]). The field
+//! numbers are those of opentelemetry-proto's `trace/v1/trace.proto` and
+//! `common/v1/common.proto`; the unit tests decode the result with
+//! opentelemetry-proto and compare it with that crate's own encoding.
 
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
@@ -20,11 +21,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// that it is remote (bit 9).
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
-
-/// One span's fields (a `Span` message's body), into `out`.
-pub fn span(out: &mut Vec<u8>, data: &SpanData) {
-    encode_span(out, data);
-}
 
 /// Appends a span's body ([`span`]) to a scope's list of spans, as the
 /// `ScopeSpans`' field 2.
@@ -86,7 +82,8 @@ fn scope_head(scope: &InstrumentationScope) -> Vec<u8> {
     head
 }
 
-fn encode_span(out: &mut Vec<u8>, data: &SpanData) {
+/// One span's fields (a `Span` message's body), into `out`.
+pub fn span(out: &mut Vec<u8>, data: &SpanData) {
     let context = &data.span_context;
     bytes(out, 1, &context.trace_id().to_bytes());
     bytes(out, 2, &context.span_id().to_bytes());

@@ -12,7 +12,7 @@
 //! one buffer per batch.
 //!
 //! Bounds: a batch holds at most `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans
-//! (default [`EXPORT_BATCH`]); at most [`QUEUED_BATCHES`] full batches wait
+//! (default [`EXPORT_BATCH`], at most [`MAX_EXPORT_BATCH`]); at most [`QUEUED_BATCHES`] full batches wait
 //! for the poster, past which new batches are dropped, not the requests.
 //! One export (its retries included) ends within [`EXPORT_TIMEOUT`].
 
@@ -33,6 +33,8 @@ use tokio::sync::mpsc;
 /// otherwise: at three spans a request, the SDK's 512 made a hundred
 /// exports a second under load.
 const EXPORT_BATCH: usize = 2048;
+/// The most a batch may be set to hold: the queue's memory is bounded by it.
+const MAX_EXPORT_BATCH: usize = 16_384;
 /// Full batches waiting to be posted: with the pending one, about 6,000
 /// spans (~2 MiB encoded) during a collector outage.
 const QUEUED_BATCHES: usize = 2;
@@ -102,7 +104,7 @@ impl SpanBatches {
     ) -> anyhow::Result<SpanBatches> {
         let poster = Poster::new(export, resource, http, health)?;
         let env_number = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0);
-        let max_batch = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").map_or(EXPORT_BATCH, |n| n as usize);
+        let max_batch = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").map_or(EXPORT_BATCH, |n| (n as usize).min(MAX_EXPORT_BATCH));
         let delay = env_number("OTEL_BSP_SCHEDULE_DELAY").map_or(SCHEDULE_DELAY, Duration::from_millis);
         let (to_poster, messages) = mpsc::channel(QUEUED_BATCHES + 1);
         let pending = Arc::new(Mutex::new(Pending::default()));
@@ -125,7 +127,10 @@ impl SpanBatches {
         }
     }
 
-    /// Posts the pending batch and everything queued, waiting at most `timeout`.
+    /// Posts the pending batch and everything queued, waiting at most
+    /// `timeout`. It blocks: called from a thread of the runtime's workers,
+    /// it would hold the poster it waits for (the gateway calls it from a
+    /// blocking thread, `Exporters::shutdown`).
     fn flush(&self, timeout: Duration) -> OTelSdkResult {
         let deadline = Instant::now() + timeout;
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
@@ -201,7 +206,12 @@ struct Poster {
 impl Poster {
     fn new(export: &Export, resource: &Resource, http: reqwest::Client, health: Arc<Health>) -> anyhow::Result<Poster> {
         use anyhow::Context as _;
-        let endpoint = export.traces_endpoint.parse().with_context(|| format!("the traces endpoint {:?} is not a URL", export.traces_endpoint))?;
+        let endpoint: http::Uri = export
+            .traces_endpoint
+            .parse()
+            .ok()
+            .filter(|uri: &http::Uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+            .with_context(|| format!("the traces endpoint {:?} is not an http:// or https:// URL", export.traces_endpoint))?;
         let mut headers = http::HeaderMap::new();
         for (name, value) in &export.trace_headers {
             // The value is never in the error: headers carry credentials.

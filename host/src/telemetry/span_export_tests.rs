@@ -135,3 +135,12 @@ async fn spans_are_sent_when_a_batch_fills_when_the_scope_changes_and_at_a_flush
     let names = |scope: &str, names: &[&str]| vec![(scope.to_owned(), names.iter().map(|n| n.to_string()).collect::<Vec<_>>())];
     assert_eq!(exported(&seen), [names("a", &["1", "2"]), names("a", &["3"]), names("b", &["4"]), names("a", &["5"])]);
 }
+
+#[test]
+fn a_traces_endpoint_that_is_not_an_http_url_is_refused_at_start() {
+    for endpoint in ["collector:4318/v1/traces", "ftp://collector/v1/traces", "not a url", "/v1/traces"] {
+        let resource = Resource::builder_empty().build();
+        let error = Poster::new(&export(endpoint), &resource, crate::http_client::builder().build().unwrap(), Arc::new(Health::default())).unwrap_err();
+        assert!(error.to_string().contains("is not an http:// or https:// URL"), "{endpoint}: {error}");
+    }
+}
