@@ -192,8 +192,7 @@ impl SpanProcessor for SpanBatches {
 
 /// Posts batches to the traces endpoint with the gateway's HTTP client,
 /// retried as OTLP/HTTP says: 429, 502, 503, 504 and no answer, following
-/// `Retry-After`.
-#[derive(Debug)]
+/// `Retry-After`. Not `Debug`: its headers hold the collector's credentials.
 struct Poster {
     http: reqwest::Client,
     endpoint: http::Uri,
@@ -215,7 +214,9 @@ impl Poster {
         let mut headers = http::HeaderMap::new();
         for (name, value) in &export.trace_headers {
             // The value is never in the error: headers carry credentials.
-            let value = http::HeaderValue::from_str(value).with_context(|| format!("the telemetry header {name:?} has a value that is not a header value"))?;
+            let mut value =
+                http::HeaderValue::from_str(value).with_context(|| format!("the telemetry header {name:?} has a value that is not a header value"))?;
+            value.set_sensitive(true);
             headers.insert(http::HeaderName::from_bytes(name.as_bytes())?, value);
         }
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-protobuf"));

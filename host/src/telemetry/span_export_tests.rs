@@ -140,7 +140,9 @@ async fn spans_are_sent_when_a_batch_fills_when_the_scope_changes_and_at_a_flush
 fn a_traces_endpoint_that_is_not_an_http_url_is_refused_at_start() {
     for endpoint in ["collector:4318/v1/traces", "ftp://collector/v1/traces", "not a url", "/v1/traces"] {
         let resource = Resource::builder_empty().build();
-        let error = Poster::new(&export(endpoint), &resource, crate::http_client::builder().build().unwrap(), Arc::new(Health::default())).unwrap_err();
+        let Err(error) = Poster::new(&export(endpoint), &resource, crate::http_client::builder().build().unwrap(), Arc::new(Health::default())) else {
+            panic!("{endpoint} accepted");
+        };
         assert!(error.to_string().contains("is not an http:// or https:// URL"), "{endpoint}: {error}");
     }
 }
