@@ -130,6 +130,15 @@ impl Export {
         if settings.endpoint.is_none() && !from_env {
             return Ok(None);
         }
+        // As for the policy's endpoint: credentials belong in the secret store,
+        // not in a URL that error messages and logs may show.
+        for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] {
+            if let Some(value) = set(var)
+                && url::Url::parse(value.trim()).is_ok_and(|url| !url.username().is_empty() || url.password().is_some())
+            {
+                anyhow::bail!("{var} holds credentials in its URL (not shown); put them in the secret store and name them in [telemetry] header_secrets");
+            }
+        }
         let signal = |path: &str| settings.endpoint.as_ref().map(|base| format!("{}{path}", base.as_str().trim_end_matches('/')));
         let mut headers = std::collections::HashMap::new();
         for (name, secret_name) in &settings.header_secrets {

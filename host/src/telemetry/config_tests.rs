@@ -84,3 +84,12 @@ fn span_headers_add_the_variables_under_the_policy() {
     let expected = [("authorization", "value-of-otlp"), ("x-tenant", "a b,c")].map(|(n, v)| (n.to_owned(), v.to_owned()));
     assert_eq!(headers, expected);
 }
+
+#[test]
+fn an_endpoint_variable_with_credentials_is_refused_without_echoing_them() {
+    for var in ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] {
+        let env = move |name: &str| (name == var).then(|| "http://user:hunter2@collector:4318".to_owned());
+        let error = Export::resolve(&TelemetrySettings::default(), &env, no_secret).unwrap_err().to_string();
+        assert!(error.contains(var) && !error.contains("hunter2"), "{error}");
+    }
+}
