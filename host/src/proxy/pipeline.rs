@@ -34,7 +34,15 @@ use tracing::Instrument;
 pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &ConnectionInfo) -> Response<ProxyBody> {
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
     let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
-    let exported = crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
+    let mut exported =
+        crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
+    if let Some(exported) = &mut exported {
+        // A path that a route of the workload's server declares (matched exactly).
+        let path = request.uri().path();
+        if workload.routes.as_ref().is_some_and(|routes| routes.find(path).is_some()) {
+            exported.route(path);
+        }
+    }
     let carries_body = !hyper::body::Body::is_end_stream(request.body());
     let http1 = request.version() < http::Version::HTTP_2;
     let ran = InSpan::new(exported.as_ref().map(|e| e.span()), run(workload, request, conn)).instrument(span);
@@ -86,9 +94,6 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
         // The path is one the server declared (matched exactly), not the client's text.
         let path = parts.uri.path();
         let exported = Span::child("server.route", SpanKind::Internal, || vec![KeyValue::new("route", path.to_owned())]);
-        if exported.is_some() {
-            crate::telemetry::trace::set_on_current("route", path.to_owned());
-        }
         let request = Request::from_parts(parts, body);
         // Boxed, as the stages below that not every request takes: the request's
         // future stays small, and small futures are cheap to move.

@@ -503,8 +503,8 @@ impl Plugin {
     /// The exported span of a call (`None` when not exporting): the
     /// component, its role and world. The workload and the request id are
     /// the parent request span's.
-    fn exported_span(&self) -> Option<crate::telemetry::trace::Leaf> {
-        crate::telemetry::trace::Leaf::child("plugin.call", opentelemetry::trace::SpanKind::Internal, || {
+    fn exported_span(&self) -> Option<crate::telemetry::trace::Span> {
+        crate::telemetry::trace::Span::child("plugin.call", opentelemetry::trace::SpanKind::Internal, || {
             // Room for the verdict, or the fault and its blame.
             let mut attributes = Vec::with_capacity(5);
             attributes.push(KeyValue::new("component", self.label.component.clone()));

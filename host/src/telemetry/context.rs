@@ -7,19 +7,18 @@
 //! header, continuing it is what makes one trace of the whole path.
 
 use http::{HeaderMap, HeaderValue};
-use opentelemetry::Context;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::SpanContext;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
-/// The trace the client's headers name, as a parent context; a missing or
-/// malformed `traceparent` gives an empty one (a new trace).
-pub fn from_client(headers: &HeaderMap) -> Context {
-    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+/// The span the client's headers name, as a parent; a missing or malformed
+/// `traceparent` gives an invalid one (a new trace).
+pub fn from_client(headers: &HeaderMap) -> SpanContext {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers)).span().span_context().clone()
 }
 
 /// Puts `span` (the `upstream` span) on a request toward the upstream as

@@ -1,6 +1,6 @@
 //! The exporters: OTLP over HTTP/protobuf for traces and metrics, sent in
 //! the background, so a slow or absent collector never holds a request.
-//! Spans go through our own processor ([`super::span_export`], which says
+//! Spans go through our own batches ([`super::span_export`], which says
 //! why); metrics through opentelemetry-otlp, from the SDK's own thread.
 //!
 //! Each export ends within [`EXPORT_TIMEOUT`]. Failures are logged once per
@@ -15,12 +15,11 @@ use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{MetricExporter, Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use std::sync::Arc;
 
 /// The running exporters; [`Exporters::shutdown`] flushes what is queued.
 pub struct Exporters {
-    pub tracer_provider: SdkTracerProvider,
+    pub spans: Arc<SpanBatches>,
     pub meter_provider: SdkMeterProvider,
 }
 
@@ -32,14 +31,7 @@ impl Exporters {
         let client = || Client { http: http_client(), runtime: runtime.clone(), health: health.clone() };
         let resource = Resource::builder().with_service_name(export.service_name.clone()).build();
 
-        let spans = SpanBatches::start(export, &resource, http_client(), &runtime, health.clone())?;
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_span_processor(spans)
-            // A trusted client's sampled flag is followed; a new trace is
-            // sampled at the ratio.
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(export.sampling_ratio))))
-            .with_resource(resource.clone())
-            .build();
+        let spans = Arc::new(SpanBatches::start(export, &resource, http_client(), &runtime, health.clone())?);
 
         let mut metrics = MetricExporter::builder().with_http().with_http_client(client()).with_protocol(Protocol::HttpBinary).with_timeout(EXPORT_TIMEOUT);
         if let Some(endpoint) = &export.metrics_endpoint {
@@ -48,14 +40,14 @@ impl Exporters {
         let metrics = metrics.with_headers(export.headers.clone()).build()?;
         // Every 60 s unless `OTEL_METRIC_EXPORT_INTERVAL` (ms) says otherwise.
         let meter_provider = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(metrics).build()).with_resource(resource).build();
-        Ok(Exporters { tracer_provider, meter_provider })
+        Ok(Exporters { spans, meter_provider })
     }
 
     /// Sends what is queued (bounded by the export timeout). Call it outside
     /// the tokio runtime, which must still run: it blocks on the exporters'
     /// threads, whose requests run on that runtime.
     pub fn shutdown(&self) {
-        let _ = self.tracer_provider.shutdown();
+        self.spans.shutdown(EXPORT_TIMEOUT);
         let _ = self.meter_provider.shutdown();
     }
 }

@@ -2,8 +2,8 @@
 //! and the Prometheus endpoint.
 //!
 //! - **Spans** ([`trace`]): `request`, with `plugin.call`, `upstream` and
-//!   `server.route` below it, built with the SDK directly (not from the
-//!   log's `tracing` spans: the module says why).
+//!   `server.route` below it, recorded by the gateway (not by the SDK's
+//!   tracer, nor from the log's `tracing` spans: the module says why).
 //! - **The request's span** ([`request`]): its kind, status and outcome,
 //!   and its duration in `http.server.request.duration`.
 //! - **Trace context** ([`context`]): W3C `traceparent`/`tracestate` read
@@ -25,6 +25,7 @@ mod export;
 mod health;
 pub mod metrics;
 mod otlp;
+mod record;
 pub mod request;
 mod span_export;
 pub mod trace;
@@ -40,10 +41,9 @@ impl Telemetry {
     /// Starts the exporters and turns the gateway's telemetry on. `runtime`
     /// is the gateway's tokio runtime, which runs the exports' requests.
     pub fn start(export: &Export, runtime: tokio::runtime::Handle) -> anyhow::Result<Telemetry> {
-        use opentelemetry::trace::TracerProvider as _;
         let exporters = export::Exporters::start(export, runtime)?;
         metrics::install(&exporters.meter_provider);
-        trace::install(exporters.tracer_provider.tracer("portcullis"));
+        trace::install(exporters.spans.clone(), export.sampling_ratio);
         Ok(Telemetry { exporters })
     }
 

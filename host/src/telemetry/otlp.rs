@@ -1,5 +1,5 @@
 //! Spans to OTLP/protobuf (`ExportTraceServiceRequest`), written straight
-//! from the SDK's span data.
+//! from the gateway's span records ([`Record`]).
 //!
 //! Why not opentelemetry-otlp's encoding: it first builds the generated
 //! protobuf structs (a `String` per attribute key and value, a `Vec` per
@@ -11,11 +11,14 @@
 //! `common/v1/common.proto`; the unit tests decode the result with
 //! opentelemetry-proto and compare it with that crate's own encoding.
 
-use opentelemetry::trace::{SpanKind, Status};
-use opentelemetry::{Array, InstrumentationScope, Value};
+use super::record::Record;
+use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SpanData;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The instrumentation scope of every span (with the gateway's version).
+pub const SCOPE: &str = "portcullis";
 
 /// The OTLP span flag saying the parent's remoteness is known (bit 8), and
 /// that it is remote (bit 9).
@@ -28,74 +31,67 @@ pub fn append_span(spans: &mut Vec<u8>, body: &[u8]) {
     message(spans, 2, body);
 }
 
-/// One `ExportTraceServiceRequest`: a `ResourceSpans` starting with
-/// `resource` ([`resource`]), then a `ScopeSpans` per scope with its spans
-/// ([`append_span`]), each span copied once, into the request.
-pub fn request(resource: &[u8], scopes: &[(&InstrumentationScope, &[u8])]) -> Vec<u8> {
-    let heads: Vec<Vec<u8>> = scopes.iter().map(|(scope, _)| scope_head(scope)).collect();
-    let scope_len = |head: &[u8], spans: &[u8]| head.len() + spans.len();
-    let resource_spans_len = resource.len() + heads.iter().zip(scopes).map(|(head, (_, spans))| field_len(scope_len(head, spans))).sum::<usize>();
-    let mut request = Vec::with_capacity(field_len(resource_spans_len));
-    tag(&mut request, 1, LEN);
-    varint(&mut request, resource_spans_len as u64);
-    request.extend_from_slice(resource);
-    for (head, (_, spans)) in heads.iter().zip(scopes) {
-        // `ScopeSpans`, field 2 of `ResourceSpans`: its head, then its spans.
+/// What every request starts with: the `ResourceSpans`' resource and the
+/// gateway's one `InstrumentationScope`, encoded once when export starts.
+pub struct Head {
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl Head {
+    pub fn new(resource: &Resource) -> Head {
+        let mut attributes = Vec::new();
+        for (key, value) in resource.iter() {
+            key_value(&mut attributes, 1, key.as_str(), value);
+        }
+        let mut encoded = Vec::with_capacity(attributes.len() + 8);
+        message(&mut encoded, 1, &attributes);
+        if let Some(schema) = resource.schema_url() {
+            string(&mut encoded, 3, schema);
+        }
+        // `InstrumentationScope`: name 1, version 2.
+        let mut scope = Vec::new();
+        string(&mut scope, 1, SCOPE);
+        string(&mut scope, 2, env!("CARGO_PKG_VERSION"));
+        let mut head = Vec::with_capacity(scope.len() + 2);
+        message(&mut head, 1, &scope);
+        Head { resource: encoded, scope: head }
+    }
+
+    /// One `ExportTraceServiceRequest`: a `ResourceSpans` with the resource,
+    /// then a `ScopeSpans` with the scope and `spans` ([`append_span`]),
+    /// copied once, into the request.
+    pub fn request(&self, spans: &[u8]) -> Vec<u8> {
+        let scope_spans_len = self.scope.len() + spans.len();
+        let resource_spans_len = self.resource.len() + field_len(scope_spans_len);
+        let mut request = Vec::with_capacity(field_len(resource_spans_len));
+        tag(&mut request, 1, LEN);
+        varint(&mut request, resource_spans_len as u64);
+        request.extend_from_slice(&self.resource);
+        // `ScopeSpans`, field 2 of `ResourceSpans`: its scope, then its spans.
         tag(&mut request, 2, LEN);
-        varint(&mut request, scope_len(head, spans) as u64);
-        request.extend_from_slice(head);
+        varint(&mut request, scope_spans_len as u64);
+        request.extend_from_slice(&self.scope);
         request.extend_from_slice(spans);
+        request
     }
-    request
 }
 
-/// A `ResourceSpans`' resource fields (the `Resource`, its schema URL),
-/// encoded once when export starts.
-pub fn resource(resource: &Resource) -> Vec<u8> {
-    let mut attributes = Vec::new();
-    for (key, value) in resource.iter() {
-        key_value(&mut attributes, 1, key.as_str(), value);
-    }
-    let mut out = Vec::with_capacity(attributes.len() + 8);
-    message(&mut out, 1, &attributes);
-    if let Some(schema) = resource.schema_url() {
-        string(&mut out, 3, schema);
-    }
-    out
-}
-
-/// A `ScopeSpans`' fields but its spans: the scope, its schema URL.
-fn scope_head(scope: &InstrumentationScope) -> Vec<u8> {
-    let mut encoded = Vec::with_capacity(64);
-    string(&mut encoded, 1, scope.name());
-    if let Some(version) = scope.version() {
-        string(&mut encoded, 2, version);
-    }
-    for attribute in scope.attributes() {
-        key_value(&mut encoded, 3, attribute.key.as_str(), &attribute.value);
-    }
-    let mut head = Vec::with_capacity(encoded.len() + 16);
-    message(&mut head, 1, &encoded);
-    if let Some(schema) = scope.schema_url() {
-        string(&mut head, 3, schema);
-    }
-    head
-}
-
-/// One span's fields (a `Span` message's body), into `out`.
-pub fn span(out: &mut Vec<u8>, data: &SpanData) {
-    let context = &data.span_context;
+/// One span's fields (a `Span` message's body), into `out`. The gateway's
+/// spans have no events, links or status (all unset).
+pub fn span(out: &mut Vec<u8>, span: &Record) {
+    let context = &span.context;
     bytes(out, 1, &context.trace_id().to_bytes());
     bytes(out, 2, &context.span_id().to_bytes());
     let state = context.trace_state().header();
     if !state.is_empty() {
         string(out, 3, &state);
     }
-    if data.parent_span_id != opentelemetry::trace::SpanId::INVALID {
-        bytes(out, 4, &data.parent_span_id.to_bytes());
+    if span.parent != SpanId::INVALID {
+        bytes(out, 4, &span.parent.to_bytes());
     }
-    string(out, 5, &data.name);
-    let kind = match data.span_kind {
+    string(out, 5, span.name);
+    let kind = match span.kind {
         SpanKind::Internal => 1,
         SpanKind::Server => 2,
         SpanKind::Client => 3,
@@ -104,54 +100,17 @@ pub fn span(out: &mut Vec<u8>, data: &SpanData) {
     };
     tag(out, 6, VARINT);
     varint(out, kind);
-    fixed64(out, 7, nanos(data.start_time));
-    fixed64(out, 8, nanos(data.end_time));
-    for attribute in &data.attributes {
+    fixed64(out, 7, nanos(span.start));
+    fixed64(out, 8, nanos(span.end));
+    for attribute in &span.attributes {
         key_value(out, 9, attribute.key.as_str(), &attribute.value);
     }
-    uint(out, 10, u64::from(data.dropped_attributes_count));
-    for event in data.events.iter() {
-        let mut encoded = Vec::with_capacity(64);
-        fixed64(&mut encoded, 1, nanos(event.timestamp));
-        string(&mut encoded, 2, &event.name);
-        for attribute in &event.attributes {
-            key_value(&mut encoded, 3, attribute.key.as_str(), &attribute.value);
-        }
-        uint(&mut encoded, 4, u64::from(event.dropped_attributes_count));
-        message(out, 11, &encoded);
-    }
-    uint(out, 12, u64::from(data.events.dropped_count));
-    for link in data.links.iter() {
-        let mut encoded = Vec::with_capacity(64);
-        bytes(&mut encoded, 1, &link.span_context.trace_id().to_bytes());
-        bytes(&mut encoded, 2, &link.span_context.span_id().to_bytes());
-        let state = link.span_context.trace_state().header();
-        if !state.is_empty() {
-            string(&mut encoded, 3, &state);
-        }
-        for attribute in &link.attributes {
-            key_value(&mut encoded, 4, attribute.key.as_str(), &attribute.value);
-        }
-        uint(&mut encoded, 5, u64::from(link.dropped_attributes_count));
-        fixed32(&mut encoded, 6, flags(link.span_context.is_remote(), link.span_context.trace_flags().to_u8()));
-        message(out, 13, &encoded);
-    }
-    uint(out, 14, u64::from(data.links.dropped_count));
-    // `Status`: message 2, code 3 (0 unset, 1 ok, 2 error).
-    let mut status = Vec::new();
-    match &data.status {
-        Status::Unset => {}
-        Status::Ok => uint(&mut status, 3, 1),
-        Status::Error { description } => {
-            string(&mut status, 2, description);
-            uint(&mut status, 3, 2);
-        }
-    }
-    message(out, 15, &status);
-    fixed32(out, 16, flags(data.parent_span_is_remote, context.trace_flags().to_u8()));
+    // `Status` (15), all fields unset: an empty message, as the SDK's exporter writes.
+    message(out, 15, &[]);
+    fixed32(out, 16, flags(span.parent_is_remote, context.trace_flags().to_u8()));
 }
 
-/// A span's or link's `flags`: the W3C trace flags, and whether the parent is remote.
+/// A span's `flags`: the W3C trace flags, and whether the parent is remote.
 fn flags(remote: bool, trace_flags: u8) -> u32 {
     u32::from(trace_flags) | HAS_IS_REMOTE | if remote { IS_REMOTE } else { 0 }
 }
@@ -252,15 +211,6 @@ fn varint(out: &mut Vec<u8>, mut value: u64) {
 #[inline]
 fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// A `uint32`/`uint64`/enum field, omitted when zero as proto3 does.
-#[inline]
-fn uint(out: &mut Vec<u8>, field: u32, value: u64) {
-    if value != 0 {
-        tag(out, field, VARINT);
-        varint(out, value);
-    }
 }
 
 #[inline]

@@ -1,28 +1,20 @@
 use super::*;
-use opentelemetry::trace::{Event, Link, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-use opentelemetry::{KeyValue, StringValue};
+use opentelemetry::trace::{SpanContext, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue, StringValue};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use prost::Message as _;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
-fn context(trace: u128, span: u64, sampled: bool, remote: bool, state: &str) -> SpanContext {
+fn context(trace: u128, span: u64, sampled: bool, state: &str) -> SpanContext {
     let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
-    SpanContext::new(TraceId::from(trace), SpanId::from(span), flags, remote, state.parse::<TraceState>().unwrap())
+    SpanContext::new(TraceId::from(trace), SpanId::from(span), flags, false, state.parse::<TraceState>().unwrap())
 }
 
-/// Spans using every field the encoder writes: each kind of value, events,
-/// links, each status, trace state, a remote parent, two scopes.
-fn spans() -> Vec<SpanData> {
+/// Spans using every field the encoder writes: each kind of value, each
+/// kind of span, trace state, a remote parent, a root.
+fn spans() -> Vec<Record> {
     let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_765_000_000_000 + ms);
-    let portcullis = InstrumentationScope::builder("portcullis").build();
-    let other = InstrumentationScope::builder("other").with_version("1.2").with_schema_url("https://s/1").with_attributes([KeyValue::new("a", true)]).build();
-    let mut events = SpanEvents::default();
-    events.events.push(Event::new("retry", at(3), vec![KeyValue::new("attempt", 2)], 1));
-    events.dropped_count = 4;
-    let mut links = SpanLinks::default();
-    links.links.push(Link::new(context(7, 8, true, true, "k=v"), vec![KeyValue::new("why", "batch")], 0));
-    links.dropped_count = 2;
     let attributes = vec![
         KeyValue::new("workload", "edge"),
         KeyValue::new("status", 200_i64),
@@ -34,67 +26,80 @@ fn spans() -> Vec<SpanData> {
         KeyValue::new("flags", Value::Array(vec![true].into())),
         KeyValue::new("floats", Value::Array(vec![1.5_f64].into())),
     ];
-    let span = |name: &'static str, context: SpanContext, parent: u64, kind: SpanKind, status: Status, scope: &InstrumentationScope| SpanData {
-        span_context: context,
-        parent_span_id: SpanId::from(parent),
-        parent_span_is_remote: parent == 1,
-        span_kind: kind,
-        name: name.into(),
-        start_time: at(0),
-        end_time: at(5),
+    let span = |name: &'static str, context: SpanContext, parent: u64, kind: SpanKind| Record {
+        context,
+        parent: SpanId::from(parent),
+        parent_is_remote: parent == 1,
+        name,
+        kind,
+        start: at(0),
+        end: at(5),
         attributes: attributes.clone(),
-        dropped_attributes_count: 3,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: scope.clone(),
     };
-    let mut server = span("request", context(0xabc, 2, true, false, "vendor=x,other=y"), 1, SpanKind::Server, Status::Ok, &portcullis);
-    server.events = events;
-    server.links = links;
     vec![
-        server,
-        span("upstream", context(0xabc, 3, true, false, ""), 2, SpanKind::Client, Status::error("refused"), &portcullis),
-        span("plugin.call", context(0xabc, 4, false, false, ""), 2, SpanKind::Internal, Status::Unset, &other),
-        span("root", context(u128::MAX, u64::MAX, true, false, ""), 0, SpanKind::Producer, Status::Unset, &other),
-        span("consumer", context(5, 6, true, false, ""), 9, SpanKind::Consumer, Status::Unset, &portcullis),
+        span("request", context(0xabc, 2, true, "vendor=x,other=y"), 1, SpanKind::Server),
+        span("upstream", context(0xabc, 3, true, ""), 2, SpanKind::Client),
+        span("plugin.call", context(0xabc, 4, false, ""), 2, SpanKind::Internal),
+        span("root", context(u128::MAX, u64::MAX, true, ""), 0, SpanKind::Producer),
+        span("consumer", context(5, 6, true, ""), 9, SpanKind::Consumer),
     ]
 }
 
-/// `batch` as the exporter sends it: one `ScopeSpans` per scope, in the
-/// order the scopes first appear.
-fn encode(resource: &[u8], batch: Vec<SpanData>) -> Vec<u8> {
-    let mut scopes: Vec<(InstrumentationScope, Vec<u8>)> = Vec::new();
-    for data in batch {
-        let index = scopes.iter().position(|(scope, _)| *scope == data.instrumentation_scope).unwrap_or_else(|| {
-            scopes.push((data.instrumentation_scope.clone(), Vec::new()));
-            scopes.len() - 1
-        });
-        let mut body = Vec::new();
-        span(&mut body, &data);
-        append_span(&mut scopes[index].1, &body);
+/// The same span as the SDK would have handed its exporter.
+fn as_sdk_data(record: Record) -> SpanData {
+    SpanData {
+        span_context: record.context,
+        parent_span_id: record.parent,
+        parent_span_is_remote: record.parent_is_remote,
+        span_kind: record.kind,
+        name: record.name.into(),
+        start_time: record.start,
+        end_time: record.end,
+        attributes: record.attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build(),
     }
-    let scopes: Vec<(&InstrumentationScope, &[u8])> = scopes.iter().map(|(scope, spans)| (scope, spans.as_slice())).collect();
-    request(resource, &scopes)
+}
+
+fn resource() -> Resource {
+    Resource::builder_empty()
+        .with_service_name("edge")
+        .with_attribute(KeyValue::new("replicas", 3_i64))
+        .with_schema_url([KeyValue::new("deployment", "eu")], "https://opentelemetry.io/schemas/1.2.0")
+        .build()
+}
+
+/// `batch` as the poster sends it.
+fn encode(head: &Head, batch: Vec<Record>) -> Vec<u8> {
+    let mut spans = Vec::new();
+    for record in batch {
+        let mut body = Vec::new();
+        span(&mut body, &record);
+        append_span(&mut spans, &body);
+    }
+    head.request(&spans)
 }
 
 #[test]
 fn the_encoding_decodes_to_what_opentelemetry_proto_makes_of_the_same_spans() {
-    let resource = Resource::builder_empty()
-        .with_service_name("edge")
-        .with_attribute(KeyValue::new("replicas", 3_i64))
-        .with_schema_url([KeyValue::new("deployment", "eu")], "https://opentelemetry.io/schemas/1.2.0")
-        .build();
-    let ours = ExportTraceServiceRequest::decode(&encode(&super::resource(&resource), spans())[..]).expect("valid protobuf");
-    let theirs = opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(spans(), &(&resource).into());
+    let resource = resource();
+    let ours = ExportTraceServiceRequest::decode(&encode(&Head::new(&resource), spans())[..]).expect("valid protobuf");
+    let sdk_data = spans().into_iter().map(as_sdk_data).collect();
+    let theirs = opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(sdk_data, &(&resource).into());
     assert_eq!(ours.resource_spans, theirs);
 }
 
 #[test]
-fn an_empty_batch_is_an_empty_request() {
-    let ours = ExportTraceServiceRequest::decode(&encode(&super::resource(&Resource::builder_empty().build()), Vec::new())[..]).unwrap();
+fn an_empty_batch_is_a_scope_without_spans() {
+    let ours = ExportTraceServiceRequest::decode(&encode(&Head::new(&Resource::builder_empty().build()), Vec::new())[..]).unwrap();
     assert_eq!(ours.resource_spans.len(), 1);
-    assert!(ours.resource_spans[0].scope_spans.is_empty());
+    let scopes = &ours.resource_spans[0].scope_spans;
+    assert_eq!(scopes.len(), 1);
+    assert_eq!(scopes[0].scope.as_ref().unwrap().name, SCOPE);
+    assert!(scopes[0].spans.is_empty());
 }
 
 #[test]

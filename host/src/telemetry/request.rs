@@ -3,7 +3,7 @@
 
 use super::trace::Span;
 use http::{HeaderMap, Method, StatusCode};
-use opentelemetry::trace::SpanKind;
+use opentelemetry::trace::{SpanContext, SpanKind};
 use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +23,7 @@ pub fn start(workload: &Arc<str>, method: &Method, request_id: &str, headers: &H
     if !super::trace::exporting() {
         return None;
     }
-    let parent = if trust { super::context::from_client(headers) } else { opentelemetry::Context::new() };
+    let parent = if trust { super::context::from_client(headers) } else { SpanContext::NONE };
     let span = Span::start("request", SpanKind::Server, &parent, || {
         // Room for the route, the status and the outcome.
         let mut attributes = Vec::with_capacity(6);
@@ -40,8 +40,13 @@ impl Exported {
         &self.span
     }
 
+    /// The route of the workload's server that the path names.
+    pub fn route(&mut self, path: &str) {
+        self.span.set("route", path.to_owned());
+    }
+
     /// Ends the span with the answer, and records its duration in `http.server.request.duration`.
-    pub fn finish(self, workload: &Arc<str>, scheme: &'static str, status: StatusCode, outcome: &'static str) {
+    pub fn finish(mut self, workload: &Arc<str>, scheme: &'static str, status: StatusCode, outcome: &'static str) {
         self.span.set("status", i64::from(status.as_u16()));
         self.span.set("outcome", outcome);
         self.span.end();

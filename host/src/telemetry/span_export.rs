@@ -18,11 +18,9 @@
 
 use super::config::Export;
 use super::health::Health;
+use super::record::Record;
 use bytes::Bytes;
-use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +45,8 @@ pub(super) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRIES: u32 = 3;
 
-/// The span processor given to the SDK's tracer provider.
+/// Where ended spans go ([`super::trace`]): the pending batch, and the
+/// poster's queue.
 #[derive(Debug)]
 pub struct SpanBatches {
     pending: Arc<Mutex<Pending>>,
@@ -58,26 +57,25 @@ pub struct SpanBatches {
     dropping: AtomicBool,
 }
 
-/// The batch being filled: spans of one scope, encoded.
+/// The batch being filled: its spans, encoded.
 #[derive(Debug, Default)]
 struct Pending {
-    scope: Option<InstrumentationScope>,
     spans: Vec<u8>,
     count: usize,
 }
 
 impl Pending {
     fn take(&mut self) -> Option<Batch> {
-        let scope = self.scope.take()?;
-        let spans = std::mem::take(&mut self.spans);
+        if self.count == 0 {
+            return None;
+        }
         self.count = 0;
-        Some(Batch { scope, spans })
+        Some(Batch { spans: std::mem::take(&mut self.spans) })
     }
 }
 
 #[derive(Debug)]
 struct Batch {
-    scope: InstrumentationScope,
     spans: Vec<u8>,
 }
 
@@ -112,6 +110,28 @@ impl SpanBatches {
         Ok(SpanBatches { pending, to_poster, max_batch, stopped: AtomicBool::new(false), dropping: AtomicBool::new(false) })
     }
 
+    /// A span that ended, sampled: encoded into the pending batch, which
+    /// goes to the poster when full.
+    pub fn end(&self, span: &Record) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        let full = BODY.with_borrow_mut(|body| {
+            body.clear();
+            super::otlp::span(body, span);
+            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if pending.count == 0 {
+                pending.spans.reserve(self.max_batch * 256);
+            }
+            super::otlp::append_span(&mut pending.spans, body);
+            pending.count += 1;
+            if pending.count >= self.max_batch { pending.take() } else { None }
+        });
+        if let Some(batch) = full {
+            self.hand_over(batch);
+        }
+    }
+
     fn hand_over(&self, batch: Batch) {
         match self.to_poster.try_send(Message::Batch(batch)) {
             Ok(()) => {
@@ -128,14 +148,14 @@ impl SpanBatches {
     }
 
     /// Posts the pending batch and everything queued, waiting at most
-    /// `timeout`. It blocks: called from a thread of the runtime's workers,
-    /// it would hold the poster it waits for (the gateway calls it from a
-    /// blocking thread, `Exporters::shutdown`).
-    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+    /// `timeout`; `false` if that ran out. It blocks: called from a thread
+    /// of the runtime's workers, it would hold the poster it waits for (the
+    /// gateway calls it from a blocking thread, `Exporters::shutdown`).
+    pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
         let mut message = Message::Flush(answer);
-        // Not `blocking_send`: the SDK may call this from a runtime's thread.
+        // Not `blocking_send`, which panics on a runtime's thread.
         loop {
             match self.to_poster.try_send(message) {
                 Ok(()) => break,
@@ -143,49 +163,15 @@ impl SpanBatches {
                     message = again;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(_) => return Err(OTelSdkError::Timeout(timeout)),
+                Err(_) => return false,
             }
         }
-        answered.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|_| OTelSdkError::Timeout(timeout))
-    }
-}
-
-impl SpanProcessor for SpanBatches {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() || self.stopped.load(Ordering::Relaxed) {
-            return;
-        }
-        let full = BODY.with_borrow_mut(|body| {
-            body.clear();
-            super::otlp::span(body, &span);
-            let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            // Another scope than the batch's: the batch goes first.
-            let other_scope = pending.scope.as_ref().is_some_and(|scope| *scope != span.instrumentation_scope);
-            let before = if other_scope { pending.take() } else { None };
-            if pending.scope.is_none() {
-                pending.scope = Some(span.instrumentation_scope.clone());
-                pending.spans.reserve(self.max_batch * 256);
-            }
-            super::otlp::append_span(&mut pending.spans, body);
-            pending.count += 1;
-            let full = if pending.count >= self.max_batch { pending.take() } else { None };
-            [before, full]
-        });
-        for batch in full.into_iter().flatten() {
-            self.hand_over(batch);
-        }
+        answered.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok()
     }
 
-    fn force_flush(&self) -> OTelSdkResult {
-        self.flush(EXPORT_TIMEOUT)
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        if self.stopped.swap(true, Ordering::Relaxed) {
-            return Err(OTelSdkError::AlreadyShutdown);
-        }
+    /// Posts what is pending and queued, and takes no span after.
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.stopped.store(true, Ordering::Relaxed);
         self.flush(timeout)
     }
 }
@@ -197,8 +183,8 @@ struct Poster {
     http: reqwest::Client,
     endpoint: http::Uri,
     headers: http::HeaderMap,
-    /// The `ResourceSpans`' resource fields, encoded once.
-    resource: Vec<u8>,
+    /// The `ResourceSpans`' resource and scope fields, encoded once.
+    head: super::otlp::Head,
     health: Arc<Health>,
 }
 
@@ -220,7 +206,7 @@ impl Poster {
             headers.insert(http::HeaderName::from_bytes(name.as_bytes())?, value);
         }
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-protobuf"));
-        Ok(Poster { http, endpoint, headers, resource: super::otlp::resource(resource), health })
+        Ok(Poster { http, endpoint, headers, head: super::otlp::Head::new(resource), health })
     }
 
     /// Posts what arrives, and the pending batch every `delay`, until the
@@ -251,7 +237,7 @@ impl Poster {
     }
 
     async fn export(&self, batch: Batch) {
-        let body = Bytes::from(super::otlp::request(&self.resource, &[(&batch.scope, &batch.spans)]));
+        let body = Bytes::from(self.head.request(&batch.spans));
         drop(batch);
         match self.send(body).await {
             Ok(()) => self.health.succeeded(),

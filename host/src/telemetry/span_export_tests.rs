@@ -68,29 +68,23 @@ async fn an_export_the_collector_throttles_is_sent_again_and_one_it_refuses_is_n
     assert_eq!(seen.lock().unwrap().len(), 1, "not sent again");
 }
 
-/// A span of `scope`, ended, sampled or not.
-fn span(scope: &InstrumentationScope, sampled: bool, name: &'static str) -> SpanData {
-    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-    let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
-    SpanData {
-        span_context: SpanContext::new(TraceId::from(1), SpanId::from(2), flags, false, TraceState::default()),
-        parent_span_id: SpanId::INVALID,
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Server,
-        name: name.into(),
-        start_time: std::time::SystemTime::now(),
-        end_time: std::time::SystemTime::now(),
+/// A span named `name`, ended.
+fn span(name: &'static str) -> Record {
+    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
+    Record {
+        context: SpanContext::new(TraceId::from(1), SpanId::from(2), TraceFlags::SAMPLED, false, TraceState::NONE),
+        parent: SpanId::INVALID,
+        parent_is_remote: false,
+        name,
+        kind: SpanKind::Server,
+        start: std::time::SystemTime::now(),
+        end: std::time::SystemTime::now(),
         attributes: Vec::new(),
-        dropped_attributes_count: 0,
-        events: Default::default(),
-        links: Default::default(),
-        status: Status::Unset,
-        instrumentation_scope: scope.clone(),
     }
 }
 
 /// The span names of each export the collector received, decoded.
-fn exported(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<(String, Vec<String>)>> {
+fn exported(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<String>> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message as _;
     let seen = seen.lock().unwrap();
@@ -99,14 +93,15 @@ fn exported(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<(String, Vec<String>)>> {
             let body = &request[request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
             let decoded = ExportTraceServiceRequest::decode(body).unwrap();
             let scopes = &decoded.resource_spans[0].scope_spans;
-            scopes.iter().map(|s| (s.scope.as_ref().unwrap().name.clone(), s.spans.iter().map(|span| span.name.clone()).collect())).collect()
+            assert_eq!(scopes.len(), 1);
+            scopes[0].spans.iter().map(|span| span.name.clone()).collect()
         })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_are_sent_when_a_batch_fills_when_the_scope_changes_and_at_a_flush_and_unsampled_ones_never() {
-    let (url, seen) = collector(&["HTTP/1.1 200 OK"; 4]).await;
+async fn spans_are_sent_when_a_batch_fills_and_at_a_flush_and_none_after_shutdown() {
+    let (url, seen) = collector(&["HTTP/1.1 200 OK"; 3]).await;
     let resource = Resource::builder_empty().with_service_name("test").build();
     let batches = SpanBatches::start(
         &export(&url),
@@ -117,23 +112,20 @@ async fn spans_are_sent_when_a_batch_fills_when_the_scope_changes_and_at_a_flush
     )
     .unwrap();
     let batches = SpanBatches { max_batch: 2, ..batches };
-    let (a, b) = (InstrumentationScope::builder("a").build(), InstrumentationScope::builder("b").build());
-    batches.on_end(span(&a, true, "1"));
-    batches.on_end(span(&a, false, "unsampled"));
-    batches.on_end(span(&a, true, "2")); // full: sent
-    batches.on_end(span(&a, true, "3"));
-    batches.on_end(span(&b, true, "4")); // another scope: "3" is sent first
+    batches.end(&span("1"));
+    batches.end(&span("2")); // full: sent
+    batches.end(&span("3"));
     tokio::task::spawn_blocking(move || {
-        batches.force_flush().unwrap(); // "4"
-        batches.on_end(span(&a, true, "5"));
-        batches.shutdown().unwrap(); // "5"
-        batches.on_end(span(&a, true, "after shutdown"));
-        assert!(batches.force_flush().is_ok());
+        assert!(batches.flush(EXPORT_TIMEOUT)); // "3"
+        assert!(batches.flush(EXPORT_TIMEOUT), "nothing pending: nothing sent");
+        batches.end(&span("4"));
+        assert!(batches.shutdown(EXPORT_TIMEOUT)); // "4"
+        batches.end(&span("after shutdown"));
+        assert!(batches.flush(EXPORT_TIMEOUT));
     })
     .await
     .unwrap();
-    let names = |scope: &str, names: &[&str]| vec![(scope.to_owned(), names.iter().map(|n| n.to_string()).collect::<Vec<_>>())];
-    assert_eq!(exported(&seen), [names("a", &["1", "2"]), names("a", &["3"]), names("b", &["4"]), names("a", &["5"])]);
+    assert_eq!(exported(&seen), [vec!["1", "2"], vec!["3"], vec!["4"]]);
 }
 
 #[test]

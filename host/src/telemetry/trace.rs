@@ -1,105 +1,134 @@
-//! The exported spans, built with the OpenTelemetry SDK directly: `request`
-//! (the root, or a trusted client's span's child), and below it
-//! `plugin.call`, `upstream` and `server.route` (whose component calls are
-//! its own children).
+//! The exported spans: `request` (the root, or a trusted client's span's
+//! child), and below it `plugin.call`, `upstream` and `server.route` (whose
+//! component calls are its own children).
 //!
-//! Why not the log's `tracing` spans through a bridge layer, as at first:
-//! every span then went through the subscriber's registry, the bridge's
-//! callbacks and a visitor that formatted each field, whatever the log
-//! level; exporting cost a third of the proxy's throughput. Built here from
-//! what the request already holds (names as shared strings, fixed labels),
-//! a span is a few allocations (docs/benchmarks.md, "Telemetry overhead").
-//! The log keeps its own spans, untouched by export.
+//! Why recorded here and not with the SDK's tracer: first through the log's
+//! `tracing` spans and a bridge layer, then with the SDK's `Span`, each
+//! exported span cost more than the 10 % of a request's work that export
+//! may take (docs/benchmarks.md, "Telemetry overhead"). The SDK's span is a
+//! builder, a sampler's verdict with its own attributes and trace state, a
+//! span shared in a context behind a lock, and a 400-byte record moved to
+//! the processor. Here a span is its ids, two clock reads and the
+//! attributes the request already holds, encoded where it ends
+//! ([`super::span_export`]). What the SDK defines is kept: its id generator,
+//! its W3C propagator ([`super::context`]), and its ratio sampler's rule
+//! ([`Sampling`]).
 //!
-//! A child finds its parent as OpenTelemetry's current context: the future
-//! that runs below a span is wrapped in [`InSpan`], which makes the span's
-//! context current at each poll, as `tracing`'s `instrument` does for the
-//! log's spans.
+//! A child finds its parent as the current span: the future that runs below
+//! a span is wrapped in [`InSpan`], which makes the span's context current
+//! at each poll, as `tracing`'s `instrument` does for the log's spans.
 
-use opentelemetry::trace::{Span as _, SpanContext, SpanKind, TraceContextExt, Tracer as _};
-use opentelemetry::{Context, KeyValue, Value};
-use opentelemetry_sdk::trace::SdkTracer;
+use super::record::Record;
+use super::span_export::SpanBatches;
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
+use std::time::SystemTime;
 
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+static EXPORT: OnceLock<Exporting> = OnceLock::new();
+
+struct Exporting {
+    spans: Arc<SpanBatches>,
+    sampling: Sampling,
+}
 
 /// Turns span export on (once, at start).
-pub(super) fn install(tracer: SdkTracer) {
-    let _ = TRACER.set(tracer);
+pub(super) fn install(spans: Arc<SpanBatches>, sampling_ratio: f64) {
+    let _ = EXPORT.set(Exporting { spans, sampling: Sampling::ratio(sampling_ratio) });
 }
 
 /// Whether spans are exported: for work done before a span starts (reading
 /// the client's trace context), which is skipped when not.
 pub fn exporting() -> bool {
-    TRACER.get().is_some()
+    EXPORT.get().is_some()
 }
 
-/// A span being exported that has children (`request`, `server.route`), in
-/// the context they start in. It ends at [`Span::end`], or when dropped (a
-/// request whose client went away).
+thread_local! {
+    /// The context of the span whose work this thread is polling ([`InSpan`]).
+    static CURRENT: RefCell<Option<SpanContext>> = const { RefCell::new(None) };
+}
+
+/// A span being exported. It ends, and is exported if sampled, when dropped:
+/// at [`Span::end`], or with a request whose client went away. Unsampled, it
+/// still has ids, which go upstream in `traceparent` with the flag unset.
 pub struct Span {
-    cx: Context,
+    record: Record,
 }
 
 impl Span {
-    /// Starts a span below `parent`; `None` when not exporting, and then
-    /// `attributes` is not called.
-    pub fn start(name: &'static str, kind: SpanKind, parent: &Context, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span> {
-        let tracer = TRACER.get()?;
-        let span = tracer.span_builder(name).with_kind(kind).with_attributes(attributes()).start_with_context(tracer, parent);
-        Some(Span { cx: parent.with_span(span) })
+    /// Starts a span below `parent` (an invalid context: a new trace); `None`
+    /// when not exporting, and then `attributes` is not called.
+    pub fn start(name: &'static str, kind: SpanKind, parent: &SpanContext, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span> {
+        let export = EXPORT.get()?;
+        let ids = RandomIdGenerator::default();
+        let (context, parent_id) = if parent.is_valid() {
+            (SpanContext::new(parent.trace_id(), ids.new_span_id(), parent.trace_flags(), false, parent.trace_state().clone()), parent.span_id())
+        } else {
+            let trace_id = ids.new_trace_id();
+            let flags = if export.sampling.samples(trace_id) { TraceFlags::SAMPLED } else { TraceFlags::default() };
+            (SpanContext::new(trace_id, ids.new_span_id(), flags, false, TraceState::NONE), SpanId::INVALID)
+        };
+        let now = SystemTime::now();
+        Some(Span {
+            record: Record { context, parent: parent_id, parent_is_remote: parent.is_remote(), name, kind, start: now, end: now, attributes: attributes() },
+        })
     }
 
-    /// Starts a span below the current one ([`InSpan`]).
+    /// Starts a span below the current one ([`InSpan`]); `attributes` has
+    /// room for the ones [`Span::set`] adds at the end.
     pub fn child(name: &'static str, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span> {
-        TRACER.get()?;
-        Context::map_current(|parent| Span::start(name, kind, parent, attributes))
-    }
-
-    pub fn set(&self, key: &'static str, value: impl Into<Value>) {
-        self.cx.span().set_attribute(KeyValue::new(key, value));
-    }
-
-    pub fn end(self) {
-        self.cx.span().end();
-    }
-}
-
-/// A span without children (`plugin.call`, `upstream`): the SDK's span
-/// alone, not shared through a context (one allocation and a lock fewer).
-pub struct Leaf(opentelemetry_sdk::trace::Span);
-
-impl Leaf {
-    /// Starts a span below the current one ([`InSpan`]); `None` when not
-    /// exporting, and then `attributes` is not called. `attributes` has room
-    /// for the ones [`Leaf::set`] adds at the end.
-    pub fn child(name: &'static str, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Leaf> {
-        let tracer = TRACER.get()?;
-        let builder = tracer.span_builder(name).with_kind(kind).with_attributes(attributes());
-        Some(Leaf(Context::map_current(|parent| tracer.build_with_context(builder, parent))))
+        EXPORT.get()?;
+        CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), attributes))
     }
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.0.set_attribute(KeyValue::new(key, value));
+        self.record.attributes.push(KeyValue::new(key, value));
     }
 
     /// Its trace id, id and sampled flag, for the upstream's `traceparent`.
     pub fn span_context(&self) -> &SpanContext {
-        self.0.span_context()
+        &self.record.context
     }
 
-    pub fn end(mut self) {
-        self.0.end();
+    pub fn end(self) {}
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if !self.record.context.is_sampled() {
+            return;
+        }
+        if let Some(export) = EXPORT.get() {
+            self.record.end = SystemTime::now();
+            export.spans.end(&self.record);
+        }
     }
 }
 
-/// Sets an attribute on the current span (a request's `route`, known only
-/// once a stage has matched it).
-pub fn set_on_current(key: &'static str, value: impl Into<Value>) {
-    Context::map_current(|cx| cx.span().set_attribute(KeyValue::new(key, value)));
+/// Which new traces are sampled: those whose trace id's lower 63 bits fall
+/// under the ratio's share, the rule of the SDK's `TraceIdRatioBased` (so a
+/// trace sampled by another service at the same ratio is sampled here too).
+/// A span with a parent follows the parent's flag.
+struct Sampling {
+    /// Sampled when the id's bits are below; `None`: always.
+    below: Option<u64>,
+}
+
+impl Sampling {
+    fn ratio(ratio: f64) -> Sampling {
+        Sampling { below: (ratio < 1.0).then(|| (ratio.max(0.0) * (1u64 << 63) as f64) as u64) }
+    }
+
+    fn samples(&self, trace_id: TraceId) -> bool {
+        let Some(below) = self.below else { return true };
+        let low = u64::from_be_bytes(trace_id.to_bytes()[8..].try_into().expect("8 bytes"));
+        (low >> 1) < below
+    }
 }
 
 pin_project_lite::pin_project! {
@@ -108,13 +137,13 @@ pin_project_lite::pin_project! {
     pub struct InSpan<F> {
         #[pin]
         inner: F,
-        cx: Option<Context>,
+        cx: Option<SpanContext>,
     }
 }
 
 impl<F> InSpan<F> {
     pub fn new(span: Option<&Span>, inner: F) -> Self {
-        InSpan { inner, cx: span.map(|span| span.cx.clone()) }
+        InSpan { inner, cx: span.map(|span| span.record.context.clone()) }
     }
 }
 
@@ -123,7 +152,45 @@ impl<F: Future> Future for InSpan<F> {
 
     fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _current = this.cx.as_ref().map(|cx| cx.clone().attach());
+        if this.cx.is_none() {
+            return this.inner.poll(task);
+        }
+        // The span's context moves in for the poll and back out after it,
+        // even if `inner` panics; spans nest, so the one before comes back.
+        struct Restore<'a> {
+            cx: &'a mut Option<SpanContext>,
+            before: Option<SpanContext>,
+        }
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                *self.cx = CURRENT.replace(self.before.take());
+            }
+        }
+        let before = CURRENT.replace(this.cx.take());
+        let _restore = Restore { cx: this.cx, before };
         this.inner.poll(task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ratio_samples_its_share_of_new_traces_as_the_sdk_rule_says() {
+        let ids = RandomIdGenerator::default();
+        let share = |ratio: f64| {
+            let sampling = Sampling::ratio(ratio);
+            (0..20_000).filter(|_| sampling.samples(ids.new_trace_id())).count() as f64 / 20_000.0
+        };
+        assert_eq!(share(1.0), 1.0);
+        assert_eq!(share(0.0), 0.0);
+        let tenth = share(0.1);
+        assert!((0.08..0.12).contains(&tenth), "{tenth}");
+        // The rule itself: the lower 63 bits against the ratio's share of 2^63.
+        let half = Sampling::ratio(0.5);
+        assert!(half.samples(TraceId::from(u128::from(u64::MAX >> 2) << 1)));
+        assert!(!half.samples(TraceId::from(u128::from(u64::MAX >> 1) << 1)));
+        assert!(half.samples(TraceId::from(u128::MAX << 64)), "the upper bits do not count");
     }
 }

@@ -1,0 +1,21 @@
+//! An exported span as the gateway records it: what [`super::otlp`]
+//! encodes, made and ended by [`super::trace`].
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind};
+use std::time::SystemTime;
+
+pub struct Record {
+    /// Its trace id, id, sampled flag and the trace state it carries.
+    pub context: SpanContext,
+    /// [`SpanId::INVALID`] for a trace's root.
+    pub parent: SpanId,
+    /// The parent is the client's (a trusted `traceparent`).
+    pub parent_is_remote: bool,
+    pub name: &'static str,
+    pub kind: SpanKind,
+    pub start: SystemTime,
+    /// Set when it ends.
+    pub end: SystemTime,
+    pub attributes: Vec<KeyValue>,
+}
