@@ -6,14 +6,15 @@
 //! and raise the export load at will. Behind a proxy or mesh that sets the
 //! header, continuing it is what makes one trace of the whole path.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceState};
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
+/// Names made at compile time: a name given as text is parsed at each use.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// The span the client's headers name, as a parent; a missing or malformed
 /// `traceparent` gives an invalid one (a new trace).
@@ -25,15 +26,13 @@ pub fn from_client(headers: &HeaderMap) -> SpanContext {
 /// its parent, replacing whatever the client sent (trusted or not, the
 /// upstream's parent is ours).
 pub fn to_upstream(span: &SpanContext, headers: &mut HeaderMap) {
-    headers.remove(TRACESTATE);
     headers.insert(TRACEPARENT, traceparent(span));
-    let state = span.trace_state().header();
-    if !state.is_empty() {
-        // A trace state the SDK accepted is printable ASCII; one that is not is left out.
-        if let Ok(state) = HeaderValue::try_from(state) {
-            headers.insert(TRACESTATE, state);
-        }
-    }
+    let state = if *span.trace_state() == TraceState::NONE { None } else { Some(span.trace_state().header()) };
+    // A trace state the SDK accepted is printable ASCII; one that is not is left out.
+    match state.filter(|state| !state.is_empty()).and_then(|state| HeaderValue::try_from(state).ok()) {
+        Some(state) => headers.insert(TRACESTATE, state),
+        None => headers.remove(TRACESTATE),
+    };
 }
 
 /// `traceparent` as W3C Trace Context's version 00 writes it:
@@ -43,20 +42,25 @@ pub fn to_upstream(span: &SpanContext, headers: &mut HeaderMap) {
 /// cost on the request's thread.
 fn traceparent(span: &SpanContext) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = Vec::with_capacity(55);
-    text.extend_from_slice(b"00-");
-    let hex = |text: &mut Vec<u8>, bytes: &[u8]| text.extend(bytes.iter().flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]));
-    hex(&mut text, &span.trace_id().to_bytes());
-    text.push(b'-');
-    hex(&mut text, &span.span_id().to_bytes());
-    text.extend_from_slice(if span.is_sampled() { b"-01" } else { b"-00" });
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).expect("hex digits and dashes")
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let hex = |into: &mut [u8], bytes: &[u8]| {
+        for (pair, byte) in into.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
+    };
+    hex(&mut text[3..35], &span.trace_id().to_bytes());
+    hex(&mut text[36..52], &span.span_id().to_bytes());
+    if span.is_sampled() {
+        text[54] = b'1';
+    }
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 
     #[test]
     fn traceparent_is_written_as_the_w3c_example() {

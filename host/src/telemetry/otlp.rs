@@ -12,7 +12,8 @@
 //! opentelemetry-proto and compare it with that crate's own encoding.
 
 use super::record::Record;
-use opentelemetry::trace::{SpanId, SpanKind};
+use bytes::Bytes;
+use opentelemetry::trace::{SpanId, SpanKind, TraceState};
 use opentelemetry::{Array, Value};
 use opentelemetry_sdk::Resource;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,22 +59,31 @@ impl Head {
         Head { resource: encoded, scope: head }
     }
 
-    /// One `ExportTraceServiceRequest`: a `ResourceSpans` with the resource,
-    /// then a `ScopeSpans` with the scope and `spans` ([`append_span`]),
-    /// copied once, into the request.
-    pub fn request(&self, spans: &[u8]) -> Vec<u8> {
-        let scope_spans_len = self.scope.len() + spans.len();
+    /// The room a batch leaves before its spans, for [`Head::request`] to
+    /// write the head in.
+    pub fn room(&self) -> usize {
+        self.resource.len() + self.scope.len() + 2 * (1 + MAX_VARINT)
+    }
+
+    /// One `ExportTraceServiceRequest` of `batch`: its first [`Head::room`]
+    /// bytes are room, then its spans ([`append_span`]). A `ResourceSpans`
+    /// with the resource, then a `ScopeSpans` with the scope and the spans;
+    /// the head is written into the room, so no span is copied again.
+    pub fn request(&self, mut batch: Vec<u8>) -> Bytes {
+        let room = self.room();
+        let scope_spans_len = self.scope.len() + batch.len() - room;
         let resource_spans_len = self.resource.len() + field_len(scope_spans_len);
-        let mut request = Vec::with_capacity(field_len(resource_spans_len));
-        tag(&mut request, 1, LEN);
-        varint(&mut request, resource_spans_len as u64);
-        request.extend_from_slice(&self.resource);
+        let mut head = Vec::with_capacity(room);
+        tag(&mut head, 1, LEN);
+        varint(&mut head, resource_spans_len as u64);
+        head.extend_from_slice(&self.resource);
         // `ScopeSpans`, field 2 of `ResourceSpans`: its scope, then its spans.
-        tag(&mut request, 2, LEN);
-        varint(&mut request, scope_spans_len as u64);
-        request.extend_from_slice(&self.scope);
-        request.extend_from_slice(spans);
-        request
+        tag(&mut head, 2, LEN);
+        varint(&mut head, scope_spans_len as u64);
+        head.extend_from_slice(&self.scope);
+        let start = room - head.len();
+        batch[start..room].copy_from_slice(&head);
+        Bytes::from(batch).slice(start..)
     }
 }
 
@@ -83,9 +93,11 @@ pub fn span(out: &mut Vec<u8>, span: &Record) {
     let context = &span.context;
     bytes(out, 1, &context.trace_id().to_bytes());
     bytes(out, 2, &context.span_id().to_bytes());
-    let state = context.trace_state().header();
-    if !state.is_empty() {
-        string(out, 3, &state);
+    if *context.trace_state() != TraceState::NONE {
+        let state = context.trace_state().header();
+        if !state.is_empty() {
+            string(out, 3, &state);
+        }
     }
     if span.parent != SpanId::INVALID {
         bytes(out, 4, &span.parent.to_bytes());
@@ -188,6 +200,9 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
         other => string(out, 1, &other.as_str()),
     }
 }
+
+/// The most bytes a varint takes (a `u64`).
+const MAX_VARINT: usize = 10;
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;

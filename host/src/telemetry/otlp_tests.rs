@@ -74,13 +74,13 @@ fn resource() -> Resource {
 
 /// `batch` as the poster sends it.
 fn encode(head: &Head, batch: Vec<Record>) -> Vec<u8> {
-    let mut spans = Vec::new();
+    let mut spans = vec![0; head.room()];
     for record in batch {
         let mut body = Vec::new();
         span(&mut body, &record);
         append_span(&mut spans, &body);
     }
-    head.request(&spans)
+    head.request(spans).to_vec()
 }
 
 #[test]

@@ -52,12 +52,14 @@ pub struct SpanBatches {
     pending: Arc<Mutex<Pending>>,
     to_poster: mpsc::Sender<Message>,
     max_batch: usize,
+    /// The room each batch leaves for the request's head (`otlp::Head::room`).
+    room: usize,
     stopped: AtomicBool,
     /// Whether a batch was dropped since the poster last kept up (logged once).
     dropping: AtomicBool,
 }
 
-/// The batch being filled: its spans, encoded.
+/// The batch being filled: room for the request's head, then its spans, encoded.
 #[derive(Debug, Default)]
 struct Pending {
     spans: Vec<u8>,
@@ -101,13 +103,14 @@ impl SpanBatches {
         health: Arc<Health>,
     ) -> anyhow::Result<SpanBatches> {
         let poster = Poster::new(export, resource, http, health)?;
+        let room = poster.head.room();
         let env_number = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0);
         let max_batch = env_number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").map_or(EXPORT_BATCH, |n| (n as usize).min(MAX_EXPORT_BATCH));
         let delay = env_number("OTEL_BSP_SCHEDULE_DELAY").map_or(SCHEDULE_DELAY, Duration::from_millis);
         let (to_poster, messages) = mpsc::channel(QUEUED_BATCHES + 1);
         let pending = Arc::new(Mutex::new(Pending::default()));
         runtime.spawn(poster.run(messages, pending.clone(), delay));
-        Ok(SpanBatches { pending, to_poster, max_batch, stopped: AtomicBool::new(false), dropping: AtomicBool::new(false) })
+        Ok(SpanBatches { pending, to_poster, max_batch, room, stopped: AtomicBool::new(false), dropping: AtomicBool::new(false) })
     }
 
     /// A span that ended, sampled: encoded into the pending batch, which
@@ -121,7 +124,8 @@ impl SpanBatches {
             super::otlp::span(body, span);
             let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if pending.count == 0 {
-                pending.spans.reserve(self.max_batch * 256);
+                pending.spans.reserve(self.room + self.max_batch * 256);
+                pending.spans.resize(self.room, 0);
             }
             super::otlp::append_span(&mut pending.spans, body);
             pending.count += 1;
@@ -237,8 +241,7 @@ impl Poster {
     }
 
     async fn export(&self, batch: Batch) {
-        let body = Bytes::from(self.head.request(&batch.spans));
-        drop(batch);
+        let body = self.head.request(batch.spans);
         match self.send(body).await {
             Ok(()) => self.health.succeeded(),
             Err(what) => self.health.failed(&what),
