@@ -24,6 +24,8 @@ use crate::runtime::capabilities::{Grants, Mode, PluginLabel, Services, cache};
 use crate::runtime::plugin::{Limits, Plugin, Role};
 use crate::runtime::setup::{Access, Entry, Host, set_up};
 use crate::secrets::SecretString;
+use crate::telemetry::trace::FixedAttributes;
+use opentelemetry::KeyValue;
 use portcullis_contract::resource_metadata;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -185,6 +187,7 @@ async fn compile_workload(
         listen: file.listen,
         trust_request_id: file.trust_request_id,
         trust_trace_context: file.trust_trace_context,
+        span_attributes: FixedAttributes::new(&[KeyValue::new("workload", name.clone())]),
         public_url: public_url.clone(),
         max_body_bytes: limits.max_body_bytes,
         body_pace: limits.body_pace,

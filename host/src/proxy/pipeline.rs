@@ -18,7 +18,7 @@ use crate::body::ProxyBody;
 use crate::runtime::bindings::mcp::McpCall;
 use crate::runtime::request::RequestData;
 use crate::runtime::verdict::Injection;
-use crate::telemetry::trace::{InSpan, Span};
+use crate::telemetry::trace::{FixedAttributes, InSpan, Span};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use opentelemetry::KeyValue;
@@ -35,7 +35,7 @@ pub async fn handle(workload: &Workload, mut request: Request<Incoming>, conn: &
     let id = request_id::assign(request.headers_mut(), workload.trust_request_id);
     let span = tracing::info_span!("request", workload = %workload.name, method = %request.method(), request_id = %request_id::text(&id));
     let mut exported =
-        crate::telemetry::request::start(&workload.name, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
+        crate::telemetry::request::start(&workload.span_attributes, request.method(), request_id::text(&id), request.headers(), workload.trust_trace_context);
     if let Some(exported) = &mut exported {
         // A path that a route of the workload's server declares (matched exactly).
         let path = request.uri().path();
@@ -93,7 +93,7 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
         // The path is one the server declared (matched exactly), not the client's text.
         let path = parts.uri.path();
-        let exported = Span::child("server.route", SpanKind::Internal, || vec![KeyValue::new("route", path.to_owned())]);
+        let exported = Span::child("server.route", SpanKind::Internal, FixedAttributes::none(), || vec![KeyValue::new("route", path.to_owned())]);
         let request = Request::from_parts(parts, body);
         // Boxed, as the stages below that not every request takes: the request's
         // future stays small, and small futures are cheap to move.

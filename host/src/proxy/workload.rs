@@ -13,6 +13,7 @@ use super::upstream::Upstream;
 use crate::admin::metrics::WorkloadMetrics;
 use crate::mcp::authorize::ArgumentLimits;
 use crate::runtime::plugin::Plugin;
+use crate::telemetry::trace::FixedAttributes;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub struct Workload {
     pub trust_request_id: bool,
     /// Continue a client's W3C trace context (exported traces only).
     pub trust_trace_context: bool,
+    /// Its exported spans' attributes (its name), encoded at load.
+    pub span_attributes: FixedAttributes,
 }
 
 /// How an MCP workload reads and authorizes its messages.

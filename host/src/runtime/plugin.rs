@@ -28,6 +28,7 @@ use super::slow_lane::{Caller, LANE_INPUT_BYTES, Late, Marked, Marks, SlowLane};
 use super::state::HostState;
 use super::verdict::{Decision, Injection, Manifest, Verdict};
 use crate::admin::metrics::{LaneReason, PluginMetrics};
+use crate::telemetry::trace::{FixedAttributes, Span};
 use opentelemetry::KeyValue;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -245,6 +246,8 @@ pub struct Plugin {
     /// Whose last call faulted (and its instance was dropped): their next
     /// calls, and the instances they need, run in the slow lane for a while.
     faulted: Marks,
+    /// Its exported calls' attributes (component, role, world), encoded at load.
+    span_attributes: FixedAttributes,
 }
 
 /// Everything needed to set up one chain position.
@@ -306,6 +309,11 @@ impl Plugin {
             Role::Server => Pre::Server(AuthorizationServerPre::new(instance_pre).map_err(|e| SetupError::Link(format!("{e:#}")))?),
         };
         let reads_mcp_calls = imports_mcp_calls(engine, &spec.component);
+        let span_attributes = FixedAttributes::new(&[
+            KeyValue::new("component", spec.label.component.clone()),
+            KeyValue::new("role", spec.role.label()),
+            KeyValue::new("world", spec.role.world()),
+        ]);
         let mut plugin = Plugin {
             reads_mcp_calls,
             settings: InitSettings { config_json: spec.config_json, workload: spec.label.workload.to_string(), public_url: spec.public_url },
@@ -325,6 +333,7 @@ impl Plugin {
             slow_lane: runtime.slow_lane().clone(),
             heavy: Arc::new(Marks::heavy()),
             faulted: Marks::faulted(),
+            span_attributes,
         };
         let deadline = Instant::now() + plugin.limits.deadline;
         let (mut instance, manifest) = match plugin.instantiate(deadline).instrument(plugin.span(None)).await {
@@ -503,15 +512,9 @@ impl Plugin {
     /// The exported span of a call (`None` when not exporting): the
     /// component, its role and world. The workload and the request id are
     /// the parent request span's.
-    fn exported_span(&self) -> Option<crate::telemetry::trace::Span> {
-        crate::telemetry::trace::Span::child("plugin.call", opentelemetry::trace::SpanKind::Internal, || {
-            // Room for the verdict, or the fault and its blame.
-            let mut attributes = Vec::with_capacity(5);
-            attributes.push(KeyValue::new("component", self.label.component.clone()));
-            attributes.push(KeyValue::new("role", self.role.label()));
-            attributes.push(KeyValue::new("world", self.role.world()));
-            attributes
-        })
+    fn exported_span(&self) -> Option<Span<'_>> {
+        // Room for the verdict, or the fault and its blame.
+        Span::child("plugin.call", opentelemetry::trace::SpanKind::Internal, &self.span_attributes, || Vec::with_capacity(2))
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if

@@ -14,7 +14,7 @@
 use super::record::Record;
 use bytes::Bytes;
 use opentelemetry::trace::{SpanId, SpanKind, TraceState};
-use opentelemetry::{Array, Value};
+use opentelemetry::{Array, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -87,9 +87,35 @@ impl Head {
     }
 }
 
+/// Attributes known when a workload or component is loaded, encoded then
+/// (as a span's field 9): a span carrying them copies bytes, without the
+/// values' clones, drops and encoding on each request.
+#[derive(Debug, Default)]
+pub struct FixedAttributes(Vec<u8>);
+
+static NONE: FixedAttributes = FixedAttributes(Vec::new());
+
+impl FixedAttributes {
+    pub fn new(attributes: &[KeyValue]) -> FixedAttributes {
+        let mut encoded = Vec::new();
+        for attribute in attributes {
+            key_value(&mut encoded, 9, attribute.key.as_str(), &attribute.value);
+        }
+        FixedAttributes(encoded)
+    }
+
+    pub fn none() -> &'static FixedAttributes {
+        &NONE
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// One span's fields (a `Span` message's body), into `out`. The gateway's
 /// spans have no events, links or status (all unset).
-pub fn span(out: &mut Vec<u8>, span: &Record) {
+pub fn span(out: &mut Vec<u8>, span: &Record<'_>) {
     let context = &span.context;
     bytes(out, 1, &context.trace_id().to_bytes());
     bytes(out, 2, &context.span_id().to_bytes());
@@ -114,6 +140,7 @@ pub fn span(out: &mut Vec<u8>, span: &Record) {
     varint(out, kind);
     fixed64(out, 7, nanos(span.start));
     fixed64(out, 8, nanos(span.end));
+    out.extend_from_slice(&span.fixed.0);
     for attribute in &span.attributes {
         key_value(out, 9, attribute.key.as_str(), &attribute.value);
     }

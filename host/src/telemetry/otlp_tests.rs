@@ -11,12 +11,16 @@ fn context(trace: u128, span: u64, sampled: bool, state: &str) -> SpanContext {
     SpanContext::new(TraceId::from(trace), SpanId::from(span), flags, false, state.parse::<TraceState>().unwrap())
 }
 
-/// Spans using every field the encoder writes: each kind of value, each
-/// kind of span, trace state, a remote parent, a root.
-fn spans() -> Vec<Record> {
+/// A workload's and a component's attributes, as at load.
+fn fixed() -> Vec<KeyValue> {
+    vec![KeyValue::new("workload", "edge"), KeyValue::new("component", Value::String(StringValue::from(std::sync::Arc::<str>::from("jwt"))))]
+}
+
+/// Spans using every field the encoder writes: each kind of value, fixed
+/// attributes or none, each kind of span, trace state, a remote parent, a root.
+fn spans(fixed: &FixedAttributes) -> Vec<Record<'_>> {
     let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_765_000_000_000 + ms);
     let attributes = vec![
-        KeyValue::new("workload", "edge"),
         KeyValue::new("status", 200_i64),
         KeyValue::new("negative", -5_i64),
         KeyValue::new("ratio", 0.25),
@@ -28,6 +32,7 @@ fn spans() -> Vec<Record> {
     ];
     let span = |name: &'static str, context: SpanContext, parent: u64, kind: SpanKind| Record {
         context,
+        fixed: if kind == SpanKind::Server { fixed } else { FixedAttributes::none() },
         parent: SpanId::from(parent),
         parent_is_remote: parent == 1,
         name,
@@ -46,7 +51,8 @@ fn spans() -> Vec<Record> {
 }
 
 /// The same span as the SDK would have handed its exporter.
-fn as_sdk_data(record: Record) -> SpanData {
+fn as_sdk_data(record: Record<'_>) -> SpanData {
+    let fixed = if record.fixed.is_empty() { Vec::new() } else { fixed() };
     SpanData {
         span_context: record.context,
         parent_span_id: record.parent,
@@ -55,7 +61,7 @@ fn as_sdk_data(record: Record) -> SpanData {
         name: record.name.into(),
         start_time: record.start,
         end_time: record.end,
-        attributes: record.attributes,
+        attributes: [fixed, record.attributes].concat(),
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
         links: SpanLinks::default(),
@@ -73,7 +79,7 @@ fn resource() -> Resource {
 }
 
 /// `batch` as the poster sends it.
-fn encode(head: &Head, batch: Vec<Record>) -> Vec<u8> {
+fn encode(head: &Head, batch: Vec<Record<'_>>) -> Vec<u8> {
     let mut spans = vec![0; head.room()];
     for record in batch {
         let mut body = Vec::new();
@@ -86,8 +92,9 @@ fn encode(head: &Head, batch: Vec<Record>) -> Vec<u8> {
 #[test]
 fn the_encoding_decodes_to_what_opentelemetry_proto_makes_of_the_same_spans() {
     let resource = resource();
-    let ours = ExportTraceServiceRequest::decode(&encode(&Head::new(&resource), spans())[..]).expect("valid protobuf");
-    let sdk_data = spans().into_iter().map(as_sdk_data).collect();
+    let fixed = FixedAttributes::new(&fixed());
+    let ours = ExportTraceServiceRequest::decode(&encode(&Head::new(&resource), spans(&fixed))[..]).expect("valid protobuf");
+    let sdk_data = spans(&fixed).into_iter().map(as_sdk_data).collect();
     let theirs = opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(sdk_data, &(&resource).into());
     assert_eq!(ours.resource_spans, theirs);
 }

@@ -1,11 +1,12 @@
 //! An exported span as the gateway records it: what [`super::otlp`]
 //! encodes, made and ended by [`super::trace`].
 
+use super::otlp::FixedAttributes;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind};
 use std::time::SystemTime;
 
-pub struct Record {
+pub struct Record<'a> {
     /// Its trace id, id, sampled flag and the trace state it carries.
     pub context: SpanContext,
     /// [`SpanId::INVALID`] for a trace's root.
@@ -17,5 +18,8 @@ pub struct Record {
     pub start: SystemTime,
     /// Set when it ends.
     pub end: SystemTime,
+    /// The workload's or component's attributes, encoded at load.
+    pub fixed: &'a FixedAttributes,
+    /// The attributes of this span alone.
     pub attributes: Vec<KeyValue>,
 }

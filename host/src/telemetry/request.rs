@@ -1,7 +1,7 @@
 //! The request span: `proxy::pipeline::handle` starts it with what the
 //! request line says, and finishes it with the answer.
 
-use super::trace::Span;
+use super::trace::{FixedAttributes, Span};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::{SpanContext, SpanKind};
 use opentelemetry::{KeyValue, Value};
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// A request being exported, from its start.
-pub struct Exported {
-    span: Span,
+pub struct Exported<'a> {
+    span: Span<'a>,
     started: Instant,
     method: Method,
 }
@@ -19,15 +19,15 @@ pub struct Exported {
 /// span, continuing the client's trace when `trust` (the workload's
 /// `trust_trace_context`), a new trace otherwise. The request's stages run
 /// in it ([`super::trace::InSpan`]), so that every child is in that trace.
-pub fn start(workload: &Arc<str>, method: &Method, request_id: &str, headers: &HeaderMap, trust: bool) -> Option<Exported> {
+/// `workload` is the workload's attributes (its name), encoded at load.
+pub fn start<'a>(workload: &'a FixedAttributes, method: &Method, request_id: &str, headers: &HeaderMap, trust: bool) -> Option<Exported<'a>> {
     if !super::trace::exporting() {
         return None;
     }
     let parent = if trust { super::context::from_client(headers) } else { SpanContext::NONE };
-    let span = Span::start("request", SpanKind::Server, &parent, || {
+    let span = Span::start("request", SpanKind::Server, &parent, workload, || {
         // Room for the route, the status and the outcome.
-        let mut attributes = Vec::with_capacity(6);
-        attributes.push(KeyValue::new("workload", workload.clone()));
+        let mut attributes = Vec::with_capacity(5);
         attributes.push(KeyValue::new("method", super::metrics::known_method(method).map_or_else(|| method.to_string().into(), Value::from)));
         attributes.push(KeyValue::new("request_id", request_id.to_owned()));
         attributes
@@ -35,8 +35,8 @@ pub fn start(workload: &Arc<str>, method: &Method, request_id: &str, headers: &H
     Some(Exported { span, started: Instant::now(), method: method.clone() })
 }
 
-impl Exported {
-    pub fn span(&self) -> &Span {
+impl<'a> Exported<'a> {
+    pub fn span(&self) -> &Span<'a> {
         &self.span
     }
 

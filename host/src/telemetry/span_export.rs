@@ -115,7 +115,7 @@ impl SpanBatches {
 
     /// A span that ended, sampled: encoded into the pending batch, which
     /// goes to the poster when full.
-    pub fn end(&self, span: &Record) {
+    pub fn end(&self, span: &Record<'_>) {
         if self.stopped.load(Ordering::Relaxed) {
             return;
         }

@@ -69,7 +69,7 @@ async fn an_export_the_collector_throttles_is_sent_again_and_one_it_refuses_is_n
 }
 
 /// A span named `name`, ended.
-fn span(name: &'static str) -> Record {
+fn span(name: &'static str) -> Record<'static> {
     use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
     Record {
         context: SpanContext::new(TraceId::from(1), SpanId::from(2), TraceFlags::SAMPLED, false, TraceState::NONE),
@@ -79,6 +79,7 @@ fn span(name: &'static str) -> Record {
         kind: SpanKind::Server,
         start: std::time::SystemTime::now(),
         end: std::time::SystemTime::now(),
+        fixed: crate::telemetry::otlp::FixedAttributes::none(),
         attributes: Vec::new(),
     }
 }

@@ -18,6 +18,7 @@
 //! a span is wrapped in [`InSpan`], which makes the span's context current
 //! at each poll, as `tracing`'s `instrument` does for the log's spans.
 
+pub use super::otlp::FixedAttributes;
 use super::record::Record;
 use super::span_export::SpanBatches;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
@@ -56,14 +57,21 @@ thread_local! {
 /// A span being exported. It ends, and is exported if sampled, when dropped:
 /// at [`Span::end`], or with a request whose client went away. Unsampled, it
 /// still has ids, which go upstream in `traceparent` with the flag unset.
-pub struct Span {
-    record: Record,
+pub struct Span<'a> {
+    record: Record<'a>,
 }
 
-impl Span {
-    /// Starts a span below `parent` (an invalid context: a new trace); `None`
-    /// when not exporting, and then `attributes` is not called.
-    pub fn start(name: &'static str, kind: SpanKind, parent: &SpanContext, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span> {
+impl<'a> Span<'a> {
+    /// Starts a span below `parent` (an invalid context: a new trace) with
+    /// the `fixed` attributes of the workload or component it is about and
+    /// its own; `None` when not exporting, and then `attributes` is not called.
+    pub fn start(
+        name: &'static str,
+        kind: SpanKind,
+        parent: &SpanContext,
+        fixed: &'a FixedAttributes,
+        attributes: impl FnOnce() -> Vec<KeyValue>,
+    ) -> Option<Span<'a>> {
         let export = EXPORT.get()?;
         let ids = RandomIdGenerator::default();
         let (context, parent_id) = if parent.is_valid() {
@@ -75,15 +83,25 @@ impl Span {
         };
         let now = SystemTime::now();
         Some(Span {
-            record: Record { context, parent: parent_id, parent_is_remote: parent.is_remote(), name, kind, start: now, end: now, attributes: attributes() },
+            record: Record {
+                context,
+                parent: parent_id,
+                parent_is_remote: parent.is_remote(),
+                name,
+                kind,
+                start: now,
+                end: now,
+                fixed,
+                attributes: attributes(),
+            },
         })
     }
 
     /// Starts a span below the current one ([`InSpan`]); `attributes` has
     /// room for the ones [`Span::set`] adds at the end.
-    pub fn child(name: &'static str, kind: SpanKind, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span> {
+    pub fn child(name: &'static str, kind: SpanKind, fixed: &'a FixedAttributes, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span<'a>> {
         EXPORT.get()?;
-        CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), attributes))
+        CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), fixed, attributes))
     }
 
     pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
@@ -98,7 +116,7 @@ impl Span {
     pub fn end(self) {}
 }
 
-impl Drop for Span {
+impl Drop for Span<'_> {
     fn drop(&mut self) {
         if !self.record.context.is_sampled() {
             return;
@@ -142,7 +160,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> InSpan<F> {
-    pub fn new(span: Option<&Span>, inner: F) -> Self {
+    pub fn new(span: Option<&Span<'_>>, inner: F) -> Self {
         InSpan { inner, cx: span.map(|span| span.record.context.clone()) }
     }
 }

@@ -11,7 +11,7 @@ use super::headers::remove_hop_by_hop;
 use super::server::ConnectionInfo;
 use crate::body::ProxyBody;
 use crate::error_chain::Chain;
-use crate::telemetry::trace::Span;
+use crate::telemetry::trace::{FixedAttributes, Span};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
@@ -62,7 +62,7 @@ impl Upstream {
         conn: &ConnectionInfo,
         authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let exported = Span::child("upstream", SpanKind::Client, || Vec::with_capacity(1));
+        let exported = Span::child("upstream", SpanKind::Client, FixedAttributes::none(), || Vec::with_capacity(1));
         if let Some(exported) = &exported {
             crate::telemetry::context::to_upstream(exported.span_context(), request.headers_mut());
         }
