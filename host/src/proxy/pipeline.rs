@@ -21,7 +21,6 @@ use crate::runtime::verdict::Injection;
 use crate::telemetry::trace::{FixedAttributes, InSpan, Span};
 use http::{HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
 use std::sync::Arc;
 use tracing::Instrument;
@@ -93,7 +92,10 @@ async fn run(workload: &Workload, request: Request<Incoming>, conn: &ConnectionI
     if let Some((routes, route)) = workload.routes.as_ref().and_then(|routes| Some((routes, routes.find(parts.uri.path())?))) {
         // The path is one the server declared (matched exactly), not the client's text.
         let path = parts.uri.path();
-        let exported = Span::child("server.route", SpanKind::Internal, FixedAttributes::none(), || vec![KeyValue::new("route", path.to_owned())]);
+        let mut exported = Span::child("server.route", SpanKind::Internal, FixedAttributes::none());
+        if let Some(exported) = &mut exported {
+            exported.set("route", path);
+        }
         let request = Request::from_parts(parts, body);
         // Boxed, as the stages below that not every request takes: the request's
         // future stays small, and small futures are cheap to move.

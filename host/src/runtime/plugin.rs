@@ -513,8 +513,7 @@ impl Plugin {
     /// component, its role and world. The workload and the request id are
     /// the parent request span's.
     fn exported_span(&self) -> Option<Span<'_>> {
-        // Room for the verdict, or the fault and its blame.
-        Span::child("plugin.call", opentelemetry::trace::SpanKind::Internal, &self.span_attributes, || Vec::with_capacity(2))
+        Span::child("plugin.call", opentelemetry::trace::SpanKind::Internal, &self.span_attributes)
     }
 
     /// Asks the component `question` within the deadline, in the slow lane if

@@ -26,12 +26,6 @@ pub const SCOPE: &str = "portcullis";
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
-/// Appends a span's body ([`span`]) to a scope's list of spans, as the
-/// `ScopeSpans`' field 2.
-pub fn append_span(spans: &mut Vec<u8>, body: &[u8]) {
-    message(spans, 2, body);
-}
-
 /// What every request starts with: the `ResourceSpans`' resource and the
 /// gateway's one `InstrumentationScope`, encoded once when export starts.
 pub struct Head {
@@ -113,20 +107,78 @@ impl FixedAttributes {
     }
 }
 
-/// One span's fields (a `Span` message's body), into `out`. The gateway's
-/// spans have no events, links or status (all unset).
-pub fn span(out: &mut Vec<u8>, span: &Record<'_>) {
-    let context = &span.context;
-    bytes(out, 1, &context.trace_id().to_bytes());
-    bytes(out, 2, &context.span_id().to_bytes());
-    if *context.trace_state() != TraceState::NONE {
-        let state = context.trace_state().header();
-        if !state.is_empty() {
-            string(out, 3, &state);
+/// A value of a span's own attribute ([`attribute`]): text or a number,
+/// borrowed, as the request holds it.
+#[derive(Clone, Copy)]
+pub enum AttributeValue<'v> {
+    Text(&'v str),
+    Int(i64),
+}
+
+impl<'v> From<&'v str> for AttributeValue<'v> {
+    fn from(text: &'v str) -> Self {
+        AttributeValue::Text(text)
+    }
+}
+
+impl From<i64> for AttributeValue<'_> {
+    fn from(number: i64) -> Self {
+        AttributeValue::Int(number)
+    }
+}
+
+/// A span's attribute (its field 9, a `KeyValue`), into `out`: a span's
+/// own attributes are encoded as they are set.
+pub fn attribute(out: &mut Vec<u8>, key: &str, value: AttributeValue<'_>) {
+    // The `AnyValue`: string 1 or int 3.
+    let any_len = match value {
+        AttributeValue::Text(text) => field_len(text.len()),
+        AttributeValue::Int(number) => 1 + varint_len(number as u64),
+    };
+    tag(out, 9, LEN);
+    varint(out, (field_len(key.len()) + field_len(any_len)) as u64);
+    string(out, 1, key);
+    tag(out, 2, LEN);
+    varint(out, any_len as u64);
+    match value {
+        AttributeValue::Text(text) => string(out, 1, text),
+        AttributeValue::Int(number) => {
+            tag(out, 3, VARINT);
+            varint(out, number as u64);
         }
     }
-    if span.parent != SpanId::INVALID {
-        bytes(out, 4, &span.parent.to_bytes());
+}
+
+/// Appends a span to a scope's list of spans (the `ScopeSpans`' field 2).
+/// Its size is counted first, so that it is written once, in place.
+pub fn append_span(out: &mut Vec<u8>, span: &Record<'_>) {
+    let context = &span.context;
+    // A trace state arrives only from a trusted client.
+    let state = if *context.trace_state() == TraceState::NONE { String::new() } else { context.trace_state().header() };
+    let optional = |len: usize| if len == 0 { 0 } else { field_len(len) };
+    let parent: &[u8] = &span.parent.to_bytes();
+    let parent = if span.parent == SpanId::INVALID { &[] } else { parent };
+    let len = field_len(16)
+        + field_len(8)
+        + optional(state.len())
+        + optional(parent.len())
+        + field_len(span.name.len())
+        + 2 // kind
+        + 2 * 9 // start and end times
+        + span.fixed.0.len()
+        + span.attributes.len()
+        + 2 // status
+        + 6; // flags
+    tag(out, 2, LEN);
+    varint(out, len as u64);
+    let start = out.len();
+    bytes(out, 1, &context.trace_id().to_bytes());
+    bytes(out, 2, &context.span_id().to_bytes());
+    if !state.is_empty() {
+        string(out, 3, &state);
+    }
+    if !parent.is_empty() {
+        bytes(out, 4, parent);
     }
     string(out, 5, span.name);
     let kind = match span.kind {
@@ -141,12 +193,11 @@ pub fn span(out: &mut Vec<u8>, span: &Record<'_>) {
     fixed64(out, 7, nanos(span.start));
     fixed64(out, 8, nanos(span.end));
     out.extend_from_slice(&span.fixed.0);
-    for attribute in &span.attributes {
-        key_value(out, 9, attribute.key.as_str(), &attribute.value);
-    }
+    out.extend_from_slice(&span.attributes);
     // `Status` (15), all fields unset: an empty message, as the SDK's exporter writes.
     message(out, 15, &[]);
     fixed32(out, 16, flags(span.parent_is_remote, context.trace_flags().to_u8()));
+    debug_assert_eq!(out.len() - start, len, "the span's size as counted");
 }
 
 /// A span's `flags`: the W3C trace flags, and whether the parent is remote.

@@ -11,35 +11,57 @@ fn context(trace: u128, span: u64, sampled: bool, state: &str) -> SpanContext {
     SpanContext::new(TraceId::from(trace), SpanId::from(span), flags, false, state.parse::<TraceState>().unwrap())
 }
 
-/// A workload's and a component's attributes, as at load.
+/// Attributes as at load, of every kind of value.
 fn fixed() -> Vec<KeyValue> {
-    vec![KeyValue::new("workload", "edge"), KeyValue::new("component", Value::String(StringValue::from(std::sync::Arc::<str>::from("jwt"))))]
-}
-
-/// Spans using every field the encoder writes: each kind of value, fixed
-/// attributes or none, each kind of span, trace state, a remote parent, a root.
-fn spans(fixed: &FixedAttributes) -> Vec<Record<'_>> {
-    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_765_000_000_000 + ms);
-    let attributes = vec![
-        KeyValue::new("status", 200_i64),
-        KeyValue::new("negative", -5_i64),
+    vec![
+        KeyValue::new("workload", "edge"),
+        KeyValue::new("component", Value::String(StringValue::from(std::sync::Arc::<str>::from("jwt")))),
+        KeyValue::new("replicas", 3_i64),
         KeyValue::new("ratio", 0.25),
         KeyValue::new("ok", false),
         KeyValue::new("list", Value::Array(vec![StringValue::from("a"), StringValue::from("é")].into())),
         KeyValue::new("numbers", Value::Array(vec![1_i64, -1].into())),
         KeyValue::new("flags", Value::Array(vec![true].into())),
         KeyValue::new("floats", Value::Array(vec![1.5_f64].into())),
-    ];
+    ]
+}
+
+/// A span's own attributes, as a request sets them.
+const OWN: [(&str, AttributeValue<'static>); 4] = [
+    ("request_id", AttributeValue::Text("0193f4c2-7a1e-7c3d-9f00-5e6d7c8b9a01")),
+    ("status", AttributeValue::Int(200)),
+    ("negative", AttributeValue::Int(-5)),
+    ("outcome", AttributeValue::Text("forwarded é")),
+];
+
+fn own() -> Vec<KeyValue> {
+    OWN.iter()
+        .map(|(key, value)| match value {
+            AttributeValue::Text(text) => KeyValue::new(*key, text.to_string()),
+            AttributeValue::Int(number) => KeyValue::new(*key, *number),
+        })
+        .collect()
+}
+
+/// Spans using every field the encoder writes: fixed attributes or none,
+/// own attributes or none, each kind of span, trace state, a remote parent,
+/// a root.
+fn spans(fixed: &FixedAttributes) -> Vec<Record<'_>> {
+    let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_765_000_000_000 + ms);
+    let mut attributes = Vec::new();
+    for (key, value) in OWN {
+        attribute(&mut attributes, key, value);
+    }
     let span = |name: &'static str, context: SpanContext, parent: u64, kind: SpanKind| Record {
         context,
-        fixed: if kind == SpanKind::Server { fixed } else { FixedAttributes::none() },
+        fixed: if kind == SpanKind::Server || kind == SpanKind::Producer { fixed } else { FixedAttributes::none() },
         parent: SpanId::from(parent),
         parent_is_remote: parent == 1,
         name,
+        attributes: if kind == SpanKind::Consumer { Vec::new() } else { attributes.clone() },
         kind,
         start: at(0),
         end: at(5),
-        attributes: attributes.clone(),
     };
     vec![
         span("request", context(0xabc, 2, true, "vendor=x,other=y"), 1, SpanKind::Server),
@@ -53,6 +75,7 @@ fn spans(fixed: &FixedAttributes) -> Vec<Record<'_>> {
 /// The same span as the SDK would have handed its exporter.
 fn as_sdk_data(record: Record<'_>) -> SpanData {
     let fixed = if record.fixed.is_empty() { Vec::new() } else { fixed() };
+    let own = if record.attributes.is_empty() { Vec::new() } else { own() };
     SpanData {
         span_context: record.context,
         parent_span_id: record.parent,
@@ -61,7 +84,7 @@ fn as_sdk_data(record: Record<'_>) -> SpanData {
         name: record.name.into(),
         start_time: record.start,
         end_time: record.end,
-        attributes: [fixed, record.attributes].concat(),
+        attributes: [fixed, own].concat(),
         dropped_attributes_count: 0,
         events: SpanEvents::default(),
         links: SpanLinks::default(),
@@ -82,9 +105,7 @@ fn resource() -> Resource {
 fn encode(head: &Head, batch: Vec<Record<'_>>) -> Vec<u8> {
     let mut spans = vec![0; head.room()];
     for record in batch {
-        let mut body = Vec::new();
-        span(&mut body, &record);
-        append_span(&mut spans, &body);
+        append_span(&mut spans, &record);
     }
     head.request(spans).to_vec()
 }

@@ -2,7 +2,6 @@
 //! encodes, made and ended by [`super::trace`].
 
 use super::otlp::FixedAttributes;
-use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind};
 use std::time::SystemTime;
 
@@ -20,6 +19,7 @@ pub struct Record<'a> {
     pub end: SystemTime,
     /// The workload's or component's attributes, encoded at load.
     pub fixed: &'a FixedAttributes,
-    /// The attributes of this span alone.
-    pub attributes: Vec<KeyValue>,
+    /// The attributes of this span alone, encoded as they were set
+    /// ([`super::otlp::attribute`]).
+    pub attributes: Vec<u8>,
 }

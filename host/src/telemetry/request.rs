@@ -4,7 +4,6 @@
 use super::trace::{FixedAttributes, Span};
 use http::{HeaderMap, Method, StatusCode};
 use opentelemetry::trace::{SpanContext, SpanKind};
-use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,13 +24,9 @@ pub fn start<'a>(workload: &'a FixedAttributes, method: &Method, request_id: &st
         return None;
     }
     let parent = if trust { super::context::from_client(headers) } else { SpanContext::NONE };
-    let span = Span::start("request", SpanKind::Server, &parent, workload, || {
-        // Room for the route, the status and the outcome.
-        let mut attributes = Vec::with_capacity(5);
-        attributes.push(KeyValue::new("method", super::metrics::known_method(method).map_or_else(|| method.to_string().into(), Value::from)));
-        attributes.push(KeyValue::new("request_id", request_id.to_owned()));
-        attributes
-    })?;
+    let mut span = Span::start("request", SpanKind::Server, &parent, workload)?;
+    span.set("method", super::metrics::known_method(method).unwrap_or(method.as_str()));
+    span.set("request_id", request_id);
     Some(Exported { span, started: Instant::now(), method: method.clone() })
 }
 
@@ -42,7 +37,7 @@ impl<'a> Exported<'a> {
 
     /// The route of the workload's server that the path names.
     pub fn route(&mut self, path: &str) {
-        self.span.set("route", path.to_owned());
+        self.span.set("route", path);
     }
 
     /// Ends the span with the answer, and records its duration in `http.server.request.duration`.

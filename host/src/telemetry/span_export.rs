@@ -21,7 +21,6 @@ use super::health::Health;
 use super::record::Record;
 use bytes::Bytes;
 use opentelemetry_sdk::Resource;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,11 +87,6 @@ enum Message {
     Flush(std::sync::mpsc::SyncSender<()>),
 }
 
-thread_local! {
-    /// A span's body, encoded before the lock is taken.
-    static BODY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
-}
-
 impl SpanBatches {
     /// Starts the poster on `runtime`.
     pub fn start(
@@ -119,18 +113,16 @@ impl SpanBatches {
         if self.stopped.load(Ordering::Relaxed) {
             return;
         }
-        let full = BODY.with_borrow_mut(|body| {
-            body.clear();
-            super::otlp::span(body, span);
+        let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if pending.count == 0 {
                 pending.spans.reserve(self.room + self.max_batch * 256);
                 pending.spans.resize(self.room, 0);
             }
-            super::otlp::append_span(&mut pending.spans, body);
+            super::otlp::append_span(&mut pending.spans, span);
             pending.count += 1;
             if pending.count >= self.max_batch { pending.take() } else { None }
-        });
+        };
         if let Some(batch) = full {
             self.hand_over(batch);
         }

@@ -18,11 +18,10 @@
 //! a span is wrapped in [`InSpan`], which makes the span's context current
 //! at each poll, as `tracing`'s `instrument` does for the log's spans.
 
-pub use super::otlp::FixedAttributes;
+pub use super::otlp::{AttributeValue, FixedAttributes};
 use super::record::Record;
 use super::span_export::SpanBatches;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
-use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use std::cell::RefCell;
 use std::future::Future;
@@ -32,6 +31,10 @@ use std::task::Poll;
 use std::time::SystemTime;
 
 static EXPORT: OnceLock<Exporting> = OnceLock::new();
+
+/// Room for a span's own attributes, encoded: a request's method, id,
+/// route, status and outcome take about 130 bytes.
+const ATTRIBUTES: usize = 160;
 
 struct Exporting {
     spans: Arc<SpanBatches>,
@@ -63,15 +66,9 @@ pub struct Span<'a> {
 
 impl<'a> Span<'a> {
     /// Starts a span below `parent` (an invalid context: a new trace) with
-    /// the `fixed` attributes of the workload or component it is about and
-    /// its own; `None` when not exporting, and then `attributes` is not called.
-    pub fn start(
-        name: &'static str,
-        kind: SpanKind,
-        parent: &SpanContext,
-        fixed: &'a FixedAttributes,
-        attributes: impl FnOnce() -> Vec<KeyValue>,
-    ) -> Option<Span<'a>> {
+    /// the `fixed` attributes of the workload or component it is about;
+    /// `None` when not exporting. Its own attributes are [`Span::set`].
+    pub fn start(name: &'static str, kind: SpanKind, parent: &SpanContext, fixed: &'a FixedAttributes) -> Option<Span<'a>> {
         let export = EXPORT.get()?;
         let ids = RandomIdGenerator::default();
         let (context, parent_id) = if parent.is_valid() {
@@ -92,20 +89,20 @@ impl<'a> Span<'a> {
                 start: now,
                 end: now,
                 fixed,
-                attributes: attributes(),
+                attributes: Vec::with_capacity(ATTRIBUTES),
             },
         })
     }
 
-    /// Starts a span below the current one ([`InSpan`]); `attributes` has
-    /// room for the ones [`Span::set`] adds at the end.
-    pub fn child(name: &'static str, kind: SpanKind, fixed: &'a FixedAttributes, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<Span<'a>> {
+    /// Starts a span below the current one ([`InSpan`]).
+    pub fn child(name: &'static str, kind: SpanKind, fixed: &'a FixedAttributes) -> Option<Span<'a>> {
         EXPORT.get()?;
-        CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), fixed, attributes))
+        CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), fixed))
     }
 
-    pub fn set(&mut self, key: &'static str, value: impl Into<Value>) {
-        self.record.attributes.push(KeyValue::new(key, value));
+    /// Adds an attribute, encoded now: the value is borrowed, not kept.
+    pub fn set<'v>(&mut self, key: &'static str, value: impl Into<AttributeValue<'v>>) {
+        super::otlp::attribute(&mut self.record.attributes, key, value.into());
     }
 
     /// Its trace id, id and sampled flag, for the upstream's `traceparent`.

@@ -62,7 +62,7 @@ impl Upstream {
         conn: &ConnectionInfo,
         authority: &str,
     ) -> Result<Response<ProxyBody>, GatewayError> {
-        let exported = Span::child("upstream", SpanKind::Client, FixedAttributes::none(), || Vec::with_capacity(1));
+        let exported = Span::child("upstream", SpanKind::Client, FixedAttributes::none());
         if let Some(exported) = &exported {
             crate::telemetry::context::to_upstream(exported.span_context(), request.headers_mut());
         }
