@@ -102,8 +102,9 @@ impl FixedAttributes {
         &NONE
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// As a span's fields ([`Record::fixed`]).
+    pub fn encoded(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -165,7 +166,7 @@ pub fn append_span(out: &mut Vec<u8>, span: &Record<'_>) {
         + field_len(span.name.len())
         + 2 // kind
         + 2 * 9 // start and end times
-        + span.fixed.0.len()
+        + span.fixed.len()
         + span.attributes.len()
         + 2 // status
         + 6; // flags
@@ -192,7 +193,7 @@ pub fn append_span(out: &mut Vec<u8>, span: &Record<'_>) {
     varint(out, kind);
     fixed64(out, 7, nanos(span.start));
     fixed64(out, 8, nanos(span.end));
-    out.extend_from_slice(&span.fixed.0);
+    out.extend_from_slice(span.fixed);
     out.extend_from_slice(&span.attributes);
     // `Status` (15), all fields unset: an empty message, as the SDK's exporter writes.
     message(out, 15, &[]);

@@ -54,7 +54,7 @@ fn spans(fixed: &FixedAttributes) -> Vec<Record<'_>> {
     }
     let span = |name: &'static str, context: SpanContext, parent: u64, kind: SpanKind| Record {
         context,
-        fixed: if kind == SpanKind::Server || kind == SpanKind::Producer { fixed } else { FixedAttributes::none() },
+        fixed: if kind == SpanKind::Server || kind == SpanKind::Producer { fixed.encoded() } else { FixedAttributes::none().encoded() },
         parent: SpanId::from(parent),
         parent_is_remote: parent == 1,
         name,

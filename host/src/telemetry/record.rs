@@ -1,7 +1,6 @@
 //! An exported span as the gateway records it: what [`super::otlp`]
 //! encodes, made and ended by [`super::trace`].
 
-use super::otlp::FixedAttributes;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind};
 use std::time::SystemTime;
 
@@ -17,8 +16,9 @@ pub struct Record<'a> {
     pub start: SystemTime,
     /// Set when it ends.
     pub end: SystemTime,
-    /// The workload's or component's attributes, encoded at load.
-    pub fixed: &'a FixedAttributes,
+    /// The workload's or component's attributes, encoded at load
+    /// (`otlp::FixedAttributes`).
+    pub fixed: &'a [u8],
     /// The attributes of this span alone, encoded as they were set
     /// ([`super::otlp::attribute`]).
     pub attributes: Vec<u8>,

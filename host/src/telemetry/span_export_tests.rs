@@ -79,7 +79,7 @@ fn span(name: &'static str) -> Record<'static> {
         kind: SpanKind::Server,
         start: std::time::SystemTime::now(),
         end: std::time::SystemTime::now(),
-        fixed: crate::telemetry::otlp::FixedAttributes::none(),
+        fixed: &[],
         attributes: Vec::new(),
     }
 }

@@ -88,7 +88,7 @@ impl<'a> Span<'a> {
                 kind,
                 start: now,
                 end: now,
-                fixed,
+                fixed: fixed.encoded(),
                 attributes: Vec::with_capacity(ATTRIBUTES),
             },
         })
