@@ -78,7 +78,9 @@ impl<'a> Span<'a> {
             let flags = if export.sampling.samples(trace_id) { TraceFlags::SAMPLED } else { TraceFlags::default() };
             (SpanContext::new(trace_id, ids.new_span_id(), flags, false, TraceState::NONE), SpanId::INVALID)
         };
-        let now = SystemTime::now();
+        // An unsampled span is never exported: its ids go upstream, nothing else is kept.
+        let sampled = context.is_sampled();
+        let now = if sampled { SystemTime::now() } else { SystemTime::UNIX_EPOCH };
         Some(Span {
             record: Record {
                 context,
@@ -89,7 +91,7 @@ impl<'a> Span<'a> {
                 start: now,
                 end: now,
                 fixed: fixed.encoded(),
-                attributes: Vec::with_capacity(ATTRIBUTES),
+                attributes: if sampled { Vec::with_capacity(ATTRIBUTES) } else { Vec::new() },
             },
         })
     }
@@ -100,9 +102,11 @@ impl<'a> Span<'a> {
         CURRENT.with_borrow(|current| Span::start(name, kind, current.as_ref().unwrap_or(&SpanContext::NONE), fixed))
     }
 
-    /// Adds an attribute, encoded now: the value is borrowed, not kept.
+    /// Adds an attribute, encoded now (if sampled): the value is borrowed, not kept.
     pub fn set<'v>(&mut self, key: &'static str, value: impl Into<AttributeValue<'v>>) {
-        super::otlp::attribute(&mut self.record.attributes, key, value.into());
+        if self.record.context.is_sampled() {
+            super::otlp::attribute(&mut self.record.attributes, key, value.into());
+        }
     }
 
     /// Its trace id, id and sampled flag, for the upstream's `traceparent`.
